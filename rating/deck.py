@@ -1,0 +1,305 @@
+"""Rate decks: a TOML manifest plus a CSV of rates, validated whole before anything is stored."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rating.bands import Band, BandClock, BandError, parse_band
+from rating.money import MoneyError, Rounding, parse_micro
+
+COLUMNS = ("prefix", "name", "connect_fee", "rate", "rate_unit_s", "increment_s", "from_s", "band")
+ANY_BAND = "*"
+
+
+class DeckError(ValueError):
+    """A deck is invalid. Names the file and, for CSV rows, the line (1-based, header = 1)."""
+
+    def __init__(self, file: str, why: str, line: int | None = None) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {why}")
+        self.file = file
+        self.line = line
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class RateRow:
+    line: int
+    prefix: str
+    name: str
+    connect_fee: int  # micro-units, once per answered call
+    rate: int  # micro-units per rate_unit_s
+    rate_unit_s: int
+    increment_s: int
+    from_s: int
+    band: str  # "*" = any time
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "prefix": self.prefix,
+            "name": self.name,
+            "connect_fee": self.connect_fee,
+            "rate": self.rate,
+            "rate_unit_s": self.rate_unit_s,
+            "increment_s": self.increment_s,
+            "from_s": self.from_s,
+            "band": self.band,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixRates:
+    """All rows of one prefix: tiers (sorted by from_s) per band, '*' as the fallback."""
+
+    prefix: str
+    name: str
+    by_band: dict[str, tuple[RateRow, ...]]
+
+    def rows_for(self, band: str | None) -> tuple[RateRow, ...]:
+        if band is not None and band in self.by_band:
+            return self.by_band[band]
+        return self.by_band.get(ANY_BAND, ())
+
+
+@dataclass(frozen=True)
+class Deck:
+    name: str
+    currency: str
+    timezone: str
+    decimals: int
+    rounding: Rounding
+    bands: dict[str, Band]
+    rows: tuple[RateRow, ...]
+    version: int = 0
+    sha256: str = ""
+    prefixes: dict[str, PrefixRates] = field(init=False, repr=False, compare=False)
+    clock: BandClock = field(init=False, repr=False, compare=False)
+    max_prefix_len: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grouped: dict[str, dict[str, list[RateRow]]] = {}
+        for row in self.rows:
+            grouped.setdefault(row.prefix, {}).setdefault(row.band, []).append(row)
+        prefixes = {
+            prefix: PrefixRates(
+                prefix,
+                next(iter(bands.values()))[0].name,
+                {b: tuple(sorted(rs, key=lambda r: r.from_s)) for b, rs in bands.items()},
+            )
+            for prefix, bands in grouped.items()
+        }
+        object.__setattr__(self, "prefixes", prefixes)
+        object.__setattr__(self, "clock", BandClock(self.bands, self.timezone))
+        object.__setattr__(self, "max_prefix_len", max((len(p) for p in prefixes), default=0))
+
+    def lookup(self, digits: str) -> PrefixRates | None:
+        """Longest prefix match on E.164 digits (no '+')."""
+        for length in range(min(len(digits), self.max_prefix_len), 0, -1):
+            found = self.prefixes.get(digits[:length])
+            if found is not None:
+                return found
+        return None
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "currency": self.currency,
+            "timezone": self.timezone,
+            "decimals": self.decimals,
+            "rounding": self.rounding.value,
+            "bands": {b.name: list(b.windows) for b in self.bands.values()},
+        }
+
+
+def load_deck(manifest_path: str | Path) -> Deck:
+    """Read and validate a deck from its manifest; raises DeckError naming file and line."""
+    path = Path(manifest_path)
+    try:
+        manifest = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeckError(str(path), "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DeckError(str(path), f"not valid TOML: {exc}") from None
+    rates_name = manifest.get("rates")
+    if not isinstance(rates_name, str) or not rates_name:
+        raise DeckError(str(path), "'rates' must name the CSV file of rates")
+    rates_path = path.parent / rates_name
+    try:
+        data = rates_path.read_bytes()
+    except FileNotFoundError:
+        raise DeckError(str(rates_path), "file not found") from None
+    return build_deck(manifest, data, manifest_file=str(path), rates_file=str(rates_path))
+
+
+def build_deck(
+    manifest: dict[str, Any], rates_csv: bytes, *, manifest_file: str, rates_file: str
+) -> Deck:
+    """Validate a manifest (already parsed TOML) and the CSV bytes into a Deck."""
+    name = _text(manifest, "name", manifest_file)
+    currency = _text(manifest, "currency", manifest_file)
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise DeckError(manifest_file, f"currency must be an ISO 4217 code, got {currency!r}")
+    timezone = manifest.get("timezone", "Europe/Warsaw")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DeckError(manifest_file, f"unknown timezone {timezone!r}") from None
+    decimals = manifest.get("decimals", 4)
+    if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 6:
+        raise DeckError(manifest_file, f"decimals must be an integer 0..6, got {decimals!r}")
+    try:
+        rounding = Rounding(manifest.get("rounding", "up"))
+    except ValueError:
+        raise DeckError(
+            manifest_file, f"rounding must be up, half-up or down, got {manifest.get('rounding')!r}"
+        ) from None
+    bands = _bands(manifest.get("bands", {}), manifest_file)
+    rows = _rows(rates_csv, rates_file, bands)
+    digest = hashlib.sha256()
+    digest.update(repr(sorted((k, str(v)) for k, v in manifest.items())).encode())
+    digest.update(rates_csv)
+    try:
+        return Deck(
+            name,
+            currency,
+            str(timezone),
+            decimals,
+            rounding,
+            bands,
+            rows,
+            sha256=digest.hexdigest(),
+        )
+    except BandError as exc:
+        raise DeckError(manifest_file, str(exc)) from None
+
+
+def _text(manifest: dict[str, Any], key: str, file: str) -> str:
+    value = manifest.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DeckError(file, f"'{key}' is required and must be a non-empty string")
+    return value.strip()
+
+
+def _bands(raw: Any, file: str) -> dict[str, Band]:
+    if not isinstance(raw, dict):
+        raise DeckError(file, "[bands] must be a table of name = [windows]")
+    bands: dict[str, Band] = {}
+    try:
+        for name, windows in raw.items():
+            if not isinstance(windows, list):
+                raise DeckError(file, f"band {name!r} must be a list of windows")
+            bands[name] = parse_band(name, windows)
+        BandClock(bands, "UTC")  # overlap check between bands
+    except BandError as exc:
+        raise DeckError(file, str(exc)) from None
+    return bands
+
+
+def _rows(data: bytes, file: str, bands: dict[str, Band]) -> tuple[RateRow, ...]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DeckError(file, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise DeckError(file, "empty file, expected a header", 1)
+    header = [h.strip() for h in header]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise DeckError(file, f"missing column(s): {', '.join(missing)}", 1)
+    extra = [c for c in header if c not in COLUMNS]
+    if extra:
+        raise DeckError(file, f"unknown column(s): {', '.join(extra)}", 1)
+    index = {c: header.index(c) for c in COLUMNS}
+    rows: list[RateRow] = []
+    seen: dict[tuple[str, str, int], int] = {}
+    for cells in reader:
+        line = reader.line_num
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise DeckError(file, f"expected {len(header)} fields, got {len(cells)}", line)
+        row = _row({c: cells[i].strip() for c, i in index.items()}, file, line, bands)
+        key = (row.prefix, row.band, row.from_s)
+        if key in seen:
+            raise DeckError(
+                file,
+                f"duplicate row for prefix {row.prefix} band {row.band} from_s {row.from_s} "
+                f"(first at line {seen[key]})",
+                line,
+            )
+        seen[key] = line
+        rows.append(row)
+    if not rows:
+        raise DeckError(file, "no rates")
+    _check_prefixes(rows, file, bands)
+    return tuple(rows)
+
+
+def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> RateRow:
+    prefix = cell["prefix"].lstrip("+")
+    if not prefix.isdigit() or len(prefix) > 15:
+        raise DeckError(file, f"prefix must be 1-15 digits, got {cell['prefix']!r}", line)
+    band = cell["band"] or ANY_BAND
+    if band != ANY_BAND and band not in bands:
+        raise DeckError(file, f"unknown band {band!r} (not in the manifest's [bands])", line)
+    try:
+        connect_fee = parse_micro(cell["connect_fee"] or "0")
+    except MoneyError as exc:
+        raise DeckError(file, f"connect_fee: {exc}", line) from None
+    try:
+        rate = parse_micro(cell["rate"])
+    except MoneyError as exc:
+        raise DeckError(file, f"rate: {exc}", line) from None
+    unit = _int(cell, "rate_unit_s", file, line, minimum=1)
+    increment = _int(cell, "increment_s", file, line, minimum=1)
+    from_s = _int(cell, "from_s", file, line, minimum=0)
+    return RateRow(line, prefix, cell["name"], connect_fee, rate, unit, increment, from_s, band)
+
+
+def _int(cell: dict[str, str], column: str, file: str, line: int, *, minimum: int) -> int:
+    text = cell[column]
+    if not text.isdigit():
+        raise DeckError(file, f"{column} must be a whole number >= {minimum}, got {text!r}", line)
+    value = int(text)
+    if value < minimum or value > 86_400:
+        raise DeckError(file, f"{column} must be between {minimum} and 86400, got {value}", line)
+    return value
+
+
+def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> None:
+    """Every prefix must have a first tier in every band it uses, and a rate at all times."""
+    by_prefix: dict[str, dict[str, list[RateRow]]] = {}
+    for row in rows:
+        by_prefix.setdefault(row.prefix, {}).setdefault(row.band, []).append(row)
+    week = set(range(7 * 1440))
+    for prefix, by_band in by_prefix.items():
+        for band, band_rows in by_band.items():
+            if min(r.from_s for r in band_rows) != 0:
+                first = min(band_rows, key=lambda r: r.line)
+                raise DeckError(
+                    file, f"prefix {prefix} band {band} has no tier with from_s 0", first.line
+                )
+        if ANY_BAND in by_band:
+            continue
+        covered: set[int] = set()
+        for band in by_band:
+            for start, end in bands[band].minutes:
+                covered.update(range(start, end))
+        if covered != week:
+            first = min((r for rs in by_band.values() for r in rs), key=lambda r: r.line)
+            raise DeckError(
+                file,
+                f"prefix {prefix} has no rate at some times: add a '*' row or bands covering "
+                "the whole week",
+                first.line,
+            )

@@ -1,0 +1,100 @@
+-- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
+-- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
+--       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency [curve...]
+local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local deck, deck_version, day, home, tz = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local blocked_global = ARGV[15] == '1'
+local ttl_extra, record_ttl, cap = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local currency = ARGV[19]
+
+-- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
+if redis.call('EXISTS', C) == 1 then
+  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail')
+  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or ''}
+end
+
+local now = now_us()
+local now_ms = math.floor(now / 1000)
+local member = account .. '|' .. call_id
+
+local function record(decision, reason, granted, reserved, state, detail)
+  redis.call('HSET', C, 'call_id', call_id, 'account', account, 'state', state,
+    'decision', decision, 'reason', reason, 'detail', detail or '', 'granted', granted,
+    'reserved', reserved, 'raw', raw, 'e164', e164, 'class', class, 'caller', caller,
+    'switch', switch, 'prefix', prefix, 'rate_name', rate_name, 'deck', deck,
+    'deck_version', deck_version, 'currency', currency, 'authorized_at', now_ms)
+end
+
+local function deny(reason, detail)
+  record('DENY', reason, 0, 0, 'denied', detail)
+  redis.call('HSET', C, 'disposition', 'DENIED', 'cost', 0, 'billsec', 0, 'ended_at', now_ms)
+  emit_cdr(S, C)
+  redis.call('EXPIRE', C, record_ttl)
+  return {'DENY', reason, 0, 0, 0, detail or ''}
+end
+
+if class == 'emergency' then
+  record('ALLOW', 'EMERGENCY', 0, 0, 'open', '')
+  redis.call('HSET', C, 'emergency', 1)
+  redis.call('ZADD', X, now_ms + (cap + ttl_extra) * 1000, member)
+  return {'ALLOW', 'EMERGENCY', 0, 0, 0, ''}
+end
+
+if redis.call('EXISTS', A) == 0 then return deny('UNKNOWN_ACCOUNT') end
+local acct = hash(A)
+if acct.status ~= 'active' then return deny('ACCOUNT_SUSPENDED', acct.status or '') end
+if acct.invoice_overdue == '1' then return deny('INVOICE_OVERDUE') end
+-- The caller normalised and rated with cached account settings; if they moved, say so.
+if (acct.country or '') ~= home or (acct.timezone or '') ~= tz
+   or (class ~= 'invalid' and (acct.deck or '') ~= deck and (acct.deck or '') ~= '') then
+  return {'STALE', '', 0, 0, 0, ''}
+end
+if class == 'invalid' then return deny('INVALID_NUMBER') end
+if class == 'premium' and acct.allow_premium ~= '1' then return deny('PREMIUM_BLOCKED') end
+if class == 'high_risk' and acct.allow_high_risk ~= '1' then
+  return deny('DESTINATION_BLOCKED', 'high_risk')
+end
+if blocked_global then return deny('DESTINATION_BLOCKED', 'global') end
+local digits = string.sub(e164, 2)
+for p in string.gmatch(acct.blocked_prefixes or '', '[^,]+') do
+  if string.sub(digits, 1, #p) == p then return deny('DESTINATION_BLOCKED', p) end
+end
+if (acct.deck or '') == '' or prefix == '' then return deny('NO_RATE') end
+
+local max_calls = num(acct.max_calls)
+if max_calls > 0 and redis.call('HLEN', O) >= max_calls then return deny('TOO_MANY_CALLS') end
+
+local cps = num(acct.cps)
+if cps > 0 then
+  -- GCRA: at most `cps` calls per second, bursts of `cps`.
+  local interval = 1000000 / cps
+  local tat = math.max(num(acct.cps_tat), now) + interval
+  if tat - now > cps * interval then return deny('RATE_LIMITED', 'cps') end
+  redis.call('HSET', A, 'cps_tat', tat)
+end
+
+local curve = read_curve(ARGV, 20)
+local avail = num(acct.balance) + num(acct.credit_limit) - num(acct.reserved)
+local budget = avail
+local daily_cap = num(acct.daily_cap)
+if daily_cap > 0 then
+  local spent = 0
+  if acct.spent_day == day then spent = num(acct.spent_today) end
+  local left = daily_cap - spent - num(acct.reserved)
+  if left < budget then budget = left end
+end
+local secs, cost = afford(curve, budget, math.min(cap, curve.cap))
+if secs <= 0 then
+  if budget < avail and afford(curve, avail, math.min(cap, curve.cap)) > 0 then
+    return deny('RATE_LIMITED', 'daily_spend_cap')
+  end
+  return deny('INSUFFICIENT_CREDIT')
+end
+
+redis.call('HINCRBY', A, 'reserved', cost)
+redis.call('HSET', O, call_id, cost)
+record('ALLOW', 'OK', secs, cost, 'open', '')
+redis.call('ZADD', X, now_ms + (secs + ttl_extra) * 1000, member)
+return {'ALLOW', 'OK', secs, cost, 0, ''}

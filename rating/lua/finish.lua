@@ -1,0 +1,61 @@
+-- KEYS: account, open calls, call record, expiry zset, CDR stream.
+-- ARGV: call_id account answered billsec rated_cost answered_at_ms ended_at_ms disposition
+--       cause day record_ttl_s, then fields for a call never authorized here:
+--       raw e164 class caller switch prefix rate_name deck deck_version currency
+local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local call_id, account = ARGV[1], ARGV[2]
+local answered, billsec, rated = ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5])
+local answered_at, ended_at = ARGV[6], ARGV[7]
+local disposition, cause, day, record_ttl = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+
+local state = redis.call('HGET', C, 'state')
+if state == 'finished' or state == 'denied' then
+  return {'DUPLICATE', state, num(redis.call('HGET', C, 'cost'))}
+end
+
+local unauthorized = 0
+if not state then
+  -- Emergency calls skip authorization; anything else here ran without a grant.
+  redis.call('HSET', C, 'call_id', call_id, 'account', account, 'raw', ARGV[12],
+    'e164', ARGV[13], 'class', ARGV[14], 'caller', ARGV[15], 'switch', ARGV[16],
+    'prefix', ARGV[17], 'rate_name', ARGV[18], 'deck', ARGV[19], 'deck_version', ARGV[20],
+    'currency', ARGV[21], 'granted', 0, 'reserved', 0)
+  if ARGV[14] == 'emergency' then
+    redis.call('HSET', C, 'decision', 'ALLOW', 'reason', 'EMERGENCY', 'emergency', 1)
+  else
+    unauthorized = 1
+    redis.call('HSET', C, 'decision', 'NONE', 'reason', 'NOT_AUTHORIZED', 'unauthorized', 1)
+  end
+end
+
+local call = hash(C)
+local cost = rated
+if not answered then cost = 0 end
+if call.emergency == '1' then cost = 0 end
+local held = 0
+if state == 'open' then
+  held = num(call.reserved)
+  -- Never charge beyond the grant that was reserved: overruns are the switch's fault.
+  if cost > held then cost = held end
+end
+
+if redis.call('EXISTS', A) == 1 then
+  if held > 0 then redis.call('HINCRBY', A, 'reserved', -held) end
+  if cost > 0 then
+    redis.call('HINCRBY', A, 'balance', -cost)
+    redis.call('HINCRBY', A, 'spent', cost)
+    if redis.call('HGET', A, 'spent_day') == day then
+      redis.call('HINCRBY', A, 'spent_today', cost)
+    else
+      redis.call('HSET', A, 'spent_day', day, 'spent_today', cost)
+    end
+  end
+end
+redis.call('HDEL', O, call_id)
+redis.call('ZREM', X, account .. '|' .. call_id)
+redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'billsec', billsec,
+  'rated_cost', rated, 'cost', cost, 'answered_at', answered_at, 'ended_at', ended_at,
+  'disposition', disposition, 'hangup_cause', cause, 'prior_state', state or 'none')
+emit_cdr(S, C)
+redis.call('EXPIRE', C, record_ttl)
+return {'FINISHED', state or 'none', cost, unauthorized}

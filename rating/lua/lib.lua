@@ -1,0 +1,87 @@
+-- Shared helpers, prepended to every ledger script. Lua numbers are doubles: every
+-- integer here stays below 2^53 (money in micro-units, curves checked in Python).
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function hash(key)
+  local flat = redis.call('HGETALL', key)
+  local out = {}
+  for i = 1, #flat, 2 do out[flat[i]] = flat[i + 1] end
+  return out
+end
+
+local function num(v) return tonumber(v or '0') or 0 end
+
+-- Exact floor division of non-negative integers held in doubles.
+local function divmod(a, b)
+  local q = math.floor(a / b)
+  local r = a - q * b
+  if r < 0 then q = q - 1; r = r + b elseif r >= b then q = q + 1; r = r - b end
+  return q, r
+end
+
+local function round_micro(n, den, q, method)
+  local whole, rest = divmod(n, den * q)
+  if rest == 0 or method == 'down' then return whole * q end
+  if method == 'up' then return (whole + 1) * q end
+  if 2 * rest >= den * q then return (whole + 1) * q end
+  return whole * q
+end
+
+-- A grant curve as written by rating.tariff.Curve.argv(), starting at ARGV[i].
+local function read_curve(argv, i)
+  local c = {method = argv[i], den = tonumber(argv[i + 1]), connect = tonumber(argv[i + 2]),
+             q = tonumber(argv[i + 3]), cap = tonumber(argv[i + 4]), steps = {}}
+  local n = tonumber(argv[i + 5])
+  local j = i + 6
+  for k = 1, n do
+    c.steps[k] = {tonumber(argv[j]), tonumber(argv[j + 1]), tonumber(argv[j + 2]),
+                  tonumber(argv[j + 3])}
+    j = j + 4
+  end
+  return c
+end
+
+-- Longest duration (<= limit) ending on an increment boundary whose rounded cost fits
+-- `avail`, and that cost. The rounded cost fits iff the exact numerator is <= t.
+local function afford(c, avail, limit)
+  if avail < 0 or limit <= 0 then return 0, 0 end
+  local k = divmod(avail, c.q)
+  local unit = c.q * c.den
+  local t
+  if c.method == 'up' then
+    t = k * unit
+  elseif c.method == 'down' then
+    t = (k + 1) * unit - 1
+  else
+    t = divmod((2 * k + 1) * unit - 1, 2)
+  end
+  local n = c.connect
+  if n > t then return 0, 0 end
+  local best_s, best_n = 0, n
+  for _, st in ipairs(c.steps) do
+    local start, inc, count, per = st[1], st[2], st[3], st[4]
+    if start >= limit then break end
+    local usable = math.min(count, math.ceil((limit - start) / inc))
+    local j = usable
+    if per > 0 then
+      j = divmod(t - n, per)
+      if j > usable then j = usable end
+    end
+    if j > 0 then best_s = start + j * inc; best_n = n + j * per end
+    if j < count or usable < count then break end
+    n = n + count * per
+  end
+  if best_s > limit then best_s = limit end
+  if best_s == 0 then return 0, 0 end
+  return best_s, round_micro(best_n, c.den, c.q, c.method)
+end
+
+-- Append the call record to the CDR stream (same script as the state change).
+local function emit_cdr(stream, callkey)
+  local flat = redis.call('HGETALL', callkey)
+  return redis.call('XADD', stream, '*', unpack(flat))
+end
