@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,3 +304,31 @@ def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> N
                 "the whole week",
                 first.line,
             )
+
+
+def deck_to_json(deck: Deck) -> str:
+    return json.dumps(
+        {
+            **deck.manifest(),
+            "version": deck.version,
+            "sha256": deck.sha256,
+            "rows": [r.as_dict() for r in deck.rows],
+        },
+        separators=(",", ":"),
+    )
+
+
+def deck_from_json(text: str | bytes) -> Deck:
+    data = json.loads(text)
+    bands = {name: parse_band(name, windows) for name, windows in data["bands"].items()}
+    return Deck(
+        data["name"],
+        data["currency"],
+        data["timezone"],
+        data["decimals"],
+        Rounding(data["rounding"]),
+        bands,
+        tuple(RateRow(**row) for row in data["rows"]),
+        version=data["version"],
+        sha256=data["sha256"],
+    )

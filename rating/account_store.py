@@ -1,0 +1,292 @@
+"""Accounts in PostgreSQL (source of truth for settings and money entries), mirrored in Redis.
+
+Money outside calls moves only as ledger entries: a row in PostgreSQL with a per-account
+sequence number, then applied to the Redis balance exactly once, in order. If Redis is
+unreachable after the row is committed, `sync` applies it later; nothing is lost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from rating.accounts import Account, AccountError, AccountKind, AccountNotFound, AccountStatus
+from rating.ledger import Ledger
+from rating.pg import Conn
+
+ENTRY_KINDS = ("topup", "payment", "adjustment", "fee")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    account: str
+    seq: int
+    kind: str
+    amount: int
+    reference: str | None
+    note: str
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "seq": self.seq,
+            "kind": self.kind,
+            "amount": self.amount,
+            "reference": self.reference,
+            "note": self.note,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LiveBalance:
+    balance: int
+    reserved: int
+    credit_limit: int
+    spent: int
+    entries_total: int
+    open_calls: int
+
+    @property
+    def available(self) -> int:
+        return self.balance + self.credit_limit - self.reserved
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "balance": self.balance,
+            "reserved": self.reserved,
+            "credit_limit": self.credit_limit,
+            "available": self.available,
+            "spent": self.spent,
+            "entries_total": self.entries_total,
+            "open_calls": self.open_calls,
+        }
+
+
+_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "currency",
+    "country",
+    "timezone",
+    "deck",
+    "credit_limit",
+    "max_calls",
+    "cps",
+    "daily_cap",
+    "allow_premium",
+    "allow_high_risk",
+    "blocked_prefixes",
+    "invoice_overdue",
+)
+
+
+def _account(row: asyncpg.Record) -> Account:
+    data = {c: row[c] for c in _COLUMNS}
+    data["kind"] = AccountKind(data["kind"])
+    data["status"] = AccountStatus(data["status"])
+    data["blocked_prefixes"] = tuple(data["blocked_prefixes"])
+    return Account(**data)
+
+
+class AccountStore:
+    def __init__(self, pool: asyncpg.Pool, ledger: Ledger) -> None:
+        self.pool = pool
+        self.ledger = ledger
+
+    async def create(self, account: Account) -> Account:
+        account = account.validated()
+        async with self.pool.acquire() as conn, conn.transaction():
+            exists = await conn.fetchval("select 1 from accounts where id = $1", account.id)
+            if exists:
+                raise AccountError("id", f"account {account.id!r} already exists")
+            await conn.execute(
+                f"insert into accounts ({', '.join(_COLUMNS)}) values "
+                f"({', '.join(f'${i + 1}' for i in range(len(_COLUMNS)))})",
+                *self._values(account),
+            )
+            await self._event(conn, account.id, "created", account.as_dict())
+        await self.mirror(account)
+        return account
+
+    async def get(self, account_id: str) -> Account:
+        row = await self.pool.fetchrow("select * from accounts where id = $1", account_id)
+        if row is None:
+            raise AccountNotFound(account_id)
+        return _account(row)
+
+    async def all(self) -> list[Account]:
+        return [_account(r) for r in await self.pool.fetch("select * from accounts order by id")]
+
+    async def update(self, account_id: str, event: str = "updated", **changes: Any) -> Account:
+        unknown = set(changes) - set(_COLUMNS[1:])
+        if unknown:
+            raise AccountError(sorted(unknown)[0], "not a field that can be changed")
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("select * from accounts where id = $1 for update", account_id)
+            if row is None:
+                raise AccountNotFound(account_id)
+            current = _account(row)
+            if current.status is AccountStatus.CLOSED and event != "closed":
+                raise AccountError("status", "account is closed")
+            updated = current.with_changes(**changes)
+            sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_COLUMNS[1:]))
+            await conn.execute(
+                f"update accounts set {sets}, updated_at = now() where id = $1",
+                *self._values(updated),
+            )
+            await self._event(
+                conn, account_id, event, {k: _jsonable(v) for k, v in changes.items()}
+            )
+        await self.mirror(updated)
+        return updated
+
+    async def set_status(self, account_id: str, status: AccountStatus, reason: str = "") -> Account:
+        event = {"active": "resumed", "suspended": "suspended", "closed": "closed"}[status.value]
+        account = await self.update(account_id, event=event, status=status)
+        if reason:
+            async with self.pool.acquire() as conn:
+                await self._event(conn, account_id, f"{event}_reason", {"reason": reason})
+        return account
+
+    async def add_entry(
+        self,
+        account_id: str,
+        kind: str,
+        amount: int,
+        reference: str | None = None,
+        note: str = "",
+    ) -> tuple[LedgerEntry, bool]:
+        """Record money moving (PostgreSQL first), then apply it to Redis.
+
+        A repeated `reference` returns the original entry (False): payments are not doubled."""
+        if kind not in ENTRY_KINDS:
+            raise AccountError("kind", f"one of {', '.join(ENTRY_KINDS)}")
+        if kind in ("topup", "payment") and amount <= 0:
+            raise AccountError("amount", "must be positive")
+        if kind == "fee" and amount >= 0:
+            raise AccountError("amount", "a fee is a negative amount")
+        if amount == 0:
+            raise AccountError("amount", "must not be zero")
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "select status, ledger_seq from accounts where id = $1 for update", account_id
+            )
+            if row is None:
+                raise AccountNotFound(account_id)
+            if reference:
+                dup = await conn.fetchrow(
+                    "select * from ledger_entries where account = $1 and reference = $2",
+                    account_id,
+                    reference,
+                )
+                if dup is not None:
+                    return LedgerEntry(**dict(dup)), False
+            if row["status"] == "closed" and kind in ("topup", "payment"):
+                raise AccountError("status", "account is closed")
+            seq = row["ledger_seq"] + 1
+            created = await conn.fetchrow(  # returning * always yields the row
+                "insert into ledger_entries (account, seq, kind, amount, reference, note)"
+                " values ($1,$2,$3,$4,$5,$6) returning *",
+                account_id,
+                seq,
+                kind,
+                amount,
+                reference,
+                note,
+            )
+            await conn.execute("update accounts set ledger_seq = $2 where id = $1", account_id, seq)
+        assert created is not None
+        await self.sync(account_id)
+        return LedgerEntry(**dict(created)), True
+
+    async def entries(self, account_id: str, limit: int = 50) -> list[LedgerEntry]:
+        rows = await self.pool.fetch(
+            "select * from ledger_entries where account = $1 order by seq desc limit $2",
+            account_id,
+            limit,
+        )
+        return [LedgerEntry(**dict(r)) for r in rows]
+
+    async def mirror(self, account: Account) -> None:
+        fields = [x for kv in account.redis_fields().items() for x in kv]
+        await self.ledger.script("mirror")(keys=[self.ledger.keys.account(account.id)], args=fields)
+        self.ledger.forget(account.id)
+
+    async def sync(self, account_id: str) -> int:
+        """Mirror settings and apply every entry Redis has not seen yet. Returns how many."""
+        account = await self.get(account_id)
+        await self.mirror(account)
+        key = self.ledger.keys.account(account_id)
+        last = int(await self.ledger.redis.hget(key, "ledger_seq") or 0)
+        rows = await self.pool.fetch(
+            "select seq, amount, kind from ledger_entries where account = $1 and seq > $2"
+            " order by seq",
+            account_id,
+            last,
+        )
+        applied = 0
+        for r in rows:
+            res = await self.ledger.script("apply_entry")(
+                keys=[key], args=[r["seq"], r["amount"], r["kind"]]
+            )
+            status = res[0].decode() if isinstance(res[0], bytes) else str(res[0])
+            if status == "GAP":
+                raise RuntimeError(f"ledger of {account_id} out of sequence at {r['seq']}")
+            applied += status == "APPLIED"
+        return applied
+
+    async def sync_all(self) -> int:
+        ids = [r["id"] for r in await self.pool.fetch("select id from accounts")]
+        return sum([await self.sync(i) for i in ids])
+
+    async def live(self, account_id: str) -> LiveBalance:
+        key = self.ledger.keys.account(account_id)
+        values = await self.ledger.redis.hmget(
+            key, ["balance", "reserved", "credit_limit", "spent", "entries_total"]
+        )
+        if values[0] is None:
+            raise AccountNotFound(account_id)
+        open_calls = await self.ledger.redis.hlen(self.ledger.keys.open_calls(account_id))
+        b, r, c, s, e = (int(v or 0) for v in values)
+        return LiveBalance(b, r, c, s, e, open_calls)
+
+    @staticmethod
+    def _values(a: Account) -> list[Any]:
+        return [
+            a.id,
+            a.kind.value,
+            a.status.value,
+            a.currency,
+            a.country,
+            a.timezone,
+            a.deck,
+            a.credit_limit,
+            a.max_calls,
+            a.cps,
+            a.daily_cap,
+            a.allow_premium,
+            a.allow_high_risk,
+            list(a.blocked_prefixes),
+            a.invoice_overdue,
+        ]
+
+    @staticmethod
+    async def _event(conn: Conn, account: str, event: str, detail: Any) -> None:
+        await conn.execute(
+            "insert into account_events (account, event, detail) values ($1, $2, $3)",
+            account,
+            event,
+            json.dumps(detail, default=str),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value.value if hasattr(value, "value") else value

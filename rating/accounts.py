@@ -1,0 +1,111 @@
+"""Accounts: who pays, how (prepaid/postpaid), and the limits that apply to their calls."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+PREFIX = re.compile(r"^[0-9]{1,15}$")
+
+
+class AccountKind(StrEnum):
+    PREPAID = "prepaid"
+    POSTPAID = "postpaid"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+class AccountError(ValueError):
+    """Bad account input; `field` names the offending field."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}")
+        self.field = field
+        self.why = why
+
+
+class AccountNotFound(LookupError):
+    def __init__(self, account: str) -> None:
+        super().__init__(f"unknown account {account!r}")
+        self.account = account
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    kind: AccountKind = AccountKind.PREPAID
+    status: AccountStatus = AccountStatus.ACTIVE
+    currency: str = "PLN"
+    country: str = "PL"
+    timezone: str = "Europe/Warsaw"
+    deck: str | None = None
+    credit_limit: int = 0  # micro-units the balance may go below zero
+    max_calls: int = 10  # concurrent calls; 0 = no limit
+    cps: int = 2  # new calls per second; 0 = no limit
+    daily_cap: int = 0  # micro-units per local day; 0 = no cap
+    allow_premium: bool = False
+    allow_high_risk: bool = False
+    blocked_prefixes: tuple[str, ...] = field(default_factory=tuple)
+    invoice_overdue: bool = False
+
+    def validated(self) -> Account:
+        if not ACCOUNT_ID.match(self.id):
+            raise AccountError("id", "1-64 of letters, digits, '_', '.', '@', '-'")
+        for name in ("credit_limit", "max_calls", "cps", "daily_cap"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise AccountError(name, f"must be a whole number >= 0, got {value!r}")
+        if self.kind is AccountKind.PREPAID and self.credit_limit:
+            raise AccountError("credit_limit", "prepaid accounts have no credit limit")
+        if len(self.currency) != 3 or not self.currency.isupper():
+            raise AccountError("currency", f"ISO 4217 code expected, got {self.currency!r}")
+        if not phonenumbers.country_code_for_region(self.country):
+            raise AccountError("country", f"unknown country {self.country!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise AccountError("timezone", f"unknown time zone {self.timezone!r}") from None
+        for prefix in self.blocked_prefixes:
+            if not PREFIX.match(prefix):
+                raise AccountError("blocked_prefixes", f"{prefix!r} is not 1-15 digits")
+        return self
+
+    def redis_fields(self) -> dict[str, str]:
+        """The settings the ledger scripts read (never money: that moves only by script)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "currency": self.currency,
+            "country": self.country,
+            "timezone": self.timezone,
+            "deck": self.deck or "",
+            "credit_limit": str(self.credit_limit),
+            "max_calls": str(self.max_calls),
+            "cps": str(self.cps),
+            "daily_cap": str(self.daily_cap),
+            "allow_premium": "1" if self.allow_premium else "0",
+            "allow_high_risk": "1" if self.allow_high_risk else "0",
+            "blocked_prefixes": ",".join(self.blocked_prefixes),
+            "invoice_overdue": "1" if self.invoice_overdue else "0",
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kind"] = self.kind.value
+        out["status"] = self.status.value
+        out["blocked_prefixes"] = list(self.blocked_prefixes)
+        return out
+
+    def with_changes(self, **changes: Any) -> Account:
+        return replace(self, **changes).validated()

@@ -1,0 +1,453 @@
+"""The ledger: authorize, answer, renew and finish calls atomically in Redis.
+
+Python normalises the number and rates it (phonenumbers and the deck live here, and a
+deck is not in the account's hash slot); one Lua script per operation then applies the
+account's rules and moves money, so every decision sees a consistent ledger."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from rating.deck import Deck
+from rating.deck_cache import DeckCache
+from rating.keys import Keyspace
+from rating.numbers import InvalidNumber, Number, NumberClass, normalise
+from rating.tariff import NoRate, grant_curve, rate_call
+
+log = logging.getLogger("tollgate.rating.ledger")
+
+CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+class Decision(StrEnum):
+    ALLOW = "ALLOW"
+    DENY = "DENY"
+
+
+class Reason(StrEnum):
+    OK = "OK"
+    EMERGENCY = "EMERGENCY"
+    INSUFFICIENT_CREDIT = "INSUFFICIENT_CREDIT"
+    PREMIUM_BLOCKED = "PREMIUM_BLOCKED"
+    DESTINATION_BLOCKED = "DESTINATION_BLOCKED"
+    NO_RATE = "NO_RATE"
+    ACCOUNT_SUSPENDED = "ACCOUNT_SUSPENDED"
+    INVOICE_OVERDUE = "INVOICE_OVERDUE"
+    TOO_MANY_CALLS = "TOO_MANY_CALLS"
+    RATE_LIMITED = "RATE_LIMITED"
+    INVALID_NUMBER = "INVALID_NUMBER"
+    UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+class LedgerError(RuntimeError):
+    """The ledger could not answer (bad request or Redis trouble); callers fail closed."""
+
+    def __init__(self, code: str, why: str) -> None:
+        super().__init__(f"{code}: {why}")
+        self.code = code
+        self.why = why
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    max_call_s: int = 3 * 3600  # longest grant for one call
+    ring_window_s: int = 90  # how long before answer a reservation may wait
+    grace_s: int = 120  # extra life of a reservation before the sweeper may release it
+    record_ttl_s: int = 7 * 86400  # call records kept for idempotent replays
+    default_country: str = "PL"  # for accounts the ledger does not know
+    blocked_prefixes: tuple[str, ...] = ()  # operator-wide, on top of each account's
+    switch_host: str = field(default_factory=socket.gethostname)
+
+    @property
+    def ttl_extra_s(self) -> int:
+        return self.ring_window_s + self.grace_s
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    account: str
+    call_id: str
+    dialled: str
+    caller: str = ""
+    cap_s: int | None = None  # shorter grant, e.g. an ARI slice
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    decision: Decision
+    reason: str
+    max_seconds: int
+    call_id: str
+    reserved: int = 0
+    number: Number | None = None
+    replay: bool = False
+    detail: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision is Decision.ALLOW
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "decision": self.decision.value,
+            "reason": self.reason,
+            "max_seconds": self.max_seconds,
+            "call_id": self.call_id,
+            "reserved": self.reserved,
+        }
+        if self.number is not None:
+            out["number"] = self.number.as_dict()
+        if self.detail:
+            out["detail"] = self.detail
+        if self.replay:
+            out["replay"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the switch reports when a call ends."""
+
+    answered: bool
+    billsec: int
+    ended_at: datetime
+    disposition: str = ""  # ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL
+    hangup_cause: str = ""
+    answered_at: datetime | None = None
+    dialled: str = ""  # for calls the ledger never authorized (emergency bypass)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    call_id: str
+    status: str  # FINISHED or DUPLICATE
+    cost: int
+    rated_cost: int
+    billable_seconds: int
+    prior_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    country: str
+    timezone: str
+    deck: str
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files("rating") / "lua"
+    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+class Ledger:
+    def __init__(
+        self, redis: Redis, keys: Keyspace, decks: DeckCache, settings: LedgerSettings
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.decks = decks
+        self.settings = settings
+        self._meta: dict[str, _Meta] = {}
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(_load_script(name))
+            for name in (
+                "authorize",
+                "finish",
+                "expire",
+                "answer",
+                "renew",
+                "apply_entry",
+                "mirror",
+            )
+        }
+
+    def script(self, name: str) -> AsyncScript:
+        return self._scripts[name]
+
+    # -- authorize -------------------------------------------------------------------------
+
+    async def authorize(self, req: CallRequest) -> Grant:
+        if not CALL_ID.match(req.call_id):
+            raise LedgerError("BAD_CALL_ID", f"call_id {req.call_id!r} is not acceptable")
+        if not req.account:
+            return Grant(Decision.DENY, Reason.UNKNOWN_ACCOUNT, 0, req.call_id)
+        for attempt in range(2):
+            meta = await self._account_meta(req.account, refresh=attempt > 0)
+            argv, number = await self._authorize_argv(req, meta)
+            res = await self._scripts["authorize"](
+                keys=self.keys.call_keys(req.account, req.call_id), args=argv
+            )
+            status = _s(res[0])
+            if status != "STALE":
+                return Grant(
+                    Decision(status),
+                    _s(res[1]),
+                    int(res[2]),
+                    req.call_id,
+                    int(res[3]),
+                    number,
+                    bool(int(res[4])),
+                    _s(res[5]),
+                )
+            self.decks.invalidate(meta.deck or None)
+        raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
+
+    async def _authorize_argv(
+        self, req: CallRequest, meta: _Meta
+    ) -> tuple[list[str], Number | None]:
+        now = datetime.now(UTC)
+        cap = min(req.cap_s or self.settings.max_call_s, self.settings.max_call_s)
+        try:
+            number: Number | None = normalise(req.dialled, meta.country)
+        except InvalidNumber:
+            number = None
+        klass = number.number_class.value if number else "invalid"
+        e164 = number.e164 if number else ""
+        prefix = rate_name = ""
+        version = 0
+        curve: list[str] = []
+        deck: Deck | None = None
+        if number is not None and number.number_class is not NumberClass.EMERGENCY and meta.deck:
+            deck = await self.decks.current(meta.deck)
+        if deck is not None and number is not None:
+            rates = deck.lookup(number.digits)
+            if rates is not None:
+                try:
+                    c = grant_curve(deck, rates, now, cap)
+                except NoRate:
+                    c = None
+                if c is not None:
+                    prefix, rate_name, version, curve = (
+                        rates.prefix,
+                        rates.name,
+                        deck.version,
+                        c.argv(),
+                    )
+        blocked = bool(number) and any(
+            e164.lstrip("+").startswith(p) for p in self.settings.blocked_prefixes
+        )
+        day = now.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
+        argv = [
+            req.call_id,
+            req.account,
+            req.dialled,
+            e164,
+            klass,
+            _clean(req.caller),
+            self.settings.switch_host,
+            prefix,
+            rate_name,
+            meta.deck,
+            str(version),
+            day,
+            meta.country,
+            meta.timezone,
+            "1" if blocked else "0",
+            str(self.settings.ttl_extra_s),
+            str(self.settings.record_ttl_s),
+            str(cap),
+            deck.currency if deck else "",
+            *curve,
+        ]
+        return argv, number
+
+    async def _account_meta(self, account: str, *, refresh: bool = False) -> _Meta:
+        meta = None if refresh else self._meta.get(account)
+        if meta is None:
+            country, tz, deck = await self.redis.hmget(
+                self.keys.account(account), ["country", "timezone", "deck"]
+            )
+            meta = _Meta(
+                _s(country) or self.settings.default_country,
+                _s(tz) or "Europe/Warsaw",
+                _s(deck),
+            )
+            if country is not None:
+                self._meta[account] = meta
+        return meta
+
+    def forget(self, account: str) -> None:
+        """Drop cached settings of an account (after an operator changed them)."""
+        self._meta.pop(account, None)
+
+    # -- answer / renew ----------------------------------------------------------------------
+
+    async def answer(self, account: str, call_id: str, at: datetime | None = None) -> str:
+        at = at or datetime.now(UTC)
+        res = await self._scripts["answer"](keys=[self.keys.call(account, call_id)], args=[_ms(at)])
+        return _s(res)
+
+    async def renew(self, account: str, call_id: str, target_s: int) -> Grant:
+        """Extend an open call's grant towards `target_s` seconds from its answer."""
+        call = await self.call(account, call_id)
+        if call.get("state") != "open":
+            return Grant(Decision.DENY, "CALL_NOT_OPEN", 0, call_id)
+        start = _from_ms(call.get("answered_at")) or datetime.now(UTC)
+        curve: list[str] = []
+        deck = await self.decks.version(call.get("deck", ""), int(call.get("deck_version") or 0))
+        if deck is not None:
+            rates = deck.lookup(call.get("e164", "").lstrip("+"))
+            if rates is not None:
+                cap = min(target_s, self.settings.max_call_s)
+                curve = grant_curve(deck, rates, start, cap).argv()
+        if not curve and call.get("emergency") != "1":
+            return Grant(Decision.DENY, Reason.NO_RATE, int(call.get("granted", 0)), call_id)
+        meta = await self._account_meta(account)
+        day = datetime.now(UTC).astimezone(ZoneInfo(meta.timezone)).date().isoformat()
+        res = await self._scripts["renew"](
+            keys=self.keys.call_keys(account, call_id)[:4],
+            args=[call_id, account, str(target_s), str(self.settings.ttl_extra_s), day, *curve],
+        )
+        return Grant(Decision(_s(res[0])), _s(res[1]), int(res[2]), call_id, int(res[3]))
+
+    # -- finish ------------------------------------------------------------------------------
+
+    async def finish(self, account: str, call_id: str, outcome: Outcome) -> Settlement:
+        if not CALL_ID.match(call_id):
+            raise LedgerError("BAD_CALL_ID", f"call_id {call_id!r} is not acceptable")
+        call = await self.call(account, call_id)
+        meta = await self._account_meta(account)
+        answered_at = outcome.answered_at or (outcome.ended_at - timedelta(seconds=outcome.billsec))
+        rated = billable = 0
+        fallback = ["", "", "invalid", "", self.settings.switch_host, "", "", "", "0", ""]
+        if call.get("state") in ("finished", "denied"):
+            pass  # the script answers DUPLICATE without moving money
+        elif call:
+            deck = await self.decks.version(
+                call.get("deck", ""), int(call.get("deck_version") or 0)
+            )
+            if deck is not None and call.get("prefix") and outcome.answered:
+                r = rate_call(deck, call["e164"].lstrip("+"), answered_at, outcome.billsec)
+                rated, billable = r.cost, r.billable_seconds
+        else:
+            fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at)
+        day = outcome.ended_at.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
+        res = await self._scripts["finish"](
+            keys=self.keys.call_keys(account, call_id),
+            args=[
+                call_id,
+                account,
+                "1" if outcome.answered else "0",
+                str(outcome.billsec),
+                str(rated),
+                _ms(answered_at) if outcome.answered else "",
+                _ms(outcome.ended_at),
+                outcome.disposition,
+                outcome.hangup_cause,
+                day,
+                str(self.settings.record_ttl_s),
+                *fallback,
+            ],
+        )
+        status = _s(res[0])
+        if status == "DUPLICATE":
+            return Settlement(call_id, status, int(res[2]), 0, 0, _s(res[1]))
+        if int(res[3]):
+            log.warning("call %s of %s finished without authorization", call_id, account)
+        return Settlement(call_id, status, int(res[2]), rated, billable, _s(res[1]))
+
+    async def _unauthorized(
+        self, meta: _Meta, outcome: Outcome, answered_at: datetime
+    ) -> tuple[list[str], int, int]:
+        """Fields and price of a call the ledger never saw authorized."""
+        try:
+            number = normalise(outcome.dialled, meta.country)
+        except InvalidNumber:
+            number = None
+        klass = number.number_class.value if number else "invalid"
+        e164 = number.e164 if number else ""
+        prefix = name = ""
+        version = rated = billable = 0
+        currency = ""
+        deck = await self.decks.current(meta.deck) if meta.deck else None
+        if deck and number and number.number_class is not NumberClass.EMERGENCY:
+            try:
+                r = rate_call(
+                    deck, number.digits, answered_at, outcome.billsec, answered=outcome.answered
+                )
+                prefix, name, version, rated, billable = (
+                    r.prefix,
+                    r.name,
+                    deck.version,
+                    r.cost,
+                    r.billable_seconds,
+                )
+                currency = deck.currency
+            except NoRate:
+                pass
+        fields = [
+            outcome.dialled,
+            e164,
+            klass,
+            "",
+            self.settings.switch_host,
+            prefix,
+            name,
+            meta.deck,
+            str(version),
+            currency,
+        ]
+        return fields, rated, billable
+
+    # -- inspection and housekeeping ----------------------------------------------------------
+
+    async def call(self, account: str, call_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.keys.call(account, call_id))
+        return {_s(k): _s(v) for k, v in raw.items()}
+
+    async def open_calls(self, account: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.keys.open_calls(account))
+        return {_s(k): int(v) for k, v in raw.items()}
+
+    async def sweep(self, limit: int = 1000) -> int:
+        """Release reservations of calls whose finish never came. Returns how many."""
+        seconds, micros = await self.redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        released = 0
+        for tag in self.keys.tags():
+            members = await self.redis.zrangebyscore(
+                self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit
+            )
+            for member in members:
+                account, _, call_id = _s(member).partition("|")
+                released += int(
+                    await self._scripts["expire"](
+                        keys=self.keys.call_keys(account, call_id), args=[call_id, account]
+                    )
+                )
+        return released
+
+
+def _s(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def _clean(text: str) -> str:
+    """Caller IDs are attacker-controlled: keep them printable and short."""
+    return "".join(ch for ch in text if ch.isprintable())[:128]
+
+
+def _ms(at: datetime) -> str:
+    return str(int(at.timestamp() * 1000))
+
+
+def _from_ms(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromtimestamp(int(text) / 1000, UTC)

@@ -1,0 +1,466 @@
+"""`tollgate` command line: operators' tools and the processes (serve, ...).
+
+Every command prints one JSON document on stdout. Errors are one line on stderr:
+exit 2 for bad input, 3 for "no rate", 1 when a service is unreachable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+from rating.accounts import Account, AccountError, AccountKind, AccountNotFound, AccountStatus
+from rating.deck import DeckError, load_deck
+from rating.deck_store import DeckNotFound, import_deck, list_decks, load_deck_version, publish
+from rating.ledger import CallRequest, LedgerError, Outcome
+from rating.money import MoneyError, format_micro, parse_micro
+from rating.numbers import InvalidNumber, NumberClass, normalise
+from rating.tariff import NoRate, rate_call
+from tollgate import db
+from tollgate.services import Services, ServiceUnavailable, services
+from tollgate.settings import Settings, SettingsError
+
+EXIT_UNAVAILABLE = 1
+EXIT_BAD_INPUT = 2
+EXIT_NO_RATE = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"tollgate: {message}".replace("\n", " "), file=sys.stderr)
+    raise SystemExit(code)
+
+
+# -- commands without services ---------------------------------------------------------------
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    _print(normalise(args.number, args.country).as_dict())
+
+
+def cmd_rate(args: argparse.Namespace) -> None:
+    deck = load_deck(args.deck)
+    number = normalise(args.to, args.country)
+    at = _parse_at(args.at, deck.timezone)
+    if args.seconds < 0:
+        raise CliError("--seconds must be >= 0")
+    if number.number_class is NumberClass.EMERGENCY:
+        _print(
+            {
+                "cost": format_micro(0, deck.decimals),
+                "billable_seconds": 0,
+                "prefix": "",
+                "currency": deck.currency,
+                "number": number.as_dict(),
+                "free": "emergency",
+            }
+        )
+        return
+    rated = rate_call(deck, number.digits, at, args.seconds)
+    _print(
+        {
+            "cost": format_micro(rated.cost, deck.decimals),
+            "billable_seconds": rated.billable_seconds,
+            "prefix": rated.prefix,
+            "name": rated.name,
+            "currency": rated.currency,
+            "connect_fee": format_micro(rated.connect_fee, deck.decimals),
+            "exact_micro": str(rated.exact),
+            "cost_micro": rated.cost,
+            "seconds": args.seconds,
+            "at": at.isoformat(),
+            "deck": deck.name,
+            "number": number.as_dict(),
+            "segments": [
+                {
+                    "from_s": s.start_s,
+                    "increment_s": s.increment_s,
+                    "count": s.count,
+                    "band": s.row.band,
+                    "rate": format_micro(s.row.rate, deck.decimals),
+                    "rate_unit_s": s.row.rate_unit_s,
+                    "line": s.row.line,
+                }
+                for s in rated.segments
+            ],
+        }
+    )
+
+
+def _parse_at(text: str | None, timezone: str) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--at: not an ISO 8601 date-time: {text!r}") from None
+    if at.tzinfo is None:  # a wall-clock time in the deck's zone
+        at = at.replace(tzinfo=ZoneInfo(timezone))
+    return at
+
+
+# -- commands with services ------------------------------------------------------------------
+
+
+async def cmd_db_upgrade(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        applied = await db.upgrade(conn)
+    _print({"applied": applied})
+
+
+async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
+    deck = load_deck(args.path)
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        stored, created = await import_deck(conn, deck, source=str(args.path))
+    await publish(s.redis, s.settings.keyspace, stored)
+    _print(
+        {
+            "name": stored.name,
+            "version": stored.version,
+            "created": created,
+            "rows": len(stored.rows),
+            "prefixes": len(stored.prefixes),
+            "current": True,
+        }
+    )
+
+
+async def cmd_deck_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        _print(await list_decks(conn))
+
+
+async def cmd_deck_show(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        deck = await load_deck_version(conn, args.name, args.version)
+    _print(
+        {
+            **deck.manifest(),
+            "version": deck.version,
+            "sha256": deck.sha256,
+            "rows": [r.as_dict() for r in deck.rows],
+        }
+    )
+
+
+def _account_view(account: Account, live: dict[str, int] | None) -> dict[str, Any]:
+    out = account.as_dict()
+    out["credit_limit"] = format_micro(account.credit_limit)
+    out["daily_cap"] = format_micro(account.daily_cap)
+    if live is not None:
+        out.update({k: format_micro(v) if k != "open_calls" else v for k, v in live.items()})
+    return out
+
+
+async def cmd_account_create(s: Services, args: argparse.Namespace) -> None:
+    account = Account(
+        id=args.id,
+        kind=AccountKind(args.kind),
+        currency=args.currency,
+        country=args.country.upper(),
+        timezone=args.timezone,
+        deck=args.deck,
+        credit_limit=_money(args.credit_limit, "--credit-limit"),
+        max_calls=args.max_calls,
+        cps=args.cps,
+        daily_cap=_money(args.daily_cap, "--daily-cap"),
+        allow_premium=args.allow_premium,
+        allow_high_risk=args.allow_high_risk,
+        blocked_prefixes=tuple(p.lstrip("+") for p in args.block),
+    )
+    created = await s.accounts.create(account)
+    _print(_account_view(created, (await s.accounts.live(created.id)).as_dict()))
+
+
+async def cmd_account_show(s: Services, args: argparse.Namespace) -> None:
+    account = await s.accounts.get(args.id)
+    view = _account_view(account, (await s.accounts.live(args.id)).as_dict())
+    view["entries"] = [
+        {**e.as_dict(), "amount": format_micro(e.amount)}
+        for e in await s.accounts.entries(args.id, 10)
+    ]
+    view["open_call_ids"] = sorted(await s.ledger.open_calls(args.id))
+    _print(view)
+
+
+async def cmd_account_list(s: Services, args: argparse.Namespace) -> None:
+    _print([_account_view(a, None) for a in await s.accounts.all()])
+
+
+async def cmd_account_update(s: Services, args: argparse.Namespace) -> None:
+    changes: dict[str, Any] = {}
+    if args.deck is not None:
+        changes["deck"] = args.deck or None
+    if args.credit_limit is not None:
+        changes["credit_limit"] = _money(args.credit_limit, "--credit-limit")
+    if args.daily_cap is not None:
+        changes["daily_cap"] = _money(args.daily_cap, "--daily-cap")
+    for name in ("max_calls", "cps", "allow_premium", "allow_high_risk", "invoice_overdue"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    if args.block is not None:
+        changes["blocked_prefixes"] = tuple(p.lstrip("+") for p in args.block if p)
+    if not changes:
+        raise CliError("nothing to change")
+    updated = await s.accounts.update(args.id, **changes)
+    _print(_account_view(updated, (await s.accounts.live(args.id)).as_dict()))
+
+
+async def cmd_account_topup(s: Services, args: argparse.Namespace) -> None:
+    amount = _money(args.amount, "AMOUNT")
+    entry, created = await s.accounts.add_entry(
+        args.id, args.kind, amount if args.kind != "fee" else -amount, args.reference, args.note
+    )
+    live = (await s.accounts.live(args.id)).as_dict()
+    _print(
+        {
+            "entry": {**entry.as_dict(), "amount": format_micro(entry.amount)},
+            "created": created,
+            **{
+                k: format_micro(v)
+                for k, v in live.items()
+                if k in ("balance", "available", "reserved")
+            },
+        }
+    )
+
+
+async def cmd_account_status(s: Services, args: argparse.Namespace) -> None:
+    status = {
+        "suspend": AccountStatus.SUSPENDED,
+        "resume": AccountStatus.ACTIVE,
+        "close": AccountStatus.CLOSED,
+    }[args.action]
+    account = await s.accounts.set_status(args.id, status, args.reason or "")
+    _print(_account_view(account, (await s.accounts.live(args.id)).as_dict()))
+
+
+async def cmd_account_sync(s: Services, args: argparse.Namespace) -> None:
+    if args.id:
+        _print({"applied": await s.accounts.sync(args.id)})
+    else:
+        _print({"applied": await s.accounts.sync_all()})
+
+
+async def cmd_authorize(s: Services, args: argparse.Namespace) -> None:
+    grant = await s.ledger.authorize(
+        CallRequest(
+            args.account, args.call_id or f"cli-{uuid.uuid4().hex[:16]}", args.to, args.caller
+        )
+    )
+    out = grant.as_dict()
+    out["reserved"] = format_micro(grant.reserved)
+    _print(out)
+
+
+async def cmd_finish(s: Services, args: argparse.Namespace) -> None:
+    now = datetime.now(UTC)
+    answered = args.billsec > 0 and not args.unanswered
+    settlement = await s.ledger.finish(
+        args.account,
+        args.call_id,
+        Outcome(
+            answered,
+            args.billsec if answered else 0,
+            now,
+            "ANSWER" if answered else "NOANSWER",
+            args.cause,
+            dialled=args.to or "",
+        ),
+    )
+    _print(
+        {
+            "call_id": settlement.call_id,
+            "status": settlement.status,
+            "cost": format_micro(settlement.cost),
+            "rated_cost": format_micro(settlement.rated_cost),
+            "billable_seconds": settlement.billable_seconds,
+        }
+    )
+
+
+async def cmd_sweep(s: Services, args: argparse.Namespace) -> None:
+    _print({"released": await s.ledger.sweep()})
+
+
+def _money(text: str | None, what: str) -> int:
+    if text is None:
+        return 0
+    try:
+        return parse_micro(text)
+    except MoneyError as exc:
+        raise CliError(f"{what}: {exc}") from None
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tollgate", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("classify", help="normalise and classify a dialled number")
+    c.add_argument("number")
+    c.add_argument("--country", default="PL")
+    c.set_defaults(sync=cmd_classify)
+
+    r = sub.add_parser("rate", help="rate a call with a deck file")
+    r.add_argument("--deck", required=True, help="path of the deck's TOML manifest")
+    r.add_argument("--to", required=True)
+    r.add_argument("--at", help="answer time, ISO 8601 (no zone = the deck's zone); default now")
+    r.add_argument("--seconds", type=int, required=True)
+    r.add_argument("--country", default="PL")
+    r.set_defaults(sync=cmd_rate)
+
+    d = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    d.add_parser("upgrade", help="apply pending migrations").set_defaults(run=cmd_db_upgrade)
+
+    dk = sub.add_parser("deck", help="rate decks").add_subparsers(dest="deck", required=True)
+    di = dk.add_parser("import", help="validate and store a deck as a new current version")
+    di.add_argument("path")
+    di.set_defaults(run=cmd_deck_import)
+    dk.add_parser("list").set_defaults(run=cmd_deck_list)
+    ds = dk.add_parser("show")
+    ds.add_argument("name")
+    ds.add_argument("--version", type=int)
+    ds.set_defaults(run=cmd_deck_show)
+
+    a = sub.add_parser("account", help="accounts").add_subparsers(dest="account", required=True)
+    ac = a.add_parser("create")
+    ac.add_argument("id")
+    ac.add_argument("--kind", choices=[k.value for k in AccountKind], default="prepaid")
+    ac.add_argument("--currency", default="PLN")
+    ac.add_argument("--country", default="PL")
+    ac.add_argument("--timezone", default="Europe/Warsaw")
+    ac.add_argument("--deck")
+    ac.add_argument("--credit-limit")
+    ac.add_argument("--max-calls", type=int, default=10)
+    ac.add_argument("--cps", type=int, default=2)
+    ac.add_argument("--daily-cap")
+    ac.add_argument("--allow-premium", action="store_true")
+    ac.add_argument("--allow-high-risk", action="store_true")
+    ac.add_argument("--block", action="append", default=[], metavar="PREFIX")
+    ac.set_defaults(run=cmd_account_create)
+    for name, fn in (("show", cmd_account_show),):
+        x = a.add_parser(name)
+        x.add_argument("id")
+        x.set_defaults(run=fn)
+    a.add_parser("list").set_defaults(run=cmd_account_list)
+    au = a.add_parser("update")
+    au.add_argument("id")
+    au.add_argument("--deck")
+    au.add_argument("--credit-limit")
+    au.add_argument("--daily-cap")
+    au.add_argument("--max-calls", type=int)
+    au.add_argument("--cps", type=int)
+    for flag in ("allow-premium", "allow-high-risk", "invoice-overdue"):
+        au.add_argument(f"--{flag}", type=_bool, metavar="yes|no")
+    au.add_argument(
+        "--block",
+        action="append",
+        metavar="PREFIX",
+        help="replaces the blocked prefixes; --block '' clears them",
+    )
+    au.set_defaults(run=cmd_account_update)
+    at = a.add_parser("topup", help="add money (a ledger entry)")
+    at.add_argument("id")
+    at.add_argument("amount")
+    at.add_argument("--kind", choices=["topup", "payment", "adjustment", "fee"], default="topup")
+    at.add_argument("--reference", help="external id (payment id); repeating it adds nothing")
+    at.add_argument("--note", default="")
+    at.set_defaults(run=cmd_account_topup)
+    for action in ("suspend", "resume", "close"):
+        x = a.add_parser(action)
+        x.add_argument("id")
+        x.add_argument("--reason")
+        x.set_defaults(run=cmd_account_status, action=action)
+    sy = a.add_parser("sync", help="re-mirror settings and apply pending entries to Redis")
+    sy.add_argument("id", nargs="?")
+    sy.set_defaults(run=cmd_account_sync)
+
+    z = sub.add_parser("authorize", help="authorize a call (reserves credit like a real call)")
+    z.add_argument("--account", required=True)
+    z.add_argument("--to", required=True)
+    z.add_argument("--call-id")
+    z.add_argument("--caller", default="")
+    z.set_defaults(run=cmd_authorize, pg=False)
+
+    f = sub.add_parser("finish", help="finish a call: debit its rated cost, write its CDR")
+    f.add_argument("--account", required=True)
+    f.add_argument("--call-id", required=True)
+    f.add_argument("--billsec", type=int, required=True)
+    f.add_argument("--unanswered", action="store_true")
+    f.add_argument("--cause", default="16")
+    f.add_argument("--to", help="dialled number, for a call that was never authorized")
+    f.set_defaults(run=cmd_finish, pg=False)
+
+    sub.add_parser("sweep", help="release reservations of calls that never finished").set_defaults(
+        run=cmd_sweep, pg=False
+    )
+    return p
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"yes or no, not {text!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if hasattr(args, "sync"):
+            args.sync(args)
+            return
+        settings = Settings.from_env()
+        run: Callable[[Services, argparse.Namespace], Awaitable[None]] = args.run
+        asyncio.run(_with_services(settings, run, args))
+    except CliError as exc:
+        _fail(str(exc), exc.code)
+    except (InvalidNumber, DeckError, AccountError, MoneyError, SettingsError) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except (AccountNotFound, DeckNotFound) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except NoRate as exc:
+        _fail(str(exc), EXIT_NO_RATE)
+    except LedgerError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT if exc.code.startswith("BAD") else EXIT_UNAVAILABLE)
+    except ServiceUnavailable as exc:
+        _fail(str(exc), EXIT_UNAVAILABLE)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+async def _with_services(
+    settings: Settings,
+    run: Callable[[Services, argparse.Namespace], Awaitable[None]],
+    args: argparse.Namespace,
+) -> None:
+    async with services(settings, pg=getattr(args, "pg", True)) as s:
+        await run(s, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""One typed settings object, read from TOLLGATE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from rating.keys import Keyspace
+from rating.ledger import LedgerSettings
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    def __init__(self, variable: str, why: str) -> None:
+        super().__init__(f"{variable}: {why}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    pg_dsn: str = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate"
+    keyspace: Keyspace = field(default_factory=Keyspace)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    deck_refresh_s: float = 1.0
+    sweep_interval_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, conv: Callable[[str], T], default: T) -> T:
+            raw = env.get(f"TOLLGATE_{name}")
+            if raw is None or raw == "":
+                return default
+            try:
+                return conv(raw)
+            except ValueError as exc:
+                raise SettingsError(f"TOLLGATE_{name}", f"bad value {raw!r} ({exc})") from None
+
+        def positive(raw: str) -> int:
+            value = int(raw)
+            if value <= 0:
+                raise ValueError("must be > 0")
+            return value
+
+        def prefixes(raw: str) -> tuple[str, ...]:
+            out = tuple(p.strip().lstrip("+") for p in raw.split(",") if p.strip())
+            if not all(p.isdigit() for p in out):
+                raise ValueError("comma-separated digit prefixes expected")
+            return out
+
+        base = LedgerSettings()
+        return cls(
+            redis_url=get("REDIS_URL", str, cls.redis_url),
+            pg_dsn=get("PG_DSN", str, cls.pg_dsn),
+            keyspace=Keyspace(get("REDIS_PREFIX", str, "tg"), get("SHARDS", positive, 16)),
+            ledger=LedgerSettings(
+                max_call_s=get("MAX_CALL_S", positive, base.max_call_s),
+                ring_window_s=get("RING_WINDOW_S", positive, base.ring_window_s),
+                grace_s=get("GRACE_S", positive, base.grace_s),
+                record_ttl_s=get("RECORD_TTL_S", positive, base.record_ttl_s),
+                default_country=get("DEFAULT_COUNTRY", str, base.default_country).upper(),
+                blocked_prefixes=get("BLOCKED_PREFIXES", prefixes, ()),
+                switch_host=get("SWITCH_HOST", str, socket.gethostname()),
+            ),
+            deck_refresh_s=get("DECK_REFRESH_S", float, 1.0),
+            sweep_interval_s=get("SWEEP_INTERVAL_S", float, 5.0),
+        )
