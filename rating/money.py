@@ -7,6 +7,8 @@ from enum import StrEnum
 from fractions import Fraction
 
 MICRO = 1_000_000
+# Amounts stay far below 2**53 so the ledger's Lua (doubles) adds them exactly.
+MAX_MICRO = 10**9 * MICRO
 
 
 class MoneyError(ValueError):
@@ -40,7 +42,10 @@ def parse_micro(text: str, *, allow_negative: bool = False) -> int:
         raise MoneyError(text, "more than 6 decimal places")
     if value < 0 and not allow_negative:
         raise MoneyError(text, "negative amount")
-    return int(value * MICRO)
+    micro = int(value * MICRO)
+    if abs(micro) > MAX_MICRO:
+        raise MoneyError(text, "amount too large")
+    return micro
 
 
 def format_micro(micro: int, decimals: int = 4) -> str:

@@ -1,0 +1,136 @@
+"""Fixtures on the real Redis and PostgreSQL (127.0.0.1), isolated per test.
+
+Each test gets its own Redis key prefix (deleted afterwards) and a freshly truncated
+`tollgate_test` database, so tests never see each other's or the demo's data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from rating.accounts import Account, AccountStatus
+from rating.deck import Deck, load_deck
+from rating.deck_store import import_deck, publish
+from rating.keys import Keyspace
+from rating.ledger import LedgerSettings
+from tollgate import db
+from tollgate.services import Services, services
+from tollgate.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DSN = os.environ.get(
+    "TOLLGATE_TEST_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate_test"
+)
+TEST_REDIS = os.environ.get("TOLLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RETAIL = ROOT / "examples" / "decks" / "retail" / "deck.toml"
+
+TABLES = ("deck_rates", "deck_heads", "decks", "account_events", "ledger_entries", "accounts")
+
+
+@pytest.fixture(scope="session")
+def migrated() -> str:
+    async def run() -> None:
+        conn = await asyncpg.connect(TEST_DSN)
+        try:
+            await db.upgrade(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+    return TEST_DSN
+
+
+@pytest.fixture
+def settings(migrated: str) -> Settings:
+    prefix = f"tgt{uuid.uuid4().hex[:10]}"
+    return Settings(
+        redis_url=TEST_REDIS,
+        pg_dsn=migrated,
+        keyspace=Keyspace(prefix, 4),
+        ledger=LedgerSettings(switch_host="test"),
+        deck_refresh_s=0.0,
+    )
+
+
+async def _truncate(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        existing = {
+            r["tablename"]
+            for r in await conn.fetch("select tablename from pg_tables where schemaname='public'")
+        }
+        names = [t for t in TABLES if t in existing]
+        if names:
+            await conn.execute(f"truncate {', '.join(names)} cascade")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def svc(settings: Settings) -> AsyncIterator[Services]:
+    await _truncate(settings.pg_dsn)
+    async with services(settings) as s:
+        try:
+            yield s
+        finally:
+            await drop_prefix(s.redis, settings.keyspace.prefix)
+
+
+async def drop_prefix(redis: Redis, prefix: str) -> None:
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        await redis.delete(key)
+
+
+@pytest.fixture
+async def retail(svc: Services) -> Deck:
+    """The example retail deck, imported and published."""
+    return await install_deck(svc, load_deck(RETAIL))
+
+
+async def install_deck(svc: Services, deck: Deck) -> Deck:
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        stored, _ = await import_deck(conn, deck, source="test")
+    await publish(svc.redis, svc.settings.keyspace, stored)
+    return stored
+
+
+AccountFactory = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+def make_account(svc: Services) -> AccountFactory:
+    """Create an account (PostgreSQL + Redis) with an optional opening top-up in micro-units."""
+    counter = iter(range(1_000_000))
+
+    async def make(balance: int = 0, **fields: Any) -> Account:
+        fields.setdefault("id", f"acct-{next(counter)}")
+        fields.setdefault("deck", "retail")
+        fields.setdefault("cps", 0)
+        fields.setdefault("max_calls", 0)
+        status = fields.pop("status", AccountStatus.ACTIVE)
+        account = await svc.accounts.create(Account(**fields))
+        if balance:
+            await svc.accounts.add_entry(account.id, "topup", balance, note="opening balance")
+        if status is not AccountStatus.ACTIVE:
+            account = await svc.accounts.set_status(account.id, status)
+        return account
+
+    return make
+
+
+@pytest.fixture
+def ledger_settings() -> Iterator[Callable[..., LedgerSettings]]:
+    def make(**changes: Any) -> LedgerSettings:
+        return replace(LedgerSettings(switch_host="test"), **changes)
+
+    yield make

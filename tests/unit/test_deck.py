@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rating.deck import DeckError, load_deck
+
+HEADER = "prefix,name,connect_fee,rate,rate_unit_s,increment_s,from_s,band\n"
+MANIFEST = """name = "t"
+currency = "PLN"
+rates = "rates.csv"
+[bands]
+day = ["mon-fri 08:00-18:00"]
+night = ["mon-fri 00:00-08:00", "mon-fri 18:00-24:00", "sat-sun 00:00-24:00"]
+"""
+
+
+def write(tmp: Path, csv: str, manifest: str = MANIFEST) -> Path:
+    (tmp / "rates.csv").write_text(csv)
+    (tmp / "deck.toml").write_text(manifest)
+    return tmp / "deck.toml"
+
+
+def test_valid_deck_loads(tmp_path: Path) -> None:
+    deck = load_deck(write(tmp_path, HEADER + "48,PL,0,0.10,60,60,0,*\n"))
+    assert deck.lookup("48221234567") is not None
+    assert deck.timezone == "Europe/Warsaw" and deck.decimals == 4
+
+
+@pytest.mark.parametrize(
+    ("csv", "line", "words"),
+    [
+        ("prefix,name,rate\n48,x,1\n", 1, "missing column"),
+        (HEADER + "48,x,0,abc,60,60,0,*\n", 2, "rate"),
+        (HEADER + "48,x,0,0.1,60,60,0,*\n49,x,0,-0.5,60,60,0,*\n", 3, "negative"),
+        (HEADER + "48,x,0,0.1,60,60,0,*\n48,x,0,0.1,60,60,0,weekend\n", 3, "unknown band"),
+        (HEADER + "48,x,0,0.1,60,60,0,*\n48,x,0,0.2,60,60,0,*\n", 3, "duplicate"),
+        (HEADER + "48,x,0,0.1,60,0,0,*\n", 2, "increment_s"),
+        (HEADER + "4a,x,0,0.1,60,60,0,*\n", 2, "prefix"),
+        (HEADER + "48,x,0,0.1,60,60,30,*\n", 2, "from_s 0"),
+        (HEADER + "48,x,0,0.1,60,60,0,day\n", 2, "no rate at some times"),
+        (HEADER + "48,x,0,0.1234567,60,60,0,*\n", 2, "6 decimal"),
+        (HEADER + "48,x,0,0.1,60,60\n", 2, "fields"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path: Path, csv: str, line: int, words: str) -> None:
+    with pytest.raises(DeckError) as err:
+        load_deck(write(tmp_path, csv))
+    assert err.value.line == line
+    assert err.value.file.endswith("rates.csv")
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "words"),
+    [
+        (MANIFEST.replace('currency = "PLN"', 'currency = "zł"'), "currency"),
+        (MANIFEST + 'timezone = "Mars/Olympus"\n', "timezone"),
+        (
+            MANIFEST.replace('rates = "rates.csv"', 'rates = "rates.csv"\nrounding = "bankers"'),
+            "rounding",
+        ),
+        (
+            MANIFEST.replace('night = ["mon-fri 00:00-08:00"', 'night = ["mon-fri 00:00-09:00"'),
+            "overlaps",
+        ),
+        (MANIFEST.replace("mon-fri 08:00-18:00", "mon-fry 08:00-18:00"), "unknown day"),
+        (MANIFEST.replace("mon-fri 08:00-18:00", "mon-fri 18:00-08:00"), "ends before"),
+        ("name = [", "TOML"),
+    ],
+)
+def test_bad_manifests_name_the_manifest(tmp_path: Path, manifest: str, words: str) -> None:
+    with pytest.raises(DeckError) as err:
+        load_deck(write(tmp_path, HEADER + "48,x,0,0.1,60,60,0,*\n", manifest))
+    assert err.value.file.endswith("deck.toml")
+    assert words in str(err.value)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tollgate.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_rate_contract(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "48,PL,0,0.60,60,30,0,*\n48,PL,0,0.60,60,6,30,*\n")
+    ok = cli(
+        "rate",
+        "--deck",
+        str(path),
+        "--to",
+        "+48221234567",
+        "--at",
+        "2026-11-20T11:00:00",
+        "--seconds",
+        "31",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert '"cost": "0.3600"' in ok.stdout and '"billable_seconds": 36' in ok.stdout
+    none = cli("rate", "--deck", str(path), "--to", "+4930123456", "--seconds", "5")
+    assert none.returncode == 3 and len(none.stderr.strip().splitlines()) == 1
+    bad = write(tmp_path, HEADER + "48,PL,0,x,60,30,0,*\n")
+    broken = cli("rate", "--deck", str(bad), "--to", "+48221234567", "--seconds", "5")
+    assert broken.returncode == 2 and "rates.csv:2" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+def test_cli_classify_contract() -> None:
+    ok = cli("classify", "0048 701-234-567")
+    assert ok.returncode == 0 and '"class": "premium"' in ok.stdout
+    assert '"e164": "+48701234567"' in ok.stdout
+    bad = cli("classify", "12ab")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
