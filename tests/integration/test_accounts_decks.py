@@ -1,0 +1,117 @@
+"""Accounts and decks in PostgreSQL, mirrored to Redis; bad input leaves nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rating.accounts import Account, AccountError, AccountKind
+from rating.deck import Deck, DeckError, load_deck
+from rating.deck_store import list_decks, load_deck_version
+from tests.conftest import RETAIL, AccountFactory, install_deck
+from tollgate.services import Services
+from tollgate.settings import Settings
+
+
+async def test_topups_are_ledger_entries_applied_once(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account()
+    e1, created = await svc.accounts.add_entry(a.id, "topup", 5_000_000, reference="pay-1")
+    again, created_again = await svc.accounts.add_entry(a.id, "topup", 5_000_000, reference="pay-1")
+    assert created and not created_again and again.seq == e1.seq
+    await svc.accounts.add_entry(a.id, "adjustment", -1_000_000, note="goodwill reversal")
+    live = await svc.accounts.live(a.id)
+    assert live.balance == 4_000_000 == live.entries_total
+    assert [e.seq for e in await svc.accounts.entries(a.id)] == [2, 1]
+
+
+async def test_redis_catches_up_from_postgresql(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=3_000_000)
+    await svc.redis.delete(svc.settings.keyspace.account(a.id))  # Redis lost the account
+    assert await svc.accounts.sync(a.id) == 1
+    live = await svc.accounts.live(a.id)
+    assert live.balance == 3_000_000
+    assert await svc.accounts.sync(a.id) == 0  # nothing applied twice
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"id": "bad id!"}, "id"),
+        ({"id": "x", "country": "XX"}, "country"),
+        ({"id": "x", "timezone": "Nowhere/City"}, "timezone"),
+        ({"id": "x", "max_calls": -1}, "max_calls"),
+        ({"id": "x", "blocked_prefixes": ("48a",)}, "blocked_prefixes"),
+        ({"id": "x", "credit_limit": 5}, "credit_limit"),  # prepaid has no credit
+    ],
+)
+async def test_bad_account_fields_are_named_and_nothing_is_written(
+    svc: Services, fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(AccountError) as err:
+        await svc.accounts.create(Account(**fields))  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert await svc.accounts.all() == []
+
+
+async def test_topup_to_unknown_or_closed_account(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from rating.accounts import AccountNotFound, AccountStatus
+
+    with pytest.raises(AccountNotFound):
+        await svc.accounts.add_entry("ghost", "topup", 1)
+    a = await make_account(kind=AccountKind.POSTPAID, credit_limit=1)
+    await svc.accounts.set_status(a.id, AccountStatus.CLOSED)
+    with pytest.raises(AccountError):
+        await svc.accounts.add_entry(a.id, "topup", 1)
+
+
+async def test_deck_versions_switch_atomically(svc: Services, retail: Deck) -> None:
+    assert retail.version == 1
+    same = await install_deck(svc, load_deck(RETAIL))
+    assert same.version == 1  # identical content: no new version
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        decks = await list_decks(conn)
+        stored = await load_deck_version(conn, "retail")
+    assert [(d["version"], d["current"]) for d in decks] == [(1, True)]
+    assert stored.rows == retail.rows and stored.sha256 == retail.sha256
+
+
+def test_a_bad_deck_import_writes_nothing(tmp_path: Path, settings: Settings) -> None:
+    (tmp_path / "deck.toml").write_text('name = "broken"\ncurrency = "PLN"\nrates = "r.csv"\n')
+    (tmp_path / "r.csv").write_text(
+        "prefix,name,connect_fee,rate,rate_unit_s,increment_s,from_s,band\n"
+        "48,ok,0,0.1,60,60,0,*\n49,bad,0,-1,60,60,0,*\n"
+    )
+    with pytest.raises(DeckError):
+        load_deck(tmp_path / "deck.toml")
+    env = {
+        "TOLLGATE_PG_DSN": settings.pg_dsn,
+        "TOLLGATE_REDIS_URL": settings.redis_url,
+        "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "tollgate.cli", "deck", "import", str(tmp_path / "deck.toml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "r.csv:3" in out.stderr and "Traceback" not in out.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "tollgate.cli", "deck", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert '"broken"' not in listing.stdout
