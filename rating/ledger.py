@@ -184,11 +184,8 @@ class Ledger:
         if not req.account:
             return Grant(Decision.DENY, Reason.UNKNOWN_ACCOUNT, 0, req.call_id)
         for attempt in range(2):
-            meta = await self._account_meta(req.account, refresh=attempt > 0)
-            argv, number = await self._authorize_argv(req, meta)
-            res = await self._scripts["authorize"](
-                keys=self.keys.call_keys(req.account, req.call_id), args=argv
-            )
+            keys, argv, number = await self.authorize_command(req, refresh=attempt > 0)
+            res = await self._scripts["authorize"](keys=keys, args=argv)
             status = _s(res[0])
             if status != "STALE":
                 return Grant(
@@ -201,12 +198,14 @@ class Ledger:
                     bool(int(res[4])),
                     _s(res[5]),
                 )
-            self.decks.invalidate(meta.deck or None)
+            self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
 
-    async def _authorize_argv(
-        self, req: CallRequest, meta: _Meta
-    ) -> tuple[list[str], Number | None]:
+    async def authorize_command(
+        self, req: CallRequest, *, refresh: bool = False
+    ) -> tuple[list[str], list[str], Number | None]:
+        """KEYS and ARGV of the authorize script for a request (also used by benchmarks)."""
+        meta = await self._account_meta(req.account, refresh=refresh)
         now = datetime.now(UTC)
         cap = min(req.cap_s or self.settings.max_call_s, self.settings.max_call_s)
         try:
@@ -261,7 +260,7 @@ class Ledger:
             deck.currency if deck else "",
             *curve,
         ]
-        return argv, number
+        return self.keys.call_keys(req.account, req.call_id), argv, number
 
     async def _account_meta(self, account: str, *, refresh: bool = False) -> _Meta:
         meta = None if refresh else self._meta.get(account)

@@ -1,0 +1,136 @@
+"""Authorizations per second through tollgate's Python API against the real Redis, and in
+the same run `redis-benchmark` executing the same Lua script with the same keys and
+arguments: the physical limit of this Redis for this script. Prints both and the ratio.
+
+    .venv/bin/python bench/authorize.py [--calls 20000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from redis.asyncio import Redis
+
+from rating.accounts import Account
+from rating.deck import load_deck
+from rating.deck_cache import DeckCache
+from rating.deck_store import publish
+from rating.keys import Keyspace
+from rating.ledger import CallRequest, Ledger, LedgerSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+NUMBER = "601234567"
+
+
+async def setup(redis: Redis, keys: Keyspace) -> tuple[Ledger, str]:
+    deck = load_deck(ROOT / "examples" / "decks" / "retail" / "deck.toml")
+    await publish(redis, keys, deck)
+    ledger = Ledger(redis, keys, DeckCache(redis, keys, 1.0), LedgerSettings(switch_host="bench"))
+    account = Account("bench", deck=deck.name, max_calls=0, cps=0)
+    fields = [x for kv in account.redis_fields().items() for x in kv]
+    await ledger.script("mirror")(keys=[keys.account(account.id)], args=fields)
+    # plenty of credit: every call is allowed and reserves, as the common case does
+    await ledger.script("apply_entry")(keys=[keys.account(account.id)], args=[1, 10**14, "topup"])
+    return ledger, account.id
+
+
+async def python_api(ledger: Ledger, account: str, calls: int, concurrency: int) -> float:
+    queue = iter(range(calls))
+
+    async def worker() -> None:
+        for n in queue:
+            g = await ledger.authorize(CallRequest(account, f"py-{n}", NUMBER, "600100200"))
+            assert g.allowed, g
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return calls / (time.perf_counter() - start)
+
+
+async def latency(ledger: Ledger, account: str, samples: int) -> tuple[float, float]:
+    times = []
+    for n in range(samples):
+        t = time.perf_counter()
+        await ledger.authorize(CallRequest(account, f"lat-{n}", NUMBER, "600100200"))
+        times.append((time.perf_counter() - t) * 1e6)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99)]
+
+
+async def redis_benchmark_args(ledger: Ledger, account: str) -> list[str]:
+    keys, argv, _ = await ledger.authorize_command(
+        CallRequest(account, "rb-__rand_int__", NUMBER, "600100200")
+    )
+    sha = ledger.script("authorize").sha
+    return ["EVALSHA", sha, str(len(keys)), *keys, *argv]
+
+
+def run_redis_benchmark(command: list[str], calls: int, concurrency: int) -> float:
+    exe = shutil.which("redis-benchmark")
+    if exe is None:
+        raise SystemExit("redis-benchmark not found (Debian package redis-tools)")
+    host, port = re.match(r"redis://([^:/]+):?(\d+)?", REDIS_URL).groups()  # type: ignore[union-attr]
+    out = subprocess.run(
+        [
+            exe,
+            "-h",
+            host,
+            "-p",
+            port or "6379",
+            "-n",
+            str(calls),
+            "-c",
+            str(concurrency),
+            "-r",
+            "1000000000",
+            "--csv",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    row = [line for line in out.splitlines() if line and not line.startswith('"test"')][-1]
+    return float(row.split(",")[1].strip('"'))
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--calls", type=int, default=20_000)
+    p.add_argument("--concurrency", type=int, default=32)
+    args = p.parse_args()
+    redis = Redis.from_url(REDIS_URL, max_connections=args.concurrency + 4)
+    keys = Keyspace(f"bench{uuid.uuid4().hex[:8]}", 16)
+    try:
+        ledger, account = await setup(redis, keys)
+        await python_api(ledger, account, 500, args.concurrency)  # warm up, load the script
+        ours = await python_api(ledger, account, args.calls, args.concurrency)
+        p50, p99 = await latency(ledger, account, 2000)
+        command = await redis_benchmark_args(ledger, account)
+        limit = run_redis_benchmark(command, args.calls * 2, args.concurrency)
+    finally:
+        async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
+            await redis.delete(key)
+        await redis.aclose()
+    print(f"authorize via Python API : {ours:10.0f} /s  ({args.concurrency} concurrent, 1 process)")
+    print(f"same Lua via redis-bench : {limit:10.0f} /s  (the limit of this Redis)")
+    print(f"ratio                    : {ours / limit:10.2f}")
+    print(f"latency, one at a time   : p50 {p50:.0f} us, p99 {p99:.0f} us")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
