@@ -102,6 +102,17 @@ def cmd_rate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    import logging
+
+    from tollgate.serve import serve
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(Settings.from_env()))
+
+
 def _parse_at(text: str | None, timezone: str) -> datetime:
     if not text:
         return datetime.now(UTC)
@@ -417,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="release reservations of calls that never finished").set_defaults(
         run=cmd_sweep, pg=False
     )
+    sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
+    sv.set_defaults(sync=cmd_serve)
     return p
 
 

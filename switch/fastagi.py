@@ -1,0 +1,166 @@
+"""The FastAGI adapter: turns Asterisk's AGI requests into ledger calls, and grants into
+channel variables. It never rates; it translates.
+
+Dialplan contract (configs/asterisk/extensions.conf):
+  authorize  -> sets TOLLGATE_CALL_ID, TOLLGATE_DIAL, TOLLGATE_MAX_MS, TOLLGATE_REASON,
+                TOLLGATE_SIP_CODE and, last, TOLLGATE_DECISION (the dialplan defaults to DENY)
+  finish     -> args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled number, emergency
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from rating.ledger import CallRequest, Decision, Grant, Ledger, LedgerError, Outcome, Reason
+from switch.agi import AgiChannel, AgiHangup, AgiRequest, Handler
+
+log = logging.getLogger("tollgate.switch.fastagi")
+
+# SIP response the dialplan rejects a refused call with (PJSIPHangup).
+SIP_CODES: dict[str, int] = {
+    Reason.INSUFFICIENT_CREDIT: 402,
+    Reason.INVOICE_OVERDUE: 402,
+    Reason.PREMIUM_BLOCKED: 403,
+    Reason.DESTINATION_BLOCKED: 403,
+    Reason.ACCOUNT_SUSPENDED: 403,
+    Reason.UNKNOWN_ACCOUNT: 403,
+    Reason.INVALID_NUMBER: 484,
+    Reason.NO_RATE: 404,
+    Reason.TOO_MANY_CALLS: 486,
+    Reason.RATE_LIMITED: 503,
+    Reason.SERVICE_UNAVAILABLE: 503,
+}
+_DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
+_INT = re.compile(r"^[0-9]{1,9}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What the adapter told the switch; for metrics and logs."""
+
+    script: str
+    account: str
+    call_id: str
+    decision: str
+    reason: str
+    seconds: float
+
+
+class FastAgiAdapter:
+    def __init__(
+        self, ledger: Ledger, *, on_decided: Callable[[Decided], None] | None = None
+    ) -> None:
+        self.ledger = ledger
+        self.on_decided = on_decided
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"authorize": self.authorize, "finish": self.finish}
+
+    async def authorize(self, req: AgiRequest, chan: AgiChannel) -> None:
+        started = datetime.now(UTC)
+        account = req.env.get("accountcode", "")
+        call_id = req.env.get("uniqueid", "")
+        dialled = req.env.get("extension", "")
+        try:
+            grant = await self.ledger.authorize(
+                CallRequest(account, call_id, dialled, req.env.get("callerid", ""))
+            )
+        except LedgerError as exc:
+            log.warning("authorize %s for %r refused: %s", call_id, account, exc)
+            grant = Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            log.error("ledger unreachable, refusing %s: %s", call_id, exc)
+            grant = Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
+        try:
+            await self._tell(chan, grant)
+        except AgiHangup:
+            # The caller gave up while we answered: nothing will be dialled, free the credit.
+            if grant.allowed:
+                await self.ledger.finish(
+                    account,
+                    call_id,
+                    Outcome(False, 0, datetime.now(UTC), "CANCEL", "16", dialled=dialled),
+                )
+            raise
+        finally:
+            self._report("authorize", account, call_id, grant, started)
+
+    async def _tell(self, chan: AgiChannel, grant: Grant) -> None:
+        number = grant.number.e164 if grant.number is not None else ""
+        await chan.set_variable("TOLLGATE_CALL_ID", grant.call_id)
+        if grant.allowed and _DIGITS.match(number):
+            await chan.set_variable("TOLLGATE_DIAL", number)
+            await chan.set_variable("TOLLGATE_MAX_MS", str(grant.max_seconds * 1000))
+        await chan.set_variable("TOLLGATE_REASON", grant.reason)
+        await chan.set_variable("TOLLGATE_SIP_CODE", str(SIP_CODES.get(grant.reason, 403)))
+        # Last, and only once the number and limit are in place.
+        decision = grant.decision.value if (not grant.allowed or _DIGITS.match(number)) else "DENY"
+        await chan.set_variable("TOLLGATE_DECISION", decision)
+
+    async def finish(self, req: AgiRequest, chan: AgiChannel) -> None:
+        started = datetime.now(UTC)
+        args = list(req.args) + [""] * 6
+        call_id = args[0] or req.env.get("uniqueid", "")
+        account = req.env.get("accountcode", "")
+        status = args[1].upper()
+        answered_ms = int(args[2]) if _INT.match(args[2]) else 0
+        answered = status == "ANSWER"
+        billsec = (answered_ms + 500) // 1000 if answered else 0
+        now = datetime.now(UTC)
+        outcome = Outcome(
+            answered=answered,
+            billsec=billsec,
+            ended_at=now,
+            disposition=status or "NOANSWER",
+            hangup_cause=args[3] if _INT.match(args[3]) else "",
+            answered_at=now - timedelta(milliseconds=answered_ms) if answered else None,
+            dialled=args[4] if _DIGITS.match(args[4]) else "",
+        )
+        settlement = await self.ledger.finish(account, call_id, outcome)
+        log.info(
+            "finish %s %s billsec=%d cost=%d (%s)",
+            account,
+            call_id,
+            billsec,
+            settlement.cost,
+            settlement.status,
+        )
+        if self.on_decided is not None:
+            self.on_decided(
+                Decided(
+                    "finish",
+                    account,
+                    call_id,
+                    settlement.status,
+                    status,
+                    (datetime.now(UTC) - started).total_seconds(),
+                )
+            )
+
+    def _report(
+        self, script: str, account: str, call_id: str, grant: Grant, started: datetime
+    ) -> None:
+        log.info(
+            "%s %s %s -> %s %s max=%ds",
+            script,
+            account,
+            call_id,
+            grant.decision.value,
+            grant.reason,
+            grant.max_seconds,
+        )
+        if self.on_decided is not None:
+            self.on_decided(
+                Decided(
+                    script,
+                    account,
+                    call_id,
+                    grant.decision.value,
+                    grant.reason,
+                    (datetime.now(UTC) - started).total_seconds(),
+                )
+            )

@@ -1,0 +1,55 @@
+"""Prometheus metrics of a tollgate process (names follow Prometheus conventions)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from switch.fastagi import Decided
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.authorizations = Counter(
+            "tollgate_authorizations_total",
+            "Authorization decisions.",
+            ["switch", "decision", "reason"],
+            registry=self.registry,
+        )
+        self.authorize_seconds = Histogram(
+            "tollgate_authorize_duration_seconds",
+            "Time to answer an authorization.",
+            ["switch"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+        )
+        self.finishes = Counter(
+            "tollgate_call_finishes_total",
+            "Calls finished, by result.",
+            ["switch", "status"],
+            registry=self.registry,
+        )
+        self.agi_events = Counter(
+            "tollgate_agi_events_total",
+            "FastAGI server events (malformed, budget_exceeded...).",
+            ["kind", "script"],
+            registry=self.registry,
+        )
+        self.swept = Counter(
+            "tollgate_reservations_expired_total",
+            "Reservations released by the sweeper (finish never came).",
+            registry=self.registry,
+        )
+
+    def decided(self, d: Decided) -> None:
+        if d.script == "authorize":
+            self.authorizations.labels("fastagi", d.decision, d.reason).inc()
+            self.authorize_seconds.labels("fastagi").observe(d.seconds)
+        else:
+            self.finishes.labels("fastagi", d.decision).inc()
+
+    def agi_event(self, kind: str, script: str) -> None:
+        if kind != "request":
+            self.agi_events.labels(
+                kind, script if script in ("authorize", "finish") else "other"
+            ).inc()
