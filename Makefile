@@ -10,7 +10,7 @@ bootstrap:
 	@./scripts/bootstrap.sh
 
 demo: bootstrap
-	@./scripts/demo.sh
+	@$(PY) scripts/demo.py
 
 test: bootstrap lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
