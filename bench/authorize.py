@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import re
 import shutil
@@ -104,8 +105,8 @@ def run_redis_benchmark(command: list[str], calls: int, concurrency: int) -> flo
         check=True,
         timeout=600,
     ).stdout
-    row = [line for line in out.splitlines() if line and not line.startswith('"test"')][-1]
-    return float(row.split(",")[1].strip('"'))
+    rows = [r for r in csv.reader(out.splitlines()) if r and r[0] != "test"]
+    return float(rows[-1][1])
 
 
 async def main() -> None:

@@ -216,7 +216,7 @@ class Ledger:
         e164 = number.e164 if number else ""
         prefix = rate_name = ""
         version = 0
-        curve: list[str] = []
+        curve = ""
         deck: Deck | None = None
         if number is not None and number.number_class is not NumberClass.EMERGENCY and meta.deck:
             deck = await self.decks.current(meta.deck)
@@ -232,7 +232,7 @@ class Ledger:
                         rates.prefix,
                         rates.name,
                         deck.version,
-                        c.argv(),
+                        c.encode(),
                     )
         blocked = bool(number) and any(
             e164.lstrip("+").startswith(p) for p in self.settings.blocked_prefixes
@@ -258,7 +258,7 @@ class Ledger:
             str(self.settings.record_ttl_s),
             str(cap),
             deck.currency if deck else "",
-            *curve,
+            curve,
         ]
         return self.keys.call_keys(req.account, req.call_id), argv, number
 
@@ -294,20 +294,20 @@ class Ledger:
         if call.get("state") != "open":
             return Grant(Decision.DENY, "CALL_NOT_OPEN", 0, call_id)
         start = _from_ms(call.get("answered_at")) or datetime.now(UTC)
-        curve: list[str] = []
+        curve = ""
         deck = await self.decks.version(call.get("deck", ""), int(call.get("deck_version") or 0))
         if deck is not None:
             rates = deck.lookup(call.get("e164", "").lstrip("+"))
             if rates is not None:
                 cap = min(target_s, self.settings.max_call_s)
-                curve = grant_curve(deck, rates, start, cap).argv()
+                curve = grant_curve(deck, rates, start, cap).encode()
         if not curve and call.get("emergency") != "1":
             return Grant(Decision.DENY, Reason.NO_RATE, int(call.get("granted", 0)), call_id)
         meta = await self._account_meta(account)
         day = datetime.now(UTC).astimezone(ZoneInfo(meta.timezone)).date().isoformat()
         res = await self._scripts["renew"](
             keys=self.keys.call_keys(account, call_id)[:4],
-            args=[call_id, account, str(target_s), str(self.settings.ttl_extra_s), day, *curve],
+            args=[call_id, account, str(target_s), str(self.settings.ttl_extra_s), day, curve],
         )
         return Grant(Decision(_s(res[0])), _s(res[1]), int(res[2]), call_id, int(res[3]))
 

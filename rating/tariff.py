@@ -146,11 +146,12 @@ class Curve:
     cap_s: int
     steps: tuple[tuple[int, int, int, int], ...]  # (start_s, increment_s, count, per_increment)
 
-    def argv(self) -> list[str]:
+    def encode(self) -> str:
+        """One script argument: fewer arguments are cheaper to send than many."""
         flat = [self.denominator, self.connect, self.quantum, self.cap_s, len(self.steps)]
         for step in self.steps:
             flat.extend(step)
-        return [self.rounding, *map(str, flat)]
+        return ",".join([self.rounding, *map(str, flat)])
 
 
 def grant_curve(deck: Deck, rates: PrefixRates, start_at: datetime, cap_s: int) -> Curve:

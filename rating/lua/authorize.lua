@@ -1,6 +1,6 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
---       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency [curve...]
+--       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -75,7 +75,7 @@ if cps > 0 then
   redis.call('HSET', A, 'cps_tat', tat)
 end
 
-local curve = read_curve(ARGV, 20)
+local curve = read_curve(ARGV[20])
 local avail = num(acct.balance) + num(acct.credit_limit) - num(acct.reserved)
 local budget = avail
 local daily_cap = num(acct.daily_cap)

@@ -31,15 +31,16 @@ local function round_micro(n, den, q, method)
   return whole * q
 end
 
--- A grant curve as written by rating.tariff.Curve.argv(), starting at ARGV[i].
-local function read_curve(argv, i)
-  local c = {method = argv[i], den = tonumber(argv[i + 1]), connect = tonumber(argv[i + 2]),
-             q = tonumber(argv[i + 3]), cap = tonumber(argv[i + 4]), steps = {}}
-  local n = tonumber(argv[i + 5])
-  local j = i + 6
-  for k = 1, n do
-    c.steps[k] = {tonumber(argv[j]), tonumber(argv[j + 1]), tonumber(argv[j + 2]),
-                  tonumber(argv[j + 3])}
+-- A grant curve as encoded by rating.tariff.Curve.encode(): "method,den,connect,q,cap,n,
+-- then n x (start,increment,count,per_increment)".
+local function read_curve(text)
+  local v = {}
+  for x in string.gmatch(text or '', '[^,]+') do v[#v + 1] = x end
+  local c = {method = v[1], den = tonumber(v[2]), connect = tonumber(v[3]),
+             q = tonumber(v[4]), cap = tonumber(v[5]), steps = {}}
+  local j = 7
+  for k = 1, tonumber(v[6]) do
+    c.steps[k] = {tonumber(v[j]), tonumber(v[j + 1]), tonumber(v[j + 2]), tonumber(v[j + 3])}
     j = j + 4
   end
   return c

@@ -1,6 +1,6 @@
 -- Extend an open call's grant towards target_s, reserving what the extension costs.
 -- KEYS: account, open calls, call record, expiry zset. ARGV: call_id account target_s
---       ttl_extra_s day [curve from the call's start...]
+--       ttl_extra_s day curve (from the call's start)
 local A, O, C, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local call_id, account = ARGV[1], ARGV[2]
 local target, ttl_extra, day = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
@@ -12,7 +12,7 @@ local acct = hash(A)
 if acct.status ~= 'active' then return {'DENY', 'ACCOUNT_SUSPENDED', granted, held} end
 if acct.invoice_overdue == '1' then return {'DENY', 'INVOICE_OVERDUE', granted, held} end
 if target <= granted then return {'ALLOW', 'OK', granted, held} end
-local curve = read_curve(ARGV, 6)
+local curve = read_curve(ARGV[6])
 -- This call's own reservation is part of what it may use.
 local avail = num(acct.balance) + num(acct.credit_limit) - num(acct.reserved) + held
 local daily_cap = num(acct.daily_cap)

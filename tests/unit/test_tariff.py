@@ -135,5 +135,6 @@ def test_grant_curve_counts_increments_to_the_cap() -> None:
     # one 30 s block, then 6 s blocks starting before second 100: 30,36,...,96 -> 12 blocks;
     # amounts are in 1/60 micro-units (the rate unit), exact integers
     assert curve.denominator == 60
+    assert curve.encode() == "up,60,0,100,100,2,0,30,1,18000000,30,6,12,3600000"
     assert curve.steps == ((0, 30, 1, 300_000 * 60), (30, 6, 12, 60_000 * 60))
     assert curve.cap_s == 100
