@@ -62,7 +62,13 @@ stamp=.venv/.installed
 if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing the Python environment in .venv"
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  log=$(mktemp)
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'; } \
+      >"$log" 2>&1; then
+    cat "$log"; rm -f "$log"
+    echo "bootstrap: pip install failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
   touch "$stamp"
 fi
