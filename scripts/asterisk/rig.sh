@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# The tollgate Asterisk rig: a real Asterisk 22 from the cached sid chroot, configured from
+# configs/asterisk/.
+#
+#   rig.sh start       render the configs into a fresh run dir, start Asterisk, wait until
+#                      fully booted (a running rig of the same name is stopped first)
+#   rig.sh stop        "core stop now", then kill whatever of this rig is left
+#   rig.sh status      exit 0 when this rig answers on its CLI socket
+#   rig.sh cli CMD...  run one CLI command (asterisk -rx)
+#   rig.sh paths       print KEY=VALUE lines (root, run dir, logs, CDR file) for tools
+#
+# Environment (defaults in brackets):
+#   TOLLGATE_RIG_NAME [default]        run dir name; rigs with different names and ports
+#                                      can run side by side
+#   TOLLGATE_SIP_PORT [5060]           Asterisk's UDP SIP port on 127.0.0.1
+#   TOLLGATE_CARRIER_PORT [5070]       the carrier (SIPp UAS) on 127.0.0.1
+#   TOLLGATE_AGI_HOST [127.0.0.1]      FastAGI server
+#   TOLLGATE_AGI_PORT [4573]
+#   TOLLGATE_AGI_BUDGET [2]            seconds authorize may take before the call gets 503
+#   TOLLGATE_RING_SECONDS [30]         Dial ring timeout towards the carrier
+#   TOLLGATE_ARI_PORT [8088]           HTTP/ARI on 127.0.0.1
+#   TOLLGATE_ARI_USER [tollgate]  TOLLGATE_ARI_PASSWORD [tollgate]
+#   TOLLGATE_ACCT_A..TOLLGATE_ACCT_F [acct-a..acct-f]  accountcodes of phone-a..phone-f
+#   TOLLGATE_RTP_START [derived from the SIP port]  first of 40 RTP ports
+#   TOLLGATE_ASTERISK_ROOT             use this chroot instead of building/reusing the cache
+#   TOLLGATE_CACHE [/var/cache/tollgate]  where build-root.sh keeps the chroot
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+conf_src="$repo/configs/asterisk"
+
+name=${TOLLGATE_RIG_NAME:-default}
+sip_port=${TOLLGATE_SIP_PORT:-5060}
+carrier_port=${TOLLGATE_CARRIER_PORT:-5070}
+agi_host=${TOLLGATE_AGI_HOST:-127.0.0.1}
+agi_port=${TOLLGATE_AGI_PORT:-4573}
+agi_budget=${TOLLGATE_AGI_BUDGET:-2}
+ring_seconds=${TOLLGATE_RING_SECONDS:-30}
+ari_port=${TOLLGATE_ARI_PORT:-8088}
+ari_user=${TOLLGATE_ARI_USER:-tollgate}
+ari_password=${TOLLGATE_ARI_PASSWORD:-tollgate}
+# Derived so rigs on different SIP ports get different RTP ranges by default.
+rtp_start=${TOLLGATE_RTP_START:-$((20000 + (sip_port % 1000) * 40))}
+rtp_end=$((rtp_start + 39))
+
+die() { echo "rig: $*" >&2; exit 1; }
+log() { echo "rig: $*" >&2; }
+
+# Values go into config files through sed: allow only what cannot break the syntax.
+check() { # name value regex
+  [[ $2 =~ $3 ]] || die "invalid $1: '$2'"
+}
+check TOLLGATE_RIG_NAME "$name" '^[A-Za-z0-9_-]{1,32}$'
+for v in sip_port carrier_port agi_port ari_port rtp_start; do
+  check "$v" "${!v}" '^[0-9]{1,5}$'
+done
+check TOLLGATE_AGI_HOST "$agi_host" '^[0-9A-Za-z.:-]+$'
+check TOLLGATE_AGI_BUDGET "$agi_budget" '^[0-9]+(\.[0-9]+)?$'
+check TOLLGATE_RING_SECONDS "$ring_seconds" '^[0-9]+$'
+check TOLLGATE_ARI_USER "$ari_user" '^[A-Za-z0-9_.-]+$'
+check TOLLGATE_ARI_PASSWORD "$ari_password" '^[A-Za-z0-9_.-]+$'
+declare -A acct
+for p in A B C D E F; do
+  var="TOLLGATE_ACCT_$p"
+  acct[$p]=${!var:-acct-${p,,}}
+  check "$var" "${acct[$p]}" '^[A-Za-z0-9_.-]{1,80}$'
+done
+
+root_path() {
+  if [ -n "${TOLLGATE_ASTERISK_ROOT:-}" ]; then
+    echo "$TOLLGATE_ASTERISK_ROOT"
+  else
+    "$here/build-root.sh"
+  fi
+}
+
+# Paths that need no build (for stop/status/cli/paths on a machine without a root).
+root=${TOLLGATE_ASTERISK_ROOT:-${TOLLGATE_CACHE:-/var/cache/tollgate}/asterisk-root}
+run_in="/tollgate-run/$name"        # as Asterisk sees it inside the chroot
+run="$root$run_in"
+conf_in="$run_in/etc/asterisk.conf"
+
+cli() {
+  [ -S "$run/run/asterisk.ctl" ] || return 1
+  # -rx can block on a wedged daemon; never let a CLI call hang the caller.
+  timeout 15 chroot "$root" /usr/sbin/asterisk -C "$conf_in" -rx "$*"
+}
+
+# PIDs of Asterisk processes of this rig: chrooted into $root and started with our config.
+rig_pids() {
+  local d pid
+  local cmdline
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    # -ef: same directory as our root (no fork per process; this runs in tight loops).
+    [ "$d/root" -ef "$root" ] || continue
+    # The control-socket clients (-r) are ours too; killing them is harmless.
+    cmdline=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+    [[ $cmdline == *"-C $conf_in "* ]] || continue
+    echo "$pid"
+  done
+}
+
+is_up() {
+  cli 'core waitfullybooted' >/dev/null 2>&1
+}
+
+do_stop() {
+  local pids
+  if [ -S "$run/run/asterisk.ctl" ]; then
+    # A channel stuck in an AGI to a frozen server makes Asterisk wait 15 s for it at
+    # shutdown; a test rig has nothing to save, so cap the graceful part at a few seconds.
+    local rc=0
+    timeout 4 chroot "$root" /usr/sbin/asterisk -C "$conf_in" -rx 'core stop now' \
+      >/dev/null 2>&1 || rc=$?
+    if [ "$rc" -ne 124 ]; then
+      for _ in $(seq 20); do
+        [ -z "$(rig_pids)" ] && break
+        sleep 0.1
+      done
+    fi
+  fi
+  pids=$(rig_pids)
+  if [ -n "$pids" ]; then
+    # SIGTERM would take the same slow shutdown path; SIGKILL is what ends it.
+    log "killing leftover asterisk processes: $pids"
+    kill -KILL $pids 2>/dev/null || true
+    for _ in $(seq 50); do
+      [ -z "$(rig_pids)" ] && break
+      sleep 0.1
+    done
+  fi
+  [ -z "$(rig_pids)" ] || die "could not stop asterisk ($(rig_pids))"
+  rm -f "$run/run/asterisk.ctl" "$run/run/asterisk.pid"
+}
+
+render() {
+  local f
+  rm -rf "$run"
+  mkdir -p "$run"/{etc,db,keys,cache,spool,run,log/cdr-custom}
+  for f in "$conf_src"/*.conf; do
+    sed -e "s|@RUN@|$run_in|g" \
+      -e "s|@NAME@|$name|g" \
+      -e "s|@SIP_PORT@|$sip_port|g" \
+      -e "s|@CARRIER_PORT@|$carrier_port|g" \
+      -e "s|@AGI_HOST@|$agi_host|g" \
+      -e "s|@AGI_PORT@|$agi_port|g" \
+      -e "s|@AGI_BUDGET@|$agi_budget|g" \
+      -e "s|@RING_SECONDS@|$ring_seconds|g" \
+      -e "s|@ARI_PORT@|$ari_port|g" \
+      -e "s|@ARI_USER@|$ari_user|g" \
+      -e "s|@ARI_PASSWORD@|$ari_password|g" \
+      -e "s|@RTP_START@|$rtp_start|g" \
+      -e "s|@RTP_END@|$rtp_end|g" \
+      -e "s|@ACCT_A@|${acct[A]}|g" -e "s|@ACCT_B@|${acct[B]}|g" -e "s|@ACCT_C@|${acct[C]}|g" \
+      -e "s|@ACCT_D@|${acct[D]}|g" -e "s|@ACCT_E@|${acct[E]}|g" -e "s|@ACCT_F@|${acct[F]}|g" \
+      "$f" >"$run/etc/$(basename "$f")"
+  done
+  if grep -n '@[A-Z_]*@' "$run"/etc/*.conf >&2; then
+    die "unsubstituted placeholders above"
+  fi
+  # Configs the rig does not customise: the package's defaults, except AMI and CEL, which
+  # stay off (empty files).
+  for f in ccss.conf features.conf indications.conf pjproject.conf udptl.conf acl.conf; do
+    [ -e "$run/etc/$f" ] || cp "$root/etc/asterisk/$f" "$run/etc/$f"
+  done
+  for f in manager.conf cel.conf websocket_client.conf; do
+    [ -e "$run/etc/$f" ] || : >"$run/etc/$f"
+  done
+}
+
+do_start() {
+  root=$(root_path)
+  run="$root$run_in"
+  do_stop
+  render
+  # Device nodes live in the root (build-root.sh). /proc is not needed by Asterisk here
+  # (tests/e2e/README.md), so nothing is mounted and nothing can be left mounted.
+  log "starting asterisk '$name' (SIP 127.0.0.1:$sip_port, carrier :$carrier_port, AGI $agi_host:$agi_port, ARI :$ari_port)"
+  # setsid: the daemon must not die with the caller's terminal or process group.
+  setsid chroot "$root" /usr/sbin/asterisk -C "$conf_in" -f -n -g \
+    </dev/null >"$run/log/stdout.log" 2>&1 &
+  echo $! >"$run/rig.pid"
+  for _ in $(seq 300); do
+    if is_up; then
+      log "up: $(cli 'core show version' | head -n1)"
+      return 0
+    fi
+    if ! kill -0 "$(cat "$run/rig.pid")" 2>/dev/null; then
+      tail -n 30 "$run/log/stdout.log" >&2 || true
+      die "asterisk exited during start"
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$run/log/stdout.log" >&2 || true
+  do_stop
+  die "asterisk did not finish booting within 30 s"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  start) do_start ;;
+  stop) do_stop ;;
+  status)
+    if is_up; then echo "running ($run)"; else echo "stopped"; exit 1; fi
+    ;;
+  cli)
+    [ $# -gt 0 ] || die "usage: rig.sh cli COMMAND..."
+    [ -S "$run/run/asterisk.ctl" ] || die "asterisk '$name' is not running"
+    cli "$@"
+    ;;
+  paths)
+    echo "ROOT=$root"
+    echo "RUN=$run"
+    echo "LOG=$run/log/full"
+    echo "CDR_CSV=$run/log/cdr-custom/tollgate-cdr.csv"
+    ;;
+  *)
+    # The header comment is the usage text.
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    exit 2
+    ;;
+esac
