@@ -1,0 +1,250 @@
+"""End-to-end fixtures: a real Asterisk (sid chroot), a SIPp carrier, and `tollgate serve`
+as a real process, all on loopback, with the real Redis and PostgreSQL.
+
+One rig, carrier and tollgate process serve the whole session; every test starts from a
+clean ledger and database (same accounts ids: the phones' accountcodes are fixed)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rating.accounts import Account
+from rating.deck import load_deck
+from rating.deck_store import import_deck, publish
+from rating.keys import Keyspace
+from rating.ledger import LedgerSettings
+from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, _truncate, drop_prefix
+from tests.e2e.rig import (
+    AsteriskRig,
+    CallResult,
+    RigConfig,
+    SippCarrier,
+    free_tcp_port,
+    place_call,
+)
+from tollgate import db
+from tollgate.services import Services, services
+from tollgate.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PHONE_ACCOUNTS = {f"phone-{c}": f"e2e-{c}" for c in "abcdef"}
+PHONE_POOL = ThreadPoolExecutor(max_workers=40, thread_name_prefix="phone")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class TollgateProcess:
+    """`tollgate serve` as the operator runs it; tests stop, kill and freeze it."""
+
+    env: dict[str, str]
+    agi_port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    frozen: bool = field(default=False)
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tollgate.cli", "serve"],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + 30
+        while not self._listening():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tollgate serve exited: {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("tollgate serve did not start listening")
+            time.sleep(0.05)
+
+    def _listening(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex(("127.0.0.1", self.agi_port)) == 0
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.thaw()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.frozen:
+            self.proc.send_signal(signal.SIGCONT)
+        self.frozen = False
+
+
+@pytest.fixture(scope="session")
+def e2e_settings() -> Settings:
+    return Settings(
+        redis_url=TEST_REDIS,
+        pg_dsn=TEST_DSN,
+        keyspace=Keyspace(f"tge2e{uuid.uuid4().hex[:8]}", 4),
+        ledger=LedgerSettings(switch_host="e2e"),
+        deck_refresh_s=0.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def rig_config() -> RigConfig:
+    return RigConfig.with_free_ports(f"pytest-{os.getpid()}", accounts=PHONE_ACCOUNTS)
+
+
+@pytest.fixture(scope="session")
+def asterisk(rig_config: RigConfig) -> Iterator[AsteriskRig]:
+    rig = AsteriskRig(rig_config)
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+@pytest.fixture(scope="session")
+def carrier(rig_config: RigConfig) -> Iterator[SippCarrier]:
+    with SippCarrier(port=rig_config.carrier_port) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def tollgate(
+    e2e_settings: Settings, rig_config: RigConfig, asterisk: AsteriskRig
+) -> Iterator[TollgateProcess]:
+    async def migrate() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(TEST_DSN)
+        try:
+            await db.upgrade(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(migrate())
+    env = {
+        **os.environ,
+        "TOLLGATE_PG_DSN": e2e_settings.pg_dsn,
+        "TOLLGATE_REDIS_URL": e2e_settings.redis_url,
+        "TOLLGATE_REDIS_PREFIX": e2e_settings.keyspace.prefix,
+        "TOLLGATE_SHARDS": str(e2e_settings.keyspace.shards),
+        "TOLLGATE_AGI_PORT": str(rig_config.agi_port),
+        "TOLLGATE_METRICS_PORT": str(free_tcp_port()),
+        "TOLLGATE_SWEEP_INTERVAL_S": "1",
+        "TOLLGATE_DECK_REFRESH_S": "0",
+        "TOLLGATE_SWITCH_HOST": "e2e",
+    }
+    log = Path(tempfile.mkdtemp(prefix="tollgate-e2e-")) / "serve.log"
+    proc = TollgateProcess(env, rig_config.agi_port, log)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@dataclass
+class E2E:
+    svc: Services
+    rig: AsteriskRig
+    carrier: SippCarrier
+    tollgate: TollgateProcess
+    config: RigConfig
+    carrier_seen: int = 0  # carrier calls before this test
+
+    async def account(self, phone: str, balance: int = 0, **fields: object) -> Account:
+        fields.setdefault("deck", "retail")
+        fields.setdefault("cps", 0)
+        fields.setdefault("max_calls", 0)
+        status = fields.pop("status", None)
+        account = await self.svc.accounts.create(Account(PHONE_ACCOUNTS[phone], **fields))  # type: ignore[arg-type]
+        if balance:
+            await self.svc.accounts.add_entry(account.id, "topup", balance)
+        if status is not None:
+            account = await self.svc.accounts.set_status(account.id, status)  # type: ignore[arg-type]
+        return account
+
+    async def call(self, number: str, phone: str = "phone-a", **kw: object) -> CallResult:
+        return await asyncio.to_thread(
+            place_call,
+            number,
+            phone,
+            sip_port=self.config.sip_port,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def new_carrier_calls(self) -> list[str]:
+        return [c.number for c in self.carrier.calls()[self.carrier_seen :]]
+
+    async def cdrs(self, phone: str, count: int, wait_s: float = 15) -> list[dict[str, str]]:
+        """Final CDRs of the phone's account from the ledger's stream, waiting for `count`."""
+        account = PHONE_ACCOUNTS[phone]
+        keys = self.svc.settings.keyspace
+        deadline = time.monotonic() + wait_s
+        while True:
+            entries = await self.svc.redis.xrange(keys.cdr_stream(keys.tag(account)))
+            rows = [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+            mine = [
+                r
+                for r in rows
+                if r.get("account") == account and r.get("state") in ("finished", "denied")
+            ]
+            if len(mine) >= count or time.monotonic() > deadline:
+                return mine
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def e2e(
+    e2e_settings: Settings,
+    asterisk: AsteriskRig,
+    carrier: SippCarrier,
+    tollgate: TollgateProcess,
+    rig_config: RigConfig,
+) -> AsyncIterator[E2E]:
+    tollgate.thaw()
+    tollgate.start()
+    await _truncate(e2e_settings.pg_dsn)
+    async with services(e2e_settings) as svc:
+        await drop_prefix(svc.redis, e2e_settings.keyspace.prefix)
+        assert svc.pool is not None
+        async with svc.pool.acquire() as conn:
+            deck, _ = await import_deck(conn, load_deck(RETAIL), "e2e")
+        await publish(svc.redis, e2e_settings.keyspace, deck)
+        yield E2E(svc, asterisk, carrier, tollgate, rig_config, len(carrier.calls()))
+    tollgate.thaw()
+    tollgate.start()

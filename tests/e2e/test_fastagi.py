@@ -1,0 +1,140 @@
+"""Real calls: SIPp phone -> Asterisk (tollgate's dialplan) -> SIPp carrier, authorized
+by `tollgate serve` over FastAGI, with the real Redis ledger and PostgreSQL accounts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rating.accounts import AccountKind, AccountStatus
+from tests.e2e.conftest import E2E
+
+PLN = 1_000_000
+MOBILE = "601234567"  # retail deck: 0.19 PLN/min, billed per second
+
+
+async def test_allowed_call_is_cut_by_asterisk_at_the_granted_time(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=19_000)  # 0.019 PLN buys exactly 6 s
+    result = await e2e.call(MOBILE, "phone-a")
+    assert result.status == 200 and result.answered
+    assert result.bye_from_asterisk
+    assert result.answer_to_bye_s is not None and abs(result.answer_to_bye_s - 6) <= 1
+    assert e2e.new_carrier_calls() == ["+48601234567"]
+    [cdr] = await e2e.cdrs("phone-a", 1)
+    assert (cdr["decision"], cdr["reason"], cdr["granted"]) == ("ALLOW", "OK", "6")
+    billsec = int(cdr["billsec"])
+    assert abs(billsec - 6) <= 1
+    assert int(cdr["cost"]) == min(19_000, -(-billsec * 190_000 // 60 // 100) * 100)
+    live = await e2e.svc.accounts.live("e2e-a")
+    assert live.balance == 19_000 - int(cdr["cost"]) and live.reserved == 0
+    assert live.balance >= 0
+
+
+@pytest.mark.parametrize(
+    "form", ["701234567", "0701234567", "48701234567", "0048701234567", "+48701234567"]
+)
+async def test_premium_refused_in_every_dialling_form(e2e: E2E, form: str) -> None:
+    await e2e.account("phone-b", balance=100 * PLN)
+    result = await e2e.call(form, "phone-b")
+    assert result.status == 403 and not result.answered
+    [cdr] = await e2e.cdrs("phone-b", 1)
+    assert (cdr["reason"], cdr["e164"], cdr["class"]) == (
+        "PREMIUM_BLOCKED",
+        "+48701234567",
+        "premium",
+    )
+    assert e2e.new_carrier_calls() == []
+
+
+async def test_refusals_get_their_sip_code_and_never_reach_the_carrier(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=0)
+    await e2e.account(
+        "phone-b", kind=AccountKind.POSTPAID, credit_limit=100 * PLN, invoice_overdue=True
+    )
+    await e2e.account("phone-c", balance=100 * PLN, status=AccountStatus.SUSPENDED)
+    # phone-f's accountcode has no account
+    cases = [
+        ("phone-a", 402, "INSUFFICIENT_CREDIT"),
+        ("phone-b", 402, "INVOICE_OVERDUE"),
+        ("phone-c", 403, "ACCOUNT_SUSPENDED"),
+        ("phone-f", 403, "UNKNOWN_ACCOUNT"),
+    ]
+    results = await asyncio.gather(*(e2e.call("221234567", phone) for phone, _, _ in cases))
+    for (phone, code, reason), result in zip(cases, results, strict=True):
+        assert result.status == code, (phone, result)
+        [cdr] = await e2e.cdrs(phone, 1)
+        assert cdr["reason"] == reason
+    assert e2e.new_carrier_calls() == []
+
+
+async def test_negative_balance_is_refused(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=PLN)
+    await e2e.svc.accounts.add_entry("e2e-a", "adjustment", -2 * PLN, note="chargeback")
+    result = await e2e.call(MOBILE, "phone-a")
+    assert result.status == 402
+
+
+async def test_emergency_goes_out_with_negative_balance_and_suspended_account(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=PLN)
+    await e2e.svc.accounts.add_entry("e2e-a", "adjustment", -5 * PLN)
+    await e2e.account("phone-b", balance=PLN, status=AccountStatus.SUSPENDED)
+    a, b = await asyncio.gather(
+        e2e.call("112", "phone-a", hangup_after_ms=1500),
+        e2e.call("998", "phone-b", hangup_after_ms=1500),
+    )
+    assert a.answered and b.answered
+    assert sorted(e2e.new_carrier_calls()) == ["112", "998"]
+    for phone in ("phone-a", "phone-b"):
+        [cdr] = await e2e.cdrs(phone, 1)
+        assert (cdr["reason"], cdr["cost"], cdr["class"]) == ("EMERGENCY", "0", "emergency")
+    assert (await e2e.svc.accounts.live("e2e-a")).balance == -4 * PLN
+
+
+async def test_emergency_goes_out_when_tollgate_is_stopped(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=PLN)
+    e2e.tollgate.stop()
+    result = await e2e.call("112", "phone-a", hangup_after_ms=1000)
+    assert result.answered
+    assert e2e.new_carrier_calls() == ["112"]
+
+
+async def test_ordinary_calls_refused_when_tollgate_is_stopped(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=100 * PLN)
+    e2e.tollgate.stop()
+    result = await e2e.call(MOBILE, "phone-a")
+    assert result.status == 503 and not result.answered
+    assert e2e.new_carrier_calls() == []
+
+
+async def test_frozen_tollgate_refuses_within_the_budget(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=100 * PLN)
+    e2e.tollgate.freeze()
+    try:
+        result, emergency = await asyncio.gather(
+            e2e.call(MOBILE, "phone-a"), e2e.call("999", "phone-b", hangup_after_ms=1000)
+        )
+    finally:
+        e2e.tollgate.thaw()
+    assert result.status == 503 and not result.answered
+    # refused by the dialplan's budget (2 s), not by the phone giving up
+    assert result.setup_s is not None and result.setup_s < e2e.config.agi_budget_s + 5
+    assert emergency.answered
+    assert e2e.new_carrier_calls() == ["999"]
+
+
+async def test_parallel_calls_never_spend_more_than_the_credit(e2e: E2E) -> None:
+    credit = 190_000  # 60 s of mobile calls in total
+    await e2e.account("phone-c", balance=credit)
+    results = await asyncio.gather(*(e2e.call(MOBILE, "phone-c", max_wait_s=90) for _ in range(20)))
+    answered = [r for r in results if r.answered]
+    assert answered, "the credit buys at least one call"
+    assert all(r.status in (200, 402) for r in results), [r.status for r in results]
+    cdrs = await e2e.cdrs("phone-c", 20, wait_s=30)
+    assert len(cdrs) == 20
+    assert sum(int(c["cost"]) for c in cdrs) <= credit
+    assert sum(int(c["granted"]) for c in cdrs) <= 60
+    live = await e2e.svc.accounts.live("e2e-c")
+    assert live.balance >= 0 and live.reserved == 0
+    talk = sum(r.answer_to_bye_s or 0 for r in answered)
+    assert talk <= 60 + len(answered)  # Asterisk cut every call at its grant
