@@ -139,7 +139,14 @@ render() {
   local f
   rm -rf "$run"
   mkdir -p "$run"/{etc,db,keys,cache,spool,run,log/cdr-custom}
-  for f in "$conf_src"/*.conf; do
+  # TOLLGATE_RIG_EXTRA: a directory of further *.conf (benchmarks, pyVoIP phones); the
+  # shipped configs pull them in with #tryinclude, so production configs carry none of it.
+  local extra=()
+  if [ -n "${TOLLGATE_RIG_EXTRA:-}" ]; then
+    [ -d "$TOLLGATE_RIG_EXTRA" ] || die "TOLLGATE_RIG_EXTRA is not a directory: $TOLLGATE_RIG_EXTRA"
+    extra=("$TOLLGATE_RIG_EXTRA"/*.conf)
+  fi
+  for f in "$conf_src"/*.conf "${extra[@]}"; do
     sed -e "s|@RUN@|$run_in|g" \
       -e "s|@NAME@|$name|g" \
       -e "s|@SIP_PORT@|$sip_port|g" \

@@ -75,6 +75,7 @@ class RigConfig:
     ari_user: str = "tollgate"
     ari_password: str = "tollgate"
     accounts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))
+    extra_conf_dir: str = ""  # further *.conf rendered beside configs/asterisk
 
     @classmethod
     def with_free_ports(cls, name: str, **kwargs: object) -> RigConfig:
@@ -101,6 +102,8 @@ class RigConfig:
             "TOLLGATE_ARI_USER": self.ari_user,
             "TOLLGATE_ARI_PASSWORD": self.ari_password,
         }
+        if self.extra_conf_dir:
+            env["TOLLGATE_RIG_EXTRA"] = self.extra_conf_dir
         for phone, account in self.accounts.items():
             env[f"TOLLGATE_ACCT_{phone[-1].upper()}"] = account
         return env
