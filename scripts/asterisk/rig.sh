@@ -41,8 +41,11 @@ ari_port=${TOLLGATE_ARI_PORT:-8088}
 ari_user=${TOLLGATE_ARI_USER:-tollgate}
 ari_password=${TOLLGATE_ARI_PASSWORD:-tollgate}
 # Derived so rigs on different SIP ports get different RTP ranges by default.
-rtp_start=${TOLLGATE_RTP_START:-$((20000 + (sip_port % 1000) * 40))}
-rtp_end=$((rtp_start + 39))
+# Each call holds two RTP/RTCP pairs (phone leg and carrier leg): size the range for the
+# concurrency a rig must carry; parallel rigs get disjoint ranges from their SIP port.
+rtp_ports=${TOLLGATE_RTP_PORTS:-400}
+rtp_start=${TOLLGATE_RTP_START:-$((10000 + ((sip_port % 250) * rtp_ports) % (50000 - rtp_ports)))}
+rtp_end=$((rtp_start + rtp_ports - 1))
 
 die() { echo "rig: $*" >&2; exit 1; }
 log() { echo "rig: $*" >&2; }
@@ -52,7 +55,7 @@ check() { # name value regex
   [[ $2 =~ $3 ]] || die "invalid $1: '$2'"
 }
 check TOLLGATE_RIG_NAME "$name" '^[A-Za-z0-9_-]{1,32}$'
-for v in sip_port carrier_port agi_port ari_port rtp_start; do
+for v in sip_port carrier_port agi_port ari_port rtp_start rtp_ports; do
   check "$v" "${!v}" '^[0-9]{1,5}$'
 done
 check TOLLGATE_AGI_HOST "$agi_host" '^[0-9A-Za-z.:-]+$'

@@ -1,0 +1,177 @@
+"""CDRs per second moved by the CDR writer from Redis streams into PostgreSQL, and in the
+same run a plain COPY of the same rows into a table with the same columns and indexes (no
+partitions, no upsert, no Redis): the physical limit of this PostgreSQL for these rows.
+Prints both and the ratio.
+
+Works in a throwaway database and a throwaway Redis key prefix, removed afterwards.
+
+    .venv/bin/python bench/cdr_ingest.py [--cdrs 100000] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from redis.asyncio import Redis
+
+from cdr.model import COLUMNS, Cdr
+from cdr.writer import CdrWriter, WriterSettings
+from rating.keys import Keyspace
+from tollgate import db
+
+REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DESTINATIONS = [
+    ("0601234567", "+48601234567", "mobile", "4860", "Poland mobile", 190_000),
+    ("0221234567", "+48221234567", "geographic", "4822", "Poland Warsaw", 90_000),
+    ("0121234567", "+48121234567", "geographic", "4812", "Poland Krakow", 90_000),
+    ("004930123456", "+4930123456", "international", "49", "Germany", 250_000),
+]
+
+
+def ms(at: datetime) -> str:
+    return str((at - EPOCH) // timedelta(milliseconds=1))
+
+
+def fake_cdr(n: int, rng: random.Random, now: datetime) -> dict[str, str]:
+    """One stream entry as the ledger writes it: mostly finished calls, some denied, some
+    left unanswered, spread over the last 40 days (two monthly partitions or three)."""
+    raw, e164, klass, prefix, name, per_min = rng.choice(DESTINATIONS)
+    account = f"acct-{rng.randrange(2000)}"
+    started = now - timedelta(seconds=rng.randrange(40 * 86400))
+    fields = {
+        "call_id": f"bench-{n}",
+        "account": account,
+        "decision": "ALLOW",
+        "reason": "OK",
+        "raw": raw,
+        "e164": e164,
+        "class": klass,
+        "caller": f"60{rng.randrange(10**7):07d}",
+        "switch": "bench",
+        "prefix": prefix,
+        "rate_name": name,
+        "deck": "retail",
+        "deck_version": "3",
+        "currency": "PLN",
+        "authorized_at": ms(started),
+    }
+    if rng.random() < 0.08:
+        fields |= {"state": "denied", "decision": "DENY", "reason": "INSUFFICIENT_CREDIT"}
+        fields |= {"disposition": "DENIED", "cost": "0", "billsec": "0", "ended_at": ms(started)}
+        return fields
+    billsec = 0 if rng.random() < 0.2 else int(rng.expovariate(1 / 150)) + 1
+    ring = rng.randrange(2, 25)
+    answered = started + timedelta(seconds=ring)
+    cost = -(-billsec * per_min // 60 // 100) * 100  # per second, rounded up to 4 decimals
+    fields |= {
+        "state": "finished",
+        "granted": "3600",
+        "reserved": str(60 * per_min),
+        "answered": "1" if billsec else "0",
+        "answered_at": ms(answered) if billsec else "",
+        "ended_at": ms(answered + timedelta(seconds=billsec)),
+        "billsec": str(billsec),
+        "rated_cost": str(cost),
+        "cost": str(cost),
+        "disposition": "ANSWER" if billsec else "NOANSWER",
+        "hangup_cause": "16" if billsec else "19",
+        "prior_state": "open",
+    }
+    return fields
+
+
+async def fill_streams(redis: Redis, keys: Keyspace, entries: list[dict[str, str]]) -> None:
+    for start in range(0, len(entries), 2000):
+        pipe = redis.pipeline(transaction=False)
+        for fields in entries[start : start + 2000]:
+            pipe.xadd(keys.cdr_stream(keys.tag(fields["account"])), fields)  # type: ignore[arg-type]
+        await pipe.execute()
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def run_writer(redis: Redis, keys: Keyspace, dsn: str, batch: int, total: int) -> float:
+    async with CdrWriter(
+        redis, keys, dsn, WriterSettings(consumer="bench", batch_size=batch)
+    ) as writer:
+        start = time.perf_counter()
+        written = 0
+        while written < total:
+            written += await writer.drain_once()
+        return total / (time.perf_counter() - start)
+
+
+async def run_copy(dsn: str, rows: list[tuple[object, ...]]) -> float:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "create table cdrs_limit (like cdrs including defaults including indexes)"
+        )
+        start = time.perf_counter()
+        await conn.copy_records_to_table("cdrs_limit", records=rows, columns=list(COLUMNS))
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--cdrs", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=500)
+    args = p.parse_args()
+
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    entries = [fake_cdr(n, rng, now) for n in range(args.cdrs)]
+    rows = [Cdr.from_stream(e).row() for e in entries]
+    keys = Keyspace(f"benchcdr{uuid.uuid4().hex[:8]}", 16)
+    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
+    dsn = with_database(PG_DSN, name)
+    redis = Redis.from_url(REDIS_URL)
+    admin = await asyncpg.connect(PG_DSN)
+    await admin.execute(f'create database "{name}"')
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await db.upgrade(conn)
+        finally:
+            await conn.close()
+        await fill_streams(redis, keys, entries)
+        ours = await run_writer(redis, keys, dsn, args.batch, args.cdrs)
+        check = await asyncpg.connect(dsn)
+        try:
+            stored = await check.fetchval("select count(*) from cdrs")
+        finally:
+            await check.close()
+        if stored != args.cdrs:
+            raise SystemExit(f"writer stored {stored} rows, expected {args.cdrs}")
+        limit = await run_copy(dsn, rows)
+    finally:
+        async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
+            await redis.delete(key)
+        await redis.aclose()
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+    print(f"CDR writer, Redis -> PostgreSQL : {ours:10.0f} rows/s  (batch {args.batch})")
+    print(f"plain COPY of the same rows     : {limit:10.0f} rows/s  (the limit of this PostgreSQL)")
+    print(f"ratio                           : {ours / limit:10.2f}  ({args.cdrs} CDRs)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
