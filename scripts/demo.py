@@ -7,10 +7,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.e2e.rig import (  # noqa: E402
+    AsteriskRig,
+    CallResult,
+    RigConfig,
+    SippCarrier,
+    free_tcp_port,
+    place_call,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLLGATE = str(ROOT / ".venv" / "bin" / "tollgate")
@@ -40,9 +54,23 @@ def tg(*args: str, show: bool = True, check: bool = True) -> Any:
 
 def reset() -> None:
     subprocess.run(
-        ["psql", "-q", "-h", "127.0.0.1", "-U", "tollgate", "-d", "tollgate", "-c",
-         "drop database if exists tollgate_demo", "-c", "create database tollgate_demo"],
-        check=True, env={**ENV, "PGPASSWORD": "tollgate"}, capture_output=True,
+        [
+            "psql",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "tollgate",
+            "-d",
+            "tollgate",
+            "-c",
+            "drop database if exists tollgate_demo",
+            "-c",
+            "create database tollgate_demo",
+        ],
+        check=True,
+        env={**ENV, "PGPASSWORD": "tollgate"},
+        capture_output=True,
     )
     subprocess.run(
         ["sh", "-c", "redis-cli --scan --pattern 'tgdemo:*' | xargs -r redis-cli del >/dev/null"],
@@ -55,8 +83,10 @@ def main() -> None:
     reset()
     tg("db", "upgrade")
     deck = tg("deck", "import", str(DECK))
-    print(f"  deck {deck['name']} v{deck['version']}: {deck['rows']} rows, "
-          f"{deck['prefixes']} prefixes")
+    print(
+        f"  deck {deck['name']} v{deck['version']}: {deck['rows']} rows, "
+        f"{deck['prefixes']} prefixes"
+    )
 
     say("Numbers: every dialling form normalises to one E.164 number and class")
     for raw in ("0048 701-234-567", "0701234567", "+48601234567", "112", "+88213456789"):
@@ -64,64 +94,190 @@ def main() -> None:
         print(f"  {raw:>18} -> {n['e164']:<14} {n['class']}")
 
     say("Rating: Krakow, 30/6 billing, 0.05 connect fee, Friday 17:59:30 (crosses 18:00)")
-    r = tg("rate", "--deck", str(DECK), "--to", "0121234567", "--at", "2026-11-20T17:59:30",
-           "--seconds", "95")
+    r = tg(
+        "rate",
+        "--deck",
+        str(DECK),
+        "--to",
+        "0121234567",
+        "--at",
+        "2026-11-20T17:59:30",
+        "--seconds",
+        "95",
+    )
     print(f"  cost {r['cost']} {r['currency']} for {r['billable_seconds']} billable seconds")
     for s in r["segments"]:
-        print(f"    from {s['from_s']:>3} s: {s['count']} x {s['increment_s']} s "
-              f"at {s['rate']}/{s['rate_unit_s']} s ({s['band']})")
+        print(
+            f"    from {s['from_s']:>3} s: {s['count']} x {s['increment_s']} s "
+            f"at {s['rate']}/{s['rate_unit_s']} s ({s['band']})"
+        )
 
     say("Accounts")
     tg("account", "create", "alice", "--deck", "retail")
     tg("account", "topup", "alice", "2.00", "--reference", "demo-payment-1")
     tg("account", "create", "bob", "--deck", "retail")
-    tg("account", "create", "carol", "--kind", "postpaid", "--credit-limit", "100",
-       "--deck", "retail")
+    tg(
+        "account",
+        "create",
+        "carol",
+        "--kind",
+        "postpaid",
+        "--credit-limit",
+        "100",
+        "--deck",
+        "retail",
+    )
     tg("account", "update", "carol", "--invoice-overdue", "yes")
     tg("account", "create", "dave", "--deck", "retail")
     tg("account", "topup", "dave", "50")
     tg("account", "suspend", "dave", "--reason", "abuse investigation")
 
     say("Authorizations (each reserves credit like a real call would)")
-    calls = [("alice", "0601234567"), ("alice", "+48 701 234 567"), ("bob", "221234567"),
-             ("carol", "221234567"), ("dave", "221234567"), ("dave", "112"),
-             ("nobody", "221234567")]
+    calls = [
+        ("alice", "0601234567"),
+        ("alice", "+48 701 234 567"),
+        ("bob", "221234567"),
+        ("carol", "221234567"),
+        ("dave", "221234567"),
+        ("dave", "112"),
+        ("nobody", "221234567"),
+    ]
     granted = []
     for account, number in calls:
         g = tg("authorize", "--account", account, "--to", number, show=False)
-        print(f"  {account:>6} -> {number:<16} {g['decision']:<5} {g['reason']:<20} "
-              f"max {g['max_seconds']:>5} s  reserved {g['reserved']}")
+        print(
+            f"  {account:>6} -> {number:<16} {g['decision']:<5} {g['reason']:<20} "
+            f"max {g['max_seconds']:>5} s  reserved {g['reserved']}"
+        )
         if g["decision"] == "ALLOW":
             granted.append((account, g))
 
     say("Calls end: the exact rated cost is debited, the reservation released")
     for account, g in granted:
         billsec = min(90, g["max_seconds"]) if g["max_seconds"] else 42
-        f = tg("finish", "--account", account, "--call-id", g["call_id"], "--billsec",
-               str(billsec), show=False)
+        f = tg(
+            "finish",
+            "--account",
+            account,
+            "--call-id",
+            g["call_id"],
+            "--billsec",
+            str(billsec),
+            show=False,
+        )
         print(f"  {account:>6} {g['call_id']}: {billsec} s -> cost {f['cost']}")
 
     say("Balances")
     for account in ("alice", "bob", "carol", "dave"):
         a = tg("account", "show", account, show=False)
-        print(f"  {account:>6} {a['kind']:<8} {a['status']:<9} balance {a['balance']:>9} "
-              f"reserved {a['reserved']} available {a['available']}")
+        print(
+            f"  {account:>6} {a['kind']:<8} {a['status']:<9} balance {a['balance']:>9} "
+            f"reserved {a['reserved']} available {a['available']}"
+        )
 
     say("CDRs (Redis stream, moved to PostgreSQL by the CDR writer)")
-    out = subprocess.run(
-        ["sh", "-c", "for k in $(redis-cli --scan --pattern 'tgdemo:*:cdr'); do "
-         "redis-cli --raw xrange $k - +; done"], capture_output=True, text=True,
-    ).stdout.split("\n")
-    rows = _stream_rows(out)
-    for c in rows:
-        print(f"  {c.get('call_id', ''):<22} {c.get('account', ''):>6} {c.get('e164', ''):<14} "
-              f"{c.get('class', ''):<10} {c.get('decision', ''):<5} {c.get('reason', ''):<18} "
-              f"billsec {c.get('billsec', '0'):>3} cost {int(c.get('cost') or 0) / 1e6:.4f}")
+    print_cdrs()
+
+    calls_through_asterisk()
+
+
+def calls_through_asterisk() -> None:
+    say("Real SIP calls: SIPp phones -> Asterisk 22 (sid chroot) -> SIPp carrier")
+    tg("account", "create", "erin", "--deck", "retail")
+    tg("account", "topup", "erin", "0.019")  # buys 6 s of mobile calls at 0.19/min
+    accounts = {"phone-a": "erin", "phone-b": "alice", "phone-c": "bob", "phone-d": "dave"}
+    config = RigConfig.with_free_ports("demo", accounts=accounts)
+    metrics_port = free_tcp_port()
+    env = {
+        **ENV,
+        "TOLLGATE_AGI_PORT": str(config.agi_port),
+        "TOLLGATE_METRICS_PORT": str(metrics_port),
+    }
+    log = Path(tempfile.mkdtemp(prefix="tollgate-demo-")) / "serve.log"
+    serve = subprocess.Popen(
+        [TOLLGATE, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    rig = AsteriskRig(config)
+    try:
+        _wait_port(config.agi_port, serve, log)
+        print(
+            f"  tollgate serve: FastAGI 127.0.0.1:{config.agi_port}, "
+            f"metrics http://127.0.0.1:{metrics_port}/metrics"
+        )
+        print("  starting Asterisk (the first run builds a Debian sid chroot, about a minute)")
+        rig.start()
+        with SippCarrier(port=config.carrier_port) as carrier:
+            plan = [
+                ("phone-a", "erin", "0601234567", "allowed, cut by Asterisk at its limit"),
+                ("phone-b", "alice", "+48701234567", "premium: refused"),
+                ("phone-c", "bob", "221234567", "empty account: refused"),
+                ("phone-d", "dave", "112", "emergency on a suspended account"),
+            ]
+            for phone, account, number, what in plan:
+                kw: dict[str, Any] = {"hangup_after_ms": 2000} if number == "112" else {}
+                r: CallResult = place_call(number, phone, sip_port=config.sip_port, **kw)
+                talk = f", talked {r.answer_to_bye_s:.1f} s" if r.answer_to_bye_s else ""
+                cut = " (Asterisk hung up)" if r.bye_from_asterisk else ""
+                print(f"  {account:>6} dials {number:<14} -> SIP {r.status}{talk}{cut}: {what}")
+            time.sleep(1.5)  # the finish reports arrive from the hangup handlers
+            print(f"  the carrier received: {', '.join(carrier.numbers()) or 'nothing'}")
+        rows = rig.wait_for_cdrs(4)
+        print("  Asterisk's own CDRs (for reconciliation):")
+        for row in rows:
+            print(
+                f"    {row['accountcode']:>6} dst {row['dst']:<14} {row['disposition']:<9} "
+                f"billsec {row['billsec']:>2} tollgate call {row['userfield']}"
+            )
+    finally:
+        rig.stop()
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(15)
+    say("Balances after the calls")
+    for account in ("erin", "alice", "bob", "dave"):
+        a = tg("account", "show", account, show=False)
+        print(f"  {account:>6} balance {a['balance']:>9} reserved {a['reserved']}")
+    say("Ledger CDRs of the calls")
+    print_cdrs(lambda c: c.get("switch") != "" and c.get("call_id", "").startswith("demo"))
 
     say("Where to look next")
     print("  tollgate serve            FastAGI on 127.0.0.1:4573, metrics on :9464/metrics")
-    print("  make test                 the whole suite")
+    print("  scripts/asterisk/rig.sh   start/stop the Asterisk rig by hand (tests/e2e/README.md)")
+    print("  make test                 the whole suite, with real calls through Asterisk")
     print("  python bench/authorize.py authorizations/s vs redis-benchmark on the same Lua")
+    print("  python bench/e2e_calls.py calls/s and post-dial delay with and without tollgate")
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    sys.exit(f"demo: tollgate serve did not start:\n{log.read_text()[-2000:]}")
+
+
+def print_cdrs(keep: Any = None) -> None:
+    out = subprocess.run(
+        [
+            "sh",
+            "-c",
+            "for k in $(redis-cli --scan --pattern 'tgdemo:*:cdr'); do "
+            "redis-cli --raw xrange $k - +; done",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    for c in _stream_rows(out):
+        if keep is not None and not keep(c):
+            continue
+        print(
+            f"  {c.get('call_id', ''):<22} {c.get('account', ''):>6} {c.get('e164', ''):<14} "
+            f"{c.get('class', ''):<10} {c.get('decision', ''):<5} {c.get('reason', ''):<19} "
+            f"billsec {c.get('billsec', '0') or '0':>3} cost {int(c.get('cost') or 0) / 1e6:.4f}"
+        )
 
 
 def _stream_rows(lines: list[str]) -> list[dict[str, str]]:
