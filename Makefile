@@ -16,7 +16,7 @@ test: bootstrap lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 lint: bootstrap
-	$(VENV)/bin/ruff check switch rating cdr panel_api tollgate tests bench
+	$(VENV)/bin/ruff check switch rating cdr panel_api tollgate tests bench scripts
 	$(VENV)/bin/mypy
 
 unit: bootstrap

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.e2e.rig import (  # noqa: E402
+from tests.e2e.rig import (
     AsteriskRig,
     CallResult,
     RigConfig,
