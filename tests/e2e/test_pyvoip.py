@@ -1,0 +1,238 @@
+"""One call placed and answered by pyVoIP phones, through the real dialplan and tollgate.
+
+    pyVoIP caller ──INVITE 601234567──▶ Asterisk (2nd rig) ──INVITE +48601234567──▶ pyVoIP callee
+    127.0.0.9, account e2e-e            │ tollgate-outbound        trunk "carrier"   127.0.0.1:
+                                        ▼ FastAGI authorize/finish                   carrier port
+                          the session's `tollgate serve` (same AGI port as the SIPp rig)
+
+A second Asterisk rig runs beside the session's: its trunk's static contact is the callee
+phone's port (the session rig's carrier port belongs to SIPp) and it loads the pyVoIP
+endpoints from tests/e2e/pyvoip/. Both phones run as subprocesses (tests/e2e/pyvoip_phone.py)
+with hard timeouts and report the SIP messages they receive. Assertions are on those messages
+(the callee is the carrier side), the ledger and both CDRs, never on pyVoIP's call state
+(with pyVoIP's own broken ACK the caller's call stays ANSWERED: see pyvoip_phone.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rating.deck import load_deck
+from rating.tariff import rate_call
+from tests.conftest import RETAIL
+from tests.e2e.conftest import E2E, PHONE_ACCOUNTS, TollgateProcess
+from tests.e2e.rig import AsteriskRig, RigConfig, free_udp_port
+
+HERE = Path(__file__).resolve().parent
+EXTRA_CONF = HERE / "pyvoip"
+PHONE_SCRIPT = HERE / "pyvoip_phone.py"
+
+CALLER_USER, CALLER_IP = "pyvoip-caller", "127.0.0.9"  # pjsip_extra.conf
+CALLEE_USER, CALLEE_IP = "pyvoip-callee", "127.0.0.1"
+ACCOUNT_PHONE = "phone-e"  # pyvoip-caller carries @ACCT_E@
+MOBILE = "601234567"  # retail deck: 0.19 PLN/min, billed per second
+BALANCE = 19_000  # 0.019 PLN buys exactly 6 s
+GRANT_S = 6
+PHONE_TIMEOUT_S = 40
+
+
+class PhoneProcess:
+    """pyvoip_phone.py in a subprocess; a thread collects its JSON events from stdout."""
+
+    def __init__(self, mode: str, workdir: Path, *args: str) -> None:
+        self.mode = mode
+        self.stderr_path = workdir / f"{mode}.stderr"
+        self.events: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(PHONE_SCRIPT), mode, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=workdir,
+                start_new_session=True,
+            )
+        self._reader = threading.Thread(target=self._read, name=f"pyvoip-{mode}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "garbage", "line": line.rstrip()}
+            with self._cond:
+                self.events.append(event)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        with self._cond:
+            return [e for e in self.events if e.get("event") == name]
+
+    def wait_for(self, name: str, timeout: float) -> dict[str, Any] | None:
+        """The first `name` event, waiting up to timeout (None when the phone exits first)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self.events if e.get("event") == name]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    return None
+                self._cond.wait(min(left, 0.2))
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(5)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(5)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def describe(self) -> str:
+        err = self.stderr_path.read_text(errors="replace")[-2000:]
+        return f"{self.mode} events={self.events} stderr={err}"
+
+
+def wait_call_end(callee: PhoneProcess, caller: PhoneProcess, timeout: float) -> None:
+    """Until the callee got its BYE, or either phone gave up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callee.of("bye") or not callee.alive() or not caller.alive():
+            return
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[AsteriskRig]:
+    """A second Asterisk with the pyVoIP endpoints, authorizing through the session's
+    tollgate; its carrier port is where the callee phone will listen."""
+    while True:
+        config = RigConfig.with_free_ports(
+            f"pyvoip-{os.getpid()}",
+            agi_port=rig_config.agi_port,
+            agi_budget_s=rig_config.agi_budget_s,
+            accounts=PHONE_ACCOUNTS,
+            extra_conf_dir=str(EXTRA_CONF),
+        )
+        # rig.sh derives the RTP range from the SIP port modulo 1000: keep it apart from the
+        # session rig's.
+        if config.sip_port % 1000 != rig_config.sip_port % 1000:
+            break
+    rig = AsteriskRig(config)
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+async def test_call_between_pyvoip_phones_is_rated_and_cut_at_the_grant(
+    e2e: E2E, pyvoip_rig: AsteriskRig, tmp_path: Path
+) -> None:
+    rig = pyvoip_rig
+    config = rig.config
+    await e2e.account(ACCOUNT_PHONE, balance=BALANCE)
+    account = PHONE_ACCOUNTS[ACCOUNT_PHONE]
+    cdrs_before = len(rig.cdr_rows())
+    workdir = tmp_path
+    common = ["--server", "127.0.0.1", "--server-port", str(config.sip_port)]
+    common += ["--timeout", str(PHONE_TIMEOUT_S)]
+
+    callee = PhoneProcess(
+        "callee", workdir, *common, "--user", CALLEE_USER, "--ip", CALLEE_IP,
+        "--sip-port", str(config.carrier_port), "--rtp-port", str(free_udp_port(CALLEE_IP)),
+    )  # fmt: skip
+    caller: PhoneProcess | None = None
+    try:
+        registered = await asyncio.to_thread(callee.wait_for, "registered", 15)
+        assert registered, callee.describe()
+        caller = PhoneProcess(
+            "caller", workdir, *common, "--user", CALLER_USER, "--ip", CALLER_IP,
+            "--sip-port", str(free_udp_port(CALLER_IP)),
+            "--rtp-port", str(free_udp_port(CALLER_IP)), "--number", MOBILE,
+        )  # fmt: skip
+        await asyncio.to_thread(wait_call_end, callee, caller, PHONE_TIMEOUT_S)
+        callee_rc, caller_rc = await asyncio.gather(
+            asyncio.to_thread(callee.wait, 15), asyncio.to_thread(caller.wait, 15)
+        )
+    finally:
+        for phone in (callee, caller):
+            if phone is not None:
+                phone.kill()
+    diag = f"{callee.describe()}\n{caller.describe()}"
+
+    # The callee got one INVITE, for the normalised number, and answered it; Asterisk (not a
+    # phone) ended the call with a BYE to both phones at the granted limit.
+    assert not callee.of("error") and not caller.of("error"), diag
+    [invite] = callee.of("invite")
+    assert invite["number"] == "+48601234567", diag
+    [answered] = callee.of("answered")
+    [bye] = callee.of("bye")
+    assert answered["call_id"] == invite["call_id"] == bye["call_id"], diag
+    assert abs(bye["t"] - answered["t"] - GRANT_S) <= 1, diag
+    # The caller's leg: answered once (Asterisk took its ACK: no 200 OK retransmissions) and
+    # ended by Asterisk's BYE, not by the phone.
+    [caller_answered] = caller.of("answered")
+    [caller_bye] = caller.of("bye")
+    assert abs(caller_bye["t"] - caller_answered["t"] - GRANT_S) <= 1, diag
+    oks = [
+        e for e in caller.of("sip") if e["line"].startswith("SIP/2.0 200") and "INVITE" in e["cseq"]
+    ]
+    assert len(oks) == 1, diag
+    assert not caller.of("hangup") and not caller.of("rejected"), diag
+    assert (callee_rc, caller_rc) == (0, 0), diag
+
+    # tollgate: ALLOW/OK for 6 s, billed at the rated cost, exactly that cost left the balance.
+    [cdr] = await e2e.cdrs(ACCOUNT_PHONE, 1)
+    assert (cdr["decision"], cdr["reason"], cdr["granted"]) == ("ALLOW", "OK", str(GRANT_S)), cdr
+    assert cdr["e164"] == "+48601234567", cdr
+    billsec = int(cdr["billsec"])
+    assert billsec > 0 and abs(billsec - GRANT_S) <= 1, cdr
+    answered_at = datetime.fromtimestamp(int(cdr["answered_at"]) / 1000, UTC)
+    rated = rate_call(load_deck(RETAIL), "48601234567", answered_at, billsec).cost
+    assert int(cdr["cost"]) == int(cdr["rated_cost"]) == rated > 0, cdr
+    live = await e2e.svc.accounts.live(account)
+    assert live.balance == BALANCE - int(cdr["cost"]) and live.reserved == 0
+    assert live.balance >= 0
+
+    # Asterisk's own CDR: the same call, answered, cut at the grant, carrying tollgate's id.
+    rows = await asyncio.to_thread(rig.wait_for_cdrs, cdrs_before + 1)
+    [row] = [r for r in rows[cdrs_before:] if r["accountcode"] == account]
+    assert (row["dst"], row["dcontext"], row["disposition"]) == (
+        MOBILE,
+        "tollgate-outbound",
+        "ANSWERED",
+    ), row
+    assert row["channel"].startswith(f"PJSIP/{CALLER_USER}-"), row
+    assert row["dstchannel"].startswith("PJSIP/carrier-"), row
+    assert row["lastapp"] == "Dial" and f"L({GRANT_S * 1000})" in row["lastdata"], row
+    assert abs(int(row["billsec"]) - GRANT_S) <= 1, row
+    assert row["userfield"] == cdr["call_id"], (row, cdr)
