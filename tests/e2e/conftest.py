@@ -216,8 +216,8 @@ class E2E:
         keys = self.svc.settings.keyspace
         deadline = time.monotonic() + wait_s
         while True:
-            entries = await self.svc.redis.xrange(keys.cdr_stream(keys.tag(account)))
-            rows = [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+            entries = await self.svc.redis.xrange(keys.cdr_stream(keys.tag(account))) or []
+            rows = [{_text(k): _text(v) for k, v in (f or {}).items()} for _, f in entries]
             mine = [
                 r
                 for r in rows
@@ -226,6 +226,10 @@ class E2E:
             if len(mine) >= count or time.monotonic() > deadline:
                 return mine
             await asyncio.sleep(0.1)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @pytest.fixture
