@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
@@ -163,6 +163,7 @@ class Ledger:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(_load_script(name))
             for name in (
+                "touch",
                 "authorize",
                 "finish",
                 "expire",
@@ -318,6 +319,7 @@ class Ledger:
             raise LedgerError("BAD_CALL_ID", f"call_id {call_id!r} is not acceptable")
         call = await self.call(account, call_id)
         meta = await self._account_meta(account)
+        outcome = _trust_seen_answer(call, outcome)
         answered_at = outcome.answered_at or (outcome.ended_at - timedelta(seconds=outcome.billsec))
         rated = billable = 0
         fallback = ["", "", "invalid", "", self.settings.switch_host, "", "", "", "0", ""]
@@ -410,6 +412,37 @@ class Ledger:
         raw = await self.redis.hgetall(self.keys.open_calls(account))
         return {_s(k): int(v) for k, v in raw.items()}
 
+    async def touch(self, account: str, call_id: str, **fields: str) -> bool:
+        """Store facts about an open call (channel ids, heartbeats); False if not open."""
+        args = [x for kv in fields.items() for x in kv]
+        res = await self._scripts["touch"](keys=[self.keys.call(account, call_id)], args=args)
+        return bool(int(res))
+
+    async def account_statuses(self, accounts: list[str]) -> dict[str, str]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for account in accounts:
+                pipe.hget(self.keys.account(account), "status")
+            values = await pipe.execute()
+        return {a: _s(v) or "unknown" for a, v in zip(accounts, values, strict=True)}
+
+    async def open_sessions(self) -> list[dict[str, str]]:
+        """Every call the ledger holds open (authorized, not finished nor expired)."""
+        out: list[dict[str, str]] = []
+        for tag in self.keys.tags():
+            members = await self.redis.zrange(self.keys.expiry(tag), 0, -1)
+            if not members:
+                continue
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member in members:
+                    account, _, call_id = _s(member).partition("|")
+                    pipe.hgetall(self.keys.call(account, call_id))
+                records = await pipe.execute()
+            for raw in records:
+                record = {_s(k): _s(v) for k, v in raw.items()}
+                if record.get("state") == "open":
+                    out.append(record)
+        return out
+
     async def sweep(self, limit: int = 1000) -> int:
         """Release reservations of calls whose finish never came. Returns how many."""
         seconds, micros = await self.redis.time()
@@ -427,6 +460,22 @@ class Ledger:
                     )
                 )
         return released
+
+
+def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:
+    """When the session controller saw the answer, talk time runs from that moment to the
+    reported end, whatever a reporter that could not see it (the dialplan) says."""
+    seen = _from_ms(call.get("answered_at"))
+    if seen is None or call.get("state") != "open":
+        return outcome
+    talk = max(0.0, (outcome.ended_at - seen).total_seconds())
+    return replace(
+        outcome,
+        answered=True,
+        billsec=int(talk + 0.5),
+        answered_at=seen,
+        disposition=outcome.disposition if outcome.answered else "ANSWER",
+    )
 
 
 def _s(value: Any) -> str:

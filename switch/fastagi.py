@@ -4,11 +4,14 @@ channel variables. It never rates; it translates.
 Dialplan contract (configs/asterisk/extensions.conf):
   authorize  -> sets TOLLGATE_CALL_ID, TOLLGATE_DIAL, TOLLGATE_MAX_MS, TOLLGATE_REASON,
                 TOLLGATE_SIP_CODE and, last, TOLLGATE_DECISION (the dialplan defaults to DENY)
-  finish     -> args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled number, emergency
+  finish     -> args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled number, emergency;
+                sets TOLLGATE_FINISHED=1 once settled (else the dialplan parks it in AstDB)
+  with ARI session control, grants are slices and TOLLGATE_CONTROL=ari sends calls to Stasis
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from rating.ledger import CallRequest, Decision, Grant, Ledger, LedgerError, Outcome, Reason
-from switch.agi import AgiChannel, AgiHangup, AgiRequest, Handler
+from switch.agi import AgiChannel, AgiHangup, AgiProtocolError, AgiRequest, Handler
 
 log = logging.getLogger("tollgate.switch.fastagi")
 
@@ -52,9 +55,15 @@ class Decided:
 
 class FastAgiAdapter:
     def __init__(
-        self, ledger: Ledger, *, on_decided: Callable[[Decided], None] | None = None
+        self,
+        ledger: Ledger,
+        *,
+        slice_s: int | None = None,
+        on_decided: Callable[[Decided], None] | None = None,
     ) -> None:
+        """`slice_s`: ARI session control is on; grant slices and hand calls to Stasis."""
         self.ledger = ledger
+        self.slice_s = slice_s
         self.on_decided = on_decided
 
     def handlers(self) -> dict[str, Handler]:
@@ -67,7 +76,9 @@ class FastAgiAdapter:
         dialled = req.env.get("extension", "")
         try:
             grant = await self.ledger.authorize(
-                CallRequest(account, call_id, dialled, req.env.get("callerid", ""))
+                CallRequest(
+                    account, call_id, dialled, req.env.get("callerid", ""), cap_s=self.slice_s
+                )
             )
         except LedgerError as exc:
             log.warning("authorize %s for %r refused: %s", call_id, account, exc)
@@ -95,6 +106,8 @@ class FastAgiAdapter:
         if grant.allowed and _DIGITS.match(number):
             await chan.set_variable("TOLLGATE_DIAL", number)
             await chan.set_variable("TOLLGATE_MAX_MS", str(grant.max_seconds * 1000))
+        if grant.allowed and self.slice_s and grant.reason == Reason.OK:
+            await chan.set_variable("TOLLGATE_CONTROL", "ari")
         await chan.set_variable("TOLLGATE_REASON", grant.reason)
         await chan.set_variable("TOLLGATE_SIP_CODE", str(SIP_CODES.get(grant.reason, 403)))
         # Last, and only once the number and limit are in place.
@@ -121,6 +134,10 @@ class FastAgiAdapter:
             dialled=args[4] if _DIGITS.match(args[4]) else "",
         )
         settlement = await self.ledger.finish(account, call_id, outcome)
+        # Tells the dialplan not to park this outcome for later (the channel is dead by now,
+        # SET VARIABLE still works there); if it does not arrive, a later replay is harmless.
+        with contextlib.suppress(AgiHangup, AgiProtocolError):
+            await chan.set_variable("TOLLGATE_FINISHED", "1")
         log.info(
             "finish %s %s billsec=%d cost=%d (%s)",
             account,

@@ -310,6 +310,53 @@ async def cmd_finish(s: Services, args: argparse.Namespace) -> None:
     )
 
 
+async def cmd_calls_list(s: Services, args: argparse.Namespace) -> None:
+    calls = []
+    for r in await s.ledger.open_sessions():
+        if args.account and r.get("account") != args.account:
+            continue
+        calls.append(
+            {
+                "call_id": r.get("call_id"),
+                "account": r.get("account"),
+                "to": r.get("e164"),
+                "class": r.get("class"),
+                "control": r.get("control") or "dial",
+                "granted_s": int(r.get("granted") or 0),
+                "reserved": format_micro(int(r.get("reserved") or 0)),
+                "authorized_at": _iso(r.get("authorized_at")),
+                "answered_at": _iso(r.get("answered_at")),
+            }
+        )
+    _print(sorted(calls, key=lambda c: str(c["authorized_at"])))
+
+
+async def cmd_calls_hangup(s: Services, args: argparse.Namespace) -> None:
+    from switch.ari import AriClient, AriError, AriSettings
+
+    ari_settings = AriSettings.from_env()
+    if not ari_settings.enabled:
+        raise CliError("TOLLGATE_ARI_URL is not set: hanging up needs Asterisk's ARI")
+    target = args.call_id
+    for r in await s.ledger.open_sessions():
+        if r.get("call_id") == args.call_id:
+            target = r.get("a_chan") or args.call_id
+    ari = AriClient(ari_settings)
+    try:
+        done = await ari.hangup(target)
+    except AriError as exc:
+        raise CliError(f"Asterisk refused: {exc}", EXIT_UNAVAILABLE) from None
+    finally:
+        await ari.close()
+    if not done:
+        raise CliError(f"no running call {args.call_id!r}")
+    _print({"call_id": args.call_id, "hung_up": True})
+
+
+def _iso(ms: str | None) -> str | None:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat() if ms else None
+
+
 async def cmd_sweep(s: Services, args: argparse.Namespace) -> None:
     _print({"released": await s.ledger.sweep()})
 
@@ -428,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="release reservations of calls that never finished").set_defaults(
         run=cmd_sweep, pg=False
     )
+    cl = sub.add_parser("calls", help="running calls").add_subparsers(dest="calls", required=True)
+    ls = cl.add_parser("list", help="calls the ledger holds open")
+    ls.add_argument("--account")
+    ls.set_defaults(run=cmd_calls_list, pg=False)
+    hu = cl.add_parser("hangup", help="hang up a running call (through ARI)")
+    hu.add_argument("call_id")
+    hu.set_defaults(run=cmd_calls_hangup, pg=False)
+
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=cmd_serve)
     return p

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from switch.fastagi import Decided
+from switch.sessions import SessionController
 
 
 class Metrics:
@@ -40,6 +41,24 @@ class Metrics:
             "Reservations released by the sweeper (finish never came).",
             registry=self.registry,
         )
+
+        self.session_events = Counter(
+            "tollgate_session_events_total",
+            "ARI session control events (renewal, hangup_suspended, reconciled...).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.sessions = Gauge(
+            "tollgate_sessions_active",
+            "Calls under ARI session control.",
+            registry=self.registry,
+        )
+
+    def session_event(self, kind: str) -> None:
+        self.session_events.labels(kind).inc()
+
+    def track_sessions(self, controller: SessionController) -> None:
+        self.sessions.set_function(lambda: len(controller.sessions))
 
     def decided(self, d: Decided) -> None:
         if d.script == "authorize":

@@ -16,7 +16,9 @@ from prometheus_client import start_http_server
 from rating.deck_store import publish_all
 from rating.ledger import Ledger
 from switch.agi import AgiSettings, FastAgiServer
+from switch.ari import AriClient, AriSettings
 from switch.fastagi import FastAgiAdapter
+from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
 from tollgate.services import Services, services
 from tollgate.settings import Settings
@@ -52,15 +54,37 @@ async def serve(settings: Settings) -> None:
         start_http_server(
             port, os.environ.get("TOLLGATE_METRICS_HOST", "127.0.0.1"), registry=metrics.registry
         )
+    ari_settings = AriSettings.from_env()
+    control = ControlSettings.from_env()
     async with services(settings) as s:
         await catch_up(s)
-        adapter = FastAgiAdapter(s.ledger, on_decided=metrics.decided)
+        ari = AriClient(ari_settings) if ari_settings.enabled else None
+        controller = (
+            SessionController(ari, s.ledger, control, on_event=metrics.session_event)
+            if ari is not None
+            else None
+        )
+        if controller is not None:
+            metrics.track_sessions(controller)
+        adapter = FastAgiAdapter(
+            s.ledger,
+            slice_s=control.slice_s if controller is not None else None,
+            on_decided=metrics.decided,
+        )
         agi_settings = AgiSettings.from_env()
         server = FastAgiServer(adapter.handlers(), agi_settings, on_event=metrics.agi_event)
         await server.start()
         log.info("FastAGI listening on %s:%d, metrics on :%d", agi_settings.host, server.port, port)
         print(f"tollgate: FastAGI on {agi_settings.host}:{server.port}", flush=True)
         sweeper = asyncio.create_task(sweep_forever(s.ledger, settings.sweep_interval_s, metrics))
+        sessions = asyncio.create_task(controller.run()) if controller is not None else None
+        if controller is not None:
+            log.info(
+                "ARI session control on %s (app %s, slices of %d s)",
+                ari_settings.url,
+                ari_settings.app,
+                control.slice_s,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,8 +92,12 @@ async def serve(settings: Settings) -> None:
         try:
             await stop.wait()
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, sessions):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             await server.close()
+            if ari is not None:
+                await ari.close()
             log.info("stopped")

@@ -1,0 +1,449 @@
+"""ARI session control: every call stays under tollgate's control for its whole life.
+
+A call authorized with TOLLGATE_CONTROL=ari enters our Stasis app with its grant (a slice).
+We originate the carrier leg, bridge both when it answers, and hold a dead-man deadline
+in Asterisk (TIMEOUT(absolute) on both legs = end of the paid time), renewing it slice by
+slice from the ledger. If we die, Asterisk still cuts the call at its last deadline.
+
+On every (re)connection we reconcile: outcomes the dialplan parked in AstDB while we were
+unreachable are settled, calls that vanished are finished, calls still up are adopted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rating.ledger import Ledger, Outcome, Reason
+from switch.ari import AriClient, AriError, Connected
+
+log = logging.getLogger("tollgate.switch.sessions")
+
+PENDING_FAMILY = "tollgate_pending"  # AstDB family of parked finish reports
+_E164 = re.compile(r"^\+[0-9]{1,15}$")
+# Q.850 causes of a carrier leg that never answered -> DIALSTATUS-like dispositions
+_CAUSE_STATUS = {17: "BUSY", 18: "NOANSWER", 19: "NOANSWER", 21: "CONGESTION", 34: "CONGESTION"}
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    slice_s: int = 300
+    renew_before_s: int = 30  # renew this long before the paid time ends (at most slice/2)
+    ring_timeout_s: int = 30
+    trunk: str = "carrier"
+    watch_interval_s: float = 1.0  # suspension checks of accounts with running calls
+    heartbeat_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
+        env = os.environ if env is None else env
+        return cls(
+            slice_s=int(env.get("TOLLGATE_SLICE_S", "300")),
+            renew_before_s=int(env.get("TOLLGATE_RENEW_BEFORE_S", "30")),
+            ring_timeout_s=int(env.get("TOLLGATE_RING_SECONDS", "30")),
+            trunk=env.get("TOLLGATE_TRUNK", "carrier"),
+        )
+
+    @property
+    def lead_s(self) -> float:
+        return float(min(self.renew_before_s, max(self.slice_s // 2, 1)))
+
+
+@dataclass(eq=False)
+class Session:
+    call_id: str
+    account: str
+    a_chan: str
+    number: str
+    granted_s: int
+    b_chan: str = ""
+    answered_at: float | None = None  # epoch seconds
+    ended: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def bridge_id(self) -> str:
+        return f"{self.call_id}-bridge"
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.answered_at is None else self.answered_at + self.granted_s
+
+
+class SessionController:
+    def __init__(
+        self,
+        ari: AriClient,
+        ledger: Ledger,
+        settings: ControlSettings,
+        *,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.ari = ari
+        self.ledger = ledger
+        self.settings = settings
+        self.on_event = on_event or (lambda kind: None)
+        self.sessions: dict[str, Session] = {}
+        self._by_chan: dict[str, Session] = {}
+        self._lock = asyncio.Lock()
+
+    # -- main loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        chores = [
+            asyncio.create_task(self._watch_accounts()),
+            asyncio.create_task(self._heartbeat()),
+        ]
+        try:
+            async for event in self.ari.events():
+                try:
+                    if isinstance(event, Connected):
+                        await self.reconcile()
+                    else:
+                        await self.dispatch(event)
+                except (AriError, OSError, ConnectionError) as exc:
+                    log.warning("ARI event handling failed: %s", exc)
+        finally:
+            for task in chores:
+                task.cancel()
+            for s in list(self.sessions.values()):
+                if s.task is not None:
+                    s.task.cancel()
+
+    async def dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        channel = event.get("channel") or {}
+        if kind == "StasisStart":
+            await self._stasis_start(channel, [str(a) for a in event.get("args", [])])
+        elif kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
+            s = self._by_chan.get(str(channel.get("id", "")))
+            if s is not None:
+                cause = int(event.get("cause", channel.get("cause", 16)) or 16)
+                await self.end(
+                    s,
+                    f"{kind} on {'carrier' if channel.get('id') == s.b_chan else 'phone'} leg",
+                    cause,
+                )
+
+    # -- call set-up -------------------------------------------------------------------------
+
+    async def _stasis_start(self, channel: dict[str, Any], args: list[str]) -> None:
+        chan_id = str(channel.get("id", ""))
+        if args[:1] == ["b"] and len(args) >= 2:
+            s = self.sessions.get(args[1])
+            if s is None or s.ended:
+                await self.ari.hangup(chan_id)
+            else:
+                await self._answered(s)
+            return
+        if len(args) < 3 or not _E164.match(args[1]) or not args[2].isdigit():
+            log.warning("channel %s entered Stasis without a grant (%r): hanging up", chan_id, args)
+            await self.ari.hangup(chan_id, "failure")
+            return
+        call_id, number, max_ms = args[0], args[1], int(args[2])
+        s = Session(
+            call_id,
+            str(channel.get("accountcode", "")),
+            chan_id,
+            number,
+            max_ms // 1000,
+            b_chan=f"{call_id}-b",
+        )
+        self._register(s)
+        self.on_event("session_started")
+        await self.ledger.touch(s.account, call_id, control="ari", a_chan=chan_id, b_chan=s.b_chan)
+        try:
+            await self.ari.ring(chan_id)
+            caller = (channel.get("caller") or {}).get("number", "")
+            await self.ari.originate(
+                f"PJSIP/{number}@{self.settings.trunk}",
+                channel_id=s.b_chan,
+                app_args=f"b,{call_id}",
+                caller_id=str(caller),
+                originator=chan_id,
+                timeout_s=self.settings.ring_timeout_s,
+            )
+        except AriError as exc:
+            log.warning("call %s: carrier leg failed: %s", call_id, exc)
+            await self.end(s, "originate failed", 34)
+            return
+        s.task = asyncio.create_task(self._ring_guard(s))
+
+    async def _ring_guard(self, s: Session) -> None:
+        """The carrier leg's failure event could be missed: never leave a phone ringing."""
+        await asyncio.sleep(self.settings.ring_timeout_s + 5)
+        if s.answered_at is None and not s.ended:
+            await self.end(s, "carrier did not answer", 19)
+
+    async def _answered(self, s: Session) -> None:
+        if s.task is not None:
+            s.task.cancel()
+        s.answered_at = time.time()
+        try:
+            await self.ari.answer(s.a_chan)
+            await self.ari.bridge(s.bridge_id, [s.a_chan, s.b_chan])
+        except AriError as exc:
+            log.warning("call %s: could not connect the legs: %s", s.call_id, exc)
+            await self.end(s, "bridge failed", 41)
+            return
+        await self.ledger.answer(s.account, s.call_id, datetime.fromtimestamp(s.answered_at, UTC))
+        await self._set_deadline(s)
+        s.task = asyncio.create_task(self._control(s))
+        self.on_event("session_answered")
+
+    # -- while the call runs -----------------------------------------------------------------
+
+    async def _set_deadline(self, s: Session) -> None:
+        """The dead-man limit: Asterisk cuts both legs at the end of the paid time."""
+        assert s.deadline is not None
+        left = f"{max(s.deadline - time.time(), 0.2):.3f}"
+        for chan in (s.a_chan, s.b_chan):
+            await self.ari.set_var(chan, "TIMEOUT(absolute)", left)
+
+    async def _control(self, s: Session) -> None:
+        """Renew slice by slice; when credit ends, hang up at the exact second it ends."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while not s.ended and s.deadline is not None:
+                await asyncio.sleep(max(0.0, s.deadline - self.settings.lead_s - time.time()))
+                if s.ended:
+                    return
+                grant = await self.ledger.renew(
+                    s.account, s.call_id, s.granted_s + self.settings.slice_s
+                )
+                self.on_event("renewal")
+                if grant.allowed and grant.max_seconds > s.granted_s:
+                    s.granted_s = grant.max_seconds
+                    await self._set_deadline(s)
+                    continue
+                if grant.reason in (Reason.ACCOUNT_SUSPENDED, Reason.INVOICE_OVERDUE):
+                    await self.end(s, grant.reason.lower(), 16)
+                    return
+                if grant.max_seconds > s.granted_s:  # partial extension: the last one
+                    s.granted_s = grant.max_seconds
+                    await self._set_deadline(s)
+                # Out of credit: retry until the paid time ends (a top-up may come).
+                while not s.ended and time.time() < s.deadline - 0.05:
+                    await asyncio.sleep(min(5.0, s.deadline - time.time()))
+                    if s.deadline - time.time() > 0.5:
+                        again = await self.ledger.renew(
+                            s.account, s.call_id, s.granted_s + self.settings.slice_s
+                        )
+                        if again.allowed and again.max_seconds > s.granted_s:
+                            s.granted_s = again.max_seconds
+                            await self._set_deadline(s)
+                            break
+                else:
+                    if not s.ended:
+                        await self.end(s, "credit exhausted", 16)
+                    return
+
+    async def _watch_accounts(self) -> None:
+        """Suspensions reach running calls within a second or so."""
+        while True:
+            await asyncio.sleep(self.settings.watch_interval_s)
+            accounts = {s.account for s in self.sessions.values() if not s.ended}
+            if not accounts:
+                continue
+            try:
+                statuses = await self.ledger.account_statuses(sorted(accounts))
+            except (OSError, ConnectionError) as exc:
+                log.warning("suspension watch: %s", exc)
+                continue
+            for s in list(self.sessions.values()):
+                if statuses.get(s.account, "active") != "active" and not s.ended:
+                    log.warning(
+                        "account %s is %s: hanging up %s", s.account, statuses[s.account], s.call_id
+                    )
+                    self.on_event("hangup_suspended")
+                    await self.end(s, f"account {statuses[s.account]}", 16)
+
+    async def _heartbeat(self) -> None:
+        """Last time we saw each call alive, for settling calls that end while we are down."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            now_ms = str(int(time.time() * 1000))
+            for s in list(self.sessions.values()):
+                if s.answered_at is not None and not s.ended:
+                    with contextlib.suppress(OSError, ConnectionError):
+                        await self.ledger.touch(s.account, s.call_id, last_seen=now_ms)
+
+    # -- the end -----------------------------------------------------------------------------
+
+    async def end(self, s: Session, why: str, cause: int = 16) -> None:
+        if s.ended:
+            return
+        s.ended = True
+        ended_at = time.time()
+        if s.task is not None and s.task is not asyncio.current_task():
+            s.task.cancel()
+        self._unregister(s)
+        for chan in (s.a_chan, s.b_chan):
+            with contextlib.suppress(AriError):
+                await self.ari.hangup(chan, "normal" if s.answered_at else _reason(cause))
+        with contextlib.suppress(AriError):
+            await self.ari.destroy_bridge(s.bridge_id)
+        await self._finish(s, ended_at, cause, why)
+
+    async def _finish(self, s: Session, ended_at: float, cause: int, why: str) -> None:
+        answered = s.answered_at is not None
+        talk = ended_at - s.answered_at if s.answered_at is not None else 0.0
+        outcome = Outcome(
+            answered=answered,
+            billsec=int(talk + 0.5),
+            ended_at=datetime.fromtimestamp(ended_at, UTC),
+            disposition="ANSWER" if answered else _CAUSE_STATUS.get(cause, "NOANSWER"),
+            hangup_cause=str(cause),
+            answered_at=datetime.fromtimestamp(s.answered_at, UTC) if s.answered_at else None,
+        )
+        settled = await self.ledger.finish(s.account, s.call_id, outcome)
+        self.on_event("session_ended")
+        log.info(
+            "call %s of %s ended (%s): %.1f s, cost %d (%s)",
+            s.call_id,
+            s.account,
+            why,
+            talk,
+            settled.cost,
+            settled.status,
+        )
+
+    # -- reconciliation ---------------------------------------------------------------------
+
+    async def reconcile(self) -> dict[str, int]:
+        """After a (re)connect: settle, finish or adopt whatever happened while we were away."""
+        counts = {"parked": 0, "vanished": 0, "adopted": 0}
+        counts["parked"] = await self._settle_parked()
+        alive = {str(c.get("id")): c for c in await self.ari.channels()}
+        for s in list(self.sessions.values()):
+            if s.a_chan not in alive:
+                counts["vanished"] += 1
+                await self.end(s, "ended while disconnected")
+        for record in await self.ledger.open_sessions():
+            call_id = record.get("call_id", "")
+            if record.get("control") != "ari" or call_id in self.sessions:
+                continue
+            a_chan = record.get("a_chan", "")
+            if a_chan in alive:
+                counts["adopted"] += 1
+                await self._adopt(record, alive)
+            else:
+                counts["vanished"] += 1
+                await self._finish_vanished(record)
+        log.info("reconciled after connect: %s", counts)
+        self.on_event("reconciled")
+        return counts
+
+    async def _adopt(self, record: dict[str, str], alive: dict[str, Any]) -> None:
+        s = Session(
+            record["call_id"],
+            record["account"],
+            record["a_chan"],
+            record.get("e164", ""),
+            int(record.get("granted") or 0),
+            b_chan=record.get("b_chan", ""),
+        )
+        if record.get("answered_at"):
+            s.answered_at = int(record["answered_at"]) / 1000
+        self._register(s)
+        if s.answered_at is not None:
+            await self._set_deadline(s)
+            s.task = asyncio.create_task(self._control(s))
+        elif alive.get(s.b_chan, {}).get("state") == "Up":
+            await self._answered(s)
+        else:
+            s.task = asyncio.create_task(self._ring_guard(s))
+
+    async def _finish_vanished(self, record: dict[str, str]) -> None:
+        """No parked report and no channel: bill up to what we know the call could last."""
+        answered_at = int(record.get("answered_at") or 0) / 1000 or None
+        s = Session(
+            record["call_id"],
+            record["account"],
+            record.get("a_chan", ""),
+            record.get("e164", ""),
+            int(record.get("granted") or 0),
+            answered_at=answered_at,
+            ended=True,
+        )
+        end = time.time()
+        if s.deadline is not None:
+            # Asterisk cut it at the deadline at the latest (dead-man limit).
+            end = min(end, s.deadline)
+        await self._finish(s, end, 16, "vanished while disconnected")
+
+    async def _settle_parked(self) -> int:
+        """Outcomes the dialplan stored in AstDB because tollgate was unreachable."""
+        keys = await self._db_get(f"DB_KEYS({PENDING_FAMILY})")
+        settled = 0
+        for key in filter(None, (keys or "").split(",")):
+            value = await self._db_get(f"DB({PENDING_FAMILY}/{key})")
+            if value:
+                await self._settle_report(key, value)
+            await self._db_get(f"DB_DELETE({PENDING_FAMILY}/{key})")
+            settled += 1
+        return settled
+
+    async def _settle_report(self, call_id: str, value: str) -> None:
+        # account|status|answered_ms|cause|dialled|emergency|ended_epoch
+        parts = (value.split("|") + [""] * 7)[:7]
+        account, status, ms, cause, dialled, _emergency, ended = parts
+        ended_at = float(ended) if ended.replace(".", "", 1).isdigit() else time.time()
+        answered = status == "ANSWER"
+        talk = int(ms) / 1000 if ms.isdigit() else 0.0
+        outcome = Outcome(
+            answered=answered,
+            billsec=int(talk + 0.5) if answered else 0,
+            ended_at=datetime.fromtimestamp(ended_at, UTC),
+            disposition=status or "NOANSWER",
+            hangup_cause=cause if cause.isdigit() else "",
+            answered_at=datetime.fromtimestamp(ended_at - talk, UTC) if answered else None,
+            dialled=dialled if re.fullmatch(r"\+?[0-9]{1,20}", dialled) else "",
+        )
+        settled = await self.ledger.finish(account, call_id, outcome)
+        log.info(
+            "settled parked report of %s (%s): cost %d (%s)",
+            call_id,
+            account,
+            settled.cost,
+            settled.status,
+        )
+
+    async def _db_get(self, expression: str) -> str | None:
+        try:
+            res = await self.ari.request("GET", "/asterisk/variable", {"variable": expression})
+        except AriError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(res.get("value", "")) if isinstance(res, dict) else None
+
+    # -- operators --------------------------------------------------------------------------
+
+    async def hangup(self, call_id: str) -> bool:
+        s = self.sessions.get(call_id)
+        if s is None:
+            return await self.ari.hangup(call_id)
+        await self.end(s, "operator hangup", 16)
+        return True
+
+    def _register(self, s: Session) -> None:
+        self.sessions[s.call_id] = s
+        self._by_chan[s.a_chan] = s
+        if s.b_chan:
+            self._by_chan[s.b_chan] = s
+
+    def _unregister(self, s: Session) -> None:
+        self.sessions.pop(s.call_id, None)
+        self._by_chan.pop(s.a_chan, None)
+        self._by_chan.pop(s.b_chan, None)
+
+
+def _reason(cause: int) -> str:
+    return {17: "busy", 19: "no_answer", 21: "rejected", 34: "congestion"}.get(cause, "normal")

@@ -1,0 +1,217 @@
+"""ARI session control through the real Asterisk: slices shared by parallel calls, cut when
+the shared credit runs out, crash safety (kill -9), websocket loss, suspension mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from rating.accounts import AccountStatus
+from tests.e2e.conftest import E2E, ROOT, TollgateProcess
+from tests.e2e.proxy import CuttableProxy
+from tests.e2e.rig import CallResult, RigConfig
+
+MOBILE = "601234567"  # 0.19 PLN/min, per second: 3_166.67 micro-units a second
+SLICE_S = 10
+
+
+@pytest.fixture(scope="module")
+def ari_proxy(rig_config: RigConfig) -> Iterator[CuttableProxy]:
+    proxy = CuttableProxy(rig_config.ari_port).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def ari_mode(
+    tollgate: TollgateProcess, ari_proxy: CuttableProxy, rig_config: RigConfig
+) -> Iterator[TollgateProcess]:
+    """The session's tollgate, restarted with session control on (short slices)."""
+    saved = dict(tollgate.env)
+    tollgate.stop()
+    tollgate.env.update(
+        {
+            "TOLLGATE_ARI_URL": f"http://127.0.0.1:{ari_proxy.port}",
+            "TOLLGATE_ARI_USER": rig_config.ari_user,
+            "TOLLGATE_ARI_PASSWORD": rig_config.ari_password,
+            "TOLLGATE_SLICE_S": str(SLICE_S),
+            "TOLLGATE_RENEW_BEFORE_S": "3",
+        }
+    )
+    tollgate.start()
+    yield tollgate
+    tollgate.stop()
+    tollgate.env.clear()
+    tollgate.env.update(saved)
+    tollgate.start()
+
+
+@pytest.fixture
+async def ari(e2e: E2E, ari_mode: TollgateProcess, ari_proxy: CuttableProxy) -> AsyncIterator[E2E]:
+    ari_proxy.restore()
+    await asyncio.sleep(0.5)  # the controller's websocket is (re)connected
+    yield e2e
+    ari_proxy.restore()
+
+
+async def wait_answered(e: E2E, account: str, n: int = 1, wait_s: float = 15) -> list[str]:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        calls = [
+            r
+            for r in await e.svc.ledger.open_sessions()
+            if r.get("account") == account and r.get("answered_at")
+        ]
+        if len(calls) >= n:
+            return [r["call_id"] for r in calls]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{n} answered call(s) of {account} expected")
+
+
+def reconciliations(e: E2E) -> int:
+    """How many times tollgate's controller (re)connected and reconciled (its metrics)."""
+    port = e.tollgate.env["TOLLGATE_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    found = re.search(r'^tollgate_session_events_total\{kind="reconciled"\} ([0-9.]+)$', text, re.M)
+    return int(float(found.group(1))) if found else 0
+
+
+async def wait_reconciled(e: E2E, more_than: int, wait_s: float = 20) -> int:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        count = await asyncio.to_thread(reconciliations, e)
+        if count > more_than:
+            return count
+        await asyncio.sleep(0.2)
+    raise AssertionError("the session controller did not reconnect")
+
+
+def bye_epoch(r: CallResult) -> float:
+    assert r.final_time is not None and r.answer_to_bye_s is not None
+    return r.final_time + r.answer_to_bye_s
+
+
+async def test_parallel_calls_share_credit_in_slices_and_are_cut_when_it_runs_out(
+    ari: E2E,
+) -> None:
+    credit = 114_000  # 36 s of mobile calls in total, shared by two calls
+    await ari.account("phone-a", balance=credit)
+    results = await asyncio.gather(*(ari.call(MOBILE, "phone-a", max_wait_s=90) for _ in range(2)))
+    assert all(r.answered and r.bye_from_asterisk for r in results), results
+    talks = sorted(r.answer_to_bye_s or 0 for r in results)
+    # both renewed past their first slice: neither took the whole credit up front
+    assert talks[0] > SLICE_S + 1
+    assert sum(talks) <= 36 + 2
+    cdrs = await ari.cdrs("phone-a", 2)
+    assert sum(int(c["cost"]) for c in cdrs) <= credit
+    live = await ari.svc.accounts.live("e2e-a")
+    assert live.balance >= 0 and live.reserved == 0
+    assert len(ari.new_carrier_calls()) == 2
+
+
+async def test_kill_9_mid_call_is_cut_at_the_last_grant_and_finished_once(ari: E2E) -> None:
+    await ari.account("phone-b", balance=100_000_000)
+    call = asyncio.ensure_future(ari.call(MOBILE, "phone-b", max_wait_s=60))
+    [call_id] = await wait_answered(ari, "e2e-b")
+    await asyncio.sleep(2)
+    assert ari.tollgate.proc is not None
+    ari.tollgate.proc.send_signal(signal.SIGKILL)
+    ari.tollgate.proc.wait(10)
+    killed_at = time.time()
+    ari.tollgate.proc = None
+    result = await call
+    assert result.answered and result.bye_from_asterisk
+    # cut by Asterisk's own deadline: the first slice (10 s), not the phone's 60 s
+    assert result.answer_to_bye_s is not None and result.answer_to_bye_s <= SLICE_S + 1.5
+    assert bye_epoch(result) - killed_at <= SLICE_S
+    ari.tollgate.start()  # reconnects, collects the outcome parked in AstDB
+    [cdr] = await ari.cdrs("phone-b", 1, wait_s=20)
+    assert cdr["call_id"] == call_id
+    assert abs(int(cdr["billsec"]) - result.answer_to_bye_s) <= 1
+    await asyncio.sleep(2)  # any second settlement would show up now
+    assert len(await ari.cdrs("phone-b", 2, wait_s=1)) == 1
+    live = await ari.svc.accounts.live("e2e-b")
+    assert live.balance == 100_000_000 - int(cdr["cost"]) and live.reserved == 0
+
+
+async def test_websocket_lost_and_restored_mid_call_loses_no_finish(
+    ari: E2E, ari_proxy: CuttableProxy
+) -> None:
+    await ari.account("phone-c", balance=100_000_000)
+    call = asyncio.ensure_future(ari.call(MOBILE, "phone-c", hangup_after_ms=6000))
+    await wait_answered(ari, "e2e-c")
+    await asyncio.sleep(1)
+    before = await asyncio.to_thread(reconciliations, ari)
+    ari_proxy.cut()
+    result = await call  # the phone hangs up while tollgate cannot see Asterisk's events
+    await asyncio.sleep(1)
+    ari_proxy.restore()
+    await wait_reconciled(ari, before)
+    assert result.answered and not result.bye_from_asterisk
+    [cdr] = await ari.cdrs("phone-c", 1, wait_s=20)
+    assert abs(int(cdr["billsec"]) - 6) <= 1
+    live = await ari.svc.accounts.live("e2e-c")
+    assert live.reserved == 0 and live.balance == 100_000_000 - int(cdr["cost"])
+
+
+async def test_suspension_hangs_up_running_calls_within_two_seconds(ari: E2E) -> None:
+    await ari.account("phone-d", balance=100_000_000)
+    call = asyncio.ensure_future(ari.call(MOBILE, "phone-d", max_wait_s=60))
+    await wait_answered(ari, "e2e-d")
+    await asyncio.sleep(1)
+    suspended_at = time.time()
+    await ari.svc.accounts.set_status("e2e-d", AccountStatus.SUSPENDED, "abuse investigation")
+    result = await call
+    assert result.answered and result.bye_from_asterisk
+    assert bye_epoch(result) - suspended_at <= 2.0
+    [cdr] = await ari.cdrs("phone-d", 1)
+    assert cdr["state"] == "finished"
+
+
+async def test_emergency_calls_are_never_cut(ari: E2E) -> None:
+    await ari.account("phone-e", balance=0)
+    call = asyncio.ensure_future(ari.call("112", "phone-e", hangup_after_ms=4000))
+    await asyncio.sleep(1.5)
+    await ari.svc.accounts.set_status("e2e-e", AccountStatus.SUSPENDED, "test")
+    result = await call
+    assert result.answered and not result.bye_from_asterisk
+    assert result.answer_to_bye_s is not None and result.answer_to_bye_s >= 3.5
+
+
+async def test_operator_lists_and_hangs_up_a_call(ari: E2E) -> None:
+    await ari.account("phone-f", balance=100_000_000)
+    call = asyncio.ensure_future(ari.call(MOBILE, "phone-f", max_wait_s=60))
+    [call_id] = await wait_answered(ari, "e2e-f")
+    env = ari.tollgate.env
+
+    def tg(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tollgate.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+        )
+
+    listed = tg("calls", "list", "--account", "e2e-f")
+    assert (
+        listed.returncode == 0 and call_id in listed.stdout and '"control": "ari"' in listed.stdout
+    )
+    hung = tg("calls", "hangup", call_id)
+    assert hung.returncode == 0, hung.stderr
+    result = await call
+    assert result.bye_from_asterisk and (result.answer_to_bye_s or 99) < 30
+    [cdr] = await ari.cdrs("phone-f", 1)
+    assert cdr["state"] == "finished"
+    assert os.environ.get("TOLLGATE_ARI_URL") is None  # the test did not leak settings
