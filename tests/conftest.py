@@ -33,7 +33,17 @@ TEST_DSN = os.environ.get(
 TEST_REDIS = os.environ.get("TOLLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RETAIL = ROOT / "examples" / "decks" / "retail" / "deck.toml"
 
-TABLES = ("deck_rates", "deck_heads", "decks", "account_events", "ledger_entries", "accounts")
+TABLES = (
+    "deck_rates",
+    "deck_heads",
+    "decks",
+    "account_events",
+    "ledger_entries",
+    "accounts",
+    "cdrs",
+    "cdr_ids",
+    "cdr_rejects",
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,189 @@
+"""A CDR: one call that reached rating, as the ledger wrote it to its stream.
+
+`Cdr.from_stream` is the only way in from Redis: it checks every field the ledger writes
+and converts it (money stays integer micro-units, epoch milliseconds become UTC datetimes)
+so that whatever it accepts PostgreSQL accepts too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+FINAL_STATES = frozenset({"denied", "finished"})  # never replaced once written
+STATES = FINAL_STATES | {"expired"}  # expired: the sweeper released an orphaned call
+
+CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+LATEST_MS = (LATEST - EPOCH) // timedelta(milliseconds=1)
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+MAX_TEXT = 1024
+
+
+class BadCdr(ValueError):
+    """A stream entry that cannot become a row; `field` names the culprit."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}")
+        self.field = field
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class Cdr:
+    call_id: str
+    started_at: datetime
+    account: str
+    state: str
+    ended_at: datetime
+    decision: str = ""
+    reason: str = ""
+    detail: str = ""
+    granted_s: int = 0
+    reserved: int = 0
+    raw: str = ""
+    e164: str = ""
+    number_class: str = ""
+    caller: str = ""
+    switch: str = ""
+    prefix: str = ""
+    rate_name: str = ""
+    deck: str = ""
+    deck_version: int = 0
+    currency: str = ""
+    authorized_at: datetime | None = None
+    answered_at: datetime | None = None
+    billsec: int = 0
+    answered: bool = False
+    rated_cost: int = 0
+    cost: int = 0
+    disposition: str = ""
+    hangup_cause: str = ""
+    emergency: bool = False
+    unauthorized: bool = False
+    prior_state: str = ""
+    stream_id: str = ""
+    written_at: datetime | None = None  # set by PostgreSQL
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def supersedes(self, other: Cdr) -> bool:
+        """Whether this record of a call replaces `other`: only a final one replaces a
+        non-final one (a late finish after the sweeper's expiry)."""
+        return self.final and not other.final
+
+    def row(self) -> tuple[Any, ...]:
+        """Values in `COLUMNS` order."""
+        return tuple(getattr(self, name) for name in COLUMNS)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Cdr:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    @classmethod
+    def from_stream(cls, entry: Mapping[str, str], stream_id: str = "") -> Cdr:
+        """Validate and convert one stream entry (decoded field -> value). Raises BadCdr."""
+        f = _Fields(entry)
+        call_id = f.text("call_id")
+        if not CALL_ID.match(call_id):
+            raise BadCdr("call_id", f"{call_id!r} is not a call id")
+        account = f.text("account")
+        if not account:
+            raise BadCdr("account", "missing")
+        state = f.text("state")
+        if state not in STATES:
+            raise BadCdr("state", f"{state!r} is not one of {sorted(STATES)}")
+        ended_at = f.time("ended_at")
+        if ended_at is None:
+            raise BadCdr("ended_at", "missing")
+        authorized_at = f.time("authorized_at")
+        billsec = f.integer("billsec", INT32)
+        # Deterministic per call: the partition key must not move between two records of it.
+        started_at = authorized_at or ended_at - timedelta(seconds=billsec)
+        if started_at < EARLIEST:
+            raise BadCdr("ended_at", "billsec reaches before the year 2000")
+        return cls(
+            call_id=call_id,
+            started_at=started_at,
+            account=account,
+            state=state,
+            ended_at=ended_at,
+            decision=f.text("decision"),
+            reason=f.text("reason"),
+            detail=f.text("detail"),
+            granted_s=f.integer("granted", INT32),
+            reserved=f.integer("reserved", INT64),
+            raw=f.text("raw"),
+            e164=f.text("e164"),
+            number_class=f.text("class"),
+            caller=f.text("caller"),
+            switch=f.text("switch"),
+            prefix=f.text("prefix"),
+            rate_name=f.text("rate_name"),
+            deck=f.text("deck"),
+            deck_version=f.integer("deck_version", INT32),
+            currency=f.text("currency"),
+            authorized_at=authorized_at,
+            answered_at=f.time("answered_at"),
+            billsec=billsec,
+            answered=f.flag("answered"),
+            rated_cost=f.integer("rated_cost", INT64),
+            cost=f.integer("cost", INT64),
+            disposition=f.text("disposition"),
+            hangup_cause=f.text("hangup_cause"),
+            emergency=f.flag("emergency"),
+            unauthorized=f.flag("unauthorized"),
+            prior_state=f.text("prior_state"),
+            stream_id=stream_id,
+        )
+
+
+# Columns the writer copies; written_at is left to the database.
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Cdr) if f.name != "written_at")
+
+
+class _Fields:
+    """Typed access to a stream entry; absent and empty read as the zero value."""
+
+    def __init__(self, entry: Mapping[str, str]) -> None:
+        self.entry = entry
+
+    def text(self, name: str) -> str:
+        value = self.entry.get(name, "")
+        if len(value) > MAX_TEXT:
+            raise BadCdr(name, f"longer than {MAX_TEXT} characters")
+        if "\x00" in value:
+            raise BadCdr(name, "contains a NUL character")
+        return value
+
+    def integer(self, name: str, limit: int) -> int:
+        value = self.entry.get(name, "")
+        if value == "":
+            return 0
+        if not value.isascii() or not value.isdigit():
+            raise BadCdr(name, f"{value[:40]!r} is not a non-negative integer")
+        number = int(value)
+        if number > limit:
+            raise BadCdr(name, f"{number} is out of range")
+        return number
+
+    def time(self, name: str) -> datetime | None:
+        if not self.entry.get(name):
+            return None
+        at = EPOCH + timedelta(milliseconds=self.integer(name, LATEST_MS))
+        if not EARLIEST <= at < LATEST:
+            raise BadCdr(name, f"{at.isoformat()} is not a plausible time")
+        return at
+
+    def flag(self, name: str) -> bool:
+        value = self.entry.get(name, "")
+        if value not in ("", "0", "1"):
+            raise BadCdr(name, f"{value[:40]!r} is not 0 or 1")
+        return value == "1"

@@ -1,0 +1,43 @@
+"""Reading CDRs back: an account's calls over a period, one call by id."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from cdr.model import Cdr
+from rating.pg import Conn
+
+
+async def cdrs_for(
+    conn: Conn,
+    account: str,
+    start: datetime,
+    end: datetime,
+    *,
+    states: Collection[str] | None = None,
+    limit: int = 10_000,
+) -> list[Cdr]:
+    """Calls of `account` that started in [start, end), oldest first (the range prunes
+    partitions)."""
+    rows = await conn.fetch(
+        "select * from cdrs where account = $1 and started_at >= $2 and started_at < $3"
+        " and ($4::text[] is null or state = any($4::text[]))"
+        " order by started_at, call_id limit $5",
+        account,
+        start,
+        end,
+        None if states is None else list(states),
+        limit,
+    )
+    return [Cdr.from_row(r) for r in rows]
+
+
+async def cdr_by_id(conn: Conn, call_id: str) -> Cdr | None:
+    # cdr_ids names the partition key, so only one partition is searched
+    row = await conn.fetchrow(
+        "select c.* from cdr_ids i join cdrs c"
+        " on c.call_id = i.call_id and c.started_at = i.started_at where i.call_id = $1",
+        call_id,
+    )
+    return None if row is None else Cdr.from_row(row)

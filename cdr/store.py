@@ -1,0 +1,129 @@
+"""Writing a batch of CDRs to PostgreSQL in one transaction, idempotently.
+
+COPY into a per-connection temporary table, then one INSERT ... SELECT ... ON CONFLICT into
+`cdrs`. Replaying a batch that was already committed changes nothing, which is what lets
+the writer acknowledge stream entries only after the commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from cdr.model import COLUMNS, FINAL_STATES, Cdr
+from rating.pg import Conn
+
+STAGE = "cdr_stage"
+_FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
+_COLS = ", ".join(COLUMNS)
+_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("call_id", "started_at"))
+
+CREATE_STAGE = (
+    f"create temporary table if not exists {STAGE} (like cdrs including defaults)"
+    " on commit delete rows"
+)
+# The first started_at seen for a call_id is the only one it may ever have (cdrs has a
+# foreign key to this pair); rows in order of call_id so that concurrent writers lock alike.
+CLAIM_IDS = (
+    f"insert into cdr_ids (call_id, account, started_at)"
+    f" select call_id, account, started_at from {STAGE} order by call_id"
+    " on conflict (call_id) do nothing"
+)
+# A call_id already taken by another account is not this call's: keep it aside, not lost.
+TAKE_CLASHES = (
+    f"delete from {STAGE} s using cdr_ids i"
+    " where i.call_id = s.call_id and i.account <> s.account"
+    " returning s.*, i.account as owner"
+)
+ALIGN = (
+    f"update {STAGE} s set started_at = i.started_at from cdr_ids i"
+    " where i.call_id = s.call_id and i.started_at <> s.started_at"
+)
+# Only a final record replaces a non-final one (finished after expired); final ones stay.
+UPSERT = (
+    f"insert into cdrs as c ({_COLS}) select {_COLS} from {STAGE} order by call_id"
+    f" on conflict (call_id, started_at) do update set {_SET}, written_at = now()"
+    f" where c.state not in ({_FINAL}) and excluded.state in ({_FINAL})"
+)
+INSERT_REJECT = (
+    "insert into cdr_rejects (stream, stream_id, call_id, fields, error)"
+    " values ($1, $2, $3, $4::jsonb, $5) on conflict (stream, stream_id) do nothing"
+)
+
+# Errors caused by the rows themselves: retrying the same batch would fail again.
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A stream entry kept aside in cdr_rejects with why it could not be a row."""
+
+    stream: str
+    stream_id: str
+    error: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stream: str, cdr: Cdr, error: str) -> Reject:
+        return cls(stream, cdr.stream_id, error, _as_fields(cdr))
+
+    def args(self) -> tuple[str, str, str, str, str]:
+        call_id = self.fields.get("call_id", "")[:128]
+        return (self.stream, self.stream_id, call_id, json.dumps(self.fields), self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    written: int  # rows inserted or replaced
+    rejected: int
+
+
+async def prepare(conn: Conn) -> None:
+    """Once per connection: the temporary staging table."""
+    await conn.execute(CREATE_STAGE)
+
+
+async def write_batch(
+    conn: Conn, stream: str, cdrs: Sequence[Cdr], rejects: Sequence[Reject] = ()
+) -> BatchResult:
+    """Upsert `cdrs` (at most one per call_id) and store `rejects`, in one transaction.
+    The partitions of the rows must exist."""
+    rejects = list(rejects)
+    written = 0
+    async with conn.transaction():
+        if cdrs:
+            await conn.copy_records_to_table(
+                STAGE, records=[c.row() for c in cdrs], columns=list(COLUMNS)
+            )
+            claimed = int((await conn.execute(CLAIM_IDS)).split()[-1])
+            if claimed < len(cdrs):  # some calls were seen before: check them against it
+                for row in await conn.fetch(TAKE_CLASHES):
+                    clash = Cdr.from_row(row)
+                    rejects.append(
+                        Reject.of(
+                            stream, clash, f"call_id already used by account {row['owner']!r}"
+                        )
+                    )
+                await conn.execute(ALIGN)
+            written = int((await conn.execute(UPSERT)).split()[-1])
+        if rejects:
+            await conn.executemany(INSERT_REJECT, [r.args() for r in rejects])
+    return BatchResult(written, len(rejects))
+
+
+def _as_fields(cdr: Cdr) -> dict[str, str]:
+    def text(value: Any) -> str:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        return "" if value is None else str(value)
+
+    return {name: text(getattr(cdr, name)) for name in COLUMNS}

@@ -1,0 +1,226 @@
+"""One shard's CDR stream, read through a Redis consumer group.
+
+An entry stays pending in the group until it is acknowledged, and the writer acknowledges
+only what PostgreSQL has committed: whatever happens to a writer, its entries are either
+re-read by it after a restart (its own pending list) or claimed by another writer once
+idle long enough. Acknowledged entries are then trimmed away."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from cdr.model import BadCdr
+
+RawFields = Mapping[Any, Any]  # bytes or str, as the client decodes
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    stream: str
+    id: str
+    raw: RawFields  # empty: the entry was deleted from the stream while pending
+
+    def fields(self) -> dict[str, str]:
+        """Strictly decoded; raises BadCdr naming a field that is not UTF-8."""
+        try:
+            return {
+                (k.decode() if isinstance(k, bytes) else k): (
+                    v.decode() if isinstance(v, bytes) else v
+                )
+                for k, v in self.raw.items()
+            }
+        except UnicodeDecodeError:
+            bad = next(k for k, v in self.raw.items() if not (_is_utf8(k) and _is_utf8(v)))
+            raise BadCdr(_loose(bad), "not valid UTF-8") from None
+
+    def printable(self) -> dict[str, str]:
+        """Lossless enough to keep in a reject (JSON cannot hold NUL or invalid UTF-8)."""
+        return {_loose(k): _loose(v) for k, v in self.raw.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pending: int  # delivered to a consumer of the group, not acknowledged
+    undelivered: int  # not yet read by the group
+    oldest_ms: int | None  # entry id time of the oldest of both, None if there is none
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.undelivered
+
+
+class CdrStream:
+    def __init__(self, redis: Redis, key: str, group: str, consumer: str) -> None:
+        self.redis = redis
+        self.key = key
+        self.group = group
+        self.consumer = consumer
+        self._group_ready = False
+
+    async def ensure_group(self) -> None:
+        """Create the group (and the stream) if missing, reading from the very beginning."""
+        if self._group_ready:
+            return
+        try:
+            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def claim_idle(self, min_idle_ms: int, count: int) -> int:
+        """Take over entries other consumers (dead writers) left pending too long; they are
+        then read as this consumer's own. Entries deleted meanwhile leave the pending list."""
+        claimed, cursor = 0, "0-0"
+        while True:
+            # not JUSTID: the client then drops the cursor; the entries are re-read as pending
+            cursor_raw, entries, *_ = await self._call(
+                self.redis.xautoclaim(
+                    self.key, self.group, self.consumer, min_idle_ms, cursor, count
+                )
+            )
+            claimed += len(entries)
+            cursor = _text(cursor_raw)
+            if cursor == "0-0":
+                return claimed
+
+    async def read_pending(self, count: int, after: str = "0") -> list[Entry]:
+        """This consumer's entries delivered but not acknowledged (after a crash or a failed
+        batch), oldest first, from just after the entry id `after`."""
+        return await self._read(after, count, None)
+
+    async def read_new(self, count: int) -> list[Entry]:
+        return await self._read(">", count, None)
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self._call(self.redis.xack(self.key, self.group, *ids))
+            await self.trim()
+
+    async def trim(self) -> int:
+        """Delete entries every group of the stream has acknowledged: everything before the
+        oldest entry some group still needs (its oldest pending or first unread). Only ever
+        moves forward, so a stale view can only trim less."""
+        groups = await self._call(self.redis.xinfo_groups(self.key))
+        keep: list[str] = []
+        for g in groups:
+            needed = _next_id(_text(g["last-delivered-id"]))
+            if int(g["pending"]):
+                summary = await self._call(self.redis.xpending(self.key, _text(g["name"])))
+                if summary["min"] is not None:  # None: all acknowledged since XINFO
+                    needed = _text(summary["min"])
+            keep.append(needed)
+        if not keep:
+            return 0
+        return int(
+            await self.redis.xtrim(self.key, minid=min(keep, key=_id_key), approximate=False)
+        )
+
+    async def backlog(self) -> Backlog:
+        """What this group has not acknowledged yet, for the metrics."""
+        groups = await self._call(self.redis.xinfo_groups(self.key))
+        info = next((g for g in groups if _text(g["name"]) == self.group), None)
+        if info is None:
+            length = int(await self.redis.xlen(self.key))
+            first = await self.redis.xrange(self.key, count=1)
+            return Backlog(0, length, _id_ms(_text(first[0][0])) if first else None)
+        pending = int(info["pending"])
+        lag = info.get("lag")
+        last = _text(info["last-delivered-id"])
+        # lag is unknown after deletions past the group's position: the length bounds it
+        undelivered = int(lag) if lag is not None else int(await self.redis.xlen(self.key))
+        oldest: list[int] = []
+        if pending:
+            summary = await self.redis.xpending(self.key, self.group)
+            if summary["min"] is not None:
+                oldest.append(_id_ms(_text(summary["min"])))
+        if undelivered:
+            first = await self.redis.xrange(self.key, min=f"({last}", count=1)
+            if first:
+                oldest.append(_id_ms(_text(first[0][0])))
+        return Backlog(pending, undelivered, min(oldest) if oldest else None)
+
+    async def _read(self, id_: str, count: int, block_ms: int | None) -> list[Entry]:
+        res = await self._call(
+            self.redis.xreadgroup(
+                self.group, self.consumer, {self.key: id_}, count=count, block=block_ms
+            )
+        )
+        return [e for entries in _by_stream(res).values() for e in entries]
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._group_ready = False  # the stream or group vanished: recreate next time
+            raise
+
+
+async def wait_for_new(
+    redis: Redis, streams: Sequence[CdrStream], count: int, block_ms: int
+) -> int:
+    """Block until any of the streams has new entries (delivered to, hence pending for, this
+    consumer) or `block_ms` passed; returns how many arrived. One command for all streams:
+    on Redis Cluster, where the streams live in different slots, group them per node."""
+    if not streams:
+        return 0
+    first = streams[0]
+    res = await redis.xreadgroup(
+        first.group,
+        first.consumer,
+        {s.key: ">" for s in streams},
+        count=count,
+        block=block_ms,
+    )
+    return sum(len(entries) for entries in _by_stream(res).values())
+
+
+def _by_stream(res: Any) -> dict[str, list[Entry]]:
+    """XREADGROUP replies come as a list of [stream, entries] (RESP2) or a dict (RESP3)."""
+    if not res:
+        return {}
+    pairs = res.items() if isinstance(res, dict) else res
+    out: dict[str, list[Entry]] = {}
+    for stream, entries in pairs:
+        key = _text(stream)
+        out[key] = [Entry(key, _text(eid), raw or {}) for eid, raw in entries if eid is not None]
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_utf8(value: Any) -> bool:
+    if not isinstance(value, bytes):
+        return True
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _loose(value: Any) -> str:
+    text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+    return text.replace("\x00", "\\x00")
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _id_ms(entry_id: str) -> int:
+    return _id_key(entry_id)[0]
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq + 1}"

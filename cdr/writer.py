@@ -1,0 +1,367 @@
+"""The CDR writer: moves CDRs from the ledger's Redis streams to PostgreSQL.
+
+For each shard stream, in order: take over entries dead writers left pending, re-read this
+writer's own pending entries, then read new ones. A batch is stored in one transaction and
+acknowledged only after the commit, and storing is idempotent, so a crash anywhere leaves
+each CDR either pending (stored again later, harmlessly) or stored and acknowledged.
+PostgreSQL being away only delays CDRs: the writer backs off and retries, the entries wait."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from cdr.metrics import CdrMetrics
+from cdr.model import BadCdr, Cdr
+from cdr.partitions import (
+    DEFAULT_RETENTION_MONTHS,
+    MIN_RETENTION_MONTHS,
+    ensure_months,
+    existing_months,
+    month_of,
+    months_ahead,
+    retention_cutoff,
+)
+from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_batch
+from cdr.stream import CdrStream, Entry, wait_for_new
+from rating.keys import Keyspace
+from tollgate.settings import SettingsError
+
+log = logging.getLogger("tollgate.cdr.writer")
+
+T = TypeVar("T")
+FUTURE_SLACK = timedelta(days=1)  # a CDR starting later than this from now is bogus
+# asyncpg reports values it cannot encode as ValueError subclasses: also the rows' fault
+ROW_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, ValueError)
+PG_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    group: str = "cdr-writer"
+    consumer: str = field(default_factory=default_consumer)
+    batch_size: int = 500
+    block_ms: int = 1000  # how long an idle writer waits on the streams per round
+    claim_idle_ms: int = 30_000  # pending this long at another consumer: it is dead
+    retention_months: int = DEFAULT_RETENTION_MONTHS  # older CDRs go to cdr_rejects
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    command_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.retention_months < MIN_RETENTION_MONTHS:
+            raise SettingsError(
+                "TOLLGATE_CDR_RETENTION_MONTHS", f"must be >= {MIN_RETENTION_MONTHS}"
+            )
+        for name, value in (("BATCH_SIZE", self.batch_size), ("BLOCK_MS", self.block_ms)):
+            if value <= 0:
+                raise SettingsError(f"TOLLGATE_CDR_{name}", "must be > 0")
+        if self.claim_idle_ms < 0:
+            raise SettingsError("TOLLGATE_CDR_CLAIM_IDLE_MS", "must be >= 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WriterSettings:
+        env = os.environ if env is None else env
+
+        def get(name: str, conv: Callable[[str], T], default: T) -> T:
+            raw = env.get(f"TOLLGATE_CDR_{name}")
+            if raw is None or raw == "":
+                return default
+            try:
+                return conv(raw)
+            except ValueError as exc:
+                raise SettingsError(f"TOLLGATE_CDR_{name}", f"bad value {raw!r} ({exc})") from None
+
+        base = cls()
+        return cls(
+            group=get("GROUP", str, base.group),
+            consumer=get("CONSUMER", str, base.consumer),
+            batch_size=get("BATCH_SIZE", int, base.batch_size),
+            block_ms=get("BLOCK_MS", int, base.block_ms),
+            claim_idle_ms=get("CLAIM_IDLE_MS", int, base.claim_idle_ms),
+            retention_months=get("RETENTION_MONTHS", int, base.retention_months),
+        )
+
+
+class CdrStoreUnavailable(RuntimeError):
+    """PostgreSQL could not take a batch; its entries stay pending and will be retried."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"PostgreSQL unavailable: {why}")
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    entries: list[Entry]  # all of them are acknowledged once the batch is stored
+    cdrs: list[Cdr]  # at most one per call_id
+    rejects: list[Reject]
+
+
+async def _abandon(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: it does not matter any more
+
+
+class CdrWriter:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keyspace,
+        dsn: str,
+        settings: WriterSettings | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.redis = redis
+        self.dsn = dsn
+        self.settings = settings or WriterSettings()
+        self.metrics = CdrMetrics(registry)
+        s = self.settings
+        self.streams = [
+            CdrStream(redis, keys.cdr_stream(t), s.group, s.consumer) for t in keys.tags()
+        ]
+        self._conn: asyncpg.Connection[Any] | None = None
+        self._months: set[datetime] = set()  # partitions known to exist
+
+    async def __aenter__(self) -> CdrWriter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.close(timeout=5)
+            except PG_ERRORS:
+                conn.terminate()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Move CDRs until `stop` is set; outages of Redis or PostgreSQL are waited out."""
+        delay = self.settings.backoff_min_s
+        while not stop.is_set():
+            try:
+                seen, _ = await self._drain()
+                if delay > self.settings.backoff_min_s:
+                    log.info("CDR writer recovered")
+                delay = self.settings.backoff_min_s
+                if not seen and not stop.is_set():
+                    await wait_for_new(
+                        self.redis, self.streams, self.settings.batch_size, self.settings.block_ms
+                    )
+                continue
+            except CdrStoreUnavailable as exc:
+                log.warning("CDRs wait in Redis: %s; retrying in %.1f s", exc.why, delay)
+            except (RedisError, OSError) as exc:
+                self.metrics.write_errors.labels("redis").inc()
+                log.warning("CDR streams unreachable: %s; retrying in %.1f s", exc, delay)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, self.settings.backoff_max_s)
+
+    async def drain_once(self) -> int:
+        """Move everything available now (claimed, own pending, new); returns rows written.
+        Raises CdrStoreUnavailable (entries stay pending) or Redis connection errors."""
+        return (await self._drain())[1]
+
+    async def _drain(self) -> tuple[int, int]:
+        seen = written = 0
+        try:
+            for stream in self.streams:
+                try:
+                    s, w = await self._drain_stream(stream)
+                except ResponseError as exc:
+                    # this stream's own trouble (a clobbered key...): the others keep flowing
+                    self.metrics.write_errors.labels("redis").inc()
+                    log.error("CDR stream %s skipped this round: %s", stream.key, exc)
+                    continue
+                seen += s
+                written += w
+        finally:
+            await self.refresh_metrics()
+        return seen, written
+
+    async def _drain_stream(self, stream: CdrStream) -> tuple[int, int]:
+        size = self.settings.batch_size
+        await stream.ensure_group()
+        await stream.claim_idle(self.settings.claim_idle_ms, size)
+        seen = written = 0
+        readers: tuple[Callable[[str], Awaitable[list[Entry]]], ...] = (
+            lambda after: stream.read_pending(size, after),
+            lambda after: stream.read_new(size),
+        )
+        for read in readers:
+            batch = await self._fetch(stream, read, "0")
+            while batch.entries:
+                ahead = None
+                if len(batch.entries) == size:
+                    # more may follow: read and convert them while this batch is stored
+                    ahead = asyncio.create_task(self._fetch(stream, read, batch.entries[-1].id))
+                try:
+                    written += await self._commit(stream, batch)
+                except BaseException:
+                    if ahead is not None:
+                        await _abandon(ahead)  # what it read stays pending: read again later
+                    raise
+                seen += len(batch.entries)
+                batch = await ahead if ahead is not None else _Batch([], [], [])
+        return seen, written
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def _fetch(
+        self, stream: CdrStream, read: Callable[[str], Awaitable[list[Entry]]], after: str
+    ) -> _Batch:
+        return self._convert(stream.key, await read(after))
+
+    def _convert(self, stream: str, entries: list[Entry]) -> _Batch:
+        now = datetime.now(UTC)
+        oldest = retention_cutoff(now, self.settings.retention_months)
+        latest = now + FUTURE_SLACK
+        best: dict[str, Cdr] = {}
+        rejects: list[Reject] = []
+        for e in entries:
+            if not e.raw:
+                continue  # deleted from the stream while pending: nothing left to store
+            try:
+                cdr = Cdr.from_stream(e.fields(), e.id)
+            except BadCdr as exc:
+                rejects.append(Reject(stream, e.id, str(exc), e.printable()))
+                continue
+            if not oldest <= cdr.started_at < latest:
+                why = f"started_at {cdr.started_at.isoformat()} is outside the retention window"
+                rejects.append(Reject(stream, e.id, why, e.printable()))
+                continue
+            kept = best.get(cdr.call_id)
+            if kept is not None and kept.account != cdr.account:
+                why = f"call_id already used by account {kept.account!r}"
+                rejects.append(Reject(stream, e.id, why, e.printable()))
+            elif kept is None or cdr.supersedes(kept):
+                best[cdr.call_id] = cdr  # one row per call in a batch: the upsert needs it
+        return _Batch(entries, list(best.values()), rejects)
+
+    async def _commit(self, stream: CdrStream, batch: _Batch) -> int:
+        """Store, then (only then) acknowledge."""
+        raw = {e.id: e for e in batch.entries}
+        result = await self._store(stream.key, batch.cdrs, batch.rejects, raw)
+        await stream.ack([e.id for e in batch.entries])
+        self.metrics.written.inc(result.written)
+        self.metrics.rejects.inc(result.rejected)
+        if result.rejected:
+            log.warning("%d CDR(s) of %s kept in cdr_rejects", result.rejected, stream.key)
+        return result.written
+
+    async def _store(
+        self, stream: str, cdrs: list[Cdr], rejects: list[Reject], raw: Mapping[str, Entry]
+    ) -> BatchResult:
+        try:
+            conn = await self._connection()
+            needed = {month_of(c.started_at) for c in cdrs} | months_ahead(datetime.now(UTC))
+            missing = needed - self._months
+            if missing:
+                await ensure_months(conn, missing)
+                self._months |= missing
+            try:
+                return await write_batch(conn, stream, cdrs, rejects)
+            except ROW_ERRORS as exc:
+                log.warning("PostgreSQL refused a CDR batch (%s): storing it row by row", exc)
+                return await self._store_singly(conn, stream, cdrs, rejects, raw)
+        except PG_ERRORS as exc:
+            self.metrics.write_errors.labels("postgresql").inc()
+            await self._drop_connection()
+            raise CdrStoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def _store_singly(
+        self,
+        conn: asyncpg.Connection[Any],
+        stream: str,
+        cdrs: list[Cdr],
+        rejects: list[Reject],
+        raw: Mapping[str, Entry],
+    ) -> BatchResult:
+        """Find the rows PostgreSQL refuses, so that they alone end up in cdr_rejects."""
+        written = rejected = 0
+        refused = list(rejects)
+        for cdr in cdrs:
+            try:
+                one = await write_batch(conn, stream, [cdr])
+            except ROW_ERRORS as exc:
+                why = f"refused by PostgreSQL: {exc}"
+                refused.append(Reject(stream, cdr.stream_id, why, raw[cdr.stream_id].printable()))
+                continue
+            written += one.written
+            rejected += one.rejected
+        rest = await write_batch(conn, stream, [], refused)
+        return BatchResult(written, rejected + rest.rejected)
+
+    async def _connection(self) -> asyncpg.Connection[Any]:
+        if self._conn is None or self._conn.is_closed():
+            conn: asyncpg.Connection[Any] = await asyncpg.connect(
+                self.dsn,
+                timeout=self.settings.connect_timeout_s,
+                command_timeout=self.settings.command_timeout_s,
+            )
+            try:
+                await prepare(conn)
+                self._months = await existing_months(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()  # its state is unknown: a fresh one is made on the next batch
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    async def refresh_metrics(self) -> None:
+        """Backlog and age of the oldest unacknowledged entry, per stream."""
+        try:
+            seconds, micros = await self.redis.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            for stream in self.streams:
+                try:
+                    b = await stream.backlog()
+                except ResponseError:
+                    continue  # missing (nothing owed) or broken (the drain reports it)
+                age = max(0, now_ms - b.oldest_ms) / 1000 if b.oldest_ms is not None else 0.0
+                self.metrics.backlog.labels(stream.key).set(b.total)
+                self.metrics.oldest_pending.labels(stream.key).set(age)
+        except (RedisError, OSError) as exc:
+            log.warning("CDR backlog metrics not refreshed: %s", exc)
