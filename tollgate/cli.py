@@ -113,6 +113,39 @@ def cmd_serve(args: argparse.Namespace) -> None:
     asyncio.run(serve(Settings.from_env()))
 
 
+def cmd_cdr_writer(args: argparse.Namespace) -> None:
+    import logging
+    import signal
+
+    from cdr.writer import CdrWriter, WriterSettings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        from tollgate.services import open_redis
+
+        redis = open_redis(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with CdrWriter(
+                redis, settings.keyspace, settings.pg_dsn, WriterSettings.from_env()
+            ) as writer:
+                if args.once:
+                    _print({"written": await writer.drain_once()})
+                else:
+                    await writer.run(stop)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
 def _parse_at(text: str | None, timezone: str) -> datetime:
     if not text:
         return datetime.now(UTC)
@@ -482,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     hu = cl.add_parser("hangup", help="hang up a running call (through ARI)")
     hu.add_argument("call_id")
     hu.set_defaults(run=cmd_calls_hangup, pg=False)
+
+    cw = sub.add_parser("cdr-writer", help="move CDRs from the ledger's streams to PostgreSQL")
+    cw.add_argument("--once", action="store_true", help="drain what is there, then exit")
+    cw.set_defaults(sync=cmd_cdr_writer)
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=cmd_serve)

@@ -1,7 +1,9 @@
 """`tollgate serve`: the long-running process next to an Asterisk.
 
-Runs the FastAGI server, the reservation sweeper and a Prometheus endpoint. At start it
-brings Redis up to date from PostgreSQL (decks, account settings, pending top-ups)."""
+Runs the FastAGI server, the ARI session controller (when TOLLGATE_ARI_URL is set), the
+CDR writer (unless TOLLGATE_CDR_WRITER=0), the reservation sweeper and a Prometheus
+endpoint. At start it brings Redis up to date from PostgreSQL (decks, account settings,
+pending top-ups)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from contextlib import suppress
 
 from prometheus_client import start_http_server
 
+from cdr.writer import CdrWriter, WriterSettings
 from rating.deck_store import publish_all
 from rating.ledger import Ledger
 from switch.agi import AgiSettings, FastAgiServer
@@ -86,6 +89,16 @@ async def serve(settings: Settings) -> None:
                 control.slice_s,
             )
         stop = asyncio.Event()
+        writer = None
+        if os.environ.get("TOLLGATE_CDR_WRITER", "1") != "0":  # or run `tollgate cdr-writer`
+            writer = CdrWriter(
+                s.redis,
+                settings.keyspace,
+                settings.pg_dsn,
+                WriterSettings.from_env(),
+                metrics.registry,
+            )
+        writing = asyncio.create_task(writer.run(stop)) if writer is not None else None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -97,6 +110,11 @@ async def serve(settings: Settings) -> None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
+            if writing is not None and writer is not None:
+                stop.set()
+                with suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(writing, 10)
+                await writer.close()
             await server.close()
             if ari is not None:
                 await ari.close()

@@ -211,25 +211,30 @@ class E2E:
         return [c.number for c in self.carrier.calls()[self.carrier_seen :]]
 
     async def cdrs(self, phone: str, count: int, wait_s: float = 15) -> list[dict[str, str]]:
-        """Final CDRs of the phone's account from the ledger's stream, waiting for `count`."""
+        """Final CDRs of the phone's account in PostgreSQL (where tollgate serve's CDR writer
+        puts them), waiting for `count`. Values as text, named as in the ledger's stream."""
         account = PHONE_ACCOUNTS[phone]
-        keys = self.svc.settings.keyspace
+        assert self.svc.pool is not None
         deadline = time.monotonic() + wait_s
         while True:
-            entries = await self.svc.redis.xrange(keys.cdr_stream(keys.tag(account))) or []
-            rows = [{_text(k): _text(v) for k, v in (f or {}).items()} for _, f in entries]
-            mine = [
-                r
-                for r in rows
-                if r.get("account") == account and r.get("state") in ("finished", "denied")
-            ]
+            rows = await self.svc.pool.fetch(
+                "select call_id, account, state, decision, reason, detail, granted_s as granted,"
+                " e164, number_class as class, billsec, cost, rated_cost, disposition,"
+                " prefix, deck, emergency, (extract(epoch from answered_at) * 1000)::bigint"
+                " as answered_at from cdrs where account = $1"
+                " and state in ('finished', 'denied') order by started_at",
+                account,
+            )
+            mine = [{k: _cell(v) for k, v in dict(r).items()} for r in rows]
             if len(mine) >= count or time.monotonic() > deadline:
                 return mine
             await asyncio.sleep(0.1)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return "" if value is None else str(value)
 
 
 @pytest.fixture
