@@ -175,7 +175,7 @@ def main() -> None:
             f"reserved {a['reserved']} available {a['available']}"
         )
 
-    say("CDRs (Redis stream, moved to PostgreSQL by the CDR writer)")
+    say("CDRs (appended to a Redis stream by the ledger, moved to PostgreSQL by the CDR writer)")
     print_cdrs()
 
     calls_through_asterisk()
@@ -237,7 +237,7 @@ def calls_through_asterisk() -> None:
         a = tg("account", "show", account, show=False)
         print(f"  {account:>6} balance {a['balance']:>9} reserved {a['reserved']}")
     say("Ledger CDRs of the calls")
-    print_cdrs(lambda c: c.get("switch") != "" and c.get("call_id", "").startswith("demo"))
+    print_cdrs("call_id like 'demo-%'")
 
     say("Where to look next")
     print("  tollgate serve            FastAGI on 127.0.0.1:4573, metrics on :9464/metrics")
@@ -259,45 +259,26 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     sys.exit(f"demo: tollgate serve did not start:\n{log.read_text()[-2000:]}")
 
 
-def print_cdrs(keep: Any = None) -> None:
+def print_cdrs(where: str = "true") -> None:
+    """CDRs as the CDR writer stored them in PostgreSQL (drained from the streams first)."""
+    tg("cdr-writer", "--once", show=False)
+    query = (
+        "select call_id, account, e164, number_class, decision, reason, billsec,"
+        " to_char(cost / 1e6, 'FM999990.0000') from cdrs"
+        f" where {where} order by started_at"
+    )
     out = subprocess.run(
-        [
-            "sh",
-            "-c",
-            "for k in $(redis-cli --scan --pattern 'tgdemo:*:cdr'); do "
-            "redis-cli --raw xrange $k - +; done",
-        ],
+        ["psql", "-qAtX", "-F", "\t", ENV["TOLLGATE_PG_DSN"], "-c", query],
         capture_output=True,
         text=True,
-    ).stdout.split("\n")
-    for c in _stream_rows(out):
-        if keep is not None and not keep(c):
-            continue
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        cid, account, e164, klass, decision, reason, billsec, cost = line.split("\t")
         print(
-            f"  {c.get('call_id', ''):<22} {c.get('account', ''):>6} {c.get('e164', ''):<14} "
-            f"{c.get('class', ''):<10} {c.get('decision', ''):<5} {c.get('reason', ''):<19} "
-            f"billsec {c.get('billsec', '0') or '0':>3} cost {int(c.get('cost') or 0) / 1e6:.4f}"
+            f"  {cid:<26} {account:>6} {e164:<14} {klass:<10} {decision:<5} {reason:<19} "
+            f"billsec {billsec:>3} cost {cost}"
         )
-
-
-def _stream_rows(lines: list[str]) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if "-" in line and line.split("-")[0].isdigit() and line.split("-")[-1].isdigit():
-            if current:
-                rows.append(current)
-            current = {}
-            i += 1
-            continue
-        if i + 1 < len(lines):
-            current[line] = lines[i + 1]
-        i += 2
-    if current:
-        rows.append(current)
-    return rows
 
 
 if __name__ == "__main__":
