@@ -65,18 +65,15 @@ class Run:
 async def prepare(prefix: str) -> Settings:
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        if not await admin.fetchval("select 1 from pg_database where datname='tollgate_bench'"):
-            await admin.execute("create database tollgate_bench")
+        # The benchmark's own database, rebuilt every run from the current migrations.
+        await admin.execute("drop database if exists tollgate_bench")
+        await admin.execute("create database tollgate_bench")
     finally:
         await admin.close()
     settings = Settings(pg_dsn=BENCH_DSN, keyspace=Keyspace(prefix, 16))
     conn = await asyncpg.connect(BENCH_DSN)
     try:
         await db.upgrade(conn)
-        await conn.execute(
-            "truncate accounts, ledger_entries, account_events, deck_rates,"
-            " deck_heads, decks cascade"
-        )
     finally:
         await conn.close()
     async with services(settings) as s:
@@ -97,13 +94,17 @@ async def cleanup(settings: Settings) -> None:
             await s.redis.delete(key)
 
 
-def start_tollgate(settings: Settings, agi_port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_tollgate(
+    settings: Settings, agi_port: int, log: Path, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    metrics_port = free_tcp_port()
     env = {
         **os.environ,
         "TOLLGATE_PG_DSN": settings.pg_dsn,
         "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
         "TOLLGATE_AGI_PORT": str(agi_port),
-        "TOLLGATE_METRICS_PORT": str(free_tcp_port()),
+        "TOLLGATE_METRICS_PORT": str(metrics_port),
+        **(extra or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollgate.cli", "serve"],
@@ -116,7 +117,7 @@ def start_tollgate(settings: Settings, agi_port: int, log: Path) -> subprocess.P
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", agi_port)) == 0:
-                return proc
+                return proc, metrics_port
         time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"tollgate serve did not start: {log.read_text()[-1000:]}")
@@ -199,7 +200,7 @@ def main() -> None:
     )
     rig = AsteriskRig(config)
     log = Path(tempfile.mkdtemp(prefix="bench-tollgate-")) / "serve.log"
-    tollgate = start_tollgate(settings, config.agi_port, log)
+    tollgate, _ = start_tollgate(settings, config.agi_port, log)
     try:
         rig.start()
         with SippCarrier(port=config.carrier_port):
