@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TG := $(VENV)/bin/tollgate
 
-.PHONY: bootstrap demo test lint unit integration e2e bench clean
+.PHONY: bootstrap demo test lint unit integration e2e bench rig-start rig-stop rig-status clean
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -30,6 +30,20 @@ e2e: bootstrap
 
 bench: bootstrap
 	$(PY) bench/authorize.py
+	$(PY) -m bench.e2e_calls
+	$(PY) -m bench.ari_sessions
+	$(PY) bench/cdr_ingest.py
+
+# The Asterisk rig by hand (ports and accounts: tests/e2e/README.md); `make test` and
+# `make demo` start and stop their own.
+rig-start: bootstrap
+	./scripts/asterisk/rig.sh start
+
+rig-stop:
+	./scripts/asterisk/rig.sh stop
+
+rig-status:
+	./scripts/asterisk/rig.sh status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
