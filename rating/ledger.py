@@ -164,6 +164,7 @@ class Ledger:
             name: redis.register_script(_load_script(name))
             for name in (
                 "touch",
+                "restore_spent",
                 "authorize",
                 "finish",
                 "expire",

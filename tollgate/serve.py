@@ -16,14 +16,14 @@ from contextlib import suppress
 from prometheus_client import start_http_server
 
 from cdr.writer import CdrWriter, WriterSettings
-from rating.deck_store import publish_all
 from rating.ledger import Ledger
 from switch.agi import AgiSettings, FastAgiServer
 from switch.ari import AriClient, AriSettings
 from switch.fastagi import FastAgiAdapter
 from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
-from tollgate.services import Services, services
+from tollgate.recovery import catch_up
+from tollgate.services import services
 from tollgate.settings import Settings
 
 log = logging.getLogger("tollgate.serve")
@@ -41,15 +41,6 @@ async def sweep_forever(ledger: Ledger, interval_s: float, metrics: Metrics) -> 
         await asyncio.sleep(interval_s)
 
 
-async def catch_up(s: Services) -> None:
-    """Redis may be new or stale: re-publish decks and re-apply what PostgreSQL knows."""
-    assert s.pool is not None
-    async with s.pool.acquire() as conn:
-        decks = await publish_all(conn, s.redis, s.settings.keyspace)
-    applied = await s.accounts.sync_all()
-    log.info("start-up sync: %d deck(s) published, %d ledger entr(y/ies) applied", decks, applied)
-
-
 async def serve(settings: Settings) -> None:
     metrics = Metrics()
     port = int(os.environ.get("TOLLGATE_METRICS_PORT", "9464"))
@@ -60,7 +51,13 @@ async def serve(settings: Settings) -> None:
     ari_settings = AriSettings.from_env()
     control = ControlSettings.from_env()
     async with services(settings) as s:
-        await catch_up(s)
+        done = await catch_up(s)
+        log.info(
+            "start-up sync: %d deck(s), %d ledger entries, rebuilt %s",
+            done.decks,
+            done.entries,
+            list(done.rebuilt),
+        )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
             SessionController(ari, s.ledger, control, on_event=metrics.session_event)
