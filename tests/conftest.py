@@ -39,6 +39,9 @@ TABLES = (
     "decks",
     "account_events",
     "ledger_entries",
+    "abuse_finding_events",
+    "abuse_findings",
+    "abuse_overrides",
     "accounts",
     "cdrs",
     "cdr_ids",
@@ -144,3 +147,31 @@ def ledger_settings() -> Iterator[Callable[..., LedgerSettings]]:
         return replace(LedgerSettings(switch_host="test"), **changes)
 
     yield make
+
+
+@pytest.fixture
+async def abuse_detector(svc: Services) -> AsyncIterator[Callable[..., Any]]:
+    """Make abuse detectors on the test's keyspace: `make(**AbuseSettings fields,
+    on_suspend=hook, registry=...)`; quick to notice overrides, closed afterwards."""
+    from prometheus_client import CollectorRegistry
+
+    from cdr.abuse.actions import no_hook
+    from cdr.abuse.runner import AbuseDetector
+    from cdr.abuse.settings import AbuseSettings
+
+    made: list[AbuseDetector] = []
+
+    def make(**changes: Any) -> AbuseDetector:
+        hook = changes.pop("on_suspend", no_hook)
+        registry = changes.pop("registry", None) or CollectorRegistry()
+        changes.setdefault("consumer", "test-abuse")
+        changes.setdefault("block_ms", 50)
+        changes.setdefault("overrides_refresh_s", 0.0)
+        changes.setdefault("evidence_refresh_s", 0.0)
+        detector = AbuseDetector(svc, AbuseSettings(**changes), registry=registry, on_suspend=hook)
+        made.append(detector)
+        return detector
+
+    yield make
+    for detector in made:
+        await detector.close()

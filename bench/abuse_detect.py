@@ -1,0 +1,252 @@
+"""CDRs per second through the abuse detectors, and in the same run a bare XREADGROUP + XACK
+loop over the same stream entries (no parsing, no windows, no findings): the limit of
+consuming these streams from this Redis with this client. Prints both and the ratio.
+
+The traffic is a working day of 500 ordinary accounts plus a few abusers (an autodialer,
+premium-number attempts, revenue-share calls), so the finding, alert-less suspension and
+PostgreSQL paths run too. Works under a throwaway Redis key prefix and a throwaway
+database, removed afterwards.
+
+    .venv/bin/python bench/abuse_detect.py [--cdrs 100000] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from cdr.abuse.runner import AbuseDetector
+from cdr.abuse.settings import AbuseSettings
+from rating.accounts import Account
+from rating.keys import Keyspace
+from rating.ledger import LedgerSettings
+from tollgate import db
+from tollgate.services import services
+from tollgate.settings import Settings
+
+REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
+ACCOUNTS = 500
+Destination = tuple[str, Callable[[random.Random], str], int]  # class, number, micro/min
+DESTINATIONS: tuple[Destination, ...] = (
+    ("mobile", lambda r: f"+4860{r.randrange(10**7):07d}", 190_000),
+    ("geographic", lambda r: f"+4822{r.randrange(10**7):07d}", 90_000),
+    ("toll_free", lambda r: f"+48800{r.randrange(10**6):06d}", 0),
+    ("international", lambda r: f"+4930{r.randrange(10**8):08d}", 250_000),
+)
+
+
+def entry(
+    n: int,
+    account: str,
+    at_ms: int,
+    to: str,
+    cls: str,
+    billsec: int,
+    per_min: int,
+    *,
+    caller: str,
+    reason: str = "OK",
+) -> dict[str, str]:
+    """One stream entry as the ledger writes it."""
+    denied = reason != "OK"
+    answered = billsec > 0 and not denied
+    end = at_ms if denied else at_ms + 6000 + billsec * 1000
+    cost = -(-billsec * per_min // 60 // 100) * 100 if answered else 0
+    return {
+        "call_id": f"ab-{n}",
+        "account": account,
+        "state": "denied" if denied else "finished",
+        "decision": "DENY" if denied else "ALLOW",
+        "reason": reason,
+        "e164": to,
+        "raw": to,
+        "class": cls,
+        "caller": caller,
+        "switch": "bench",
+        "deck": "retail",
+        "currency": "PLN",
+        "authorized_at": str(at_ms),
+        "answered_at": str(at_ms + 6000) if answered else "",
+        "ended_at": str(end),
+        "billsec": str(billsec if answered else 0),
+        "answered": "1" if answered else "0",
+        "cost": str(cost),
+        "rated_cost": str(cost),
+        "disposition": "DENIED" if denied else ("ANSWER" if answered else "NOANSWER"),
+        "hangup_cause": "16",
+    }
+
+
+def traffic(total: int, now_ms: int) -> list[dict[str, str]]:
+    r = random.Random(7)
+    out: list[dict[str, str]] = []
+    day = 10 * 3600 * 1000
+    abusers = total // 50
+    # an autodialer: attempts every 2 s, a quarter answered for a few seconds
+    start = now_ms - 3 * 3600 * 1000
+    for i in range(abusers // 2):
+        billsec = r.randint(3, 8) if i % 4 == 0 else 0
+        to = f"+4860{r.randrange(10**7):07d}"
+        out.append(
+            entry(
+                len(out),
+                "dialer",
+                start + i * 2000,
+                to,
+                "mobile",
+                billsec,
+                190_000,
+                caller="+48221110000",
+            )
+        )
+    for i in range(abusers // 4):  # premium numbers, again and again
+        out.append(
+            entry(
+                len(out),
+                "premium",
+                start + i * 60_000,
+                "+48701234567",
+                "premium",
+                0,
+                0,
+                caller="+48221110001",
+                reason="PREMIUM_BLOCKED",
+            )
+        )
+    for i in range(abusers // 4):  # revenue share: long calls to +882, side by side
+        out.append(
+            entry(
+                len(out),
+                "irsf",
+                start + i * 30_000,
+                f"+88213{r.randrange(10**6):06d}",
+                "high_risk",
+                1800,
+                9_990_000,
+                caller="+48221110002",
+            )
+        )
+    while len(out) < total:
+        account = f"acct-{r.randrange(ACCOUNTS)}"
+        cls, make, per_min = r.choice(DESTINATIONS)
+        billsec = 0 if r.random() < 0.25 else min(3000, max(7, int(r.lognormvariate(4.6, 0.9))))
+        at = now_ms - day - 3600_000 + r.randrange(day)
+        caller = f"+4822{zlib.crc32(account.encode()) % 10**7:07d}"
+        out.append(entry(len(out), account, at, make(r), cls, billsec, per_min, caller=caller))
+    out.sort(key=lambda e: int(e["ended_at"]))
+    return out
+
+
+async def fill(redis: Redis, keys: Keyspace, entries: list[dict[str, str]]) -> None:
+    for start in range(0, len(entries), 2000):
+        pipe = redis.pipeline(transaction=False)
+        for fields in entries[start : start + 2000]:
+            pipe.xadd(keys.cdr_stream(keys.tag(fields["account"])), fields)  # type: ignore[arg-type]
+        await pipe.execute()
+
+
+async def bare_loop(redis: Redis, keys: Keyspace, batch: int, total: int) -> float:
+    """Read and acknowledge every entry through a group of its own: nothing else."""
+    streams = [keys.cdr_stream(t) for t in keys.tags()]
+    start = time.perf_counter()
+    done = 0
+    for stream in streams:
+        while True:
+            res: Any = await redis.xreadgroup("bare", "bench", {stream: ">"}, count=batch)
+            if not res:
+                break
+            ids: list[bytes] = [eid for eid, _ in res[0][1]]
+            await redis.xack(stream, "bare", *ids)
+            done += len(ids)
+    elapsed = time.perf_counter() - start
+    if done != total:
+        raise SystemExit(f"bare loop read {done} entries, expected {total}")
+    return total / elapsed
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--cdrs", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=500)
+    args = p.parse_args()
+
+    keys = Keyspace(f"benchabuse{uuid.uuid4().hex[:8]}", 16)
+    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        redis_url=REDIS_URL,
+        pg_dsn=with_database(PG_DSN, name),
+        keyspace=keys,
+        ledger=LedgerSettings(switch_host="bench"),
+    )
+    admin = await asyncpg.connect(PG_DSN)
+    await admin.execute(f'create database "{name}"')
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        conn = await asyncpg.connect(settings.pg_dsn)
+        try:
+            await db.upgrade(conn)
+        finally:
+            await conn.close()
+        async with services(settings) as s:
+            for account in ["dialer", "premium", "irsf"] + [f"acct-{i}" for i in range(ACCOUNTS)]:
+                await s.accounts.create(Account(account, allow_high_risk=account == "irsf"))
+            now_ms = int(time.time() * 1000)
+            entries = traffic(args.cdrs, now_ms)
+            await fill(redis, keys, entries)
+            for tag in keys.tags():  # both groups exist before either reads: nothing trimmed
+                for group in ("bare", "abuse"):
+                    await redis.xgroup_create(keys.cdr_stream(tag), group, id="0", mkstream=True)
+            limit = await bare_loop(redis, keys, args.batch, args.cdrs)
+            detector = AbuseDetector(
+                s,
+                AbuseSettings(consumer="bench", batch_size=args.batch, inbound_stream=False),
+                registry=CollectorRegistry(),
+            )
+            try:
+                start = time.perf_counter()
+                done = await detector.drain_once()
+                ours = done / (time.perf_counter() - start)
+            finally:
+                await detector.close()
+            if done != args.cdrs:
+                raise SystemExit(f"detector processed {done} entries, expected {args.cdrs}")
+            assert s.pool is not None
+            found = await s.pool.fetch(
+                "select rule, subject, severity, account from abuse_findings order by id"
+            )
+    finally:
+        async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
+            await redis.delete(key)
+        await redis.aclose()
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+    print(f"abuse detectors, all rules  : {ours:10.0f} CDRs/s  (batch {args.batch})")
+    print(f"bare XREADGROUP + XACK loop : {limit:10.0f} CDRs/s  (the limit of reading the streams)")
+    print(f"ratio                       : {ours / limit:10.2f}  ({args.cdrs} CDRs)")
+    summary = sorted({(f["account"], f"{f['rule']}/{f['subject']}", f["severity"]) for f in found})
+    print(f"findings                    : {len(found)}  {summary}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
