@@ -33,20 +33,9 @@ TEST_DSN = os.environ.get(
 TEST_REDIS = os.environ.get("TOLLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RETAIL = ROOT / "examples" / "decks" / "retail" / "deck.toml"
 
-TABLES = (
-    "deck_rates",
-    "deck_heads",
-    "decks",
-    "account_events",
-    "ledger_entries",
-    "abuse_finding_events",
-    "abuse_findings",
-    "abuse_overrides",
-    "accounts",
-    "cdrs",
-    "cdr_ids",
-    "cdr_rejects",
-)
+# Every table of the schema is emptied between tests, except the migrations' own record
+# (and counters a migration seeds, which tests must not depend on being reset).
+KEEP = ("schema_migrations",)
 
 
 @pytest.fixture(scope="session")
@@ -77,13 +66,16 @@ def settings(migrated: str) -> Settings:
 async def _truncate(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        existing = {
+        names = [
             r["tablename"]
-            for r in await conn.fetch("select tablename from pg_tables where schemaname='public'")
-        }
-        names = [t for t in TABLES if t in existing]
+            for r in await conn.fetch(
+                "select tablename from pg_tables where schemaname = 'public'"
+                " and tablename <> all($1::text[]) and tablename not like 'cdrs_%'",
+                list(KEEP),
+            )
+        ]
         if names:
-            await conn.execute(f"truncate {', '.join(names)} cascade")
+            await conn.execute(f"truncate {', '.join(names)} restart identity cascade")
     finally:
         await conn.close()
 
