@@ -67,6 +67,7 @@ class Cdr:
     emergency: bool = False
     unauthorized: bool = False
     prior_state: str = ""
+    rdnis: str = ""
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -141,6 +142,7 @@ class Cdr:
             emergency=f.flag("emergency"),
             unauthorized=f.flag("unauthorized"),
             prior_state=f.text("prior_state"),
+            rdnis=f.text("rdnis"),
             stream_id=stream_id,
         )
 

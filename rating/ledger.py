@@ -82,6 +82,7 @@ class CallRequest:
     dialled: str
     caller: str = ""
     cap_s: int | None = None  # shorter grant, e.g. an ARI slice
+    rdnis: str = ""  # the redirecting number of a forwarded leg (abuse detection reads it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +262,7 @@ class Ledger:
             str(cap),
             deck.currency if deck else "",
             curve,
+            _clean(req.rdnis),
         ]
         return self.keys.call_keys(req.account, req.call_id), argv, number
 

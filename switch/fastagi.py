@@ -53,6 +53,11 @@ class Decided:
     seconds: float
 
 
+def _rdnis(value: str) -> str:
+    """Asterisk says "unknown" when a call was not forwarded."""
+    return "" if value.lower() in ("", "unknown") else value
+
+
 class FastAgiAdapter:
     def __init__(
         self,
@@ -77,7 +82,12 @@ class FastAgiAdapter:
         try:
             grant = await self.ledger.authorize(
                 CallRequest(
-                    account, call_id, dialled, req.env.get("callerid", ""), cap_s=self.slice_s
+                    account,
+                    call_id,
+                    dialled,
+                    req.env.get("callerid", ""),
+                    cap_s=self.slice_s,
+                    rdnis=_rdnis(req.env.get("rdnis", "")),
                 )
             )
         except LedgerError as exc:

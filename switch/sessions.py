@@ -426,6 +426,12 @@ class SessionController:
 
     # -- operators --------------------------------------------------------------------------
 
+    async def hangup_account(self, account: str) -> None:
+        """An account was suspended (e.g. by an abuse finding): its calls end now."""
+        for s in [s for s in self.sessions.values() if s.account == account]:
+            self.on_event("hangup_suspended")
+            await self.end(s, "account suspended", 16)
+
     async def hangup(self, call_id: str) -> bool:
         s = self.sessions.get(call_id)
         if s is None:

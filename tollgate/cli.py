@@ -520,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     cw.add_argument("--once", action="store_true", help="drain what is there, then exit")
     cw.set_defaults(sync=cmd_cdr_writer)
 
+    from cdr.abuse.cli import register as register_abuse
+
+    register_abuse(sub)
+
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=cmd_serve)
     return p

@@ -1,9 +1,9 @@
 """`tollgate serve`: the long-running process next to an Asterisk.
 
 Runs the FastAGI server, the ARI session controller (when TOLLGATE_ARI_URL is set), the
-CDR writer (unless TOLLGATE_CDR_WRITER=0), the reservation sweeper and a Prometheus
-endpoint. At start it brings Redis up to date from PostgreSQL (decks, account settings,
-pending top-ups)."""
+CDR writer (unless TOLLGATE_CDR_WRITER=0), abuse detection (unless TOLLGATE_ABUSE=0), the
+reservation sweeper and a Prometheus endpoint. At start it brings Redis up to date from
+PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from contextlib import suppress
 
 from prometheus_client import start_http_server
 
+from cdr.abuse.runner import AbuseDetector
+from cdr.abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
 from rating.ledger import Ledger
 from switch.agi import AgiSettings, FastAgiServer
@@ -39,6 +41,10 @@ async def sweep_forever(ledger: Ledger, interval_s: float, metrics: Metrics) -> 
         except (OSError, ConnectionError) as exc:
             log.error("sweeper: Redis unreachable: %s", exc)
         await asyncio.sleep(interval_s)
+
+
+async def _no_hook(account: str) -> None:
+    """Without ARI control, suspension reaches calls at their next authorization."""
 
 
 async def serve(settings: Settings) -> None:
@@ -96,6 +102,15 @@ async def serve(settings: Settings) -> None:
                 metrics.registry,
             )
         writing = asyncio.create_task(writer.run(stop)) if writer is not None else None
+        detector = None
+        if os.environ.get("TOLLGATE_ABUSE", "1") != "0":  # or run `tollgate abuse run`
+            detector = AbuseDetector(
+                s,
+                AbuseSettings.from_env(),
+                registry=metrics.registry,
+                on_suspend=controller.hangup_account if controller is not None else _no_hook,
+            )
+        detecting = asyncio.create_task(detector.run(stop)) if detector is not None else None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -107,11 +122,15 @@ async def serve(settings: Settings) -> None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
-            if writing is not None and writer is not None:
-                stop.set()
-                with suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(writing, 10)
+            stop.set()
+            for task in (writing, detecting):
+                if task is not None:
+                    with suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(task, 10)
+            if writer is not None:
                 await writer.close()
+            if detector is not None:
+                await detector.close()
             await server.close()
             if ari is not None:
                 await ari.close()

@@ -1,6 +1,6 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
---       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve
+--       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -8,6 +8,7 @@ local deck, deck_version, day, home, tz = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 local blocked_global = ARGV[15] == '1'
 local ttl_extra, record_ttl, cap = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
 local currency = ARGV[19]
+local rdnis = ARGV[21] or ''  -- ARGV[20] is the curve, read where it is needed
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
@@ -24,7 +25,8 @@ local function record(decision, reason, granted, reserved, state, detail)
     'decision', decision, 'reason', reason, 'detail', detail or '', 'granted', granted,
     'reserved', reserved, 'raw', raw, 'e164', e164, 'class', class, 'caller', caller,
     'switch', switch, 'prefix', prefix, 'rate_name', rate_name, 'deck', deck,
-    'deck_version', deck_version, 'currency', currency, 'authorized_at', now_ms)
+    'deck_version', deck_version, 'currency', currency, 'authorized_at', now_ms,
+    'rdnis', rdnis)
 end
 
 local function deny(reason, detail)

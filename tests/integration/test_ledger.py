@@ -332,3 +332,22 @@ async def test_finish_never_charges_more_than_was_reserved(
     cost = await finish(svc, a.id, g.call_id, g.max_seconds + 10)
     assert cost == g.reserved
     assert (await live(svc, a.id))["balance"] >= 0
+
+
+async def test_forwarded_legs_carry_the_redirecting_number_into_the_cdr(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=PLN)
+    g = await svc.ledger.authorize(CallRequest(a.id, call_id(), "601234567", rdnis="221234567"))
+    await finish(svc, a.id, g.call_id, 10)
+    stream = svc.settings.keyspace.cdr_stream(svc.settings.keyspace.tag(a.id))
+    [(_, fields)] = await svc.redis.xrange(stream)
+    assert fields[b"rdnis"] == b"221234567"
+    from cdr.writer import CdrWriter
+
+    async with CdrWriter(svc.redis, svc.settings.keyspace, svc.settings.pg_dsn) as writer:
+        assert await writer.drain_once() == 1
+    assert svc.pool is not None
+    assert await svc.pool.fetchval("select rdnis from cdrs where call_id = $1", g.call_id) == (
+        "221234567"
+    )
