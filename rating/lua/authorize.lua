@@ -22,16 +22,16 @@ local member = account .. '|' .. call_id
 
 local function record(decision, reason, granted, reserved, state, detail)
   redis.call('HSET', C, 'call_id', call_id, 'account', account, 'state', state,
-    'decision', decision, 'reason', reason, 'detail', detail or '', 'granted', granted,
-    'reserved', reserved, 'raw', raw, 'e164', e164, 'class', class, 'caller', caller,
+    'decision', decision, 'reason', reason, 'detail', detail or '', 'granted', istr(granted),
+    'reserved', istr(reserved), 'raw', raw, 'e164', e164, 'class', class, 'caller', caller,
     'switch', switch, 'prefix', prefix, 'rate_name', rate_name, 'deck', deck,
-    'deck_version', deck_version, 'currency', currency, 'authorized_at', now_ms,
+    'deck_version', deck_version, 'currency', currency, 'authorized_at', istr(now_ms),
     'rdnis', rdnis)
 end
 
 local function deny(reason, detail)
   record('DENY', reason, 0, 0, 'denied', detail)
-  redis.call('HSET', C, 'disposition', 'DENIED', 'cost', 0, 'billsec', 0, 'ended_at', now_ms)
+  redis.call('HSET', C, 'disposition', 'DENIED', 'cost', 0, 'billsec', 0, 'ended_at', istr(now_ms))
   emit_cdr(S, C)
   redis.call('EXPIRE', C, record_ttl)
   return {'DENY', reason, 0, 0, 0, detail or ''}
@@ -40,7 +40,7 @@ end
 if class == 'emergency' then
   record('ALLOW', 'EMERGENCY', 0, 0, 'open', '')
   redis.call('HSET', C, 'emergency', 1)
-  redis.call('ZADD', X, now_ms + (cap + ttl_extra) * 1000, member)
+  redis.call('ZADD', X, istr(now_ms + (cap + ttl_extra) * 1000), member)
   return {'ALLOW', 'EMERGENCY', 0, 0, 0, ''}
 end
 
@@ -74,7 +74,7 @@ if cps > 0 then
   local interval = 1000000 / cps
   local tat = math.max(num(acct.cps_tat), now) + interval
   if tat - now > cps * interval then return deny('RATE_LIMITED', 'cps') end
-  redis.call('HSET', A, 'cps_tat', tat)
+  redis.call('HSET', A, 'cps_tat', istr(math.ceil(tat)))
 end
 
 local curve = read_curve(ARGV[20])
@@ -95,8 +95,8 @@ if secs <= 0 then
   return deny('INSUFFICIENT_CREDIT')
 end
 
-redis.call('HINCRBY', A, 'reserved', cost)
-redis.call('HSET', O, call_id, cost)
+redis.call('HINCRBY', A, 'reserved', istr(cost))
+redis.call('HSET', O, call_id, istr(cost))
 record('ALLOW', 'OK', secs, cost, 'open', '')
-redis.call('ZADD', X, now_ms + (secs + ttl_extra) * 1000, member)
+redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
 return {'ALLOW', 'OK', secs, cost, 0, ''}

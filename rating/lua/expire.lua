@@ -9,10 +9,10 @@ if not deadline or tonumber(deadline) > now_ms then return 0 end
 redis.call('ZREM', X, member)
 if redis.call('HGET', C, 'state') ~= 'open' then return 0 end
 local held = num(redis.call('HGET', C, 'reserved'))
-if held > 0 and redis.call('EXISTS', A) == 1 then redis.call('HINCRBY', A, 'reserved', -held) end
+if held > 0 and redis.call('EXISTS', A) == 1 then redis.call('HINCRBY', A, 'reserved', istr(-held)) end
 redis.call('HDEL', O, call_id)
 -- Kept (not deleted) so that a late finish still bills the call exactly once.
 redis.call('HSET', C, 'state', 'expired', 'disposition', 'EXPIRED', 'cost', 0,
-  'ended_at', now_ms)
+  'ended_at', istr(now_ms))
 emit_cdr(S, C)
 return 1

@@ -40,21 +40,21 @@ if state == 'open' then
 end
 
 if redis.call('EXISTS', A) == 1 then
-  if held > 0 then redis.call('HINCRBY', A, 'reserved', -held) end
+  if held > 0 then redis.call('HINCRBY', A, 'reserved', istr(-held)) end
   if cost > 0 then
-    redis.call('HINCRBY', A, 'balance', -cost)
-    redis.call('HINCRBY', A, 'spent', cost)
+    redis.call('HINCRBY', A, 'balance', istr(-cost))
+    redis.call('HINCRBY', A, 'spent', istr(cost))
     if redis.call('HGET', A, 'spent_day') == day then
-      redis.call('HINCRBY', A, 'spent_today', cost)
+      redis.call('HINCRBY', A, 'spent_today', istr(cost))
     else
-      redis.call('HSET', A, 'spent_day', day, 'spent_today', cost)
+      redis.call('HSET', A, 'spent_day', day, 'spent_today', istr(cost))
     end
   end
 end
 redis.call('HDEL', O, call_id)
 redis.call('ZREM', X, account .. '|' .. call_id)
-redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'billsec', billsec,
-  'rated_cost', rated, 'cost', cost, 'answered_at', answered_at, 'ended_at', ended_at,
+redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'billsec', istr(billsec),
+  'rated_cost', istr(rated), 'cost', istr(cost), 'answered_at', answered_at, 'ended_at', ended_at,
   'disposition', disposition, 'hangup_cause', cause, 'prior_state', state or 'none')
 emit_cdr(S, C)
 redis.call('EXPIRE', C, record_ttl)

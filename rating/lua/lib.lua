@@ -15,6 +15,13 @@ end
 
 local function num(v) return tonumber(v or '0') or 0 end
 
+-- Numbers handed to Redis commands: Lua would print them with 14 significant digits
+-- ("1.7952576395049e+15", "-0"); money and microsecond clocks need every digit.
+local function istr(x)
+  if x == 0 then return '0' end
+  return string.format('%.0f', x)
+end
+
 -- Exact floor division of non-negative integers held in doubles.
 local function divmod(a, b)
   local q = math.floor(a / b)

@@ -24,11 +24,11 @@ if daily_cap > 0 then
 end
 local secs, cost = afford(curve, avail, math.min(target, curve.cap))
 if secs <= granted then return {'DENY', 'INSUFFICIENT_CREDIT', granted, held} end
-redis.call('HINCRBY', A, 'reserved', cost - held)
-redis.call('HSET', O, call_id, cost)
-redis.call('HSET', C, 'granted', secs, 'reserved', cost)
+redis.call('HINCRBY', A, 'reserved', istr(cost - held))
+redis.call('HSET', O, call_id, istr(cost))
+redis.call('HSET', C, 'granted', istr(secs), 'reserved', istr(cost))
 local now_ms = math.floor(now_us() / 1000)
 local base = num(call.answered_at)
 if base == 0 then base = now_ms end
-redis.call('ZADD', X, base + (secs + ttl_extra) * 1000, account .. '|' .. call_id)
+redis.call('ZADD', X, istr(base + (secs + ttl_extra) * 1000), account .. '|' .. call_id)
 return {'ALLOW', 'OK', secs, cost}

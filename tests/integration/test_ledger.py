@@ -204,6 +204,9 @@ async def test_calls_per_second_limit(
     grants = await asyncio.gather(*(authorize(svc, a.id, "601234567") for _ in range(6)))
     assert sum(g.allowed for g in grants) == 3
     assert {g.reason for g in grants if not g.allowed} == {"RATE_LIMITED"}
+    # the limiter's clock is kept to the microsecond, not rounded by Lua's number printing
+    tat = await svc.redis.hget(svc.settings.keyspace.account(a.id), "cps_tat")
+    assert tat is not None and tat.isdigit() and len(tat) >= 16
     await asyncio.sleep(1.1)
     assert (await authorize(svc, a.id, "601234567")).allowed
 

@@ -38,3 +38,14 @@ async def test_lost_redis_is_rebuilt_with_call_costs(
     # and the ledger works on the rebuilt account
     g2 = await svc.ledger.authorize(CallRequest(a.id, "rec-2", "601234567"))
     assert g2.allowed
+
+
+async def test_lost_account_without_calls_is_rebuilt_from_its_entries(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=2_500_000)
+    await drop_prefix(svc.redis, svc.settings.keyspace.prefix)
+    done = await catch_up(svc)
+    assert done.rebuilt == (a.id,)
+    live = await svc.accounts.live(a.id)
+    assert (live.balance, live.spent) == (2_500_000, 0)
