@@ -104,6 +104,8 @@ def start_tollgate(
         "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
         "TOLLGATE_AGI_PORT": str(agi_port),
         "TOLLGATE_METRICS_PORT": str(metrics_port),
+        # A load generator is an autodialer by every rule: detection has its own benchmark.
+        "TOLLGATE_ABUSE": "0",
         **(extra or {}),
     }
     proc = subprocess.Popen(

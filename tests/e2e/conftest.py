@@ -7,6 +7,9 @@ clean ledger and database (same accounts ids: the phones' accountcodes are fixed
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
+import functools
 import os
 import signal
 import socket
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from redis.exceptions import ResponseError
 
 from rating.accounts import Account
 from rating.deck import load_deck
@@ -29,11 +33,13 @@ from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
 from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, _truncate, drop_prefix
 from tests.e2e.rig import (
+    PHONES,
     AsteriskRig,
     CallResult,
     RigConfig,
     SippCarrier,
     free_tcp_port,
+    free_udp_port,
     place_call,
 )
 from tollgate import db
@@ -167,6 +173,8 @@ def tollgate(
         "TOLLGATE_SWEEP_INTERVAL_S": "1",
         "TOLLGATE_DECK_REFRESH_S": "0",
         "TOLLGATE_SWITCH_HOST": "e2e",
+        "TOLLGATE_ABUSE_OVERRIDES_REFRESH_S": "0",
+        "TOLLGATE_ABUSE_BLOCK_MS": "200",
     }
     log = Path(tempfile.mkdtemp(prefix="tollgate-e2e-")) / "serve.log"
     proc = TollgateProcess(env, rig_config.agi_port, log)
@@ -207,6 +215,18 @@ class E2E:
             **kw,  # type: ignore[arg-type]
         )
 
+    async def dialer(
+        self, numbers: list[str], phone: str, rate: int, hold_ms: int
+    ) -> tuple[int, int]:
+        """An automatic dialler: SIPp calling `numbers` in order at `rate` calls/s, each
+        answered call hung up after `hold_ms`. Returns (successful, failed) calls."""
+        return await asyncio.get_running_loop().run_in_executor(
+            PHONE_POOL,
+            functools.partial(
+                run_dialer, numbers, PHONES[phone], self.config.sip_port, rate, hold_ms
+            ),
+        )
+
     def new_carrier_calls(self) -> list[str]:
         return [c.number for c in self.carrier.calls()[self.carrier_seen :]]
 
@@ -231,6 +251,63 @@ class E2E:
             await asyncio.sleep(0.1)
 
 
+async def _recreate_groups(svc: Services, keys: Keyspace) -> None:
+    """Dropping the test's keys removed the streams' consumer groups; tollgate serve's CDR
+    writer and abuse detector would back off until they noticed. Production never drops them."""
+    from cdr.abuse.runner import inbound_stream_key
+
+    streams = [keys.cdr_stream(t) for t in keys.tags()]
+    for stream, group in [(s, g) for s in streams for g in ("cdr-writer", "abuse")] + [
+        (inbound_stream_key(keys), "abuse")
+    ]:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it is there already
+            await svc.redis.xgroup_create(stream, group, id="0", mkstream=True)
+
+
+def run_dialer(
+    numbers: list[str], ip: str, sip_port: int, rate: int, hold_ms: int
+) -> tuple[int, int]:
+    work = Path(tempfile.mkdtemp(prefix="tollgate-dialer-"))
+    scenario = (ROOT / "tests/e2e/sipp/uac_dialer.xml").read_text()
+    (work / "dialer.xml").write_text(scenario.replace("HOLD_MS", str(hold_ms)))
+    (work / "numbers.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
+    subprocess.run(
+        [
+            "sipp",
+            f"127.0.0.1:{sip_port}",
+            "-sf",
+            "dialer.xml",
+            "-inf",
+            "numbers.csv",
+            "-i",
+            ip,
+            "-p",
+            str(free_udp_port(ip)),
+            "-mp",
+            str(free_udp_port(ip)),
+            "-r",
+            str(rate),
+            "-m",
+            str(len(numbers)),
+            "-nostdin",
+            "-trace_stat",
+            "-stf",
+            "stat.csv",
+            "-fd",
+            "1",
+            "-timeout",
+            f"{len(numbers) // rate + hold_ms // 1000 + 60}s",
+        ],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    with (work / "stat.csv").open() as f:
+        last = list(csv.DictReader(f, delimiter=";"))[-1]
+    return int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"])
+
+
 def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -250,6 +327,7 @@ async def e2e(
     await _truncate(e2e_settings.pg_dsn)
     async with services(e2e_settings) as svc:
         await drop_prefix(svc.redis, e2e_settings.keyspace.prefix)
+        await _recreate_groups(svc, e2e_settings.keyspace)
         assert svc.pool is not None
         async with svc.pool.acquire() as conn:
             deck, _ = await import_deck(conn, load_deck(RETAIL), "e2e")

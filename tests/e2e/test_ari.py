@@ -215,3 +215,64 @@ async def test_operator_lists_and_hangs_up_a_call(ari: E2E) -> None:
     [cdr] = await ari.cdrs("phone-f", 1)
     assert cdr["state"] == "finished"
     assert os.environ.get("TOLLGATE_ARI_URL") is None  # the test did not leak settings
+
+
+async def finding(e: E2E, account: str, rule: str, wait_s: float = 20) -> dict[str, object]:
+    assert e.svc.pool is not None
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        row = await e.svc.pool.fetchrow(
+            "select rule, subject, severity, action, suspended, evidence from abuse_findings"
+            " where account = $1 and rule = $2 and severity = 'critical'",
+            account,
+            rule,
+        )
+        if row is not None:
+            return dict(row)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no critical {rule} finding for {account}")
+
+
+async def test_autodialer_over_sequential_numbers_is_suspended_and_its_calls_cut(
+    ari: E2E,
+) -> None:
+    await ari.account("phone-a", balance=100_000_000)
+    running = asyncio.ensure_future(ari.call("221234567", "phone-a", max_wait_s=90))
+    await wait_answered(ari, "e2e-a")
+    numbers = [f"6012345{n:02d}" for n in range(40)]
+    ok, failed = await ari.dialer(numbers, "phone-a", rate=5, hold_ms=1000)
+    found = await finding(ari, "e2e-a", "autodialing")
+    assert found["suspended"] and found["action"] == "suspend"
+    assert (await ari.svc.accounts.get("e2e-a")).status is AccountStatus.SUSPENDED
+    # the call that was running when the account was suspended was cut by tollgate
+    result = await running
+    assert result.answered and result.bye_from_asterisk
+    assert result.answer_to_bye_s is not None and result.answer_to_bye_s < 60
+    # and the dialler's later attempts were refused
+    assert ok >= 10 and failed >= 1
+    denied = await ari.svc.pool.fetchval(  # type: ignore[union-attr]
+        "select count(*) from cdrs where account = 'e2e-a' and reason = 'ACCOUNT_SUSPENDED'"
+    )
+    assert denied >= 1
+
+
+async def test_burst_to_international_networks_is_stopped_by_spend_velocity(ari: E2E) -> None:
+    from cdr.abuse.overrides import set_override
+
+    await ari.account("phone-b", balance=200_000_000, allow_high_risk=True)
+    assert ari.svc.pool is not None
+    # This account's threshold: 3.00 an hour (critical at 3x: 9.00); the burst-count rule
+    # is set out of the way so that spend velocity is what stops it.
+    await set_override(
+        ari.svc.pool,
+        "e2e-b",
+        "revenue_share",
+        {"spend_floor": 3_000_000, "burst_calls": 1000, "burst_critical": 1000},
+    )
+    numbers = [f"+8821345678{n}" for n in range(10)]
+    _, failed = await ari.dialer(numbers, "phone-b", rate=1, hold_ms=5000)
+    found = await finding(ari, "e2e-b", "revenue_share")
+    assert found["subject"] == "spend_velocity" and found["suspended"]
+    assert failed >= 1  # later calls of the burst were refused or cut
+    spent = 200_000_000 - (await ari.svc.accounts.live("e2e-b")).balance
+    assert 0 < spent < 10 * 10_490_000  # far less than the burst would have cost
