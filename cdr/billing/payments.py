@@ -1,0 +1,57 @@
+"""Payments: a ledger entry of kind payment, then what it settles, at once.
+
+Prepaid: the payment is a top-up and gets its invoice. Postpaid: invoices are settled oldest
+first and, when none is left overdue, invoice_overdue is cleared (calls go out again)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cdr.billing.documents import Document
+from cdr.billing.errors import BillingError
+from cdr.billing.postpaid import refresh_overdue
+from cdr.billing.prepaid import invoice_topup
+from cdr.billing.settings import BillingSettings
+from rating.account_store import AccountStore, LedgerEntry
+from rating.accounts import AccountKind
+from rating.money import format_micro
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    entry: LedgerEntry
+    created: bool  # False: this reference was paid before, nothing was added
+    invoice: Document | None  # prepaid: the top-up's invoice
+    invoice_overdue: bool  # the account's flag after the payment
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry": {**self.entry.as_dict(), "amount": format_micro(self.entry.amount)},
+            "created": self.created,
+            "invoice": None if self.invoice is None else self.invoice.number,
+            "invoice_overdue": self.invoice_overdue,
+        }
+
+
+async def pay(
+    store: AccountStore,
+    account_id: str,
+    amount: int,
+    reference: str,
+    settings: BillingSettings,
+    now: datetime,
+    note: str = "",
+) -> PaymentResult:
+    if not reference:
+        raise BillingError("reference", "required: it makes a repeated payment harmless")
+    entry, created = await store.add_entry(account_id, "payment", amount, reference, note)
+    account = await store.get(account_id)
+    invoice = None
+    async with store.pool.acquire() as conn:
+        if account.kind is AccountKind.PREPAID:
+            invoice, _ = await invoice_topup(conn, account, entry, settings, now)
+        else:
+            await refresh_overdue(store, conn, account, settings, now)
+    return PaymentResult(entry, created, invoice, (await store.get(account_id)).invoice_overdue)

@@ -1,0 +1,101 @@
+"""`bill run`: one pass over every account for a period, safe to repeat.
+
+For each account: the period's subscription fees (once the period is over in the account's
+zone), then prepaid: invoices for new top-ups and the negative-balance lifecycle; postpaid:
+the period's invoice and the overdue flag. Everything is keyed (fee references, document
+sources, lifecycle events), so a second run with the same arguments issues nothing new."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cdr.billing.documents import Document
+from cdr.billing.fees import charge_fees
+from cdr.billing.period import Period
+from cdr.billing.postpaid import issue_period_invoice, refresh_overdue
+from cdr.billing.prepaid import LifecycleAction, invoice_topups, lifecycle
+from cdr.billing.settings import BillingSettings
+from rating.account_store import AccountStore, LedgerEntry
+from rating.accounts import Account, AccountKind, AccountStatus
+from rating.money import format_micro
+from rating.pg import Conn
+
+
+@dataclass
+class RunReport:
+    period: Period
+    now: datetime
+    fees: list[LedgerEntry] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    overdue_set: list[str] = field(default_factory=list)
+    overdue_cleared: list[str] = field(default_factory=list)
+    lifecycle: list[LifecycleAction] = field(default_factory=list)
+    not_over: list[str] = field(default_factory=list)  # the period still runs in their zone
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.fees
+            or self.documents
+            or self.overdue_set
+            or self.overdue_cleared
+            or self.lifecycle
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": str(self.period),
+            "now": self.now.isoformat(),
+            "fees": [{**e.as_dict(), "amount": format_micro(e.amount)} for e in self.fees],
+            "documents": [
+                {
+                    "number": d.number,
+                    "kind": d.kind.value,
+                    "account": d.account,
+                    "gross": format_micro(d.gross, 2),
+                }
+                for d in self.documents
+            ],
+            "overdue_set": self.overdue_set,
+            "overdue_cleared": self.overdue_cleared,
+            "lifecycle": [a.as_dict() for a in self.lifecycle],
+            "period_not_over": self.not_over,
+        }
+
+
+async def bill_run(
+    store: AccountStore, period: Period, settings: BillingSettings, now: datetime
+) -> RunReport:
+    report = RunReport(period, now)
+    async with store.pool.acquire() as conn:
+        for account in await store.all():
+            await _bill_account(store, conn, account, report, settings)
+    return report
+
+
+async def _bill_account(
+    store: AccountStore, conn: Conn, account: Account, report: RunReport, settings: BillingSettings
+) -> None:
+    period, now = report.period, report.now
+    over = now >= period.bounds(account.timezone)[1]
+    if not over:
+        report.not_over.append(account.id)
+    elif account.status is not AccountStatus.CLOSED:
+        report.fees += [
+            e for e, created in await charge_fees(store, conn, account, period) if created
+        ]
+    if account.kind is AccountKind.PREPAID:
+        report.documents += await invoice_topups(conn, account, settings, now)
+        report.lifecycle += await lifecycle(store, conn, await store.get(account.id), settings, now)
+        return
+    if over:
+        issued = await issue_period_invoice(conn, account, period, settings, now)
+        if issued is not None and issued[1]:
+            report.documents.append(issued[0])
+    changed = await refresh_overdue(store, conn, await store.get(account.id), settings, now)
+    if changed is True:
+        report.overdue_set.append(account.id)
+    elif changed is False:
+        report.overdue_cleared.append(account.id)
