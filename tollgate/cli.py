@@ -521,8 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     cw.set_defaults(sync=cmd_cdr_writer)
 
     from cdr.abuse.cli import register as register_abuse
+    from cdr.billing.cli import register as register_billing
+    from cdr.reconcile import register as register_reconcile
 
     register_abuse(sub)
+    register_billing(sub)
+    register_reconcile(sub)
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=cmd_serve)
