@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,12 +193,14 @@ def calls_through_asterisk() -> None:
         **ENV,
         "TOLLGATE_AGI_PORT": str(config.agi_port),
         "TOLLGATE_METRICS_PORT": str(metrics_port),
+        "TOLLGATE_SWITCH_HOST": "demo-pbx",  # reconciliation compares this switch's calls
     }
     log = Path(tempfile.mkdtemp(prefix="tollgate-demo-")) / "serve.log"
     serve = subprocess.Popen(
         [TOLLGATE, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     rig = AsteriskRig(config)
+    calls_from = datetime.now(UTC) - timedelta(seconds=5)
     try:
         _wait_port(config.agi_port, serve, log)
         print(
@@ -238,6 +241,29 @@ def calls_through_asterisk() -> None:
         print(f"  {account:>6} balance {a['balance']:>9} reserved {a['reserved']}")
     say("Ledger CDRs of the calls")
     print_cdrs("call_id like 'demo-%'")
+
+    say("Reconciliation: tollgate's CDRs against Asterisk's own")
+    report = tg(
+        "cdr",
+        "reconcile",
+        "--from",
+        calls_from.isoformat(),
+        "--to",
+        (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
+        "--asterisk-csv",
+        str(rig.cdr_csv),
+        "--switch",
+        "demo-pbx",
+    )
+    print(
+        f"  {report['asterisk_calls']} calls in Asterisk, {report['tollgate_calls']} in tollgate,"
+        f" {report['matched']} matched, {len(report['differences'])} differences"
+    )
+
+    say("Erin's call listing for this month (biling)")
+    month = datetime.now(UTC).strftime("%Y-%m")
+    listing = tg("bill", "listing", "--account", "erin", "--period", month)
+    print(f"  {json.dumps(listing.get('totals', listing), default=str)[:400]}")
 
     say("Where to look next")
     print("  tollgate serve            FastAGI on 127.0.0.1:4573, metrics on :9464/metrics")
