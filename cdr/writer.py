@@ -38,7 +38,7 @@ from cdr.partitions import (
 from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_batch
 from cdr.stream import CdrStream, Entry, wait_for_new
 from rating.keys import Keyspace
-from tollgate.settings import SettingsError
+from tollgate.env import EnvReader, SettingsError
 
 log = logging.getLogger("tollgate.cdr.writer")
 
@@ -84,16 +84,7 @@ class WriterSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WriterSettings:
-        env = os.environ if env is None else env
-
-        def get(name: str, conv: Callable[[str], T], default: T) -> T:
-            raw = env.get(f"TOLLGATE_CDR_{name}")
-            if raw is None or raw == "":
-                return default
-            try:
-                return conv(raw)
-            except ValueError as exc:
-                raise SettingsError(f"TOLLGATE_CDR_{name}", f"bad value {raw!r} ({exc})") from None
+        get = EnvReader("TOLLGATE_CDR_", env).get
 
         base = cls()
         return cls(

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
+from tollgate.env import EnvReader, SettingsError
 
-T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    def __init__(self, variable: str, why: str) -> None:
-        super().__init__(f"{variable}: {why}")
-        self.variable = variable
+__all__ = ["Settings", "SettingsError"]  # SettingsError lives in tollgate.env
 
 
 @dataclass(frozen=True)
@@ -31,16 +24,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-
-        def get(name: str, conv: Callable[[str], T], default: T) -> T:
-            raw = env.get(f"TOLLGATE_{name}")
-            if raw is None or raw == "":
-                return default
-            try:
-                return conv(raw)
-            except ValueError as exc:
-                raise SettingsError(f"TOLLGATE_{name}", f"bad value {raw!r} ({exc})") from None
+        get = EnvReader("TOLLGATE_", env).get
 
         def positive(raw: str) -> int:
             value = int(raw)
