@@ -1,0 +1,78 @@
+"""The panel's aiohttp application: routes, middlewares and resources in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from cdr.billing.settings import BillingSettings
+from panel_api import calls, customer, decks, documents, findings, operator, page
+from panel_api.auth import auth_middleware
+from panel_api.context import (
+    ARI_SETTINGS,
+    PANEL,
+    POOL,
+    REDIS,
+    SETTINGS,
+    ari_ctx,
+    last_used_ctx,
+    metrics_listener_ctx,
+    pool_ctx,
+    redis_ctx,
+    services_ctx,
+)
+from panel_api.errors import error_middleware
+from panel_api.metrics import METRICS, PanelMetrics, metrics_middleware
+from panel_api.openapi import spec
+from panel_api.settings import PanelSettings
+from switch.ari import AriSettings
+from tollgate.settings import Settings
+
+log = logging.getLogger("tollgate.panel")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(), dumps=_dumps)
+
+
+async def health(request: web.Request) -> web.Response:
+    await request.app[REDIS].ping()
+    await request.app[POOL].fetchval("select 1")
+    return web.json_response({"status": "ok"})
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=1)
+
+
+def build_app(
+    settings: Settings,
+    panel: PanelSettings | None = None,
+    *,
+    ari: AriSettings | None = None,
+    registry: CollectorRegistry | None = None,
+    billing: BillingSettings | None = None,
+) -> web.Application:
+    panel = panel or PanelSettings()
+    # outermost first: metrics see the status the error middleware chose
+    app = web.Application(
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        client_max_size=panel.max_upload_bytes,
+    )
+    app[SETTINGS] = settings
+    app[PANEL] = panel
+    app[ARI_SETTINGS] = ari if ari is not None else AriSettings.from_env()
+    app[METRICS] = PanelMetrics(registry)
+    app[documents.BILLING] = billing if billing is not None else BillingSettings.from_env()
+    app.cleanup_ctx.extend(
+        [redis_ctx, pool_ctx, services_ctx, ari_ctx, last_used_ctx, metrics_listener_ctx]
+    )
+    app.router.add_get("/openapi.json", openapi, name="public:openapi")
+    app.router.add_get("/health", health, name="public:health")
+    for module in (page, customer, documents, operator, decks, findings, calls):
+        app.router.add_routes(module.routes)
+    return app

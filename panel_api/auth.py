@@ -1,0 +1,77 @@
+"""Who is asking: Bearer tokens, roles, per-token rate limits.
+
+A customer may read only its own account; any other account answers 404 exactly like an
+account that does not exist, so a customer cannot learn which accounts exist."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from panel_api.context import LAST_USED, LIMITER, TOKENS
+from panel_api.errors import Forbidden, Handler, RateLimited, Unauthenticated, not_found
+from panel_api.metrics import METRICS
+from panel_api.tokens import Role, Token
+from rating.accounts import ACCOUNT_ID
+
+PRINCIPAL = web.RequestKey("principal", Token)
+PUBLIC = "public:"  # route names starting with this need no token
+
+
+def is_public(request: web.Request) -> bool:
+    name = request.match_info.route.name
+    resource = request.match_info.route.resource
+    return resource is None or (name is not None and name.startswith(PUBLIC))
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if not header:
+        raise Unauthenticated("an Authorization: Bearer token is required")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return secret.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if is_public(request):  # also unknown routes: they answer 404 whoever asks
+        return await handler(request)
+    secret = bearer(request)
+    token = await request.app[TOKENS].authenticate(secret)
+    if token is None:
+        raise Unauthenticated("unknown or revoked token")
+    verdict = await request.app[LIMITER].hit(token.id)
+    if not verdict.allowed:
+        request.app[METRICS].rate_limited.inc()
+        raise RateLimited(verdict.retry_after_s)
+    request.app[LAST_USED].saw(token.id)
+    request[PRINCIPAL] = token
+    return await handler(request)
+
+
+def principal(request: web.Request) -> Token:
+    return request[PRINCIPAL]
+
+
+def operator(request: web.Request) -> Token:
+    token = request[PRINCIPAL]
+    if token.role is not Role.OPERATOR:
+        raise Forbidden("this needs an operator token", {"role": token.role.value})
+    return token
+
+
+def path_account(request: web.Request) -> str:
+    """The {account} of the path; one that cannot be an account id is simply not found."""
+    account = request.match_info["account"]
+    if not ACCOUNT_ID.match(account):
+        raise not_found("account", account)
+    return account
+
+
+def readable_account(request: web.Request) -> str:
+    """The {account} of the path, if this token may read it; 404 otherwise."""
+    account = path_account(request)
+    if not request[PRINCIPAL].may_read(account):
+        raise not_found("account", account)
+    return account

@@ -1,0 +1,71 @@
+"""Operators: the calls the ledger holds open, and hanging one up through Asterisk (ARI)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from panel_api.auth import operator
+from panel_api.context import ARI, SERVICES
+from panel_api.errors import BadGateway, Conflict, not_found
+from rating.money import format_micro
+from switch.ari import AriError
+
+routes = web.RouteTableDef()
+
+
+def _iso(ms: str | None) -> str | None:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat() if ms else None
+
+
+def call_view(record: dict[str, str]) -> dict[str, Any]:
+    return {
+        "call_id": record.get("call_id", ""),
+        "account": record.get("account", ""),
+        "number": record.get("e164", ""),
+        "class": record.get("class", ""),
+        "control": record.get("control") or "dial",
+        "granted_s": int(record.get("granted") or 0),
+        "reserved": format_micro(int(record.get("reserved") or 0)),
+        "authorized_at": _iso(record.get("authorized_at")),
+        "answered_at": _iso(record.get("answered_at")),
+    }
+
+
+@routes.get("/api/v1/calls")
+async def running_calls(request: web.Request) -> web.Response:
+    operator(request)
+    account = request.query.get("account")
+    calls = [
+        call_view(r)
+        for r in await request.app[SERVICES].ledger.open_sessions()
+        if not account or r.get("account") == account
+    ]
+    calls.sort(key=lambda c: (str(c["authorized_at"]), c["call_id"]))
+    return web.json_response({"items": calls})
+
+
+@routes.post("/api/v1/calls/{call_id}/hangup")
+async def hangup(request: web.Request) -> web.Response:
+    operator(request)
+    call_id = request.match_info["call_id"]
+    ari = request.app.get(ARI)
+    if ari is None:
+        raise Conflict(
+            "hanging up needs Asterisk's ARI: TOLLGATE_ARI_URL is not set for the panel",
+            {"setting": "TOLLGATE_ARI_URL"},
+            code="ARI_NOT_CONFIGURED",
+        )
+    running = {r.get("call_id"): r for r in await request.app[SERVICES].ledger.open_sessions()}
+    record = running.get(call_id)
+    if record is None:
+        raise not_found("running call", call_id)
+    try:
+        done = await ari.hangup(record.get("a_chan") or call_id)
+    except AriError as exc:
+        raise BadGateway(f"Asterisk refused: {exc}", {"status": exc.status}) from None
+    if not done:
+        raise not_found("running call", call_id)  # it ended meanwhile
+    return web.json_response({"call_id": call_id, "hung_up": True})

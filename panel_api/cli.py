@@ -1,0 +1,115 @@
+"""`tollgate panel` (serve the API and the customer page) and `tollgate token ...`.
+
+`register(subparsers)` adds them to tollgate's parser. Like tollgate's own commands each
+prints one JSON document; bad input is the CLI's exit-2 error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+
+from panel_api.settings import PanelSettings
+from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
+from tollgate.services import Services
+from tollgate.settings import Settings
+
+log = logging.getLogger("tollgate.panel")
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+@contextmanager
+def _bad_input() -> Iterator[None]:
+    """Our domain errors as the CLI's bad-input error (imported late: the CLI imports us)."""
+    try:
+        yield
+    except (TokenError, TokenNotFound) as exc:
+        from tollgate.cli import CliError
+
+        raise CliError(str(exc)) from None
+
+
+def _tokens(s: Services) -> TokenStore:
+    assert s.pool is not None
+    return TokenStore(s.pool)
+
+
+async def cmd_token_create(s: Services, args: argparse.Namespace) -> None:
+    with _bad_input():
+        token, secret = await _tokens(s).create(Role(args.role), args.account, args.label)
+    _print(
+        {
+            **token.as_dict(),
+            "token": secret,
+            "note": "the token is shown only now: keep it; only its SHA-256 is stored",
+        }
+    )
+
+
+async def cmd_token_revoke(s: Services, args: argparse.Namespace) -> None:
+    with _bad_input():
+        token = await _tokens(s).revoke(args.id)
+    _print(token.as_dict())
+
+
+async def cmd_token_list(s: Services, args: argparse.Namespace) -> None:
+    _print([t.as_dict() for t in await _tokens(s).all(args.account)])
+
+
+async def serve(settings: Settings, panel: PanelSettings) -> None:
+    from panel_api.app import build_app
+
+    runner = web.AppRunner(build_app(settings, panel), access_log=None)
+    await runner.setup()  # runs the cleanup contexts: Redis, PostgreSQL, ...
+    try:
+        await web.TCPSite(runner, panel.host, panel.port).start()
+        log.info("panel on %s:%d, metrics on :%d", panel.host, panel.port, panel.metrics_port)
+        print(f"tollgate: panel on http://{panel.host}:{panel.port}/", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def cmd_panel(args: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(Settings.from_env(), PanelSettings.from_env()))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `panel` and `token create|revoke|list` to tollgate's sub-commands."""
+    pn = subparsers.add_parser(
+        "panel",
+        help="serve the panel API and customer page (TOLLGATE_PANEL_HOST/PORT, "
+        "default 127.0.0.1:8080)",
+    )
+    pn.set_defaults(sync=cmd_panel)
+
+    tk = subparsers.add_parser("token", help="panel API tokens")
+    sub = tk.add_subparsers(dest="token", required=True)
+    cr = sub.add_parser("create", help="a new token; its secret is printed once")
+    cr.add_argument("--role", choices=[r.value for r in Role], required=True)
+    cr.add_argument("--account", help="the account a customer token reads")
+    cr.add_argument("--label", default="", help="who or what holds it")
+    cr.set_defaults(run=cmd_token_create)
+    rv = sub.add_parser("revoke", help="revoke a token by its id (tok_...)")
+    rv.add_argument("id")
+    rv.set_defaults(run=cmd_token_revoke)
+    ls = sub.add_parser("list", help="tokens (never their secrets)")
+    ls.add_argument("--account")
+    ls.set_defaults(run=cmd_token_list)

@@ -1,0 +1,129 @@
+"""The panel's resources: one typed AppKey and one cleanup context each.
+
+Each context opens its resource at start-up and closes it at shutdown, in reverse order;
+background tasks are started here too and cancelled cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from panel_api.metrics import METRICS
+from panel_api.ratelimit import RateLimiter
+from panel_api.settings import PanelSettings
+from panel_api.tokens import LastUsed, TokenStore
+from rating.deck_cache import DeckCache
+from rating.ledger import Ledger
+from switch.ari import AriClient, AriSettings
+from tollgate.services import Services, ServiceUnavailable, open_pool, open_redis
+from tollgate.settings import Settings
+
+log = logging.getLogger("tollgate.panel")
+
+SETTINGS = web.AppKey("settings", Settings)
+PANEL = web.AppKey("panel", PanelSettings)
+ARI_SETTINGS = web.AppKey("ari_settings", AriSettings)
+REDIS = web.AppKey("redis", Redis)
+LIMITER = web.AppKey("limiter", RateLimiter)
+POOL = web.AppKey("pool", asyncpg.Pool)
+TOKENS = web.AppKey("tokens", TokenStore)
+LAST_USED = web.AppKey("last_used", LastUsed)
+SERVICES = web.AppKey("services", Services)
+ARI = web.AppKey("ari", AriClient)  # set only when TOLLGATE_ARI_URL is
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, panel = app[SETTINGS], app[PANEL]
+    redis = open_redis(settings)
+    try:
+        await redis.ping()
+    except (OSError, RedisError) as exc:
+        await redis.aclose()
+        raise ServiceUnavailable("Redis", str(exc)) from None
+    app[REDIS] = redis
+    app[LIMITER] = RateLimiter(redis, settings.keyspace.prefix, panel.rate_per_s, panel.burst)
+    yield
+    await redis.aclose()
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = await open_pool(app[SETTINGS])
+    app[POOL] = pool
+    app[TOKENS] = TokenStore(pool)
+    yield
+    await pool.close()
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The ledger and account store, over the Redis and pool opened above."""
+    settings, redis = app[SETTINGS], app[REDIS]
+    decks = DeckCache(redis, settings.keyspace, settings.deck_refresh_s)
+    ledger = Ledger(redis, settings.keyspace, decks, settings.ledger)
+    app[SERVICES] = Services(settings, redis, ledger, app[POOL])
+    yield
+
+
+async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
+    ari_settings = app[ARI_SETTINGS]
+    if not ari_settings.enabled:
+        yield
+        return
+    ari = AriClient(ari_settings)
+    app[ARI] = ari
+    yield
+    await ari.close()
+
+
+async def last_used_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Flush which tokens were used, every few seconds and once more at shutdown."""
+    last_used = LastUsed(app[TOKENS])
+    app[LAST_USED] = last_used
+    interval = app[PANEL].last_used_flush_s
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await last_used.flush()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("could not record token use: %s", exc)  # kept for the next round
+
+    task = asyncio.create_task(loop(), name="panel-last-used")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    try:
+        await last_used.flush()
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("could not record token use at shutdown: %s", exc)
+
+
+async def metrics_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """/metrics on its own port, away from the API that customers reach."""
+    panel = app[PANEL]
+    if not panel.metrics_port:
+        yield
+        return
+    registry = app[METRICS].registry
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    side = web.Application()
+    side.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(side, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, panel.metrics_host, panel.metrics_port).start()
+    yield
+    await runner.cleanup()

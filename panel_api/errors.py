@@ -1,0 +1,206 @@
+"""API errors: an HTTP status, a stable upper-case code and details, rendered as
+{"error": {"code", "message", "details"}}.
+
+Domain errors (rating, cdr) know nothing of HTTP; `translate` maps them here, at the edge,
+and the middleware renders whatever a handler raised."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import redis.exceptions
+from aiohttp import web
+
+from cdr.abuse.findings import FindingNotFound, FindingStateError
+from cdr.billing.errors import BillingError
+from panel_api.tokens import TokenError, TokenNotFound
+from rating.accounts import AccountError, AccountNotFound
+from rating.deck import DeckError
+from rating.deck_store import DeckNotFound
+from rating.money import MoneyError
+from tollgate.services import ServiceUnavailable
+
+log = logging.getLogger("tollgate.panel")
+
+STREAMING = web.RequestKey("streaming", bool)  # a streamed response has been started
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+    def response(self) -> web.Response:
+        return web.json_response(self.body(), status=self.status, headers=self.headers)
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "INVALID_REQUEST"
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    code = "UNAUTHENTICATED"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details, headers={"WWW-Authenticate": 'Bearer realm="tollgate"'})
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    code = "VALIDATION_FAILED"
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many requests: retry in {retry_after_s} s",
+            {"retry_after_s": retry_after_s},
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
+class BadGateway(ApiError):
+    status = 502
+    code = "SWITCH_ERROR"
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
+def not_found(resource: str, ident: str | int) -> NotFound:
+    return NotFound(f"no {resource} {ident!r}", {"resource": resource, "id": str(ident)})
+
+
+# redis-py's errors, asyncpg's connection-level errors and socket errors all mean "a service
+# is down", never "the request was bad".
+_DOWN: tuple[type[BaseException], ...] = (
+    ServiceUnavailable,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionRefusedError,
+    TimeoutError,
+)
+
+
+def translate(exc: BaseException) -> ApiError | None:
+    """The API error for a domain error, or None when it is not one we know."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, AccountNotFound):
+        return not_found("account", exc.account)
+    if isinstance(exc, AccountError):
+        if exc.field == "status":
+            return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code="ACCOUNT_CLOSED")
+        return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
+    if isinstance(exc, MoneyError):
+        return BadRequest(str(exc), {"why": exc.why}, code="INVALID_AMOUNT")
+    if isinstance(exc, DeckError):
+        return Unprocessable(
+            str(exc), {"file": exc.file, "line": exc.line, "why": exc.why}, code="DECK_INVALID"
+        )
+    if isinstance(exc, DeckNotFound):
+        return not_found("deck", exc.name)
+    if isinstance(exc, FindingNotFound):
+        return not_found("finding", exc.finding_id)
+    if isinstance(exc, FindingStateError):
+        return Conflict(
+            str(exc),
+            {"id": exc.finding_id, "status": exc.status, "change": exc.change},
+            code="FINDING_STATE",
+        )
+    if isinstance(exc, BillingError | TokenError):
+        return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
+    if isinstance(exc, TokenNotFound):
+        return not_found("token", exc.token_id)
+    if isinstance(exc, _DOWN):
+        return Unavailable(f"a service is unreachable: {exc}")
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        # aiohttp's own (unknown route, wrong method, body too large) in our error format
+        if exc.status == 404:
+            return NotFound("no such resource", {"path": request.path}).response()
+        if exc.status == 405:
+            return MethodNotAllowed(
+                f"{request.method} is not allowed here", {"method": request.method}
+            ).response()
+        if exc.status == 413:
+            return PayloadTooLarge("request body too large").response()
+        if exc.status < 400:
+            raise
+        return ApiError(exc.reason, code=f"HTTP_{exc.status}").response()
+    except Exception as exc:
+        if request.get(STREAMING):
+            # the status line is gone: all that is left is cutting the transfer short, which
+            # the client sees as an incomplete (chunked) body
+            log.error("%s %s failed mid-stream: %r", request.method, request.path, exc)
+            raise
+        error = translate(exc)
+        if error is None:
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            return ApiError("internal error").response()
+        if error.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, error.message)
+        return error.response()

@@ -1,0 +1,43 @@
+"""One-time download links, so a browser can save a CSV with a plain link (no header).
+
+POSTing asks for a link; the link holds a random ticket kept in Redis for a minute with what
+to export and for whom. Using it deletes it (GETDEL), so it works once."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from redis.asyncio import Redis
+
+from panel_api.cdr_query import CdrFilter
+from panel_api.params import moment
+
+
+class Exports:
+    def __init__(self, redis: Redis, prefix: str, ttl_s: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    def key(self, ticket: str) -> str:
+        return f"{self.prefix}:panel:export:{ticket}"
+
+    async def issue(self, flt: CdrFilter, token_id: str) -> str:
+        ticket = secrets.token_urlsafe(24)
+        payload: dict[str, Any] = {"filter": flt.as_dict(), "account": flt.account, "by": token_id}
+        await self.redis.set(self.key(ticket), json.dumps(payload), ex=self.ttl_s)
+        return ticket
+
+    async def redeem(self, ticket: str) -> CdrFilter | None:
+        raw = await self.redis.getdel(self.key(ticket))
+        if raw is None:
+            return None
+        payload = json.loads(raw)
+        query = {k: str(v) for k, v in payload["filter"].items() if v is not None}
+        start, end = moment(query, "from"), moment(query, "to")
+        assert start is not None and end is not None  # written by issue() above
+        return CdrFilter(
+            payload["account"], start, end, payload["filter"]["class"], payload["filter"]["number"]
+        )
