@@ -118,6 +118,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
     import signal
 
     from cdr.writer import CdrWriter, WriterSettings
+    from tollgate.metrics import standalone_metrics
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -134,7 +135,11 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             async with CdrWriter(
-                redis, settings.keyspace, settings.pg_dsn, WriterSettings.from_env()
+                redis,
+                settings.keyspace,
+                settings.pg_dsn,
+                WriterSettings.from_env(),
+                standalone_metrics(),
             ) as writer:
                 if args.once:
                     _print({"written": await writer.drain_once()})
@@ -523,8 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cdr.abuse.cli import register as register_abuse
     from cdr.billing.cli import register as register_billing
     from cdr.reconcile import register as register_reconcile
+    from panel_api.cli import register as register_panel
 
     register_abuse(sub)
+    register_panel(sub)
     register_billing(sub)
     register_reconcile(sub)
 

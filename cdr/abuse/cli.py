@@ -95,7 +95,9 @@ async def cmd_override(s: Services, args: argparse.Namespace) -> None:
 
 
 async def cmd_run(s: Services, args: argparse.Namespace) -> None:
-    detector = AbuseDetector(s, AbuseSettings.from_env())
+    from tollgate.metrics import standalone_metrics
+
+    detector = AbuseDetector(s, AbuseSettings.from_env(), registry=standalone_metrics())
     try:
         if args.once:
             _print({"processed": await detector.drain_once()})
