@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -265,12 +267,53 @@ def calls_through_asterisk() -> None:
     listing = tg("bill", "listing", "--account", "erin", "--period", month)
     print(f"  {json.dumps(listing.get('totals', listing), default=str)[:400]}")
 
+    show_panel()
+
     say("Where to look next")
     print("  tollgate serve            FastAGI on 127.0.0.1:4573, metrics on :9464/metrics")
     print("  scripts/asterisk/rig.sh   start/stop the Asterisk rig by hand (tests/e2e/README.md)")
     print("  make test                 the whole suite, with real calls through Asterisk")
     print("  python bench/authorize.py authorizations/s vs redis-benchmark on the same Lua")
     print("  python bench/e2e_calls.py calls/s and post-dial delay with and without tollgate")
+
+
+def show_panel() -> None:
+    """The customer panel over the demo's data: a token, one API call, where to sign in."""
+    say("Panel: customers see their balance and calls, operators everything")
+    customer = tg("token", "create", "--role", "customer", "--account", "erin", show=False)
+    tg("token", "create", "--role", "operator", "--label", "demo operator", show=False)
+    port = free_tcp_port()
+    env = {**ENV, "TOLLGATE_PANEL_PORT": str(port), "TOLLGATE_PANEL_METRICS_PORT": "0"}
+    log = Path(tempfile.mkdtemp(prefix="tollgate-panel-")) / "panel.log"
+    panel = subprocess.Popen(
+        [TOLLGATE, "panel"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_port(port, panel, log)
+        secret = str(customer["token"])
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/accounts/erin/balance",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            print(f"  GET /api/v1/accounts/erin/balance -> {resp.read().decode()[:200]}")
+        other = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/accounts/alice/balance",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        try:
+            urllib.request.urlopen(other, timeout=10)
+        except urllib.error.HTTPError as exc:
+            print(f"  GET /api/v1/accounts/alice/balance with erin's token -> {exc.code}")
+    finally:
+        panel.send_signal(signal.SIGTERM)
+        panel.wait(15)
+    print(
+        "  to browse it: TOLLGATE_PG_DSN=postgresql://tollgate:tollgate@127.0.0.1:5432/"
+        "tollgate_demo TOLLGATE_REDIS_PREFIX=tgdemo .venv/bin/tollgate panel"
+    )
+    print(f"  then open http://127.0.0.1:8080/ and sign in with erin's token: {secret}")
+    print("  API description: http://127.0.0.1:8080/openapi.json")
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
