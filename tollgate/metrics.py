@@ -56,6 +56,29 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.open_calls = Gauge(
+            "tollgate_open_calls",
+            "Calls the ledger holds open (authorized, not finished).",
+            registry=self.registry,
+        )
+        # Display only: money is computed in integer micro-units, never in these floats.
+        self.reserved_credit = Gauge(
+            "tollgate_reserved_credit",
+            "Credit reserved by open calls, in currency units.",
+            ["currency"],
+            registry=self.registry,
+        )
+
+    def ledger_sample(self, calls: list[dict[str, str]]) -> None:
+        self.open_calls.set(len(calls))
+        totals: dict[str, int] = {}
+        for call in calls:
+            currency = call.get("currency") or "none"
+            totals[currency] = totals.get(currency, 0) + int(call.get("reserved") or 0)
+        self.reserved_credit.clear()
+        for currency, micro in totals.items():
+            self.reserved_credit.labels(currency).set(micro / 1_000_000)
+
     def session_event(self, kind: str) -> None:
         self.session_events.labels(kind).inc()
 

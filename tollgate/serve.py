@@ -32,12 +32,14 @@ log = logging.getLogger("tollgate.serve")
 
 
 async def sweep_forever(ledger: Ledger, interval_s: float, metrics: Metrics) -> None:
+    """Release orphaned reservations; sample open calls and reserved credit for metrics."""
     while True:
         try:
             released = await ledger.sweep()
             if released:
                 metrics.swept.inc(released)
                 log.warning("released %d orphaned reservation(s)", released)
+            metrics.ledger_sample(await ledger.open_sessions())
         except (OSError, ConnectionError) as exc:
             log.error("sweeper: Redis unreachable: %s", exc)
         await asyncio.sleep(interval_s)
