@@ -280,11 +280,21 @@ async def cmd_account_topup(s: Services, args: argparse.Namespace) -> None:
     entry, created = await s.accounts.add_entry(
         args.id, args.kind, amount if args.kind != "fee" else -amount, args.reference, args.note
     )
+    invoice = None
+    if entry.kind in ("topup", "payment"):
+        from cdr.billing.payments import money_received
+        from cdr.billing.settings import BillingSettings
+
+        document, _ = await money_received(
+            s.accounts, entry, BillingSettings.from_env(), datetime.now(UTC)
+        )
+        invoice = document.number if document is not None else None
     live = (await s.accounts.live(args.id)).as_dict()
     _print(
         {
             "entry": {**entry.as_dict(), "amount": format_micro(entry.amount)},
             "created": created,
+            "invoice": invoice,
             **{
                 k: format_micro(v)
                 for k, v in live.items()

@@ -47,11 +47,21 @@ async def pay(
     if not reference:
         raise BillingError("reference", "required: it makes a repeated payment harmless")
     entry, created = await store.add_entry(account_id, "payment", amount, reference, note)
-    account = await store.get(account_id)
+    invoice, overdue = await money_received(store, entry, settings, now)
+    return PaymentResult(entry, created, invoice, overdue)
+
+
+async def money_received(
+    store: AccountStore, entry: LedgerEntry, settings: BillingSettings, now: datetime
+) -> tuple[Document | None, bool]:
+    """What billing does at once when money comes in (a top-up or a payment, however it was
+    entered): a prepaid account gets its receipt invoice, a postpaid account's overdue block
+    is lifted when nothing is overdue any more. Idempotent. Returns (invoice, overdue)."""
+    account = await store.get(entry.account)
     invoice = None
     async with store.pool.acquire() as conn:
         if account.kind is AccountKind.PREPAID:
             invoice, _ = await invoice_topup(conn, account, entry, settings, now)
         else:
             await refresh_overdue(store, conn, account, settings, now)
-    return PaymentResult(entry, created, invoice, (await store.get(account_id)).invoice_overdue)
+    return invoice, (await store.get(entry.account)).invoice_overdue

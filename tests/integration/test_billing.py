@@ -44,6 +44,7 @@ from cdr.writer import CdrWriter, WriterSettings
 from rating.accounts import AccountKind, AccountStatus
 from rating.deck import Deck
 from rating.ledger import CallRequest, Outcome
+from rating.money import format_micro
 from tests.conftest import AccountFactory, install_deck
 from tollgate.services import Services
 from tollgate.settings import SettingsError
@@ -652,3 +653,34 @@ async def test_cli_reports_bad_input_as_exit_2_errors(
         with pytest.raises(CliError) as err:
             await cli(svc, capsys, *argv)
         assert err.value.code == 2
+
+
+async def test_money_entered_as_an_account_topup_is_billed_at_once(
+    svc: Services, retail: Deck, make_account: AccountFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tollgate account topup` (a top-up or a payment) does what `bill pay` does, at once:
+    a prepaid top-up gets its invoice; a postpaid payment lifts a settled overdue block."""
+    from tollgate.cli import build_parser
+
+    async def tollgate(*argv: str) -> Any:
+        args = build_parser().parse_args(argv)
+        capsys.readouterr()
+        await args.run(svc, args)
+        return json.loads(capsys.readouterr().out)
+
+    pre = await make_account()
+    topped = await tollgate("account", "topup", pre.id, "12.30", "--reference", "card-7")
+    assert topped["invoice"] and topped["invoice"].startswith("INV/")
+    again = await tollgate("account", "topup", pre.id, "12.30", "--reference", "card-7")
+    assert not again["created"] and again["invoice"] == topped["invoice"]
+
+    biz = await make_account(kind=AccountKind.POSTPAID, credit_limit=100 * PLN)
+    await call(svc, biz.id, 60)
+    period = this_period()
+    [invoice] = (await run(svc, period, after(period, 5 / 1440))).documents
+    assert invoice.due_date is not None
+    due = datetime.combine(invoice.due_date, datetime.min.time(), ZoneInfo(WARSAW))
+    assert (await run(svc, period, due + timedelta(days=14))).overdue_set == [biz.id]
+    paid = await tollgate("account", "topup", biz.id, format_micro(invoice.gross), "--kind",
+                          "payment", "--reference", "wire-9")  # fmt: skip
+    assert paid["created"] and not (await svc.accounts.get(biz.id)).invoice_overdue
