@@ -134,4 +134,11 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The loop tollgate's processes run on (uvloop); --asyncio for the standard loop.
+    if "--asyncio" in sys.argv:
+        sys.argv.remove("--asyncio")
+        asyncio.run(main())
+    else:
+        import uvloop
+
+        uvloop.run(main())

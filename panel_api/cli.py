@@ -18,6 +18,7 @@ from aiohttp import web
 
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
+from tollgate.loop import run_async
 from tollgate.services import Services
 from tollgate.settings import Settings
 
@@ -88,7 +89,7 @@ def cmd_panel(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(Settings.from_env(), PanelSettings.from_env()))
+    run_async(serve(Settings.from_env(), PanelSettings.from_env()))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -23,6 +23,7 @@ from rating.money import MoneyError, format_micro, parse_micro
 from rating.numbers import InvalidNumber, NumberClass, normalise
 from rating.tariff import NoRate, rate_call
 from tollgate import db
+from tollgate.loop import run_async
 from tollgate.services import Services, ServiceUnavailable, services
 from tollgate.settings import Settings, SettingsError
 
@@ -110,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(Settings.from_env()))
+    run_async(serve(Settings.from_env()))
 
 
 def cmd_cdr_writer(args: argparse.Namespace) -> None:
@@ -148,7 +149,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
         finally:
             await redis.aclose()
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def _parse_at(text: str | None, timezone: str) -> datetime:
@@ -566,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         settings = Settings.from_env()
         run: Callable[[Services, argparse.Namespace], Awaitable[None]] = args.run
-        asyncio.run(_with_services(settings, run, args))
+        run_async(_with_services(settings, run, args))
     except CliError as exc:
         _fail(str(exc), exc.code)
     except (InvalidNumber, DeckError, AccountError, MoneyError, SettingsError) as exc:
