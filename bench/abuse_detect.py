@@ -31,6 +31,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from bench.cdr_ingest import fill_streams
 from cdr.abuse.runner import AbuseDetector
 from cdr.abuse.settings import AbuseSettings
 from rating.accounts import Account
@@ -154,14 +155,6 @@ def traffic(total: int, now_ms: int) -> list[dict[str, str]]:
     return out
 
 
-async def fill(redis: Redis, keys: Keyspace, entries: list[dict[str, str]]) -> None:
-    for start in range(0, len(entries), 2000):
-        pipe = redis.pipeline(transaction=False)
-        for fields in entries[start : start + 2000]:
-            pipe.xadd(keys.cdr_stream(keys.tag(fields["account"])), fields)  # type: ignore[arg-type]
-        await pipe.execute()
-
-
 async def bare_loop(redis: Redis, keys: Keyspace, batch: int, total: int) -> float:
     """Read and acknowledge every entry through a group of its own: nothing else."""
     streams = [keys.cdr_stream(t) for t in keys.tags()]
@@ -213,7 +206,7 @@ async def main() -> None:
                 await s.accounts.create(Account(account, allow_high_risk=account == "irsf"))
             now_ms = int(time.time() * 1000)
             entries = traffic(args.cdrs, now_ms)
-            await fill(redis, keys, entries)
+            await fill_streams(redis, keys, entries)
             for tag in keys.tags():  # both groups exist before either reads: nothing trimmed
                 for group in ("bare", "abuse"):
                     await redis.xgroup_create(keys.cdr_stream(tag), group, id="0", mkstream=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cdr.model import Cdr
 from rating.pg import Conn
+from tollgate.cliout import CliError, print_json
 from tollgate.services import Services
 
 # Column order of the cdr_custom CSV (configs/asterisk/cdr_custom.conf).
@@ -378,10 +378,8 @@ async def cmd_cdr_reconcile(s: Services, args: argparse.Namespace) -> None:
                 conn, rows, window, asterisk_timezone=args.asterisk_tz, switch=args.switch
             )
     except ReconcileError as exc:
-        from tollgate.cli import CliError  # late: the CLI imports this module
-
         raise CliError(str(exc)) from None
-    print(json.dumps(report.as_dict(), indent=2))
+    print_json(report.as_dict())
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

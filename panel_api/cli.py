@@ -7,37 +7,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from aiohttp import web
 
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
+from tollgate.cliout import bad_input, print_json
 from tollgate.loop import run_async
 from tollgate.services import Services
 from tollgate.settings import Settings
 
 log = logging.getLogger("tollgate.panel")
-
-
-def _print(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
-
-
-@contextmanager
-def _bad_input() -> Iterator[None]:
-    """Our domain errors as the CLI's bad-input error (imported late: the CLI imports us)."""
-    try:
-        yield
-    except (TokenError, TokenNotFound) as exc:
-        from tollgate.cli import CliError
-
-        raise CliError(str(exc)) from None
 
 
 def _tokens(s: Services) -> TokenStore:
@@ -46,9 +28,9 @@ def _tokens(s: Services) -> TokenStore:
 
 
 async def cmd_token_create(s: Services, args: argparse.Namespace) -> None:
-    with _bad_input():
+    with bad_input(TokenError, TokenNotFound):
         token, secret = await _tokens(s).create(Role(args.role), args.account, args.label)
-    _print(
+    print_json(
         {
             **token.as_dict(),
             "token": secret,
@@ -58,13 +40,13 @@ async def cmd_token_create(s: Services, args: argparse.Namespace) -> None:
 
 
 async def cmd_token_revoke(s: Services, args: argparse.Namespace) -> None:
-    with _bad_input():
+    with bad_input(TokenError, TokenNotFound):
         token = await _tokens(s).revoke(args.id)
-    _print(token.as_dict())
+    print_json(token.as_dict())
 
 
 async def cmd_token_list(s: Services, args: argparse.Namespace) -> None:
-    _print([t.as_dict() for t in await _tokens(s).all(args.account)])
+    print_json([t.as_dict() for t in await _tokens(s).all(args.account)])
 
 
 async def serve(settings: Settings, panel: PanelSettings) -> None:

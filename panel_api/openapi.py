@@ -11,6 +11,7 @@ from cdr.abuse.detectors import DETECTORS
 from cdr.abuse.findings import Status
 from panel_api.cdr_query import FIELDS
 from rating.account_store import ENTRY_KINDS
+from rating.accounts import ACCOUNT_FIELDS
 from rating.numbers import NumberClass
 
 JSON = "application/json"
@@ -237,23 +238,7 @@ def schemas() -> dict[str, Any]:
             filter=ref("CdrFilter"),
         ),
         "Account": obj(
-            [
-                "id",
-                "kind",
-                "status",
-                "currency",
-                "country",
-                "timezone",
-                "deck",
-                "credit_limit",
-                "max_calls",
-                "cps",
-                "daily_cap",
-                "allow_premium",
-                "allow_high_risk",
-                "blocked_prefixes",
-                "invoice_overdue",
-            ],
+            list(ACCOUNT_FIELDS),
             id={"type": "string"},
             kind={"type": "string", "enum": ["prepaid", "postpaid"]},
             status={"type": "string", "enum": ["active", "suspended", "closed"]},

@@ -13,7 +13,14 @@ from typing import Any
 
 import asyncpg
 
-from rating.accounts import Account, AccountError, AccountKind, AccountNotFound, AccountStatus
+from rating.accounts import (
+    ACCOUNT_FIELDS,
+    Account,
+    AccountError,
+    AccountKind,
+    AccountNotFound,
+    AccountStatus,
+)
 from rating.ledger import Ledger
 from rating.pg import Conn
 
@@ -67,23 +74,7 @@ class LiveBalance:
         }
 
 
-_COLUMNS = (
-    "id",
-    "kind",
-    "status",
-    "currency",
-    "country",
-    "timezone",
-    "deck",
-    "credit_limit",
-    "max_calls",
-    "cps",
-    "daily_cap",
-    "allow_premium",
-    "allow_high_risk",
-    "blocked_prefixes",
-    "invoice_overdue",
-)
+_COLUMNS = ACCOUNT_FIELDS
 
 
 def _account(row: asyncpg.Record) -> Account:

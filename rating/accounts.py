@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -109,3 +109,7 @@ class Account:
 
     def with_changes(self, **changes: Any) -> Account:
         return replace(self, **changes).validated()
+
+
+# The account's fields, in declaration order: the columns of `accounts`, the API's schema.
+ACCOUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Account))

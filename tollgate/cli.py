@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
+
+import asyncpg
+from redis.exceptions import RedisError
 
 from rating.accounts import Account, AccountError, AccountKind, AccountNotFound, AccountStatus
 from rating.deck import DeckError, load_deck
@@ -23,23 +25,16 @@ from rating.money import MoneyError, format_micro, parse_micro
 from rating.numbers import InvalidNumber, NumberClass, normalise
 from rating.tariff import NoRate, rate_call
 from tollgate import db
+from tollgate.cliout import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_RATE,
+    EXIT_UNAVAILABLE,
+    CliError,
+    print_json,
+)
 from tollgate.loop import run_async
 from tollgate.services import Services, ServiceUnavailable, services
 from tollgate.settings import Settings, SettingsError
-
-EXIT_UNAVAILABLE = 1
-EXIT_BAD_INPUT = 2
-EXIT_NO_RATE = 3
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _print(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -51,7 +46,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
-    _print(normalise(args.number, args.country).as_dict())
+    print_json(normalise(args.number, args.country).as_dict())
 
 
 def cmd_rate(args: argparse.Namespace) -> None:
@@ -61,7 +56,7 @@ def cmd_rate(args: argparse.Namespace) -> None:
     if args.seconds < 0:
         raise CliError("--seconds must be >= 0")
     if number.number_class is NumberClass.EMERGENCY:
-        _print(
+        print_json(
             {
                 "cost": format_micro(0, deck.decimals),
                 "billable_seconds": 0,
@@ -73,7 +68,7 @@ def cmd_rate(args: argparse.Namespace) -> None:
         )
         return
     rated = rate_call(deck, number.digits, at, args.seconds)
-    _print(
+    print_json(
         {
             "cost": format_micro(rated.cost, deck.decimals),
             "billable_seconds": rated.billable_seconds,
@@ -143,7 +138,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
                 standalone_metrics(),
             ) as writer:
                 if args.once:
-                    _print({"written": await writer.drain_once()})
+                    print_json({"written": await writer.drain_once()})
                 else:
                     await writer.run(stop)
         finally:
@@ -171,7 +166,7 @@ async def cmd_db_upgrade(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     async with s.pool.acquire() as conn:
         applied = await db.upgrade(conn)
-    _print({"applied": applied})
+    print_json({"applied": applied})
 
 
 async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
@@ -180,7 +175,7 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
     async with s.pool.acquire() as conn:
         stored, created = await import_deck(conn, deck, source=str(args.path))
     await publish(s.redis, s.settings.keyspace, stored)
-    _print(
+    print_json(
         {
             "name": stored.name,
             "version": stored.version,
@@ -195,14 +190,14 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
 async def cmd_deck_list(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     async with s.pool.acquire() as conn:
-        _print(await list_decks(conn))
+        print_json(await list_decks(conn))
 
 
 async def cmd_deck_show(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     async with s.pool.acquire() as conn:
         deck = await load_deck_version(conn, args.name, args.version)
-    _print(
+    print_json(
         {
             **deck.manifest(),
             "version": deck.version,
@@ -238,7 +233,7 @@ async def cmd_account_create(s: Services, args: argparse.Namespace) -> None:
         blocked_prefixes=tuple(p.lstrip("+") for p in args.block),
     )
     created = await s.accounts.create(account)
-    _print(_account_view(created, (await s.accounts.live(created.id)).as_dict()))
+    print_json(_account_view(created, (await s.accounts.live(created.id)).as_dict()))
 
 
 async def cmd_account_show(s: Services, args: argparse.Namespace) -> None:
@@ -249,11 +244,11 @@ async def cmd_account_show(s: Services, args: argparse.Namespace) -> None:
         for e in await s.accounts.entries(args.id, 10)
     ]
     view["open_call_ids"] = sorted(await s.ledger.open_calls(args.id))
-    _print(view)
+    print_json(view)
 
 
 async def cmd_account_list(s: Services, args: argparse.Namespace) -> None:
-    _print([_account_view(a, None) for a in await s.accounts.all()])
+    print_json([_account_view(a, None) for a in await s.accounts.all()])
 
 
 async def cmd_account_update(s: Services, args: argparse.Namespace) -> None:
@@ -273,7 +268,7 @@ async def cmd_account_update(s: Services, args: argparse.Namespace) -> None:
     if not changes:
         raise CliError("nothing to change")
     updated = await s.accounts.update(args.id, **changes)
-    _print(_account_view(updated, (await s.accounts.live(args.id)).as_dict()))
+    print_json(_account_view(updated, (await s.accounts.live(args.id)).as_dict()))
 
 
 async def cmd_account_topup(s: Services, args: argparse.Namespace) -> None:
@@ -291,7 +286,7 @@ async def cmd_account_topup(s: Services, args: argparse.Namespace) -> None:
         )
         invoice = document.number if document is not None else None
     live = (await s.accounts.live(args.id)).as_dict()
-    _print(
+    print_json(
         {
             "entry": {**entry.as_dict(), "amount": format_micro(entry.amount)},
             "created": created,
@@ -312,14 +307,14 @@ async def cmd_account_status(s: Services, args: argparse.Namespace) -> None:
         "close": AccountStatus.CLOSED,
     }[args.action]
     account = await s.accounts.set_status(args.id, status, args.reason or "")
-    _print(_account_view(account, (await s.accounts.live(args.id)).as_dict()))
+    print_json(_account_view(account, (await s.accounts.live(args.id)).as_dict()))
 
 
 async def cmd_account_sync(s: Services, args: argparse.Namespace) -> None:
     if args.id:
-        _print({"applied": await s.accounts.sync(args.id)})
+        print_json({"applied": await s.accounts.sync(args.id)})
     else:
-        _print({"applied": await s.accounts.sync_all()})
+        print_json({"applied": await s.accounts.sync_all()})
 
 
 async def cmd_authorize(s: Services, args: argparse.Namespace) -> None:
@@ -330,7 +325,7 @@ async def cmd_authorize(s: Services, args: argparse.Namespace) -> None:
     )
     out = grant.as_dict()
     out["reserved"] = format_micro(grant.reserved)
-    _print(out)
+    print_json(out)
 
 
 async def cmd_finish(s: Services, args: argparse.Namespace) -> None:
@@ -348,7 +343,7 @@ async def cmd_finish(s: Services, args: argparse.Namespace) -> None:
             dialled=args.to or "",
         ),
     )
-    _print(
+    print_json(
         {
             "call_id": settlement.call_id,
             "status": settlement.status,
@@ -377,7 +372,7 @@ async def cmd_calls_list(s: Services, args: argparse.Namespace) -> None:
                 "answered_at": _iso(r.get("answered_at")),
             }
         )
-    _print(sorted(calls, key=lambda c: str(c["authorized_at"])))
+    print_json(sorted(calls, key=lambda c: str(c["authorized_at"])))
 
 
 async def cmd_calls_hangup(s: Services, args: argparse.Namespace) -> None:
@@ -399,7 +394,7 @@ async def cmd_calls_hangup(s: Services, args: argparse.Namespace) -> None:
         await ari.close()
     if not done:
         raise CliError(f"no running call {args.call_id!r}")
-    _print({"call_id": args.call_id, "hung_up": True})
+    print_json({"call_id": args.call_id, "hung_up": True})
 
 
 def _iso(ms: str | None) -> str | None:
@@ -407,7 +402,7 @@ def _iso(ms: str | None) -> str | None:
 
 
 async def cmd_sweep(s: Services, args: argparse.Namespace) -> None:
-    _print({"released": await s.ledger.sweep()})
+    print_json({"released": await s.ledger.sweep()})
 
 
 def _money(text: str | None, what: str) -> int:
@@ -580,6 +575,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc), EXIT_BAD_INPUT if exc.code.startswith("BAD") else EXIT_UNAVAILABLE)
     except ServiceUnavailable as exc:
         _fail(str(exc), EXIT_UNAVAILABLE)
+    except asyncpg.UndefinedTableError as exc:
+        _fail(
+            f"the database schema is older than this tollgate ({exc}): run `tollgate db upgrade`",
+            EXIT_UNAVAILABLE,
+        )
+    except asyncpg.PostgresError as exc:
+        _fail(f"PostgreSQL refused: {exc}", EXIT_UNAVAILABLE)
+    except RedisError as exc:
+        _fail(f"Redis refused: {exc}", EXIT_UNAVAILABLE)
+    except OSError as exc:
+        _fail(f"cannot reach a service: {exc}", EXIT_UNAVAILABLE)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
 

@@ -11,9 +11,6 @@ import asyncio
 import getpass
 import json
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from cdr.abuse import findings, overrides
 from cdr.abuse.detectors import DETECTORS
@@ -21,22 +18,8 @@ from cdr.abuse.findings import FindingNotFound, FindingStateError, Status
 from cdr.abuse.params import BadParams
 from cdr.abuse.runner import AbuseDetector
 from cdr.abuse.settings import AbuseSettings
+from tollgate.cliout import bad_input, print_json
 from tollgate.services import Services
-
-
-def _print(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
-
-
-@contextmanager
-def _bad_input() -> Iterator[None]:
-    """Our domain errors as the CLI's bad-input error (imported late: the CLI imports us)."""
-    try:
-        yield
-    except (FindingNotFound, FindingStateError, BadParams) as exc:
-        from tollgate.cli import CliError
-
-        raise CliError(str(exc)) from None
 
 
 def _who(args: argparse.Namespace) -> str:
@@ -52,37 +35,37 @@ async def cmd_list(s: Services, args: argparse.Namespace) -> None:
         rule=args.rule,
         limit=args.limit,
     )
-    _print([f.as_dict() for f in found])
+    print_json([f.as_dict() for f in found])
 
 
 async def cmd_ack(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    with _bad_input():
-        _print((await findings.acknowledge(s.pool, args.id, _who(args), args.reason)).as_dict())
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
+        print_json((await findings.acknowledge(s.pool, args.id, _who(args), args.reason)).as_dict())
 
 
 async def cmd_lift(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    with _bad_input():
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
         f, resumed = await findings.lift(s.pool, s.accounts, args.id, _who(args), args.reason)
-    _print({**f.as_dict(), "account_resumed": resumed})
+    print_json({**f.as_dict(), "account_resumed": resumed})
 
 
 async def cmd_close(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    with _bad_input():
-        _print((await findings.close(s.pool, args.id, _who(args), args.reason)).as_dict())
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
+        print_json((await findings.close(s.pool, args.id, _who(args), args.reason)).as_dict())
 
 
 async def cmd_override(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    with _bad_input():
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
         if args.clear:
-            _print({"cleared": await overrides.clear_override(s.pool, args.account, args.rule)})
+            print_json({"cleared": await overrides.clear_override(s.pool, args.account, args.rule)})
             return
         if args.params is None:
             found = [o.as_dict() for o in await overrides.list_overrides(s.pool, args.account)]
-            _print([o for o in found if o["rule"] == args.rule])
+            print_json([o for o in found if o["rule"] == args.rule])
             return
         try:
             params = json.loads(args.params)
@@ -91,7 +74,7 @@ async def cmd_override(s: Services, args: argparse.Namespace) -> None:
         if not isinstance(params, dict):
             raise BadParams(args.rule, "*", "a JSON object of thresholds expected")
         o = await overrides.set_override(s.pool, args.account, args.rule, params)
-        _print({**o.as_dict(), "in_force": overrides.check(args.rule, params).as_dict()})
+        print_json({**o.as_dict(), "in_force": overrides.check(args.rule, params).as_dict()})
 
 
 async def cmd_run(s: Services, args: argparse.Namespace) -> None:
@@ -100,14 +83,14 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
     detector = AbuseDetector(s, AbuseSettings.from_env(), registry=standalone_metrics())
     try:
         if args.once:
-            _print({"processed": await detector.drain_once()})
+            print_json({"processed": await detector.drain_once()})
             return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await detector.run(stop)
-        _print({"stopped": True})
+        print_json({"stopped": True})
     finally:
         await detector.close()
 

@@ -8,12 +8,8 @@ moment (a naive time is in the billing zone, TOLLGATE_BILLING_TIMEZONE)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from cdr.billing.documents import Kind, documents_of
@@ -29,22 +25,8 @@ from cdr.billing.settings import BillingSettings
 from cdr.reconcile import cdr_group
 from rating.accounts import AccountKind
 from rating.money import MoneyError, parse_micro
+from tollgate.cliout import bad_input, print_json
 from tollgate.services import Services
-
-
-def _print(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
-
-
-@contextmanager
-def _bad_input() -> Iterator[None]:
-    """Billing's errors as the CLI's bad-input error (imported late: the CLI imports us)."""
-    try:
-        yield
-    except (BillingError, MoneyError) as exc:
-        from tollgate.cli import CliError
-
-        raise CliError(str(exc)) from None
 
 
 def _now(args: argparse.Namespace, settings: BillingSettings) -> datetime:
@@ -69,7 +51,7 @@ def _day(text: str | None, what: str, default: date) -> date:
 
 async def cmd_run(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
-    with _bad_input():
+    with bad_input(BillingError, MoneyError):
         now = _now(args, settings)
         period = (
             Period.parse(args.period)
@@ -77,11 +59,11 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
             else Period.of(now, settings.timezone).shifted(-1)
         )
         report = await bill_run(s.accounts, period, settings, now)
-    _print(report.as_dict())
+    print_json(report.as_dict())
 
 
 async def cmd_listing(s: Services, args: argparse.Namespace) -> None:
-    with _bad_input():
+    with bad_input(BillingError, MoneyError):
         period = Period.parse(args.period)
     account = await s.accounts.get(args.account)
     assert s.pool is not None
@@ -90,7 +72,7 @@ async def cmd_listing(s: Services, args: argparse.Namespace) -> None:
     if args.csv:
         sys.stdout.write(result.to_csv())
     else:
-        _print(result.as_dict())
+        print_json(result.as_dict())
 
 
 async def cmd_invoices(s: Services, args: argparse.Namespace) -> None:
@@ -112,12 +94,12 @@ async def cmd_invoices(s: Services, args: argparse.Namespace) -> None:
             overdue = st.overdue(today, settings.overdue_block_days)
             view["status"] = "paid" if not st.outstanding else "overdue" if overdue else "unpaid"
         out.append(view)
-    _print(out)
+    print_json(out)
 
 
 async def cmd_pay(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
-    with _bad_input():
+    with bad_input(BillingError, MoneyError):
         amount = parse_micro(args.amount)
         result = await pay(
             s.accounts,
@@ -128,32 +110,32 @@ async def cmd_pay(s: Services, args: argparse.Namespace) -> None:
             _now(args, settings),
             args.note,
         )
-    _print(result.as_dict())
+    print_json(result.as_dict())
 
 
 async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    with _bad_input():
+    with bad_input(BillingError, MoneyError):
         fee = parse_micro(args.fee)
         since = _day(args.start, "--from", date.today())
         await s.accounts.get(args.account)
         async with s.pool.acquire() as conn:
             sub = await subscribe(conn, args.account, args.name, fee, since)
-    _print(sub.as_dict())
+    print_json(sub.as_dict())
 
 
 async def cmd_unsubscribe(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    with _bad_input():
+    with bad_input(BillingError, MoneyError):
         on = _day(args.on, "--on", date.today())
         async with s.pool.acquire() as conn:
             sub = await unsubscribe(conn, args.account, args.name, on)
-    _print(sub.as_dict())
+    print_json(sub.as_dict())
 
 
 async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
-    with _bad_input():
+    with bad_input(BillingError, MoneyError):
         period = Period.parse(args.period)
         name, _, version = args.deck.partition(":")
         if version and not version.isdigit():
@@ -167,7 +149,7 @@ async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
             apply=args.apply,
             settings=settings,
         )
-    _print(result.as_dict())
+    print_json(result.as_dict())
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
