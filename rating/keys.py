@@ -35,6 +35,10 @@ class Keyspace:
     def cdr_stream(self, tag: str) -> str:
         return f"{self.prefix}:{tag}:cdr"
 
+    def inbound_stream(self) -> str:
+        """Inbound calls the switch reports (Wangiri detection); not tied to one account."""
+        return f"{self.prefix}:inbound"
+
     def call_keys(self, account: str, call_id: str) -> list[str]:
         """KEYS for authorize/finish/expire: account, open calls, call, expiry, stream."""
         tag = self.tag(account)

@@ -281,6 +281,10 @@ class Ledger:
                 self._meta[account] = meta
         return meta
 
+    async def account_country(self, account: str) -> str:
+        """The home country numbers of this account are normalised with."""
+        return (await self._account_meta(account)).country
+
     def forget(self, account: str) -> None:
         """Drop cached settings of an account (after an operator changed them)."""
         self._meta.pop(account, None)

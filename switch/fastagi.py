@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from rating.ledger import CallRequest, Decision, Grant, Ledger, LedgerError, Outcome, Reason
+from rating.numbers import InvalidNumber, normalise
 from switch.agi import AgiChannel, AgiHangup, AgiProtocolError, AgiRequest, Handler
 
 log = logging.getLogger("tollgate.switch.fastagi")
@@ -72,7 +73,7 @@ class FastAgiAdapter:
         self.on_decided = on_decided
 
     def handlers(self) -> dict[str, Handler]:
-        return {"authorize": self.authorize, "finish": self.finish}
+        return {"authorize": self.authorize, "finish": self.finish, "inbound": self.inbound}
 
     async def authorize(self, req: AgiRequest, chan: AgiChannel) -> None:
         started = datetime.now(UTC)
@@ -167,6 +168,30 @@ class FastAgiAdapter:
                     (datetime.now(UTC) - started).total_seconds(),
                 )
             )
+
+    async def inbound(self, req: AgiRequest, chan: AgiChannel) -> None:
+        """An inbound call to a customer's number ended: args account, caller, seconds.
+        Appended to the inbound stream that Wangiri detection reads (calls that ring once
+        from a foreign range, then the customer's callbacks)."""
+        args = list(req.args) + [""] * 3
+        account, caller, seconds = args[0], args[1], args[2]
+        if not account or not _DIGITS.match(caller) or not _INT.match(seconds):
+            log.warning("inbound report ignored: %r", args[:3])
+            return
+        country = await self.ledger.account_country(account)
+        try:
+            e164 = normalise(caller, country).e164
+        except InvalidNumber:
+            e164 = caller
+        await self.ledger.redis.xadd(
+            self.ledger.keys.inbound_stream(),
+            {
+                "account": account,
+                "caller": e164,
+                "duration": seconds,
+                "ts": str(int(datetime.now(UTC).timestamp() * 1000)),
+            },
+        )
 
     def _report(
         self, script: str, account: str, call_id: str, grant: Grant, started: datetime

@@ -48,7 +48,7 @@ ERRORS: tuple[type[Exception], ...] = (
 
 
 def inbound_stream_key(keys: Keyspace) -> str:
-    return f"{keys.prefix}:inbound"
+    return keys.inbound_stream()
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,23 @@ class E2E:
             ),
         )
 
+    async def ring_once(self, did: str, callers: list[str], ring_ms: int) -> tuple[int, int]:
+        """The carrier's gateway (127.0.0.10) calls a customer's number from each caller in
+        turn, lets it ring `ring_ms` and hangs up. Returns (completed, failed)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            PHONE_POOL,
+            functools.partial(
+                run_sipp_list,
+                "uac_ring_once.xml",
+                {"RING_MS": str(ring_ms)},
+                callers,
+                did,
+                "127.0.0.10",
+                self.config.sip_port,
+                1,
+            ),
+        )
+
     def new_carrier_calls(self) -> list[str]:
         return [c.number for c in self.carrier.calls()[self.carrier_seen :]]
 
@@ -267,14 +284,34 @@ async def _recreate_groups(svc: Services, keys: Keyspace) -> None:
 def run_dialer(
     numbers: list[str], ip: str, sip_port: int, rate: int, hold_ms: int
 ) -> tuple[int, int]:
-    work = Path(tempfile.mkdtemp(prefix="tollgate-dialer-"))
-    scenario = (ROOT / "tests/e2e/sipp/uac_dialer.xml").read_text()
-    (work / "dialer.xml").write_text(scenario.replace("HOLD_MS", str(hold_ms)))
-    (work / "numbers.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
+    return run_sipp_list(
+        "uac_dialer.xml", {"HOLD_MS": str(hold_ms)}, numbers, "", ip, sip_port, rate
+    )
+
+
+def run_sipp_list(
+    scenario_name: str,
+    fill: dict[str, str],
+    fields: list[str],
+    service: str,
+    ip: str,
+    sip_port: int,
+    rate: int,
+) -> tuple[int, int]:
+    """One SIPp run over an injection file (one call per line, [field0]); returns
+    (successful, failed) calls from SIPp's statistics."""
+    work = Path(tempfile.mkdtemp(prefix="tollgate-sipp-"))
+    scenario = (ROOT / "tests/e2e/sipp" / scenario_name).read_text()
+    for placeholder, value in fill.items():
+        scenario = scenario.replace(placeholder, value)
+    (work / "dialer.xml").write_text(scenario)
+    (work / "numbers.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in fields))
+    hold_ms = max([int(v) for v in fill.values() if v.isdigit()] or [0])
     subprocess.run(
         [
             "sipp",
             f"127.0.0.1:{sip_port}",
+            *(["-s", service] if service else []),
             "-sf",
             "dialer.xml",
             "-inf",
@@ -288,15 +325,18 @@ def run_dialer(
             "-r",
             str(rate),
             "-m",
-            str(len(numbers)),
+            str(len(fields)),
             "-nostdin",
             "-trace_stat",
             "-stf",
             "stat.csv",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
             "-fd",
             "1",
             "-timeout",
-            f"{len(numbers) // rate + hold_ms // 1000 + 60}s",
+            f"{len(fields) // rate + hold_ms // 1000 + 60}s",
         ],
         cwd=work,
         stdout=subprocess.DEVNULL,

@@ -4,6 +4,7 @@ by `tollgate serve` over FastAGI, with the real Redis ledger and PostgreSQL acco
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -138,3 +139,34 @@ async def test_parallel_calls_never_spend_more_than_the_credit(e2e: E2E) -> None
     assert live.balance >= 0 and live.reserved == 0
     talk = sum(r.answer_to_bye_s or 0 for r in answered)
     assert talk <= 60 + len(answered)  # Asterisk cut every call at its grant
+
+
+async def test_wangiri_short_inbound_calls_then_a_callback_raise_a_finding(e2e: E2E) -> None:
+    await e2e.account("phone-a", balance=100 * PLN)
+    did = "+48221000001"
+    e2e.rig.cli(f"database put tollgate_did {did} e2e-a")
+    callers = [f"+4420794600{n:02d}" for n in range(1, 6)]
+    completed, failed = await e2e.ring_once(did, callers, ring_ms=1500)
+    assert (completed, failed) == (5, 0)
+    # the switch reported each inbound call; the detector saw five short ones from +4420794
+    bait = await wangiri(e2e, "info")
+    assert bait["subject"] == "+4420794"
+    assert json.loads(bait["evidence"])["figures"]["short_inbound"] == 5
+    callback = await e2e.call("00442079460003", "phone-a", hangup_after_ms=2000)
+    assert callback.answered
+    assert (await wangiri(e2e, "warning"))["subject"] == "+4420794"
+
+
+async def wangiri(e2e: E2E, severity: str) -> dict[str, str]:
+    assert e2e.svc.pool is not None
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        row = await e2e.svc.pool.fetchrow(
+            "select subject, evidence::text as evidence from abuse_findings"
+            " where account = 'e2e-a' and rule = 'wangiri' and severity = $1",
+            severity,
+        )
+        if row is not None:
+            return dict(row)
+        assert asyncio.get_running_loop().time() < deadline, f"no {severity} wangiri finding"
+        await asyncio.sleep(0.2)
