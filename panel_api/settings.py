@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
-from tollgate.settings import SettingsError
-
-T = TypeVar("T")
+from tollgate.env import EnvReader
 
 
 @dataclass(frozen=True)
@@ -27,18 +23,7 @@ class PanelSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PanelSettings:
-        env = os.environ if env is None else env
-
-        def get(name: str, conv: Callable[[str], T], default: T) -> T:
-            raw = env.get(f"TOLLGATE_PANEL_{name}")
-            if raw is None or raw == "":
-                return default
-            try:
-                return conv(raw)
-            except ValueError as exc:
-                raise SettingsError(
-                    f"TOLLGATE_PANEL_{name}", f"bad value {raw!r} ({exc})"
-                ) from None
+        get = EnvReader("TOLLGATE_PANEL_", env).get
 
         def port(raw: str) -> int:
             value = int(raw)
