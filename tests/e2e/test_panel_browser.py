@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import io
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -143,12 +145,36 @@ class Cdp:
             )
 
 
+async def stop_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM to Chromium's whole process group, SIGKILL what is left after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+    for _ in range(50):  # helpers of the group exit right after the main process
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 @pytest.fixture
 async def chromium() -> AsyncIterator[tuple[Cdp, Cdp, Path]]:
     """Headless Chromium with a fresh profile: (page, browser) DevTools sessions and the
     download directory."""
     assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="tollgate-chromium-") as tmp:
+    # Chromium's helper processes outlive the main one for a moment and keep writing into
+    # the profile: the whole process group is stopped before the directory is removed.
+    with tempfile.TemporaryDirectory(
+        prefix="tollgate-chromium-", ignore_cleanup_errors=True
+    ) as tmp:
         profile, downloads = Path(tmp) / "profile", Path(tmp) / "downloads"
         downloads.mkdir()
         process = await asyncio.create_subprocess_exec(
@@ -158,6 +184,7 @@ async def chromium() -> AsyncIterator[tuple[Cdp, Cdp, Path]]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             active = profile / "DevToolsActivePort"
@@ -192,12 +219,7 @@ async def chromium() -> AsyncIterator[tuple[Cdp, Cdp, Path]]:
                     browser.reader.cancel()
                     page.reader.cancel()
         finally:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await stop_group(process)
 
 
 async def test_customer_signs_in_sees_balance_and_calls_and_downloads_csv(
