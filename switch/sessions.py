@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rating.ledger import Ledger, Outcome, Reason
+from rating.ledger import Grant, Ledger, Outcome, Reason
 from switch.ari import AriClient, AriError, Connected
 
 log = logging.getLogger("tollgate.switch.sessions")
@@ -85,11 +85,13 @@ class SessionController:
         settings: ControlSettings,
         *,
         on_event: Callable[[str], None] | None = None,
+        on_renewal: Callable[[Grant, float], None] | None = None,
     ) -> None:
         self.ari = ari
         self.ledger = ledger
         self.settings = settings
         self.on_event = on_event or (lambda kind: None)
+        self.on_renewal = on_renewal or (lambda grant, seconds: None)
         self.sessions: dict[str, Session] = {}
         self._by_chan: dict[str, Session] = {}
         self._lock = asyncio.Lock()
@@ -214,10 +216,7 @@ class SessionController:
                 await asyncio.sleep(max(0.0, s.deadline - self.settings.lead_s - time.time()))
                 if s.ended:
                     return
-                grant = await self.ledger.renew(
-                    s.account, s.call_id, s.granted_s + self.settings.slice_s
-                )
-                self.on_event("renewal")
+                grant = await self._renew(s)
                 if grant.allowed and grant.max_seconds > s.granted_s:
                     s.granted_s = grant.max_seconds
                     await self._set_deadline(s)
@@ -232,9 +231,7 @@ class SessionController:
                 while not s.ended and time.time() < s.deadline - 0.05:
                     await asyncio.sleep(min(5.0, s.deadline - time.time()))
                     if s.deadline - time.time() > 0.5:
-                        again = await self.ledger.renew(
-                            s.account, s.call_id, s.granted_s + self.settings.slice_s
-                        )
+                        again = await self._renew(s)
                         if again.allowed and again.max_seconds > s.granted_s:
                             s.granted_s = again.max_seconds
                             await self._set_deadline(s)
@@ -243,6 +240,14 @@ class SessionController:
                     if not s.ended:
                         await self.end(s, "credit exhausted", 16)
                     return
+
+    async def _renew(self, s: Session) -> Grant:
+        """One more slice from the ledger, measured: renewals are ARI's authorizations."""
+        started = time.monotonic()
+        grant = await self.ledger.renew(s.account, s.call_id, s.granted_s + self.settings.slice_s)
+        self.on_event("renewal")
+        self.on_renewal(grant, time.monotonic() - started)
+        return grant
 
     async def _watch_accounts(self) -> None:
         """Suspensions reach running calls within a second or so."""

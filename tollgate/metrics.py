@@ -6,6 +6,7 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from rating.ledger import Grant
 from switch.fastagi import Decided
 from switch.sessions import SessionController
 
@@ -78,6 +79,10 @@ class Metrics:
         self.reserved_credit.clear()
         for currency, micro in totals.items():
             self.reserved_credit.labels(currency).set(micro / 1_000_000)
+
+    def renewal(self, grant: Grant, seconds: float) -> None:
+        self.authorizations.labels("ari", grant.decision.value, grant.reason).inc()
+        self.authorize_seconds.labels("ari").observe(seconds)
 
     def session_event(self, kind: str) -> None:
         self.session_events.labels(kind).inc()

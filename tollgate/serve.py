@@ -68,7 +68,13 @@ async def serve(settings: Settings) -> None:
         )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
-            SessionController(ari, s.ledger, control, on_event=metrics.session_event)
+            SessionController(
+                ari,
+                s.ledger,
+                control,
+                on_event=metrics.session_event,
+                on_renewal=metrics.renewal,
+            )
             if ari is not None
             else None
         )

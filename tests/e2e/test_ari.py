@@ -77,13 +77,18 @@ async def wait_answered(e: E2E, account: str, n: int = 1, wait_s: float = 15) ->
     raise AssertionError(f"{n} answered call(s) of {account} expected")
 
 
-def reconciliations(e: E2E) -> int:
-    """How many times tollgate's controller (re)connected and reconciled (its metrics)."""
+def metric(e: E2E, sample: str) -> float:
+    """One sample of tollgate serve's Prometheus metrics, e.g. 'name{label="v"}' (0 if absent)."""
     port = e.tollgate.env["TOLLGATE_METRICS_PORT"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    found = re.search(r'^tollgate_session_events_total\{kind="reconciled"\} ([0-9.]+)$', text, re.M)
-    return int(float(found.group(1))) if found else 0
+    found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def reconciliations(e: E2E) -> int:
+    """How many times tollgate's controller (re)connected and reconciled (its metrics)."""
+    return int(metric(e, 'tollgate_session_events_total{kind="reconciled"}'))
 
 
 async def wait_reconciled(e: E2E, more_than: int, wait_s: float = 20) -> int:
@@ -106,6 +111,8 @@ async def test_parallel_calls_share_credit_in_slices_and_are_cut_when_it_runs_ou
 ) -> None:
     credit = 114_000  # 36 s of mobile calls in total, shared by two calls
     await ari.account("phone-a", balance=credit)
+    renewals = 'tollgate_authorize_duration_seconds_count{switch="ari"}'
+    renewed_before = await asyncio.to_thread(metric, ari, renewals)
     results = await asyncio.gather(*(ari.call(MOBILE, "phone-a", max_wait_s=90) for _ in range(2)))
     assert all(r.answered and r.bye_from_asterisk for r in results), results
     talks = sorted(r.answer_to_bye_s or 0 for r in results)
@@ -117,6 +124,8 @@ async def test_parallel_calls_share_credit_in_slices_and_are_cut_when_it_runs_ou
     live = await ari.svc.accounts.live("e2e-a")
     assert live.balance >= 0 and live.reserved == 0
     assert len(ari.new_carrier_calls()) == 2
+    # renewals are ARI's authorizations: timed and counted like FastAGI's
+    assert await asyncio.to_thread(metric, ari, renewals) >= renewed_before + 2
 
 
 async def test_kill_9_mid_call_is_cut_at_the_last_grant_and_finished_once(ari: E2E) -> None:
