@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from cdr.abuse.events import CallEvent, InboundEvent
 from cdr.abuse.params import RuleParams
-from cdr.abuse.signals import Figure, Lookup, Severity, Signal
+from cdr.abuse.signals import Figure, Lookup, Severity, Signal, grade
 from cdr.abuse.window import AccountKeys, Plan
 
 P = TypeVar("P", bound=RuleParams)
@@ -71,6 +71,45 @@ class Detector(ABC, Generic[P]):
             lookup,
             detail or {},
         )
+
+    def counted(
+        self,
+        ev: CallEvent,
+        plan: Plan,
+        scope: Scope,
+        window: str,
+        window_s: int,
+        warning: int,
+        critical: int,
+        *,
+        subject: str,
+        figure: str,
+        threshold: Mapping[str, Figure],
+    ) -> Evaluate:
+        """The common rule: put the call in a sliding window, count the window, and signal
+        when the count reaches `warning` (or `critical`), with the window's calls as evidence."""
+        key, span = scope.keys(window), window_s * 1000
+        plan.add(key, ev.call_id, ev.at_ms, span)
+        count = plan.count(key, span)
+
+        def evaluate() -> list[Signal]:
+            severity = grade(count.value, warning, critical)
+            if severity is None:
+                return []
+            return [
+                self.signal(
+                    scope,
+                    ev.at_ms,
+                    subject,
+                    severity,
+                    {figure: count.value},
+                    threshold,
+                    window_s,
+                    lookup=Lookup(key, ev.at_ms - span, ev.at_ms),
+                )
+            ]
+
+        return evaluate
 
 
 def ratio(part: int, whole: int) -> float:

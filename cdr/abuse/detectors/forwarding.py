@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from cdr.abuse.detectors.base import Detector, Evaluate, Scope
 from cdr.abuse.events import CallEvent
 from cdr.abuse.params import RuleParams
-from cdr.abuse.signals import Lookup, Signal, grade
 from cdr.abuse.window import Plan
 
 
@@ -33,50 +32,37 @@ class Forwarding(Detector[ForwardingParams]):
     ) -> Evaluate | None:
         if not ev.forwarded:
             return None
-        k, span = scope.keys, p.window_s * 1000
-        plan.add(k("fw"), ev.call_id, ev.at_ms, span)
-        legs = plan.count(k("fw"), span)
-        risky = None
+        checks = [
+            self.counted(
+                ev,
+                plan,
+                scope,
+                "fw",
+                p.window_s,
+                p.legs,
+                p.legs_critical,
+                subject="legs",
+                figure="forwarded_legs",
+                threshold={"legs": p.legs, "critical": p.legs_critical},
+            )
+        ]
         if ev.number_class in p.risky_classes:
-            plan.add(k("fwx"), ev.call_id, ev.at_ms, span)
-            risky = plan.count(k("fwx"), span)
-
-        def evaluate() -> list[Signal]:
-            out = []
-            at = ev.at_ms
-            severity = grade(legs.value, p.legs, p.legs_critical)
-            if severity is not None:
-                out.append(
-                    self.signal(
-                        scope,
-                        at,
-                        "legs",
-                        severity,
-                        {"forwarded_legs": legs.value},
-                        {"legs": p.legs, "critical": p.legs_critical},
-                        p.window_s,
-                        lookup=Lookup(k("fw"), at - span, at),
-                    )
+            checks.append(
+                self.counted(
+                    ev,
+                    plan,
+                    scope,
+                    "fwx",
+                    p.window_s,
+                    p.risky_legs,
+                    p.risky_critical,
+                    subject="risky",
+                    figure="risky_legs",
+                    threshold={
+                        "risky_legs": p.risky_legs,
+                        "critical": p.risky_critical,
+                        "classes": ",".join(p.risky_classes),
+                    },
                 )
-            if risky is not None:
-                severity = grade(risky.value, p.risky_legs, p.risky_critical)
-                if severity is not None:
-                    out.append(
-                        self.signal(
-                            scope,
-                            at,
-                            "risky",
-                            severity,
-                            {"risky_legs": risky.value},
-                            {
-                                "risky_legs": p.risky_legs,
-                                "critical": p.risky_critical,
-                                "classes": ",".join(p.risky_classes),
-                            },
-                            p.window_s,
-                            lookup=Lookup(k("fwx"), at - span, at),
-                        )
-                    )
-            return out
-
-        return evaluate
+            )
+        return lambda: [signal for check in checks for signal in check()]

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from cdr.abuse.detectors.base import Detector, Evaluate, Scope
 from cdr.abuse.events import CallEvent
 from cdr.abuse.params import RuleParams
-from cdr.abuse.signals import Lookup, Signal, grade
 from cdr.abuse.window import Plan
 
 
@@ -27,25 +26,15 @@ class Premium(Detector[PremiumParams]):
     def on_call(self, ev: CallEvent, p: PremiumParams, plan: Plan, scope: Scope) -> Evaluate | None:
         if ev.reason != "PREMIUM_BLOCKED":
             return None
-        k, span = scope.keys, p.window_s * 1000
-        plan.add(k("prem"), ev.call_id, ev.at_ms, span)
-        denied = plan.count(k("prem"), span)
-
-        def evaluate() -> list[Signal]:
-            severity = grade(denied.value, p.attempts, p.critical)
-            if severity is None:
-                return []
-            return [
-                self.signal(
-                    scope,
-                    ev.at_ms,
-                    "",
-                    severity,
-                    {"premium_denials": denied.value},
-                    {"attempts": p.attempts, "critical": p.critical},
-                    p.window_s,
-                    lookup=Lookup(k("prem"), ev.at_ms - span, ev.at_ms),
-                )
-            ]
-
-        return evaluate
+        return self.counted(
+            ev,
+            plan,
+            scope,
+            "prem",
+            p.window_s,
+            p.attempts,
+            p.critical,
+            subject="",
+            figure="premium_denials",
+            threshold={"attempts": p.attempts, "critical": p.critical},
+        )

@@ -90,33 +90,23 @@ class RevenueShare(Detector[RevenueShareParams]):
         return lambda: [s for check in checks for s in check()]
 
     def _burst(self, ev: CallEvent, p: RevenueShareParams, plan: Plan, scope: Scope) -> Evaluate:
-        k, span = scope.keys, p.burst_window_s * 1000
-        plan.add(k("hr"), ev.call_id, ev.at_ms, span)
-        n = plan.count(k("hr"), span)
-
-        def evaluate() -> list[Signal]:
-            severity = grade(n.value, p.burst_calls, p.burst_critical)
-            if severity is None:
-                return []
-            return [
-                self.signal(
-                    scope,
-                    ev.at_ms,
-                    "high_risk_burst",
-                    severity,
-                    {"high_risk_calls": n.value},
-                    {
-                        "calls": p.burst_calls,
-                        "critical": p.burst_critical,
-                        "classes": ",".join(p.classes),
-                        "ranges": ",".join(p.ranges),
-                    },
-                    p.burst_window_s,
-                    lookup=Lookup(k("hr"), ev.at_ms - span, ev.at_ms),
-                )
-            ]
-
-        return evaluate
+        return self.counted(
+            ev,
+            plan,
+            scope,
+            "hr",
+            p.burst_window_s,
+            p.burst_calls,
+            p.burst_critical,
+            subject="high_risk_burst",
+            figure="high_risk_calls",
+            threshold={
+                "calls": p.burst_calls,
+                "critical": p.burst_critical,
+                "classes": ",".join(p.classes),
+                "ranges": ",".join(p.ranges),
+            },
+        )
 
     def _velocity(self, ev: CallEvent, p: RevenueShareParams, plan: Plan, scope: Scope) -> Evaluate:
         k, end = scope.keys, ev.end_ms
