@@ -224,10 +224,8 @@ class SessionController:
                 if grant.reason in (Reason.ACCOUNT_SUSPENDED, Reason.INVOICE_OVERDUE):
                     await self.end(s, grant.reason.lower(), 16)
                     return
-                if grant.max_seconds > s.granted_s:  # partial extension: the last one
-                    s.granted_s = grant.max_seconds
-                    await self._set_deadline(s)
-                # Out of credit: retry until the paid time ends (a top-up may come).
+                # Out of credit (any extension, even a partial one, is ALLOW above): retry
+                # until the paid time ends, a top-up may come.
                 while not s.ended and time.time() < s.deadline - 0.05:
                     await asyncio.sleep(min(5.0, s.deadline - time.time()))
                     if s.deadline - time.time() > 0.5:
