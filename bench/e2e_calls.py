@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,7 @@ async def prepare(prefix: str) -> Settings:
             )
         await publish(s.redis, settings.keyspace, deck)
         await s.accounts.create(Account("bench-a", deck="retail", cps=0, max_calls=0))
-        await s.accounts.add_entry("bench-a", "topup", 10**6 * 10**6)
+        await s.accounts.add_entry("bench-a", "topup", 10**6 * 10**6, at=datetime.now(UTC))
     return settings
 
 

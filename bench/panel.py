@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -181,7 +182,9 @@ async def main() -> None:
             )
         await publish(s.redis, s.settings.keyspace, deck)
         await s.accounts.create(Account("bench", deck="retail", max_calls=0, cps=0))
-        await s.accounts.add_entry("bench", "topup", 10**14, reference="bench")
+        await s.accounts.add_entry(
+            "bench", "topup", 10**14, reference="bench", at=datetime.now(UTC)
+        )
         _, secret = await TokenStore(s.pool).create(Role.CUSTOMER, "bench", "bench")
 
         async with (

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from cdr.billing.payments import money_received
+from cdr.billing.settings import BillingSettings
 from panel_api.auth import operator, path_account
 from panel_api.context import SERVICES
 from panel_api.errors import BadRequest, Conflict
@@ -165,13 +168,17 @@ async def topup(request: web.Request) -> web.Response:
             code="INVALID_AMOUNT",
         )
     accounts = request.app[SERVICES].accounts
+    now = datetime.now(UTC)  # one instant for the entry and what billing does with it
     entry, created = await accounts.add_entry(
         path_account(request),
         kind,
         -amount if kind == "fee" else amount,
         field(body, "reference", str) or None,
         field(body, "note", str) or "",
+        at=now,
     )
+    if entry.kind in ("topup", "payment"):  # invoice, overdue block, lifecycle block
+        await money_received(accounts, entry, BillingSettings.from_env(), now)
     account = await accounts.get(entry.account)
     return web.json_response(
         {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -90,18 +90,21 @@ class AccountStore:
         self.pool = pool
         self.ledger = ledger
 
-    async def create(self, account: Account) -> Account:
+    async def create(self, account: Account, *, at: datetime | None = None) -> Account:
+        at = at or datetime.now(UTC)
         account = account.validated()
         async with self.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("select 1 from accounts where id = $1", account.id)
             if exists:
                 raise AccountError("id", f"account {account.id!r} already exists")
             await conn.execute(
-                f"insert into accounts ({', '.join(_COLUMNS)}) values "
-                f"({', '.join(f'${i + 1}' for i in range(len(_COLUMNS)))})",
+                f"insert into accounts ({', '.join(_COLUMNS)}, created_at, updated_at) values"
+                f" ({', '.join(f'${i + 1}' for i in range(len(_COLUMNS) + 1))},"
+                f" ${len(_COLUMNS) + 1})",
                 *self._values(account),
+                at,
             )
-            await self._event(conn, account.id, "created", account.as_dict())
+            await self._event(conn, account.id, "created", account.as_dict(), at)
         await self.mirror(account)
         return account
 
@@ -114,7 +117,17 @@ class AccountStore:
     async def all(self) -> list[Account]:
         return [_account(r) for r in await self.pool.fetch("select * from accounts order by id")]
 
-    async def update(self, account_id: str, event: str = "updated", **changes: Any) -> Account:
+    async def update(
+        self,
+        account_id: str,
+        event: str = "updated",
+        *,
+        at: datetime | None = None,
+        **changes: Any,
+    ) -> Account:
+        """Change an account's settings. `at` is when (billing passes its own instant; an
+        operator's edit is now)."""
+        at = at or datetime.now(UTC)
         unknown = set(changes) - set(_COLUMNS[1:])
         if unknown:
             raise AccountError(sorted(unknown)[0], "not a field that can be changed")
@@ -128,21 +141,30 @@ class AccountStore:
             updated = current.with_changes(**changes)
             sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_COLUMNS[1:]))
             await conn.execute(
-                f"update accounts set {sets}, updated_at = now() where id = $1",
+                f"update accounts set {sets}, updated_at = ${len(_COLUMNS) + 1} where id = $1",
                 *self._values(updated),
+                at,
             )
             await self._event(
-                conn, account_id, event, {k: _jsonable(v) for k, v in changes.items()}
+                conn, account_id, event, {k: _jsonable(v) for k, v in changes.items()}, at
             )
         await self.mirror(updated)
         return updated
 
-    async def set_status(self, account_id: str, status: AccountStatus, reason: str = "") -> Account:
+    async def set_status(
+        self,
+        account_id: str,
+        status: AccountStatus,
+        reason: str = "",
+        *,
+        at: datetime | None = None,
+    ) -> Account:
+        at = at or datetime.now(UTC)
         event = {"active": "resumed", "suspended": "suspended", "closed": "closed"}[status.value]
-        account = await self.update(account_id, event=event, status=status)
+        account = await self.update(account_id, event=event, at=at, status=status)
         if reason:
             async with self.pool.acquire() as conn:
-                await self._event(conn, account_id, f"{event}_reason", {"reason": reason})
+                await self._event(conn, account_id, f"{event}_reason", {"reason": reason}, at)
         return account
 
     async def add_entry(
@@ -152,9 +174,13 @@ class AccountStore:
         amount: int,
         reference: str | None = None,
         note: str = "",
+        *,
+        at: datetime,
     ) -> tuple[LedgerEntry, bool]:
-        """Record money moving (PostgreSQL first), then apply it to Redis.
+        """Record money moving at instant `at` (PostgreSQL first), then apply it to Redis.
 
+        `at` is the entry's time in every billing decision (fee periods, negative-balance
+        stretches, invoices): the caller says when, the database clock never does.
         A repeated `reference` returns the original entry (False): payments are not doubled."""
         if kind not in ENTRY_KINDS:
             raise AccountError("kind", f"one of {', '.join(ENTRY_KINDS)}")
@@ -182,14 +208,15 @@ class AccountStore:
                 raise AccountError("status", "account is closed")
             seq = row["ledger_seq"] + 1
             created = await conn.fetchrow(  # returning * always yields the row
-                "insert into ledger_entries (account, seq, kind, amount, reference, note)"
-                " values ($1,$2,$3,$4,$5,$6) returning *",
+                "insert into ledger_entries (account, seq, kind, amount, reference, note,"
+                " created_at) values ($1,$2,$3,$4,$5,$6,$7) returning *",
                 account_id,
                 seq,
                 kind,
                 amount,
                 reference,
                 note,
+                at,
             )
             await conn.execute("update accounts set ledger_seq = $2 where id = $1", account_id, seq)
         assert created is not None
@@ -268,12 +295,13 @@ class AccountStore:
         ]
 
     @staticmethod
-    async def _event(conn: Conn, account: str, event: str, detail: Any) -> None:
+    async def _event(conn: Conn, account: str, event: str, detail: Any, at: datetime) -> None:
         await conn.execute(
-            "insert into account_events (account, event, detail) values ($1, $2, $3)",
+            "insert into account_events (account, event, detail, at) values ($1, $2, $3, $4)",
             account,
             event,
             json.dumps(detail, default=str),
+            at,
         )
 
 

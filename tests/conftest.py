@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,18 +115,22 @@ AccountFactory = Callable[..., Awaitable[Account]]
 
 @pytest.fixture
 def make_account(svc: Services) -> AccountFactory:
-    """Create an account (PostgreSQL + Redis) with an optional opening top-up in micro-units."""
+    """Create an account (PostgreSQL + Redis) with an optional opening top-up in micro-units,
+    created and topped up at `at` (default: now; billing tests pin it)."""
     counter = iter(range(1_000_000))
 
-    async def make(balance: int = 0, **fields: Any) -> Account:
+    async def make(balance: int = 0, at: datetime | None = None, **fields: Any) -> Account:
+        at = at or datetime.now(UTC)
         fields.setdefault("id", f"acct-{next(counter)}")
         fields.setdefault("deck", "retail")
         fields.setdefault("cps", 0)
         fields.setdefault("max_calls", 0)
         status = fields.pop("status", AccountStatus.ACTIVE)
-        account = await svc.accounts.create(Account(**fields))
+        account = await svc.accounts.create(Account(**fields), at=at)
         if balance:
-            await svc.accounts.add_entry(account.id, "topup", balance, note="opening balance")
+            await svc.accounts.add_entry(
+                account.id, "topup", balance, note="opening balance", at=at
+            )
         if status is not AccountStatus.ACTIVE:
             account = await svc.accounts.set_status(account.id, status)
         return account

@@ -273,17 +273,21 @@ async def cmd_account_update(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_account_topup(s: Services, args: argparse.Namespace) -> None:
     amount = _money(args.amount, "AMOUNT")
+    now = datetime.now(UTC)  # one instant for the entry and what billing does with it
     entry, created = await s.accounts.add_entry(
-        args.id, args.kind, amount if args.kind != "fee" else -amount, args.reference, args.note
+        args.id,
+        args.kind,
+        amount if args.kind != "fee" else -amount,
+        args.reference,
+        args.note,
+        at=now,
     )
     invoice = None
     if entry.kind in ("topup", "payment"):
         from cdr.billing.payments import money_received
         from cdr.billing.settings import BillingSettings
 
-        document, _ = await money_received(
-            s.accounts, entry, BillingSettings.from_env(), datetime.now(UTC)
-        )
+        document, _ = await money_received(s.accounts, entry, BillingSettings.from_env(), now)
         invoice = document.number if document is not None else None
     live = (await s.accounts.live(args.id)).as_dict()
     print_json(

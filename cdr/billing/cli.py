@@ -30,6 +30,8 @@ from tollgate.services import Services
 
 
 def _now(args: argparse.Namespace, settings: BillingSettings) -> datetime:
+    """The one instant a command acts at: --now, else the wall clock (read here, at the
+    edge, and passed down; nothing below reads it)."""
     text = getattr(args, "now", None)
     if not text:
         return datetime.now(UTC)
@@ -82,7 +84,7 @@ async def cmd_invoices(s: Services, args: argparse.Namespace) -> None:
     async with s.pool.acquire() as conn:
         docs = await documents_of(conn, account.id)
         statuses = {st.document.id: st for st in await invoice_statuses(conn, account.id)}
-    today = today_of(datetime.now(UTC), settings)
+    today = today_of(_now(args, settings), settings)
     out = []
     for d in docs:
         view = d.as_dict()
@@ -115,9 +117,10 @@ async def cmd_pay(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
+    settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):
         fee = parse_micro(args.fee)
-        since = _day(args.start, "--from", date.today())
+        since = _day(args.start, "--from", today_of(_now(args, settings), settings))
         await s.accounts.get(args.account)
         async with s.pool.acquire() as conn:
             sub = await subscribe(conn, args.account, args.name, fee, since)
@@ -126,8 +129,9 @@ async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_unsubscribe(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
+    settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):
-        on = _day(args.on, "--on", date.today())
+        on = _day(args.on, "--on", today_of(_now(args, settings), settings))
         async with s.pool.acquire() as conn:
             sub = await unsubscribe(conn, args.account, args.name, on)
     print_json(sub.as_dict())
@@ -146,10 +150,14 @@ async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
             period,
             name,
             int(version) if version else None,
+            now=_now(args, settings),
             apply=args.apply,
             settings=settings,
         )
     print_json(result.as_dict())
+
+
+NOW_HELP = "act as of this ISO 8601 time (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -159,7 +167,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     rn = sub.add_parser("run", help="fees, invoices, overdue flags, prepaid lifecycle")
     rn.add_argument("--period", help="YYYY-MM (default: the month before --now)")
-    rn.add_argument("--now", help="act as of this ISO 8601 time (default: now)")
+    rn.add_argument("--now", help=NOW_HELP)
     rn.set_defaults(run=cmd_run)
 
     ls = sub.add_parser("listing", help="an account's calls in a period, with totals")
@@ -170,6 +178,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     iv = sub.add_parser("invoices", help="an account's invoices and credit notes")
     iv.add_argument("--account", required=True)
+    iv.add_argument("--now", help=NOW_HELP)
     iv.set_defaults(run=cmd_invoices)
 
     py = sub.add_parser("pay", help="record a payment (a ledger entry; repeat-safe)")
@@ -179,7 +188,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--reference", required=True, help="the payment's id; repeating it adds nothing"
     )
     py.add_argument("--note", default="")
-    py.add_argument("--now", help="act as of this ISO 8601 time (default: now)")
+    py.add_argument("--now", help=NOW_HELP)
     py.set_defaults(run=cmd_pay)
 
     sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
@@ -187,12 +196,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sb.add_argument("--name", required=True)
     sb.add_argument("--fee", required=True, help="gross amount per month")
     sb.add_argument("--from", dest="start", help="YYYY-MM-DD (default: today)")
+    sb.add_argument("--now", help=NOW_HELP)
     sb.set_defaults(run=cmd_subscribe)
 
     us = sub.add_parser("unsubscribe", help="end a monthly fee")
     us.add_argument("--account", required=True)
     us.add_argument("--name", required=True)
     us.add_argument("--on", help="last day, YYYY-MM-DD (default: today)")
+    us.add_argument("--now", help=NOW_HELP)
     us.set_defaults(run=cmd_unsubscribe)
 
     rr = cdr_group(subparsers).add_parser("rerate", help="re-rate a period's calls with a deck")
@@ -200,4 +211,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rr.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
     rr.add_argument("--deck", required=True, help="NAME or NAME:VERSION (default: current)")
     rr.add_argument("--apply", action="store_true", help="book the difference (once)")
+    rr.add_argument("--now", help=NOW_HELP)
     rr.set_defaults(run=cmd_rerate)

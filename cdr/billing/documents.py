@@ -148,8 +148,8 @@ async def issue(
         row = await conn.fetchrow(
             "insert into billing_documents (number, series, seq, kind, account, source, period,"
             " corrects, currency, vat_rate_bp, net, vat, gross, sale_date, issue_date, due_date,"
-            " issued_at, lines, note) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,"
-            "$15,$16,$17,$18,$19) returning *",
+            " issued_at, lines, note, created_at) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,"
+            "$13,$14,$15,$16,$17,$18,$19,$17) returning *",
             str(number),
             number.series,
             number.seq,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from cdr.billing.errors import BillingError
 from cdr.billing.period import Period
@@ -87,9 +87,10 @@ async def subscriptions_of(conn: Conn, account: str) -> list[Subscription]:
 
 
 async def charge_fees(
-    store: AccountStore, conn: Conn, account: Account, period: Period
+    store: AccountStore, conn: Conn, account: Account, period: Period, now: datetime
 ) -> list[tuple[LedgerEntry, bool]]:
-    """Book the period's fee of every subscription active in it (True: booked now)."""
+    """Book the period's fee of every subscription active in it, at `now` (True: booked by
+    this call)."""
     out = []
     for sub in await subscriptions_of(conn, account.id):
         if sub.active_in(period):
@@ -100,6 +101,7 @@ async def charge_fees(
                     -sub.monthly_fee,
                     fee_reference(period, sub.name),
                     f"{sub.name} {period}",
+                    at=now,
                 )
             )
     return out

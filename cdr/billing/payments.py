@@ -12,7 +12,7 @@ from typing import Any
 from cdr.billing.documents import Document
 from cdr.billing.errors import BillingError
 from cdr.billing.postpaid import refresh_overdue
-from cdr.billing.prepaid import invoice_topup
+from cdr.billing.prepaid import invoice_topup, negative_since, restore_foreign
 from cdr.billing.settings import BillingSettings
 from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import AccountKind
@@ -46,7 +46,7 @@ async def pay(
 ) -> PaymentResult:
     if not reference:
         raise BillingError("reference", "required: it makes a repeated payment harmless")
-    entry, created = await store.add_entry(account_id, "payment", amount, reference, note)
+    entry, created = await store.add_entry(account_id, "payment", amount, reference, note, at=now)
     invoice, overdue = await money_received(store, entry, settings, now)
     return PaymentResult(entry, created, invoice, overdue)
 
@@ -55,13 +55,16 @@ async def money_received(
     store: AccountStore, entry: LedgerEntry, settings: BillingSettings, now: datetime
 ) -> tuple[Document | None, bool]:
     """What billing does at once when money comes in (a top-up or a payment, however it was
-    entered): a prepaid account gets its receipt invoice, a postpaid account's overdue block
-    is lifted when nothing is overdue any more. Idempotent. Returns (invoice, overdue)."""
+    entered): a prepaid account gets its receipt invoice and, back to >= 0, loses the
+    lifecycle's foreign block; a postpaid account's overdue block is lifted when nothing is
+    overdue any more. Idempotent. Returns (invoice, overdue)."""
     account = await store.get(entry.account)
     invoice = None
     async with store.pool.acquire() as conn:
         if account.kind is AccountKind.PREPAID:
             invoice, _ = await invoice_topup(conn, account, entry, settings, now)
+            if await negative_since(store, conn, account.id, now) is None:
+                await restore_foreign(store, conn, account, now)
         else:
             await refresh_overdue(store, conn, account, settings, now)
     return invoice, (await store.get(entry.account)).invoice_overdue

@@ -154,5 +154,5 @@ async def refresh_overdue(
     if overdue == account.invoice_overdue:
         return None
     event = "invoice_overdue" if overdue else "invoice_overdue_cleared"
-    await store.update(account.id, event=event, invoice_overdue=overdue)
+    await store.update(account.id, event=event, at=now, invoice_overdue=overdue)
     return overdue

@@ -6,7 +6,11 @@ tollgate enforces by blocking outbound international destinations (every prefix 
 the account's country calling code, added to its blocked_prefixes) and records as a
 billing event, the work item for provisioning to release any foreign numbers it holds.
 Negative for `close_after_months`: the account is closed. Each action is taken once per
-stretch of negative balance."""
+stretch of negative balance.
+
+The foreign block is reversible: once the balance is back to >= 0 (a top-up, at once, or
+the next run) the prefixes the lifecycle added are removed again, and only those (the
+event records them), so blocks an operator set by hand stay."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from rating.accounts import Account, AccountKind, AccountStatus
 from rating.pg import Conn
 
 FOREIGN = "foreign_numbers_removed"
+RESTORED = "foreign_numbers_restored"
 CLOSED = "closed_negative_balance"
 
 
@@ -144,14 +149,42 @@ async def _taken(conn: Conn, account: str, kind: str, since: datetime) -> bool:
 
 async def _record(conn: Conn, action: LifecycleAction, now: datetime) -> None:
     await conn.execute(
-        "insert into billing_events (account, kind, negative_since, effective_at, detail)"
-        " values ($1, $2, $3, $4, $5) on conflict do nothing",
+        "insert into billing_events (account, kind, negative_since, effective_at, detail,"
+        " created_at) values ($1, $2, $3, $4, $5, $4) on conflict do nothing",
         action.account,
         action.kind,
         action.negative_since,
         now,
         json.dumps(action.detail),
     )
+
+
+async def restore_foreign(
+    store: AccountStore, conn: Conn, account: Account, now: datetime
+) -> LifecycleAction | None:
+    """Lift the foreign block of a stretch of negative balance that is over (idempotent:
+    the restore is keyed by the stretch it ends). The caller knows the balance is >= 0."""
+    block = await conn.fetchrow(
+        "select b.negative_since, b.detail from billing_events b where b.account = $1"
+        " and b.kind = $2 and not exists (select 1 from billing_events r where"
+        " r.account = b.account and r.kind = $3 and r.negative_since = b.negative_since)"
+        " order by b.effective_at desc limit 1",
+        account.id,
+        FOREIGN,
+        RESTORED,
+    )
+    if block is None or account.status is AccountStatus.CLOSED:
+        return None
+    added = set(json.loads(block["detail"]).get("blocked_prefixes_added", []))
+    removed = sorted(added & set(account.blocked_prefixes))
+    kept = tuple(p for p in account.blocked_prefixes if p not in added)
+    if removed:
+        await store.update(account.id, event=RESTORED, at=now, blocked_prefixes=kept)
+    action = LifecycleAction(
+        account.id, RESTORED, block["negative_since"], {"blocked_prefixes_removed": removed}
+    )
+    await _record(conn, action, now)
+    return action
 
 
 async def lifecycle(
@@ -162,21 +195,22 @@ async def lifecycle(
         return []
     since = await negative_since(store, conn, account.id, now)
     if since is None:
-        return []
+        restored = await restore_foreign(store, conn, account, now)
+        return [] if restored is None else [restored]
     done = []
     if now >= since + timedelta(days=settings.foreign_after_days) and not await _taken(
         conn, account.id, FOREIGN, since
     ):
         added = [p for p in foreign_prefixes(account.country) if p not in account.blocked_prefixes]
         blocked = tuple(sorted({*account.blocked_prefixes, *added}))
-        account = await store.update(account.id, event=FOREIGN, blocked_prefixes=blocked)
+        account = await store.update(account.id, event=FOREIGN, at=now, blocked_prefixes=blocked)
         action = LifecycleAction(account.id, FOREIGN, since, {"blocked_prefixes_added": added})
         await _record(conn, action, now)
         done.append(action)
     closing = add_months(since, settings.close_after_months, account.timezone)
     if now >= closing and not await _taken(conn, account.id, CLOSED, since):
         why = f"prepaid balance negative since {since.isoformat()}"
-        await store.set_status(account.id, AccountStatus.CLOSED, why)
+        await store.set_status(account.id, AccountStatus.CLOSED, why, at=now)
         action = LifecycleAction(account.id, CLOSED, since, {"reason": why})
         await _record(conn, action, now)
         done.append(action)

@@ -14,7 +14,7 @@ credit note for the difference (negative when the customer is credited)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cdr.billing.documents import Document, Draft, Kind, Line, by_source, issue
@@ -119,12 +119,12 @@ async def rerate(
     deck_name: str,
     version: int | None = None,
     *,
+    now: datetime,
     apply: bool = False,
     settings: BillingSettings | None = None,
-    now: datetime | None = None,
 ) -> RerateResult:
     """Price the period's answered calls with deck `deck_name` (`version`, default the
-    current one); with apply=True book the difference (once)."""
+    current one); with apply=True book the difference (once), as of `now`."""
     account = await store.get(account_id)
     async with store.pool.acquire() as conn:
         deck = await load_deck_version(conn, deck_name, version)
@@ -163,7 +163,7 @@ async def _apply(
     account: Account,
     result: RerateResult,
     settings: BillingSettings,
-    now: datetime | None,
+    now: datetime,
 ) -> RerateResult:
     total = result.total
     entry = None
@@ -175,6 +175,7 @@ async def _apply(
             -total,
             result.reference,
             f"re-rating of {result.period} with {result.deck} v{result.version}",
+            at=now,
         )
         if entry.amount != -total:
             raise BillingError(
@@ -184,8 +185,8 @@ async def _apply(
     async with conn.transaction():
         rerate_id = await conn.fetchval(
             "insert into rerates (account, period, deck, deck_version, reference, total,"
-            " entry_seq) values ($1,$2,$3,$4,$5,$6,$7) on conflict (account, reference)"
-            " do nothing returning id",
+            " entry_seq, applied_at) values ($1,$2,$3,$4,$5,$6,$7,$8)"
+            " on conflict (account, reference) do nothing returning id",
             account.id,
             str(result.period),
             result.deck,
@@ -193,6 +194,7 @@ async def _apply(
             result.reference,
             total,
             None if entry is None else entry.seq,
+            now,
         )
         if rerate_id is None:  # a concurrent run applied it
             return replace(result, already_applied=True, entry=entry)
@@ -200,7 +202,7 @@ async def _apply(
             "insert into rerate_calls (rerate_id, call_id, rated, charge) values ($1,$2,$3,$4)",
             [(rerate_id, ln.call_id, ln.new_rated, ln.new_charge) for ln in result.lines],
         )
-        note = await _credit_note(conn, account, result, settings, now or datetime.now(UTC))
+        note = await _credit_note(conn, account, result, settings, now)
     return replace(result, applied=True, entry=entry, credit_note=note)
 
 

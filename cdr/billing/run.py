@@ -84,7 +84,7 @@ async def _bill_account(
         report.not_over.append(account.id)
     elif account.status is not AccountStatus.CLOSED:
         report.fees += [
-            e for e, created in await charge_fees(store, conn, account, period) if created
+            e for e, created in await charge_fees(store, conn, account, period, now) if created
         ]
     if account.kind is AccountKind.PREPAID:
         report.documents += await invoice_topups(conn, account, settings, now)

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -201,7 +202,7 @@ class E2E:
         status = fields.pop("status", None)
         account = await self.svc.accounts.create(Account(PHONE_ACCOUNTS[phone], **fields))  # type: ignore[arg-type]
         if balance:
-            await self.svc.accounts.add_entry(account.id, "topup", balance)
+            await self.svc.accounts.add_entry(account.id, "topup", balance, at=datetime.now(UTC))
         if status is not None:
             account = await self.svc.accounts.set_status(account.id, status)  # type: ignore[arg-type]
         return account

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -71,14 +72,16 @@ async def test_refusals_get_their_sip_code_and_never_reach_the_carrier(e2e: E2E)
 
 async def test_negative_balance_is_refused(e2e: E2E) -> None:
     await e2e.account("phone-a", balance=PLN)
-    await e2e.svc.accounts.add_entry("e2e-a", "adjustment", -2 * PLN, note="chargeback")
+    await e2e.svc.accounts.add_entry(
+        "e2e-a", "adjustment", -2 * PLN, note="chargeback", at=datetime.now(UTC)
+    )
     result = await e2e.call(MOBILE, "phone-a")
     assert result.status == 402
 
 
 async def test_emergency_goes_out_with_negative_balance_and_suspended_account(e2e: E2E) -> None:
     await e2e.account("phone-a", balance=PLN)
-    await e2e.svc.accounts.add_entry("e2e-a", "adjustment", -5 * PLN)
+    await e2e.svc.accounts.add_entry("e2e-a", "adjustment", -5 * PLN, at=datetime.now(UTC))
     await e2e.account("phone-b", balance=PLN, status=AccountStatus.SUSPENDED)
     a, b = await asyncio.gather(
         e2e.call("112", "phone-a", hangup_after_ms=1500),

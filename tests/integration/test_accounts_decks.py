@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,16 @@ async def test_topups_are_ledger_entries_applied_once(
     svc: Services, make_account: AccountFactory
 ) -> None:
     a = await make_account()
-    e1, created = await svc.accounts.add_entry(a.id, "topup", 5_000_000, reference="pay-1")
-    again, created_again = await svc.accounts.add_entry(a.id, "topup", 5_000_000, reference="pay-1")
+    e1, created = await svc.accounts.add_entry(
+        a.id, "topup", 5_000_000, reference="pay-1", at=datetime.now(UTC)
+    )
+    again, created_again = await svc.accounts.add_entry(
+        a.id, "topup", 5_000_000, reference="pay-1", at=datetime.now(UTC)
+    )
     assert created and not created_again and again.seq == e1.seq
-    await svc.accounts.add_entry(a.id, "adjustment", -1_000_000, note="goodwill reversal")
+    await svc.accounts.add_entry(
+        a.id, "adjustment", -1_000_000, note="goodwill reversal", at=datetime.now(UTC)
+    )
     live = await svc.accounts.live(a.id)
     assert live.balance == 4_000_000 == live.entries_total
     assert [e.seq for e in await svc.accounts.entries(a.id)] == [2, 1]
@@ -66,11 +73,11 @@ async def test_topup_to_unknown_or_closed_account(
     from rating.accounts import AccountNotFound, AccountStatus
 
     with pytest.raises(AccountNotFound):
-        await svc.accounts.add_entry("ghost", "topup", 1)
+        await svc.accounts.add_entry("ghost", "topup", 1, at=datetime.now(UTC))
     a = await make_account(kind=AccountKind.POSTPAID, credit_limit=1)
     await svc.accounts.set_status(a.id, AccountStatus.CLOSED)
     with pytest.raises(AccountError):
-        await svc.accounts.add_entry(a.id, "topup", 1)
+        await svc.accounts.add_entry(a.id, "topup", 1, at=datetime.now(UTC))
 
 
 async def test_deck_versions_switch_atomically(svc: Services, retail: Deck) -> None:

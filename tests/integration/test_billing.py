@@ -1,6 +1,11 @@
 """Billing against the real Redis and PostgreSQL: periods in the account's zone, invoices
 (VAT, numbering, immutability), fees, the postpaid overdue block through the ledger, the
-prepaid lifecycle, re-rating, and idempotent runs. Dates are simulated with `now`."""
+prepaid lifecycle, re-rating, and idempotent runs.
+
+Billing runs at explicit instants (`now`), so every test passes on any day: scenarios with no
+calls are pinned to fixed dates (and the lifecycle ones run at a list of calendar edges);
+calls through the ledger happen on the real clock, so those tests bill the period the calls
+fell in (`await this_period()`, taken before the first call)."""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from cdr.billing.numbering import next_number
 from cdr.billing.payments import pay
 from cdr.billing.period import Period, add_months
 from cdr.billing.postpaid import invoice_statuses
-from cdr.billing.prepaid import CLOSED, FOREIGN, foreign_prefixes, negative_since
+from cdr.billing.prepaid import CLOSED, FOREIGN, RESTORED, foreign_prefixes, negative_since
 from cdr.billing.rerate import rerate
 from cdr.billing.run import RunReport, bill_run
 from cdr.billing.settings import BillingSettings, percent_to_bp
@@ -153,8 +158,34 @@ async def docs(svc: Services, account: str) -> list[Any]:
         return await documents_of(conn, account)
 
 
-def this_period() -> Period:
-    return Period.of(datetime.now(UTC), WARSAW)
+T0 = local("2026-11-20T12:00")  # "today" of the tests that need no particular day
+
+# Calendar edges every lifecycle scenario is run at ("today" in Warsaw): the 1st, the 15th,
+# 28 February of a common year, 29 February of a leap year, a 31st, both DST change days,
+# and the last half hour of a year.
+EDGES = (
+    "2027-01-01T00:05",
+    "2027-01-15T12:00",
+    "2027-02-28T12:00",
+    "2028-02-29T12:00",
+    "2027-03-31T12:00",
+    "2027-03-28T01:30",  # clocks go forward at 02:00 that night
+    "2027-10-31T02:30",  # clocks go back at 03:00: this hour happens twice
+    "2026-12-31T23:30",
+)
+
+
+async def this_period() -> Period:
+    """The Warsaw month that calls placed now through the ledger (on the real clock) belong
+    to. Within a minute of a month's end it first waits for the next month, so the calls of
+    one test never straddle two periods, whatever the day and time it runs."""
+    now = datetime.now(UTC)
+    period = Period.of(now, WARSAW)
+    left = (period.bounds(WARSAW)[1] - now).total_seconds()
+    if left < 60:
+        await asyncio.sleep(left + 1)
+        period = period.shifted(1)
+    return period
 
 
 def after(period: Period, days: float = 0, zone: str = WARSAW) -> datetime:
@@ -306,30 +337,33 @@ async def test_listing_totals_by_destination_class_and_prefix(
 async def test_every_top_up_gets_one_invoice_with_the_vat_split(
     svc: Services, make_account: AccountFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a = await make_account(balance=100 * PLN)  # an opening top-up
-    await svc.accounts.add_entry(a.id, "topup", 20 * PLN, "bank-1")
-    await svc.accounts.add_entry(a.id, "adjustment", -PLN, note="not a top-up")
-    now = datetime.now(UTC) + timedelta(minutes=1)
-    first = await run(svc, this_period(), now)
+    a = await make_account(balance=100 * PLN, at=T0)  # an opening top-up
+    await svc.accounts.add_entry(a.id, "topup", 20 * PLN, "bank-1", at=T0)
+    await svc.accounts.add_entry(a.id, "adjustment", -PLN, note="not a top-up", at=T0)
+    now = T0 + timedelta(minutes=1)
+    period = Period.of(T0, WARSAW)
+    first = await run(svc, period, now)
     assert [(d.kind, d.gross, d.net, d.vat) for d in first.documents] == [
         (Kind.TOPUP_INVOICE, 100 * PLN, 81_300_000, 18_700_000),
         (Kind.TOPUP_INVOICE, 20 * PLN, 16_260_000, 3_740_000),  # 20 x 23/123 = 3.7398...
     ]
-    assert not (await run(svc, this_period(), now)).changed
+    assert not (await run(svc, period, now)).changed
     # a payment through billing is invoiced at once, and only once
+    when = (now + timedelta(minutes=1)).isoformat()
     paid = await cli(svc, capsys, "bill", "pay", "--account", a.id, "--amount", "12.30",
-                     "--reference", "bank-2")  # fmt: skip
+                     "--reference", "bank-2", "--now", when)  # fmt: skip
     again = await cli(svc, capsys, "bill", "pay", "--account", a.id, "--amount", "12.30",
-                      "--reference", "bank-2")  # fmt: skip
+                      "--reference", "bank-2", "--now", when)  # fmt: skip
     assert paid["created"] and not again["created"] and paid["invoice"] == again["invoice"]
     assert (await svc.accounts.live(a.id)).balance == 131_300_000
-    listed = await cli(svc, capsys, "bill", "invoices", "--account", a.id)
+    listed = await cli(svc, capsys, "bill", "invoices", "--account", a.id, "--now", when)
     assert [(d["gross"], d["net"], d["vat"], d["status"]) for d in listed] == [
         ("100.00", "81.30", "18.70", "paid"),
         ("20.00", "16.26", "3.74", "paid"),
         ("12.30", "10.00", "2.30", "paid"),
     ]
-    assert not (await run(svc, this_period(), now)).changed
+    assert [d["issue_date"] for d in listed] == [T0.date().isoformat()] * 3
+    assert not (await run(svc, period, now)).changed
 
 
 async def test_numbers_are_gapless_per_series_even_concurrently_and_after_a_rollback(
@@ -370,8 +404,8 @@ async def test_numbers_are_gapless_per_series_even_concurrently_and_after_a_roll
 async def test_issued_documents_cannot_be_changed_only_corrected(
     svc: Services, make_account: AccountFactory
 ) -> None:
-    a = await make_account(balance=10 * PLN)
-    [doc] = (await run(svc, this_period(), datetime.now(UTC) + timedelta(seconds=1))).documents
+    a = await make_account(balance=10 * PLN, at=T0)
+    [doc] = (await run(svc, Period.of(T0, WARSAW), T0 + timedelta(seconds=1))).documents
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         for sql in (
@@ -422,8 +456,8 @@ async def test_a_second_run_issues_nothing_new(
     async with svc.pool.acquire() as conn:
         for account in (pre, biz):
             await subscribe(conn, account.id, "plan", 15 * PLN, date(2026, 1, 1))
+    period = await this_period()
     await call(svc, biz.id, 61)
-    period = this_period()
     now = after(period, 20)
     first = await run(svc, period, now)
     assert len(first.fees) == 2 and {d.kind for d in first.documents} == {
@@ -447,10 +481,10 @@ async def test_an_overdue_invoice_blocks_calls_until_it_is_paid(
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         await subscribe(conn, biz.id, "trunk", 30 * PLN, date(2026, 1, 1))
+    period = await this_period()
     for billsec in (60, 90, 7):
         await call(svc, biz.id, billsec)
     calls_cost = 190_000 + 285_000 + 22_200
-    period = this_period()
     issued = after(period, 5 / 1440)  # 00:05 on the 1st
     report = await run(svc, period, issued)
     [invoice] = report.documents
@@ -487,7 +521,7 @@ async def test_an_overdue_invoice_blocks_calls_until_it_is_paid(
         [status] = await invoice_statuses(conn, biz.id)
     assert (status.owed, status.paid, status.outstanding) == (invoice.gross, invoice.gross, 0)
     assert not (await run(svc, period, due + timedelta(days=16))).changed
-    listed = await cli(svc, capsys, "bill", "invoices", "--account", biz.id)
+    listed = await cli(svc, capsys, "bill", "invoices", "--account", biz.id, "--now", when)
     assert [(d["number"], d["status"]) for d in listed] == [(invoice.number, "paid")]
 
 
@@ -515,33 +549,38 @@ async def test_a_payment_clears_the_block_only_when_no_other_invoice_is_overdue(
 # -- prepaid lifecycle -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("today", EDGES)
 async def test_negative_prepaid_loses_foreign_numbers_at_14_days_and_closes_at_3_months(
-    svc: Services, retail: Deck, make_account: AccountFactory
+    svc: Services, retail: Deck, make_account: AccountFactory, today: str
 ) -> None:
-    a = await make_account(balance=10 * PLN)
-    ok = await make_account(balance=10 * PLN)  # negative too, then topped up
+    """`today` the month's run books a fee that takes the balance below zero."""
+    t = local(today)
+    opened = t - timedelta(days=45)
+    a = await make_account(balance=10 * PLN, at=opened)
+    ok = await make_account(balance=10 * PLN, at=opened)  # negative too, then topped up
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         for account in (a, ok):
-            await subscribe(conn, account.id, "plan", 15 * PLN, date(2026, 1, 1))
-    period = this_period()
-    charged = await run(svc, period, after(period))
-    assert len(charged.fees) == 2
-    await svc.accounts.add_entry(ok.id, "topup", 10 * PLN, "rescue")
-    [fee] = [e for e in charged.fees if e.account == a.id]
+            await subscribe(conn, account.id, "plan", 15 * PLN, opened.date())
+    period = Period.of(t, WARSAW).shifted(-1)
+    charged = await run(svc, period, t)
+    assert sorted(e.account for e in charged.fees) == sorted([a.id, ok.id])
+    assert {e.created_at for e in charged.fees} == {t}  # booked at the run's instant
+    await pay(svc.accounts, ok.id, 10 * PLN, "rescue", SETTINGS, t + timedelta(hours=1))
     async with svc.pool.acquire() as conn:
-        since = await negative_since(svc.accounts, conn, a.id, after(period))
-        assert since == fee.created_at
-        assert await negative_since(svc.accounts, conn, ok.id, after(period)) is None
+        assert await negative_since(svc.accounts, conn, ok.id, t + timedelta(hours=1)) is None
+        assert await negative_since(svc.accounts, conn, ok.id, t) == t
+        since = await negative_since(svc.accounts, conn, a.id, t)
+        assert since == t
         # as of before the fee, the balance was not negative yet
-        assert await negative_since(svc.accounts, conn, a.id, fee.created_at - timedelta(1)) is None
+        assert await negative_since(svc.accounts, conn, a.id, t - timedelta(seconds=1)) is None
 
-    async def lifecycle_at(at: datetime) -> list[str]:
-        return [x.kind for x in (await run(svc, period, at)).lifecycle]
+    async def lifecycle_at(at: datetime, account: str = a.id) -> list[str]:
+        return [x.kind for x in (await run(svc, period, at)).lifecycle if x.account == account]
 
-    assert await lifecycle_at(since + timedelta(days=14, seconds=-1)) == []
-    assert await lifecycle_at(since + timedelta(days=14)) == [FOREIGN]
-    assert await lifecycle_at(since + timedelta(days=20)) == []
+    assert await lifecycle_at(t + timedelta(days=14, seconds=-1)) == []
+    assert await lifecycle_at(t + timedelta(days=14)) == [FOREIGN]
+    assert await lifecycle_at(t + timedelta(days=20)) == []
     account = await svc.accounts.get(a.id)
     assert set(foreign_prefixes("PL")) <= set(account.blocked_prefixes)
     assert "48" not in account.blocked_prefixes and "4" not in account.blocked_prefixes
@@ -553,9 +592,114 @@ async def test_negative_prepaid_loses_foreign_numbers_at_14_days_and_closes_at_3
     assert await lifecycle_at(three_months) == [CLOSED]
     assert (await svc.accounts.get(a.id)).status is AccountStatus.CLOSED
     assert await lifecycle_at(three_months + timedelta(days=30)) == []
-    events = await svc.pool.fetch("select account, kind from billing_events order by id")
-    assert [(e["account"], e["kind"]) for e in events] == [(a.id, FOREIGN), (a.id, CLOSED)]
+    events = await svc.pool.fetch(
+        "select kind, effective_at from billing_events where account = $1 order by id", a.id
+    )
+    assert [(e["kind"], e["effective_at"]) for e in events] == [
+        (FOREIGN, t + timedelta(days=14)),
+        (CLOSED, three_months),
+    ]
     assert (await svc.accounts.get(ok.id)).status is AccountStatus.ACTIVE
+
+
+@pytest.mark.parametrize("today", EDGES)
+async def test_a_top_up_lifts_the_lifecycle_block_and_keeps_the_operators_own(
+    svc: Services, retail: Deck, make_account: AccountFactory, today: str
+) -> None:
+    t = local(today)
+    opened = t - timedelta(days=45)
+    # the operator blocked the UK (also a foreign prefix) and a domestic range by hand
+    own = ("44", "4839")
+    a = await make_account(balance=10 * PLN, at=opened, blocked_prefixes=own)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        await subscribe(conn, a.id, "plan", 15 * PLN, opened.date())
+    period = Period.of(t, WARSAW).shifted(-1)
+    await run(svc, period, t)  # the fee: -5.00 from `t`
+    [block] = (await run(svc, period, t + timedelta(days=14))).lifecycle
+    assert block.kind == FOREIGN and "44" not in block.detail["blocked_prefixes_added"]
+
+    async def reason(to: str) -> str:
+        grant = await svc.ledger.authorize(CallRequest(a.id, f"c-{uuid.uuid4().hex[:12]}", to))
+        if grant.allowed:
+            outcome = Outcome(False, 0, datetime.now(UTC), "NOANSWER")
+            await svc.ledger.finish(a.id, grant.call_id, outcome)
+        return grant.reason
+
+    assert await reason("+4930123456") == "DESTINATION_BLOCKED"
+    # a top-up that leaves the balance negative lifts nothing
+    paid_at = t + timedelta(days=15)
+    await pay(svc.accounts, a.id, 2 * PLN, "card-1", SETTINGS, paid_at)
+    assert await reason("+4930123456") == "DESTINATION_BLOCKED"
+    # one that brings it back to >= 0 lifts the block at once, without a run
+    await pay(svc.accounts, a.id, 10 * PLN, "card-2", SETTINGS, paid_at + timedelta(hours=1))
+    account = await svc.accounts.get(a.id)
+    assert account.blocked_prefixes == tuple(sorted(own))
+    assert await reason("+4930123456") == "OK"
+    assert await reason("+442079460123") == "DESTINATION_BLOCKED"  # the operator's block stays
+    assert await reason("+48391234567") == "DESTINATION_BLOCKED"
+    # runs afterwards do nothing more; the lift is recorded once
+    assert (await run(svc, period, paid_at + timedelta(days=1))).lifecycle == []
+    kinds = await svc.pool.fetch(
+        "select kind from billing_events where account = $1 order by id", a.id
+    )
+    assert [k["kind"] for k in kinds] == [FOREIGN, RESTORED]
+    # negative again later: a new stretch, blocked again after another 14 days
+    await svc.accounts.add_entry(a.id, "adjustment", -20 * PLN, at=paid_at + timedelta(days=2))
+    again = paid_at + timedelta(days=16)
+    assert [x.kind for x in (await run(svc, period, again)).lifecycle] == [FOREIGN]
+
+
+async def test_the_run_lifts_the_block_when_the_balance_recovered_without_a_payment(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    """Money can come back as an adjustment (a refund), which billing does not see at
+    once: the next run lifts the block."""
+    a = await make_account(balance=10 * PLN, at=T0)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        await subscribe(conn, a.id, "plan", 15 * PLN, T0.date())
+    period = Period.of(T0, WARSAW)
+    end = after(period)
+    await run(svc, period, end)
+    assert [x.kind for x in (await run(svc, period, end + timedelta(days=14))).lifecycle] == [
+        FOREIGN
+    ]
+    refund = end + timedelta(days=15)
+    await svc.accounts.add_entry(a.id, "adjustment", 6 * PLN, note="refund", at=refund)
+    # as of before the refund nothing changes; after it, the block goes
+    assert (await run(svc, period, refund - timedelta(seconds=1))).lifecycle == []
+    assert [x.kind for x in (await run(svc, period, refund)).lifecycle] == [RESTORED]
+    assert (await svc.accounts.get(a.id)).blocked_prefixes == ()
+
+
+@pytest.mark.parametrize("today", EDGES)
+async def test_postpaid_invoice_due_date_and_overdue_block_at_calendar_edges(
+    svc: Services, make_account: AccountFactory, today: str
+) -> None:
+    """`today` the month's run invoices the previous month; 14 days after the due date the
+    account is blocked, and paying the invoice lifts the block."""
+    t = local(today)
+    period = Period.of(t, WARSAW).shifted(-1)
+    opened = local(f"{period.first_day.isoformat()}T08:00")
+    biz = await make_account(kind=AccountKind.POSTPAID, credit_limit=100 * PLN, at=opened)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        await subscribe(conn, biz.id, "trunk", 30 * PLN, period.first_day)
+    first_call = opened + timedelta(days=1, hours=2)
+    calls = [cdr(biz.id, first_call + timedelta(hours=i), s) for i, s in enumerate((60, 90, 7))]
+    await store_cdrs(svc.settings.pg_dsn, calls)
+    [invoice] = (await run(svc, period, t)).documents
+    assert invoice.issue_date == t.astimezone(ZoneInfo(WARSAW)).date()
+    assert invoice.due_date == invoice.issue_date + timedelta(days=14)
+    assert invoice.gross == sum(c.cost for c in calls) + 30 * PLN
+    due = datetime.combine(invoice.due_date, datetime.min.time(), ZoneInfo(WARSAW))
+    blocked_at = due + timedelta(days=14)
+    assert (await run(svc, period, blocked_at - timedelta(seconds=1))).overdue_set == []
+    assert (await run(svc, period, blocked_at)).overdue_set == [biz.id]
+    assert (await svc.accounts.get(biz.id)).invoice_overdue
+    result = await pay(svc.accounts, biz.id, invoice.gross, "wire", SETTINGS, blocked_at)
+    assert not result.invoice_overdue and result.entry.created_at == blocked_at
 
 
 # -- re-rating -------------------------------------------------------------------------------
@@ -573,12 +717,13 @@ async def test_rerating_books_one_exact_adjustment_once(
     svc: Services, retail: Deck, make_account: AccountFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = await make_account(balance=10 * PLN)
+    period = await this_period()
     ids = [await call(svc, a.id, billsec) for billsec in (60, 45, 7)]
     await call(svc, a.id, 20, to="0221234567")  # a landline: the change does not touch it
-    period = this_period()
+    now = after(period, 2)
     v2 = await install_deck(svc, cheaper_mobile(retail))
     balance = (await svc.accounts.live(a.id)).balance
-    preview = await rerate(svc.accounts, a.id, period, "retail", v2.version)
+    preview = await rerate(svc.accounts, a.id, period, "retail", v2.version, now=now)
     by_call = {ln.call_id: ln for ln in preview.lines}
     # 0.19/min -> 0.10/min, per second, each call rounded up to 4 decimals
     assert [(by_call[i].old_charge, by_call[i].new_charge) for i in ids] == [
@@ -590,12 +735,13 @@ async def test_rerating_books_one_exact_adjustment_once(
     assert not preview.applied and (await svc.accounts.live(a.id)).balance == balance
     entries = len(await svc.accounts.entries(a.id))
     out = await cli(svc, capsys, "cdr", "rerate", "--account", a.id, "--period", str(period),
-                    "--deck", f"retail:{v2.version}", "--apply")  # fmt: skip
+                    "--deck", f"retail:{v2.version}", "--apply",
+                    "--now", now.isoformat())  # fmt: skip
     assert out["applied"] and out["total_diff"] == "-0.1680" and out["changed"] == 3
     assert out["entry"]["kind"] == "adjustment" and out["entry"]["amount"] == "0.1680"
     assert out["entry"]["reference"] == f"rerate/{period}/retail:{v2.version}"
     assert (await svc.accounts.live(a.id)).balance == balance + 168_000
-    again = await rerate(svc.accounts, a.id, period, "retail", v2.version, apply=True)
+    again = await rerate(svc.accounts, a.id, period, "retail", v2.version, now=now, apply=True)
     assert again.already_applied and not again.applied and again.total == 0
     assert len(await svc.accounts.entries(a.id)) == entries + 1
     assert (await svc.accounts.live(a.id)).balance == balance + 168_000
@@ -606,7 +752,7 @@ async def test_rerating_books_one_exact_adjustment_once(
         ids[0]: 100_000, ids[1]: 75_000, ids[2]: 11_700
     }  # fmt: skip
     # back to version 1: from the re-rated prices, exactly the opposite
-    back = await rerate(svc.accounts, a.id, period, "retail", 1, apply=True)
+    back = await rerate(svc.accounts, a.id, period, "retail", 1, now=now, apply=True)
     assert back.total == 168_000 and (await svc.accounts.live(a.id)).balance == balance
 
 
@@ -614,8 +760,8 @@ async def test_rerating_an_invoiced_postpaid_month_issues_a_credit_note(
     svc: Services, retail: Deck, make_account: AccountFactory
 ) -> None:
     biz = await make_account(kind=AccountKind.POSTPAID, credit_limit=100 * PLN)
+    period = await this_period()
     await call(svc, biz.id, 120)
-    period = this_period()
     [invoice] = (await run(svc, period, after(period))).documents
     v2 = await install_deck(svc, cheaper_mobile(retail))
     result = await rerate(
@@ -675,8 +821,8 @@ async def test_money_entered_as_an_account_topup_is_billed_at_once(
     assert not again["created"] and again["invoice"] == topped["invoice"]
 
     biz = await make_account(kind=AccountKind.POSTPAID, credit_limit=100 * PLN)
+    period = await this_period()
     await call(svc, biz.id, 60)
-    period = this_period()
     [invoice] = (await run(svc, period, after(period, 5 / 1440))).documents
     assert invoice.due_date is not None
     due = datetime.combine(invoice.due_date, datetime.min.time(), ZoneInfo(WARSAW))

@@ -156,7 +156,7 @@ async def test_zero_and_negative_balance_refused(
 ) -> None:
     a = await make_account(balance=0)
     assert (await authorize(svc, a.id, "601234567")).reason == "INSUFFICIENT_CREDIT"
-    await svc.accounts.add_entry(a.id, "adjustment", -PLN, note="correction")
+    await svc.accounts.add_entry(a.id, "adjustment", -PLN, note="correction", at=datetime.now(UTC))
     assert (await live(svc, a.id))["balance"] == -PLN
     assert (await authorize(svc, a.id, "601234567")).reason == "INSUFFICIENT_CREDIT"
     # too little for the first 60 s block of a 60/60 destination

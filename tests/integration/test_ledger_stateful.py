@@ -56,7 +56,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(1, 2_000_000))
     def topup(self, amount: int) -> None:
-        self.run(self.svc.accounts.add_entry(self.account, "topup", amount))
+        self.run(self.svc.accounts.add_entry(self.account, "topup", amount, at=datetime.now(UTC)))
         self.entries += amount
 
     @rule(number=st.sampled_from(NUMBERS), cap=st.sampled_from([None, 30, 300]))

@@ -221,7 +221,7 @@ async def test_customer_sees_its_balance_as_decimal_strings(
     svc: Services, settings: Settings, make_account: AccountFactory
 ) -> None:
     a = await make_account(balance=12_340_000)
-    await svc.accounts.add_entry(a.id, "fee", -500_000, note="monthly fee")
+    await svc.accounts.add_entry(a.id, "fee", -500_000, note="monthly fee", at=datetime.now(UTC))
     secret = await token(svc, Role.CUSTOMER, a.id)
     async with panel_client(settings) as client:
         r = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(secret))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import schemathesis
@@ -76,7 +76,9 @@ class PanelThread:
             await publish(s.redis, s.settings.keyspace, deck)
             for name in ("alice", "bob"):
                 await s.accounts.create(Account(name, deck="retail", cps=0, max_calls=0))
-                await s.accounts.add_entry(name, "topup", 50_000_000, reference=f"open-{name}")
+                await s.accounts.add_entry(
+                    name, "topup", 50_000_000, reference=f"open-{name}", at=datetime.now(UTC)
+                )
             await s.ledger.authorize(CallRequest("alice", "running-1", "0601234567"))
             await store_cdrs(
                 s.pool, [cdr("alice", n, NOW - timedelta(minutes=n)) for n in range(1, 30)]
