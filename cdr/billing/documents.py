@@ -17,7 +17,7 @@ import asyncpg
 
 from cdr.billing.numbering import next_number
 from cdr.billing.settings import BillingSettings
-from cdr.billing.vat import split_gross
+from cdr.billing.vat import split_gross, to_minor
 from rating.money import format_micro
 from rating.pg import Conn
 
@@ -34,16 +34,17 @@ PREFIX = {Kind.INVOICE: "INV", Kind.TOPUP_INVOICE: "INV", Kind.CREDIT_NOTE: "CN"
 @dataclass(frozen=True, slots=True)
 class Line:
     text: str
-    gross: int  # micro-units
+    gross: int  # micro-units, as booked in the ledger
     quantity: int = 1
     seconds: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """As printed: the gross in whole grosze."""
         return {
             "text": self.text,
             "quantity": self.quantity,
             "seconds": self.seconds,
-            "gross": self.gross,
+            "gross": to_minor(self.gross),
         }
 
 
@@ -62,8 +63,14 @@ class Draft:
     note: str = ""
 
     @property
-    def gross(self) -> int:
+    def exact(self) -> int:
+        """What the lines add up to in the ledger (micro-units)."""
         return sum(line.gross for line in self.lines)
+
+    @property
+    def gross(self) -> int:
+        """What the document asks: the sum of its lines rounded to grosze."""
+        return sum(to_minor(line.gross) for line in self.lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,12 @@ class Document:
     issued_at: datetime
     lines: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     note: str = ""
+    exact: int | None = None  # micro-units behind it in the ledger (None: = gross)
+
+    @property
+    def rounding(self) -> int:
+        """The ledger amount minus the document's (booked as a rounding entry)."""
+        return 0 if self.exact is None else self.exact - self.gross
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Document:
@@ -108,6 +121,7 @@ class Document:
             issued_at=row["issued_at"],
             lines=tuple(json.loads(row["lines"])),
             note=row["note"],
+            exact=row["exact"],
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -148,8 +162,8 @@ async def issue(
         row = await conn.fetchrow(
             "insert into billing_documents (number, series, seq, kind, account, source, period,"
             " corrects, currency, vat_rate_bp, net, vat, gross, sale_date, issue_date, due_date,"
-            " issued_at, lines, note, created_at) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,"
-            "$13,$14,$15,$16,$17,$18,$19,$17) returning *",
+            " issued_at, lines, note, created_at, exact) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+            "$11,$12,$13,$14,$15,$16,$17,$18,$19,$17,$20) returning *",
             str(number),
             number.series,
             number.seq,
@@ -169,6 +183,7 @@ async def issue(
             now,
             json.dumps([line.as_dict() for line in draft.lines]),
             draft.note,
+            draft.exact,
         )
     assert row is not None  # returning * always yields the row
     return Document.from_row(row), True

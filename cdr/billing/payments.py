@@ -13,6 +13,7 @@ from cdr.billing.documents import Document
 from cdr.billing.errors import BillingError
 from cdr.billing.postpaid import refresh_overdue
 from cdr.billing.prepaid import invoice_topup, negative_since, restore_foreign
+from cdr.billing.rounding import book_rounding
 from cdr.billing.settings import BillingSettings
 from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import AccountKind
@@ -63,6 +64,7 @@ async def money_received(
     async with store.pool.acquire() as conn:
         if account.kind is AccountKind.PREPAID:
             invoice, _ = await invoice_topup(conn, account, entry, settings, now)
+            await book_rounding(store, invoice, now)
             if await negative_since(store, conn, account.id, now) is None:
                 await restore_foreign(store, conn, account, now)
         else:

@@ -22,6 +22,7 @@ from rating.pg import Conn
 
 RERATE_REF = "rerate/"  # re-ratings reach invoices through the calls' costs, not as lines
 FEE_REF = "fee/"
+ROUNDING_REF = "rounding/"  # a document's own rounding is not a line of the next one
 
 
 def invoice_source(account: str, period: Period) -> str:
@@ -50,7 +51,7 @@ async def invoice_lines(conn: Conn, account: Account, period: Period) -> list[Li
         " where account = $1 and kind in ('fee', 'adjustment') and ("
         "   reference like $2"
         "   or (created_at >= $3 and created_at < $4 and coalesce(reference, '') not like $5"
-        "       and coalesce(reference, '') not like $6))"
+        "       and coalesce(reference, '') not like $6 and coalesce(reference, '') not like $7))"
         " order by seq",
         account.id,
         f"{FEE_REF}{period}/%",
@@ -58,6 +59,7 @@ async def invoice_lines(conn: Conn, account: Account, period: Period) -> list[Li
         end,
         f"{FEE_REF}%",
         f"{RERATE_REF}%",
+        f"{ROUNDING_REF}%",
     )
     for e in entries:
         what = "Fee" if e["kind"] == "fee" else "Adjustment"

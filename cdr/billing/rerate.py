@@ -22,6 +22,7 @@ from cdr.billing.errors import BillingError
 from cdr.billing.listing import BilledCall, billed_calls
 from cdr.billing.period import Period
 from cdr.billing.postpaid import invoice_source
+from cdr.billing.rounding import book_rounding
 from cdr.billing.settings import BillingSettings
 from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import Account, AccountKind
@@ -203,6 +204,8 @@ async def _apply(
             [(rerate_id, ln.call_id, ln.new_rated, ln.new_charge) for ln in result.lines],
         )
         note = await _credit_note(conn, account, result, settings, now)
+    if note is not None:
+        await book_rounding(store, note, now)
     return replace(result, applied=True, entry=entry, credit_note=note)
 
 

@@ -16,6 +16,7 @@ from cdr.billing.fees import charge_fees
 from cdr.billing.period import Period
 from cdr.billing.postpaid import issue_period_invoice, refresh_overdue
 from cdr.billing.prepaid import LifecycleAction, invoice_topups, lifecycle
+from cdr.billing.rounding import book_rounding
 from cdr.billing.settings import BillingSettings
 from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import Account, AccountKind, AccountStatus
@@ -87,13 +88,17 @@ async def _bill_account(
             e for e, created in await charge_fees(store, conn, account, period, now) if created
         ]
     if account.kind is AccountKind.PREPAID:
-        report.documents += await invoice_topups(conn, account, settings, now)
+        for doc in await invoice_topups(conn, account, settings, now):
+            report.documents.append(doc)
+            await book_rounding(store, doc, now)
         report.lifecycle += await lifecycle(store, conn, await store.get(account.id), settings, now)
         return
     if over:
         issued = await issue_period_invoice(conn, account, period, settings, now)
-        if issued is not None and issued[1]:
-            report.documents.append(issued[0])
+        if issued is not None:
+            if issued[1]:
+                report.documents.append(issued[0])
+            await book_rounding(store, issued[0], now)  # again after a crash: idempotent
     changed = await refresh_overdue(store, conn, await store.get(account.id), settings, now)
     if changed is True:
         report.overdue_set.append(account.id)

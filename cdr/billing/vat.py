@@ -3,7 +3,13 @@
 Rule: VAT = gross x rate / (100% + rate), computed exactly (a fraction of micro-units) and
 rounded once, half away from zero, to the currency's minor unit (2 decimals: 1 grosz);
 net = gross - VAT. So net + VAT == gross always, and a credit note of -X splits as the
-mirror image of an invoice of X. VAT is computed on a document's total, not per line."""
+mirror image of an invoice of X.
+
+Documents are in grosze: every line's gross is rounded half away from zero to the grosz
+(`to_minor`), the document's gross is the sum of its lines, and VAT is computed once per
+rate on that sum (all lines of a document carry the operator's one rate) — the "from gross"
+method for prices that include VAT. The ledger keeps micro-units; the sub-grosz difference
+between a document and the ledger amounts behind it is booked as a rounding entry."""
 
 from __future__ import annotations
 
@@ -21,6 +27,15 @@ class VatSplit:
     net: int
     vat: int
     rate_bp: int
+
+
+def to_minor(micro: int, decimals: int = 2) -> int:
+    """`micro` rounded half away from zero to the currency's minor unit (a grosz)."""
+    q = quantum(decimals)
+    whole, rest = divmod(abs(micro), q)
+    if 2 * rest >= q:
+        whole += 1
+    return whole * q * (1 if micro >= 0 else -1)
 
 
 def split_gross(gross: int, rate_bp: int, decimals: int = 2) -> VatSplit:

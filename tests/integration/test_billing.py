@@ -488,7 +488,9 @@ async def test_an_overdue_invoice_blocks_calls_until_it_is_paid(
     issued = after(period, 5 / 1440)  # 00:05 on the 1st
     report = await run(svc, period, issued)
     [invoice] = report.documents
-    assert invoice.kind is Kind.INVOICE and invoice.gross == calls_cost + 30 * PLN
+    assert invoice.kind is Kind.INVOICE and invoice.exact == calls_cost + 30 * PLN
+    assert invoice.gross == 500_000 + 30 * PLN  # the calls' line, 0.4972, in grosze: 0.50
+    assert [ln["gross"] for ln in invoice.lines] == [500_000, 30 * PLN]
     assert invoice.due_date == period.shifted(1).first_day + timedelta(days=14)
     texts = [ln["text"] for ln in invoice.lines]
     assert texts == ["Calls: Poland mobile (+4860)", f"Fee: trunk {period}"]
@@ -520,9 +522,55 @@ async def test_an_overdue_invoice_blocks_calls_until_it_is_paid(
     async with svc.pool.acquire() as conn:
         [status] = await invoice_statuses(conn, biz.id)
     assert (status.owed, status.paid, status.outstanding) == (invoice.gross, invoice.gross, 0)
+    assert (await svc.accounts.live(biz.id)).balance == 0  # the 0.0028 was booked as rounding
     assert not (await run(svc, period, due + timedelta(days=16))).changed
     listed = await cli(svc, capsys, "bill", "invoices", "--account", biz.id, "--now", when)
     assert [(d["number"], d["status"]) for d in listed] == [(invoice.number, "paid")]
+
+
+async def test_paying_the_printed_total_of_many_odd_calls_settles_to_the_grosz(
+    svc: Services, retail: Deck, make_account: AccountFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Documents are in grosze: every line, the VAT and the total; the ledger's sub-grosz
+    remainder is booked as a rounding entry, so the printed total clears the invoice."""
+    biz = await make_account(kind=AccountKind.POSTPAID, credit_limit=500 * PLN)
+    period = await this_period()
+    for billsec in (7, 13, 29, 31, 47, 61, 89, 101, 113, 127, 149, 151, 173, 181, 199):
+        await call(svc, biz.id, billsec)
+    await call(svc, biz.id, 23, to="0221234567")  # a second line: landlines
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        await subscribe(conn, biz.id, "trunk", 29_990_000, date(2026, 1, 1))
+    issued = after(period, 1)
+    [invoice] = (await run(svc, period, issued)).documents
+    printed = await cli(svc, capsys, "bill", "invoices", "--account", biz.id, "--now",
+                        issued.isoformat())  # fmt: skip
+    [view] = printed
+    amounts = [view["gross"], view["net"], view["vat"], *(ln["gross"] for ln in view["lines"])]
+    assert all(len(a.partition(".")[2]) == 2 for a in amounts), amounts
+    assert sum(Decimal(ln["gross"]) for ln in view["lines"]) == Decimal(view["gross"])
+    assert Decimal(view["net"]) + Decimal(view["vat"]) == Decimal(view["gross"])
+    # what the ledger holds as owed is the printed total once the rounding is booked
+    assert -(await svc.accounts.live(biz.id)).balance == invoice.gross
+    assert invoice.gross % GROSZ == 0 and invoice.exact != invoice.gross
+    # the bank transfer carries the printed total, in grosze
+    paid_at = (issued + timedelta(days=3)).isoformat()
+    await cli(svc, capsys, "bill", "pay", "--account", biz.id, "--amount", view["gross"],
+              "--reference", "wire-odd", "--now", paid_at)  # fmt: skip
+    async with svc.pool.acquire() as conn:
+        [status] = await invoice_statuses(conn, biz.id)
+    assert status.outstanding == 0
+    assert (await svc.accounts.live(biz.id)).balance == 0
+    late = after(period, 60)
+    assert (await run(svc, period, late)).overdue_set == []
+    assert not (await svc.accounts.get(biz.id)).invoice_overdue
+    # the rounding is one entry, booked once, and never a line of the next invoice
+    rounding = [e for e in await svc.accounts.entries(biz.id) if e.reference
+                and e.reference.startswith("rounding/")]  # fmt: skip
+    assert [e.amount for e in rounding] == [invoice.exact - invoice.gross]
+    nxt = period.shifted(1)
+    report = await run(svc, nxt, after(nxt, 1))
+    assert [ln["text"] for d in report.documents for ln in d.lines] == [f"Fee: trunk {nxt}"]
 
 
 async def test_a_payment_clears_the_block_only_when_no_other_invoice_is_overdue(
@@ -692,7 +740,8 @@ async def test_postpaid_invoice_due_date_and_overdue_block_at_calendar_edges(
     [invoice] = (await run(svc, period, t)).documents
     assert invoice.issue_date == t.astimezone(ZoneInfo(WARSAW)).date()
     assert invoice.due_date == invoice.issue_date + timedelta(days=14)
-    assert invoice.gross == sum(c.cost for c in calls) + 30 * PLN
+    assert invoice.exact == sum(c.cost for c in calls) + 30 * PLN  # 30.4972
+    assert invoice.gross == 30_500_000  # in grosze, the calls' line rounded half up
     due = datetime.combine(invoice.due_date, datetime.min.time(), ZoneInfo(WARSAW))
     blocked_at = due + timedelta(days=14)
     assert (await run(svc, period, blocked_at - timedelta(seconds=1))).overdue_set == []
