@@ -7,6 +7,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from rating.ledger import Grant
+from rating.repair import Drift, Repair
 from switch.fastagi import Decided
 from switch.sessions import SessionController
 
@@ -27,6 +28,14 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
         )
+        self.ledger_repairs = Counter(
+            "tollgate_ledger_repairs_total",
+            "Accounts Redis was behind PostgreSQL on, repaired (settings, entries, rebuilt).",
+            ["drift"],
+            registry=self.registry,
+        )
+        for drift in Drift:  # present from the start, so the first repair is an increase
+            self.ledger_repairs.labels(drift.value)
         self.finishes = Counter(
             "tollgate_call_finishes_total",
             "Calls finished, by result.",
@@ -69,6 +78,9 @@ class Metrics:
             ["currency"],
             registry=self.registry,
         )
+
+    def repaired(self, r: Repair) -> None:
+        self.ledger_repairs.labels(r.drift.value).inc()
 
     def ledger_sample(self, calls: list[dict[str, str]]) -> None:
         self.open_calls.set(len(calls))

@@ -1,15 +1,24 @@
-"""Start-up: bring Redis up to date from PostgreSQL, including after Redis lost its data.
+"""Start-up and running repair: keep Redis in step with PostgreSQL.
 
 PostgreSQL holds the decks, the account settings, every ledger entry and (through the CDR
-writer) every call's cost. An account missing from Redis is rebuilt from all of them: its
-balance is the entries minus the costs of its CDRs, never the entries alone."""
+writer) every call's cost. At start every deck is published and every account that drifted
+is repaired (rating/repair.py): entries applied, settings mirrored, an account Redis lost
+rebuilt as its entries minus the costs of its CDRs, never the entries alone. While serving,
+the same check runs every TOLLGATE_REPAIR_INTERVAL_S, so an account left behind by a Redis
+failure during `account create`/`topup` is mended without an operator, and counted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
+from redis.exceptions import RedisError
+
 from rating.deck_store import publish_all
+from rating.repair import Drift, Repair, repair_all
 from tollgate.services import Services
 
 log = logging.getLogger("tollgate.recovery")
@@ -18,8 +27,15 @@ log = logging.getLogger("tollgate.recovery")
 @dataclass(frozen=True, slots=True)
 class CatchUp:
     decks: int
-    entries: int
-    rebuilt: tuple[str, ...]  # accounts Redis had lost
+    repairs: tuple[Repair, ...]
+
+    @property
+    def entries(self) -> int:
+        return sum(r.entries for r in self.repairs)
+
+    @property
+    def rebuilt(self) -> tuple[str, ...]:  # accounts Redis had lost
+        return tuple(r.account for r in self.repairs if r.drift is Drift.REBUILT)
 
 
 async def catch_up(s: Services) -> CatchUp:
@@ -27,21 +43,25 @@ async def catch_up(s: Services) -> CatchUp:
     assert pool is not None
     async with pool.acquire() as conn:
         decks = await publish_all(conn, s.redis, s.settings.keyspace)
-    ids = [r["id"] for r in await pool.fetch("select id from accounts order by id")]
-    entries = 0
-    rebuilt: list[str] = []
-    has_cdrs = await pool.fetchval("select to_regclass('cdrs') is not null")
-    for account in ids:
-        lost = not await s.redis.exists(s.settings.keyspace.account(account))
-        entries += await s.accounts.sync(account)
-        if lost and has_cdrs:
-            spent = await pool.fetchval(
-                "select coalesce(sum(cost), 0) from cdrs where account = $1", account
-            )
-            await s.ledger.script("restore_spent")(
-                keys=[s.settings.keyspace.account(account)], args=[int(spent)]
-            )
-            rebuilt.append(account)
-    if rebuilt:
-        log.warning("rebuilt %d account(s) Redis had lost, from PostgreSQL", len(rebuilt))
-    return CatchUp(decks, entries, tuple(rebuilt))
+    repairs = await repair_all(s.accounts)
+    if repairs:
+        log.warning(
+            "repaired %d account(s) Redis was behind on: %s",
+            len(repairs),
+            ", ".join(f"{r.account} ({r.drift})" for r in repairs),
+        )
+    return CatchUp(decks, tuple(repairs))
+
+
+async def repair_forever(
+    s: Services, interval_s: float, on_repair: Callable[[Repair], None]
+) -> None:
+    """Check every account against PostgreSQL every `interval_s` and mend what drifted."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            for r in await repair_all(s.accounts):
+                log.warning("repaired %s in Redis: %s, %d entries", r.account, r.drift, r.entries)
+                on_repair(r)
+        except (OSError, RedisError, asyncpg.PostgresError) as exc:
+            log.error("repair: a store is unreachable, next try in %g s: %s", interval_s, exc)

@@ -24,7 +24,7 @@ from switch.ari import AriClient, AriSettings
 from switch.fastagi import FastAgiAdapter
 from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
-from tollgate.recovery import catch_up
+from tollgate.recovery import catch_up, repair_forever
 from tollgate.services import services
 from tollgate.settings import Settings
 
@@ -66,6 +66,8 @@ async def serve(settings: Settings) -> None:
             done.entries,
             list(done.rebuilt),
         )
+        for r in done.repairs:
+            metrics.repaired(r)
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
             SessionController(
@@ -91,6 +93,9 @@ async def serve(settings: Settings) -> None:
         log.info("FastAGI listening on %s:%d, metrics on :%d", agi_settings.host, server.port, port)
         print(f"tollgate: FastAGI on {agi_settings.host}:{server.port}", flush=True)
         sweeper = asyncio.create_task(sweep_forever(s.ledger, settings.sweep_interval_s, metrics))
+        repairer = asyncio.create_task(
+            repair_forever(s, settings.repair_interval_s, metrics.repaired)
+        )
         sessions = asyncio.create_task(controller.run()) if controller is not None else None
         if controller is not None:
             log.info(
@@ -125,7 +130,7 @@ async def serve(settings: Settings) -> None:
         try:
             await stop.wait()
         finally:
-            for task in (sweeper, sessions):
+            for task in (sweeper, repairer, sessions):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

@@ -21,6 +21,7 @@ class Settings:
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     deck_refresh_s: float = 1.0
     sweep_interval_s: float = 5.0
+    repair_interval_s: float = 60.0  # Redis checked against PostgreSQL, account by account
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,4 +55,5 @@ class Settings:
             ),
             deck_refresh_s=get("DECK_REFRESH_S", float, 1.0),
             sweep_interval_s=get("SWEEP_INTERVAL_S", float, 5.0),
+            repair_interval_s=get("REPAIR_INTERVAL_S", float, 60.0),
         )

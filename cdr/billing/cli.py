@@ -25,7 +25,7 @@ from cdr.billing.settings import BillingSettings
 from cdr.reconcile import cdr_group
 from rating.accounts import AccountKind
 from rating.money import MoneyError, parse_micro
-from tollgate.cliout import bad_input, print_json
+from tollgate.cliout import EXIT_UNAVAILABLE, CliError, bad_input, print_json
 from tollgate.services import Services
 
 
@@ -62,6 +62,12 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
         )
         report = await bill_run(s.accounts, period, settings, now)
     print_json(report.as_dict())
+    if report.failed:
+        raise CliError(
+            f"{len(report.failed)} account(s) not billed: {', '.join(sorted(report.failed))}"
+            " (see \"failed\" above); the others were; run again once mended",
+            EXIT_UNAVAILABLE,
+        )
 
 
 async def cmd_listing(s: Services, args: argparse.Namespace) -> None:

@@ -1,15 +1,23 @@
 """`bill run`: one pass over every account for a period, safe to repeat.
 
-For each account: the period's subscription fees (once the period is over in the account's
-zone), then prepaid: invoices for new top-ups and the negative-balance lifecycle; postpaid:
-the period's invoice and the overdue flag. Everything is keyed (fee references, document
-sources, lifecycle events), so a second run with the same arguments issues nothing new."""
+For each account: first Redis is brought in step with PostgreSQL if it drifted (repair.py),
+then the period's subscription fees (once the period is over in the account's zone), then
+prepaid: invoices for new top-ups and the negative-balance lifecycle; postpaid: the period's
+invoice and the overdue flag. Everything is keyed (fee references, document sources,
+lifecycle events), so a second run with the same arguments issues nothing new.
+
+Accounts are billed one by one and a failure stays with its account: the run bills every
+other account and reports the failures, which the CLI turns into a non-zero exit."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import asyncpg
+from redis.exceptions import RedisError
 
 from cdr.billing.documents import Document
 from cdr.billing.fees import charge_fees
@@ -22,6 +30,9 @@ from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import Account, AccountKind, AccountStatus
 from rating.money import format_micro
 from rating.pg import Conn
+from rating.repair import Repair, ledger_seqs, repair_account
+
+log = logging.getLogger("tollgate.billing")
 
 
 @dataclass
@@ -34,6 +45,8 @@ class RunReport:
     overdue_cleared: list[str] = field(default_factory=list)
     lifecycle: list[LifecycleAction] = field(default_factory=list)
     not_over: list[str] = field(default_factory=list)  # the period still runs in their zone
+    repaired: list[Repair] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # account -> what went wrong
 
     @property
     def changed(self) -> bool:
@@ -63,6 +76,8 @@ class RunReport:
             "overdue_cleared": self.overdue_cleared,
             "lifecycle": [a.as_dict() for a in self.lifecycle],
             "period_not_over": self.not_over,
+            "repaired": [r.as_dict() for r in self.repaired],
+            "failed": [{"account": a, "error": e} for a, e in sorted(self.failed.items())],
         }
 
 
@@ -70,9 +85,26 @@ async def bill_run(
     store: AccountStore, period: Period, settings: BillingSettings, now: datetime
 ) -> RunReport:
     report = RunReport(period, now)
+    seqs = await ledger_seqs(store)
     async with store.pool.acquire() as conn:
         for account in await store.all():
-            await _bill_account(store, conn, account, report, settings)
+            try:
+                fixed = await repair_account(store, account, seqs.get(account.id, 0))
+                if fixed is not None:
+                    report.repaired.append(fixed)
+                await _bill_account(store, conn, account, report, settings)
+            # domain errors (ValueError, LookupError; RuntimeError: a ledger out of
+            # sequence) and an unreachable store stay with this account
+            except (
+                ValueError,
+                LookupError,
+                RuntimeError,
+                RedisError,
+                OSError,
+                asyncpg.PostgresError,
+            ) as exc:
+                log.error("bill run: account %s failed: %s", account.id, exc)
+                report.failed[account.id] = f"{type(exc).__name__}: {exc}"
     return report
 
 

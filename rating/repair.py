@@ -1,0 +1,83 @@
+"""Keeping Redis in step with PostgreSQL, account by account.
+
+PostgreSQL is written first (settings, ledger entries), Redis second; a Redis failure in
+between leaves an account behind: settings not mirrored, entries not applied, or the whole
+account missing (Redis lost its data). `repair_account` finds which and mends it — entries
+applied in sequence exactly once, a lost account rebuilt as its entries minus the costs of
+its CDRs — so the next `serve` or `bill run` repairs what an operator may not know about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rating.account_store import AccountStore
+from rating.accounts import Account
+
+
+class Drift(StrEnum):
+    REBUILT = "rebuilt"  # the account was missing from Redis
+    ENTRIES = "entries"  # ledger entries PostgreSQL holds were not applied
+    SETTINGS = "settings"  # the mirrored settings differed
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    account: str
+    drift: Drift
+    entries: int  # ledger entries applied
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"account": self.account, "drift": self.drift.value, "entries": self.entries}
+
+
+_MONEY = ("balance", "ledger_seq")
+
+
+async def drift_of(store: AccountStore, account: Account, pg_seq: int) -> Drift | None:
+    """How Redis differs from PostgreSQL for `account` (whose last entry is `pg_seq`)."""
+    wanted = account.redis_fields()
+    names = list(wanted)
+    values = await store.ledger.redis.hmget(
+        store.ledger.keys.account(account.id), [*_MONEY, *names]
+    )
+    if values[0] is None:
+        return Drift.REBUILT
+    if int(values[1] or 0) != pg_seq:
+        return Drift.ENTRIES
+    have = [v.decode() if isinstance(v, bytes) else v for v in values[2:]]
+    if have != [wanted[n] for n in names]:
+        return Drift.SETTINGS
+    return None
+
+
+async def repair_account(store: AccountStore, account: Account, pg_seq: int) -> Repair | None:
+    """Mend `account` in Redis if it drifted; None when it had not."""
+    drift = await drift_of(store, account, pg_seq)
+    if drift is None:
+        return None
+    applied = await store.sync(account.id)
+    if drift is Drift.REBUILT:
+        spent = await store.pool.fetchval(
+            "select coalesce(sum(cost), 0) from cdrs where account = $1", account.id
+        )
+        await store.ledger.script("restore_spent")(
+            keys=[store.ledger.keys.account(account.id)], args=[int(spent)]
+        )
+    return Repair(account.id, drift, applied)
+
+
+async def ledger_seqs(store: AccountStore) -> dict[str, int]:
+    """The last ledger entry of every account, as PostgreSQL has it."""
+    rows = await store.pool.fetch("select id, ledger_seq from accounts")
+    return {r["id"]: int(r["ledger_seq"]) for r in rows}
+
+
+async def repair_all(store: AccountStore) -> list[Repair]:
+    seqs = await ledger_seqs(store)
+    out = []
+    for account in await store.all():
+        fixed = await repair_account(store, account, seqs.get(account.id, 0))
+        if fixed is not None:
+            out.append(fixed)
+    return out
