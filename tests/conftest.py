@@ -113,8 +113,10 @@ AccountFactory = Callable[..., Awaitable[Account]]
 
 
 @pytest.fixture
-def make_account(svc: Services) -> AccountFactory:
-    """Create an account (PostgreSQL + Redis) with an optional opening top-up in micro-units."""
+def make_account(svc: Services, retail: Deck) -> AccountFactory:
+    """Create an account (PostgreSQL + Redis) with an optional opening top-up in micro-units.
+
+    The retail deck is imported first: an account's deck must exist."""
     counter = iter(range(1_000_000))
 
     async def make(balance: int = 0, **fields: Any) -> Account:
