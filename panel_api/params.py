@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from panel_api.errors import BadRequest
 
+WHOLE = re.compile(r"-?[0-9]{1,12}", re.ASCII)
 MAX_INT = 1_000_000  # counts and limits: far inside PostgreSQL's integer
 MAX_TEXT = 1024
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # as CDRs: nothing plausible lies outside
@@ -48,12 +50,23 @@ def integer(query: Mapping[str, str], name: str, default: int, low: int, high: i
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 12:
+    if WHOLE.fullmatch(raw) is None:  # not int(): it takes '1_0', ' 5', other scripts' digits
         raise invalid(name, "expected a whole number")
     value = int(raw)
     if not low <= value <= high:
         raise invalid(name, f"must be between {low} and {high}")
     return value
+
+
+def text_query(query: Mapping[str, str], name: str) -> str | None:
+    """A free-text parameter PostgreSQL can compare (no NUL, bounded); '' means absent."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return text(name, raw)
+    except BadRequest as exc:
+        raise invalid(name, str(exc.details.get("why", "not valid text"))) from None
 
 
 def choice(query: Mapping[str, str], name: str, allowed: Iterable[str]) -> str | None:
@@ -75,6 +88,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON", code="INVALID_JSON") from None
+    except RecursionError:  # '[' x 100000: the parser's own stack, not ours to raise
+        raise BadRequest("the body is nested too deeply", code="INVALID_JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="INVALID_JSON")
     return body
