@@ -156,7 +156,11 @@ def no_tracebacks(panel: PanelThread) -> Iterator[None]:
 @settings(
     max_examples=30,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,  # no_tracebacks checks each example alike
+    ],
 )
 def test_panel_conforms_to_its_openapi_document(
     case: schemathesis.Case, panel: PanelThread, no_tracebacks: None
