@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from panel_api.errors import BadRequest
+from rating.money import MoneyError, parse_whole
 
-WHOLE = re.compile(r"-?[0-9]{1,12}", re.ASCII)
 MAX_INT = 1_000_000  # counts and limits: far inside PostgreSQL's integer
 MAX_TEXT = 1024
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # as CDRs: nothing plausible lies outside
@@ -50,12 +49,10 @@ def integer(query: Mapping[str, str], name: str, default: int, low: int, high: i
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if WHOLE.fullmatch(raw) is None:  # not int(): it takes '1_0', ' 5', other scripts' digits
-        raise invalid(name, "expected a whole number")
-    value = int(raw)
-    if not low <= value <= high:
-        raise invalid(name, f"must be between {low} and {high}")
-    return value
+    try:  # not int(): it takes '1_0', other scripts' digits; '--5' made it raise
+        return parse_whole(raw, low=low, high=high)
+    except MoneyError as exc:
+        raise invalid(name, exc.why) from None
 
 
 def text_query(query: Mapping[str, str], name: str) -> str | None:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rating.bands import Band, BandClock, BandError, parse_band
 from rating.codes import is_currency, is_deck_name
-from rating.money import MoneyError, Rounding, parse_micro
+from rating.money import MoneyError, Rounding, parse_micro, parse_whole
 
 COLUMNS = ("prefix", "name", "connect_fee", "rate", "rate_unit_s", "increment_s", "from_s", "band")
 ANY_BAND = "*"
@@ -275,13 +275,12 @@ def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> 
 
 def _int(cell: dict[str, str], column: str, file: str, line: int, *, minimum: int) -> int:
     text = cell[column]
-    # isdigit() alone takes other scripts' digits and '²' (which int() then refuses)
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
-        raise DeckError(file, f"{column} must be a whole number >= {minimum}, got {text!r}", line)
-    value = int(text)
-    if value < minimum or value > 86_400:
-        raise DeckError(file, f"{column} must be between {minimum} and 86400, got {value}", line)
-    return value
+    try:
+        return parse_whole(text, low=minimum, high=86_400)
+    except MoneyError as exc:
+        raise DeckError(
+            file, f"{column} must be a whole number between {minimum} and 86400: {exc}", line
+        ) from None
 
 
 def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> None:
