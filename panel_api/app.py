@@ -26,6 +26,7 @@ from panel_api.context import (
     services_ctx,
 )
 from panel_api.errors import error_middleware
+from panel_api.http_log import quiet_malformed_requests
 from panel_api.metrics import METRICS, PanelMetrics, metrics_middleware
 from panel_api.openapi import spec
 from panel_api.settings import PanelSettings
@@ -58,6 +59,7 @@ def build_app(
     billing: BillingSettings | None = None,
 ) -> web.Application:
     panel = panel or PanelSettings()
+    quiet_malformed_requests()
     # outermost first: metrics see the status the error middleware chose
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, auth_middleware],

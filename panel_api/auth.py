@@ -30,6 +30,9 @@ def bearer(request: web.Request) -> str:
         raise Unauthenticated("an Authorization: Bearer token is required")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    # tokens are printable ASCII; bytes that are not UTF-8 reach us as lone surrogates
+    if not secret.isascii() or not secret.strip().isprintable():
+        raise Unauthenticated("the token is not one this panel gave out")
     return secret.strip()
 
 

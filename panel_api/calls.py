@@ -10,6 +10,7 @@ from aiohttp import web
 from panel_api.auth import operator
 from panel_api.context import ARI, SERVICES
 from panel_api.errors import BadGateway, Conflict, not_found
+from panel_api.params import text_query
 from rating.money import format_micro
 from switch.ari import AriError
 
@@ -37,7 +38,7 @@ def call_view(record: dict[str, str]) -> dict[str, Any]:
 @routes.get("/api/v1/calls")
 async def running_calls(request: web.Request) -> web.Response:
     operator(request)
-    account = request.query.get("account")
+    account = text_query(request.query, "account")
     calls = [
         call_view(r)
         for r in await request.app[SERVICES].ledger.open_sessions()

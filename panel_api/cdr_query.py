@@ -70,7 +70,14 @@ class Keyset:
                 raise ValueError("not a cursor")
             if not EARLIEST <= at.astimezone(UTC) <= LATEST:
                 raise ValueError("not a cursor")
-        except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            binascii.Error,
+            UnicodeDecodeError,
+        ):
             raise invalid("cursor", "not a cursor this API gave out") from None
         return cls(at, call_id)
 

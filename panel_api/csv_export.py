@@ -5,10 +5,9 @@ holds more than one batch, whether the download has ten rows or ten million. Pos
 renders each row as one finished CSV line (text fields always quoted, RFC 4180): Python then
 only joins and sends them, which is what lets a download approach COPY's speed.
 
-Spreadsheets run a cell starting with = + - @ (or tab, CR) as a formula, and callers and
-dialled strings come from the outside: such a cell gets a leading apostrophe, which
-spreadsheets display as text (OWASP's advice against CSV injection). Values match the JSON
-listing's: times as Python's isoformat() in UTC, money as format_micro."""
+Text cells are defused against formula injection by the rule every export shares
+(cdr.csv_safe: = + - @ first, also after leading blanks, or a leading tab/CR). Values
+match the JSON listing's: times as Python's isoformat() in UTC, money as format_micro."""
 
 from __future__ import annotations
 
@@ -18,20 +17,16 @@ from contextlib import suppress
 
 from aiohttp import web
 
+from cdr.csv_safe import sql_defused
 from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
 from rating.pg import Conn
 
 HEADER = ",".join(name for name, _ in FIELDS) + "\r\n"
-# = + - @ tab CR, as SQL literals
-FORMULA_START = "'=', '+', '-', '@', E'\\t', E'\\r'"
 
 
 def _text(column: str) -> str:
-    defused = (
-        f"case when left({column}, 1) in ({FORMULA_START}) then '''' || {column} else {column} end"
-    )
-    return f"""'"' || replace({defused}, '"', '""') || '"'"""
+    return f"""'"' || replace({sql_defused(column)}, '"', '""') || '"'"""
 
 
 def _time(column: str) -> str:

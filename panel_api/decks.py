@@ -17,6 +17,7 @@ from panel_api.errors import BadRequest, PayloadTooLarge
 from panel_api.params import text
 from rating.deck import DeckError, build_deck
 from rating.deck_store import import_deck, list_decks, publish
+from rating.money import MoneyError, parse_whole
 
 routes = web.RouteTableDef()
 
@@ -89,10 +90,10 @@ def _utf8(raw: bytes) -> bool:
 def _manifest(fields: dict[str, str]) -> dict[str, Any]:
     manifest: dict[str, Any] = {k: v for k, v in fields.items() if k not in ("decimals", "bands")}
     if "decimals" in fields:
-        raw = fields["decimals"].strip()
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 3:
-            raise _bad("decimals", "a whole number 0..6")
-        manifest["decimals"] = int(raw)
+        try:
+            manifest["decimals"] = parse_whole(fields["decimals"], low=0, high=6)
+        except MoneyError:
+            raise _bad("decimals", "a whole number 0..6") from None
     if fields.get("bands", "").strip():
         try:
             bands = json.loads(fields["bands"])

@@ -17,10 +17,11 @@ from aiohttp import web
 from cdr.abuse.findings import FindingNotFound, FindingStateError
 from cdr.billing.errors import BillingError
 from panel_api.tokens import TokenError, TokenNotFound
+from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
 from rating.deck import DeckError
 from rating.deck_store import DeckNotFound
-from rating.money import MoneyError
+from rating.money import MoneyError, format_micro
 from tollgate.services import ServiceUnavailable
 
 log = logging.getLogger("tollgate.panel")
@@ -149,6 +150,20 @@ def translate(exc: BaseException) -> ApiError | None:
         if exc.field == "status":
             return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code="ACCOUNT_CLOSED")
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
+    if isinstance(exc, ReferenceConflict):
+        return Conflict(
+            str(exc),
+            {
+                "field": "reference",
+                "reference": exc.existing.reference,
+                "existing": {
+                    "kind": exc.existing.kind,
+                    "amount": format_micro(exc.existing.amount),
+                },
+                "given": {"kind": exc.kind, "amount": format_micro(exc.amount)},
+            },
+            code="REFERENCE_CONFLICT",
+        )
     if isinstance(exc, MoneyError):
         return BadRequest(str(exc), {"why": exc.why}, code="INVALID_AMOUNT")
     if isinstance(exc, DeckError):

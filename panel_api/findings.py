@@ -12,7 +12,7 @@ from cdr.abuse.detectors import DETECTORS
 from cdr.abuse.findings import Status
 from panel_api.auth import operator
 from panel_api.context import POOL, SERVICES
-from panel_api.params import choice, field, integer, json_object
+from panel_api.params import choice, field, integer, json_object, text_query
 from panel_api.tokens import Token
 
 routes = web.RouteTableDef()
@@ -29,7 +29,7 @@ async def list_findings(request: web.Request) -> web.Response:
     status = choice(request.query, "status", [s.value for s in Status])
     found = await findings.list_findings(
         request.app[POOL],
-        account=request.query.get("account") or None,
+        account=text_query(request.query, "account"),
         status=Status(status) if status else None,
         rule=choice(request.query, "rule", DETECTORS),
         limit=integer(request.query, "limit", 100, 1, 1000),

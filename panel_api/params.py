@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from panel_api.errors import BadRequest
+from rating.money import MoneyError, parse_whole
 
 MAX_INT = 1_000_000  # counts and limits: far inside PostgreSQL's integer
 MAX_TEXT = 1024
@@ -48,12 +49,21 @@ def integer(query: Mapping[str, str], name: str, default: int, low: int, high: i
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 12:
-        raise invalid(name, "expected a whole number")
-    value = int(raw)
-    if not low <= value <= high:
-        raise invalid(name, f"must be between {low} and {high}")
-    return value
+    try:  # not int(): it takes '1_0', other scripts' digits; '--5' made it raise
+        return parse_whole(raw, low=low, high=high)
+    except MoneyError as exc:
+        raise invalid(name, exc.why) from None
+
+
+def text_query(query: Mapping[str, str], name: str) -> str | None:
+    """A free-text parameter PostgreSQL can compare (no NUL, bounded); '' means absent."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return text(name, raw)
+    except BadRequest as exc:
+        raise invalid(name, str(exc.details.get("why", "not valid text"))) from None
 
 
 def choice(query: Mapping[str, str], name: str, allowed: Iterable[str]) -> str | None:
@@ -75,6 +85,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON", code="INVALID_JSON") from None
+    except RecursionError:  # '[' x 100000: the parser's own stack, not ours to raise
+        raise BadRequest("the body is nested too deeply", code="INVALID_JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="INVALID_JSON")
     return body

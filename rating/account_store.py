@@ -49,6 +49,19 @@ class LedgerEntry:
         }
 
 
+class ReferenceConflict(ValueError):
+    """A reference already names an entry of another kind or amount: not a harmless repeat."""
+
+    def __init__(self, existing: LedgerEntry, kind: str, amount: int) -> None:
+        super().__init__(
+            f"reference {existing.reference!r} already recorded as {existing.kind}"
+            f" {existing.amount} micro-units (entry {existing.seq}), not {kind} {amount}"
+        )
+        self.existing = existing
+        self.kind = kind
+        self.amount = amount
+
+
 @dataclass(frozen=True, slots=True)
 class LiveBalance:
     balance: int
@@ -97,6 +110,7 @@ class AccountStore:
             exists = await conn.fetchval("select 1 from accounts where id = $1", account.id)
             if exists:
                 raise AccountError("id", f"account {account.id!r} already exists")
+            await _check_deck(conn, account)
             await conn.execute(
                 f"insert into accounts ({', '.join(_COLUMNS)}, created_at, updated_at) values"
                 f" ({', '.join(f'${i + 1}' for i in range(len(_COLUMNS) + 1))},"
@@ -139,6 +153,8 @@ class AccountStore:
             if current.status is AccountStatus.CLOSED and event != "closed":
                 raise AccountError("status", "account is closed")
             updated = current.with_changes(**changes)
+            if "deck" in changes or "currency" in changes:
+                await _check_deck(conn, updated)
             sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_COLUMNS[1:]))
             await conn.execute(
                 f"update accounts set {sets}, updated_at = ${len(_COLUMNS) + 1} where id = $1",
@@ -181,7 +197,8 @@ class AccountStore:
 
         `at` is the entry's time in every billing decision (fee periods, negative-balance
         stretches, invoices): the caller says when, the database clock never does.
-        A repeated `reference` returns the original entry (False): payments are not doubled."""
+        A repeated `reference` returns the original entry (False): payments are not doubled.
+        The same reference with another amount or kind is not a repeat: ReferenceConflict."""
         if kind not in ENTRY_KINDS:
             raise AccountError("kind", f"one of {', '.join(ENTRY_KINDS)}")
         if kind in ("topup", "payment") and amount <= 0:
@@ -203,6 +220,8 @@ class AccountStore:
                     reference,
                 )
                 if dup is not None:
+                    if dup["kind"] != kind or dup["amount"] != amount:
+                        raise ReferenceConflict(LedgerEntry(**dict(dup)), kind, amount)
                     return LedgerEntry(**dict(dup)), False
             if row["status"] == "closed" and kind in ("topup", "payment"):
                 raise AccountError("status", "account is closed")
@@ -302,6 +321,25 @@ class AccountStore:
             event,
             json.dumps(detail, default=str),
             at,
+        )
+
+
+async def _check_deck(conn: Conn, account: Account) -> None:
+    """An account's deck must exist and price in the account's currency: otherwise every
+    call is NO_RATE, or charged in the wrong money."""
+    if account.deck is None:
+        return
+    currency = await conn.fetchval(
+        "select d.currency from deck_heads h join decks d"
+        " on d.name = h.name and d.version = h.current_version where h.name = $1",
+        account.deck,
+    )
+    if currency is None:
+        raise AccountError("deck", f"unknown deck {account.deck!r}")
+    if currency != account.currency:
+        raise AccountError(
+            "currency",
+            f"{account.currency} differs from the currency of deck {account.deck!r} ({currency})",
         )
 
 

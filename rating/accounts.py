@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from rating.codes import is_currency, is_deck_name
+
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 PREFIX = re.compile(r"^[0-9]{1,15}$")
 
@@ -67,8 +69,10 @@ class Account:
                 raise AccountError(name, f"must be a whole number >= 0, got {value!r}")
         if self.kind is AccountKind.PREPAID and self.credit_limit:
             raise AccountError("credit_limit", "prepaid accounts have no credit limit")
-        if len(self.currency) != 3 or not self.currency.isupper():
+        if not is_currency(self.currency):
             raise AccountError("currency", f"ISO 4217 code expected, got {self.currency!r}")
+        if self.deck is not None and not is_deck_name(self.deck):
+            raise AccountError("deck", f"not a deck name: {self.deck!r}")
         if not phonenumbers.country_code_for_region(self.country):
             raise AccountError("country", f"unknown country {self.country!r}")
         try:

@@ -13,7 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rating.bands import Band, BandClock, BandError, parse_band
-from rating.money import MoneyError, Rounding, parse_micro
+from rating.codes import is_currency, is_deck_name
+from rating.money import MoneyError, Rounding, parse_micro, parse_whole
 
 COLUMNS = ("prefix", "name", "connect_fee", "rate", "rate_unit_s", "increment_s", "from_s", "band")
 ANY_BAND = "*"
@@ -145,8 +146,13 @@ def build_deck(
 ) -> Deck:
     """Validate a manifest (already parsed TOML) and the CSV bytes into a Deck."""
     name = _text(manifest, "name", manifest_file)
+    if not is_deck_name(name):
+        raise DeckError(
+            manifest_file,
+            f"name must be 1-64 of letters, digits, '_', '-', '.' (no '..'), got {name!r}",
+        )
     currency = _text(manifest, "currency", manifest_file)
-    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+    if not is_currency(currency):
         raise DeckError(manifest_file, f"currency must be an ISO 4217 code, got {currency!r}")
     timezone = manifest.get("timezone", "Europe/Warsaw")
     try:
@@ -269,12 +275,12 @@ def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> 
 
 def _int(cell: dict[str, str], column: str, file: str, line: int, *, minimum: int) -> int:
     text = cell[column]
-    if not text.isdigit():
-        raise DeckError(file, f"{column} must be a whole number >= {minimum}, got {text!r}", line)
-    value = int(text)
-    if value < minimum or value > 86_400:
-        raise DeckError(file, f"{column} must be between {minimum} and 86400, got {value}", line)
-    return value
+    try:
+        return parse_whole(text, low=minimum, high=86_400)
+    except MoneyError as exc:
+        raise DeckError(
+            file, f"{column} must be a whole number between {minimum} and 86400: {exc}", line
+        ) from None
 
 
 def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> None:

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     INVALID_NUMBER = "INVALID_NUMBER"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    INVALID_REQUEST = "INVALID_REQUEST"  # the switch's request itself is malformed
 
 
 class LedgerError(RuntimeError):

@@ -76,8 +76,10 @@ _TYPE_CLASS = {
     PhoneNumberType.FIXED_LINE_OR_MOBILE: NumberClass.GEOGRAPHIC,
     PhoneNumberType.VOIP: NumberClass.VOIP,
 }
-# Polish 70x audiotext ranges are premium whatever the metadata version says.
-_PL_PREMIUM = re.compile(r"^70[01346-8][0-9]{6}$")
+# Every Polish 70x number is audiotext (premium rate), whatever the metadata version says
+# of its range: libphonenumber calls 702/705/709 numbers invalid, which would
+# answer them 484 instead of refusing them as premium (and rate them as nothing).
+_PL_PREMIUM = re.compile(r"^70[0-9]{7}$")
 
 
 def normalise(raw: str, country: str = "PL") -> Number:
@@ -118,7 +120,7 @@ def _parse(raw: str, text: str, country: str, home_cc: str) -> phonenumbers.Phon
             parsed = phonenumbers.parse(candidate, None)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(parsed):
+        if phonenumbers.is_valid_number(parsed) or _pl_premium(parsed):
             return parsed
         if best is None and _high_risk(parsed) and phonenumbers.is_possible_number(parsed):
             best = parsed
@@ -135,6 +137,10 @@ def _region(parsed: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.region_code_for_number(parsed) or "001"
 
 
+def _pl_premium(parsed: phonenumbers.PhoneNumber) -> bool:
+    return parsed.country_code == 48 and _PL_PREMIUM.match(str(parsed.national_number)) is not None
+
+
 def _high_risk(parsed: phonenumbers.PhoneNumber) -> bool:
     cc = str(parsed.country_code)
     if cc in HIGH_RISK_PREFIXES:
@@ -144,10 +150,7 @@ def _high_risk(parsed: phonenumbers.PhoneNumber) -> bool:
 
 def _classify(raw: str, parsed: phonenumbers.PhoneNumber, home_cc: int) -> NumberClass:
     kind = phonenumbers.number_type(parsed)
-    nsn = str(parsed.national_number)
-    if kind == PhoneNumberType.PREMIUM_RATE or (
-        parsed.country_code == 48 and _PL_PREMIUM.match(nsn)
-    ):
+    if kind == PhoneNumberType.PREMIUM_RATE or _pl_premium(parsed):
         return NumberClass.PREMIUM
     if _high_risk(parsed) and parsed.country_code != home_cc:
         return NumberClass.HIGH_RISK

@@ -18,7 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from rating.ledger import CallRequest, Decision, Grant, Ledger, LedgerError, Outcome, Reason
+from rating.ledger import (
+    CALL_ID,
+    CallRequest,
+    Decision,
+    Grant,
+    Ledger,
+    LedgerError,
+    Outcome,
+    Reason,
+)
 from rating.numbers import InvalidNumber, normalise
 from switch.agi import AgiChannel, AgiHangup, AgiProtocolError, AgiRequest, Handler
 
@@ -37,6 +46,10 @@ SIP_CODES: dict[str, int] = {
     Reason.TOO_MANY_CALLS: 486,
     Reason.RATE_LIMITED: 503,
     Reason.SERVICE_UNAVAILABLE: 503,
+    # A malformed request from our own switch (a call id no ledger key may carry): a fault
+    # on the operator's side that retrying will not mend, so not 503; not the caller's
+    # fault either, so not a 4xx that says the INVITE was wrong.
+    Reason.INVALID_REQUEST: 500,
 }
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
 _INT = re.compile(r"^[0-9]{1,9}$")
@@ -52,6 +65,11 @@ class Decided:
     decision: str
     reason: str
     seconds: float
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    """A value from the switch as logs show it: bounded."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
 
 
 def _rdnis(value: str) -> str:
@@ -80,23 +98,9 @@ class FastAgiAdapter:
         account = req.env.get("accountcode", "")
         call_id = req.env.get("uniqueid", "")
         dialled = req.env.get("extension", "")
-        try:
-            grant = await self.ledger.authorize(
-                CallRequest(
-                    account,
-                    call_id,
-                    dialled,
-                    req.env.get("callerid", ""),
-                    cap_s=self.slice_s,
-                    rdnis=_rdnis(req.env.get("rdnis", "")),
-                )
-            )
-        except LedgerError as exc:
-            log.warning("authorize %s for %r refused: %s", call_id, account, exc)
-            grant = Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            log.error("ledger unreachable, refusing %s: %s", call_id, exc)
-            grant = Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
+        grant = await self._decide(req, account, call_id, dialled)
+        if grant.reason == Reason.INVALID_REQUEST:
+            call_id = _shown(call_id)  # never echoed back, and logged shortened
         try:
             await self._tell(chan, grant)
         except AgiHangup:
@@ -110,6 +114,31 @@ class FastAgiAdapter:
             raise
         finally:
             self._report("authorize", account, call_id, grant, started)
+
+    async def _decide(self, req: AgiRequest, account: str, call_id: str, dialled: str) -> Grant:
+        if not CALL_ID.match(call_id):
+            # No ledger key may carry it; refused before Redis, and not as an outage.
+            log.warning("authorize for %r refused: invalid call id %r", account, _shown(call_id))
+            return Grant(Decision.DENY, Reason.INVALID_REQUEST, 0, "")
+        try:
+            return await self.ledger.authorize(
+                CallRequest(
+                    account,
+                    call_id,
+                    dialled,
+                    req.env.get("callerid", ""),
+                    cap_s=self.slice_s,
+                    rdnis=_rdnis(req.env.get("rdnis", "")),
+                )
+            )
+        except LedgerError as exc:
+            log.warning("authorize %s for %r refused: %s", call_id, account, exc)
+            bad = exc.code.startswith("BAD")
+            reason = Reason.INVALID_REQUEST if bad else Reason.SERVICE_UNAVAILABLE
+            return Grant(Decision.DENY, reason, 0, "" if bad else call_id)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            log.error("ledger unreachable, refusing %s: %s", call_id, exc)
+            return Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
 
     async def _tell(self, chan: AgiChannel, grant: Grant) -> None:
         number = grant.number.e164 if grant.number is not None else ""
@@ -130,6 +159,13 @@ class FastAgiAdapter:
         args = list(req.args) + [""] * 6
         call_id = args[0] or req.env.get("uniqueid", "")
         account = req.env.get("accountcode", "")
+        if not CALL_ID.match(call_id):
+            # authorize never accepts such an id, so nothing was reserved or can be settled;
+            # marked finished so the dialplan does not park an outcome no one can collect
+            log.warning("finish for %r ignored: invalid call id %r", account, _shown(call_id))
+            with contextlib.suppress(AgiHangup, AgiProtocolError):
+                await chan.set_variable("TOLLGATE_FINISHED", "1")
+            return
         status = args[1].upper()
         answered_ms = int(args[2]) if _INT.match(args[2]) else 0
         answered = status == "ANSWER"

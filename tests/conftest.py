@@ -114,9 +114,11 @@ AccountFactory = Callable[..., Awaitable[Account]]
 
 
 @pytest.fixture
-def make_account(svc: Services) -> AccountFactory:
+def make_account(svc: Services, retail: Deck) -> AccountFactory:
     """Create an account (PostgreSQL + Redis) with an optional opening top-up in micro-units,
-    created and topped up at `at` (default: now; billing tests pin it)."""
+    created and topped up at `at` (default: now; billing tests pin it).
+
+    The retail deck is imported first: an account's deck must exist."""
     counter = iter(range(1_000_000))
 
     async def make(balance: int = 0, at: datetime | None = None, **fields: Any) -> Account:

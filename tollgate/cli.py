@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from redis.exceptions import RedisError
 
+from rating.account_store import ReferenceConflict
 from rating.accounts import Account, AccountError, AccountKind, AccountNotFound, AccountStatus
 from rating.deck import DeckError, load_deck
 from rating.deck_store import DeckNotFound, import_deck, list_decks, load_deck_version, publish
@@ -31,6 +32,7 @@ from tollgate.cliout import (
     EXIT_UNAVAILABLE,
     CliError,
     print_json,
+    whole_number,
 )
 from tollgate.loop import run_async
 from tollgate.services import Services, ServiceUnavailable, services
@@ -434,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--deck", required=True, help="path of the deck's TOML manifest")
     r.add_argument("--to", required=True)
     r.add_argument("--at", help="answer time, ISO 8601 (no zone = the deck's zone); default now")
-    r.add_argument("--seconds", type=int, required=True)
+    r.add_argument("--seconds", type=whole_number, required=True)
     r.add_argument("--country", default="PL")
     r.set_defaults(sync=cmd_rate)
 
@@ -448,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_parser("list").set_defaults(run=cmd_deck_list)
     ds = dk.add_parser("show")
     ds.add_argument("name")
-    ds.add_argument("--version", type=int)
+    ds.add_argument("--version", type=whole_number)
     ds.set_defaults(run=cmd_deck_show)
 
     a = sub.add_parser("account", help="accounts").add_subparsers(dest="account", required=True)
@@ -460,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--timezone", default="Europe/Warsaw")
     ac.add_argument("--deck")
     ac.add_argument("--credit-limit")
-    ac.add_argument("--max-calls", type=int, default=10)
-    ac.add_argument("--cps", type=int, default=2)
+    ac.add_argument("--max-calls", type=whole_number, default=10)
+    ac.add_argument("--cps", type=whole_number, default=2)
     ac.add_argument("--daily-cap")
     ac.add_argument("--allow-premium", action="store_true")
     ac.add_argument("--allow-high-risk", action="store_true")
@@ -477,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--deck")
     au.add_argument("--credit-limit")
     au.add_argument("--daily-cap")
-    au.add_argument("--max-calls", type=int)
-    au.add_argument("--cps", type=int)
+    au.add_argument("--max-calls", type=whole_number)
+    au.add_argument("--cps", type=whole_number)
     for flag in ("allow-premium", "allow-high-risk", "invoice-overdue"):
         au.add_argument(f"--{flag}", type=_bool, metavar="yes|no")
     au.add_argument(
@@ -514,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("finish", help="finish a call: debit its rated cost, write its CDR")
     f.add_argument("--account", required=True)
     f.add_argument("--call-id", required=True)
-    f.add_argument("--billsec", type=int, required=True)
+    f.add_argument("--billsec", type=whole_number, required=True)
     f.add_argument("--unanswered", action="store_true")
     f.add_argument("--cause", default="16")
     f.add_argument("--to", help="dialled number, for a call that was never authorized")
@@ -571,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc), exc.code)
     except (InvalidNumber, DeckError, AccountError, MoneyError, SettingsError) as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
-    except (AccountNotFound, DeckNotFound) as exc:
+    except (AccountNotFound, DeckNotFound, ReferenceConflict) as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     except NoRate as exc:
         _fail(str(exc), EXIT_NO_RATE)

@@ -4,10 +4,13 @@ is unreachable). Packages that add sub-commands import this, never tollgate.cli.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from rating.money import MoneyError, parse_whole
 
 EXIT_UNAVAILABLE = 1
 EXIT_BAD_INPUT = 2
@@ -31,3 +34,12 @@ def bad_input(*errors: type[Exception]) -> Iterator[None]:
         yield
     except errors as exc:
         raise CliError(str(exc)) from None
+
+
+def whole_number(text: str) -> int:
+    """argparse type for counts, seconds and ids: ASCII digits only (int() also takes
+    '1_000' and other scripts' digits)."""
+    try:
+        return parse_whole(text, low=-(10**9), high=10**9)
+    except MoneyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

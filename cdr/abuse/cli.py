@@ -18,7 +18,7 @@ from cdr.abuse.findings import FindingNotFound, FindingStateError, Status
 from cdr.abuse.params import BadParams
 from cdr.abuse.runner import AbuseDetector
 from cdr.abuse.settings import AbuseSettings
-from tollgate.cliout import bad_input, print_json
+from tollgate.cliout import bad_input, print_json, whole_number
 from tollgate.services import Services
 
 
@@ -104,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ls.add_argument("--account")
     ls.add_argument("--status", choices=[s.value for s in Status])
     ls.add_argument("--rule", choices=sorted(DETECTORS))
-    ls.add_argument("--limit", type=int, default=100)
+    ls.add_argument("--limit", type=whole_number, default=100)
     ls.set_defaults(run=cmd_list)
 
     for name, fn, text in (
@@ -113,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("close", cmd_close, "close: done with it (a suspension stays)"),
     ):
         x = sub.add_parser(name, help=text)
-        x.add_argument("id", type=int)
+        x.add_argument("id", type=whole_number)
         x.add_argument("--reason", default="")
         x.add_argument("--by", help="who (default: the login name)")
         x.set_defaults(run=fn)

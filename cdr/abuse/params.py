@@ -6,6 +6,7 @@ overrides from PostgreSQL are applied on top with `merged`."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -61,7 +62,8 @@ def _coerce(rule: str, name: str, default: Any, value: Any) -> Any:
             return int(value)
         raise BadParams(rule, name, f"a whole number >= 0 expected, got {value!r}")
     if isinstance(default, float):
-        if isinstance(value, int | float) and value >= 0:
+        # json.loads turns 1e999 into inf: a limit nothing can reach is no limit
+        if isinstance(value, int | float) and 0 <= value < math.inf:
             return float(value)
         raise BadParams(rule, name, f"a number >= 0 expected, got {value!r}")
     if isinstance(default, tuple):

@@ -7,14 +7,13 @@ is what it costs the customer now: its CDR's, or the last re-rating's applied to
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cdr.billing.period import Period
+from cdr.csv_safe import to_csv
 from cdr.model import Cdr
 from rating.accounts import Account
 from rating.money import format_micro
@@ -112,10 +111,8 @@ class Listing:
         }
 
     def to_csv(self) -> str:
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(
-            [
+        return to_csv(
+            (
                 "started_at",
                 "call_id",
                 "caller",
@@ -125,11 +122,9 @@ class Listing:
                 "destination",
                 "billsec",
                 "cost",
-            ]
-        )
-        for c in self.calls:
-            w.writerow(
-                [
+            ),
+            (
+                (
                     self.local(c.cdr.started_at).isoformat(),
                     c.cdr.call_id,
                     c.cdr.caller,
@@ -139,9 +134,10 @@ class Listing:
                     c.cdr.rate_name,
                     c.cdr.billsec,
                     format_micro(c.charge),
-                ]
-            )
-        return out.getvalue()
+                )
+                for c in self.calls
+            ),
+        )
 
 
 async def listing(conn: Conn, account: Account, period: Period) -> Listing:

@@ -33,19 +33,23 @@ async def test_allowed_call_is_cut_by_asterisk_at_the_granted_time(e2e: E2E) -> 
     assert live.balance >= 0
 
 
+PREMIUM_FORMS = ("{n}", "0{n}", "48{n}", "0048{n}", "+48{n}")
+
+
 @pytest.mark.parametrize(
-    "form", ["701234567", "0701234567", "48701234567", "0048701234567", "+48701234567"]
+    ("form", "e164"),
+    [
+        *((f.format(n="701234567"), "+48701234567") for f in PREMIUM_FORMS),
+        # 705 is audiotext too, though libphonenumber calls it invalid (it was answered 484)
+        *((f.format(n="705123456"), "+48705123456") for f in PREMIUM_FORMS),
+    ],
 )
-async def test_premium_refused_in_every_dialling_form(e2e: E2E, form: str) -> None:
+async def test_premium_refused_in_every_dialling_form(e2e: E2E, form: str, e164: str) -> None:
     await e2e.account("phone-b", balance=100 * PLN)
     result = await e2e.call(form, "phone-b")
     assert result.status == 403 and not result.answered
     [cdr] = await e2e.cdrs("phone-b", 1)
-    assert (cdr["reason"], cdr["e164"], cdr["class"]) == (
-        "PREMIUM_BLOCKED",
-        "+48701234567",
-        "premium",
-    )
+    assert (cdr["reason"], cdr["e164"], cdr["class"]) == ("PREMIUM_BLOCKED", e164, "premium")
     assert e2e.new_carrier_calls() == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rating.account_store import ReferenceConflict
 from rating.accounts import Account, AccountError, AccountKind
 from rating.deck import Deck, DeckError, load_deck
 from rating.deck_store import list_decks, load_deck_version
@@ -122,3 +123,90 @@ def test_a_bad_deck_import_writes_nothing(tmp_path: Path, settings: Settings) ->
         timeout=60,
     )
     assert '"broken"' not in listing.stdout
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"id": "x", "deck": "nosuchdeck"}, "deck"),
+        ({"id": "x", "deck": "../../etc"}, "deck"),
+        ({"id": "x", "deck": "retail", "currency": "EUR"}, "currency"),  # retail is PLN
+        ({"id": "x", "currency": "XYZ"}, "currency"),
+        ({"id": "x", "currency": "<B>"}, "currency"),
+        ({"id": "x", "currency": "=1A"}, "currency"),
+    ],
+)
+async def test_accounts_need_a_real_deck_in_their_currency(
+    svc: Services, retail: Deck, fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(AccountError) as err:
+        await svc.accounts.create(Account(**fields))  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert await svc.accounts.all() == []
+
+
+async def test_an_account_cannot_move_to_an_unknown_deck(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account()
+    with pytest.raises(AccountError) as err:
+        await svc.accounts.update(a.id, deck="nosuchdeck")
+    assert err.value.field == "deck"
+    assert (await svc.accounts.get(a.id)).deck == "retail"
+
+
+async def test_a_reference_with_another_amount_or_kind_is_a_conflict(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account()
+    now = datetime.now(UTC)
+    first, _ = await svc.accounts.add_entry(a.id, "topup", 5_000_000, reference="pay-9", at=now)
+    for kind, amount in (("topup", 6_000_000), ("payment", 5_000_000)):
+        with pytest.raises(ReferenceConflict) as err:
+            await svc.accounts.add_entry(a.id, kind, amount, reference="pay-9", at=now)
+        assert err.value.existing.seq == first.seq
+    again, created = await svc.accounts.add_entry(
+        a.id, "topup", 5_000_000, reference="pay-9", at=now
+    )
+    assert not created and again.seq == first.seq
+    assert (await svc.accounts.live(a.id)).balance == 5_000_000
+
+
+def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "TOLLGATE_PG_DSN": settings.pg_dsn,
+        "TOLLGATE_REDIS_URL": settings.redis_url,
+        "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tollgate.cli", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+async def test_cli_refuses_wrong_inputs_with_exit_2(
+    settings: Settings, make_account: AccountFactory
+) -> None:
+    a = await make_account()
+    cases = [
+        ("account", "create", "bob", "--deck", "nosuchdeck"),
+        ("account", "create", "bob", "--deck", "retail", "--currency", "XYZ"),
+        ("account", "create", "bob", "--deck", "retail", "--max-calls", "1_000"),
+        ("account", "topup", a.id, "1e3"),
+        ("account", "topup", a.id, "1_000"),
+        ("account", "topup", a.id, "\u0661\u0662"),
+        ("account", "topup", a.id, "1e300000"),
+        ("account", "topup", a.id, "1e999999"),
+    ]
+    for argv in cases:
+        out = _cli(settings, *argv)
+        assert out.returncode == 2, (argv, out.stderr)
+        assert "Traceback" not in out.stderr
+    assert _cli(settings, "account", "topup", a.id, "5", "--reference", "r1").returncode == 0
+    assert _cli(settings, "account", "topup", a.id, "5", "--reference", "r1").returncode == 0
+    conflict = _cli(settings, "account", "topup", a.id, "7", "--reference", "r1")
+    assert conflict.returncode == 2 and "r1" in conflict.stderr

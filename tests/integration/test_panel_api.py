@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from cdr.billing.prepaid import invoice_topup
 from cdr.billing.settings import BillingSettings
+from cdr.csv_safe import defuse
 from cdr.model import Cdr
 from cdr.partitions import ensure_months, month_of
 from cdr.store import prepare, write_batch
@@ -355,7 +356,16 @@ async def test_csv_download_streams_every_row_and_defuses_formulas(
     svc: Services, settings: Settings, make_account: AccountFactory
 ) -> None:
     a = await make_account()
-    evil = ['=HYPERLINK("http://x","y")', "+48601234567", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    evil = [
+        '=HYPERLINK("http://x","y")',
+        "+48601234567",
+        "-2+3",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        " =1+1",  # blanks before '=' still make a formula
+        " \t@SUM(A1)",
+    ]
     costs = [0, 1, 10, 100, 190_000, 5_000_050, 123_456_789]
     calls = [
         cdr(a.id, n, NOW - timedelta(seconds=n, microseconds=n % 3), cost=costs[n % len(costs)])
@@ -405,8 +415,8 @@ async def test_csv_download_streams_every_row_and_defuses_formulas(
     for call_id, row in by_id.items():
         for name, value in listed[call_id].items():
             expected = "" if value is None else str(value)
-            if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-                expected = "'" + value
+            if isinstance(value, str):
+                expected = defuse(value)
             assert row[name] == expected, (call_id, name)
 
 
@@ -509,6 +519,45 @@ async def test_topups_are_ledger_entries_once_per_reference(
         r = await client.post("/api/v1/accounts/nobody/topups", json=body, headers=op)
         assert r.status == 404
     assert (await svc.accounts.live(a.id)).balance == 18_500_000
+
+
+async def test_operator_input_that_is_accepted_but_wrong_is_refused(
+    svc: Services, settings: Settings, make_account: AccountFactory
+) -> None:
+    a = await make_account()
+    op = bearer(await token(svc, Role.OPERATOR))
+    async with panel_client(settings) as client:
+        url = f"/api/v1/accounts/{a.id}/topups"
+        assert (await client.post(url, json={"amount": "5", "reference": "r"}, headers=op)).ok
+        for body in ({"amount": "6", "reference": "r"}, {"amount": "5", "reference": "r",
+                                                          "kind": "payment"}):  # fmt: skip
+            r = await client.post(url, json=body, headers=op)
+            assert r.status == 409, body
+            assert (await r.json())["error"]["code"] == "REFERENCE_CONFLICT"
+        again = await client.post(url, json={"amount": "5.00", "reference": "r"}, headers=op)
+        assert again.status == 200 and (await again.json())["created"] is False
+        for amount in ("1e3", "1_000", "\u0661", "1e300000", "1e999999"):
+            r = await client.post(url, json={"amount": amount}, headers=op)
+            assert r.status == 400, amount
+            assert (await r.json())["error"]["code"] == "INVALID_AMOUNT"
+        for body, field in (
+            ({"deck": "nosuchdeck"}, "deck"),
+            ({"deck": "../../etc"}, "deck"),
+        ):
+            r = await client.patch(f"/api/v1/accounts/{a.id}", json=body, headers=op)
+            assert r.status == 400, body
+            assert (await r.json())["error"]["details"]["field"] == field
+        for body, field in (
+            ({"id": "c1", "currency": "<B>"}, "currency"),
+            ({"id": "c2", "currency": "=1A"}, "currency"),
+            ({"id": "c3", "currency": "EUR", "deck": "retail"}, "currency"),
+            ({"id": "c4", "deck": "nosuchdeck"}, "deck"),
+        ):
+            r = await client.post("/api/v1/accounts", json=body, headers=op)
+            assert r.status == 400, body
+            assert (await r.json())["error"]["details"]["field"] == field
+    assert (await svc.accounts.live(a.id)).balance == 5_000_000
+    assert (await svc.accounts.get(a.id)).deck == "retail"
 
 
 def deck_form(rates: bytes, **fields: str) -> aiohttp.FormData:

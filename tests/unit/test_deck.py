@@ -114,3 +114,32 @@ def test_cli_classify_contract() -> None:
     assert '"e164": "+48701234567"' in ok.stdout
     bad = cli("classify", "12ab")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("cells", "words"),
+    [
+        ("0,1e300000,60,60,0", "rate"),
+        ("0,1e999999,60,60,0", "rate"),
+        ("0,1_0,60,60,0", "rate"),
+        ("1e3,0.1,60,60,0", "connect_fee"),
+        ("0,\u0661,60,60,0", "rate"),
+        ("0,0.1,\u0666\u0660,60,0", "rate_unit_s"),
+        ("0,0.1,60,\u00b2,0", "increment_s"),
+    ],
+)
+def test_deck_cells_are_plain_numbers(tmp_path: Path, cells: str, words: str) -> None:
+    with pytest.raises(DeckError) as err:
+        load_deck(write(tmp_path, HEADER + f"48,x,{cells},*\n"))
+    assert err.value.line == 2 and words in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "currency"), [("../../etc", "PLN"), ("a/b", "PLN"), ("t", "XYZ"), ("t", "<B>")]
+)
+def test_deck_names_are_identifiers_and_currencies_iso(
+    tmp_path: Path, name: str, currency: str
+) -> None:
+    manifest = f'name = "{name}"\ncurrency = "{currency}"\nrates = "rates.csv"\n'
+    with pytest.raises(DeckError):
+        load_deck(write(tmp_path, HEADER + "48,x,0,0.1,60,60,0,*\n", manifest))

@@ -4,7 +4,14 @@ from fractions import Fraction
 
 import pytest
 
-from rating.money import MoneyError, Rounding, format_micro, parse_micro, round_micro
+from rating.money import (
+    MoneyError,
+    Rounding,
+    format_micro,
+    parse_micro,
+    parse_whole,
+    round_micro,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,3 +47,49 @@ def test_format_never_hides_precision() -> None:
 )
 def test_round_once(exact: Fraction, method: Rounding, expected: int) -> None:
     assert round_micro(exact, 4, method) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1e3",
+        "1E3",
+        "1_000",
+        "\u0661\u0662",  # Arabic-Indic digits
+        "\uff11",  # fullwidth 1
+        "1e300000",
+        "1e999999",
+        "1.",
+        ".5",
+        "1..2",
+        "1.2.3",
+        "--5",
+        "0x10",
+        "1 000",
+        "9" * 25,
+    ],
+)
+def test_only_plain_decimals_are_amounts(text: str) -> None:
+    with pytest.raises(MoneyError) as err:
+        parse_micro(text, allow_negative=True)
+    assert "plain decimal" in err.value.why
+
+
+def test_signs_where_negatives_make_sense() -> None:
+    assert parse_micro("-1.5", allow_negative=True) == -1_500_000
+    assert parse_micro("+1.5") == 1_500_000
+    assert parse_micro(" 2 ") == 2_000_000
+    with pytest.raises(MoneyError):
+        parse_micro("-1.5")
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0661", "1e3", "--5", "", "5.0"])
+def test_whole_numbers_are_ascii_digits(text: str) -> None:
+    with pytest.raises(MoneyError):
+        parse_whole(text, low=-10, high=10_000)
+
+
+def test_whole_numbers_in_range() -> None:
+    assert parse_whole("-5", low=-10, high=10) == -5
+    with pytest.raises(MoneyError):
+        parse_whole("11", low=-10, high=10)

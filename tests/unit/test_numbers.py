@@ -91,3 +91,18 @@ def test_forms_agree_for_any_polish_number(start: str, rest: str) -> None:
         except InvalidNumber:
             outcomes.add(("invalid", None))
     assert len(outcomes) == 1
+
+
+@pytest.mark.parametrize("series", [f"70{d}" for d in range(10)])
+def test_every_polish_70x_number_is_premium_in_every_form(series: str) -> None:
+    """705 (and 702, 709) are invalid to libphonenumber: they must still be premium, not
+    invalid, or the switch answers 484 instead of refusing them as premium (403)."""
+    nsn = series + "123456"
+    for raw in forms(nsn):
+        n = normalise(raw)
+        assert (n.e164, n.number_class) == ("+48" + nsn, NumberClass.PREMIUM), raw
+
+
+@given(st.integers(0, 9), st.text("0123456789", min_size=6, max_size=6))
+def test_any_70x_number_is_premium(third: int, rest: str) -> None:
+    assert normalise(f"+4870{third}{rest}").number_class is NumberClass.PREMIUM
