@@ -108,7 +108,7 @@ class CdrStoreUnavailable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _Batch:
     entries: list[Entry]  # all of them are acknowledged once the batch is stored
-    cdrs: list[Cdr]  # at most one per call_id
+    cdrs: list[Cdr]  # at most one per call (switch, account, call id)
     rejects: list[Reject]
 
 
@@ -242,7 +242,7 @@ class CdrWriter:
         now = datetime.now(UTC)
         oldest = retention_cutoff(now, self.settings.retention_months)
         latest = now + FUTURE_SLACK
-        best: dict[str, Cdr] = {}
+        best: dict[tuple[str, str, str], Cdr] = {}
         rejects: list[Reject] = []
         for e in entries:
             if not e.raw:
@@ -256,12 +256,9 @@ class CdrWriter:
                 why = f"started_at {cdr.started_at.isoformat()} is outside the retention window"
                 rejects.append(Reject(stream, e.id, why, e.printable()))
                 continue
-            kept = best.get(cdr.call_id)
-            if kept is not None and kept.account != cdr.account:
-                why = f"call_id already used by account {kept.account!r}"
-                rejects.append(Reject(stream, e.id, why, e.printable()))
-            elif kept is None or cdr.supersedes(kept):
-                best[cdr.call_id] = cdr  # one row per call in a batch: the upsert needs it
+            kept = best.get(cdr.identity)
+            if kept is None or cdr.supersedes(kept):
+                best[cdr.identity] = cdr  # one row per call in a batch: the upsert needs it
         return _Batch(entries, list(best.values()), rejects)
 
     async def _commit(self, stream: CdrStream, batch: _Batch) -> int:

@@ -46,7 +46,8 @@ from tollgate.services import Services
 from tollgate.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-PANEL_DB = "tollgate_test_panel"
+# named after the test database, so parallel suites on other test databases never share it
+PANEL_DB = f"{urlsplit(TEST_DSN).path.lstrip('/') or 'tollgate_test'}_panel"
 PANEL_DSN = urlunsplit(urlsplit(TEST_DSN)._replace(path=f"/{PANEL_DB}"))
 
 
@@ -591,7 +592,12 @@ async def test_hangup_goes_through_ari_when_configured(
 ) -> None:
     """A stand-in for Asterisk's ARI on loopback: the panel sends DELETE /channels/{id}."""
     a = await make_account(balance=10_000_000)
+    b = await make_account(balance=10_000_000)
     await svc.ledger.authorize(CallRequest(a.id, "running-2", "0601234567"))
+    # the same call id: another account's call on this switch, and a call on another switch
+    await svc.ledger.authorize(CallRequest(b.id, "running-2", "0601234567"))
+    assert await svc.ledger.touch(b.id, "running-2", a_chan="chan-b")
+    await svc.ledger.authorize(CallRequest(a.id, "running-3", "0601234567", switch="pbx-b"))
     deleted: list[str] = []
 
     async def delete_channel(request: aiohttp.web.Request) -> aiohttp.web.Response:
@@ -606,10 +612,19 @@ async def test_hangup_goes_through_ari_when_configured(
         op = bearer(await token(svc, Role.OPERATOR))
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             r = await client.post("/api/v1/calls/running-2/hangup", headers=op)
-            assert r.status == 200 and (await r.json())["hung_up"] is True
+            assert r.status == 409
+            assert (await r.json())["error"]["code"] == "AMBIGUOUS_CALL_ID"
+            for account in (b.id, a.id):
+                r = await client.post(
+                    "/api/v1/calls/running-2/hangup", params={"account": account}, headers=op
+                )
+                assert r.status == 200 and (await r.json())["hung_up"] is True
             r = await client.post("/api/v1/calls/nope/hangup", headers=op)
             assert r.status == 404
-    assert deleted == ["running-2"]
+            # another switch's call is not reachable through this switch's Asterisk
+            r = await client.post("/api/v1/calls/running-3/hangup", headers=op)
+            assert r.status == 404
+    assert deleted == ["chan-b", "running-2"]
 
 
 # -- limits, metrics, CLI ----------------------------------------------------------------------

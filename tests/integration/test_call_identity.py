@@ -1,0 +1,140 @@
+"""Call identity: a call is its switch, its account and the switch's call id. Call ids collide
+in real life (Asterisk's uniqueid is unique per box only), and whatever collides, every debit
+in the Redis ledger has exactly one CDR in PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from cdr.writer import CdrWriter, WriterSettings
+from rating.deck import Deck
+from rating.ledger import CallRequest, Ledger, Outcome
+from tests.conftest import AccountFactory
+from tollgate.services import Services
+
+PLN = 1_000_000
+SWITCHES = ("test", "pbx-b")  # "test" is the fixture ledger's own switch_host
+NUMBERS = ("0601234567", "0221234567", "112", "+441234567890")
+Identity = tuple[str, str, str]  # switch, account, call id
+
+
+def _ledgers(svc: Services) -> dict[str, Ledger]:
+    """One ledger per switch on the same Redis, as two `tollgate serve` next to two boxes."""
+    other = Ledger(
+        svc.redis,
+        svc.settings.keyspace,
+        svc.ledger.decks,
+        replace(svc.ledger.settings, switch_host=SWITCHES[1]),
+    )
+    return {SWITCHES[0]: svc.ledger, SWITCHES[1]: other}
+
+
+async def _sums(svc: Services, accounts: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """(cost of each account's CDRs in PostgreSQL, what the Redis ledger debited it)."""
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "select account, sum(cost)::bigint as cost from cdrs group by account"
+        )
+    stored = {a: 0 for a in accounts} | {r["account"]: int(r["cost"]) for r in rows}
+    debited = {}
+    for a in accounts:
+        spent = await svc.redis.hget(svc.settings.keyspace.account(a), "spent")
+        debited[a] = int(spent or 0)
+    return stored, debited
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+async def test_colliding_call_ids_across_accounts_and_switches_each_debit_has_its_cdr(
+    svc: Services, retail: Deck, make_account: AccountFactory, seed: int
+) -> None:
+    rnd = random.Random(seed)
+    accounts = [(await make_account(balance=50 * PLN)).id for _ in range(3)]
+    ledgers = _ledgers(svc)
+    ids = [f"1733000000.{n}" for n in range(4)]  # a small pool: collisions are the rule
+    authorized: set[Identity] = set()
+    finished: dict[Identity, int] = {}  # cost of each settled call
+    states: dict[Identity, str] = {}  # the state its CDR must have
+    for _ in range(60):
+        switch, account, cid = rnd.choice(SWITCHES), rnd.choice(accounts), rnd.choice(ids)
+        ledger, ident = ledgers[switch], (switch, account, cid)
+        # a switch asks before it reports (a finish may come alone: emergency, parked)
+        if rnd.random() < 0.5 and ident not in finished:
+            number = rnd.choice(NUMBERS)
+            grant = await ledger.authorize(CallRequest(account, cid, number, "600100200"))
+            # a call id seen on another switch or account is a new call, never a replay
+            assert grant.replay == (ident in authorized), (ident, grant)
+            if grant.allowed:
+                authorized.add(ident)
+            else:  # refused: its record is final, a later finish of it moves nothing
+                finished[ident], states[ident] = 0, "denied"
+        else:
+            billsec = rnd.choice((0, 7, 61, 300))
+            outcome = Outcome(
+                billsec > 0,
+                billsec,
+                datetime.now(UTC),
+                "ANSWER" if billsec else "NOANSWER",
+                "16",
+                dialled=rnd.choice(NUMBERS),
+            )
+            done = await ledger.finish(account, cid, outcome)
+            if ident in finished:
+                assert done.status == "DUPLICATE" and done.cost == finished[ident]
+            else:
+                assert done.status == "FINISHED", (ident, done)
+                finished[ident], states[ident] = done.cost, "finished"
+                authorized.discard(ident)
+
+    w = CdrWriter(
+        svc.redis,
+        svc.settings.keyspace,
+        svc.settings.pg_dsn,
+        WriterSettings(consumer="test-writer"),
+        CollectorRegistry(),
+    )
+    async with w:
+        while await w.drain_once():
+            pass
+    stored, debited = await _sums(svc, accounts)
+    assert stored == debited
+    assert sum(debited.values()) == sum(finished.values()) > 0
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        assert await conn.fetch("select error, fields from cdr_rejects") == []
+        rows = await conn.fetch("select switch, account, call_id, state from cdrs")
+    by_call: dict[Identity, list[str]] = defaultdict(list)
+    for r in rows:
+        by_call[(r["switch"], r["account"], r["call_id"])].append(r["state"])
+    # every settled call has exactly one row, in its final state
+    for ident, state in states.items():
+        assert by_call[ident] == [state], ident
+    assert all(len(found) == 1 for found in by_call.values())
+
+
+async def test_a_call_id_from_another_switch_is_another_call_in_the_ledger(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=50 * PLN)
+    ledgers = _ledgers(svc)
+    cid = "1733000000.42"
+    first = await ledgers["test"].authorize(CallRequest(a.id, cid, "0601234567"))
+    second = await ledgers["pbx-b"].authorize(CallRequest(a.id, cid, "0601234567"))
+    assert first.allowed and second.allowed and not second.replay
+    opened = await svc.ledger.open_calls(a.id)
+    assert opened == {f"test/{cid}": first.reserved, f"pbx-b/{cid}": second.reserved}
+    # the CLI and panel name a call of another switch explicitly
+    call = await svc.ledger.call(a.id, cid, switch="pbx-b")
+    assert call["switch"] == "pbx-b" and call["state"] == "open"
+    assert [r["switch"] for r in await svc.ledger.running(cid, switch="pbx-b")] == ["pbx-b"]
+    done = await svc.ledger.finish(
+        a.id, cid, Outcome(True, 30, datetime.now(UTC), "ANSWER"), switch="pbx-b"
+    )
+    assert done.status == "FINISHED" and done.cost > 0
+    assert (await svc.ledger.call(a.id, cid))["state"] == "open"  # this switch's call runs on
