@@ -32,7 +32,7 @@ from cdr.abuse.settings import AbuseSettings
 from cdr.abuse.signals import Signal
 from cdr.abuse.window import AccountKeys, Plan, script_text
 from cdr.stream import CdrStream, Entry, wait_for_new
-from rating.keys import Keyspace
+from rating.keys import Keyspace, parse_ref
 from tollgate.services import Services
 
 log = logging.getLogger("tollgate.cdr.abuse")
@@ -241,6 +241,8 @@ class AbuseDetector:
                 num=EVIDENCE_CALLS,
             )
             call_ids = [_text(m).split("|", 1)[0] for m in members]
+        # windows count calls by switch/call id; the evidence names the call ids
+        call_ids = [parse_ref(c)[1] for c in call_ids]
         rec = await findings.record(self.pool, signal, call_ids[:EVIDENCE_CALLS])
         finding = await self.actions.apply(rec)
         self._written[key] = (finding.severity.rank, now)
