@@ -112,6 +112,15 @@ class _Batch:
     rejects: list[Reject]
 
 
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """One round over every stream."""
+
+    seen: int  # stream entries handled
+    written: int  # rows inserted or replaced
+    skipped: dict[str, str] = field(default_factory=dict)  # stream key -> why it was skipped
+
+
 async def _abandon(task: asyncio.Task[Any]) -> None:
     task.cancel()
     await asyncio.wait([task])
@@ -165,7 +174,7 @@ class CdrWriter:
         delay = self.settings.backoff_min_s
         while not stop.is_set():
             try:
-                seen, _ = await self._drain()
+                seen = (await self._drain()).seen
                 if delay > self.settings.backoff_min_s:
                     log.info("CDR writer recovered")
                 delay = self.settings.backoff_min_s
@@ -186,10 +195,15 @@ class CdrWriter:
     async def drain_once(self) -> int:
         """Move everything available now (claimed, own pending, new); returns rows written.
         Raises CdrStoreUnavailable (entries stay pending) or Redis connection errors."""
-        return (await self._drain())[1]
+        return (await self._drain()).written
 
-    async def _drain(self) -> tuple[int, int]:
+    async def drain_round(self) -> DrainResult:
+        """Like drain_once, and says which streams were skipped and why."""
+        return await self._drain()
+
+    async def _drain(self) -> DrainResult:
         seen = written = 0
+        skipped: dict[str, str] = {}
         try:
             for stream in self.streams:
                 try:
@@ -198,12 +212,14 @@ class CdrWriter:
                     # this stream's own trouble (a clobbered key...): the others keep flowing
                     self.metrics.write_errors.labels("redis").inc()
                     log.error("CDR stream %s skipped this round: %s", stream.key, exc)
+                    skipped[stream.key] = str(exc)
                     continue
                 seen += s
                 written += w
         finally:
+            self.metrics.skipped.set(len(skipped))
             await self.refresh_metrics()
-        return seen, written
+        return DrainResult(seen, written, skipped)
 
     async def _drain_stream(self, stream: CdrStream) -> tuple[int, int]:
         size = self.settings.batch_size

@@ -113,7 +113,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
     import logging
     import signal
 
-    from cdr.writer import CdrWriter, WriterSettings
+    from cdr.writer import CdrStoreUnavailable, CdrWriter, WriterSettings
     from tollgate.metrics import standalone_metrics
 
     logging.basicConfig(
@@ -138,7 +138,19 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
                 standalone_metrics(),
             ) as writer:
                 if args.once:
-                    print_json({"written": await writer.drain_once()})
+                    try:
+                        result = await writer.drain_round()
+                    except CdrStoreUnavailable as exc:
+                        raise CliError(f"CDRs wait in Redis: {exc}", EXIT_UNAVAILABLE) from None
+                    print_json({"written": result.written, "skipped": result.skipped})
+                    if result.skipped:
+                        # their CDRs stay in Redis: a cron job or script must not see success
+                        why = "; ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items()))
+                        raise CliError(
+                            f"{len(result.skipped)} of {len(writer.streams)} CDR streams"
+                            f" skipped: {why}",
+                            EXIT_UNAVAILABLE,
+                        )
                 else:
                     await writer.run(stop)
         finally:

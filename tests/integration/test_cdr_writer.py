@@ -442,7 +442,55 @@ async def test_a_broken_stream_key_does_not_hold_up_the_other_streams(
     async with writer(svc) as w:
         assert await w.drain_once() == 1
         assert sample(w, "tollgate_cdr_write_errors_total") == 1
+        assert sample(w, "tollgate_cdr_streams_skipped") == 1
     assert [r.call_id for r in await rows(svc, a.id)] == [cid]
+
+
+async def test_cdr_writer_once_fails_naming_the_streams_it_skipped(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    """`tollgate cdr-writer --once` (cron, scripts) must not report success while CDRs were
+    left behind: exit non-zero, each skipped stream named with why."""
+    import subprocess
+    import sys
+
+    a = await make_account(balance=PLN)
+    keys = svc.settings.keyspace
+    broken = sorted(t for t in keys.tags() if keys.cdr_stream(t) != stream_of(svc, a.id))[:2]
+    for tag in broken:
+        await svc.redis.set(keys.cdr_stream(tag), "not a stream")
+    cid = await call(svc, a.id, 10)
+    env = {
+        **os.environ,
+        "TOLLGATE_REDIS_URL": svc.settings.redis_url,
+        "TOLLGATE_PG_DSN": svc.settings.pg_dsn,
+        "TOLLGATE_REDIS_PREFIX": keys.prefix,
+        "TOLLGATE_SHARDS": str(keys.shards),
+    }
+
+    def once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tollgate.cli", "cdr-writer", "--once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    out = await asyncio.to_thread(once)
+    assert out.returncode == 1, out
+    report = json.loads(out.stdout)
+    assert report["written"] == 1
+    assert sorted(report["skipped"]) == sorted(keys.cdr_stream(t) for t in broken)
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"2 of {keys.shards} CDR streams skipped" in last
+    assert all(keys.cdr_stream(t) in last for t in broken) and "WRONGTYPE" in last
+    assert [r.call_id for r in await rows(svc, a.id)] == [cid]
+    for tag in broken:  # repaired: the same command succeeds
+        await svc.redis.delete(keys.cdr_stream(tag))
+    out = await asyncio.to_thread(once)
+    assert out.returncode == 0, out
+    assert json.loads(out.stdout) == {"written": 0, "skipped": {}}
 
 
 # -- crashes and outages ---------------------------------------------------------------------
