@@ -75,7 +75,7 @@ class AbuseDetector:
         self.home_default = services.settings.ledger.default_country
         self.settings = settings or AbuseSettings()
         self.detectors = detectors if detectors is not None else DETECTORS
-        self.metrics = AbuseMetrics(registry)
+        self.metrics = AbuseMetrics(registry, rules=self.detectors)
         self.thresholds = Thresholds(self.pool, self.settings)
         self.actions = Actions(
             self.pool, services.accounts, self.settings, self.metrics, on_suspend
