@@ -138,3 +138,77 @@ async def test_a_call_id_from_another_switch_is_another_call_in_the_ledger(
     )
     assert done.status == "FINISHED" and done.cost > 0
     assert (await svc.ledger.call(a.id, cid))["state"] == "open"  # this switch's call runs on
+
+
+async def test_rerating_and_the_listing_tell_apart_calls_sharing_an_id(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    """Two calls of one account with the same call id from two switches are re-rated and
+    listed as two calls, each with its own price."""
+    from cdr.billing.listing import listing
+    from cdr.billing.rerate import rerate
+    from tests.conftest import install_deck
+    from tests.integration.test_billing import cheaper_mobile, drain, this_period
+
+    a = await make_account(balance=50 * PLN)
+    ledgers = _ledgers(svc)
+    cid = "1733000000.7"
+    for switch, billsec in (("test", 60), ("pbx-b", 120)):
+        ledger = ledgers[switch]
+        assert (await ledger.authorize(CallRequest(a.id, cid, "0601234567"))).allowed
+        outcome = Outcome(True, billsec, datetime.now(UTC), "ANSWER", "16")
+        assert (await ledger.finish(a.id, cid, outcome)).status == "FINISHED"
+    await drain(svc)
+    period = this_period()
+    v2 = await install_deck(svc, cheaper_mobile(retail))
+    done = await rerate(svc.accounts, a.id, period, "retail", v2.version, apply=True)
+    assert done.applied
+    assert sorted((ln.switch, ln.old_charge, ln.new_charge) for ln in done.lines) == [
+        ("pbx-b", 380_000, 200_000),  # 120 s at 0.19 -> 0.10 /min
+        ("test", 190_000, 100_000),
+    ]
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        shown = await listing(conn, await svc.accounts.get(a.id), period)
+    assert sorted((c.cdr.switch, c.charge) for c in shown.calls) == [
+        ("pbx-b", 200_000),
+        ("test", 100_000),
+    ]
+
+
+async def test_cli_names_a_call_by_its_switch_and_account(
+    svc: Services,
+    retail: Deck,
+    make_account: AccountFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from tollgate.cli import CliError, build_parser
+
+    a = await make_account(balance=50 * PLN)
+    b = await make_account(balance=50 * PLN)
+    cid = "1733000000.9"
+
+    async def cli(*argv: str) -> dict[str, object]:
+        args = build_parser().parse_args(list(argv))
+        capsys.readouterr()
+        await args.run(svc, args)
+        out: dict[str, object] = json.loads(capsys.readouterr().out)
+        return out
+
+    for account, switch in ((a.id, "test"), (a.id, "pbx-b"), (b.id, "test")):
+        grant = await cli("authorize", "--account", account, "--to", "0601234567",
+                          "--call-id", cid, "--switch", switch)  # fmt: skip
+        assert grant["decision"] == "ALLOW" and "replay" not in grant
+    done = await cli("finish", "--account", a.id, "--call-id", cid, "--billsec", "30",
+                     "--switch", "pbx-b")  # fmt: skip
+    assert done["status"] == "FINISHED"
+    assert (await svc.ledger.call(a.id, cid, switch="pbx-b"))["state"] == "finished"
+    assert (await svc.ledger.call(a.id, cid))["state"] == "open"  # this host's call runs on
+    # two accounts run this call id on this switch: hanging up needs to know whose
+    monkeypatch.setenv("TOLLGATE_ARI_URL", "http://127.0.0.1:9/ari")
+    monkeypatch.setenv("TOLLGATE_ARI_PASSWORD", "x")
+    with pytest.raises(CliError, match="give --account"):
+        await cli("calls", "hangup", cid)
