@@ -33,6 +33,21 @@ class Keyspace:
     def call(self, account: str, call_id: str, switch: str = "") -> str:
         return f"{self.prefix}:{self.tag(account)}:call:{account}:{call_ref(switch, call_id)}"
 
+    def parse_call(self, key: str) -> tuple[str, str] | None:
+        """(account, call reference) of a call record's key; None for any other key."""
+        head = f"{self.prefix}:"
+        if not key.startswith(head):
+            return None
+        tag, sep, rest = key[len(head) :].partition(":call:")
+        account, colon, ref = rest.partition(":")  # account ids have no ':'
+        if not (sep and colon and account and ref) or tag != self.tag(account):
+            return None
+        return account, ref
+
+    def layout_marker(self) -> str:
+        """Set once every call record has its switch in its key (see Ledger.upgrade_calls)."""
+        return f"{self.prefix}:layout:calls"
+
     def expiry(self, tag: str) -> str:
         return f"{self.prefix}:{tag}:expiry"
 

@@ -176,6 +176,7 @@ class Ledger:
                 "renew",
                 "apply_entry",
                 "mirror",
+                "upgrade_call",
             )
         }
 
@@ -496,6 +497,36 @@ class Ledger:
             and r.get("switch") == switch
             and (not account or r.get("account") == account)
         ]
+
+    async def upgrade_calls(self) -> int:
+        """Once per Redis: move call records written before calls carried their switch to
+        their switch/call id keys (open or finished: a late finish or replay of one must find
+        it). Returns how many moved; a marker key makes later starts skip the scan."""
+        marker = self.keys.layout_marker()
+        if _s(await self.redis.get(marker)) == "switch":
+            return 0
+        moved = 0
+        pattern = f"{self.keys.prefix}:*:call:*"
+        async for raw in self.redis.scan_iter(match=pattern, count=1000):
+            parsed = self.keys.parse_call(_s(raw))
+            if parsed is None or "/" in parsed[1]:
+                continue
+            account, call_id = parsed
+            switch = _s(await self.redis.hget(_s(raw), "switch"))
+            if not SWITCH.match(switch):
+                log.warning("call record %s has no usable switch: left as it is", _s(raw))
+                continue
+            keys = [
+                _s(raw),
+                self.keys.call(account, call_id, switch),
+                self.keys.open_calls(account),
+                self.keys.expiry(self.keys.tag(account)),
+            ]
+            moved += int(
+                await self._scripts["upgrade_call"](keys=keys, args=[account, call_id, switch])
+            )
+        await self.redis.set(marker, "switch")
+        return moved
 
     async def sweep(self, limit: int = 1000) -> int:
         """Release reservations of calls whose finish never came. Returns how many."""

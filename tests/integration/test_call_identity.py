@@ -212,3 +212,44 @@ async def test_cli_names_a_call_by_its_switch_and_account(
     monkeypatch.setenv("TOLLGATE_ARI_PASSWORD", "x")
     with pytest.raises(CliError, match="give --account"):
         await cli("calls", "hangup", cid)
+
+
+async def _to_legacy_layout(svc: Services, account: str, cid: str) -> None:
+    """Put a call back where tollgate kept it before calls carried their switch."""
+    keys, switch = svc.settings.keyspace, svc.ledger.switch_of()
+    ref, legacy = f"{switch}/{cid}", keys.call(account, cid)
+    await svc.redis.rename(keys.call(account, cid, switch), legacy)
+    held = await svc.redis.hget(keys.open_calls(account), ref)
+    if held is not None:
+        await svc.redis.hdel(keys.open_calls(account), ref)
+        await svc.redis.hset(keys.open_calls(account), cid, held)
+    expiry = keys.expiry(keys.tag(account))
+    due = await svc.redis.zscore(expiry, f"{account}|{ref}")
+    if due is not None:
+        await svc.redis.zrem(expiry, f"{account}|{ref}")
+        await svc.redis.zadd(expiry, {f"{account}|{cid}": due})
+
+
+async def test_calls_recorded_before_the_upgrade_are_found_after_it(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    """A call open across the upgrade is finished against its reservation, and a replayed
+    finish of a call settled before it is a duplicate: never billed twice."""
+    a = await make_account(balance=50 * PLN)
+    running = await svc.ledger.authorize(CallRequest(a.id, "old.1", "0601234567"))
+    ended = await svc.ledger.authorize(CallRequest(a.id, "old.2", "0601234567"))
+    outcome = Outcome(True, 60, datetime.now(UTC), "ANSWER", "16")
+    cost = (await svc.ledger.finish(a.id, ended.call_id, outcome)).cost
+    for cid in ("old.1", "old.2"):
+        await _to_legacy_layout(svc, a.id, cid)
+    await svc.redis.delete(svc.settings.keyspace.layout_marker())
+    assert await svc.ledger.upgrade_calls() == 2
+    assert await svc.ledger.upgrade_calls() == 0  # once
+    assert await svc.ledger.open_calls(a.id) == {f"test/{running.call_id}": running.reserved}
+    assert [r["call_id"] for r in await svc.ledger.open_sessions()] == ["old.1"]
+    again = await svc.ledger.finish(a.id, "old.2", outcome)
+    assert (again.status, again.cost) == ("DUPLICATE", cost)
+    done = await svc.ledger.finish(a.id, "old.1", outcome)
+    assert done.status == "FINISHED" and done.prior_state == "open"
+    live = await svc.accounts.live(a.id)
+    assert live.reserved == 0 and live.spent == cost + done.cost
