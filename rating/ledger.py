@@ -202,6 +202,10 @@ class Ledger:
             keys, argv, number = await self.authorize_command(req, refresh=attempt > 0)
             res = await self._scripts["authorize"](keys=keys, args=argv)
             status = _s(res[0])
+            if status == "NONE":  # the replay of a call finished without authorization
+                raise LedgerError(
+                    "CALL_SETTLED", f"call {req.call_id!r} was settled without an authorization"
+                )
             if status != "STALE":
                 return Grant(
                     Decision(status),
