@@ -30,9 +30,17 @@ class CdrMetrics:
             "CDR stream entries kept in cdr_rejects instead of cdrs.",
             registry=self.registry,
         )
+        self.skipped = Gauge(
+            "tollgate_cdr_streams_skipped",
+            "CDR streams the writer's last round could not read (their CDRs wait).",
+            registry=self.registry,
+        )
+        self.skipped.set(0)
         self.write_errors = Counter(
             "tollgate_cdr_write_errors_total",
             "Failed attempts to move a batch (it stays pending and is retried).",
             ["service"],
             registry=self.registry,
         )
+        for service in ("redis", "postgresql"):
+            self.write_errors.labels(service)  # at 0 from the start: increase() sees the first

@@ -72,6 +72,11 @@ class Cdr:
     written_at: datetime | None = None  # set by PostgreSQL
 
     @property
+    def identity(self) -> tuple[str, str, str]:
+        """What makes a call unique: its switch, its account and the switch's call id."""
+        return (self.switch, self.account, self.call_id)
+
+    @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 

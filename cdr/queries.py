@@ -33,11 +33,14 @@ async def cdrs_for(
     return [Cdr.from_row(r) for r in rows]
 
 
-async def cdr_by_id(conn: Conn, call_id: str) -> Cdr | None:
+async def cdr_by_id(conn: Conn, switch: str, account: str, call_id: str) -> Cdr | None:
+    """The CDR of one call, named by its identity (switch, account, call id)."""
     # cdr_ids names the partition key, so only one partition is searched
     row = await conn.fetchrow(
-        "select c.* from cdr_ids i join cdrs c"
-        " on c.call_id = i.call_id and c.started_at = i.started_at where i.call_id = $1",
+        "select c.* from cdr_ids i join cdrs c using (switch, account, call_id, started_at)"
+        " where i.switch = $1 and i.account = $2 and i.call_id = $3",
+        switch,
+        account,
         call_id,
     )
     return None if row is None else Cdr.from_row(row)

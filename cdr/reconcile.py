@@ -3,7 +3,10 @@
 Asterisk's record is independent of tollgate's ledger; comparing the two for a period finds
 calls one side lost, and calls the sides disagree on. A call is keyed by tollgate's call id,
 which the dialplan writes to Asterisk's `userfield` (it is the channel's `uniqueid`, which is
-also tried). Reported differences:
+also tried). A call id is unique on one switch only, and the CSV is one switch's: give that
+switch (`--switch`) when several share the database; among tollgate's CDRs with the same
+call id (different accounts) the one of Asterisk's accountcode is matched. Reported
+differences:
 
 - missing_in_tollgate: Asterisk has a call that went through tollgate's authorize (it has a
   call id) or was answered, and tollgate has no CDR: possibly unbilled;
@@ -261,7 +264,7 @@ def compare(t: Cdr, a: AsteriskCall) -> list[Difference]:
     return out
 
 
-async def _tollgate(conn: Conn, window: Window, switch: str | None) -> dict[str, Cdr]:
+async def _tollgate(conn: Conn, window: Window, switch: str | None) -> list[Cdr]:
     rows = await conn.fetch(
         "select * from cdrs where started_at >= $1 and started_at < $2"
         " and ($3::text is null or switch = $3) order by started_at, call_id",
@@ -269,19 +272,33 @@ async def _tollgate(conn: Conn, window: Window, switch: str | None) -> dict[str,
         window.end,
         switch,
     )
-    return {r["call_id"]: Cdr.from_row(r) for r in rows}
+    return [Cdr.from_row(r) for r in rows]
 
 
-async def _by_ids(conn: Conn, ids: Sequence[str]) -> dict[str, Cdr]:
+async def _by_ids(conn: Conn, ids: Sequence[str], switch: str | None) -> list[Cdr]:
     if not ids:
-        return {}
+        return []
     # through cdr_ids: it names each call's partition
     rows = await conn.fetch(
-        "select c.* from cdr_ids i join cdrs c on c.call_id = i.call_id"
-        " and c.started_at = i.started_at where i.call_id = any($1::text[])",
+        "select c.* from cdr_ids i join cdrs c using (switch, account, call_id, started_at)"
+        " where i.call_id = any($1::text[]) and ($2::text is null or i.switch = $2)",
         list(ids),
+        switch,
     )
-    return {r["call_id"]: Cdr.from_row(r) for r in rows}
+    return [Cdr.from_row(r) for r in rows]
+
+
+def _index(cdrs: Iterable[Cdr]) -> dict[str, list[Cdr]]:
+    out: dict[str, list[Cdr]] = {}
+    for c in cdrs:
+        out.setdefault(c.call_id, []).append(c)
+    return out
+
+
+def _match(a: AsteriskCall, known: Mapping[str, list[Cdr]], seen: set[Any]) -> Cdr | None:
+    """tollgate's record of an Asterisk call: by call id, the same account first."""
+    found = [c for i in a.ids for c in known.get(i, ()) if c.identity not in seen]
+    return next((c for c in found if c.account == a.account), found[0] if found else None)
 
 
 async def reconcile(
@@ -300,15 +317,16 @@ async def reconcile(
     by_id = {i: call for call in every for i in call.ids}
     asterisk = [c for c in every if c.start in period]
     tollgate = await _tollgate(conn, period, switch)
-    outside = [i for c in asterisk for i in c.ids if i not in tollgate]
-    known = {**await _by_ids(conn, outside), **tollgate}
+    inside = _index(tollgate)
+    outside = [i for c in asterisk for i in c.ids if i not in inside]
+    known = _index([*await _by_ids(conn, outside, switch), *tollgate])
 
     differences: list[Difference] = []
     not_rated: list[AsteriskCall] = []
-    seen: set[str] = set()
+    seen: set[Any] = set()
     matched = 0
     for a in asterisk:
-        t = next((known[i] for i in a.ids if i in known), None)
+        t = _match(a, known, seen)
         if t is None:
             if not a.userfield and not a.answered:
                 not_rated.append(a)
@@ -316,14 +334,14 @@ async def reconcile(
                 detail = f"asterisk: {a.dst} {a.disposition} billsec {a.billsec}"
                 differences.append(Difference(Kind.MISSING_IN_TOLLGATE, a.key, a.account, detail))
             continue
-        seen.add(t.call_id)
+        seen.add(t.identity)
         matched += 1
         differences += compare(t, a)
-    for t in tollgate.values():
-        if t.call_id in seen:
+    for t in tollgate:
+        if t.identity in seen:
             continue
         other = by_id.get(t.call_id)
-        if other is None:
+        if other is None or other.start in period:  # in period: it was matched to another
             detail = f"tollgate: {t.state} {t.e164 or t.raw} {t.reason} billsec {t.billsec}"
             differences.append(Difference(Kind.MISSING_IN_ASTERISK, t.call_id, t.account, detail))
             continue

@@ -20,33 +20,31 @@ from rating.pg import Conn
 STAGE = "cdr_stage"
 _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
 _COLS = ", ".join(COLUMNS)
-_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("call_id", "started_at"))
+_KEY = ("switch", "account", "call_id")  # a call's identity (the same in cdr_ids)
+_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
+_ON = " and ".join(f"i.{c} = s.{c}" for c in _KEY)
 
 CREATE_STAGE = (
     f"create temporary table if not exists {STAGE} (like cdrs including defaults)"
     " on commit delete rows"
 )
-# The first started_at seen for a call_id is the only one it may ever have (cdrs has a
-# foreign key to this pair); rows in order of call_id so that concurrent writers lock alike.
+# The first started_at seen for a call (switch, account, call id) is the only one it may ever
+# have (cdrs has a foreign key to it); rows in key order so that concurrent writers lock alike.
 CLAIM_IDS = (
-    f"insert into cdr_ids (call_id, account, started_at)"
-    f" select call_id, account, started_at from {STAGE} order by call_id"
-    " on conflict (call_id) do nothing"
-)
-# A call_id already taken by another account is not this call's: keep it aside, not lost.
-TAKE_CLASHES = (
-    f"delete from {STAGE} s using cdr_ids i"
-    " where i.call_id = s.call_id and i.account <> s.account"
-    " returning s.*, i.account as owner"
+    f"insert into cdr_ids (switch, account, call_id, started_at)"
+    f" select switch, account, call_id, started_at from {STAGE} order by switch, account, call_id"
+    " on conflict (switch, account, call_id) do nothing"
 )
 ALIGN = (
     f"update {STAGE} s set started_at = i.started_at from cdr_ids i"
-    " where i.call_id = s.call_id and i.started_at <> s.started_at"
+    f" where {_ON} and i.started_at <> s.started_at"
 )
 # Only a final record replaces a non-final one (finished after expired); final ones stay.
 UPSERT = (
-    f"insert into cdrs as c ({_COLS}) select {_COLS} from {STAGE} order by call_id"
-    f" on conflict (call_id, started_at) do update set {_SET}, written_at = now()"
+    f"insert into cdrs as c ({_COLS}) select {_COLS} from {STAGE}"
+    " order by switch, account, call_id"
+    " on conflict (switch, account, call_id, started_at)"
+    f" do update set {_SET}, written_at = now()"
     f" where c.state not in ({_FINAL}) and excluded.state in ({_FINAL})"
 )
 INSERT_REJECT = (
@@ -93,7 +91,7 @@ async def prepare(conn: Conn) -> None:
 async def write_batch(
     conn: Conn, stream: str, cdrs: Sequence[Cdr], rejects: Sequence[Reject] = ()
 ) -> BatchResult:
-    """Upsert `cdrs` (at most one per call_id) and store `rejects`, in one transaction.
+    """Upsert `cdrs` (at most one per call) and store `rejects`, in one transaction.
     The partitions of the rows must exist."""
     rejects = list(rejects)
     written = 0
@@ -103,14 +101,7 @@ async def write_batch(
                 STAGE, records=[c.row() for c in cdrs], columns=list(COLUMNS)
             )
             claimed = int((await conn.execute(CLAIM_IDS)).split()[-1])
-            if claimed < len(cdrs):  # some calls were seen before: check them against it
-                for row in await conn.fetch(TAKE_CLASHES):
-                    clash = Cdr.from_row(row)
-                    rejects.append(
-                        Reject.of(
-                            stream, clash, f"call_id already used by account {row['owner']!r}"
-                        )
-                    )
+            if claimed < len(cdrs):  # some calls were seen before: keep their partition
                 await conn.execute(ALIGN)
             written = int((await conn.execute(UPSERT)).split()[-1])
         if rejects:

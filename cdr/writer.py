@@ -108,8 +108,17 @@ class CdrStoreUnavailable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _Batch:
     entries: list[Entry]  # all of them are acknowledged once the batch is stored
-    cdrs: list[Cdr]  # at most one per call_id
+    cdrs: list[Cdr]  # at most one per call (switch, account, call id)
     rejects: list[Reject]
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """One round over every stream."""
+
+    seen: int  # stream entries handled
+    written: int  # rows inserted or replaced
+    skipped: dict[str, str] = field(default_factory=dict)  # stream key -> why it was skipped
 
 
 async def _abandon(task: asyncio.Task[Any]) -> None:
@@ -165,7 +174,7 @@ class CdrWriter:
         delay = self.settings.backoff_min_s
         while not stop.is_set():
             try:
-                seen, _ = await self._drain()
+                seen = (await self._drain()).seen
                 if delay > self.settings.backoff_min_s:
                     log.info("CDR writer recovered")
                 delay = self.settings.backoff_min_s
@@ -186,10 +195,15 @@ class CdrWriter:
     async def drain_once(self) -> int:
         """Move everything available now (claimed, own pending, new); returns rows written.
         Raises CdrStoreUnavailable (entries stay pending) or Redis connection errors."""
-        return (await self._drain())[1]
+        return (await self._drain()).written
 
-    async def _drain(self) -> tuple[int, int]:
+    async def drain_round(self) -> DrainResult:
+        """Like drain_once, and says which streams were skipped and why."""
+        return await self._drain()
+
+    async def _drain(self) -> DrainResult:
         seen = written = 0
+        skipped: dict[str, str] = {}
         try:
             for stream in self.streams:
                 try:
@@ -198,12 +212,14 @@ class CdrWriter:
                     # this stream's own trouble (a clobbered key...): the others keep flowing
                     self.metrics.write_errors.labels("redis").inc()
                     log.error("CDR stream %s skipped this round: %s", stream.key, exc)
+                    skipped[stream.key] = str(exc)
                     continue
                 seen += s
                 written += w
         finally:
+            self.metrics.skipped.set(len(skipped))
             await self.refresh_metrics()
-        return seen, written
+        return DrainResult(seen, written, skipped)
 
     async def _drain_stream(self, stream: CdrStream) -> tuple[int, int]:
         size = self.settings.batch_size
@@ -242,7 +258,7 @@ class CdrWriter:
         now = datetime.now(UTC)
         oldest = retention_cutoff(now, self.settings.retention_months)
         latest = now + FUTURE_SLACK
-        best: dict[str, Cdr] = {}
+        best: dict[tuple[str, str, str], Cdr] = {}
         rejects: list[Reject] = []
         for e in entries:
             if not e.raw:
@@ -256,12 +272,9 @@ class CdrWriter:
                 why = f"started_at {cdr.started_at.isoformat()} is outside the retention window"
                 rejects.append(Reject(stream, e.id, why, e.printable()))
                 continue
-            kept = best.get(cdr.call_id)
-            if kept is not None and kept.account != cdr.account:
-                why = f"call_id already used by account {kept.account!r}"
-                rejects.append(Reject(stream, e.id, why, e.printable()))
-            elif kept is None or cdr.supersedes(kept):
-                best[cdr.call_id] = cdr  # one row per call in a batch: the upsert needs it
+            kept = best.get(cdr.identity)
+            if kept is None or cdr.supersedes(kept):
+                best[cdr.identity] = cdr  # one row per call in a batch: the upsert needs it
         return _Batch(entries, list(best.values()), rejects)
 
     async def _commit(self, stream: CdrStream, batch: _Batch) -> int:

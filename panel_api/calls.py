@@ -24,6 +24,7 @@ def _iso(ms: str | None) -> str | None:
 def call_view(record: dict[str, str]) -> dict[str, Any]:
     return {
         "call_id": record.get("call_id", ""),
+        "switch": record.get("switch", ""),
         "account": record.get("account", ""),
         "number": record.get("e164", ""),
         "class": record.get("class", ""),
@@ -59,10 +60,20 @@ async def hangup(request: web.Request) -> web.Response:
             {"setting": "TOLLGATE_ARI_URL"},
             code="ARI_NOT_CONFIGURED",
         )
-    running = {r.get("call_id"): r for r in await request.app[SERVICES].ledger.open_sessions()}
-    record = running.get(call_id)
-    if record is None:
+    # the panel's ARI is one switch's Asterisk: only that switch's calls are reachable
+    found = await request.app[SERVICES].ledger.running(
+        call_id, account=request.query.get("account", "")
+    )
+    if not found:
         raise not_found("running call", call_id)
+    if len(found) > 1:
+        accounts = sorted(r.get("account", "") for r in found)
+        raise Conflict(
+            f"call {call_id!r} is running for several accounts: give ?account=",
+            {"accounts": accounts},
+            code="AMBIGUOUS_CALL_ID",
+        )
+    record = found[0]
     try:
         done = await ari.hangup(record.get("a_chan") or call_id)
     except AriError as exc:

@@ -442,6 +442,7 @@ def schemas() -> dict[str, Any]:
         "RunningCall": obj(
             [
                 "call_id",
+                "switch",
                 "account",
                 "number",
                 "class",
@@ -452,6 +453,7 @@ def schemas() -> dict[str, Any]:
                 "answered_at",
             ],
             call_id={"type": "string"},
+            switch={"type": "string"},
             account={"type": "string"},
             number={"type": "string"},
             **{"class": {"type": "string"}},
@@ -661,7 +663,10 @@ def paths() -> dict[str, Any]:
                     **errors(*OPERATOR, 409, 502),
                 },
                 tags=["operator"],
-                params=[path("call_id", {"type": "string"})],
+                params=[
+                    path("call_id", {"type": "string"}),
+                    query("account", {"type": "string"}, "Whose call, when accounts share its id"),
+                ],
             )
         },
     }

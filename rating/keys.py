@@ -1,7 +1,11 @@
 """Redis key layout. Every key of an account shares one hash tag, so each ledger script
 touches a single slot and runs unchanged on Redis Cluster. The tag is a shard number
 derived from the account, which lets the CDR stream and the expiry index of that shard
-live in the same slot as the accounts that write to them."""
+live in the same slot as the accounts that write to them.
+
+A call is identified by its switch, its account and the switch's call id (Asterisk's
+uniqueid is unique per box only): `call_ref` joins switch and call id, and that reference
+names the call record, its field in the account's open calls and its expiry member."""
 
 from __future__ import annotations
 
@@ -26,8 +30,23 @@ class Keyspace:
     def open_calls(self, account: str) -> str:
         return f"{self.prefix}:{self.tag(account)}:open:{account}"
 
-    def call(self, account: str, call_id: str) -> str:
-        return f"{self.prefix}:{self.tag(account)}:call:{account}:{call_id}"
+    def call(self, account: str, call_id: str, switch: str = "") -> str:
+        return f"{self.prefix}:{self.tag(account)}:call:{account}:{call_ref(switch, call_id)}"
+
+    def parse_call(self, key: str) -> tuple[str, str] | None:
+        """(account, call reference) of a call record's key; None for any other key."""
+        head = f"{self.prefix}:"
+        if not key.startswith(head):
+            return None
+        tag, sep, rest = key[len(head) :].partition(":call:")
+        account, colon, ref = rest.partition(":")  # account ids have no ':'
+        if not (sep and colon and account and ref) or tag != self.tag(account):
+            return None
+        return account, ref
+
+    def layout_marker(self) -> str:
+        """Set once every call record has its switch in its key (see Ledger.upgrade_calls)."""
+        return f"{self.prefix}:layout:calls"
 
     def expiry(self, tag: str) -> str:
         return f"{self.prefix}:{tag}:expiry"
@@ -39,13 +58,13 @@ class Keyspace:
         """Inbound calls the switch reports (Wangiri detection); not tied to one account."""
         return f"{self.prefix}:inbound"
 
-    def call_keys(self, account: str, call_id: str) -> list[str]:
+    def call_keys(self, account: str, call_id: str, switch: str = "") -> list[str]:
         """KEYS for authorize/finish/expire: account, open calls, call, expiry, stream."""
         tag = self.tag(account)
         return [
             self.account(account),
             self.open_calls(account),
-            self.call(account, call_id),
+            self.call(account, call_id, switch),
             self.expiry(tag),
             self.cdr_stream(tag),
         ]
@@ -55,3 +74,25 @@ class Keyspace:
 
     def deck_version(self, name: str, version: int) -> str:
         return f"{self.prefix}:deck:{name}:v{version}"
+
+
+def call_ref(switch: str, call_id: str) -> str:
+    """`switch/call_id`: neither a switch name nor a call id may contain '/'. An empty
+    switch gives the bare call id (records written before calls carried their switch)."""
+    return f"{switch}/{call_id}" if switch else call_id
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """(switch, call_id) of a call reference."""
+    switch, _, call_id = ref.rpartition("/")
+    return switch, call_id
+
+
+def expiry_member(account: str, switch: str, call_id: str) -> str:
+    return f"{account}|{call_ref(switch, call_id)}"
+
+
+def parse_member(member: str) -> tuple[str, str, str]:
+    """(account, switch, call_id) of an expiry member."""
+    account, _, ref = member.partition("|")
+    return (account, *parse_ref(ref))

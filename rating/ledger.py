@@ -21,13 +21,15 @@ from redis.commands.core import AsyncScript
 
 from rating.deck import Deck
 from rating.deck_cache import DeckCache
-from rating.keys import Keyspace
+from rating.keys import Keyspace, call_ref, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
 from rating.tariff import NoRate, grant_curve, rate_call
 
 log = logging.getLogger("tollgate.rating.ledger")
 
 CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# A switch name (a host): no "/" nor "|", which separate it in keys and members.
+SWITCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
 
 class Decision(StrEnum):
@@ -84,6 +86,7 @@ class CallRequest:
     caller: str = ""
     cap_s: int | None = None  # shorter grant, e.g. an ARI slice
     rdnis: str = ""  # the redirecting number of a forwarded leg (abuse detection reads it)
+    switch: str = ""  # the switch whose call id this is; "" = this ledger's switch_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,23 +177,36 @@ class Ledger:
                 "renew",
                 "apply_entry",
                 "mirror",
+                "upgrade_call",
             )
         }
 
     def script(self, name: str) -> AsyncScript:
         return self._scripts[name]
 
+    def switch_of(self, switch: str = "") -> str:
+        """The switch a call id belongs to: the one given, else this ledger's own."""
+        switch = switch or self.settings.switch_host
+        if not SWITCH.match(switch):
+            raise LedgerError("BAD_SWITCH", f"switch {switch!r} is not acceptable")
+        return switch
+
     # -- authorize -------------------------------------------------------------------------
 
     async def authorize(self, req: CallRequest) -> Grant:
         if not CALL_ID.match(req.call_id):
             raise LedgerError("BAD_CALL_ID", f"call_id {req.call_id!r} is not acceptable")
+        req = replace(req, switch=self.switch_of(req.switch))
         if not req.account:
             return Grant(Decision.DENY, Reason.UNKNOWN_ACCOUNT, 0, req.call_id)
         for attempt in range(2):
             keys, argv, number = await self.authorize_command(req, refresh=attempt > 0)
             res = await self._scripts["authorize"](keys=keys, args=argv)
             status = _s(res[0])
+            if status == "NONE":  # the replay of a call finished without authorization
+                raise LedgerError(
+                    "CALL_SETTLED", f"call {req.call_id!r} was settled without an authorization"
+                )
             if status != "STALE":
                 return Grant(
                     Decision(status),
@@ -249,7 +265,7 @@ class Ledger:
             e164,
             klass,
             _clean(req.caller),
-            self.settings.switch_host,
+            self.switch_of(req.switch),
             prefix,
             rate_name,
             meta.deck,
@@ -264,8 +280,13 @@ class Ledger:
             deck.currency if deck else "",
             curve,
             _clean(req.rdnis),
+            call_ref(self.switch_of(req.switch), req.call_id),
         ]
-        return self.keys.call_keys(req.account, req.call_id), argv, number
+        return (
+            self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch)),
+            argv,
+            number,
+        )
 
     async def _account_meta(self, account: str, *, refresh: bool = False) -> _Meta:
         meta = None if refresh else self._meta.get(account)
@@ -292,14 +313,18 @@ class Ledger:
 
     # -- answer / renew ----------------------------------------------------------------------
 
-    async def answer(self, account: str, call_id: str, at: datetime | None = None) -> str:
+    async def answer(
+        self, account: str, call_id: str, at: datetime | None = None, *, switch: str = ""
+    ) -> str:
         at = at or datetime.now(UTC)
-        res = await self._scripts["answer"](keys=[self.keys.call(account, call_id)], args=[_ms(at)])
+        key = self.keys.call(account, call_id, self.switch_of(switch))
+        res = await self._scripts["answer"](keys=[key], args=[_ms(at)])
         return _s(res)
 
-    async def renew(self, account: str, call_id: str, target_s: int) -> Grant:
+    async def renew(self, account: str, call_id: str, target_s: int, *, switch: str = "") -> Grant:
         """Extend an open call's grant towards `target_s` seconds from its answer."""
-        call = await self.call(account, call_id)
+        switch = self.switch_of(switch)
+        call = await self.call(account, call_id, switch=switch)
         if call.get("state") != "open":
             return Grant(Decision.DENY, "CALL_NOT_OPEN", 0, call_id)
         start = _from_ms(call.get("answered_at")) or datetime.now(UTC)
@@ -315,22 +340,33 @@ class Ledger:
         meta = await self._account_meta(account)
         day = datetime.now(UTC).astimezone(ZoneInfo(meta.timezone)).date().isoformat()
         res = await self._scripts["renew"](
-            keys=self.keys.call_keys(account, call_id)[:4],
-            args=[call_id, account, str(target_s), str(self.settings.ttl_extra_s), day, curve],
+            keys=self.keys.call_keys(account, call_id, switch)[:4],
+            args=[
+                call_id,
+                account,
+                str(target_s),
+                str(self.settings.ttl_extra_s),
+                day,
+                curve,
+                call_ref(switch, call_id),
+            ],
         )
         return Grant(Decision(_s(res[0])), _s(res[1]), int(res[2]), call_id, int(res[3]))
 
     # -- finish ------------------------------------------------------------------------------
 
-    async def finish(self, account: str, call_id: str, outcome: Outcome) -> Settlement:
+    async def finish(
+        self, account: str, call_id: str, outcome: Outcome, *, switch: str = ""
+    ) -> Settlement:
         if not CALL_ID.match(call_id):
             raise LedgerError("BAD_CALL_ID", f"call_id {call_id!r} is not acceptable")
-        call = await self.call(account, call_id)
+        switch = self.switch_of(switch)
+        call = await self.call(account, call_id, switch=switch)
         meta = await self._account_meta(account)
         outcome = _trust_seen_answer(call, outcome)
         answered_at = outcome.answered_at or (outcome.ended_at - timedelta(seconds=outcome.billsec))
         rated = billable = 0
-        fallback = ["", "", "invalid", "", self.settings.switch_host, "", "", "", "0", ""]
+        fallback = ["", "", "invalid", "", switch, "", "", "", "0", ""]
         if call.get("state") in ("finished", "denied"):
             pass  # the script answers DUPLICATE without moving money
         elif call:
@@ -341,10 +377,10 @@ class Ledger:
                 r = rate_call(deck, call["e164"].lstrip("+"), answered_at, outcome.billsec)
                 rated, billable = r.cost, r.billable_seconds
         else:
-            fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at)
+            fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at, switch)
         day = outcome.ended_at.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
         res = await self._scripts["finish"](
-            keys=self.keys.call_keys(account, call_id),
+            keys=self.keys.call_keys(account, call_id, switch),
             args=[
                 call_id,
                 account,
@@ -358,6 +394,7 @@ class Ledger:
                 day,
                 str(self.settings.record_ttl_s),
                 *fallback,
+                call_ref(switch, call_id),
             ],
         )
         status = _s(res[0])
@@ -368,7 +405,7 @@ class Ledger:
         return Settlement(call_id, status, int(res[2]), rated, billable, _s(res[1]))
 
     async def _unauthorized(
-        self, meta: _Meta, outcome: Outcome, answered_at: datetime
+        self, meta: _Meta, outcome: Outcome, answered_at: datetime, switch: str
     ) -> tuple[list[str], int, int]:
         """Fields and price of a call the ledger never saw authorized."""
         try:
@@ -401,7 +438,7 @@ class Ledger:
             e164,
             klass,
             "",
-            self.settings.switch_host,
+            switch,
             prefix,
             name,
             meta.deck,
@@ -412,18 +449,20 @@ class Ledger:
 
     # -- inspection and housekeeping ----------------------------------------------------------
 
-    async def call(self, account: str, call_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(self.keys.call(account, call_id))
+    async def call(self, account: str, call_id: str, *, switch: str = "") -> dict[str, str]:
+        raw = await self.redis.hgetall(self.keys.call(account, call_id, self.switch_of(switch)))
         return {_s(k): _s(v) for k, v in raw.items()}
 
     async def open_calls(self, account: str) -> dict[str, int]:
+        """Reservation of each open call of an account, by `switch/call_id`."""
         raw = await self.redis.hgetall(self.keys.open_calls(account))
         return {_s(k): int(v) for k, v in raw.items()}
 
-    async def touch(self, account: str, call_id: str, **fields: str) -> bool:
+    async def touch(self, account: str, call_id: str, *, switch: str = "", **fields: str) -> bool:
         """Store facts about an open call (channel ids, heartbeats); False if not open."""
         args = [x for kv in fields.items() for x in kv]
-        res = await self._scripts["touch"](keys=[self.keys.call(account, call_id)], args=args)
+        key = self.keys.call(account, call_id, self.switch_of(switch))
+        res = await self._scripts["touch"](keys=[key], args=args)
         return bool(int(res))
 
     async def account_statuses(self, accounts: list[str]) -> dict[str, str]:
@@ -442,14 +481,57 @@ class Ledger:
                 continue
             async with self.redis.pipeline(transaction=False) as pipe:
                 for member in members:
-                    account, _, call_id = _s(member).partition("|")
-                    pipe.hgetall(self.keys.call(account, call_id))
+                    pipe.hgetall(self.keys.call(*_account_call_switch(member)))
                 records = await pipe.execute()
             for raw in records:
                 record = {_s(k): _s(v) for k, v in raw.items()}
                 if record.get("state") == "open":
                     out.append(record)
         return out
+
+    async def running(
+        self, call_id: str, *, switch: str = "", account: str = ""
+    ) -> list[dict[str, str]]:
+        """Open calls with this call id on `switch` (default: this ledger's), of `account` if
+        given. More than one means accounts share the call id: the caller must choose."""
+        switch = self.switch_of(switch)
+        return [
+            r
+            for r in await self.open_sessions()
+            if r.get("call_id") == call_id
+            and r.get("switch") == switch
+            and (not account or r.get("account") == account)
+        ]
+
+    async def upgrade_calls(self) -> int:
+        """Once per Redis: move call records written before calls carried their switch to
+        their switch/call id keys (open or finished: a late finish or replay of one must find
+        it). Returns how many moved; a marker key makes later starts skip the scan."""
+        marker = self.keys.layout_marker()
+        if _s(await self.redis.get(marker)) == "switch":
+            return 0
+        moved = 0
+        pattern = f"{self.keys.prefix}:*:call:*"
+        async for raw in self.redis.scan_iter(match=pattern, count=1000):
+            parsed = self.keys.parse_call(_s(raw))
+            if parsed is None or "/" in parsed[1]:
+                continue
+            account, call_id = parsed
+            switch = _s(await self.redis.hget(_s(raw), "switch"))
+            if not SWITCH.match(switch):
+                log.warning("call record %s has no usable switch: left as it is", _s(raw))
+                continue
+            keys = [
+                _s(raw),
+                self.keys.call(account, call_id, switch),
+                self.keys.open_calls(account),
+                self.keys.expiry(self.keys.tag(account)),
+            ]
+            moved += int(
+                await self._scripts["upgrade_call"](keys=keys, args=[account, call_id, switch])
+            )
+        await self.redis.set(marker, "switch")
+        return moved
 
     async def sweep(self, limit: int = 1000) -> int:
         """Release reservations of calls whose finish never came. Returns how many."""
@@ -461,10 +543,11 @@ class Ledger:
                 self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit
             )
             for member in members:
-                account, _, call_id = _s(member).partition("|")
+                account, switch, call_id = parse_member(_s(member))
                 released += int(
                     await self._scripts["expire"](
-                        keys=self.keys.call_keys(account, call_id), args=[call_id, account]
+                        keys=self.keys.call_keys(account, call_id, switch),
+                        args=[call_id, account, call_ref(switch, call_id)],
                     )
                 )
         return released
@@ -484,6 +567,11 @@ def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:
         answered_at=seen,
         disposition=outcome.disposition if outcome.answered else "ANSWER",
     )
+
+
+def _account_call_switch(member: Any) -> tuple[str, str, str]:
+    account, switch, call_id = parse_member(_s(member))
+    return account, call_id, switch
 
 
 def _s(value: Any) -> str:

@@ -332,6 +332,8 @@ class SessionController:
             call_id = record.get("call_id", "")
             if record.get("control") != "ari" or call_id in self.sessions:
                 continue
+            if record.get("switch", "") != self.ledger.switch_of():
+                continue  # another switch's call: its own controller settles it
             a_chan = record.get("a_chan", "")
             if a_chan in alive:
                 counts["adopted"] += 1

@@ -6,6 +6,7 @@ Each test gets its own Redis key prefix (deleted afterwards) and a freshly trunc
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -13,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -39,17 +41,36 @@ RETAIL = ROOT / "examples" / "decks" / "retail" / "deck.toml"
 KEEP = ("schema_migrations",)
 
 
-@pytest.fixture(scope="session")
-def migrated() -> str:
+@functools.cache
+def fresh_database(dsn: str) -> str:
+    """Drop and create the database of `dsn` and apply every migration, once per test run:
+    each run starts from the schema this checkout defines, whatever an earlier run (of
+    another branch, with other migrations) left behind."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"test database name must be an identifier: {name!r}")
+
     async def run() -> None:
-        conn = await asyncpg.connect(TEST_DSN)
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+        try:
+            await admin.execute(f'drop database if exists "{name}" with (force)')
+            await admin.execute(f'create database "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(dsn)
         try:
             await db.upgrade(conn)
         finally:
             await conn.close()
 
     asyncio.run(run())
-    return TEST_DSN
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def migrated() -> str:
+    return fresh_database(TEST_DSN)
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
     import logging
     import signal
 
-    from cdr.writer import CdrWriter, WriterSettings
+    from cdr.writer import CdrStoreUnavailable, CdrWriter, WriterSettings
     from tollgate.metrics import standalone_metrics
 
     logging.basicConfig(
@@ -140,7 +140,19 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
                 standalone_metrics(),
             ) as writer:
                 if args.once:
-                    print_json({"written": await writer.drain_once()})
+                    try:
+                        result = await writer.drain_round()
+                    except CdrStoreUnavailable as exc:
+                        raise CliError(f"CDRs wait in Redis: {exc}", EXIT_UNAVAILABLE) from None
+                    print_json({"written": result.written, "skipped": result.skipped})
+                    if result.skipped:
+                        # their CDRs stay in Redis: a cron job or script must not see success
+                        why = "; ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items()))
+                        raise CliError(
+                            f"{len(result.skipped)} of {len(writer.streams)} CDR streams"
+                            f" skipped: {why}",
+                            EXIT_UNAVAILABLE,
+                        )
                 else:
                     await writer.run(stop)
         finally:
@@ -326,7 +338,11 @@ async def cmd_account_sync(s: Services, args: argparse.Namespace) -> None:
 async def cmd_authorize(s: Services, args: argparse.Namespace) -> None:
     grant = await s.ledger.authorize(
         CallRequest(
-            args.account, args.call_id or f"cli-{uuid.uuid4().hex[:16]}", args.to, args.caller
+            args.account,
+            args.call_id or f"cli-{uuid.uuid4().hex[:16]}",
+            args.to,
+            args.caller,
+            switch=args.switch or "",
         )
     )
     out = grant.as_dict()
@@ -340,7 +356,7 @@ async def cmd_finish(s: Services, args: argparse.Namespace) -> None:
     settlement = await s.ledger.finish(
         args.account,
         args.call_id,
-        Outcome(
+        outcome=Outcome(
             answered,
             args.billsec if answered else 0,
             now,
@@ -348,6 +364,7 @@ async def cmd_finish(s: Services, args: argparse.Namespace) -> None:
             args.cause,
             dialled=args.to or "",
         ),
+        switch=args.switch or "",
     )
     print_json(
         {
@@ -368,6 +385,7 @@ async def cmd_calls_list(s: Services, args: argparse.Namespace) -> None:
         calls.append(
             {
                 "call_id": r.get("call_id"),
+                "switch": r.get("switch"),
                 "account": r.get("account"),
                 "to": r.get("e164"),
                 "class": r.get("class"),
@@ -387,10 +405,12 @@ async def cmd_calls_hangup(s: Services, args: argparse.Namespace) -> None:
     ari_settings = AriSettings.from_env()
     if not ari_settings.enabled:
         raise CliError("TOLLGATE_ARI_URL is not set: hanging up needs Asterisk's ARI")
-    target = args.call_id
-    for r in await s.ledger.open_sessions():
-        if r.get("call_id") == args.call_id:
-            target = r.get("a_chan") or args.call_id
+    # ARI reaches this switch's Asterisk: only this switch's calls can be hung up there
+    found = await s.ledger.running(args.call_id, account=args.account or "")
+    if len(found) > 1:
+        accounts = sorted(r.get("account", "") for r in found)
+        raise CliError(f"call {args.call_id!r} is running for accounts {accounts}: give --account")
+    target = found[0].get("a_chan") or args.call_id if found else args.call_id
     ari = AriClient(ari_settings)
     try:
         done = await ari.hangup(target)
@@ -511,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--to", required=True)
     z.add_argument("--call-id")
     z.add_argument("--caller", default="")
+    z.add_argument("--switch", help="the switch the call id is from (default: this host's)")
     z.set_defaults(run=cmd_authorize, pg=False)
 
     f = sub.add_parser("finish", help="finish a call: debit its rated cost, write its CDR")
@@ -520,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--unanswered", action="store_true")
     f.add_argument("--cause", default="16")
     f.add_argument("--to", help="dialled number, for a call that was never authorized")
+    f.add_argument("--switch", help="the switch the call id is from (default: this host's)")
     f.set_defaults(run=cmd_finish, pg=False)
 
     sub.add_parser("sweep", help="release reservations of calls that never finished").set_defaults(
@@ -531,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(run=cmd_calls_list, pg=False)
     hu = cl.add_parser("hangup", help="hang up a running call (through ARI)")
     hu.add_argument("call_id")
+    hu.add_argument("--account", help="whose call, when accounts share the call id")
     hu.set_defaults(run=cmd_calls_hangup, pg=False)
 
     cw = sub.add_parser("cdr-writer", help="move CDRs from the ledger's streams to PostgreSQL")

@@ -6,10 +6,23 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from rating.ledger import Grant
+from rating.ledger import Decision, Grant, Reason
 from rating.repair import Drift, Repair
 from switch.fastagi import Decided
 from switch.sessions import SessionController
+
+# Label sets known in advance are exported at 0 from the start: a labelled counter that
+# first appears at 1 is invisible to increase(), and its first event would raise no alert.
+AGI_EVENT_KINDS = (
+    "unknown_script",
+    "malformed",
+    "budget_exceeded",
+    "hangup",
+    "error",
+    "rejected_overload",
+)
+AGI_SCRIPTS = ("authorize", "finish", "other")
+ALLOW_REASONS = (Reason.OK, Reason.EMERGENCY)
 
 
 class Metrics:
@@ -78,6 +91,18 @@ class Metrics:
             ["currency"],
             registry=self.registry,
         )
+
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for kind in AGI_EVENT_KINDS:
+            for script in AGI_SCRIPTS:
+                self.agi_events.labels(kind, script)
+        for switch in ("fastagi", "ari"):
+            for reason in Reason:
+                allow = reason in ALLOW_REASONS
+                decision = Decision.ALLOW if allow else Decision.DENY
+                self.authorizations.labels(switch, decision.value, reason.value)
 
     def repaired(self, r: Repair) -> None:
         self.ledger_repairs.labels(r.drift.value).inc()

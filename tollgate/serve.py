@@ -59,6 +59,9 @@ async def serve(settings: Settings) -> None:
     ari_settings = AriSettings.from_env()
     control = ControlSettings.from_env()
     async with services(settings) as s:
+        moved = await s.ledger.upgrade_calls()
+        if moved:
+            log.info("moved %d call record(s) to their switch/call id keys", moved)
         done = await catch_up(s)
         log.info(
             "start-up sync: %d deck(s), %d ledger entries, rebuilt %s",

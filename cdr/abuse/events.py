@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rating.keys import call_ref
+
 # Denials the customer's traffic did not cause: not attempts the account could place.
 NOT_TRAFFIC = frozenset(
     {"ACCOUNT_SUSPENDED", "UNKNOWN_ACCOUNT", "INVOICE_OVERDUE", "SERVICE_UNAVAILABLE"}
@@ -26,7 +28,7 @@ class BadEvent(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CallEvent:
-    call_id: str
+    call_id: str  # switch/call id (call_ref): ids are unique per switch only
     account: str
     state: str  # denied | expired | finished
     reason: str
@@ -68,7 +70,7 @@ class CallEvent:
             raise BadEvent("ended_at", "missing")
         number_class = f.get("class", "")
         return cls(
-            call_id=call_id,
+            call_id=call_ref(f.get("switch", ""), call_id),
             account=account,
             state=f.get("state", ""),
             reason=f.get("reason", ""),

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter
+
+from cdr.abuse.signals import Severity
 
 
 class AbuseMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, rules: Iterable[str] = ()
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         self.findings = Counter(
             "tollgate_abuse_findings_total",
@@ -14,6 +20,10 @@ class AbuseMetrics:
             ["rule", "severity"],
             registry=self.registry,
         )
+        # Exported at 0 from the start, so that increase() sees a rule's first finding.
+        for rule in rules:
+            for severity in Severity:
+                self.findings.labels(rule, severity.value)
         self.suspensions = Counter(
             "tollgate_abuse_suspensions_total",
             "Accounts suspended by the abuse detector.",

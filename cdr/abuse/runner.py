@@ -32,7 +32,7 @@ from cdr.abuse.settings import AbuseSettings
 from cdr.abuse.signals import Signal
 from cdr.abuse.window import AccountKeys, Plan, script_text
 from cdr.stream import CdrStream, Entry, wait_for_new
-from rating.keys import Keyspace
+from rating.keys import Keyspace, parse_ref
 from tollgate.services import Services
 
 log = logging.getLogger("tollgate.cdr.abuse")
@@ -75,7 +75,7 @@ class AbuseDetector:
         self.home_default = services.settings.ledger.default_country
         self.settings = settings or AbuseSettings()
         self.detectors = detectors if detectors is not None else DETECTORS
-        self.metrics = AbuseMetrics(registry)
+        self.metrics = AbuseMetrics(registry, rules=self.detectors)
         self.thresholds = Thresholds(self.pool, self.settings)
         self.actions = Actions(
             self.pool, services.accounts, self.settings, self.metrics, on_suspend
@@ -241,6 +241,8 @@ class AbuseDetector:
                 num=EVIDENCE_CALLS,
             )
             call_ids = [_text(m).split("|", 1)[0] for m in members]
+        # windows count calls by switch/call id; the evidence names the call ids
+        call_ids = [parse_ref(c)[1] for c in call_ids]
         rec = await findings.record(self.pool, signal, call_ids[:EVIDENCE_CALLS])
         finding = await self.actions.apply(rec)
         self._written[key] = (finding.severity.rank, now)

@@ -25,7 +25,7 @@ select c.*, coalesce(r.rated, c.rated_cost) as billed_rated,
 from cdrs c
 left join lateral (
     select rc.rated, rc.charge from rerate_calls rc join rerates x on x.id = rc.rerate_id
-    where rc.call_id = c.call_id and x.account = c.account
+    where rc.call_id = c.call_id and rc.switch = c.switch and x.account = c.account
     order by rc.rerate_id desc limit 1
 ) r on true
 where c.account = $1 and c.started_at >= $2 and c.started_at < $3

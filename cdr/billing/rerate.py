@@ -43,6 +43,7 @@ class RerateLine:
     new_rated: int
     old_charge: int
     new_charge: int
+    switch: str = ""  # with call_id and the account: which call this is
 
     @property
     def diff(self) -> int:
@@ -109,7 +110,7 @@ def _line(deck: Deck, call: BilledCall) -> RerateLine:
     new = rate_call(deck, c.e164.lstrip("+"), answered_at, c.billsec, answered=True).cost
     charge = max(0, call.charge + new - call.rated)
     return RerateLine(
-        c.call_id, c.started_at, c.e164, c.billsec, call.rated, new, call.charge, charge
+        c.call_id, c.started_at, c.e164, c.billsec, call.rated, new, call.charge, charge, c.switch
     )
 
 
@@ -200,8 +201,12 @@ async def _apply(
         if rerate_id is None:  # a concurrent run applied it
             return replace(result, already_applied=True, entry=entry)
         await conn.executemany(
-            "insert into rerate_calls (rerate_id, call_id, rated, charge) values ($1,$2,$3,$4)",
-            [(rerate_id, ln.call_id, ln.new_rated, ln.new_charge) for ln in result.lines],
+            "insert into rerate_calls (rerate_id, switch, call_id, rated, charge)"
+            " values ($1,$2,$3,$4,$5)",
+            [
+                (rerate_id, ln.switch, ln.call_id, ln.new_rated, ln.new_charge)
+                for ln in result.lines
+            ],
         )
         note = await _credit_note(conn, account, result, settings, now)
     if note is not None:

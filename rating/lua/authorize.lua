@@ -1,6 +1,7 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
---       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis
+--       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis ref
+--       (ref = switch/call_id: a call is its switch's call id, per account)
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -9,6 +10,7 @@ local blocked_global = ARGV[15] == '1'
 local ttl_extra, record_ttl, cap = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
 local currency = ARGV[19]
 local rdnis = ARGV[21] or ''  -- ARGV[20] is the curve, read where it is needed
+local ref = ARGV[22]
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
@@ -18,7 +20,7 @@ end
 
 local now = now_us()
 local now_ms = math.floor(now / 1000)
-local member = account .. '|' .. call_id
+local member = account .. '|' .. ref
 
 local function record(decision, reason, granted, reserved, state, detail)
   redis.call('HSET', C, 'call_id', call_id, 'account', account, 'state', state,
@@ -96,7 +98,7 @@ if secs <= 0 then
 end
 
 redis.call('HINCRBY', A, 'reserved', istr(cost))
-redis.call('HSET', O, call_id, istr(cost))
+redis.call('HSET', O, ref, istr(cost))
 record('ALLOW', 'OK', secs, cost, 'open', '')
 redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
 return {'ALLOW', 'OK', secs, cost, 0, ''}

@@ -1,12 +1,14 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream.
 -- ARGV: call_id account answered billsec rated_cost answered_at_ms ended_at_ms disposition
 --       cause day record_ttl_s, then fields for a call never authorized here:
---       raw e164 class caller switch prefix rate_name deck deck_version currency
+--       raw e164 class caller switch prefix rate_name deck deck_version currency, ref
+--       (switch/call_id)
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account = ARGV[1], ARGV[2]
 local answered, billsec, rated = ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5])
 local answered_at, ended_at = ARGV[6], ARGV[7]
 local disposition, cause, day, record_ttl = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local ref = ARGV[22]
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
@@ -51,8 +53,8 @@ if redis.call('EXISTS', A) == 1 then
     end
   end
 end
-redis.call('HDEL', O, call_id)
-redis.call('ZREM', X, account .. '|' .. call_id)
+redis.call('HDEL', O, ref)
+redis.call('ZREM', X, account .. '|' .. ref)
 redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'billsec', istr(billsec),
   'rated_cost', istr(rated), 'cost', istr(cost), 'answered_at', answered_at, 'ended_at', ended_at,
   'disposition', disposition, 'hangup_cause', cause, 'prior_state', state or 'none')

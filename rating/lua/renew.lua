@@ -1,8 +1,8 @@
 -- Extend an open call's grant towards target_s, reserving what the extension costs.
 -- KEYS: account, open calls, call record, expiry zset. ARGV: call_id account target_s
---       ttl_extra_s day curve (from the call's start)
+--       ttl_extra_s day curve (from the call's start) ref (switch/call_id)
 local A, O, C, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local call_id, account = ARGV[1], ARGV[2]
+local account, ref = ARGV[2], ARGV[7]
 local target, ttl_extra, day = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local call = hash(C)
 if call.state ~= 'open' then return {'DENY', 'CALL_NOT_OPEN', 0, 0} end
@@ -25,10 +25,10 @@ end
 local secs, cost = afford(curve, avail, math.min(target, curve.cap))
 if secs <= granted then return {'DENY', 'INSUFFICIENT_CREDIT', granted, held} end
 redis.call('HINCRBY', A, 'reserved', istr(cost - held))
-redis.call('HSET', O, call_id, istr(cost))
+redis.call('HSET', O, ref, istr(cost))
 redis.call('HSET', C, 'granted', istr(secs), 'reserved', istr(cost))
 local now_ms = math.floor(now_us() / 1000)
 local base = num(call.answered_at)
 if base == 0 then base = now_ms end
-redis.call('ZADD', X, istr(base + (secs + ttl_extra) * 1000), account .. '|' .. call_id)
+redis.call('ZADD', X, istr(base + (secs + ttl_extra) * 1000), account .. '|' .. ref)
 return {'ALLOW', 'OK', secs, cost}

@@ -32,7 +32,7 @@ from rating.deck import load_deck
 from rating.deck_store import import_deck, publish
 from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
-from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, _truncate, drop_prefix
+from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, _truncate, drop_prefix, fresh_database
 from tests.e2e.rig import (
     PHONES,
     AsteriskRig,
@@ -43,7 +43,6 @@ from tests.e2e.rig import (
     free_udp_port,
     place_call,
 )
-from tollgate import db
 from tollgate.services import Services, services
 from tollgate.settings import Settings
 
@@ -121,7 +120,7 @@ class TollgateProcess:
 def e2e_settings() -> Settings:
     return Settings(
         redis_url=TEST_REDIS,
-        pg_dsn=TEST_DSN,
+        pg_dsn=fresh_database(TEST_DSN),
         keyspace=Keyspace(f"tge2e{uuid.uuid4().hex[:8]}", 4),
         ledger=LedgerSettings(switch_host="e2e"),
         deck_refresh_s=0.0,
@@ -153,16 +152,6 @@ def carrier(rig_config: RigConfig) -> Iterator[SippCarrier]:
 def tollgate(
     e2e_settings: Settings, rig_config: RigConfig, asterisk: AsteriskRig
 ) -> Iterator[TollgateProcess]:
-    async def migrate() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(TEST_DSN)
-        try:
-            await db.upgrade(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(migrate())
     env = {
         **os.environ,
         "TOLLGATE_PG_DSN": e2e_settings.pg_dsn,

@@ -487,6 +487,31 @@ async def test_crash_before_ack_counts_nothing_twice(
     assert await abuse_detector().drain_once() == 0  # all acknowledged now
 
 
+async def test_the_same_call_id_from_two_switches_counts_as_two_calls(
+    svc: Services, retail: Deck, make_account: AccountFactory, abuse_detector: Make
+) -> None:
+    """Call ids are unique per switch only: the detector's once-per-call guard must not
+    take a second switch's call for a replay of the first."""
+    from dataclasses import replace
+
+    from rating.ledger import Ledger
+
+    a = await make_account(balance=10 * PLN)
+    other = Ledger(
+        svc.redis,
+        svc.settings.keyspace,
+        svc.ledger.decks,
+        replace(svc.ledger.settings, switch_host="pbx-b"),
+    )
+    for n in range(2):
+        for ledger in (svc.ledger, other):
+            g = await ledger.authorize(CallRequest(a.id, f"1733000000.{n}", "0701234567"))
+            assert g.reason == "PREMIUM_BLOCKED" and not g.replay
+    assert await abuse_detector().drain_once() == 4
+    f = one(await listed(svc, account=a.id), "premium")
+    assert f.evidence["figures"] == {"premium_denials": 4}
+
+
 async def test_the_group_is_independent_of_the_cdr_writers(
     svc: Services, make_account: AccountFactory, abuse_detector: Make
 ) -> None:

@@ -35,6 +35,7 @@ from cdr.queries import cdr_by_id, cdrs_for
 from cdr.stream import CdrStream
 from cdr.writer import CdrStoreUnavailable, CdrWriter, WriterSettings
 from rating.deck import Deck
+from rating.keys import expiry_member
 from rating.ledger import CallRequest, Grant, Outcome
 from tests.conftest import AccountFactory
 from tollgate.services import Services
@@ -203,7 +204,7 @@ async def test_one_call_becomes_one_row_with_its_fields_and_cost(
     assert row.prior_state == "open"
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
-        assert await cdr_by_id(conn, cid) == row
+        assert await cdr_by_id(conn, "test", a.id, cid) == row
     # stored and acknowledged entries do not stay in Redis
     assert await svc.redis.xlen(stream_of(svc, a.id)) == 0
     assert sample(w, "tollgate_cdrs_written_total") == 1
@@ -299,7 +300,8 @@ async def test_expired_and_finished_in_one_batch(
 async def expire_now(svc: Services, account: str, cid: str) -> None:
     """Make the call's reservation due and let the sweeper release it (no waiting)."""
     keys = svc.settings.keyspace
-    await svc.redis.zadd(keys.expiry(keys.tag(account)), {f"{account}|{cid}": 0})
+    member = expiry_member(account, svc.ledger.switch_of(), cid)
+    await svc.redis.zadd(keys.expiry(keys.tag(account)), {member: 0})
     assert await svc.ledger.sweep() == 1
     assert (await svc.ledger.call(account, cid))["state"] == "expired"
 
@@ -375,9 +377,11 @@ async def test_a_malformed_entry_is_kept_aside_and_does_not_block_the_stream(
 
 
 @pytest.mark.parametrize("same_stream", [True, False])
-async def test_a_call_id_taken_by_another_account_is_rejected_not_lost(
+async def test_a_call_id_of_two_accounts_or_two_switches_is_two_calls(
     svc: Services, same_stream: bool
 ) -> None:
+    """A call is its switch, its account and the switch's call id: the same id elsewhere is
+    another call with its own row, never a reject (its debit would have no record)."""
     keys = svc.settings.keyspace
     first = "acct-x"
     second = next(
@@ -387,14 +391,19 @@ async def test_a_call_id_taken_by_another_account_is_rejected_not_lost(
     )
     now = datetime.now(UTC)
     cid = call_id()
-    for account in (first, second):
-        await svc.redis.xadd(stream_of(svc, account), entry(account, cid, now))
+    for account, switch in ((first, "test"), (second, "test"), (first, "pbx-b")):
+        await svc.redis.xadd(stream_of(svc, account), entry(account, cid, now, switch=switch))
     async with writer(svc) as w:
-        assert await w.drain_once() == 1
-    [owner] = await fetch(svc, "select account from cdrs where call_id = $1", cid)
-    [reject] = await fetch(svc, "select * from cdr_rejects where call_id = $1", cid)
-    assert f"already used by account {owner['account']!r}" in reject["error"]
-    assert {owner["account"], json.loads(reject["fields"])["account"]} == {first, second}
+        assert await w.drain_once() == 3
+    found = await fetch(svc, "select switch, account from cdrs where call_id = $1", cid)
+    assert sorted((r["switch"], r["account"]) for r in found) == sorted(
+        [("test", first), ("test", second), ("pbx-b", first)]
+    )
+    assert await fetch(svc, "select * from cdr_rejects") == []
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        one = await cdr_by_id(conn, "pbx-b", first, cid)
+    assert one is not None and (one.switch, one.account) == ("pbx-b", first)
 
 
 async def test_a_row_postgres_refuses_is_kept_aside_and_the_rest_stored(
@@ -433,7 +442,55 @@ async def test_a_broken_stream_key_does_not_hold_up_the_other_streams(
     async with writer(svc) as w:
         assert await w.drain_once() == 1
         assert sample(w, "tollgate_cdr_write_errors_total") == 1
+        assert sample(w, "tollgate_cdr_streams_skipped") == 1
     assert [r.call_id for r in await rows(svc, a.id)] == [cid]
+
+
+async def test_cdr_writer_once_fails_naming_the_streams_it_skipped(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    """`tollgate cdr-writer --once` (cron, scripts) must not report success while CDRs were
+    left behind: exit non-zero, each skipped stream named with why."""
+    import subprocess
+    import sys
+
+    a = await make_account(balance=PLN)
+    keys = svc.settings.keyspace
+    broken = sorted(t for t in keys.tags() if keys.cdr_stream(t) != stream_of(svc, a.id))[:2]
+    for tag in broken:
+        await svc.redis.set(keys.cdr_stream(tag), "not a stream")
+    cid = await call(svc, a.id, 10)
+    env = {
+        **os.environ,
+        "TOLLGATE_REDIS_URL": svc.settings.redis_url,
+        "TOLLGATE_PG_DSN": svc.settings.pg_dsn,
+        "TOLLGATE_REDIS_PREFIX": keys.prefix,
+        "TOLLGATE_SHARDS": str(keys.shards),
+    }
+
+    def once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tollgate.cli", "cdr-writer", "--once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    out = await asyncio.to_thread(once)
+    assert out.returncode == 1, out
+    report = json.loads(out.stdout)
+    assert report["written"] == 1
+    assert sorted(report["skipped"]) == sorted(keys.cdr_stream(t) for t in broken)
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"2 of {keys.shards} CDR streams skipped" in last
+    assert all(keys.cdr_stream(t) in last for t in broken) and "WRONGTYPE" in last
+    assert [r.call_id for r in await rows(svc, a.id)] == [cid]
+    for tag in broken:  # repaired: the same command succeeds
+        await svc.redis.delete(keys.cdr_stream(tag))
+    out = await asyncio.to_thread(once)
+    assert out.returncode == 0, out
+    assert json.loads(out.stdout) == {"written": 0, "skipped": {}}
 
 
 # -- crashes and outages ---------------------------------------------------------------------

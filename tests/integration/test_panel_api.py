@@ -5,13 +5,12 @@ errors and metrics."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,13 +40,13 @@ from rating.keys import Keyspace
 from rating.ledger import CallRequest, LedgerSettings
 from rating.money import format_micro
 from switch.ari import AriSettings
-from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, AccountFactory
-from tollgate import db
+from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, AccountFactory, fresh_database
 from tollgate.services import Services
 from tollgate.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-PANEL_DB = "tollgate_test_panel"
+# named after the test database, so parallel suites on other test databases never share it
+PANEL_DB = f"{urlsplit(TEST_DSN).path.lstrip('/') or 'tollgate_test'}_panel"
 PANEL_DSN = urlunsplit(urlsplit(TEST_DSN)._replace(path=f"/{PANEL_DB}"))
 
 
@@ -117,23 +116,7 @@ async def store_cdrs(pool: asyncpg.Pool, cdrs: Sequence[Cdr]) -> None:
 
 def ensure_panel_db() -> str:
     """The panel tests' own database (migrated), so they never race other suites' truncates."""
-
-    async def run() -> None:
-        admin = await asyncpg.connect(TEST_DSN)
-        try:
-            if not await admin.fetchval("select 1 from pg_database where datname = $1", PANEL_DB):
-                with suppress(asyncpg.DuplicateDatabaseError):  # another session was quicker
-                    await admin.execute(f'create database "{PANEL_DB}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(PANEL_DSN)
-        try:
-            await db.upgrade(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-    return PANEL_DSN
+    return fresh_database(PANEL_DSN)
 
 
 def panel_settings(dsn: str) -> Settings:
@@ -640,7 +623,12 @@ async def test_hangup_goes_through_ari_when_configured(
 ) -> None:
     """A stand-in for Asterisk's ARI on loopback: the panel sends DELETE /channels/{id}."""
     a = await make_account(balance=10_000_000)
+    b = await make_account(balance=10_000_000)
     await svc.ledger.authorize(CallRequest(a.id, "running-2", "0601234567"))
+    # the same call id: another account's call on this switch, and a call on another switch
+    await svc.ledger.authorize(CallRequest(b.id, "running-2", "0601234567"))
+    assert await svc.ledger.touch(b.id, "running-2", a_chan="chan-b")
+    await svc.ledger.authorize(CallRequest(a.id, "running-3", "0601234567", switch="pbx-b"))
     deleted: list[str] = []
 
     async def delete_channel(request: aiohttp.web.Request) -> aiohttp.web.Response:
@@ -655,10 +643,19 @@ async def test_hangup_goes_through_ari_when_configured(
         op = bearer(await token(svc, Role.OPERATOR))
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             r = await client.post("/api/v1/calls/running-2/hangup", headers=op)
-            assert r.status == 200 and (await r.json())["hung_up"] is True
+            assert r.status == 409
+            assert (await r.json())["error"]["code"] == "AMBIGUOUS_CALL_ID"
+            for account in (b.id, a.id):
+                r = await client.post(
+                    "/api/v1/calls/running-2/hangup", params={"account": account}, headers=op
+                )
+                assert r.status == 200 and (await r.json())["hung_up"] is True
             r = await client.post("/api/v1/calls/nope/hangup", headers=op)
             assert r.status == 404
-    assert deleted == ["running-2"]
+            # another switch's call is not reachable through this switch's Asterisk
+            r = await client.post("/api/v1/calls/running-3/hangup", headers=op)
+            assert r.status == 404
+    assert deleted == ["chan-b", "running-2"]
 
 
 # -- limits, metrics, CLI ----------------------------------------------------------------------

@@ -95,12 +95,55 @@ def test_alert_rules_have_the_expected_shape() -> None:
         "CdrWriterLagging",
         "FraudFinding",
         "TollgateReservationsExpiring",
+        "CdrWriterDown",
+        "AbuseDetectorDown",
+        "AbuseWebhookFailing",
+        "CdrsRejected",
+        "CdrStreamsSkipped",
     ):
         assert wanted in names
     for rule in rules:
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
         assert rule["labels"]["severity"] and rule["annotations"]["summary"], rule["alert"]
         assert re.fullmatch(r"[A-Z][A-Za-z]+", rule["alert"])
+
+
+def test_known_label_sets_are_exported_at_zero_before_the_first_event() -> None:
+    """A labelled counter first seen at 1 is invisible to increase(): the first finding or
+    over-budget authorization would raise no alert."""
+    from cdr.abuse.detectors import DETECTORS
+    from rating.ledger import Reason
+
+    abuse = AbuseMetrics(rules=DETECTORS).registry
+    for rule in DETECTORS:
+        for severity in ("info", "warning", "critical"):
+            labels = {"rule": rule, "severity": severity}
+            assert abuse.get_sample_value("tollgate_abuse_findings_total", labels) == 0
+    serve = Metrics().registry
+    for script in ("authorize", "finish"):
+        labels = {"kind": "budget_exceeded", "script": script}
+        assert serve.get_sample_value("tollgate_agi_events_total", labels) == 0
+    for switch in ("fastagi", "ari"):
+        for reason, decision in ((Reason.INSUFFICIENT_CREDIT, "DENY"), (Reason.OK, "ALLOW")):
+            labels = {"switch": switch, "decision": decision, "reason": reason.value}
+            assert serve.get_sample_value("tollgate_authorizations_total", labels) == 0
+    writer = CdrMetrics().registry
+    for service in ("redis", "postgresql"):
+        labels = {"service": service}
+        assert writer.get_sample_value("tollgate_cdr_write_errors_total", labels) == 0
+    assert writer.get_sample_value("tollgate_cdr_streams_skipped") == 0
+
+
+def test_the_separate_processes_are_scraped_and_watched() -> None:
+    """In compose the CDR writer and the abuse detector are processes of their own: each is
+    a scrape job, and an alert says when it is down."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    exprs = {r["alert"]: r["expr"] for r in alert_rules()}
+    for job, alert in (("cdr-writer", "CdrWriterDown"), ("abuse-detector", "AbuseDetectorDown")):
+        assert job in jobs
+        assert f'up{{job="{job}"}} == 0' in exprs[alert]
+        assert f'absent(up{{job="{job}"}})' in exprs[alert]
 
 
 def test_prometheus_scrapes_tollgate_cdr_writer_and_panel() -> None:

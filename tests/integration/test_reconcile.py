@@ -164,10 +164,12 @@ async def test_cdr_reconcile_command(
     out = await run("--from", "2026-11-10T12:00", "--to", "2026-11-10T12:01:30",
                     "--asterisk-csv", str(path))  # fmt: skip
     assert out["ok"] and out["tollgate_calls"] == 1
-    # only another switch's CDRs: the ghost is not this Asterisk's business; the call that
-    # Asterisk has is still found by its id
+    # the CSV of switch x: tollgate's CDRs are another switch's, the ghost is not this
+    # Asterisk's business, and a call id of another switch is another call (ids are unique
+    # per box only): the Asterisk call has no CDR on x
     out = await run("--period", "2026-11", "--asterisk-csv", str(path), "--switch", "x")
-    assert (out["ok"], out["tollgate_calls"], out["matched"]) == (True, 0, 1)
+    assert (out["ok"], out["tollgate_calls"], out["matched"]) == (False, 0, 0)
+    assert out["counts"]["missing_in_tollgate"] == 1
     from tollgate.cli import CliError
 
     for argv in (
