@@ -6,11 +6,15 @@
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY tollgate ./tollgate
+COPY core ./core
 COPY rating ./rating
+COPY runtime ./runtime
 COPY switch ./switch
 COPY cdr ./cdr
+COPY billing ./billing
+COPY abuse ./abuse
 COPY panel_api ./panel_api
+COPY tollgate ./tollgate
 RUN python -m venv /opt/tollgate \
  && /opt/tollgate/bin/pip install --no-cache-dir . \
  # package-data lists *.lua and *.sql only: the panel's page is copied alongside

@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 TG := $(VENV)/bin/tollgate
+PACKAGES := core rating runtime switch cdr billing abuse panel_api tollgate
 
 .PHONY: bootstrap demo test lint unit integration e2e bench rig-start rig-stop rig-status clean
 
@@ -16,8 +17,9 @@ test: bootstrap lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 lint: bootstrap
-	$(VENV)/bin/ruff check switch rating cdr panel_api tollgate tests bench scripts
+	$(VENV)/bin/ruff check $(PACKAGES) tests bench scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 unit: bootstrap
 	$(PY) -m pytest -q tests/unit

@@ -31,15 +31,15 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from abuse.runner import AbuseDetector
+from abuse.settings import AbuseSettings
 from bench.cdr_ingest import fill_streams
-from cdr.abuse.runner import AbuseDetector
-from cdr.abuse.settings import AbuseSettings
+from core import db
 from rating.accounts import Account
 from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
-from tollgate import db
-from tollgate.services import services
-from tollgate.settings import Settings
+from runtime.services import services
+from runtime.settings import Settings
 
 REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")

@@ -28,8 +28,8 @@ from redis.asyncio import Redis
 
 from cdr.model import COLUMNS, Cdr
 from cdr.writer import CdrWriter, WriterSettings
+from core import db
 from rating.keys import Keyspace
-from tollgate import db
 
 REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")

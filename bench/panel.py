@@ -27,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import asyncpg
 
+from core import db
 from panel_api.tokens import Role, TokenStore
 from rating.accounts import Account
 from rating.deck import load_deck
 from rating.deck_store import import_deck, publish
 from rating.keys import Keyspace
 from rating.ledger import CallRequest, LedgerSettings
-from tollgate import db
-from tollgate.services import Services, services
-from tollgate.settings import Settings
+from runtime.services import Services, services
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from rating.pg import Conn
+from core.pg import Conn
 
 MIN_RETENTION_MONTHS = 12  # complaints may be filed up to 12 months after a call
 DEFAULT_RETENTION_MONTHS = 13

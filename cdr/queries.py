@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from cdr.model import Cdr
-from rating.pg import Conn
+from core.pg import Conn
 
 
 async def cdrs_for(

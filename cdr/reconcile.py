@@ -34,9 +34,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cdr.model import Cdr
-from rating.pg import Conn
-from tollgate.cliout import CliError, print_json
-from tollgate.services import Services
+from core.cliout import CliError, print_json
+from core.pg import Conn
+from runtime.services import Services
 
 # Column order of the cdr_custom CSV (configs/asterisk/cdr_custom.conf).
 ASTERISK_FIELDS = (

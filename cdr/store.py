@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from cdr.model import COLUMNS, FINAL_STATES, Cdr
-from rating.pg import Conn
+from core.pg import Conn
 
 STAGE = "cdr_stage"
 _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))

@@ -37,8 +37,8 @@ from cdr.partitions import (
 )
 from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_batch
 from cdr.stream import CdrStream, Entry, wait_for_new
+from core.env import EnvReader, SettingsError
 from rating.keys import Keyspace
-from tollgate.env import EnvReader, SettingsError
 
 log = logging.getLogger("tollgate.cdr.writer")
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from cdr.billing.settings import BillingSettings
+from billing.settings import BillingSettings
 from panel_api import calls, customer, decks, documents, findings, operator, page
 from panel_api.auth import auth_middleware
 from panel_api.context import (
@@ -30,8 +30,8 @@ from panel_api.http_log import quiet_malformed_requests
 from panel_api.metrics import METRICS, PanelMetrics, metrics_middleware
 from panel_api.openapi import spec
 from panel_api.settings import PanelSettings
+from runtime.settings import Settings
 from switch.ari import AriSettings
-from tollgate.settings import Settings
 
 log = logging.getLogger("tollgate.panel")
 

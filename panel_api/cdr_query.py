@@ -19,9 +19,9 @@ from typing import Any
 import asyncpg
 
 from cdr.model import CALL_ID
+from core.pg import Conn
 from panel_api.params import EARLIEST, LATEST, choice, invalid, moment
 from rating.numbers import NumberClass
-from rating.pg import Conn
 
 DEFAULT_DAYS = 31
 NUMBER = re.compile(r"^\+?[0-9]{1,15}$")

@@ -12,12 +12,12 @@ import signal
 
 from aiohttp import web
 
+from core.cliout import bad_input, print_json
+from core.loop import run_async
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
-from tollgate.cliout import bad_input, print_json
-from tollgate.loop import run_async
-from tollgate.services import Services
-from tollgate.settings import Settings
+from runtime.services import Services
+from runtime.settings import Settings
 
 log = logging.getLogger("tollgate.panel")
 

@@ -22,9 +22,9 @@ from panel_api.settings import PanelSettings
 from panel_api.tokens import LastUsed, TokenStore
 from rating.deck_cache import DeckCache
 from rating.ledger import Ledger
+from runtime.services import Services, ServiceUnavailable, open_pool, open_redis
+from runtime.settings import Settings
 from switch.ari import AriClient, AriSettings
-from tollgate.services import Services, ServiceUnavailable, open_pool, open_redis
-from tollgate.settings import Settings
 
 log = logging.getLogger("tollgate.panel")
 

@@ -18,9 +18,9 @@ from contextlib import suppress
 from aiohttp import web
 
 from cdr.csv_safe import sql_defused
+from core.pg import Conn
 from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
-from rating.pg import Conn
 
 HEADER = ",".join(name for name, _ in FIELDS) + "\r\n"
 

@@ -1,4 +1,4 @@
-"""A customer's billing documents (cdr/billing): the statement of a billing period (calls
+"""A customer's billing documents (billing): the statement of a billing period (calls
 and totals by class and destination) and its invoices, with what is paid and owed."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
-from cdr.billing.documents import Kind, documents_of
-from cdr.billing.listing import listing
-from cdr.billing.period import Period
-from cdr.billing.postpaid import invoice_statuses, today_of
-from cdr.billing.settings import BillingSettings
+from billing.documents import Kind, documents_of
+from billing.listing import listing
+from billing.period import Period
+from billing.postpaid import invoice_statuses, today_of
+from billing.settings import BillingSettings
 from panel_api.auth import readable_account
 from panel_api.context import POOL, SERVICES
 from panel_api.params import invalid

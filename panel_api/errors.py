@@ -14,15 +14,15 @@ import asyncpg
 import redis.exceptions
 from aiohttp import web
 
-from cdr.abuse.findings import FindingNotFound, FindingStateError
-from cdr.billing.errors import BillingError
+from abuse.findings import FindingNotFound, FindingStateError
+from billing.errors import BillingError
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
 from rating.deck import DeckError
 from rating.deck_store import DeckNotFound
 from rating.money import MoneyError, format_micro
-from tollgate.services import ServiceUnavailable
+from runtime.services import ServiceUnavailable
 
 log = logging.getLogger("tollgate.panel")
 

@@ -1,4 +1,4 @@
-"""Operators review abuse findings (cdr/abuse): list, look at one, acknowledge, lift (which
+"""Operators review abuse findings (abuse): list, look at one, acknowledge, lift (which
 resumes an account this finding alone held suspended) or close."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from cdr.abuse import findings
-from cdr.abuse.detectors import DETECTORS
-from cdr.abuse.findings import Status
+from abuse import findings
+from abuse.detectors import DETECTORS
+from abuse.findings import Status
 from panel_api.auth import operator
 from panel_api.context import POOL, SERVICES
 from panel_api.params import choice, field, integer, json_object, text_query

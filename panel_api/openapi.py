@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdr.abuse.detectors import DETECTORS
-from cdr.abuse.findings import Status
+from abuse.detectors import DETECTORS
+from abuse.findings import Status
 from panel_api.cdr_query import FIELDS
 from rating.account_store import ENTRY_KINDS
 from rating.accounts import ACCOUNT_FIELDS

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from cdr.billing.payments import money_received
-from cdr.billing.settings import BillingSettings
+from billing.payments import money_received
+from billing.settings import BillingSettings
 from panel_api.auth import operator, path_account
 from panel_api.context import SERVICES
 from panel_api.errors import BadRequest, Conflict

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tollgate.env import EnvReader
+from core.env import EnvReader
 
 
 @dataclass(frozen=True)

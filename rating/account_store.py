@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from core.pg import Conn
 from rating.accounts import (
     ACCOUNT_FIELDS,
     Account,
@@ -22,7 +23,6 @@ from rating.accounts import (
     AccountStatus,
 )
 from rating.ledger import Ledger
-from rating.pg import Conn
 
 ENTRY_KINDS = ("topup", "payment", "adjustment", "fee")
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from core.pg import Conn
 from rating.bands import parse_band
 from rating.deck import Deck, RateRow, deck_from_json, deck_to_json
 from rating.keys import Keyspace
 from rating.money import Rounding
-from rating.pg import Conn
 
 
 class DeckNotFound(LookupError):

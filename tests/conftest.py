@@ -20,14 +20,14 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from core import db
 from rating.accounts import Account, AccountStatus
 from rating.deck import Deck, load_deck
 from rating.deck_store import import_deck, publish
 from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
-from tollgate import db
-from tollgate.services import Services, services
-from tollgate.settings import Settings
+from runtime.services import Services, services
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DSN = os.environ.get(
@@ -175,9 +175,9 @@ async def abuse_detector(svc: Services) -> AsyncIterator[Callable[..., Any]]:
     on_suspend=hook, registry=...)`; quick to notice overrides, closed afterwards."""
     from prometheus_client import CollectorRegistry
 
-    from cdr.abuse.actions import no_hook
-    from cdr.abuse.runner import AbuseDetector
-    from cdr.abuse.settings import AbuseSettings
+    from abuse.actions import no_hook
+    from abuse.runner import AbuseDetector
+    from abuse.settings import AbuseSettings
 
     made: list[AbuseDetector] = []
 

@@ -17,6 +17,16 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from redis.exceptions import RedisError
 
+from core import db
+from core.cliout import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_RATE,
+    EXIT_UNAVAILABLE,
+    CliError,
+    print_json,
+    whole_number,
+)
+from core.loop import run_async
 from rating.account_store import ReferenceConflict
 from rating.accounts import Account, AccountError, AccountKind, AccountNotFound, AccountStatus
 from rating.deck import DeckError, load_deck
@@ -25,18 +35,8 @@ from rating.ledger import CallRequest, LedgerError, Outcome
 from rating.money import MoneyError, format_micro, parse_micro
 from rating.numbers import InvalidNumber, NumberClass, normalise
 from rating.tariff import NoRate, rate_call
-from tollgate import db
-from tollgate.cliout import (
-    EXIT_BAD_INPUT,
-    EXIT_NO_RATE,
-    EXIT_UNAVAILABLE,
-    CliError,
-    print_json,
-    whole_number,
-)
-from tollgate.loop import run_async
-from tollgate.services import Services, ServiceUnavailable, services
-from tollgate.settings import Settings, SettingsError
+from runtime.services import Services, ServiceUnavailable, services
+from runtime.settings import Settings, SettingsError
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -116,7 +116,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
     import signal
 
     from cdr.writer import CdrStoreUnavailable, CdrWriter, WriterSettings
-    from tollgate.metrics import standalone_metrics
+    from core.exporter import standalone_metrics
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -124,7 +124,7 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
 
     async def run() -> None:
-        from tollgate.services import open_redis
+        from runtime.services import open_redis
 
         redis = open_redis(settings)
         stop = asyncio.Event()
@@ -298,8 +298,8 @@ async def cmd_account_topup(s: Services, args: argparse.Namespace) -> None:
     )
     invoice = None
     if entry.kind in ("topup", "payment"):
-        from cdr.billing.payments import money_received
-        from cdr.billing.settings import BillingSettings
+        from billing.payments import money_received
+        from billing.settings import BillingSettings
 
         document, _ = await money_received(s.accounts, entry, BillingSettings.from_env(), now)
         invoice = document.number if document is not None else None
@@ -560,8 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     cw.add_argument("--once", action="store_true", help="drain what is there, then exit")
     cw.set_defaults(sync=cmd_cdr_writer)
 
-    from cdr.abuse.cli import register as register_abuse
-    from cdr.billing.cli import register as register_billing
+    from abuse.cli import register as register_abuse
+    from billing.cli import register as register_billing
     from cdr.reconcile import register as register_reconcile
     from panel_api.cli import register as register_panel
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rating.ledger import Decision, Grant, Reason
 from rating.repair import Drift, Repair
@@ -139,14 +137,3 @@ class Metrics:
             self.agi_events.labels(
                 kind, script if script in ("authorize", "finish") else "other"
             ).inc()
-
-
-def standalone_metrics() -> CollectorRegistry | None:
-    """A Prometheus endpoint for a process run on its own (cdr-writer, abuse run), when
-    TOLLGATE_METRICS_PORT is set; its registry, or None."""
-    port = int(os.environ.get("TOLLGATE_METRICS_PORT", "0") or 0)
-    if not port:
-        return None
-    registry = CollectorRegistry()
-    start_http_server(port, os.environ.get("TOLLGATE_METRICS_HOST", "127.0.0.1"), registry=registry)
-    return registry

@@ -15,18 +15,18 @@ from contextlib import suppress
 
 from prometheus_client import start_http_server
 
-from cdr.abuse.runner import AbuseDetector
-from cdr.abuse.settings import AbuseSettings
+from abuse.runner import AbuseDetector
+from abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
 from rating.ledger import Ledger
+from runtime.recovery import catch_up, repair_forever
+from runtime.services import services
+from runtime.settings import Settings
 from switch.agi import AgiSettings, FastAgiServer
 from switch.ari import AriClient, AriSettings
 from switch.fastagi import FastAgiAdapter
 from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
-from tollgate.recovery import catch_up, repair_forever
-from tollgate.services import services
-from tollgate.settings import Settings
 
 log = logging.getLogger("tollgate.serve")
 

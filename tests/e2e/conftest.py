@@ -32,6 +32,8 @@ from rating.deck import load_deck
 from rating.deck_store import import_deck, publish
 from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
+from runtime.services import Services, services
+from runtime.settings import Settings
 from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, _truncate, drop_prefix, fresh_database
 from tests.e2e.rig import (
     PHONES,
@@ -43,8 +45,6 @@ from tests.e2e.rig import (
     free_udp_port,
     place_call,
 )
-from tollgate.services import Services, services
-from tollgate.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE_ACCOUNTS = {f"phone-{c}": f"e2e-{c}" for c in "abcdef"}
@@ -261,7 +261,7 @@ class E2E:
 async def _recreate_groups(svc: Services, keys: Keyspace) -> None:
     """Dropping the test's keys removed the streams' consumer groups; tollgate serve's CDR
     writer and abuse detector would back off until they noticed. Production never drops them."""
-    from cdr.abuse.runner import inbound_stream_key
+    from abuse.runner import inbound_stream_key
 
     streams = [keys.cdr_stream(t) for t in keys.tags()]
     for stream, group in [(s, g) for s in streams for g in ("cdr-writer", "abuse")] + [

@@ -266,7 +266,7 @@ async def test_autodialer_over_sequential_numbers_is_suspended_and_its_calls_cut
 
 
 async def test_burst_to_international_networks_is_stopped_by_spend_velocity(ari: E2E) -> None:
-    from cdr.abuse.overrides import set_override
+    from abuse.overrides import set_override
 
     await ari.account("phone-b", balance=200_000_000, allow_high_risk=True)
     assert ari.svc.pool is not None

@@ -23,6 +23,8 @@ import aiohttp
 import pytest
 
 from panel_api.tokens import Role
+from runtime.services import Services
+from runtime.settings import Settings
 from tests.conftest import AccountFactory
 from tests.integration.test_panel_api import (
     NOW,
@@ -33,8 +35,6 @@ from tests.integration.test_panel_api import (
     store_cdrs,
     token,
 )
-from tollgate.services import Services
-from tollgate.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) not installed")

@@ -17,19 +17,19 @@ import pytest
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from cdr.abuse import findings, overrides
-from cdr.abuse.cli import register
-from cdr.abuse.findings import Finding, FindingNotFound, FindingStateError, Status
-from cdr.abuse.runner import AbuseDetector, inbound_stream_key
-from cdr.abuse.settings import Action
-from cdr.abuse.signals import Severity
+from abuse import findings, overrides
+from abuse.cli import register
+from abuse.findings import Finding, FindingNotFound, FindingStateError, Status
+from abuse.runner import AbuseDetector, inbound_stream_key
+from abuse.settings import Action
+from abuse.signals import Severity
 from cdr.stream import CdrStream
 from rating.accounts import AccountStatus
 from rating.deck import Deck
 from rating.ledger import CallRequest, Grant, Outcome
+from runtime.services import Services
 from tests.conftest import AccountFactory
 from tests.unit.test_abuse_rules import business_day, ledger_entry
-from tollgate.services import Services
 
 PLN = 1_000_000
 S = 1000

@@ -13,9 +13,9 @@ from rating.account_store import ReferenceConflict
 from rating.accounts import Account, AccountError, AccountKind
 from rating.deck import Deck, DeckError, load_deck
 from rating.deck_store import list_decks, load_deck_version
+from runtime.services import Services
+from runtime.settings import Settings
 from tests.conftest import RETAIL, AccountFactory, install_deck
-from tollgate.services import Services
-from tollgate.settings import Settings
 
 
 async def test_topups_are_ledger_entries_applied_once(

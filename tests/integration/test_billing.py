@@ -28,20 +28,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdr.billing import cli as billing_cli
-from cdr.billing.documents import Draft, Kind, Line, documents_of, issue
-from cdr.billing.errors import BillingError
-from cdr.billing.fees import fee_reference, subscribe, unsubscribe
-from cdr.billing.listing import listing
-from cdr.billing.numbering import next_number
-from cdr.billing.payments import pay
-from cdr.billing.period import Period, add_months
-from cdr.billing.postpaid import invoice_statuses
-from cdr.billing.prepaid import CLOSED, FOREIGN, RESTORED, foreign_prefixes, negative_since
-from cdr.billing.rerate import rerate
-from cdr.billing.run import RunReport, bill_run
-from cdr.billing.settings import BillingSettings, percent_to_bp
-from cdr.billing.vat import split_gross
+from billing import cli as billing_cli
+from billing.documents import Draft, Kind, Line, documents_of, issue
+from billing.errors import BillingError
+from billing.fees import fee_reference, subscribe, unsubscribe
+from billing.listing import listing
+from billing.numbering import next_number
+from billing.payments import pay
+from billing.period import Period, add_months
+from billing.postpaid import invoice_statuses
+from billing.prepaid import CLOSED, FOREIGN, RESTORED, foreign_prefixes, negative_since
+from billing.rerate import rerate
+from billing.run import RunReport, bill_run
+from billing.settings import BillingSettings, percent_to_bp
+from billing.vat import split_gross
 from cdr.model import Cdr
 from cdr.partitions import ensure_months
 from cdr.store import prepare, write_batch
@@ -50,9 +50,9 @@ from rating.accounts import AccountKind, AccountStatus
 from rating.deck import Deck
 from rating.ledger import CallRequest, Outcome
 from rating.money import format_micro
+from runtime.services import Services
+from runtime.settings import SettingsError
 from tests.conftest import AccountFactory, install_deck
-from tollgate.services import Services
-from tollgate.settings import SettingsError
 
 PLN = 1_000_000
 GROSZ = 10_000

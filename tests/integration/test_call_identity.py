@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from cdr.writer import CdrWriter, WriterSettings
 from rating.deck import Deck
 from rating.ledger import CallRequest, Ledger, LedgerError, Outcome
+from runtime.services import Services
 from tests.conftest import AccountFactory
-from tollgate.services import Services
 
 PLN = 1_000_000
 SWITCHES = ("test", "pbx-b")  # "test" is the fixture ledger's own switch_host
@@ -155,8 +155,8 @@ async def test_rerating_and_the_listing_tell_apart_calls_sharing_an_id(
 ) -> None:
     """Two calls of one account with the same call id from two switches are re-rated and
     listed as two calls, each with its own price."""
-    from cdr.billing.listing import listing
-    from cdr.billing.rerate import rerate
+    from billing.listing import listing
+    from billing.rerate import rerate
     from tests.conftest import install_deck
     from tests.integration.test_billing import cheaper_mobile, drain, this_period
 

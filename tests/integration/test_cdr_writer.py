@@ -37,9 +37,9 @@ from cdr.writer import CdrStoreUnavailable, CdrWriter, WriterSettings
 from rating.deck import Deck
 from rating.keys import expiry_member
 from rating.ledger import CallRequest, Grant, Outcome
+from runtime.services import Services
+from runtime.settings import SettingsError
 from tests.conftest import AccountFactory
-from tollgate.services import Services
-from tollgate.settings import SettingsError
 
 PLN = 1_000_000
 EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))

@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from rating.deck import Deck
 from rating.ledger import CallRequest, Ledger, Outcome
+from runtime.services import Services
 from tests.conftest import AccountFactory
-from tollgate.services import Services
 
 
 async def test_fifty_simultaneous_authorizations_share_one_minute_of_credit(

@@ -11,11 +11,11 @@ import asyncpg
 import pytest
 
 from cdr.csv_safe import defuse, sql_defused
+from runtime.services import Services
+from runtime.settings import Settings
 from tests.conftest import AccountFactory
 from tests.integration.test_billing import cdr, cli, local, store_cdrs
 from tests.unit.test_csv_safe import CASES
-from tollgate.services import Services
-from tollgate.settings import Settings
 
 
 async def test_postgresql_defuses_exactly_like_python(settings: Settings) -> None:

@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
+from runtime.services import Services
 from switch.fastagi import FastAgiAdapter
 from tests.unit.test_agi_server import StartServer, res_agi_args, start_server
-from tollgate.services import Services
 
 __all__ = ["start_server"]  # the fixture, imported for pytest
 

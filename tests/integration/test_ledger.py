@@ -11,8 +11,8 @@ import pytest
 from rating.accounts import AccountKind, AccountStatus
 from rating.deck import Deck
 from rating.ledger import CallRequest, Grant, Ledger, Outcome
+from runtime.services import Services
 from tests.conftest import AccountFactory
-from tollgate.services import Services
 
 PLN = 1_000_000
 

@@ -19,9 +19,9 @@ from rating.accounts import Account
 from rating.deck import load_deck
 from rating.deck_store import import_deck, publish
 from rating.ledger import CallRequest, Outcome
+from runtime.services import Services, services
+from runtime.settings import Settings
 from tests.conftest import RETAIL, _truncate, drop_prefix
-from tollgate.services import Services, services
-from tollgate.settings import Settings
 
 NUMBERS = ["601234567", "0121234567", "221234567", "800123456", "701234567", "112", "+4930123"]
 

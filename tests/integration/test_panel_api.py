@@ -22,8 +22,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from cdr.billing.prepaid import invoice_topup
-from cdr.billing.settings import BillingSettings
+from billing.prepaid import invoice_topup
+from billing.settings import BillingSettings
 from cdr.csv_safe import defuse
 from cdr.model import Cdr
 from cdr.partitions import ensure_months, month_of
@@ -39,10 +39,10 @@ from rating.deck_store import list_decks
 from rating.keys import Keyspace
 from rating.ledger import CallRequest, LedgerSettings
 from rating.money import format_micro
+from runtime.services import Services
+from runtime.settings import Settings
 from switch.ari import AriSettings
 from tests.conftest import RETAIL, TEST_DSN, TEST_REDIS, AccountFactory, fresh_database
-from tollgate.services import Services
-from tollgate.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # named after the test database, so parallel suites on other test databases never share it

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cdr.abuse.metrics import AbuseMetrics
+from abuse.metrics import AbuseMetrics
 from cdr.metrics import CdrMetrics
 from panel_api.metrics import PanelMetrics
 from tollgate.metrics import Metrics
@@ -111,7 +111,7 @@ def test_alert_rules_have_the_expected_shape() -> None:
 def test_known_label_sets_are_exported_at_zero_before_the_first_event() -> None:
     """A labelled counter first seen at 1 is invisible to increase(): the first finding or
     over-budget authorization would raise no alert."""
-    from cdr.abuse.detectors import DETECTORS
+    from abuse.detectors import DETECTORS
     from rating.ledger import Reason
 
     abuse = AbuseMetrics(rules=DETECTORS).registry

@@ -27,11 +27,11 @@ from rating.accounts import Account
 from rating.deck import load_deck
 from rating.deck_store import import_deck, publish
 from rating.ledger import CallRequest
+from runtime.services import services
 from switch.ari import AriSettings
 from tests.conftest import RETAIL, _truncate, drop_prefix
 from tests.e2e.rig import free_tcp_port
 from tests.integration.test_panel_api import NOW, cdr, ensure_panel_db, panel_settings, store_cdrs
-from tollgate.services import services
 
 schema = schemathesis.openapi.from_dict(spec())
 negative = schemathesis.openapi.from_dict(spec())

@@ -15,8 +15,8 @@ import pytest
 from cdr import reconcile as rec
 from cdr.model import Cdr
 from cdr.reconcile import ASTERISK_FIELDS, Kind, ReconcileError, Window, parse_rows, reconcile
+from runtime.services import Services
 from tests.integration.test_billing import cdr, store_cdrs
-from tollgate.services import Services
 
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 NOVEMBER = Window.month("2026-11")

@@ -20,11 +20,11 @@ from rating.account_store import AccountStore
 from rating.accounts import Account, AccountNotFound
 from rating.deck import Deck
 from rating.ledger import CallRequest, Ledger, Outcome
+from runtime.recovery import catch_up, repair_forever
+from runtime.services import Services
 from tests.conftest import AccountFactory, drop_prefix
 from tests.e2e.rig import free_tcp_port
 from tollgate.metrics import Metrics
-from tollgate.recovery import catch_up, repair_forever
-from tollgate.services import Services
 
 PLN = 1_000_000
 T0 = datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Europe/Warsaw"))
@@ -145,8 +145,8 @@ async def test_one_bad_account_does_not_stop_the_bill_run(
     await svc.ledger.redis.delete(svc.settings.keyspace.account(broken))
     await svc.ledger.redis.set(svc.settings.keyspace.account(broken), "not a hash")
 
+    from core.cliout import CliError
     from tollgate.cli import build_parser
-    from tollgate.cliout import CliError
 
     args = build_parser().parse_args(
         ["bill", "run", "--now", (T0 + timedelta(hours=1)).isoformat()]

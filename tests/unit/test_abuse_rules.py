@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from cdr.abuse.detectors import DETECTORS
-from cdr.abuse.detectors.base import Scope
-from cdr.abuse.events import BadEvent, CallEvent, InboundEvent
-from cdr.abuse.params import BadParams, RuleParams
-from cdr.abuse.settings import AbuseSettings, Action
-from cdr.abuse.signals import Severity, Signal
-from cdr.abuse.window import AccountKeys, Plan, part, script_text
+from abuse.detectors import DETECTORS
+from abuse.detectors.base import Scope
+from abuse.events import BadEvent, CallEvent, InboundEvent
+from abuse.params import BadParams, RuleParams
+from abuse.settings import AbuseSettings, Action
+from abuse.signals import Severity, Signal
+from abuse.window import AccountKeys, Plan, part, script_text
 from rating.keys import Keyspace
+from runtime.settings import SettingsError
 from tests.conftest import TEST_REDIS, drop_prefix
-from tollgate.settings import SettingsError
 
 T0 = int(datetime(2026, 3, 10, 9, 0, tzinfo=UTC).timestamp() * 1000)  # a Tuesday, 09:00 UTC
 S = 1000

@@ -1,0 +1,130 @@
+"""`tollgate abuse ...`: operators' view of findings, and the detector as a process.
+
+`register(subparsers)` adds the commands to tollgate's parser; like tollgate's own, each is
+`async (Services, argparse.Namespace)`, prints one JSON document, and reports bad input
+(unknown finding, wrong status, bad thresholds) as the CLI's exit-2 errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import signal
+
+from abuse import findings, overrides
+from abuse.detectors import DETECTORS
+from abuse.findings import FindingNotFound, FindingStateError, Status
+from abuse.params import BadParams
+from abuse.runner import AbuseDetector
+from abuse.settings import AbuseSettings
+from core.cliout import bad_input, print_json, whole_number
+from runtime.services import Services
+
+
+def _who(args: argparse.Namespace) -> str:
+    return str(args.by or getpass.getuser())
+
+
+async def cmd_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    found = await findings.list_findings(
+        s.pool,
+        account=args.account,
+        status=Status(args.status) if args.status else None,
+        rule=args.rule,
+        limit=args.limit,
+    )
+    print_json([f.as_dict() for f in found])
+
+
+async def cmd_ack(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
+        print_json((await findings.acknowledge(s.pool, args.id, _who(args), args.reason)).as_dict())
+
+
+async def cmd_lift(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
+        f, resumed = await findings.lift(s.pool, s.accounts, args.id, _who(args), args.reason)
+    print_json({**f.as_dict(), "account_resumed": resumed})
+
+
+async def cmd_close(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
+        print_json((await findings.close(s.pool, args.id, _who(args), args.reason)).as_dict())
+
+
+async def cmd_override(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    with bad_input(FindingNotFound, FindingStateError, BadParams):
+        if args.clear:
+            print_json({"cleared": await overrides.clear_override(s.pool, args.account, args.rule)})
+            return
+        if args.params is None:
+            found = [o.as_dict() for o in await overrides.list_overrides(s.pool, args.account)]
+            print_json([o for o in found if o["rule"] == args.rule])
+            return
+        try:
+            params = json.loads(args.params)
+        except ValueError as exc:
+            raise BadParams(args.rule, "*", f"not JSON: {exc}") from None
+        if not isinstance(params, dict):
+            raise BadParams(args.rule, "*", "a JSON object of thresholds expected")
+        o = await overrides.set_override(s.pool, args.account, args.rule, params)
+        print_json({**o.as_dict(), "in_force": overrides.check(args.rule, params).as_dict()})
+
+
+async def cmd_run(s: Services, args: argparse.Namespace) -> None:
+    from core.exporter import standalone_metrics
+
+    detector = AbuseDetector(s, AbuseSettings.from_env(), registry=standalone_metrics())
+    try:
+        if args.once:
+            print_json({"processed": await detector.drain_once()})
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await detector.run(stop)
+        print_json({"stopped": True})
+    finally:
+        await detector.close()
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `abuse list|ack|lift|close|override|run` to tollgate's sub-commands."""
+    ab = subparsers.add_parser("abuse", help="abuse and fraud findings, and the detector")
+    sub = ab.add_subparsers(dest="abuse", required=True)
+
+    ls = sub.add_parser("list", help="findings, newest first")
+    ls.add_argument("--account")
+    ls.add_argument("--status", choices=[s.value for s in Status])
+    ls.add_argument("--rule", choices=sorted(DETECTORS))
+    ls.add_argument("--limit", type=whole_number, default=100)
+    ls.set_defaults(run=cmd_list)
+
+    for name, fn, text in (
+        ("ack", cmd_ack, "acknowledge: someone is looking into it"),
+        ("lift", cmd_lift, "lift: resumes the account if this finding suspended it"),
+        ("close", cmd_close, "close: done with it (a suspension stays)"),
+    ):
+        x = sub.add_parser(name, help=text)
+        x.add_argument("id", type=whole_number)
+        x.add_argument("--reason", default="")
+        x.add_argument("--by", help="who (default: the login name)")
+        x.set_defaults(run=fn)
+
+    ov = sub.add_parser("override", help="an account's thresholds for a rule")
+    ov.add_argument("account")
+    ov.add_argument("rule", choices=sorted(DETECTORS))
+    ov.add_argument("params", nargs="?", help="JSON, e.g. '{\"per_minute\": 20}'")
+    ov.add_argument("--clear", action="store_true", help="back to the global thresholds")
+    ov.set_defaults(run=cmd_override)
+
+    rn = sub.add_parser("run", help="run the detector (until SIGTERM, or --once)")
+    rn.add_argument("--once", action="store_true", help="process what is there, then exit")
+    rn.set_defaults(run=cmd_run)

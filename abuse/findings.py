@@ -1,0 +1,320 @@
+"""Findings in PostgreSQL, and what operators do with them.
+
+A finding is one (account, rule, subject, window): a rule firing again in the same window
+adds a hit, refreshes the evidence and may raise the severity. Status: open ->
+acknowledged (someone is on it) -> lifted (a false alarm, or dealt with: the account is
+resumed if this finding suspended it and no other finding holds it) or closed (done; a
+suspension stays). A lifted or closed finding never acts again in its window."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from abuse.settings import Action
+from abuse.signals import Severity, Signal
+from core.pg import Conn
+from rating.account_store import AccountStore
+from rating.accounts import AccountStatus
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    LIFTED = "lifted"
+    CLOSED = "closed"
+
+
+ACTIVE = (Status.OPEN, Status.ACKNOWLEDGED)
+HOLDING = (Status.OPEN, Status.ACKNOWLEDGED, Status.CLOSED)  # keep a suspension in force
+
+
+class FindingNotFound(LookupError):
+    def __init__(self, finding_id: int) -> None:
+        super().__init__(f"no abuse finding #{finding_id}")
+        self.finding_id = finding_id
+
+
+class FindingStateError(ValueError):
+    """A status change that does not apply to the finding's current status."""
+
+    def __init__(self, finding_id: int, status: str, change: str) -> None:
+        super().__init__(f"abuse finding #{finding_id} is {status}: cannot {change} it")
+        self.finding_id = finding_id
+        self.status = status
+        self.change = change
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    id: int
+    account: str
+    rule: str
+    subject: str
+    window_key: str
+    severity: Severity
+    status: Status
+    action: Action
+    suspended: bool
+    evidence: dict[str, Any]
+    hits: int
+    created_at: datetime
+    updated_at: datetime
+    status_by: str | None = None
+    status_reason: str | None = None
+    status_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "rule": self.rule,
+            "subject": self.subject,
+            "window": self.window_key,
+            "severity": self.severity.value,
+            "status": self.status.value,
+            "action": self.action.value,
+            "suspended": self.suspended,
+            "hits": self.hits,
+            "evidence": self.evidence,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "status_by": self.status_by,
+            "status_reason": self.status_reason,
+            "status_at": self.status_at.isoformat() if self.status_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    finding: Finding
+    created: bool
+    escalated: bool
+
+
+def _finding(row: asyncpg.Record) -> Finding:
+    evidence = row["evidence"]
+    return Finding(
+        id=row["id"],
+        account=row["account"],
+        rule=row["rule"],
+        subject=row["subject"],
+        window_key=row["window_key"],
+        severity=Severity(row["severity"]),
+        status=Status(row["status"]),
+        action=Action(row["action"]),
+        suspended=row["suspended"],
+        evidence=json.loads(evidence) if isinstance(evidence, str) else evidence,
+        hits=row["hits"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        status_by=row["status_by"],
+        status_reason=row["status_reason"],
+        status_at=row["status_at"],
+    )
+
+
+def evidence(signal: Signal, call_ids: Sequence[str]) -> dict[str, Any]:
+    return {
+        "call_ids": list(call_ids),
+        "figures": dict(signal.figures),
+        "threshold": dict(signal.threshold),
+        "window_s": signal.window_s,
+        "at_ms": signal.at_ms,
+        **({"detail": dict(signal.detail)} if signal.detail else {}),
+    }
+
+
+async def record(pool: asyncpg.Pool, signal: Signal, call_ids: Sequence[str]) -> Recorded:
+    """Store a signal as a new finding or as a hit on its window's finding."""
+    data = json.dumps(evidence(signal, call_ids))
+    key = (signal.account, signal.rule, signal.subject, signal.window_key)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "insert into abuse_findings (account, rule, subject, window_key, severity, evidence)"
+            " values ($1, $2, $3, $4, $5, $6)"
+            " on conflict (account, rule, subject, window_key) do nothing returning *",
+            *key,
+            signal.severity.value,
+            data,
+        )
+        if row is not None:
+            created = _finding(row)
+            await _event(conn, created.id, "created", detail={"severity": created.severity})
+            return Recorded(created, True, False)
+        row = await conn.fetchrow(
+            "select * from abuse_findings where account = $1 and rule = $2 and subject = $3"
+            " and window_key = $4 for update",
+            *key,
+        )
+        assert row is not None  # the insert conflicted with it and findings are never deleted
+        current = _finding(row)
+        escalated = current.active and signal.severity.rank > current.severity.rank
+        row = await conn.fetchrow(
+            "update abuse_findings set hits = hits + 1, updated_at = now(),"
+            " evidence = case when $2 then $3::jsonb else evidence end, severity = $4"
+            " where id = $1 returning *",
+            current.id,
+            current.active,
+            data,
+            (signal.severity if escalated else current.severity).value,
+        )
+        assert row is not None
+        if escalated:
+            await _event(
+                conn,
+                current.id,
+                "escalated",
+                detail={"from": current.severity, "to": signal.severity},
+            )
+        return Recorded(_finding(row), False, escalated)
+
+
+async def set_action(pool: asyncpg.Pool, finding_id: int, action: Action, suspended: bool) -> None:
+    """Remember the strongest action carried out (so a restart does not repeat it)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "update abuse_findings set action = $2, suspended = suspended or $3,"
+            " updated_at = now() where id = $1",
+            finding_id,
+            action.value,
+            suspended,
+        )
+        await _event(conn, finding_id, action.value, detail={"suspended": suspended})
+
+
+async def holds_suspension(conn: Conn, account: str, other_than: int) -> bool:
+    """Whether another finding keeps the account suspended."""
+    found = await conn.fetchval(
+        "select exists (select 1 from abuse_findings where account = $1 and id <> $2"
+        " and suspended and status = any($3::text[]))",
+        account,
+        other_than,
+        [s.value for s in HOLDING],
+    )
+    return bool(found)
+
+
+# -- operators ---------------------------------------------------------------------------------
+
+
+async def get(pool: asyncpg.Pool, finding_id: int) -> Finding:
+    row = await pool.fetchrow("select * from abuse_findings where id = $1", finding_id)
+    if row is None:
+        raise FindingNotFound(finding_id)
+    return _finding(row)
+
+
+async def list_findings(
+    pool: asyncpg.Pool,
+    *,
+    account: str | None = None,
+    status: Status | None = None,
+    rule: str | None = None,
+    limit: int = 100,
+) -> list[Finding]:
+    rows = await pool.fetch(
+        "select * from abuse_findings where ($1::text is null or account = $1)"
+        " and ($2::text is null or status = $2) and ($3::text is null or rule = $3)"
+        " order by created_at desc, id desc limit $4",
+        account,
+        status.value if status else None,
+        rule,
+        limit,
+    )
+    return [_finding(r) for r in rows]
+
+
+async def acknowledge(pool: asyncpg.Pool, finding_id: int, who: str, why: str = "") -> Finding:
+    _, after = await _change(pool, finding_id, Status.ACKNOWLEDGED, (Status.OPEN,), who, why)
+    return after
+
+
+async def close(pool: asyncpg.Pool, finding_id: int, who: str, why: str = "") -> Finding:
+    _, after = await _change(pool, finding_id, Status.CLOSED, (*ACTIVE, Status.LIFTED), who, why)
+    return after
+
+
+async def lift(
+    pool: asyncpg.Pool, accounts: AccountStore, finding_id: int, who: str, why: str = ""
+) -> tuple[Finding, bool]:
+    """Lift a finding; resume its account if it held it suspended and no other finding does.
+    Returns the finding and whether the account was resumed."""
+    before, finding = await _change(pool, finding_id, Status.LIFTED, ACTIVE, who, why)
+    if not before.suspended:
+        return finding, False
+    async with pool.acquire() as conn:
+        if await holds_suspension(conn, finding.account, finding.id):
+            return finding, False
+    account = await accounts.get(finding.account)
+    if account.status is not AccountStatus.SUSPENDED:
+        return finding, False
+    await accounts.set_status(
+        finding.account,
+        AccountStatus.ACTIVE,
+        f"abuse finding #{finding.id} lifted by {who}" + (f": {why}" if why else ""),
+    )
+    return finding, True
+
+
+async def _change(
+    pool: asyncpg.Pool,
+    finding_id: int,
+    to: Status,
+    allowed_from: Sequence[Status],
+    who: str,
+    why: str,
+) -> tuple[Finding, Finding]:
+    """The finding before and after the change."""
+    verb = {"acknowledged": "acknowledge", "lifted": "lift", "closed": "close"}[to.value]
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "select * from abuse_findings where id = $1 for update", finding_id
+        )
+        if row is None:
+            raise FindingNotFound(finding_id)
+        current = _finding(row)
+        if current.status not in allowed_from:
+            raise FindingStateError(finding_id, current.status.value, verb)
+        row = await conn.fetchrow(
+            "update abuse_findings set status = $2, status_by = $3, status_reason = $4,"
+            " status_at = now(), updated_at = now(),"
+            " suspended = case when $2 = 'lifted' then false else suspended end"
+            " where id = $1 returning *",
+            finding_id,
+            to.value,
+            who,
+            why,
+        )
+        assert row is not None
+        await _event(conn, finding_id, to.value, who, why, {"suspended": current.suspended})
+        return current, _finding(row)
+
+
+async def _event(
+    conn: Conn,
+    finding_id: int,
+    event: str,
+    who: str = "",
+    why: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        "insert into abuse_finding_events (finding_id, event, who, why, detail)"
+        " values ($1, $2, $3, $4, $5)",
+        finding_id,
+        event,
+        who,
+        why,
+        json.dumps(detail or {}, default=str),
+    )

@@ -1,0 +1,265 @@
+"""The detector process: reads every shard's CDR stream (and the inbound stream) through its
+own consumer group, runs the detectors, stores findings, acts, then acknowledges.
+
+Per stream and batch: the batch's window updates go to Redis in one pipeline (one script
+call per event, atomic and idempotent on the event's id); the detectors judge the figures;
+each signal becomes a finding (or a hit on one) in PostgreSQL and its actions run; only
+then is the batch acknowledged. A crash anywhere leaves entries pending: they are read
+again, count nothing twice, and re-store their findings harmlessly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+
+from abuse import findings
+from abuse.actions import Actions, SuspendHook, no_hook
+from abuse.detectors import DETECTORS
+from abuse.detectors.base import Detector, Evaluate, Scope
+from abuse.events import CallEvent, InboundEvent
+from abuse.findings import Finding
+from abuse.metrics import AbuseMetrics
+from abuse.overrides import Thresholds
+from abuse.settings import AbuseSettings
+from abuse.signals import Signal
+from abuse.window import AccountKeys, Plan, script_text
+from cdr.stream import CdrStream, Entry, wait_for_new
+from rating.keys import Keyspace, parse_ref
+from runtime.services import Services
+
+log = logging.getLogger("tollgate.abuse")
+
+EVIDENCE_CALLS = 50  # call ids kept in a finding's evidence
+ERRORS: tuple[type[Exception], ...] = (
+    RedisError,
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def inbound_stream_key(keys: Keyspace) -> str:
+    return keys.inbound_stream()
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    plan: Plan
+    checks: list[Evaluate]
+
+
+class AbuseDetector:
+    def __init__(
+        self,
+        services: Services,
+        settings: AbuseSettings | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        on_suspend: SuspendHook = no_hook,
+        detectors: dict[str, Detector[Any]] | None = None,
+    ) -> None:
+        if services.pool is None:
+            raise RuntimeError("the abuse detector needs PostgreSQL")
+        self.redis = services.redis
+        self.pool = services.pool
+        self.keys = services.settings.keyspace
+        self.home_default = services.settings.ledger.default_country
+        self.settings = settings or AbuseSettings()
+        self.detectors = detectors if detectors is not None else DETECTORS
+        self.metrics = AbuseMetrics(registry, rules=self.detectors)
+        self.thresholds = Thresholds(self.pool, self.settings)
+        self.actions = Actions(
+            self.pool, services.accounts, self.settings, self.metrics, on_suspend
+        )
+        self.script = self.redis.register_script(script_text())
+        s = self.settings
+        self.streams = [
+            CdrStream(self.redis, self.keys.cdr_stream(t), s.group, s.consumer)
+            for t in self.keys.tags()
+        ]
+        self.inbound: CdrStream | None = None
+        if s.inbound_stream:
+            self.inbound = CdrStream(self.redis, inbound_stream_key(self.keys), s.group, s.consumer)
+        self._homes: dict[str, str] = {}
+        self._written: dict[tuple[str, str, str, str], tuple[int, float]] = {}
+
+    @property
+    def all_streams(self) -> list[CdrStream]:
+        """Inbound first: within a round, the bait is known before the callbacks."""
+        return [*([self.inbound] if self.inbound else []), *self.streams]
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Detect until `stop` is set; Redis or PostgreSQL outages are waited out."""
+        delay = self.settings.backoff_min_s
+        while not stop.is_set():
+            try:
+                seen = await self.drain_once()
+                delay = self.settings.backoff_min_s
+                if not seen and not stop.is_set():
+                    await wait_for_new(
+                        self.redis,
+                        self.all_streams,
+                        self.settings.batch_size,
+                        self.settings.block_ms,
+                    )
+                continue
+            except ERRORS as exc:
+                log.warning("abuse detection paused: %s; retrying in %.1f s", exc, delay)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, self.settings.backoff_max_s)
+
+    async def drain_once(self) -> int:
+        """Process everything available now (claimed, own pending, new); returns how many
+        entries were processed and acknowledged."""
+        await self.thresholds.refresh()
+        done = await self._drain(self.inbound) if self.inbound else 0
+        # Shards side by side: one shard's plans are built while Redis runs another's. An
+        # account lives in one shard, so its events stay in order.
+        results = await asyncio.gather(
+            *(self._drain(s) for s in self.streams), return_exceptions=True
+        )
+        for r in results:  # every shard ran to its end; now report the first failure
+            if isinstance(r, BaseException):
+                raise r
+        return done + sum(r for r in results if isinstance(r, int))
+
+    async def close(self) -> None:
+        await self.actions.close()
+
+    async def _drain(self, stream: CdrStream) -> int:
+        size = self.settings.batch_size
+        await stream.ensure_group()
+        await stream.claim_idle(self.settings.claim_idle_ms, size)
+        done, after = 0, "0"
+        while batch := await stream.read_pending(size, after):
+            await self._process(stream, batch)
+            done, after = done + len(batch), batch[-1].id
+        while batch := await stream.read_new(size):
+            await self._process(stream, batch)
+            done += len(batch)
+        return done
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def _process(self, stream: CdrStream, entries: list[Entry]) -> None:
+        inbound = stream is self.inbound
+        events = [e for e in (self._event(entry, inbound) for entry in entries) if e is not None]
+        if inbound:
+            await self._load_homes({e.account for e in events})
+        jobs: list[_Job] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for ev in events:
+            job = self._plan(ev)
+            if job is not None:
+                keys, argv = job.plan.command()
+                await self.script(keys=keys, args=argv, client=pipe)
+                jobs.append(job)
+        if jobs:
+            for job, reply in zip(jobs, await pipe.execute(), strict=True):
+                job.plan.bind(reply)
+        for job in jobs:
+            for check in job.checks:
+                for signal in check():
+                    await self._found(signal)
+        await stream.ack([e.id for e in entries])
+        (self.metrics.inbound if inbound else self.metrics.processed).inc(len(entries))
+
+    def _event(self, entry: Entry, inbound: bool) -> CallEvent | InboundEvent | None:
+        if not entry.raw:
+            return None  # deleted from the stream while pending
+        try:
+            fields = entry.fields()
+            if inbound:
+                return InboundEvent.from_fields(entry.id, fields)
+            ev = CallEvent.from_fields(fields)
+        except ValueError as exc:  # BadEvent, or BadCdr for bytes that are not UTF-8
+            log.warning("abuse detector skips %s %s: %s", entry.stream, entry.id, exc)
+            return None
+        return ev if ev.counted else None
+
+    def _plan(self, ev: CallEvent | InboundEvent) -> _Job | None:
+        keys = AccountKeys(self.keys, ev.account)
+        event_id = f"in:{ev.id}" if isinstance(ev, InboundEvent) else ev.call_id
+        plan = Plan(keys("seen"), event_id, ev.at_ms, self.settings.seen_keep_s * 1000)
+        scope = Scope(ev.account, keys, self._homes.get(ev.account, self.home_default))
+        checks: list[Evaluate] = []
+        for name, detector in self.detectors.items():
+            params = self.thresholds.params(ev.account, name)
+            if not params.enabled:
+                continue
+            if isinstance(ev, InboundEvent):
+                check = detector.on_inbound(ev, params, plan, scope)
+            else:
+                check = detector.on_call(ev, params, plan, scope)
+            if check is not None:
+                checks.append(check)
+        return _Job(plan, checks) if plan else None
+
+    async def _load_homes(self, accounts: set[str]) -> None:
+        """Home countries of accounts receiving inbound calls (for "foreign")."""
+        missing = sorted(a for a in accounts if a not in self._homes)
+        if not missing:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for account in missing:
+            pipe.hget(self.keys.account(account), "country")
+        for account, country in zip(missing, await pipe.execute(), strict=True):
+            if country:
+                self._homes[account] = country.decode() if isinstance(country, bytes) else country
+
+    # -- findings ------------------------------------------------------------------------------
+
+    async def _found(self, signal: Signal) -> Finding | None:
+        key = (signal.account, signal.rule, signal.subject, signal.window_key)
+        last = self._written.get(key)
+        now = time.monotonic()
+        if (
+            last is not None
+            and signal.severity.rank <= last[0]
+            and now - last[1] < self.settings.evidence_refresh_s
+        ):
+            return None  # stored moments ago at this severity: nothing new to act on
+        call_ids = list(signal.call_ids)
+        if signal.lookup is not None:
+            members = await self.redis.zrangebyscore(
+                signal.lookup.key,
+                signal.lookup.low,
+                signal.lookup.high,
+                start=0,
+                num=EVIDENCE_CALLS,
+            )
+            call_ids = [_text(m).split("|", 1)[0] for m in members]
+        # windows count calls by switch/call id; the evidence names the call ids
+        call_ids = [parse_ref(c)[1] for c in call_ids]
+        rec = await findings.record(self.pool, signal, call_ids[:EVIDENCE_CALLS])
+        finding = await self.actions.apply(rec)
+        self._written[key] = (finding.severity.rank, now)
+        if len(self._written) > 100_000:
+            self._written.clear()  # only a write-saving cache: forgetting costs a write
+        if rec.created or rec.escalated:
+            log.warning(
+                "abuse finding #%d %s/%s on %s: %s %s",
+                finding.id,
+                finding.rule,
+                finding.subject,
+                finding.account,
+                finding.severity.value,
+                dict(signal.figures),
+            )
+        return finding
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,203 @@
+"""Sliding windows in Redis, one account at a time.
+
+Detectors describe what an event adds and what they need to read on a Plan; the plan runs
+as one Lua script call (`lua/observe.lua`), atomically, guarded by the event's id so that a
+re-delivered event reads the same figures without counting twice. All keys of a plan carry
+the account's hash tag, so the script runs unchanged on Redis Cluster."""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Generic, TypeVar
+
+from rating.keys import Keyspace
+
+T = TypeVar("T")
+TTL_SLACK_S = 3600  # keys outlive their longest window a little: late events still count
+LATE_SLACK_MS = 15 * 60_000  # windows keep this much before their span: out-of-order CDRs
+_SAFE = re.compile(r"^[0-9A-Za-z+*#._-]{1,40}$")
+
+
+def script_text() -> str:
+    return (resources.files("abuse") / "lua" / "observe.lua").read_text(encoding="utf-8")
+
+
+def part(text: str) -> str:
+    """A key component from attacker-controlled text (caller ids): kept if tame, else hashed."""
+    if _SAFE.match(text):
+        return text
+    return f"h{zlib.crc32(text.encode()):08x}"
+
+
+class AccountKeys:
+    """Names of an account's abuse keys: `{prefix}:{tag}:abuse:{account}:...`."""
+
+    __slots__ = ("account", "base")
+
+    def __init__(self, keyspace: Keyspace, account: str) -> None:
+        self.account = account
+        self.base = f"{keyspace.prefix}:{keyspace.tag(account)}:abuse:{account}:"
+
+    def __call__(self, *parts: str) -> str:
+        return self.base + ":".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class SeqRun:
+    length: int
+    first: str  # digits of the lowest number of the run
+    call_ids: tuple[str, ...]
+
+
+class Slot(Generic[T]):
+    """A figure the plan will read; its value is there once the plan has run."""
+
+    __slots__ = ("_convert", "_index", "_plan")
+
+    def __init__(self, plan: Plan, index: int, convert: Callable[[Any], T]) -> None:
+        self._plan = plan
+        self._index = index
+        self._convert = convert
+
+    @property
+    def value(self) -> T:
+        return self._convert(self._plan.result(self._index))
+
+
+class Plan:
+    def __init__(self, seen_key: str, event_id: str, at_ms: int, seen_keep_ms: int) -> None:
+        self.at_ms = at_ms
+        self._keys: dict[str, int] = {seen_key: 1}
+        self._head = [event_id, str(at_ms), str(seen_keep_ms), str(seen_keep_ms // 1000 + 60)]
+        self._ops: list[list[Any]] = []
+        self._reads = 0
+        self._results: Sequence[Any] | None = None
+        self.fresh = True
+
+    def __bool__(self) -> bool:
+        return bool(self._ops)
+
+    def _key(self, key: str) -> int:
+        return self._keys.setdefault(key, len(self._keys) + 1)
+
+    def _read(self, convert: Callable[[Any], T]) -> Slot[T]:
+        self._reads += 1
+        return Slot(self, self._reads - 1, convert)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def add(self, key: str, member: str, score: int, span_ms: int) -> None:
+        """Put a member in a time window kept for `span_ms` (plus slack for late events)."""
+        keep = span_ms + LATE_SLACK_MS
+        self._ops.append(["add", self._key(key), member, score, keep, _ttl(keep)])
+
+    def bump(
+        self, key: str, bucket_ms: int, span_ms: int, at_ms: int | None = None, **amounts: int
+    ) -> None:
+        """Add amounts to the time bucket of this event (or of `at_ms`) in a bucketed window."""
+        bucket = (self.at_ms if at_ms is None else at_ms) // bucket_ms
+        keep = span_ms // bucket_ms + 1
+        self._ops.append(["bump", self._key(key), bucket, keep, _ttl(span_ms), amounts])
+
+    def agg(
+        self,
+        key: str,
+        sums_key: str,
+        call_id: str,
+        values: Sequence[int],
+        score: int,
+        span_ms: int,
+    ) -> Slot[list[int]]:
+        """Put a call with values in a window kept for exactly `span_ms`; read the window's
+        count and the sums of each value (running sums: no scan of the window)."""
+        member = "|".join([call_id, *(str(v) for v in values)])
+        self._ops.append(
+            ["agg", self._key(key), self._key(sums_key), key, member, score, span_ms, _ttl(span_ms)]
+        )
+        n = len(values) + 1
+        return self._read(lambda v: [*(int(x) for x in v), *([0] * (n - len(v)))][:n])
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def sums(self, key: str, sums_key: str, n: int) -> Slot[list[int]]:
+        """Count and sums of `n` values of an `agg` window, without adding to it."""
+        self._ops.append(["sums", self._key(key), self._key(sums_key), key])
+        return self._read(lambda v: [*(int(x) for x in v), *([0] * (n + 1 - len(v)))][: n + 1])
+
+    def count(self, key: str, span_ms: int) -> Slot[int]:
+        """Members of a window in the `span_ms` up to this event."""
+        self._ops.append(["count", self._key(key), self.at_ms - span_ms, self.at_ms])
+        return self._read(int)
+
+    def total(
+        self,
+        key: str,
+        bucket_ms: int,
+        span_ms: int,
+        *names: str,
+        at_ms: int | None = None,
+        skip_current: bool = False,
+    ) -> Slot[dict[str, int]]:
+        """Sums of a bucketed window over the buckets covering `span_ms` up to this event
+        (or `at_ms`; up to the bucket before with `skip_current`)."""
+        at = self.at_ms if at_ms is None else at_ms
+        high = at // bucket_ms - (1 if skip_current else 0)
+        low = high - span_ms // bucket_ms + 1
+        fields = [f"{b}:{n}" for b in range(low, high + 1) for n in names]
+        self._ops.append(["total", self._key(key), fields, list(names)])
+        return self._read(lambda v: dict(zip(names, (int(x) for x in v), strict=True)))
+
+    def seq(
+        self, key: str, ids_key: str, digits: str, call_id: str, span_ms: int, cap: int
+    ) -> Slot[SeqRun]:
+        """Add a dialled number; read the run of consecutive numbers around it."""
+        self._ops.append(
+            [
+                "seq",
+                self._key(key),
+                self._key(ids_key),
+                digits,
+                call_id,
+                span_ms,
+                _ttl(span_ms),
+                cap,
+            ]
+        )
+        return self._read(lambda v: SeqRun(int(v[0]), _text(v[1]), tuple(_text(x) for x in v[2])))
+
+    def overlap(
+        self, key: str, call_id: str, start_ms: int, end_ms: int, span_ms: int
+    ) -> Slot[int]:
+        """Add a call's interval; read how many kept calls overlap it (itself included)."""
+        keep = span_ms + LATE_SLACK_MS
+        member = f"{call_id}|{start_ms}|{end_ms}"
+        self._ops.append(["overlap", self._key(key), member, start_ms, end_ms, keep, _ttl(keep)])
+        return self._read(int)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def command(self) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of the script."""
+        return list(self._keys), [*self._head, json.dumps(self._ops, separators=(",", ":"))]
+
+    def bind(self, reply: Any) -> None:
+        self.fresh = bool(int(reply[0]))
+        self._results = reply[1]
+
+    def result(self, index: int) -> Any:
+        if self._results is None:
+            raise RuntimeError("the plan has not run yet")
+        return self._results[index]
+
+
+def _ttl(keep_ms: int) -> int:
+    return keep_ms // 1000 + TTL_SLACK_S
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,221 @@
+"""`tollgate bill ...` and `tollgate cdr rerate`: billing from the command line.
+
+`register(subparsers)` adds the commands to tollgate's parser. Like tollgate's own, each is
+`async (Services, argparse.Namespace)` and prints one JSON document (`bill listing --csv`
+prints CSV); bad input is the CLI's exit-2 error. `--now` lets a run act as of another
+moment (a naive time is in the billing zone, TOLLGATE_BILLING_TIMEZONE)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from billing.documents import Kind, documents_of
+from billing.errors import BillingError
+from billing.fees import subscribe, unsubscribe
+from billing.listing import listing
+from billing.payments import pay
+from billing.period import Period
+from billing.postpaid import invoice_statuses, today_of
+from billing.rerate import rerate
+from billing.run import bill_run
+from billing.settings import BillingSettings
+from cdr.reconcile import cdr_group
+from core.cliout import EXIT_UNAVAILABLE, CliError, bad_input, print_json
+from rating.accounts import AccountKind
+from rating.money import MoneyError, parse_micro
+from runtime.services import Services
+
+
+def _now(args: argparse.Namespace, settings: BillingSettings) -> datetime:
+    """The one instant a command acts at: --now, else the wall clock (read here, at the
+    edge, and passed down; nothing below reads it)."""
+    text = getattr(args, "now", None)
+    if not text:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise BillingError("--now", f"not an ISO 8601 date-time: {text!r}") from None
+    return (at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timezone))).astimezone(UTC)
+
+
+def _day(text: str | None, what: str, default: date) -> date:
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BillingError(what, f"YYYY-MM-DD expected, got {text!r}") from None
+
+
+async def cmd_run(s: Services, args: argparse.Namespace) -> None:
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError, MoneyError):
+        now = _now(args, settings)
+        period = (
+            Period.parse(args.period)
+            if args.period
+            else Period.of(now, settings.timezone).shifted(-1)
+        )
+        report = await bill_run(s.accounts, period, settings, now)
+    print_json(report.as_dict())
+    if report.failed:
+        raise CliError(
+            f"{len(report.failed)} account(s) not billed: {', '.join(sorted(report.failed))}"
+            " (see \"failed\" above); the others were; run again once mended",
+            EXIT_UNAVAILABLE,
+        )
+
+
+async def cmd_listing(s: Services, args: argparse.Namespace) -> None:
+    with bad_input(BillingError, MoneyError):
+        period = Period.parse(args.period)
+    account = await s.accounts.get(args.account)
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        result = await listing(conn, account, period)
+    if args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        print_json(result.as_dict())
+
+
+async def cmd_invoices(s: Services, args: argparse.Namespace) -> None:
+    settings = BillingSettings.from_env()
+    account = await s.accounts.get(args.account)
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        docs = await documents_of(conn, account.id)
+        statuses = {st.document.id: st for st in await invoice_statuses(conn, account.id)}
+    today = today_of(_now(args, settings), settings)
+    out = []
+    for d in docs:
+        view = d.as_dict()
+        st = statuses.get(d.id)
+        if d.kind is Kind.TOPUP_INVOICE:
+            view["status"] = "paid"
+        elif st is not None and account.kind is AccountKind.POSTPAID:
+            view.update(st.as_dict())
+            overdue = st.overdue(today, settings.overdue_block_days)
+            view["status"] = "paid" if not st.outstanding else "overdue" if overdue else "unpaid"
+        out.append(view)
+    print_json(out)
+
+
+async def cmd_pay(s: Services, args: argparse.Namespace) -> None:
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError, MoneyError):
+        amount = parse_micro(args.amount)
+        result = await pay(
+            s.accounts,
+            args.account,
+            amount,
+            args.reference,
+            settings,
+            _now(args, settings),
+            args.note,
+        )
+    print_json(result.as_dict())
+
+
+async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError, MoneyError):
+        fee = parse_micro(args.fee)
+        since = _day(args.start, "--from", today_of(_now(args, settings), settings))
+        await s.accounts.get(args.account)
+        async with s.pool.acquire() as conn:
+            sub = await subscribe(conn, args.account, args.name, fee, since)
+    print_json(sub.as_dict())
+
+
+async def cmd_unsubscribe(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError, MoneyError):
+        on = _day(args.on, "--on", today_of(_now(args, settings), settings))
+        async with s.pool.acquire() as conn:
+            sub = await unsubscribe(conn, args.account, args.name, on)
+    print_json(sub.as_dict())
+
+
+async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError, MoneyError):
+        period = Period.parse(args.period)
+        name, _, version = args.deck.partition(":")
+        if version and not version.isdigit():
+            raise BillingError("--deck", f"NAME or NAME:VERSION, got {args.deck!r}")
+        result = await rerate(
+            s.accounts,
+            args.account,
+            period,
+            name,
+            int(version) if version else None,
+            now=_now(args, settings),
+            apply=args.apply,
+            settings=settings,
+        )
+    print_json(result.as_dict())
+
+
+NOW_HELP = "act as of this ISO 8601 time (default: now)"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `bill run|listing|invoices|pay|subscribe|unsubscribe` and `cdr rerate`."""
+    b = subparsers.add_parser("bill", help="billing: runs, call listings, invoices, payments")
+    sub = b.add_subparsers(dest="bill", required=True)
+
+    rn = sub.add_parser("run", help="fees, invoices, overdue flags, prepaid lifecycle")
+    rn.add_argument("--period", help="YYYY-MM (default: the month before --now)")
+    rn.add_argument("--now", help=NOW_HELP)
+    rn.set_defaults(run=cmd_run)
+
+    ls = sub.add_parser("listing", help="an account's calls in a period, with totals")
+    ls.add_argument("--account", required=True)
+    ls.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
+    ls.add_argument("--csv", action="store_true", help="the calls as CSV instead of JSON")
+    ls.set_defaults(run=cmd_listing)
+
+    iv = sub.add_parser("invoices", help="an account's invoices and credit notes")
+    iv.add_argument("--account", required=True)
+    iv.add_argument("--now", help=NOW_HELP)
+    iv.set_defaults(run=cmd_invoices)
+
+    py = sub.add_parser("pay", help="record a payment (a ledger entry; repeat-safe)")
+    py.add_argument("--account", required=True)
+    py.add_argument("--amount", required=True)
+    py.add_argument(
+        "--reference", required=True, help="the payment's id; repeating it adds nothing"
+    )
+    py.add_argument("--note", default="")
+    py.add_argument("--now", help=NOW_HELP)
+    py.set_defaults(run=cmd_pay)
+
+    sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
+    sb.add_argument("--account", required=True)
+    sb.add_argument("--name", required=True)
+    sb.add_argument("--fee", required=True, help="gross amount per month")
+    sb.add_argument("--from", dest="start", help="YYYY-MM-DD (default: today)")
+    sb.add_argument("--now", help=NOW_HELP)
+    sb.set_defaults(run=cmd_subscribe)
+
+    us = sub.add_parser("unsubscribe", help="end a monthly fee")
+    us.add_argument("--account", required=True)
+    us.add_argument("--name", required=True)
+    us.add_argument("--on", help="last day, YYYY-MM-DD (default: today)")
+    us.add_argument("--now", help=NOW_HELP)
+    us.set_defaults(run=cmd_unsubscribe)
+
+    rr = cdr_group(subparsers).add_parser("rerate", help="re-rate a period's calls with a deck")
+    rr.add_argument("--account", required=True)
+    rr.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
+    rr.add_argument("--deck", required=True, help="NAME or NAME:VERSION (default: current)")
+    rr.add_argument("--apply", action="store_true", help="book the difference (once)")
+    rr.add_argument("--now", help=NOW_HELP)
+    rr.set_defaults(run=cmd_rerate)

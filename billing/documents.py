@@ -1,0 +1,202 @@
+"""Invoices and credit notes: issued once per source, numbered, immutable in PostgreSQL.
+
+A document's amounts are gross line totals split once into net and VAT (vat.py). Issuing is
+idempotent on `source` (what it is issued for); the database refuses UPDATE and DELETE of
+an issued document, so a correction is a new document, a credit note pointing at it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from billing.numbering import next_number
+from billing.settings import BillingSettings
+from billing.vat import split_gross, to_minor
+from core.pg import Conn
+from rating.money import format_micro
+
+
+class Kind(StrEnum):
+    INVOICE = "invoice"  # postpaid: a month's calls and fees, due later
+    TOPUP_INVOICE = "topup_invoice"  # prepaid: one per top-up, paid when issued
+    CREDIT_NOTE = "credit_note"  # corrects an invoice; negative gross credits the customer
+
+
+PREFIX = {Kind.INVOICE: "INV", Kind.TOPUP_INVOICE: "INV", Kind.CREDIT_NOTE: "CN"}
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    text: str
+    gross: int  # micro-units, as booked in the ledger
+    quantity: int = 1
+    seconds: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """As printed: the gross in whole grosze."""
+        return {
+            "text": self.text,
+            "quantity": self.quantity,
+            "seconds": self.seconds,
+            "gross": to_minor(self.gross),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What to issue; numbers, dates and the VAT split are added when it is issued."""
+
+    kind: Kind
+    account: str
+    source: str
+    currency: str
+    sale_date: date
+    lines: tuple[Line, ...]
+    period: str | None = None
+    corrects: int | None = None
+    note: str = ""
+
+    @property
+    def exact(self) -> int:
+        """What the lines add up to in the ledger (micro-units)."""
+        return sum(line.gross for line in self.lines)
+
+    @property
+    def gross(self) -> int:
+        """What the document asks: the sum of its lines rounded to grosze."""
+        return sum(to_minor(line.gross) for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: int
+    number: str
+    kind: Kind
+    account: str
+    source: str
+    period: str | None
+    corrects: int | None
+    currency: str
+    vat_rate_bp: int
+    net: int
+    vat: int
+    gross: int
+    sale_date: date
+    issue_date: date
+    due_date: date | None
+    issued_at: datetime
+    lines: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    note: str = ""
+    exact: int | None = None  # micro-units behind it in the ledger (None: = gross)
+
+    @property
+    def rounding(self) -> int:
+        """The ledger amount minus the document's (booked as a rounding entry)."""
+        return 0 if self.exact is None else self.exact - self.gross
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Document:
+        return cls(
+            id=row["id"],
+            number=row["number"],
+            kind=Kind(row["kind"]),
+            account=row["account"],
+            source=row["source"],
+            period=row["period"],
+            corrects=row["corrects"],
+            currency=row["currency"],
+            vat_rate_bp=row["vat_rate_bp"],
+            net=row["net"],
+            vat=row["vat"],
+            gross=row["gross"],
+            sale_date=row["sale_date"],
+            issue_date=row["issue_date"],
+            due_date=row["due_date"],
+            issued_at=row["issued_at"],
+            lines=tuple(json.loads(row["lines"])),
+            note=row["note"],
+            exact=row["exact"],
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "kind": self.kind.value,
+            "account": self.account,
+            "period": self.period,
+            "corrects": self.corrects,
+            "currency": self.currency,
+            "vat_rate": f"{self.vat_rate_bp / 100:g}%",
+            "net": format_micro(self.net, 2),
+            "vat": format_micro(self.vat, 2),
+            "gross": format_micro(self.gross, 2),
+            "sale_date": self.sale_date.isoformat(),
+            "issue_date": self.issue_date.isoformat(),
+            "due_date": self.due_date.isoformat() if self.due_date else None,
+            "issued_at": self.issued_at.isoformat(),
+            "lines": [{**ln, "gross": format_micro(ln["gross"], 2)} for ln in self.lines],
+            "note": self.note,
+        }
+
+
+async def issue(
+    conn: Conn, draft: Draft, settings: BillingSettings, now: datetime
+) -> tuple[Document, bool]:
+    """Issue `draft` unless its source already has a document (returned with False)."""
+    async with conn.transaction():
+        # one issuer per source at a time: the loser finds the winner's document below
+        await conn.execute("select pg_advisory_xact_lock(hashtext($1))", draft.source)
+        found = await by_source(conn, draft.source)
+        if found is not None:
+            return found, False
+        issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
+        due = issue_date + timedelta(days=settings.due_days) if draft.kind is Kind.INVOICE else None
+        split = split_gross(draft.gross, settings.vat_rate_bp, settings.vat_decimals)
+        number = await next_number(conn, PREFIX[draft.kind], issue_date)
+        row = await conn.fetchrow(
+            "insert into billing_documents (number, series, seq, kind, account, source, period,"
+            " corrects, currency, vat_rate_bp, net, vat, gross, sale_date, issue_date, due_date,"
+            " issued_at, lines, note, created_at, exact) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+            "$11,$12,$13,$14,$15,$16,$17,$18,$19,$17,$20) returning *",
+            str(number),
+            number.series,
+            number.seq,
+            draft.kind.value,
+            draft.account,
+            draft.source,
+            draft.period,
+            draft.corrects,
+            draft.currency,
+            split.rate_bp,
+            split.net,
+            split.vat,
+            split.gross,
+            draft.sale_date,
+            issue_date,
+            due,
+            now,
+            json.dumps([line.as_dict() for line in draft.lines]),
+            draft.note,
+            draft.exact,
+        )
+    assert row is not None  # returning * always yields the row
+    return Document.from_row(row), True
+
+
+async def by_source(conn: Conn, source: str) -> Document | None:
+    row = await conn.fetchrow("select * from billing_documents where source = $1", source)
+    return None if row is None else Document.from_row(row)
+
+
+async def documents_of(conn: Conn, account: str) -> list[Document]:
+    """An account's documents in the order they were issued."""
+    rows = await conn.fetch(
+        "select * from billing_documents where account = $1 order by id", account
+    )
+    return [Document.from_row(r) for r in rows]

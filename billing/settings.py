@@ -1,0 +1,51 @@
+"""Billing settings: the operator's terms, from TOLLGATE_BILLING_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from runtime.settings import SettingsError
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    vat_rate_bp: int = 2300  # 23%
+    vat_decimals: int = 2  # VAT is rounded to the grosz
+    due_days: int = 14  # an invoice is due this many days after it is issued
+    overdue_block_days: int = 14  # days past due before outbound calls are blocked
+    foreign_after_days: int = 14  # prepaid negative this long: foreign numbers go
+    close_after_months: int = 3  # prepaid negative this long: the account is closed
+    timezone: str = "Europe/Warsaw"  # the operator's books: issue dates, numbering series
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.vat_rate_bp <= 10_000:
+            raise SettingsError("TOLLGATE_BILLING_VAT_RATE", "must be 0..100 (percent)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError("TOLLGATE_BILLING_TIMEZONE", f"unknown {self.timezone!r}") from None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BillingSettings:
+        env = os.environ if env is None else env
+        base = cls()
+        rate = env.get("TOLLGATE_BILLING_VAT_RATE", "")
+        return cls(
+            vat_rate_bp=percent_to_bp(rate) if rate else base.vat_rate_bp,
+            timezone=env.get("TOLLGATE_BILLING_TIMEZONE", "") or base.timezone,
+        )
+
+
+def percent_to_bp(text: str) -> int:
+    """'23' -> 2300, '5.5' -> 550; at most two decimals, never rounded."""
+    try:
+        bp = Decimal(text.strip()) * 100
+    except InvalidOperation:
+        raise SettingsError("TOLLGATE_BILLING_VAT_RATE", f"not a number: {text!r}") from None
+    if not bp.is_finite() or bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
+        raise SettingsError("TOLLGATE_BILLING_VAT_RATE", f"0..100 with 2 decimals: {text!r}")
+    return int(bp)
