@@ -141,6 +141,12 @@ class Settlement:
 
 
 @dataclass(frozen=True, slots=True)
+class Swept:
+    released: int  # reservations the sweeper settled
+    estimated: int  # of which charged from the controller's answer (no outcome came)
+
+
+@dataclass(frozen=True, slots=True)
 class _Meta:
     country: str
     timezone: str
@@ -326,7 +332,7 @@ class Ledger:
             raise LedgerError("BAD_CALL_ID", f"call_id {call_id!r} is not acceptable")
         call = await self.call(account, call_id)
         meta = await self._account_meta(account)
-        outcome = _trust_seen_answer(call, outcome)
+        outcome = _monotonic(call, _trust_seen_answer(call, outcome))
         answered_at = outcome.answered_at or (outcome.ended_at - timedelta(seconds=outcome.billsec))
         rated = billable = 0
         fallback = ["", "", "invalid", "", self.settings.switch_host, "", "", "", "0", ""]
@@ -450,23 +456,32 @@ class Ledger:
                     out.append(record)
         return out
 
-    async def sweep(self, limit: int = 1000) -> int:
+    async def sweep(self, limit: int = 1000, *, due_before_ms: int | None = None) -> int:
         """Release reservations of calls whose finish never came. Returns how many."""
+        return (await self.sweep_counted(limit, due_before_ms=due_before_ms)).released
+
+    async def sweep_counted(self, limit: int = 1000, *, due_before_ms: int | None = None) -> Swept:
+        """Like sweep; only calls due before `due_before_ms` (epoch ms) when given: those
+        whose outcome can no longer be on its way (see switch.parking)."""
         seconds, micros = await self.redis.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        released = 0
+        if due_before_ms is not None:
+            now_ms = min(now_ms, due_before_ms)
+        released = estimated = 0
         for tag in self.keys.tags():
             members = await self.redis.zrangebyscore(
                 self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit
             )
             for member in members:
                 account, _, call_id = _s(member).partition("|")
-                released += int(
+                res = int(
                     await self._scripts["expire"](
                         keys=self.keys.call_keys(account, call_id), args=[call_id, account]
                     )
                 )
-        return released
+                released += res > 0
+                estimated += res == 2
+        return Swept(released, estimated)
 
 
 def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:
@@ -483,6 +498,18 @@ def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:
         answered_at=seen,
         disposition=outcome.disposition if outcome.answered else "ANSWER",
     )
+
+
+def _monotonic(call: dict[str, str], outcome: Outcome) -> Outcome:
+    """started (authorized) <= answered <= ended, whatever clocks and late reports say."""
+    started = _from_ms(call.get("authorized_at"))
+    ended = max(outcome.ended_at, started) if started else outcome.ended_at
+    answered = outcome.answered_at
+    if answered is not None:
+        answered = min(max(answered, started) if started else answered, ended)
+    if (ended, answered) == (outcome.ended_at, outcome.answered_at):
+        return outcome
+    return replace(outcome, ended_at=ended, answered_at=answered)
 
 
 def _s(value: Any) -> str:
