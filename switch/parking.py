@@ -103,7 +103,7 @@ class ParkingLot:
             return scan
 
     async def _settle(self, call_id: str, value: str) -> str:
-        """"settled", "retry" (the ledger is unreachable) or "rejected" (never will settle)."""
+        """ "settled", "retry" (the ledger is unreachable) or "rejected" (never will settle)."""
         account, outcome = parse_report(value, now=time.time())
         try:
             settled = await self.ledger.finish(account, call_id, outcome)
