@@ -23,7 +23,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from rating.ledger import Grant, Ledger, Outcome, Reason
+from rating.ledger import Decision, Grant, Ledger, Outcome, Reason
 from switch.ami import AmiError
 from switch.ari import AriClient, AriError, Connected
 from switch.parking import ParkingLot
@@ -111,8 +111,8 @@ class SessionController:
 
     async def run(self) -> None:
         chores = [
-            asyncio.create_task(self._watch_accounts()),
-            asyncio.create_task(self._heartbeat()),
+            self._spawn(self._watch_accounts(), "(suspension watch)"),
+            self._spawn(self._heartbeat(), "(heartbeat)"),
         ]
         try:
             async for event in self.ari.events():
@@ -267,7 +267,14 @@ class SessionController:
     async def _renew(self, s: Session) -> Grant:
         """One more slice from the ledger, measured: renewals are ARI's authorizations."""
         started = time.monotonic()
-        grant = await self.ledger.renew(s.account, s.call_id, s.granted_s + self.settings.slice_s)
+        try:
+            grant = await self.ledger.renew(
+                s.account, s.call_id, s.granted_s + self.settings.slice_s
+            )
+        except (RedisError, OSError, ConnectionError) as exc:
+            # Like a refusal: retried until the paid time ends, when Asterisk cuts the call.
+            log.warning("call %s: renewal failed: %s", s.call_id, exc)
+            grant = Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, s.call_id)
         self.on_event("renewal")
         self.on_renewal(grant, time.monotonic() - started)
         return grant
@@ -281,7 +288,7 @@ class SessionController:
                 continue
             try:
                 statuses = await self.ledger.account_statuses(sorted(accounts))
-            except (OSError, ConnectionError) as exc:
+            except (RedisError, OSError, ConnectionError) as exc:
                 log.warning("suspension watch: %s", exc)
                 continue
             for s in list(self.sessions.values()):
@@ -299,7 +306,7 @@ class SessionController:
             now_ms = str(int(time.time() * 1000))
             for s in list(self.sessions.values()):
                 if s.answered_at is not None and not s.ended:
-                    with contextlib.suppress(OSError, ConnectionError):
+                    with contextlib.suppress(RedisError, OSError, ConnectionError):
                         await self.ledger.touch(s.account, s.call_id, last_seen=now_ms)
 
     # -- the end -----------------------------------------------------------------------------
