@@ -390,4 +390,6 @@ async def e2e(
         await publish(svc.redis, e2e_settings.keyspace, deck)
         yield E2E(svc, asterisk, carrier, tollgate, rig_config, len(carrier.calls()))
     tollgate.thaw()
+    # Nor may they be settled while the next test truncates the CDR tables.
+    asterisk.cli("database deltree tollgate_pending")
     tollgate.start()
