@@ -115,6 +115,11 @@ async def serve(settings: Settings) -> None:
             if ami_settings.enabled
             else None
         )
+        if parking is None:
+            log.warning(
+                "TOLLGATE_AMI_HOST is not set: outcomes the dialplan parks in AstDB while "
+                "tollgate or Redis is away are not collected"
+            )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
             SessionController(
