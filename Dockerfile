@@ -55,6 +55,7 @@ for f in /etc/tollgate/asterisk/*.conf; do
       -e "s|@AGI_BUDGET@|${AGI_BUDGET:-2}|g" \
       -e "s|@RING_SECONDS@|${RING_SECONDS:-60}|g" \
       -e "s|@ARI_PORT@|${ARI_PORT:-8088}|g" \
+      -e "s|@AMI_PORT@|${AMI_PORT:-5038}|g" \
       -e "s|@ARI_USER@|${ARI_USER:-tollgate}|g" \
       -e "s|@ARI_PASSWORD@|$ARI_PASSWORD|g" \
       -e "s|@RTP_START@|${RTP_START:-10000}|g" \
@@ -63,7 +64,8 @@ for f in /etc/tollgate/asterisk/*.conf; do
       "$f" >"$run/etc/$(basename "$f")"
 done
 # The shipped configs listen on loopback (test rig); in a container the listeners face the
-# compose network and the published ports instead.
+# compose network and the published ports instead. AMI stays on loopback: only the tollgate
+# next to it (same network namespace) collects parked outcomes through it.
 sed -i -e "s|^bind = 127.0.0.1:|bind = ${SIP_BIND:-0.0.0.0}:|" "$run/etc/pjsip.conf"
 sed -i -e "s|^bindaddr = 127.0.0.1|bindaddr = ${ARI_BIND:-0.0.0.0}|" "$run/etc/http.conf"
 exec /usr/sbin/asterisk -f -C "$run/etc/asterisk.conf"

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
+from core import db  # noqa: E402
 from rating.accounts import Account  # noqa: E402
 from rating.deck import load_deck  # noqa: E402
 from rating.deck_store import import_deck, publish  # noqa: E402
@@ -37,7 +38,6 @@ from rating.keys import Keyspace  # noqa: E402
 from runtime.services import services  # noqa: E402
 from runtime.settings import Settings  # noqa: E402
 from tests.e2e.rig import AsteriskRig, RigConfig, SippCarrier, free_tcp_port, free_udp_port  # noqa: E402
-from tollgate import db  # noqa: E402
 
 ADMIN_DSN = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate"
 BENCH_DSN = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate_bench"

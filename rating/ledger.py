@@ -145,6 +145,12 @@ class Settlement:
 
 
 @dataclass(frozen=True, slots=True)
+class Swept:
+    released: int  # reservations the sweeper settled
+    estimated: int  # of which charged from the controller's answer (no outcome came)
+
+
+@dataclass(frozen=True, slots=True)
 class _Meta:
     country: str
     timezone: str
@@ -363,7 +369,7 @@ class Ledger:
         switch = self.switch_of(switch)
         call = await self.call(account, call_id, switch=switch)
         meta = await self._account_meta(account)
-        outcome = _trust_seen_answer(call, outcome)
+        outcome = _monotonic(call, _trust_seen_answer(call, outcome))
         answered_at = outcome.answered_at or (outcome.ended_at - timedelta(seconds=outcome.billsec))
         rated = billable = 0
         fallback = ["", "", "invalid", "", switch, "", "", "", "0", ""]
@@ -533,24 +539,33 @@ class Ledger:
         await self.redis.set(marker, "switch")
         return moved
 
-    async def sweep(self, limit: int = 1000) -> int:
+    async def sweep(self, limit: int = 1000, *, due_before_ms: int | None = None) -> int:
         """Release reservations of calls whose finish never came. Returns how many."""
+        return (await self.sweep_counted(limit, due_before_ms=due_before_ms)).released
+
+    async def sweep_counted(self, limit: int = 1000, *, due_before_ms: int | None = None) -> Swept:
+        """Like sweep; only calls due before `due_before_ms` (epoch ms) when given: those
+        whose outcome can no longer be on its way (see switch.parking)."""
         seconds, micros = await self.redis.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        released = 0
+        if due_before_ms is not None:
+            now_ms = min(now_ms, due_before_ms)
+        released = estimated = 0
         for tag in self.keys.tags():
             members = await self.redis.zrangebyscore(
                 self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit
             )
             for member in members:
                 account, switch, call_id = parse_member(_s(member))
-                released += int(
+                res = int(
                     await self._scripts["expire"](
                         keys=self.keys.call_keys(account, call_id, switch),
                         args=[call_id, account, call_ref(switch, call_id)],
                     )
                 )
-        return released
+                released += res > 0
+                estimated += res == 2
+        return Swept(released, estimated)
 
 
 def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:
@@ -572,6 +587,18 @@ def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:
 def _account_call_switch(member: Any) -> tuple[str, str, str]:
     account, switch, call_id = parse_member(_s(member))
     return account, call_id, switch
+
+
+def _monotonic(call: dict[str, str], outcome: Outcome) -> Outcome:
+    """started (authorized) <= answered <= ended, whatever clocks and late reports say."""
+    started = _from_ms(call.get("authorized_at"))
+    ended = max(outcome.ended_at, started) if started else outcome.ended_at
+    answered = outcome.answered_at
+    if answered is not None:
+        answered = min(max(answered, started) if started else answered, ended)
+    if (ended, answered) == (outcome.ended_at, outcome.answered_at):
+        return outcome
+    return replace(outcome, ended_at=ended, answered_at=answered)
 
 
 def _s(value: Any) -> str:

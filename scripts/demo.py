@@ -196,6 +196,11 @@ def calls_through_asterisk() -> None:
         "TOLLGATE_AGI_PORT": str(config.agi_port),
         "TOLLGATE_METRICS_PORT": str(metrics_port),
         "TOLLGATE_SWITCH_HOST": "demo-pbx",  # reconciliation compares this switch's calls
+        # outcomes parked in AstDB while tollgate was away are collected over AMI
+        "TOLLGATE_AMI_HOST": "127.0.0.1",
+        "TOLLGATE_AMI_PORT": str(config.ami_port),
+        "TOLLGATE_AMI_USER": config.ari_user,
+        "TOLLGATE_AMI_SECRET": config.ari_password,
     }
     log = Path(tempfile.mkdtemp(prefix="tollgate-demo-")) / "serve.log"
     serve = subprocess.Popen(

@@ -4,16 +4,21 @@ channel variables. It never rates; it translates.
 Dialplan contract (configs/asterisk/extensions.conf):
   authorize  -> sets TOLLGATE_CALL_ID, TOLLGATE_DIAL, TOLLGATE_MAX_MS, TOLLGATE_REASON,
                 TOLLGATE_SIP_CODE and, last, TOLLGATE_DECISION (the dialplan defaults to DENY)
-  finish     -> args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled number, emergency;
+  authorize  -> args: when the dialplan asked (epoch.ms), its budget (s); a request that
+                arrives with its budget spent is refused without touching the ledger
+  finish     -> args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled number, emergency,
+                hangup time (epoch.ms);
                 sets TOLLGATE_FINISHED=1 once settled (else the dialplan parks it in AstDB)
   with ARI session control, grants are slices and TOLLGATE_CONTROL=ari sends calls to Stasis
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,9 +55,33 @@ SIP_CODES: dict[str, int] = {
     # on the operator's side that retrying will not mend, so not 503; not the caller's
     # fault either, so not a 4xx that says the INVITE was wrong.
     Reason.INVALID_REQUEST: 500,
+    "AUTHORIZE_TIMEOUT": 503,
 }
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
 _INT = re.compile(r"^[0-9]{1,9}$")
+_EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
+_BUDGET = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3})?$")
+# Refuse a request with less budget than this left: the answer would arrive too late.
+ANSWER_MARGIN_S = 0.1
+AUTHORIZE_TIMEOUT = "AUTHORIZE_TIMEOUT"  # the dialplan's reason for the same refusal
+
+
+def budget_left(args: tuple[str, ...], now: float) -> float | None:
+    """Seconds the dialplan still waits for this authorize; None if it did not say.
+
+    The dialplan passes when it asked (epoch with ms) and its budget in seconds as the
+    first two arguments. A clock ahead of ours counts as "just asked"."""
+    if len(args) < 2 or not _EPOCH.match(args[0]) or not _BUDGET.match(args[1]):
+        return None
+    asked = min(float(args[0]), now)
+    return asked + float(args[1]) - now
+
+
+def _end_epoch(value: str, default: datetime) -> datetime:
+    """The dialplan's hangup time (epoch with ms): right even when this report comes late."""
+    if not _EPOCH.match(value):
+        return default
+    return min(datetime.fromtimestamp(float(value), UTC), default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,18 +127,32 @@ class FastAgiAdapter:
         account = req.env.get("accountcode", "")
         call_id = req.env.get("uniqueid", "")
         dialled = req.env.get("extension", "")
+        left = budget_left(req.args, time.time())
+        if left is not None and left < ANSWER_MARGIN_S:
+            # The dialplan has refused this call already (or will before our answer lands):
+            # reserving for it would hold credit for a call that never exists.
+            shown = call_id if CALL_ID.match(call_id) else ""
+            log.warning("authorize %s for %r came %.3f s past its budget", shown, account, -left)
+            grant = Grant(Decision.DENY, AUTHORIZE_TIMEOUT, 0, shown)
+            self._report("authorize", account, call_id, grant, started)
+            with contextlib.suppress(AgiHangup, AgiProtocolError):
+                await self._tell(chan, grant)
+            return
         grant = await self._decide(req, account, call_id, dialled)
         if grant.reason == Reason.INVALID_REQUEST:
             call_id = _shown(call_id)  # never echoed back, and logged shortened
         try:
             await self._tell(chan, grant)
-        except AgiHangup:
-            # The caller gave up while we answered: nothing will be dialled, free the credit.
+        except (AgiHangup, asyncio.CancelledError):
+            # The caller gave up, or the budget ran out, while we answered: nothing will be
+            # dialled, free the credit (shielded: a cancelled handler must still do this).
             if grant.allowed:
-                await self.ledger.finish(
-                    account,
-                    call_id,
-                    Outcome(False, 0, datetime.now(UTC), "CANCEL", "16", dialled=dialled),
+                await asyncio.shield(
+                    self.ledger.finish(
+                        account,
+                        call_id,
+                        Outcome(False, 0, datetime.now(UTC), "CANCEL", "16", dialled=dialled),
+                    )
                 )
             raise
         finally:
@@ -170,7 +213,7 @@ class FastAgiAdapter:
         answered_ms = int(args[2]) if _INT.match(args[2]) else 0
         answered = status == "ANSWER"
         billsec = (answered_ms + 500) // 1000 if answered else 0
-        now = datetime.now(UTC)
+        now = _end_epoch(args[6], datetime.now(UTC))
         outcome = Outcome(
             answered=answered,
             billsec=billsec,

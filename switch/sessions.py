@@ -16,17 +16,22 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rating.ledger import Grant, Ledger, Outcome, Reason
+from redis.exceptions import RedisError
+
+from rating.ledger import Decision, Grant, Ledger, Outcome, Reason
+from switch.ami import AmiError
 from switch.ari import AriClient, AriError, Connected
+from switch.parking import ParkingLot
 
 log = logging.getLogger("tollgate.switch.sessions")
 
-PENDING_FAMILY = "tollgate_pending"  # AstDB family of parked finish reports
+# What a lost Redis or Asterisk connection raises; the controller outlives them all.
+_TRANSIENT = (AriError, RedisError, OSError, ConnectionError)
 _E164 = re.compile(r"^\+[0-9]{1,15}$")
 # Q.850 causes of a carrier leg that never answered -> DIALSTATUS-like dispositions
 _CAUSE_STATUS = {17: "BUSY", 18: "NOANSWER", 19: "NOANSWER", 21: "CONGESTION", 34: "CONGESTION"}
@@ -86,13 +91,19 @@ class SessionController:
         *,
         on_event: Callable[[str], None] | None = None,
         on_renewal: Callable[[Grant, float], None] | None = None,
+        parking: ParkingLot | None = None,
+        finish_backoff_max_s: float = 30.0,
     ) -> None:
         self.ari = ari
         self.ledger = ledger
         self.settings = settings
         self.on_event = on_event or (lambda kind: None)
         self.on_renewal = on_renewal or (lambda grant, seconds: None)
+        self.parking = parking
+        self.finish_backoff_max_s = finish_backoff_max_s
         self.sessions: dict[str, Session] = {}
+        # Finishes the ledger could not take yet (Redis down), retried until settled.
+        self.unsettled: dict[str, asyncio.Task[None]] = {}
         self._by_chan: dict[str, Session] = {}
         self._lock = asyncio.Lock()
 
@@ -100,8 +111,8 @@ class SessionController:
 
     async def run(self) -> None:
         chores = [
-            asyncio.create_task(self._watch_accounts()),
-            asyncio.create_task(self._heartbeat()),
+            self._spawn(self._watch_accounts(), "(suspension watch)"),
+            self._spawn(self._heartbeat(), "(heartbeat)"),
         ]
         try:
             async for event in self.ari.events():
@@ -110,7 +121,8 @@ class SessionController:
                         await self.reconcile()
                     else:
                         await self.dispatch(event)
-                except (AriError, OSError, ConnectionError) as exc:
+                except _TRANSIENT as exc:
+                    self.on_event("event_failed")
                     log.warning("ARI event handling failed: %s", exc)
         finally:
             for task in chores:
@@ -176,7 +188,19 @@ class SessionController:
             log.warning("call %s: carrier leg failed: %s", call_id, exc)
             await self.end(s, "originate failed", 34)
             return
-        s.task = asyncio.create_task(self._ring_guard(s))
+        s.task = self._spawn(self._ring_guard(s), call_id)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], call_id: str) -> asyncio.Task[None]:
+        """A per-call task whose failure is logged and counted, never silently dropped."""
+        task = asyncio.create_task(work)
+        task.add_done_callback(lambda t: self._task_done(t, call_id))
+        return task
+
+    def _task_done(self, task: asyncio.Task[None], call_id: str) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.on_event("task_failed")
+        log.error("call %s: control task failed: %r", call_id, task.exception())
 
     async def _ring_guard(self, s: Session) -> None:
         """The carrier leg's failure event could be missed: never leave a phone ringing."""
@@ -195,9 +219,10 @@ class SessionController:
             log.warning("call %s: could not connect the legs: %s", s.call_id, exc)
             await self.end(s, "bridge failed", 41)
             return
-        await self.ledger.answer(s.account, s.call_id, datetime.fromtimestamp(s.answered_at, UTC))
+        # The dead-man limit first: whatever fails next, Asterisk cuts the call in time.
         await self._set_deadline(s)
-        s.task = asyncio.create_task(self._control(s))
+        s.task = self._spawn(self._control(s), s.call_id)
+        await self.ledger.answer(s.account, s.call_id, datetime.fromtimestamp(s.answered_at, UTC))
         self.on_event("session_answered")
 
     # -- while the call runs -----------------------------------------------------------------
@@ -242,7 +267,14 @@ class SessionController:
     async def _renew(self, s: Session) -> Grant:
         """One more slice from the ledger, measured: renewals are ARI's authorizations."""
         started = time.monotonic()
-        grant = await self.ledger.renew(s.account, s.call_id, s.granted_s + self.settings.slice_s)
+        try:
+            grant = await self.ledger.renew(
+                s.account, s.call_id, s.granted_s + self.settings.slice_s
+            )
+        except (RedisError, OSError, ConnectionError) as exc:
+            # Like a refusal: retried until the paid time ends, when Asterisk cuts the call.
+            log.warning("call %s: renewal failed: %s", s.call_id, exc)
+            grant = Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, s.call_id)
         self.on_event("renewal")
         self.on_renewal(grant, time.monotonic() - started)
         return grant
@@ -256,7 +288,7 @@ class SessionController:
                 continue
             try:
                 statuses = await self.ledger.account_statuses(sorted(accounts))
-            except (OSError, ConnectionError) as exc:
+            except (RedisError, OSError, ConnectionError) as exc:
                 log.warning("suspension watch: %s", exc)
                 continue
             for s in list(self.sessions.values()):
@@ -274,7 +306,7 @@ class SessionController:
             now_ms = str(int(time.time() * 1000))
             for s in list(self.sessions.values()):
                 if s.answered_at is not None and not s.ended:
-                    with contextlib.suppress(OSError, ConnectionError):
+                    with contextlib.suppress(RedisError, OSError, ConnectionError):
                         await self.ledger.touch(s.account, s.call_id, last_seen=now_ms)
 
     # -- the end -----------------------------------------------------------------------------
@@ -305,7 +337,16 @@ class SessionController:
             hangup_cause=str(cause),
             answered_at=datetime.fromtimestamp(s.answered_at, UTC) if s.answered_at else None,
         )
-        settled = await self.ledger.finish(s.account, s.call_id, outcome)
+        try:
+            settled = await self.ledger.finish(s.account, s.call_id, outcome)
+        except (RedisError, OSError, ConnectionError) as exc:
+            log.warning("call %s: finish failed (%s), retrying until settled", s.call_id, exc)
+            self.on_event("finish_deferred")
+            if s.call_id not in self.unsettled:
+                self.unsettled[s.call_id] = self._spawn(
+                    self._retry_finish(s.account, s.call_id, outcome), s.call_id
+                )
+            return
         self.on_event("session_ended")
         log.info(
             "call %s of %s ended (%s): %.1f s, cost %d (%s)",
@@ -317,12 +358,38 @@ class SessionController:
             settled.status,
         )
 
+    async def _retry_finish(self, account: str, call_id: str, outcome: Outcome) -> None:
+        """Until the ledger takes it. Idempotent: if the dialplan's parked report of the same
+        call settles first, this one is a harmless duplicate. A restart of tollgate loses
+        this retry, not the outcome: the dialplan parked it in AstDB as well."""
+        delay = 0.5
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self.ledger.finish(account, call_id, outcome)
+                except (RedisError, OSError, ConnectionError) as exc:
+                    delay = min(delay * 2, self.finish_backoff_max_s)
+                    log.warning("call %s: finish still failing: %s", call_id, exc)
+                    continue
+                self.on_event("session_ended")
+                log.info("call %s of %s: deferred finish settled", call_id, account)
+                return
+        finally:
+            self.unsettled.pop(call_id, None)
+
     # -- reconciliation ---------------------------------------------------------------------
 
     async def reconcile(self) -> dict[str, int]:
         """After a (re)connect: settle, finish or adopt whatever happened while we were away."""
         counts = {"parked": 0, "vanished": 0, "adopted": 0}
-        counts["parked"] = await self._settle_parked()
+        collected = True
+        if self.parking is not None:
+            try:
+                counts["parked"] = (await self.parking.collect()).settled
+            except AmiError as exc:
+                collected = False
+                log.warning("parked outcomes not collected: %s", exc)
         alive = {str(c.get("id")): c for c in await self.ari.channels()}
         for s in list(self.sessions.values()):
             if s.a_chan not in alive:
@@ -338,7 +405,8 @@ class SessionController:
             if a_chan in alive:
                 counts["adopted"] += 1
                 await self._adopt(record, alive)
-            else:
+            elif collected:
+                # Only once the parking lot was read: the real outcome may be waiting there.
                 counts["vanished"] += 1
                 await self._finish_vanished(record)
         log.info("reconciled after connect: %s", counts)
@@ -359,11 +427,11 @@ class SessionController:
         self._register(s)
         if s.answered_at is not None:
             await self._set_deadline(s)
-            s.task = asyncio.create_task(self._control(s))
+            s.task = self._spawn(self._control(s), s.call_id)
         elif alive.get(s.b_chan, {}).get("state") == "Up":
             await self._answered(s)
         else:
-            s.task = asyncio.create_task(self._ring_guard(s))
+            s.task = self._spawn(self._ring_guard(s), s.call_id)
 
     async def _finish_vanished(self, record: dict[str, str]) -> None:
         """No parked report and no channel: bill up to what we know the call could last."""
@@ -382,52 +450,6 @@ class SessionController:
             # Asterisk cut it at the deadline at the latest (dead-man limit).
             end = min(end, s.deadline)
         await self._finish(s, end, 16, "vanished while disconnected")
-
-    async def _settle_parked(self) -> int:
-        """Outcomes the dialplan stored in AstDB because tollgate was unreachable."""
-        keys = await self._db_get(f"DB_KEYS({PENDING_FAMILY})")
-        settled = 0
-        for key in filter(None, (keys or "").split(",")):
-            value = await self._db_get(f"DB({PENDING_FAMILY}/{key})")
-            if value:
-                await self._settle_report(key, value)
-            await self._db_get(f"DB_DELETE({PENDING_FAMILY}/{key})")
-            settled += 1
-        return settled
-
-    async def _settle_report(self, call_id: str, value: str) -> None:
-        # account|status|answered_ms|cause|dialled|emergency|ended_epoch
-        parts = (value.split("|") + [""] * 7)[:7]
-        account, status, ms, cause, dialled, _emergency, ended = parts
-        ended_at = float(ended) if ended.replace(".", "", 1).isdigit() else time.time()
-        answered = status == "ANSWER"
-        talk = int(ms) / 1000 if ms.isdigit() else 0.0
-        outcome = Outcome(
-            answered=answered,
-            billsec=int(talk + 0.5) if answered else 0,
-            ended_at=datetime.fromtimestamp(ended_at, UTC),
-            disposition=status or "NOANSWER",
-            hangup_cause=cause if cause.isdigit() else "",
-            answered_at=datetime.fromtimestamp(ended_at - talk, UTC) if answered else None,
-            dialled=dialled if re.fullmatch(r"\+?[0-9]{1,20}", dialled) else "",
-        )
-        settled = await self.ledger.finish(account, call_id, outcome)
-        log.info(
-            "settled parked report of %s (%s): cost %d (%s)",
-            call_id,
-            account,
-            settled.cost,
-            settled.status,
-        )
-
-    async def _db_get(self, expression: str) -> str | None:
-        try:
-            res = await self.ari.request("GET", "/asterisk/variable", {"variable": expression})
-        except AriError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return str(res.get("value", "")) if isinstance(res, dict) else None
 
     # -- operators --------------------------------------------------------------------------
 

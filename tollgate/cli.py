@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -428,7 +429,20 @@ def _iso(ms: str | None) -> str | None:
 
 
 async def cmd_sweep(s: Services, args: argparse.Namespace) -> None:
-    print_json({"released": await s.ledger.sweep()})
+    from switch.ami import AmiError, AmiSettings
+    from switch.parking import ParkingLot
+
+    # As serve's sweeper: with AMI set, collect parked outcomes first and expire only calls
+    # whose outcome cannot be waiting in AstDB any more.
+    due: int | None = None
+    ami = AmiSettings.from_env()
+    if ami.enabled:
+        parking = ParkingLot(ami, s.ledger)
+        with contextlib.suppress(AmiError):
+            await parking.collect()
+        due = int(parking.clear_since * 1000) if parking.clear_since is not None else 0
+    swept = await s.ledger.sweep_counted(due_before_ms=due)
+    print_json({"released": swept.released, "estimated": swept.estimated})
 
 
 def _money(text: str | None, what: str) -> int:

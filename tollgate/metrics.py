@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from rating.ledger import Decision, Grant, Reason
 from rating.repair import Drift, Repair
 from switch.fastagi import Decided
+from switch.parking import Scan
 from switch.sessions import SessionController
 
 # Label sets known in advance are exported at 0 from the start: a labelled counter that
@@ -65,6 +66,40 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.swept_estimated = Counter(
+            "tollgate_reservations_expired_estimated_total",
+            "Expired calls charged from the controller's answer and their reservation "
+            "(no outcome ever came).",
+            registry=self.registry,
+        )
+        self.parked = Gauge(
+            "tollgate_parked_outcomes",
+            "Outcomes parked in AstDB at the last scan (finish reports not settled yet).",
+            registry=self.registry,
+        )
+        self.parked_unsettled = Gauge(
+            "tollgate_parked_outcomes_unsettled",
+            "Parked outcomes the last scan could not settle (ledger unreachable).",
+            registry=self.registry,
+        )
+        self.parked_settled = Counter(
+            "tollgate_parked_outcomes_settled_total",
+            "Parked outcomes collected from AstDB and settled.",
+            registry=self.registry,
+        )
+        self.parked_scan_failures = Counter(
+            "tollgate_parked_scan_failures_total",
+            "Scans of AstDB's parked outcomes that failed (AMI unreachable or refused).",
+            registry=self.registry,
+        )
+        self.task_restarts = Counter(
+            "tollgate_task_restarts_total",
+            "Background tasks of tollgate serve that died and were restarted.",
+            ["task"],
+            registry=self.registry,
+        )
+        for task in ("sweeper", "sessions", "parking", "repair"):
+            self.task_restarts.labels(task)
         self.session_events = Counter(
             "tollgate_session_events_total",
             "ARI session control events (renewal, hangup_suspended, reconciled...).",
@@ -114,6 +149,14 @@ class Metrics:
         self.reserved_credit.clear()
         for currency, micro in totals.items():
             self.reserved_credit.labels(currency).set(micro / 1_000_000)
+
+    def parked_scan(self, scan: Scan | None) -> None:
+        if scan is None:
+            self.parked_scan_failures.inc()
+            return
+        self.parked.set(scan.seen)
+        self.parked_unsettled.set(scan.failed)
+        self.parked_settled.inc(scan.settled)
 
     def renewal(self, grant: Grant, seconds: float) -> None:
         self.authorizations.labels("ari", grant.decision.value, grant.reason).inc()

@@ -1,6 +1,7 @@
 """`tollgate serve`: the long-running process next to an Asterisk.
 
 Runs the FastAGI server, the ARI session controller (when TOLLGATE_ARI_URL is set), the
+collector of outcomes parked in AstDB (when TOLLGATE_AMI_HOST is set), the
 CDR writer (unless TOLLGATE_CDR_WRITER=0), abuse detection (unless TOLLGATE_ABUSE=0), the
 reservation sweeper and a Prometheus endpoint. At start it brings Redis up to date from
 PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost)."""
@@ -11,9 +12,12 @@ import asyncio
 import logging
 import os
 import signal
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
 from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
@@ -23,26 +27,60 @@ from runtime.recovery import catch_up, repair_forever
 from runtime.services import services
 from runtime.settings import Settings
 from switch.agi import AgiSettings, FastAgiServer
+from switch.ami import AmiSettings
 from switch.ari import AriClient, AriSettings
 from switch.fastagi import FastAgiAdapter
+from switch.parking import ParkingLot
 from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
 
 log = logging.getLogger("tollgate.serve")
 
 
-async def sweep_forever(ledger: Ledger, interval_s: float, metrics: Metrics) -> None:
-    """Release orphaned reservations; sample open calls and reserved credit for metrics."""
+async def sweep_forever(
+    ledger: Ledger, interval_s: float, metrics: Metrics, parking: ParkingLot | None = None
+) -> None:
+    """Release orphaned reservations; sample open calls and reserved credit for metrics.
+
+    With a parking lot, only calls whose deadline passed before its last clean scan: until
+    then their outcome may still be parked in AstDB, and expiring them would settle them
+    on a guess."""
     while True:
         try:
-            released = await ledger.sweep()
-            if released:
-                metrics.swept.inc(released)
-                log.warning("released %d orphaned reservation(s)", released)
+            due: int | None = None
+            if parking is not None:
+                due = int(parking.clear_since * 1000) if parking.clear_since is not None else 0
+            swept = await ledger.sweep_counted(due_before_ms=due)
+            if swept.released:
+                metrics.swept.inc(swept.released)
+                metrics.swept_estimated.inc(swept.estimated)
+                log.warning(
+                    "expired %d reservation(s) whose outcome never came (%d charged on the "
+                    "controller's answer)",
+                    swept.released,
+                    swept.estimated,
+                )
             metrics.ledger_sample(await ledger.open_sessions())
-        except (OSError, ConnectionError) as exc:
+        except (RedisError, OSError, ConnectionError) as exc:
             log.error("sweeper: Redis unreachable: %s", exc)
         await asyncio.sleep(interval_s)
+
+
+async def supervise(
+    name: str, work: Callable[[], Awaitable[None]], metrics: Metrics, backoff_max_s: float = 10.0
+) -> None:
+    """Run a background task forever: if it dies, log why, count it and start it again."""
+    delay = 0.5
+    while True:
+        started = time.monotonic()
+        try:
+            await work()
+            log.error("background task %s returned; restarting it", name)
+        except Exception:
+            log.exception("background task %s died; restarting it in %.1f s", name, delay)
+        metrics.task_restarts.labels(name).inc()
+        delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, backoff_max_s)
+        await asyncio.sleep(delay)
 
 
 async def _no_hook(account: str) -> None:
@@ -71,6 +109,22 @@ async def serve(settings: Settings) -> None:
         )
         for r in done.repairs:
             metrics.repaired(r)
+        ami_settings = AmiSettings.from_env()
+        parking = (
+            ParkingLot(
+                ami_settings,
+                s.ledger,
+                interval_s=float(os.environ.get("TOLLGATE_PARKED_INTERVAL_S", "2") or 2),
+                on_scan=metrics.parked_scan,
+            )
+            if ami_settings.enabled
+            else None
+        )
+        if parking is None:
+            log.warning(
+                "TOLLGATE_AMI_HOST is not set: outcomes the dialplan parks in AstDB while "
+                "tollgate or Redis is away are not collected"
+            )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
             SessionController(
@@ -79,6 +133,7 @@ async def serve(settings: Settings) -> None:
                 control,
                 on_event=metrics.session_event,
                 on_renewal=metrics.renewal,
+                parking=parking,
             )
             if ari is not None
             else None
@@ -95,11 +150,30 @@ async def serve(settings: Settings) -> None:
         await server.start()
         log.info("FastAGI listening on %s:%d, metrics on :%d", agi_settings.host, server.port, port)
         print(f"tollgate: FastAGI on {agi_settings.host}:{server.port}", flush=True)
-        sweeper = asyncio.create_task(sweep_forever(s.ledger, settings.sweep_interval_s, metrics))
-        repairer = asyncio.create_task(
-            repair_forever(s, settings.repair_interval_s, metrics.repaired)
+        sweeper = asyncio.create_task(
+            supervise(
+                "sweeper",
+                lambda: sweep_forever(s.ledger, settings.sweep_interval_s, metrics, parking),
+                metrics,
+            )
         )
-        sessions = asyncio.create_task(controller.run()) if controller is not None else None
+        sessions = (
+            asyncio.create_task(supervise("sessions", controller.run, metrics))
+            if controller is not None
+            else None
+        )
+        collecting = (
+            asyncio.create_task(supervise("parking", parking.run, metrics))
+            if parking is not None
+            else None
+        )
+        repairer = asyncio.create_task(
+            supervise(
+                "repair",
+                lambda: repair_forever(s, settings.repair_interval_s, metrics.repaired),
+                metrics,
+            )
+        )
         if controller is not None:
             log.info(
                 "ARI session control on %s (app %s, slices of %d s)",
@@ -133,7 +207,7 @@ async def serve(settings: Settings) -> None:
         try:
             await stop.wait()
         finally:
-            for task in (sweeper, repairer, sessions):
+            for task in (sweeper, repairer, sessions, collecting):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

@@ -40,16 +40,23 @@ if state == 'open' then
   -- Never charge beyond the grant that was reserved: overruns are the switch's fault.
   if cost > held then cost = held end
 end
+-- The sweeper may have charged an estimate (expire.lua): the real outcome replaces it.
+local estimate = 0
+if state == 'expired' then
+  estimate = num(call.cost)
+  if num(call.reserved) > 0 and cost > num(call.reserved) then cost = num(call.reserved) end
+end
 
 if redis.call('EXISTS', A) == 1 then
   if held > 0 then redis.call('HINCRBY', A, 'reserved', istr(-held)) end
-  if cost > 0 then
-    redis.call('HINCRBY', A, 'balance', istr(-cost))
-    redis.call('HINCRBY', A, 'spent', istr(cost))
+  local delta = cost - estimate
+  if delta ~= 0 then
+    redis.call('HINCRBY', A, 'balance', istr(-delta))
+    redis.call('HINCRBY', A, 'spent', istr(delta))
     if redis.call('HGET', A, 'spent_day') == day then
-      redis.call('HINCRBY', A, 'spent_today', istr(cost))
+      redis.call('HINCRBY', A, 'spent_today', istr(delta))
     else
-      redis.call('HSET', A, 'spent_day', day, 'spent_today', istr(cost))
+      redis.call('HSET', A, 'spent_day', day, 'spent_today', istr(delta))
     end
   end
 end
@@ -57,7 +64,8 @@ redis.call('HDEL', O, ref)
 redis.call('ZREM', X, account .. '|' .. ref)
 redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'billsec', istr(billsec),
   'rated_cost', istr(rated), 'cost', istr(cost), 'answered_at', answered_at, 'ended_at', ended_at,
-  'disposition', disposition, 'hangup_cause', cause, 'prior_state', state or 'none')
+  'disposition', disposition, 'hangup_cause', cause, 'prior_state', state or 'none',
+  'evidence', 'outcome')
 emit_cdr(S, C)
 redis.call('EXPIRE', C, record_ttl)
 return {'FINISHED', state or 'none', cost, unauthorized}

@@ -19,6 +19,7 @@
 #   TOLLGATE_AGI_BUDGET [2]            seconds authorize may take before the call gets 503
 #   TOLLGATE_RING_SECONDS [30]         Dial ring timeout towards the carrier
 #   TOLLGATE_ARI_PORT [8088]           HTTP/ARI on 127.0.0.1
+#   TOLLGATE_AMI_PORT [5038]           AMI on 127.0.0.1 (same user and password as ARI)
 #   TOLLGATE_ARI_USER [tollgate]  TOLLGATE_ARI_PASSWORD [tollgate]
 #   TOLLGATE_ACCT_A..TOLLGATE_ACCT_F [acct-a..acct-f]  accountcodes of phone-a..phone-f
 #   TOLLGATE_RTP_START [derived from the SIP port]  first of 40 RTP ports
@@ -38,6 +39,7 @@ agi_port=${TOLLGATE_AGI_PORT:-4573}
 agi_budget=${TOLLGATE_AGI_BUDGET:-2}
 ring_seconds=${TOLLGATE_RING_SECONDS:-30}
 ari_port=${TOLLGATE_ARI_PORT:-8088}
+ami_port=${TOLLGATE_AMI_PORT:-5038}
 ari_user=${TOLLGATE_ARI_USER:-tollgate}
 ari_password=${TOLLGATE_ARI_PASSWORD:-tollgate}
 # Derived so rigs on different SIP ports get different RTP ranges by default.
@@ -55,7 +57,7 @@ check() { # name value regex
   [[ $2 =~ $3 ]] || die "invalid $1: '$2'"
 }
 check TOLLGATE_RIG_NAME "$name" '^[A-Za-z0-9_-]{1,32}$'
-for v in sip_port carrier_port agi_port ari_port rtp_start rtp_ports; do
+for v in sip_port carrier_port agi_port ari_port ami_port rtp_start rtp_ports; do
   check "$v" "${!v}" '^[0-9]{1,5}$'
 done
 check TOLLGATE_AGI_HOST "$agi_host" '^[0-9A-Za-z.:-]+$'
@@ -159,6 +161,7 @@ render() {
       -e "s|@AGI_BUDGET@|$agi_budget|g" \
       -e "s|@RING_SECONDS@|$ring_seconds|g" \
       -e "s|@ARI_PORT@|$ari_port|g" \
+      -e "s|@AMI_PORT@|$ami_port|g" \
       -e "s|@ARI_USER@|$ari_user|g" \
       -e "s|@ARI_PASSWORD@|$ari_password|g" \
       -e "s|@RTP_START@|$rtp_start|g" \
@@ -187,7 +190,7 @@ do_start() {
   render
   # Device nodes live in the root (build-root.sh). /proc is not needed by Asterisk here
   # (tests/e2e/README.md), so nothing is mounted and nothing can be left mounted.
-  log "starting asterisk '$name' (SIP 127.0.0.1:$sip_port, carrier :$carrier_port, AGI $agi_host:$agi_port, ARI :$ari_port)"
+  log "starting asterisk '$name' (SIP 127.0.0.1:$sip_port, carrier :$carrier_port, AGI $agi_host:$agi_port, ARI :$ari_port, AMI :$ami_port)"
   # setsid: the daemon must not die with the caller's terminal or process group.
   setsid chroot "$root" /usr/sbin/asterisk -C "$conf_in" -f -n -g \
     </dev/null >"$run/log/stdout.log" 2>&1 &

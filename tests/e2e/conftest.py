@@ -105,6 +105,14 @@ class TollgateProcess:
                 self.proc.wait(10)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind, like a crash."""
+        assert self.proc is not None
+        self.thaw()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
     def freeze(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
@@ -159,6 +167,12 @@ def tollgate(
         "TOLLGATE_REDIS_PREFIX": e2e_settings.keyspace.prefix,
         "TOLLGATE_SHARDS": str(e2e_settings.keyspace.shards),
         "TOLLGATE_AGI_PORT": str(rig_config.agi_port),
+        # outcomes the dialplan parks in AstDB while tollgate is away, collected over AMI
+        "TOLLGATE_AMI_HOST": "127.0.0.1",
+        "TOLLGATE_AMI_PORT": str(rig_config.ami_port),
+        "TOLLGATE_AMI_USER": rig_config.ari_user,
+        "TOLLGATE_AMI_SECRET": rig_config.ari_password,
+        "TOLLGATE_PARKED_INTERVAL_S": "1",
         "TOLLGATE_METRICS_PORT": str(free_tcp_port()),
         "TOLLGATE_SWEEP_INTERVAL_S": "1",
         "TOLLGATE_DECK_REFRESH_S": "0",
@@ -353,6 +367,8 @@ async def e2e(
     rig_config: RigConfig,
 ) -> AsyncIterator[E2E]:
     tollgate.thaw()
+    # Outcomes an earlier test left parked must not land in this test's accounts.
+    asterisk.cli("database deltree tollgate_pending")
     tollgate.start()
     await _truncate(e2e_settings.pg_dsn)
     async with services(e2e_settings) as svc:
@@ -364,4 +380,6 @@ async def e2e(
         await publish(svc.redis, e2e_settings.keyspace, deck)
         yield E2E(svc, asterisk, carrier, tollgate, rig_config, len(carrier.calls()))
     tollgate.thaw()
+    # Nor may they be settled while the next test truncates the CDR tables.
+    asterisk.cli("database deltree tollgate_pending")
     tollgate.start()

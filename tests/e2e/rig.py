@@ -72,6 +72,7 @@ class RigConfig:
     agi_budget_s: float = 2
     ring_seconds: int = 30
     ari_port: int = 8088
+    ami_port: int = 5038
     ari_user: str = "tollgate"
     ari_password: str = "tollgate"
     accounts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))
@@ -85,6 +86,7 @@ class RigConfig:
             "carrier_port": free_udp_port(),
             "agi_port": free_tcp_port(),
             "ari_port": free_tcp_port(),
+            "ami_port": free_tcp_port(),
         }
         ports.update(kwargs)
         return cls(name=name, **ports)  # type: ignore[arg-type]
@@ -99,6 +101,7 @@ class RigConfig:
             "TOLLGATE_AGI_BUDGET": f"{self.agi_budget_s:g}",
             "TOLLGATE_RING_SECONDS": str(self.ring_seconds),
             "TOLLGATE_ARI_PORT": str(self.ari_port),
+            "TOLLGATE_AMI_PORT": str(self.ami_port),
             "TOLLGATE_ARI_USER": self.ari_user,
             "TOLLGATE_ARI_PASSWORD": self.ari_password,
         }

@@ -12,10 +12,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from rating.accounts import AccountStatus
+from tests.conftest import TEST_REDIS
 from tests.e2e.conftest import E2E, ROOT, TollgateProcess
 from tests.e2e.proxy import CuttableProxy
 from tests.e2e.rig import CallResult, RigConfig
@@ -32,14 +34,31 @@ def ari_proxy(rig_config: RigConfig) -> Iterator[CuttableProxy]:
 
 
 @pytest.fixture(scope="module")
+def redis_proxy() -> Iterator[CuttableProxy]:
+    """tollgate's way to its Redis in ARI mode: a test can cut it (a Redis outage for
+    tollgate alone; the Redis that other tests and helpers share stays up)."""
+    url = urlsplit(TEST_REDIS)
+    proxy = CuttableProxy(url.port or 6379, url.hostname or "127.0.0.1").start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
 def ari_mode(
-    tollgate: TollgateProcess, ari_proxy: CuttableProxy, rig_config: RigConfig
+    tollgate: TollgateProcess,
+    ari_proxy: CuttableProxy,
+    redis_proxy: CuttableProxy,
+    rig_config: RigConfig,
 ) -> Iterator[TollgateProcess]:
     """The session's tollgate, restarted with session control on (short slices)."""
     saved = dict(tollgate.env)
     tollgate.stop()
+    url = urlsplit(TEST_REDIS)
     tollgate.env.update(
         {
+            "TOLLGATE_REDIS_URL": urlunsplit(
+                url._replace(netloc=f"{redis_proxy.host}:{redis_proxy.port}")
+            ),
             "TOLLGATE_ARI_URL": f"http://127.0.0.1:{ari_proxy.port}",
             "TOLLGATE_ARI_USER": rig_config.ari_user,
             "TOLLGATE_ARI_PASSWORD": rig_config.ari_password,
@@ -56,11 +75,15 @@ def ari_mode(
 
 
 @pytest.fixture
-async def ari(e2e: E2E, ari_mode: TollgateProcess, ari_proxy: CuttableProxy) -> AsyncIterator[E2E]:
+async def ari(
+    e2e: E2E, ari_mode: TollgateProcess, ari_proxy: CuttableProxy, redis_proxy: CuttableProxy
+) -> AsyncIterator[E2E]:
     ari_proxy.restore()
+    redis_proxy.restore()
     await asyncio.sleep(0.5)  # the controller's websocket is (re)connected
     yield e2e
     ari_proxy.restore()
+    redis_proxy.restore()
 
 
 async def wait_answered(e: E2E, account: str, n: int = 1, wait_s: float = 15) -> list[str]:
@@ -171,6 +194,41 @@ async def test_websocket_lost_and_restored_mid_call_loses_no_finish(
     assert abs(int(cdr["billsec"]) - 6) <= 1
     live = await ari.svc.accounts.live("e2e-c")
     assert live.reserved == 0 and live.balance == 100_000_000 - int(cdr["cost"])
+
+
+async def test_call_that_ends_during_a_redis_outage_is_billed_once(
+    ari: E2E, redis_proxy: CuttableProxy
+) -> None:
+    """Issue 11 item 2: Redis lost 3 s after the answer, back after the call was cut at the
+    end of its slice. The finish is retried (and parked in AstDB) until settled, the
+    controller survives, the call is billed for its talk time exactly once."""
+    await ari.account("phone-f", balance=100_000_000)
+    call = asyncio.ensure_future(ari.call(MOBILE, "phone-f", max_wait_s=60))
+    [call_id] = await wait_answered(ari, "e2e-f")
+    await asyncio.sleep(3)
+    redis_proxy.cut()
+    result = await call
+    # the renewal failed: Asterisk cut the call at the end of the paid slice
+    assert result.answered and result.bye_from_asterisk
+    assert result.answer_to_bye_s is not None and result.answer_to_bye_s <= SLICE_S + 1.5
+    await asyncio.sleep(2)
+    redis_proxy.restore()
+    [cdr] = await ari.cdrs("phone-f", 1, wait_s=60)
+    assert (cdr["call_id"], cdr["disposition"]) == (call_id, "ANSWER")
+    assert abs(int(cdr["billsec"]) - result.answer_to_bye_s) <= 1.5 and int(cdr["cost"]) > 0
+    await asyncio.sleep(3)  # a second settlement would show up now
+    assert len(await ari.cdrs("phone-f", 2, wait_s=0)) == 1
+    live = await ari.svc.accounts.live("e2e-f")
+    assert (live.balance, live.reserved) == (100_000_000 - int(cdr["cost"]), 0)
+    deferred = await asyncio.to_thread(
+        metric, ari, 'tollgate_session_events_total{kind="finish_deferred"}'
+    )
+    parked = await asyncio.to_thread(metric, ari, "tollgate_parked_outcomes_settled_total")
+    assert deferred + parked >= 1  # operators saw the outage's finishes wait
+    # the controller lived through it: the next call is controlled as usual
+    again = await ari.call(MOBILE, "phone-f", hangup_after_ms=2000)
+    assert again.answered
+    assert len(await ari.cdrs("phone-f", 2, wait_s=20)) == 2
 
 
 async def test_suspension_hangs_up_running_calls_within_two_seconds(ari: E2E) -> None:

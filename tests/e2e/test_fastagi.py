@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
+import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -177,3 +180,86 @@ async def wangiri(e2e: E2E, severity: str) -> dict[str, str]:
             return dict(row)
         assert asyncio.get_running_loop().time() < deadline, f"no {severity} wangiri finding"
         await asyncio.sleep(0.2)
+
+
+def parked(e: E2E) -> list[str]:
+    """Keys of the outcomes the dialplan parked in AstDB (tollgate_pending)."""
+    out = e.rig.cli("database show tollgate_pending")
+    return [line.split(":")[0].strip() for line in out.splitlines() if "/tollgate_pending/" in line]
+
+
+def metric(e: E2E, sample: str) -> float:
+    port = e.tollgate.env["TOLLGATE_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def open_calls(e: E2E, account: str, wait_s: float = 15) -> list[str]:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        calls = [
+            r["call_id"] for r in await e.svc.ledger.open_sessions() if r["account"] == account
+        ]
+        if calls:
+            return calls
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no open call of {account}")
+
+
+async def test_outcomes_parked_while_tollgate_is_killed_are_collected_once(e2e: E2E) -> None:
+    """FastAGI only (no ARI): the dialplan parks what it could not report; tollgate collects
+    it over AMI when it is back. Every call gets exactly one CDR and AstDB is left empty."""
+    await e2e.account("phone-a", balance=100 * PLN)
+    running = asyncio.ensure_future(e2e.call(MOBILE, "phone-a", hangup_after_ms=4000))
+    [call_id] = await open_calls(e2e, "e2e-a")
+    await asyncio.sleep(1)
+    e2e.tollgate.kill()
+    emergency = await e2e.call("112", "phone-a", hangup_after_ms=1000)
+    result = await running
+    assert result.answered and emergency.answered
+    assert len(parked(e2e)) == 2  # both reports waited in AstDB while tollgate was away
+    e2e.tollgate.start()
+    cdrs = await e2e.cdrs("phone-a", 2, wait_s=30)
+    await asyncio.sleep(3)  # a second settlement of either would show up now
+    cdrs = await e2e.cdrs("phone-a", 3, wait_s=0)
+    assert len(cdrs) == 2 and len({c["call_id"] for c in cdrs}) == 2
+    normal = next(c for c in cdrs if c["call_id"] == call_id)
+    other = next(c for c in cdrs if c["call_id"] != call_id)
+    assert (other["reason"], other["class"], other["cost"]) == ("EMERGENCY", "emergency", "0")
+    assert abs(int(normal["billsec"]) - 4) <= 1 and int(normal["cost"]) > 0
+    assert parked(e2e) == []
+    live = await e2e.svc.accounts.live("e2e-a")
+    assert (live.balance, live.reserved) == (100 * PLN - int(normal["cost"]), 0)
+    assert await asyncio.to_thread(metric, e2e, "tollgate_parked_outcomes_settled_total") >= 2
+
+
+async def test_call_refused_while_tollgate_is_frozen_is_never_authorized_afterwards(
+    e2e: E2E,
+) -> None:
+    await e2e.account("phone-a", balance=100 * PLN)
+    e2e.tollgate.freeze()
+    try:
+        result = await e2e.call(MOBILE, "phone-a")
+    finally:
+        e2e.tollgate.thaw()
+    assert result.status == 503 and not result.answered
+    # tollgate wakes up and reads the stale request, then the call's finish report
+    await e2e.cdrs("phone-a", 1, wait_s=20)
+    await asyncio.sleep(2)  # anything else it would do about this call shows up now
+    assert e2e.svc.pool is not None
+    rows = await e2e.svc.pool.fetch(
+        "select decision, started_at, answered_at, ended_at from cdrs where account = $1",
+        "e2e-a",
+    )
+    assert all(r["decision"] != "ALLOW" for r in rows), rows
+    for r in rows:
+        assert r["started_at"] <= (r["answered_at"] or r["ended_at"]) <= r["ended_at"]
+    live = await e2e.svc.accounts.live("e2e-a")
+    assert (live.balance, live.reserved) == (100 * PLN, 0)
+    assert e2e.new_carrier_calls() == []
+    late = (
+        'tollgate_authorizations_total{decision="DENY",reason="AUTHORIZE_TIMEOUT",switch="fastagi"}'
+    )
+    assert await asyncio.to_thread(metric, e2e, late) >= 1
