@@ -35,8 +35,10 @@ CMD ["serve"]
 
 FROM debian:sid-slim AS asterisk
 RUN apt-get update \
- && apt-get install -y --no-install-recommends asterisk asterisk-modules ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends asterisk asterisk-modules ca-certificates openssl \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/tollgate-asterisk \
+ && chown asterisk:asterisk /var/lib/tollgate-asterisk
 # configs/asterisk holds templates (@NAME@ placeholders, as the test rig renders them); the
 # entrypoint renders them from the environment into the run directory and starts Asterisk.
 COPY --chmod=0755 <<'SCRIPT' /usr/local/bin/tollgate-asterisk
@@ -44,6 +46,8 @@ COPY --chmod=0755 <<'SCRIPT' /usr/local/bin/tollgate-asterisk
 set -eu
 : "${ARI_PASSWORD:?ARI_PASSWORD must be set}"
 run=${ASTERISK_RUN:-/var/lib/tollgate-asterisk}
+# ARI keeps only a crypt(3) hash of its password (ari.conf password_format = crypt).
+ari_crypt=$(openssl passwd -6 "$ARI_PASSWORD")
 mkdir -p "$run/etc" "$run/db" "$run/cache" "$run/spool" "$run/run" "$run/log/cdr-custom"
 for f in /etc/tollgate/asterisk/*.conf; do
   sed -e "s|@RUN@|$run|g" \
@@ -57,18 +61,20 @@ for f in /etc/tollgate/asterisk/*.conf; do
       -e "s|@ARI_PORT@|${ARI_PORT:-8088}|g" \
       -e "s|@AMI_PORT@|${AMI_PORT:-5038}|g" \
       -e "s|@ARI_USER@|${ARI_USER:-tollgate}|g" \
+      -e "s|@ARI_PASSWORD_CRYPT@|$ari_crypt|g" \
       -e "s|@ARI_PASSWORD@|$ARI_PASSWORD|g" \
       -e "s|@RTP_START@|${RTP_START:-10000}|g" \
       -e "s|@RTP_END@|${RTP_END:-10100}|g" \
       -e "s|@ACCT_\([A-F]\)@|phone-\1|g" \
       "$f" >"$run/etc/$(basename "$f")"
 done
-# The shipped configs listen on loopback (test rig); in a container the listeners face the
-# compose network and the published ports instead. AMI stays on loopback: only the tollgate
-# next to it (same network namespace) collects parked outcomes through it.
+# The shipped configs listen on loopback (test rig); in a container SIP faces the compose
+# network and the published ports instead. ARI and AMI stay on loopback: only the tollgate
+# next to Asterisk (same network namespace) controls calls and collects parked outcomes.
 sed -i -e "s|^bind = 127.0.0.1:|bind = ${SIP_BIND:-0.0.0.0}:|" "$run/etc/pjsip.conf"
-sed -i -e "s|^bindaddr = 127.0.0.1|bindaddr = ${ARI_BIND:-0.0.0.0}|" "$run/etc/http.conf"
 exec /usr/sbin/asterisk -f -C "$run/etc/asterisk.conf"
 SCRIPT
-EXPOSE 5060/udp 8088
+# Unprivileged: SIP (5060) and RTP are above 1024; Asterisk needs no root.
+USER asterisk
+EXPOSE 5060/udp
 ENTRYPOINT ["/usr/local/bin/tollgate-asterisk"]

@@ -65,6 +65,8 @@ check TOLLGATE_AGI_BUDGET "$agi_budget" '^[0-9]+(\.[0-9]+)?$'
 check TOLLGATE_RING_SECONDS "$ring_seconds" '^[0-9]+$'
 check TOLLGATE_ARI_USER "$ari_user" '^[A-Za-z0-9_.-]+$'
 check TOLLGATE_ARI_PASSWORD "$ari_password" '^[A-Za-z0-9_.-]+$'
+# ARI keeps only a crypt(3) hash of its password (ari.conf password_format = crypt).
+ari_password_crypt=$(openssl passwd -6 "$ari_password")
 declare -A acct
 for p in A B C D E F; do
   var="TOLLGATE_ACCT_$p"
@@ -163,6 +165,7 @@ render() {
       -e "s|@ARI_PORT@|$ari_port|g" \
       -e "s|@AMI_PORT@|$ami_port|g" \
       -e "s|@ARI_USER@|$ari_user|g" \
+      -e "s|@ARI_PASSWORD_CRYPT@|$ari_password_crypt|g" \
       -e "s|@ARI_PASSWORD@|$ari_password|g" \
       -e "s|@RTP_START@|$rtp_start|g" \
       -e "s|@RTP_END@|$rtp_end|g" \

@@ -207,6 +207,7 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
     env = {
         **os.environ,
         "POSTGRES_PASSWORD": "pg-secret",
+        "REDIS_PASSWORD": "redis-secret",
         "ARI_PASSWORD": "ari-secret",
         "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
     }
@@ -242,6 +243,19 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
     assert services["cdr-writer"]["command"] == ["cdr-writer"]
     assert services["panel"]["command"] == ["panel"]
     assert services["asterisk"]["build"]["target"] == "asterisk"
+    # the ledger's Redis: no passwordless user; every client comes with the password
+    redis_cmd = services["redis"]["command"]
+    assert redis_cmd[redis_cmd.index("default") + 1] == "off"
+    assert ">redis-secret" in redis_cmd
+    for name in ("tollgate", "cdr-writer", "abuse-detector", "panel", "migrate"):
+        url = services[name]["environment"]["TOLLGATE_REDIS_URL"]
+        assert url.startswith("redis://tollgate:redis-secret@"), (name, url)
+    # ARI (and AMI) stay on the Asterisk container's loopback: nothing else holds ARI secrets
+    assert "TOLLGATE_ARI_URL" not in services["panel"]["environment"]
+    assert services["tollgate"]["network_mode"] == "service:asterisk"
+    asterisk_stage = (ROOT / "Dockerfile").read_text().split("AS asterisk", 1)[1]
+    assert "\nUSER asterisk\n" in asterisk_stage and "bindaddr" not in asterisk_stage
+    assert "8088" not in asterisk_stage.split("EXPOSE", 1)[1]
 
     def mounts(service: str) -> dict[str, str]:
         out = {}
