@@ -55,7 +55,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 @service.get(
     "/health",
-    "health",
     "Redis and PostgreSQL answer",
     access=Access.PUBLIC,
     ok=Health,

@@ -54,7 +54,6 @@ def call_view(record: dict[str, str]) -> dict[str, Any]:
 
 @api.get(
     "/api/v1/calls",
-    "running_calls",
     "Calls the ledger holds open",
     access=Access.OPERATOR,
     ok=outputs.RunningCalls,
@@ -72,7 +71,6 @@ async def running_calls(request: web.Request, query: CallsQuery) -> web.Response
 
 @api.post(
     "/api/v1/calls/{call_id}/hangup",
-    "hangup",
     "Hang up a running call through Asterisk's ARI (409 when ARI is not configured)",
     access=Access.OPERATOR,
     ok=outputs.HungUp,

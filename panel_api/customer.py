@@ -50,14 +50,13 @@ class TicketPath(Input):
     ticket: str
 
 
-@api.get("/api/v1/me", "me", "The token in use", ok=outputs.Token)
+@api.get("/api/v1/me", "The token in use", ok=outputs.Token)
 async def me(request: web.Request) -> web.Response:
     return web.json_response(principal(request).as_dict())
 
 
 @api.get(
     "/api/v1/accounts/{account}/balance",
-    "balance",
     "Balance, reservations, available credit and the latest ledger entries",
     ok=outputs.Balance,
 )
@@ -74,7 +73,6 @@ async def balance(request: web.Request, account: str, query: BalanceQuery) -> we
 
 @api.get(
     "/api/v1/accounts/{account}/entries",
-    "entries",
     "Ledger entries (top-ups, payments, fees), newest first",
     ok=outputs.LedgerEntries,
 )
@@ -101,7 +99,6 @@ def _cdr_json(row: asyncpg.Record) -> dict[str, Any]:
 
 @api.get(
     "/api/v1/accounts/{account}/cdrs",
-    "cdrs",
     "Calls, newest first, one page at a time (keyset pagination)",
     ok=outputs.CdrPage,
 )
@@ -130,7 +127,6 @@ async def _download(request: web.Request, flt: CdrFilter) -> web.StreamResponse:
 
 @api.get(
     "/api/v1/accounts/{account}/cdrs.csv",
-    "cdrs_csv",
     "Every matching call as CSV, oldest first (cells that a spreadsheet would run"
     " as a formula start with an apostrophe)",
     replies=(CSV,),
@@ -149,7 +145,6 @@ def _exports(request: web.Request) -> Exports:
 
 @api.post(
     "/api/v1/accounts/{account}/cdrs/exports",
-    "create_export",
     "A one-time link (valid a minute) to the CSV, for browsers",
     replies=(Reply(201, "Created", outputs.Export),),
 )
@@ -169,7 +164,6 @@ async def create_export(request: web.Request, account: str, query: CdrQuery) -> 
 
 @api.get(
     "/api/v1/exports/{ticket}",
-    "export",
     "Download through a one-time link (the link is the credential)",
     access=Access.PUBLIC,
     replies=(CSV,),

@@ -117,7 +117,6 @@ def _text(name: str, value: str) -> str:
 
 @api.post(
     "/api/v1/decks",
-    "upload_deck",
     "Upload a rate deck (validated whole; nothing is stored when invalid)",
     access=Access.OPERATOR,
     replies=(
@@ -148,9 +147,7 @@ async def upload_deck(request: web.Request) -> web.Response:
     )
 
 
-@api.get(
-    "/api/v1/decks", "decks", "Rate deck versions", access=Access.OPERATOR, ok=outputs.DeckVersions
-)
+@api.get("/api/v1/decks", "Rate deck versions", access=Access.OPERATOR, ok=outputs.DeckVersions)
 async def decks(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         return web.json_response({"items": await list_decks(conn)})

@@ -36,7 +36,6 @@ class StatementPath(Input):
 
 @api.get(
     "/api/v1/accounts/{account}/statements/{period}",
-    "statement",
     "The statement of a billing period (a month in the account's zone): calls and"
     " totals by class and destination",
     ok=outputs.Statement,
@@ -50,7 +49,6 @@ async def statement(request: web.Request, account: str, path: StatementPath) -> 
 
 @api.get(
     "/api/v1/accounts/{account}/invoices",
-    "invoices",
     "Invoices, top-up invoices and credit notes, with what is paid and owed",
     ok=outputs.Documents,
 )

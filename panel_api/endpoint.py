@@ -50,7 +50,7 @@ class Reply:
 class Endpoint:
     method: str
     path: str  # the documented path: {name} without the route's regular expressions
-    route: str  # the aiohttp route
+    route: str  # the aiohttp route: the path, with its regular expressions if any
     op_id: str
     summary: str
     tags: tuple[str, ...]
@@ -78,26 +78,22 @@ class Api:
         self.routes = web.RouteTableDef()
         self.endpoints: list[Endpoint] = []
 
-    def get(self, path: str, op_id: str, summary: str, **how: Any) -> Callable[[Declared], Handler]:
-        return self._declare("get", path, op_id, summary, **how)
+    def get(self, path: str, summary: str, **how: Any) -> Callable[[Declared], Handler]:
+        return self._declare("get", path, summary, **how)
 
-    def post(
-        self, path: str, op_id: str, summary: str, **how: Any
-    ) -> Callable[[Declared], Handler]:
-        return self._declare("post", path, op_id, summary, **how)
+    def post(self, path: str, summary: str, **how: Any) -> Callable[[Declared], Handler]:
+        return self._declare("post", path, summary, **how)
 
-    def patch(
-        self, path: str, op_id: str, summary: str, **how: Any
-    ) -> Callable[[Declared], Handler]:
-        return self._declare("patch", path, op_id, summary, **how)
+    def patch(self, path: str, summary: str, **how: Any) -> Callable[[Declared], Handler]:
+        return self._declare("patch", path, summary, **how)
 
     def _declare(
         self,
         method: str,
         path: str,
-        op_id: str,
         summary: str,
         *,
+        op_id: str | None = None,
         access: Access = Access.TOKEN,
         ok: type[BaseModel] | None = None,
         replies: tuple[Reply, ...] = (),
@@ -115,8 +111,8 @@ class Api:
             endpoint = Endpoint(
                 method=method,
                 path=path,
-                route=route or _route(path, actions),
-                op_id=op_id,
+                route=_route(route or path, actions),
+                op_id=op_id or handler.__name__,
                 summary=summary,
                 tags=(self.tag,),
                 access=access,
@@ -137,7 +133,9 @@ class Api:
             checked.__name__ = handler.__name__
             checked.__doc__ = handler.__doc__
             public = access is Access.PUBLIC
-            self.routes.route(method.upper(), endpoint.route, name=_name(op_id, public))(checked)
+            self.routes.route(method.upper(), endpoint.route, name=_name(endpoint.op_id, public))(
+                checked
+            )
             return checked
 
         return decorate

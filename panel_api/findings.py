@@ -43,10 +43,10 @@ def _who(token: Token) -> str:
 
 @api.get(
     "/api/v1/findings",
-    "findings",
     "Abuse findings, newest first",
     access=OPERATOR,
     ok=outputs.Findings,
+    op_id="findings",
 )
 async def list_findings(request: web.Request, query: FindingsQuery) -> web.Response:
     found = await findings.list_findings(
@@ -61,11 +61,11 @@ async def list_findings(request: web.Request, query: FindingsQuery) -> web.Respo
 
 @api.get(
     "/api/v1/findings/{finding}",
-    "finding",
     "One abuse finding with its evidence",
     access=OPERATOR,
     ok=outputs.Finding,
     route=f"/api/v1/findings/{ID}",
+    op_id="finding",
 )
 async def get_finding(request: web.Request, path: FindingPath) -> web.Response:
     finding = await findings.get(request.app[POOL], path.finding)
@@ -74,12 +74,11 @@ async def get_finding(request: web.Request, path: FindingPath) -> web.Response:
 
 @api.post(
     "/api/v1/findings/{finding}/{action}",
-    "finding",
     "Change a finding's status",
     access=OPERATOR,
     ok=outputs.Finding,
     errors=(409,),
-    route=f"/api/v1/findings/{ID}/{{action:acknowledge|lift|close}}",
+    route=f"/api/v1/findings/{ID}/{{action}}",
     body_required=False,
     actions={
         "acknowledge": "Acknowledge: someone is looking into it",
@@ -87,6 +86,7 @@ async def get_finding(request: web.Request, path: FindingPath) -> web.Response:
         " held it suspended",
         "close": "Close: done with it (a suspension stays)",
     },
+    op_id="finding",
 )
 async def change_finding(
     request: web.Request, path: FindingPath, body: StatusChange

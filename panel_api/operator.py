@@ -90,7 +90,7 @@ async def _with_balance(request: web.Request, account: Account) -> dict[str, Any
     return view
 
 
-@api.get("/api/v1/accounts", "list_accounts", "All accounts", access=OPERATOR, ok=outputs.Accounts)
+@api.get("/api/v1/accounts", "All accounts", access=OPERATOR, ok=outputs.Accounts)
 async def list_accounts(request: web.Request) -> web.Response:
     accounts = await request.app[SERVICES].accounts.all()
     return web.json_response({"items": [account_view(a) for a in accounts]})
@@ -98,7 +98,6 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 @api.post(
     "/api/v1/accounts",
-    "create_account",
     "Create an account",
     access=OPERATOR,
     replies=(Reply(201, "Created", outputs.AccountWithBalance),),
@@ -130,7 +129,6 @@ async def create_account(request: web.Request, body: AccountCreate) -> web.Respo
 
 @api.get(
     "/api/v1/accounts/{account}",
-    "get_account",
     "One account with its balance",
     access=OPERATOR,
     ok=outputs.AccountWithBalance,
@@ -142,7 +140,6 @@ async def get_account(request: web.Request, account: str) -> web.Response:
 
 @api.patch(
     "/api/v1/accounts/{account}",
-    "update_account",
     "Change limits and settings",
     access=OPERATOR,
     ok=outputs.AccountWithBalance,
@@ -159,7 +156,6 @@ async def update_account(request: web.Request, account: str, body: AccountUpdate
 
 @api.post(
     "/api/v1/accounts/{account}/{action}",
-    "account",
     "Change an account's status",
     access=OPERATOR,
     ok=outputs.AccountWithBalance,
@@ -170,6 +166,7 @@ async def update_account(request: web.Request, account: str, body: AccountUpdate
         "resume": "Resume a suspended account",
         "close": "Close the account for good",
     },
+    op_id="account",
 )
 async def set_status(request: web.Request, account: str, body: StatusChange) -> web.Response:
     who = principal(request)
@@ -183,7 +180,6 @@ async def set_status(request: web.Request, account: str, body: StatusChange) -> 
 
 @api.post(
     "/api/v1/accounts/{account}/topups",
-    "topup",
     "Add a ledger entry (top-up, payment, adjustment, fee); 200 for a reference already recorded",
     access=OPERATOR,
     replies=(
