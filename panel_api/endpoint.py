@@ -65,6 +65,7 @@ class Endpoint:
     actions: Mapping[str, str] = field(default_factory=dict)  # {action} -> its summary
 
 
+ARGUMENTS = {"path", "query", "body"}  # what a handler may ask for, besides the account
 AUTH = (400, 401, 404, 429, 503)  # what any authenticated request may get
 OPERATOR_ERRORS = (*AUTH, 403)
 
@@ -107,6 +108,9 @@ class Api:
         def decorate(handler: Declared) -> Handler:
             hints = get_type_hints(handler)
             wanted = set(inspect.signature(handler).parameters) - {"request"}
+            # a handler asking for what the declaration cannot give fails at import, not later
+            if unknown := wanted - ARGUMENTS - ({"account"} if "{account}" in path else set()):
+                raise TypeError(f"{handler.__name__}: nothing supplies {sorted(unknown)}")
             base = OPERATOR_ERRORS if access is Access.OPERATOR else AUTH
             endpoint = Endpoint(
                 method=method,

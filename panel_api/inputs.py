@@ -35,7 +35,7 @@ INVALID_AMOUNT = "invalid_amount"  # answered with the code INVALID_AMOUNT
 class Input(BaseModel):
     """Base of parameter and body models: unknown names are ignored, as before."""
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
+    model_config = ConfigDict(frozen=True)
 
 
 def refuse(why: str, kind: str = INVALID) -> PydanticCustomError:
@@ -187,8 +187,11 @@ def _number(value: Any) -> str:
 
 
 def _bands(value: Any) -> Any:
+    raw = text(value)
+    if not raw.strip():
+        return None
     try:
-        return json.loads(text(value)) if text(value).strip() else None
+        return json.loads(raw)
     except ValueError:
         raise refuse('a JSON object: {"day": ["mon-fri 08:00-18:00"], ...}') from None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from abuse.findings import Status
 from panel_api.cdr_query import FIELDS
@@ -22,7 +22,7 @@ EntryKind = Literal[ENTRY_KINDS]  # type: ignore[valid-type]
 
 
 class Output(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    """Base of the answers' models (documentation only: the views build the JSON)."""
 
 
 class ErrorBody(Output):
