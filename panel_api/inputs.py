@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaH
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from rating.accounts import ACCOUNT_ID
 from rating.money import MoneyError, parse_micro, parse_whole
 
 MAX_INT = 1_000_000  # counts and limits: far inside PostgreSQL's integer
 MAX_TEXT = 1024
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # as CDRs: nothing plausible lies outside
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+ACCOUNT_PATTERN = ACCOUNT_ID.pattern  # what path_account and the store accept
 NUMBER_PATTERN = r"^\+?[0-9]{1,15}$"
 PERIOD_PATTERN = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
 INVALID = "invalid"
