@@ -25,21 +25,41 @@ from panel_api.context import (
     redis_ctx,
     services_ctx,
 )
+from panel_api.endpoint import Access, Api, Endpoint
 from panel_api.errors import error_middleware
 from panel_api.http_log import quiet_malformed_requests
 from panel_api.metrics import METRICS, PanelMetrics, metrics_middleware
 from panel_api.openapi import spec
+from panel_api.outputs import Health
 from panel_api.settings import PanelSettings
 from runtime.settings import Settings
 from switch.ari import AriSettings
 
 log = logging.getLogger("tollgate.panel")
+service = Api("service")
+APIS = (service, customer.api, documents.api, operator.api, decks.api, findings.api, calls.api)
+
+
+def endpoints() -> list[Endpoint]:
+    return [e for api in APIS for e in api.endpoints]
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document, from the endpoints' declarations."""
+    return spec(endpoints())
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec(), dumps=_dumps)
+    return web.json_response(document(), dumps=_dumps)
 
 
+@service.get(
+    "/health",
+    "Redis and PostgreSQL answer",
+    access=Access.PUBLIC,
+    ok=Health,
+    errors=(503,),
+)
 async def health(request: web.Request) -> web.Response:
     await request.app[REDIS].ping()
     await request.app[POOL].fetchval("select 1")
@@ -74,7 +94,7 @@ def build_app(
         [redis_ctx, pool_ctx, services_ctx, ari_ctx, last_used_ctx, metrics_listener_ctx]
     )
     app.router.add_get("/openapi.json", openapi, name="public:openapi")
-    app.router.add_get("/health", health, name="public:health")
-    for module in (page, customer, documents, operator, decks, findings, calls):
-        app.router.add_routes(module.routes)
+    app.router.add_routes(page.routes)
+    for api in APIS:
+        app.router.add_routes(api.routes)
     return app

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
-from panel_api.auth import operator
+from panel_api import outputs
 from panel_api.context import ARI, SERVICES
+from panel_api.endpoint import Access, Api
 from panel_api.errors import BadGateway, Conflict, not_found
-from panel_api.params import text_query
+from panel_api.inputs import QUERY_TEXT, Input
 from rating.money import format_micro
 from switch.ari import AriError
 
-routes = web.RouteTableDef()
+api = Api("operator")
+
+
+class CallsQuery(Input):
+    account: Annotated[str | None, QUERY_TEXT] = Field(None, description="Only this account's")
+
+
+class HangupQuery(Input):
+    account: Annotated[str | None, QUERY_TEXT] = Field(
+        None, description="Whose call, when accounts share its id"
+    )
+
+
+class CallPath(Input):
+    call_id: str
 
 
 def _iso(ms: str | None) -> str | None:
@@ -36,10 +52,14 @@ def call_view(record: dict[str, str]) -> dict[str, Any]:
     }
 
 
-@routes.get("/api/v1/calls")
-async def running_calls(request: web.Request) -> web.Response:
-    operator(request)
-    account = text_query(request.query, "account")
+@api.get(
+    "/api/v1/calls",
+    "Calls the ledger holds open",
+    access=Access.OPERATOR,
+    ok=outputs.RunningCalls,
+)
+async def running_calls(request: web.Request, query: CallsQuery) -> web.Response:
+    account = query.account
     calls = [
         call_view(r)
         for r in await request.app[SERVICES].ledger.open_sessions()
@@ -49,10 +69,15 @@ async def running_calls(request: web.Request) -> web.Response:
     return web.json_response({"items": calls})
 
 
-@routes.post("/api/v1/calls/{call_id}/hangup")
-async def hangup(request: web.Request) -> web.Response:
-    operator(request)
-    call_id = request.match_info["call_id"]
+@api.post(
+    "/api/v1/calls/{call_id}/hangup",
+    "Hang up a running call through Asterisk's ARI (409 when ARI is not configured)",
+    access=Access.OPERATOR,
+    ok=outputs.HungUp,
+    errors=(409, 502),
+)
+async def hangup(request: web.Request, path: CallPath, query: HangupQuery) -> web.Response:
+    call_id = path.call_id
     ari = request.app.get(ARI)
     if ari is None:
         raise Conflict(
@@ -61,9 +86,7 @@ async def hangup(request: web.Request) -> web.Response:
             code="ARI_NOT_CONFIGURED",
         )
     # the panel's ARI is one switch's Asterisk: only that switch's calls are reachable
-    found = await request.app[SERVICES].ledger.running(
-        call_id, account=request.query.get("account", "")
-    )
+    found = await request.app[SERVICES].ledger.running(call_id, account=query.account or "")
     if not found:
         raise not_found("running call", call_id)
     if len(found) > 1:

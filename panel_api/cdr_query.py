@@ -10,22 +10,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from pydantic import Field
 
 from cdr.model import CALL_ID
 from core.pg import Conn
-from panel_api.params import EARLIEST, LATEST, choice, invalid, moment
+from panel_api.inputs import EARLIEST, LATEST, MOMENT, NUMBER, Input, choice
+from panel_api.params import invalid
 from rating.numbers import NumberClass
 
 DEFAULT_DAYS = 31
-NUMBER = re.compile(r"^\+?[0-9]{1,15}$")
-SEPARATORS = re.compile(r"[\s().-]")
 
 # (name in JSON and CSV, column). One list, so JSON and CSV cannot drift apart.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -90,24 +88,6 @@ class CdrFilter:
     number_class: str | None = None
     number: str | None = None  # digits the called number (E.164) contains
 
-    @classmethod
-    def from_query(
-        cls, account: str, query: Mapping[str, str], now: datetime | None = None
-    ) -> CdrFilter:
-        end = moment(query, "to") or (now or datetime.now(UTC))
-        start = moment(query, "from") or end - timedelta(days=DEFAULT_DAYS)
-        if start >= end:
-            raise invalid("from", "must be before 'to'")
-        number = query.get("number") or None
-        if number is not None:
-            number = SEPARATORS.sub("", number)
-            if not NUMBER.match(number):
-                raise invalid("number", "1-15 digits, optionally after '+'")
-            number = number.lstrip("+")
-        return cls(
-            account, start, end, choice(query, "class", [c.value for c in NumberClass]), number
-        )
-
     def where(self) -> tuple[str, list[Any]]:
         """SQL conditions and their arguments ($1, $2, ...)."""
         args: list[Any] = [self.account, self.start, self.end]
@@ -127,6 +107,32 @@ class CdrFilter:
             "class": self.number_class,
             "number": self.number,
         }
+
+
+class CdrQuery(Input):
+    """The query parameters that choose the calls of a listing or a download."""
+
+    start: Annotated[datetime | None, MOMENT] = Field(
+        None,
+        alias="from",
+        description="Calls that started at or after this (default: 31 days before 'to')",
+    )
+    end: Annotated[datetime | None, MOMENT] = Field(
+        None, alias="to", description="Calls that started before this (default: now)"
+    )
+    number_class: Annotated[str | None, choice(c.value for c in NumberClass)] = Field(
+        None, alias="class", description="Number class"
+    )
+    number: Annotated[str | None, NUMBER] = Field(
+        None, description="Digits the called number (E.164) contains"
+    )
+
+    def filter(self, account: str, now: datetime | None = None) -> CdrFilter:
+        end = self.end or now or datetime.now(UTC)
+        start = self.start or end - timedelta(days=DEFAULT_DAYS)
+        if start >= end:
+            raise invalid("from", "must be before 'to'")
+        return CdrFilter(account, start, end, self.number_class, self.number)
 
 
 async def page(

@@ -5,53 +5,82 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
+from pydantic import Field
 
-from panel_api.auth import principal, readable_account
-from panel_api.cdr_query import FIELDS, CdrFilter, Keyset, page
+from panel_api import outputs
+from panel_api.auth import principal
+from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page
 from panel_api.context import PANEL, POOL, REDIS, SERVICES, SETTINGS
 from panel_api.csv_export import stream_csv
+from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import NotFound
 from panel_api.exports import Exports
+from panel_api.inputs import QUERY_TEXT, Input, whole
 from panel_api.metrics import METRICS
-from panel_api.params import integer
 from panel_api.views import balance_view, entry_view, iso
 from rating.money import format_micro
 
-routes = web.RouteTableDef()
+api = Api("customer")
 TICKET = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+CSV = Reply(200, "CSV, streamed", csv=True)
 
 
-@routes.get("/api/v1/me")
+class BalanceQuery(Input):
+    entries: Annotated[int, whole(0, 100)] = Field(
+        10, description="How many recent ledger entries (default 10)"
+    )
+
+
+class EntriesQuery(Input):
+    limit: Annotated[int, whole(1, 500)] = Field(50, description="Page size (default 50)")
+
+
+class CdrPageQuery(CdrQuery):
+    limit: Annotated[int, whole(1, 500)] = Field(50, description="Page size (default 50)")
+    cursor: Annotated[str | None, QUERY_TEXT] = Field(
+        None, description="next_cursor of the previous page"
+    )
+
+
+class TicketPath(Input):
+    ticket: str
+
+
+@api.get("/api/v1/me", "The token in use", ok=outputs.Token)
 async def me(request: web.Request) -> web.Response:
     return web.json_response(principal(request).as_dict())
 
 
-@routes.get("/api/v1/accounts/{account}/balance")
-async def balance(request: web.Request) -> web.Response:
-    account_id = readable_account(request)
-    limit = integer(request.query, "entries", 10, 0, 100)
+@api.get(
+    "/api/v1/accounts/{account}/balance",
+    "Balance, reservations, available credit and the latest ledger entries",
+    ok=outputs.Balance,
+)
+async def balance(request: web.Request, account: str, query: BalanceQuery) -> web.Response:
     accounts = request.app[SERVICES].accounts
     # three independent reads (PostgreSQL, Redis, PostgreSQL): wait for the slowest only
-    account, live, recent = await asyncio.gather(
-        accounts.get(account_id), accounts.live(account_id), accounts.entries(account_id, limit)
+    found, live, recent = await asyncio.gather(
+        accounts.get(account), accounts.live(account), accounts.entries(account, query.entries)
     )
-    view = balance_view(account, live)
+    view = balance_view(found, live)
     view["entries"] = [entry_view(e) for e in recent]
     return web.json_response(view)
 
 
-@routes.get("/api/v1/accounts/{account}/entries")
-async def entries(request: web.Request) -> web.Response:
-    account_id = readable_account(request)
+@api.get(
+    "/api/v1/accounts/{account}/entries",
+    "Ledger entries (top-ups, payments, fees), newest first",
+    ok=outputs.LedgerEntries,
+)
+async def entries(request: web.Request, account: str, query: EntriesQuery) -> web.Response:
     accounts = request.app[SERVICES].accounts
-    await accounts.get(account_id)  # 404 for an unknown account, not an empty list
-    limit = integer(request.query, "limit", 50, 1, 500)
+    await accounts.get(account)  # 404 for an unknown account, not an empty list
     return web.json_response(
-        {"items": [entry_view(e) for e in await accounts.entries(account_id, limit)]}
+        {"items": [entry_view(e) for e in await accounts.entries(account, query.limit)]}
     )
 
 
@@ -68,16 +97,17 @@ def _cdr_json(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-@routes.get("/api/v1/accounts/{account}/cdrs")
-async def cdrs(request: web.Request) -> web.Response:
-    account_id = readable_account(request)
-    flt = CdrFilter.from_query(account_id, request.query)
-    limit = integer(request.query, "limit", 50, 1, 500)
-    cursor = request.query.get("cursor")
-    after = Keyset.decode(cursor) if cursor else None
-    await request.app[SERVICES].accounts.get(account_id)
+@api.get(
+    "/api/v1/accounts/{account}/cdrs",
+    "Calls, newest first, one page at a time (keyset pagination)",
+    ok=outputs.CdrPage,
+)
+async def cdrs(request: web.Request, account: str, query: CdrPageQuery) -> web.Response:
+    flt = query.filter(account)
+    after = Keyset.decode(query.cursor) if query.cursor else None
+    await request.app[SERVICES].accounts.get(account)
     async with request.app[POOL].acquire() as conn:
-        rows, following = await page(conn, flt, limit, after)
+        rows, following = await page(conn, flt, query.limit, after)
     return web.json_response(
         {
             "filter": flt.as_dict(),
@@ -95,11 +125,15 @@ async def _download(request: web.Request, flt: CdrFilter) -> web.StreamResponse:
         )
 
 
-@routes.get("/api/v1/accounts/{account}/cdrs.csv")
-async def cdrs_csv(request: web.Request) -> web.StreamResponse:
-    account_id = readable_account(request)
-    flt = CdrFilter.from_query(account_id, request.query)
-    await request.app[SERVICES].accounts.get(account_id)
+@api.get(
+    "/api/v1/accounts/{account}/cdrs.csv",
+    "Every matching call as CSV, oldest first (cells that a spreadsheet would run"
+    " as a formula start with an apostrophe)",
+    replies=(CSV,),
+)
+async def cdrs_csv(request: web.Request, account: str, query: CdrQuery) -> web.StreamResponse:
+    flt = query.filter(account)
+    await request.app[SERVICES].accounts.get(account)
     return await _download(request, flt)
 
 
@@ -109,11 +143,14 @@ def _exports(request: web.Request) -> Exports:
     )
 
 
-@routes.post("/api/v1/accounts/{account}/cdrs/exports")
-async def create_export(request: web.Request) -> web.Response:
-    account_id = readable_account(request)
-    flt = CdrFilter.from_query(account_id, request.query)
-    await request.app[SERVICES].accounts.get(account_id)
+@api.post(
+    "/api/v1/accounts/{account}/cdrs/exports",
+    "A one-time link (valid a minute) to the CSV, for browsers",
+    replies=(Reply(201, "Created", outputs.Export),),
+)
+async def create_export(request: web.Request, account: str, query: CdrQuery) -> web.Response:
+    flt = query.filter(account)
+    await request.app[SERVICES].accounts.get(account)
     ticket = await _exports(request).issue(flt, principal(request).id)
     return web.json_response(
         {
@@ -125,9 +162,15 @@ async def create_export(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/v1/exports/{ticket}", name="public:export")
-async def export(request: web.Request) -> web.StreamResponse:
-    ticket = request.match_info["ticket"]
+@api.get(
+    "/api/v1/exports/{ticket}",
+    "Download through a one-time link (the link is the credential)",
+    access=Access.PUBLIC,
+    replies=(CSV,),
+    errors=(404, 503),
+)
+async def export(request: web.Request, path: TicketPath) -> web.StreamResponse:
+    ticket = path.ticket
     flt = await _exports(request).redeem(ticket) if TICKET.match(ticket) else None
     if flt is None:
         raise NotFound(

@@ -5,24 +5,45 @@ file and line at fault (as `tollgate deck import` would) and changes nothing."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic_core import PydanticCustomError
 
-from panel_api.auth import operator
+from panel_api import outputs
 from panel_api.context import PANEL, POOL, REDIS, SETTINGS
+from panel_api.endpoint import Access, Api, Reply, check_body
 from panel_api.errors import BadRequest, PayloadTooLarge
-from panel_api.params import text
+from panel_api.inputs import BANDS, DECIMALS, Checked, Input, string, text
 from rating.deck import DeckError, build_deck
 from rating.deck_store import import_deck, list_decks, publish
-from rating.money import MoneyError, parse_whole
+from rating.money import Rounding
 
-routes = web.RouteTableDef()
-
-TEXT_FIELDS = ("name", "currency", "timezone", "rounding", "decimals", "bands")
+api = Api("operator")
 MANIFEST = "manifest"  # how DeckError names the manifest fields in its answers
+
+
+class DeckUpload(Input):
+    """The form: the manifest's fields (checked whole with the rates by the deck builder,
+    which answers 422 naming the manifest) and the rates CSV file."""
+
+    name: Annotated[str | None, string(100)] = None
+    currency: Annotated[str | None, string(pattern="^[A-Z]{3}$")] = None
+    timezone: Annotated[str | None, string(64)] = None
+    decimals: Annotated[int | None, DECIMALS] = None
+    rounding: Annotated[str | None, string(enum=[r.value for r in Rounding])] = None
+    bands: Annotated[Any, BANDS] = None
+    rates: Annotated[
+        bytes,
+        Checked(bytes, {"type": "string", "format": "binary", "description": "The rates CSV"}),
+    ]
+
+    def manifest(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"rates"}, exclude_none=True)
+
+
+TEXT_FIELDS = tuple(name for name in DeckUpload.model_fields if name != "rates")
 
 
 def _bad(name: str, why: str) -> BadRequest:
@@ -69,11 +90,11 @@ async def _parts(reader: MultipartReader, limit: int) -> tuple[dict[str, str], b
         data = b"".join(chunks)
         if part.name == "rates":
             rates = data
-            rates_name = text("rates", part.filename or rates_name)
+            rates_name = _text(part.name, part.filename or rates_name)
         elif part.name in TEXT_FIELDS:
             if not _utf8(data):
                 raise _bad(part.name, "not UTF-8 text")
-            fields[part.name] = text(part.name, data.decode())
+            fields[part.name] = _text(part.name, data.decode())
     if rates is None:
         raise _bad("rates", "the rates CSV file is required")
     return fields, rates, rates_name
@@ -87,27 +108,29 @@ def _utf8(raw: bytes) -> bool:
     return True
 
 
-def _manifest(fields: dict[str, str]) -> dict[str, Any]:
-    manifest: dict[str, Any] = {k: v for k, v in fields.items() if k not in ("decimals", "bands")}
-    if "decimals" in fields:
-        try:
-            manifest["decimals"] = parse_whole(fields["decimals"], low=0, high=6)
-        except MoneyError:
-            raise _bad("decimals", "a whole number 0..6") from None
-    if fields.get("bands", "").strip():
-        try:
-            bands = json.loads(fields["bands"])
-        except ValueError:
-            raise _bad("bands", 'a JSON object: {"day": ["mon-fri 08:00-18:00"], ...}') from None
-        manifest["bands"] = bands
-    return manifest
+def _text(name: str, value: str) -> str:
+    try:
+        return text(value)
+    except PydanticCustomError as exc:
+        raise _bad(name, exc.message()) from None
 
 
-@routes.post("/api/v1/decks")
+@api.post(
+    "/api/v1/decks",
+    "Upload a rate deck (validated whole; nothing is stored when invalid)",
+    access=Access.OPERATOR,
+    replies=(
+        Reply(201, "Stored as the new current version", outputs.DeckResult),
+        Reply(200, "Same as the current version: nothing stored", outputs.DeckResult),
+    ),
+    errors=(413, 422),
+    body_model=DeckUpload,
+    body_media="multipart/form-data",
+)
 async def upload_deck(request: web.Request) -> web.Response:
-    operator(request)
     fields, rates, rates_name = await _read_form(request)
-    deck = build_deck(_manifest(fields), rates, manifest_file=MANIFEST, rates_file=rates_name)
+    form = check_body(DeckUpload, {**fields, "rates": rates})
+    deck = build_deck(form.manifest(), rates, manifest_file=MANIFEST, rates_file=rates_name)
     async with request.app[POOL].acquire() as conn:
         stored, created = await import_deck(conn, deck, source=f"panel:{rates_name}")
     await publish(request.app[REDIS], request.app[SETTINGS].keyspace, stored)
@@ -124,8 +147,7 @@ async def upload_deck(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/v1/decks")
+@api.get("/api/v1/decks", "Rate deck versions", access=Access.OPERATOR, ok=outputs.DeckVersions)
 async def decks(request: web.Request) -> web.Response:
-    operator(request)
     async with request.app[POOL].acquire() as conn:
         return web.json_response({"items": await list_decks(conn)})

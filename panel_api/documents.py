@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 
@@ -14,42 +14,52 @@ from billing.listing import listing
 from billing.period import Period
 from billing.postpaid import invoice_statuses, today_of
 from billing.settings import BillingSettings
-from panel_api.auth import readable_account
+from panel_api import outputs
 from panel_api.context import POOL, SERVICES
-from panel_api.params import invalid
+from panel_api.endpoint import Api
+from panel_api.inputs import PERIOD_PATTERN, Checked, Input, refuse, text
 from rating.accounts import AccountKind
 
-routes = web.RouteTableDef()
+api = Api("customer")
 BILLING = web.AppKey("billing", BillingSettings)
-PERIOD = re.compile(r"^[0-9]{4}-[0-9]{2}$")
 
 
-def _period(request: web.Request) -> Period:
-    text = request.match_info["period"]
-    if not PERIOD.match(text) or not 1 <= int(text[5:]) <= 12 or not 2000 <= int(text[:4]) < 2200:
-        raise invalid("period", "a month, YYYY-MM")
-    return Period.parse(text)
+def _period(value: object) -> Period:
+    if not re.fullmatch(PERIOD_PATTERN, text(value)):
+        raise refuse("a month, YYYY-MM")
+    return Period.parse(str(value))
 
 
-@routes.get("/api/v1/accounts/{account}/statements/{period}")
-async def statement(request: web.Request) -> web.Response:
-    account_id = readable_account(request)
-    period = _period(request)
-    account = await request.app[SERVICES].accounts.get(account_id)
+class StatementPath(Input):
+    period: Annotated[Period, Checked(_period, {"type": "string", "pattern": PERIOD_PATTERN})]
+
+
+@api.get(
+    "/api/v1/accounts/{account}/statements/{period}",
+    "The statement of a billing period (a month in the account's zone): calls and"
+    " totals by class and destination",
+    ok=outputs.Statement,
+)
+async def statement(request: web.Request, account: str, path: StatementPath) -> web.Response:
+    found = await request.app[SERVICES].accounts.get(account)
     async with request.app[POOL].acquire() as conn:
-        result = await listing(conn, account, period)
+        result = await listing(conn, found, path.period)
     return web.json_response(result.as_dict())
 
 
-@routes.get("/api/v1/accounts/{account}/invoices")
-async def invoices(request: web.Request) -> web.Response:
+@api.get(
+    "/api/v1/accounts/{account}/invoices",
+    "Invoices, top-up invoices and credit notes, with what is paid and owed",
+    ok=outputs.Documents,
+)
+async def invoices(request: web.Request, account: str) -> web.Response:
     """Invoices, top-up invoices and credit notes, oldest first; a postpaid invoice carries
     what is owed, paid and outstanding on it, and whether it is overdue."""
-    account = await request.app[SERVICES].accounts.get(readable_account(request))
+    found = await request.app[SERVICES].accounts.get(account)
     settings = request.app[BILLING]
     async with request.app[POOL].acquire() as conn:
-        docs = await documents_of(conn, account.id)
-        statuses = {st.document.id: st for st in await invoice_statuses(conn, account.id)}
+        docs = await documents_of(conn, found.id)
+        statuses = {st.document.id: st for st in await invoice_statuses(conn, found.id)}
     today = today_of(datetime.now(UTC), settings)
     out: list[dict[str, Any]] = []
     for doc in docs:
@@ -57,7 +67,7 @@ async def invoices(request: web.Request) -> web.Response:
         status = statuses.get(doc.id)
         if doc.kind is Kind.TOPUP_INVOICE:
             view["status"] = "paid"  # a prepaid top-up is paid when it is invoiced
-        elif status is not None and account.kind is AccountKind.POSTPAID:
+        elif status is not None and found.kind is AccountKind.POSTPAID:
             view.update(status.as_dict())
             if not status.outstanding:
                 view["status"] = "paid"

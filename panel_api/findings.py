@@ -3,52 +3,97 @@ resumes an account this finding alone held suspended) or close."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
 from abuse import findings
 from abuse.detectors import DETECTORS
 from abuse.findings import Status
-from panel_api.auth import operator
+from panel_api import outputs
+from panel_api.auth import principal
 from panel_api.context import POOL, SERVICES
-from panel_api.params import choice, field, integer, json_object, text_query
+from panel_api.endpoint import Access, Api
+from panel_api.inputs import QUERY_TEXT, Checked, Input, StatusChange, choice, whole
 from panel_api.tokens import Token
 
-routes = web.RouteTableDef()
+api = Api("operator")
+OPERATOR = Access.OPERATOR
 ID = r"{finding:[0-9]{1,18}}"
+
+
+class FindingsQuery(Input):
+    status: Annotated[str | None, choice(s.value for s in Status)] = Field(
+        None, description="Status"
+    )
+    account: Annotated[str | None, QUERY_TEXT] = Field(None, description="Only this account's")
+    rule: Annotated[str | None, choice(DETECTORS)] = Field(None, description="Rule")
+    limit: Annotated[int, whole(1, 1000)] = Field(100, description="At most")
+
+
+class FindingPath(Input):
+    # the route lets only 1-18 digits through
+    finding: Annotated[int, Checked(int, {"type": "integer", "minimum": 0, "maximum": 10**18 - 1})]
 
 
 def _who(token: Token) -> str:
     return f"panel:{token.label or token.id}"
 
 
-@routes.get("/api/v1/findings")
-async def list_findings(request: web.Request) -> web.Response:
-    operator(request)
-    status = choice(request.query, "status", [s.value for s in Status])
+@api.get(
+    "/api/v1/findings",
+    "Abuse findings, newest first",
+    access=OPERATOR,
+    ok=outputs.Findings,
+    op_id="findings",
+)
+async def list_findings(request: web.Request, query: FindingsQuery) -> web.Response:
     found = await findings.list_findings(
         request.app[POOL],
-        account=text_query(request.query, "account"),
-        status=Status(status) if status else None,
-        rule=choice(request.query, "rule", DETECTORS),
-        limit=integer(request.query, "limit", 100, 1, 1000),
+        account=query.account,
+        status=Status(query.status) if query.status else None,
+        rule=query.rule,
+        limit=query.limit,
     )
     return web.json_response({"items": [f.as_dict() for f in found]})
 
 
-@routes.get(f"/api/v1/findings/{ID}")
-async def get_finding(request: web.Request) -> web.Response:
-    operator(request)
-    finding = await findings.get(request.app[POOL], int(request.match_info["finding"]))
+@api.get(
+    "/api/v1/findings/{finding}",
+    "One abuse finding with its evidence",
+    access=OPERATOR,
+    ok=outputs.Finding,
+    route=f"/api/v1/findings/{ID}",
+    op_id="finding",
+)
+async def get_finding(request: web.Request, path: FindingPath) -> web.Response:
+    finding = await findings.get(request.app[POOL], path.finding)
     return web.json_response(finding.as_dict())
 
 
-@routes.post(f"/api/v1/findings/{ID}/{{action:acknowledge|lift|close}}")
-async def change_finding(request: web.Request) -> web.Response:
-    who = _who(operator(request))
-    why = field(await json_object(request), "reason", str) or ""
-    pool, finding_id = request.app[POOL], int(request.match_info["finding"])
+@api.post(
+    "/api/v1/findings/{finding}/{action}",
+    "Change a finding's status",
+    access=OPERATOR,
+    ok=outputs.Finding,
+    errors=(409,),
+    route=f"/api/v1/findings/{ID}/{{action}}",
+    body_required=False,
+    actions={
+        "acknowledge": "Acknowledge: someone is looking into it",
+        "lift": "Lift: a false alarm or dealt with; resumes the account if this finding alone"
+        " held it suspended",
+        "close": "Close: done with it (a suspension stays)",
+    },
+    op_id="finding",
+)
+async def change_finding(
+    request: web.Request, path: FindingPath, body: StatusChange
+) -> web.Response:
+    who = _who(principal(request))
+    why = body.reason or ""
+    pool, finding_id = request.app[POOL], path.finding
     action = request.match_info["action"]
     out: dict[str, Any]
     if action == "lift":

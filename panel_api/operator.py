@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import ConfigDict
 
 from billing.payments import money_received
 from billing.settings import BillingSettings
-from panel_api.auth import operator, path_account
+from panel_api import outputs
+from panel_api.auth import principal
 from panel_api.context import SERVICES
+from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import BadRequest, Conflict
-from panel_api.params import field, json_object
+from panel_api.inputs import (
+    ACCOUNT_PATTERN,
+    COUNT,
+    FLAG,
+    MONEY_IN,
+    PREFIXES,
+    SIGNED_MONEY_IN,
+    TEXT,
+    Input,
+    StatusChange,
+    choice,
+    string,
+)
 from panel_api.views import account_view, balance_view, entry_view
 from rating.account_store import ENTRY_KINDS
 from rating.accounts import Account, AccountKind, AccountNotFound, AccountStatus
-from rating.money import parse_micro
 
-routes = web.RouteTableDef()
-
-LIMITS = ("max_calls", "cps")
-FLAGS = ("allow_premium", "allow_high_risk", "invoice_overdue")
-AMOUNTS = ("credit_limit", "daily_cap")
+api = Api("operator")
+OPERATOR = Access.OPERATOR
 STATUS = {
     "suspend": AccountStatus.SUSPENDED,
     "resume": AccountStatus.ACTIVE,
@@ -30,40 +41,46 @@ STATUS = {
 }
 
 
-def _amount(body: dict[str, Any], name: str) -> int | None:
-    text = field(body, name, str)
-    return None if text is None else parse_micro(text)
+class AccountFields(Input):
+    """What an operator may set on an account, at creation or later."""
+
+    deck: Annotated[str | None, string(200, type=["string", "null"])] = None
+    credit_limit: Annotated[int | None, MONEY_IN] = None
+    daily_cap: Annotated[int | None, MONEY_IN] = None
+    max_calls: Annotated[int | None, COUNT] = None
+    cps: Annotated[int | None, COUNT] = None
+    allow_premium: Annotated[bool | None, FLAG] = None
+    allow_high_risk: Annotated[bool | None, FLAG] = None
+    blocked_prefixes: Annotated[tuple[str, ...] | None, PREFIXES] = None
+
+    def changes(self, *also: str) -> dict[str, Any]:
+        """The fields given; a null deck (given) takes the deck away, other nulls are absent."""
+        names = [*AccountFields.model_fields, *also]
+        out = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        if "deck" in self.model_fields_set:
+            out["deck"] = self.deck or None
+        return out
 
 
-def _prefixes(body: dict[str, Any]) -> tuple[str, ...] | None:
-    value = field(body, "blocked_prefixes", list)
-    if value is None:
-        return None
-    if not all(isinstance(p, str) for p in value):
-        raise BadRequest(
-            "blocked_prefixes: expected an array of strings",
-            {"field": "blocked_prefixes", "why": "expected an array of strings"},
-            code="INVALID_FIELD",
-        )
-    return tuple(p.lstrip("+") for p in value if p)
+class AccountCreate(AccountFields):
+    id: Annotated[str, string(pattern=ACCOUNT_PATTERN).required()]
+    kind: Annotated[str | None, choice(k.value for k in AccountKind)] = None
+    currency: Annotated[str | None, string(pattern="^[A-Z]{3}$")] = None
+    country: Annotated[str | None, string(pattern="^[A-Za-z]{2}$")] = None
+    timezone: Annotated[str | None, string(64)] = None
 
 
-def _changes(body: dict[str, Any]) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if "deck" in body:
-        changes["deck"] = field(body, "deck", str) or None
-    for name in LIMITS:
-        if (value := field(body, name, int)) is not None:
-            changes[name] = value
-    for name in FLAGS:
-        if (value := field(body, name, bool)) is not None:
-            changes[name] = value
-    for name in AMOUNTS:
-        if (micro := _amount(body, name)) is not None:
-            changes[name] = micro
-    if (prefixes := _prefixes(body)) is not None:
-        changes["blocked_prefixes"] = prefixes
-    return changes
+class AccountUpdate(AccountFields):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"minProperties": 1})
+
+    invoice_overdue: Annotated[bool | None, FLAG] = None
+
+
+class Topup(Input):
+    amount: Annotated[int, SIGNED_MONEY_IN.required()]
+    kind: Annotated[str | None, choice(ENTRY_KINDS)] = None
+    reference: Annotated[str | None, TEXT] = None
+    note: Annotated[str | None, TEXT] = None
 
 
 async def _with_balance(request: web.Request, account: Account) -> dict[str, Any]:
@@ -73,94 +90,107 @@ async def _with_balance(request: web.Request, account: Account) -> dict[str, Any
     return view
 
 
-@routes.get("/api/v1/accounts")
+@api.get("/api/v1/accounts", "All accounts", access=OPERATOR, ok=outputs.Accounts)
 async def list_accounts(request: web.Request) -> web.Response:
-    operator(request)
     accounts = await request.app[SERVICES].accounts.all()
     return web.json_response({"items": [account_view(a) for a in accounts]})
 
 
-@routes.post("/api/v1/accounts")
-async def create_account(request: web.Request) -> web.Response:
-    operator(request)
-    body = await json_object(request)
-    account_id = field(body, "id", str, required=True)
-    kind = field(body, "kind", str) or "prepaid"
-    if kind not in {k.value for k in AccountKind}:
-        raise BadRequest(
-            "kind: prepaid or postpaid",
-            {"field": "kind", "why": "prepaid or postpaid"},
-            code="INVALID_FIELD",
-        )
+@api.post(
+    "/api/v1/accounts",
+    "Create an account",
+    access=OPERATOR,
+    replies=(Reply(201, "Created", outputs.AccountWithBalance),),
+    errors=(409,),
+)
+async def create_account(request: web.Request, body: AccountCreate) -> web.Response:
     store = request.app[SERVICES].accounts
     try:
-        await store.get(account_id)
+        await store.get(body.id)
     except AccountNotFound:
         pass  # the usual case: the id is free
     else:
         raise Conflict(
-            f"account {account_id!r} already exists",
-            {"resource": "account", "id": account_id},
+            f"account {body.id!r} already exists",
+            {"resource": "account", "id": body.id},
             code="ACCOUNT_EXISTS",
         )
-    changes = _changes(body)
-    changes.pop("invoice_overdue", None)
     account = Account(
-        id=account_id,
-        kind=AccountKind(kind),
-        currency=field(body, "currency", str) or "PLN",
-        country=(field(body, "country", str) or "PL").upper(),
-        timezone=field(body, "timezone", str) or "Europe/Warsaw",
-        **changes,
+        id=body.id,
+        kind=AccountKind(body.kind or "prepaid"),
+        currency=body.currency or "PLN",
+        country=(body.country or "PL").upper(),
+        timezone=body.timezone or "Europe/Warsaw",
+        **body.changes(),
     )
     created = await store.create(account)
     return web.json_response(await _with_balance(request, created), status=201)
 
 
-@routes.get("/api/v1/accounts/{account}")
-async def get_account(request: web.Request) -> web.Response:
-    operator(request)
-    account = await request.app[SERVICES].accounts.get(path_account(request))
-    return web.json_response(await _with_balance(request, account))
+@api.get(
+    "/api/v1/accounts/{account}",
+    "One account with its balance",
+    access=OPERATOR,
+    ok=outputs.AccountWithBalance,
+)
+async def get_account(request: web.Request, account: str) -> web.Response:
+    found = await request.app[SERVICES].accounts.get(account)
+    return web.json_response(await _with_balance(request, found))
 
 
-@routes.patch("/api/v1/accounts/{account}")
-async def update_account(request: web.Request) -> web.Response:
-    operator(request)
-    body = await json_object(request)
-    changes = _changes(body)
+@api.patch(
+    "/api/v1/accounts/{account}",
+    "Change limits and settings",
+    access=OPERATOR,
+    ok=outputs.AccountWithBalance,
+    errors=(409,),
+)
+async def update_account(request: web.Request, account: str, body: AccountUpdate) -> web.Response:
+    changes = body.changes("invoice_overdue")
     if not changes:
-        raise BadRequest("nothing to change", {"fields": sorted(body)}, code="NOTHING_TO_CHANGE")
-    updated = await request.app[SERVICES].accounts.update(path_account(request), **changes)
+        given = sorted(body.model_fields_set | set(body.model_extra or {}))
+        raise BadRequest("nothing to change", {"fields": given}, code="NOTHING_TO_CHANGE")
+    updated = await request.app[SERVICES].accounts.update(account, **changes)
     return web.json_response(await _with_balance(request, updated))
 
 
-@routes.post(r"/api/v1/accounts/{account}/{action:suspend|resume|close}")
-async def set_status(request: web.Request) -> web.Response:
-    who = operator(request)
-    body = await json_object(request)
-    reason = field(body, "reason", str) or ""
-    account = await request.app[SERVICES].accounts.set_status(
-        path_account(request),
+@api.post(
+    "/api/v1/accounts/{account}/{action}",
+    "Change an account's status",
+    access=OPERATOR,
+    ok=outputs.AccountWithBalance,
+    errors=(409,),
+    body_required=False,
+    actions={
+        "suspend": "Suspend (calls are refused; running ones are hung up by session control)",
+        "resume": "Resume a suspended account",
+        "close": "Close the account for good",
+    },
+    op_id="account",
+)
+async def set_status(request: web.Request, account: str, body: StatusChange) -> web.Response:
+    who = principal(request)
+    found = await request.app[SERVICES].accounts.set_status(
+        account,
         STATUS[request.match_info["action"]],
-        f"{reason} (by {who.label or who.id})".strip(),
+        f"{body.reason or ''} (by {who.label or who.id})".strip(),
     )
-    return web.json_response(await _with_balance(request, account))
+    return web.json_response(await _with_balance(request, found))
 
 
-@routes.post("/api/v1/accounts/{account}/topups")
-async def topup(request: web.Request) -> web.Response:
+@api.post(
+    "/api/v1/accounts/{account}/topups",
+    "Add a ledger entry (top-up, payment, adjustment, fee); 200 for a reference already recorded",
+    access=OPERATOR,
+    replies=(
+        Reply(201, "Created", outputs.TopupResult),
+        Reply(200, "Already recorded (same reference)", outputs.TopupResult),
+    ),
+    errors=(409,),
+)
+async def topup(request: web.Request, account: str, body: Topup) -> web.Response:
     """A ledger entry; the same reference twice adds money once (200 the second time)."""
-    operator(request)
-    body = await json_object(request)
-    kind = field(body, "kind", str) or "topup"
-    if kind not in ENTRY_KINDS:
-        raise BadRequest(
-            f"kind: one of {', '.join(ENTRY_KINDS)}",
-            {"field": "kind", "why": f"one of {', '.join(ENTRY_KINDS)}"},
-            code="INVALID_FIELD",
-        )
-    amount = parse_micro(field(body, "amount", str, required=True), allow_negative=True)
+    kind, amount = body.kind or "topup", body.amount
     if kind in ("topup", "payment", "fee") and amount < 0:
         raise BadRequest(
             "amount: must be positive (a fee is given as a positive amount)",
@@ -170,21 +200,21 @@ async def topup(request: web.Request) -> web.Response:
     accounts = request.app[SERVICES].accounts
     now = datetime.now(UTC)  # one instant for the entry and what billing does with it
     entry, created = await accounts.add_entry(
-        path_account(request),
+        account,
         kind,
         -amount if kind == "fee" else amount,
-        field(body, "reference", str) or None,
-        field(body, "note", str) or "",
+        body.reference or None,
+        body.note or "",
         at=now,
     )
     if entry.kind in ("topup", "payment"):  # invoice, overdue block, lifecycle block
         await money_received(accounts, entry, BillingSettings.from_env(), now)
-    account = await accounts.get(entry.account)
+    found = await accounts.get(entry.account)
     return web.json_response(
         {
             "entry": entry_view(entry),
             "created": created,
-            "balance": balance_view(account, await accounts.live(entry.account)),
+            "balance": balance_view(found, await accounts.live(entry.account)),
         },
         status=201 if created else 200,
     )

@@ -19,8 +19,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panel_api.app import build_app
-from panel_api.openapi import spec
+from panel_api.app import build_app, document
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenStore
 from rating.accounts import Account
@@ -33,8 +32,8 @@ from tests.conftest import RETAIL, _truncate, drop_prefix
 from tests.e2e.rig import free_tcp_port
 from tests.integration.test_panel_api import NOW, cdr, ensure_panel_db, panel_settings, store_cdrs
 
-schema = schemathesis.openapi.from_dict(spec())
-negative = schemathesis.openapi.from_dict(spec())
+schema = schemathesis.openapi.from_dict(document())
+negative = schemathesis.openapi.from_dict(document())
 negative.config.generation.update(modes=[schemathesis.GenerationMode.NEGATIVE])
 CHECKS = [
     schemathesis.checks.not_a_server_error,

@@ -1,0 +1,273 @@
+"""What the panel answers, as models the OpenAPI document is generated from (the views
+build the JSON; schemathesis checks every answer against these). Money leaves as decimal
+strings ("12.3400"), never as numbers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from abuse.findings import Status
+from panel_api.cdr_query import FIELDS
+from rating.account_store import ENTRY_KINDS
+from rating.accounts import AccountKind, AccountStatus
+
+Money = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{4,6}$", examples=["12.3400"])]
+Money2 = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2,6}$", examples=["12.34"])]
+Count = Annotated[int, Field(ge=0)]
+# the code's own enums and kinds, so the document lists exactly what the code has
+EntryKind = Literal[ENTRY_KINDS]  # type: ignore[valid-type]
+
+
+class Output(BaseModel):
+    """Base of the answers' models (documentation only: the views build the JSON)."""
+
+
+class ErrorBody(Output):
+    code: Annotated[str, Field(pattern="^[A-Z][A-Z0-9_]*$")]
+    message: str
+    details: dict[str, Any]
+
+
+class Error(Output):
+    error: ErrorBody
+
+
+class Health(Output):
+    status: str
+
+
+class Token(Output):
+    id: str
+    role: Literal["customer", "operator"]
+    account: str | None
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class LedgerEntry(Output):
+    seq: int
+    kind: EntryKind
+    amount: Money
+    reference: str | None
+    note: str
+    created_at: datetime
+
+
+class Balance(Output):
+    account: str
+    status: AccountStatus
+    kind: AccountKind
+    currency: str
+    balance: Money
+    reserved: Money
+    credit_limit: Money
+    available: Money
+    open_calls: Count
+    entries: list[LedgerEntry] = []
+
+
+class LedgerEntries(Output):
+    items: list[LedgerEntry]
+
+
+_CDR_TYPES: dict[str, Any] = {
+    "started_at": datetime,
+    "answered_at": datetime | None,
+    "ended_at": datetime,
+    "billsec": Count,
+    "cost": Money,
+}
+# one field per column the listing serves (cdr_query.FIELDS), 'class' by its alias
+Cdr = create_model(  # type: ignore[call-overload]
+    "Cdr",
+    __base__=Output,
+    **{
+        f"{name}_" if name == "class" else name: (
+            Annotated[_CDR_TYPES.get(name, str), Field(alias=name)],
+            ...,
+        )
+        for name, _ in FIELDS
+    },
+)
+
+
+class CdrFilter(Output):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    class_: str | None = Field(alias="class")
+    number: str | None
+
+
+class CdrPage(Output):
+    filter: CdrFilter
+    items: list[Cdr]  # type: ignore[valid-type]
+    next_cursor: str | None
+
+
+class Export(Output):
+    url: str
+    expires_in_s: int
+    filter: CdrFilter
+
+
+class Account(Output):
+    id: str
+    kind: AccountKind
+    status: AccountStatus
+    currency: str
+    country: str
+    timezone: str
+    deck: str | None
+    credit_limit: Money
+    max_calls: int
+    cps: int
+    daily_cap: Money
+    allow_premium: bool
+    allow_high_risk: bool
+    blocked_prefixes: list[str]
+    invoice_overdue: bool
+
+
+class Accounts(Output):
+    items: list[Account]
+
+
+class AccountWithBalance(Account):
+    balance: Balance
+
+
+class TopupResult(Output):
+    entry: LedgerEntry
+    created: bool
+    balance: Balance
+
+
+class DeckResult(Output):
+    name: str
+    version: int
+    created: bool
+    rows: int
+    prefixes: int
+    current: bool
+
+
+class DeckVersion(Output):
+    name: str
+    version: int
+    currency: str
+    imported_at: datetime
+    source: str
+    current: bool
+    rows: int
+
+
+class DeckVersions(Output):
+    items: list[DeckVersion]
+
+
+class Totals(Output):
+    name: str | None = None
+    count: int
+    billsec: int
+    cost: Money
+
+
+class StatementCall(Output):
+    call_id: str
+    started_at: datetime
+    caller: str
+    number: str
+    class_: str = Field(alias="class")
+    prefix: str
+    destination: str
+    billsec: int
+    cost: Money
+
+
+class Statement(Output):
+    account: str
+    period: str
+    timezone: str
+    currency: str
+    total: Totals
+    by_class: dict[str, Totals]
+    by_prefix: dict[str, Totals]
+    calls: list[StatementCall]
+
+
+class Document(Output):
+    number: str
+    kind: Literal["invoice", "topup_invoice", "credit_note"]
+    account: str
+    period: str | None
+    corrects: int | None
+    currency: str
+    vat_rate: str
+    net: Money2
+    vat: Money2
+    gross: Money2
+    sale_date: date
+    issue_date: date
+    due_date: date | None
+    issued_at: datetime
+    lines: list[dict[str, Any]]
+    note: str
+    owed: Money2 | None = None
+    paid: Money2 | None = None
+    outstanding: Money2 | None = None
+    status: Literal["paid", "unpaid", "overdue"] | None = None
+
+
+class Documents(Output):
+    items: list[Document]
+
+
+class Finding(Output):
+    id: int
+    account: str
+    rule: str
+    subject: str
+    window: str
+    severity: Literal["info", "warning", "critical"]
+    status: Status
+    action: Literal["record", "alert", "suspend"]
+    suspended: bool
+    hits: int
+    evidence: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    status_by: str | None = None
+    status_reason: str | None = None
+    status_at: datetime | None = None
+    account_resumed: bool | None = None
+
+
+class Findings(Output):
+    items: list[Finding]
+
+
+class RunningCall(Output):
+    call_id: str
+    switch: str
+    account: str
+    number: str
+    class_: str = Field(alias="class")
+    control: str
+    granted_s: int
+    reserved: Money
+    authorized_at: datetime | None
+    answered_at: datetime | None
+
+
+class RunningCalls(Output):
+    items: list[RunningCall]
+
+
+class HungUp(Output):
+    call_id: str
+    hung_up: bool
