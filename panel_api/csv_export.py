@@ -12,6 +12,7 @@ match the JSON listing's: times as Python's isoformat() in UTC, money as format_
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import suppress
 
@@ -21,6 +22,10 @@ from cdr.csv_safe import sql_defused
 from core.pg import Conn
 from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
+from panel_api.export_gate import ClientStalled, ExportGate
+from panel_api.metrics import METRICS
+
+log = logging.getLogger("tollgate.panel")
 
 HEADER = ",".join(name for name, _ in FIELDS) + "\r\n"
 
@@ -68,6 +73,7 @@ async def stream_csv(
     conn: Conn,
     flt: CdrFilter,
     batch: int,
+    gate: ExportGate,
     on_rows: Callable[[int], None] = lambda n: None,
 ) -> web.StreamResponse:
     sql, args = export_sql(flt, LINE)
@@ -78,24 +84,31 @@ async def stream_csv(
             "Cache-Control": "no-store",
         }
     )
-    # one snapshot for the whole download: rows written meanwhile neither appear nor vanish
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        cursor = await conn.cursor(sql, *args)
-        lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
-        request[STREAMING] = True
-        await response.prepare(request)
-        await response.write(HEADER.encode())
-        while lines:
-            # PostgreSQL renders the next batch while this one goes out
-            following = asyncio.ensure_future(cursor.fetch(batch))
-            try:
-                await response.write("".join([line[0] for line in lines]).encode())
-            except BaseException:
-                following.cancel()
-                with suppress(asyncio.CancelledError):
-                    await following
-                raise
-            on_rows(len(lines))
-            lines = await following
+    try:
+        # one snapshot for the whole download: rows written meanwhile neither appear nor vanish
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(sql, *args)
+            lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
+            request[STREAMING] = True
+            await response.prepare(request)
+            await gate.send(request, response, HEADER.encode())
+            while lines:
+                # PostgreSQL renders the next batch while this one goes out
+                following = asyncio.ensure_future(cursor.fetch(batch))
+                try:
+                    await gate.send(
+                        request, response, "".join([line[0] for line in lines]).encode()
+                    )
+                except BaseException:
+                    following.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await following
+                    raise
+                on_rows(len(lines))
+                lines = await following
+    except ClientStalled as exc:
+        log.info("%s cut off: %s", request.path, exc)
+        request.app[METRICS].downloads_stalled.inc()
+        return response  # the connection is aborted: nothing more goes out
     await response.write_eof()
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from panel_api.auth import principal, readable_account
 from panel_api.cdr_query import FIELDS, CdrFilter, Keyset, page
-from panel_api.context import PANEL, POOL, REDIS, SERVICES, SETTINGS
+from panel_api.context import EXPORT_GATE, PANEL, POOL, REDIS, SERVICES, SETTINGS, TOKENS
 from panel_api.csv_export import stream_csv
 from panel_api.errors import NotFound
 from panel_api.exports import Exports
@@ -87,11 +88,17 @@ async def cdrs(request: web.Request) -> web.Response:
     )
 
 
-async def _download(request: web.Request, flt: CdrFilter) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    async with request.app[POOL].acquire() as conn:
+async def _download(request: web.Request, flt: CdrFilter, token_id: str) -> web.StreamResponse:
+    """On the export budget (own pool, a few per token), never the interactive pool."""
+    gate = request.app[EXPORT_GATE]
+    async with gate.connection(token_id) as conn:
         return await stream_csv(
-            request, conn, flt, request.app[PANEL].csv_batch, metrics.csv_rows.inc
+            request,
+            conn,
+            flt,
+            request.app[PANEL].csv_batch,
+            gate,
+            request.app[METRICS].csv_rows.inc,
         )
 
 
@@ -100,7 +107,7 @@ async def cdrs_csv(request: web.Request) -> web.StreamResponse:
     account_id = readable_account(request)
     flt = CdrFilter.from_query(account_id, request.query)
     await request.app[SERVICES].accounts.get(account_id)
-    return await _download(request, flt)
+    return await _download(request, flt, principal(request).id)
 
 
 def _exports(request: web.Request) -> Exports:
@@ -128,11 +135,12 @@ async def create_export(request: web.Request) -> web.Response:
 @routes.get("/api/v1/exports/{ticket}", name="public:export")
 async def export(request: web.Request) -> web.StreamResponse:
     ticket = request.match_info["ticket"]
-    flt = await _exports(request).redeem(ticket) if TICKET.match(ticket) else None
-    if flt is None:
+    found = await _exports(request).redeem(ticket) if TICKET.match(ticket) else None
+    # a link outlives neither its token's revocation nor its expiry
+    if found is None or not await request.app[TOKENS].live(found.token_id, datetime.now(UTC)):
         raise NotFound(
             "no such download link (used already, or expired)",
             {"resource": "export"},
             code="EXPORT_NOT_FOUND",
         )
-    return await _download(request, flt)
+    return await _download(request, found.filter, found.token_id)
