@@ -11,10 +11,9 @@ match the JSON listing's: times as Python's isoformat() in UTC, money as format_
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -22,7 +21,7 @@ from cdr.csv_safe import sql_defused
 from core.pg import Conn
 from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
-from panel_api.export_gate import ClientStalled, ExportGate
+from panel_api.export_gate import ClientStalled, ExportGate, pump
 from panel_api.metrics import METRICS
 
 log = logging.getLogger("tollgate.panel")
@@ -92,20 +91,12 @@ async def stream_csv(
             request[STREAMING] = True
             await response.prepare(request)
             await gate.send(request, response, HEADER.encode())
-            while lines:
-                # PostgreSQL renders the next batch while this one goes out
-                following = asyncio.ensure_future(cursor.fetch(batch))
-                try:
-                    await gate.send(
-                        request, response, "".join([line[0] for line in lines]).encode()
-                    )
-                except BaseException:
-                    following.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await following
-                    raise
-                on_rows(len(lines))
-                lines = await following
+
+            def render(rows: Sequence[Any], is_first: bool) -> bytes:
+                on_rows(len(rows))
+                return "".join([row[0] for row in rows]).encode()
+
+            await pump(request, response, gate, cursor, lines, batch, render)
     except ClientStalled as exc:
         log.info("%s cut off: %s", request.path, exc)
         request.app[METRICS].downloads_stalled.inc()

@@ -10,13 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from billing.documents import Kind, documents_of
-from billing.listing import listing
 from billing.period import Period
 from billing.postpaid import invoice_statuses, today_of
 from billing.settings import BillingSettings
-from panel_api.auth import readable_account
-from panel_api.context import POOL, SERVICES
+from panel_api.auth import principal, readable_account
+from panel_api.context import EXPORT_GATE, POOL, SERVICES
 from panel_api.params import invalid
+from panel_api.statement_stream import stream_statement
 from rating.accounts import AccountKind
 
 routes = web.RouteTableDef()
@@ -32,13 +32,14 @@ def _period(request: web.Request) -> Period:
 
 
 @routes.get("/api/v1/accounts/{account}/statements/{period}")
-async def statement(request: web.Request) -> web.Response:
+async def statement(request: web.Request) -> web.StreamResponse:
+    """Streamed, on the download budget: a month can hold many thousand calls."""
     account_id = readable_account(request)
     period = _period(request)
     account = await request.app[SERVICES].accounts.get(account_id)
-    async with request.app[POOL].acquire() as conn:
-        result = await listing(conn, account, period)
-    return web.json_response(result.as_dict())
+    gate = request.app[EXPORT_GATE]
+    async with gate.connection(principal(request).id) as conn:
+        return await stream_statement(request, conn, account, period, gate)
 
 
 @routes.get("/api/v1/accounts/{account}/invoices")

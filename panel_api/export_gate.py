@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -92,3 +93,28 @@ class ExportGate:
             if transport is not None:
                 transport.abort()
             raise ClientStalled(self.send_timeout_s) from None
+
+
+async def pump(
+    request: web.Request,
+    response: web.StreamResponse,
+    gate: ExportGate,
+    cursor: Any,
+    first: Sequence[Any],
+    batch: int,
+    render: Callable[[Sequence[Any], bool], bytes],
+) -> None:
+    """Send `first` and every following batch of a server-side cursor, each rendered by
+    `render(rows, is_first)`: PostgreSQL makes the next batch while this one goes out, and
+    the event loop gets control back between batches (one batch is a few ms of work)."""
+    rows, is_first = first, True
+    while rows:
+        following = asyncio.ensure_future(cursor.fetch(batch))
+        try:
+            await gate.send(request, response, render(rows, is_first))
+        except BaseException:
+            following.cancel()
+            with suppress(asyncio.CancelledError):
+                await following
+            raise
+        rows, is_first = await following, False
