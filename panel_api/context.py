@@ -76,7 +76,9 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         raise
     app[POOL] = pool
     app[TOKENS] = TokenStore(pool)
-    app[EXPORT_GATE] = ExportGate(exports, panel.exports_per_token, panel.send_timeout_s)
+    app[EXPORT_GATE] = ExportGate(
+        exports, panel.exports_per_token, panel.send_timeout_s, panel.send_buffer_bytes
+    )
     yield
     # a download still running holds an export connection: terminate rather than wait
     exports.terminate()

@@ -11,7 +11,6 @@ match the JSON listing's: times as Python's isoformat() in UTC, money as format_
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,8 +22,6 @@ from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
 from panel_api.export_gate import ClientStalled, ExportGate, pump
 from panel_api.metrics import METRICS
-
-log = logging.getLogger("tollgate.panel")
 
 HEADER = ",".join(name for name, _ in FIELDS) + "\r\n"
 
@@ -89,6 +86,7 @@ async def stream_csv(
             cursor = await conn.cursor(sql, *args)
             lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
             request[STREAMING] = True
+            gate.prepare(request)
             await response.prepare(request)
             await gate.send(request, response, HEADER.encode())
 
@@ -98,8 +96,8 @@ async def stream_csv(
 
             await pump(request, response, gate, cursor, lines, batch, render)
     except ClientStalled as exc:
-        log.info("%s cut off: %s", request.path, exc)
         request.app[METRICS].downloads_stalled.inc()
-        return response  # the connection is aborted: nothing more goes out
+        gate.cut_off(request, exc)
+        return response  # aborted: aiohttp's write_eof after this fails quietly
     await response.write_eof()
     return response

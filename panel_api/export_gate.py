@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -48,10 +49,13 @@ class ClientStalled(Exception):
 class ExportGate:
     """Per-process: the export pool is per process too, so the two budgets agree."""
 
-    def __init__(self, pool: asyncpg.Pool, per_token: int, send_timeout_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, per_token: int, send_timeout_s: float, send_buffer: int
+    ) -> None:
         self.pool = pool
         self.per_token = per_token
         self.send_timeout_s = send_timeout_s
+        self.send_buffer = send_buffer
         self._running: Counter[str] = Counter()
 
     def running(self, token_id: str) -> int:
@@ -82,17 +86,31 @@ class ExportGate:
             if not self._running[token_id]:
                 del self._running[token_id]
 
+    def prepare(self, request: web.Request) -> None:
+        """Bound the kernel's send buffer of a download's socket: a stalled client then holds
+        little memory, and its stall shows (as a write that waits) after that much."""
+        transport = request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+
     async def send(self, request: web.Request, response: web.StreamResponse, data: bytes) -> None:
-        """Write `data`; if the client takes no more of it for the send timeout, abort the
-        connection (nothing else would: the kernel keeps a stalled socket open for hours)."""
+        """Write `data`, or raise ClientStalled if the client takes none of it for the send
+        timeout; the caller then lets go of its cursor and calls `cut_off`."""
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 await response.write(data)
         except TimeoutError:
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
             raise ClientStalled(self.send_timeout_s) from None
+
+    def cut_off(self, request: web.Request, stalled: ClientStalled) -> None:
+        """Abort a stalled client's connection (nothing else would: the kernel keeps a
+        stalled socket open for hours). Done last: losing the connection may cancel the
+        handler, which must not happen while it is still giving its connection back."""
+        log.info("%s cut off: %s", request.path, stalled)
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
 
 
 async def pump(

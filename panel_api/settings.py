@@ -25,6 +25,7 @@ class PanelSettings:
     export_pool_size: int = 3  # downloads' own connections, apart from interactive ones
     exports_per_token: int = 2  # downloads one token may run at once
     send_timeout_s: float = 30.0  # a download whose client reads nothing this long is cut
+    send_buffer_bytes: int = 256 * 1024  # kernel send buffer of a download's socket
     header_timeout_s: float = 10.0  # a connection's request (line + headers) must arrive
     body_timeout_s: float = 30.0  # a request with a body must be read and answered
     max_connections: int = 512  # open client connections; more are refused with 503
@@ -75,6 +76,7 @@ class PanelSettings:
             export_pool_size=get("EXPORT_POOL_SIZE", count, base.export_pool_size),
             exports_per_token=get("EXPORTS_PER_TOKEN", count, base.exports_per_token),
             send_timeout_s=get("SEND_TIMEOUT_S", positive, base.send_timeout_s),
+            send_buffer_bytes=get("SEND_BUFFER", count, base.send_buffer_bytes),
             header_timeout_s=get("HEADER_TIMEOUT_S", positive, base.header_timeout_s),
             body_timeout_s=get("BODY_TIMEOUT_S", positive, base.body_timeout_s),
             max_connections=get("MAX_CONNECTIONS", count, base.max_connections),

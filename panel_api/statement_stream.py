@@ -8,7 +8,6 @@ calls gets them without stalling anyone else."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -24,8 +23,6 @@ from panel_api.errors import STREAMING
 from panel_api.export_gate import ClientStalled, ExportGate, pump
 from panel_api.metrics import METRICS
 from rating.accounts import Account
-
-log = logging.getLogger("tollgate.panel")
 
 BATCH = 500  # calls per batch: well under a few ms of JSON work
 
@@ -96,13 +93,14 @@ async def stream_statement(
             cursor = await conn.cursor(BILLED, account.id, start, end)
             rows = await cursor.fetch(BATCH)  # before the status line: a failure is a 503
             request[STREAMING] = True
+            gate.prepare(request)
             await response.prepare(request)
             await gate.send(request, response, (head[:-1] + ', "calls": [').encode())
             await pump(request, response, gate, cursor, rows, BATCH, render)
             await gate.send(request, response, b"]}")
     except ClientStalled as exc:
-        log.info("%s cut off: %s", request.path, exc)
         request.app[METRICS].downloads_stalled.inc()
-        return response
+        gate.cut_off(request, exc)
+        return response  # aborted: aiohttp's write_eof after this fails quietly
     await response.write_eof()
     return response
