@@ -35,9 +35,9 @@ MESSAGES = {
     409: "Conflicts with the current state",
     413: "Request body too large",
     422: "The rate deck is invalid (details name the file and line)",
-    429: "Rate limited: retry after Retry-After seconds",
+    429: "Rate limited (requests, failed authentications or downloads): retry after Retry-After",
     502: "Asterisk refused or could not be reached",
-    503: "Redis or PostgreSQL is unreachable",
+    503: "Busy, or Redis or PostgreSQL is unreachable: retry after Retry-After",
 }
 
 
@@ -201,6 +201,8 @@ def schemas() -> dict[str, Any]:
             created_at=TIME,
             last_used_at=NULLABLE_TIME,
             revoked_at=NULLABLE_TIME,
+            expires_at=NULLABLE_TIME,
+            rotated_from={"type": "string", "nullable": True},
         ),
         "LedgerEntry": obj(
             ["seq", "kind", "amount", "reference", "note", "created_at"],
@@ -478,7 +480,10 @@ def paths() -> dict[str, Any]:
             "get": operation(
                 "health",
                 "Redis and PostgreSQL answer",
-                {"200": ok(obj(["status"], status={"type": "string"})), **errors(503)},
+                {
+                    "200": ok(obj(["status"], status={"type": "string"})),
+                    "503": ok(obj(["status"], status={"type": "string"}), "Unavailable"),
+                },
                 tags=["service"],
                 public=True,
             )
@@ -564,7 +569,7 @@ def paths() -> dict[str, Any]:
             "get": operation(
                 "export",
                 "Download through a one-time link (the link is the credential)",
-                {"200": csv, **errors(404, 503)},
+                {"200": csv, **errors(404, 429, 503)},
                 tags=["customer"],
                 params=[path("ticket", {"type": "string"})],
                 public=True,
