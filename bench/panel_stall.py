@@ -47,8 +47,12 @@ async def stalled(port: int, path: str, secret: str) -> tuple[int, socket.socket
         sock, f"GET {path} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {secret}\r\n\r\n".encode()
     )
     line = b""
-    while not line.endswith(b"\r\n"):
-        line += await loop.sock_recv(sock, 1)
+    try:
+        async with asyncio.timeout(10):
+            while not line.endswith(b"\r\n"):
+                line += await loop.sock_recv(sock, 1)
+    except TimeoutError:
+        return 0, sock  # no status line within 10 s
     return int(line.split()[1]), sock
 
 
