@@ -4,7 +4,8 @@ pulls a big monthly statement (a separate panel process on loopback, default set
   1. baseline: the other customer's /balance, sequentially;
   2. the same while 10 CSV downloads (5 tokens of one customer x 2) read their status line
      and then nothing more;
-  3. the same while that customer downloads its statement of --calls calls (3 at once).
+  3. the same, for as long as that customer downloads its statement of --calls calls
+     (3 at once).
 Works in a throwaway database and key prefix.
 
     .venv/bin/python bench/panel_stall.py [--calls 80000] [--requests 200]
@@ -120,7 +121,9 @@ async def main() -> None:
                 return len(body), time.perf_counter() - t0
 
             pulls = asyncio.gather(*(pull(t) for t in greedy[:3]))
-            during = await latencies(http, balance, args.requests)
+            during: list[float] = []
+            while not pulls.done():  # for as long as the statements take
+                during += await latencies(http, balance, 10)
             for size, took in await pulls:
                 print(f"statement of {args.calls} calls: {size / 1e6:.1f} MB in {took:.2f} s")
             show("/balance, 3 statements downloading", during)
