@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from billing.listing import BILLED, BilledCall, Totals, call_view
+from billing.listing import BILLED, Totals
 from billing.period import Period
-from cdr.model import Cdr
 from core.pg import Conn
 from panel_api.errors import STREAMING
 from panel_api.export_gate import ClientStalled, ExportGate, pump
 from panel_api.metrics import METRICS
 from rating.accounts import Account
+from rating.money import format_micro
 
-BATCH = 500  # calls per batch: well under a few ms of JSON work
+BATCH = 200  # calls per batch: a couple of ms of work between two turns of the event loop
 
 # per class and prefix; a prefix is named after the destination of its first call
 _GROUPS = f"""
@@ -38,6 +38,22 @@ select distinct on (coalesce(nullif(prefix, ''), '-'))
 from ({BILLED}) b
 order by coalesce(nullif(prefix, ''), '-'), started_at, call_id
 """
+
+
+def _view(row: Any, zone: ZoneInfo) -> dict[str, Any]:
+    """billing.listing.call_view straight from the row (no Cdr object: a third of the work);
+    the tests hold the two to the same output."""
+    return {
+        "call_id": row["call_id"],
+        "started_at": row["started_at"].astimezone(zone).isoformat(),
+        "caller": row["caller"],
+        "number": row["e164"] or row["raw"],
+        "class": row["number_class"],
+        "prefix": row["prefix"],
+        "destination": row["rate_name"],
+        "billsec": row["billsec"],
+        "cost": format_micro(row["billed_charge"]),
+    }
 
 
 def _add(totals: Totals, count: int, billsec: int, cost: int) -> None:
@@ -80,11 +96,7 @@ async def stream_statement(
     )
 
     def render(rows: Sequence[Any], is_first: bool) -> bytes:
-        calls = [
-            call_view(BilledCall(Cdr.from_row(r), r["billed_rated"], r["billed_charge"]), zone)
-            for r in rows
-        ]
-        text = ", ".join(json.dumps(c) for c in calls)
+        text = json.dumps([_view(r, zone) for r in rows])[1:-1]
         return (text if is_first else ", " + text).encode()
 
     try:
