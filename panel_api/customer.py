@@ -135,7 +135,12 @@ async def create_export(request: web.Request) -> web.Response:
 @routes.get("/api/v1/exports/{ticket}", name="public:export")
 async def export(request: web.Request) -> web.StreamResponse:
     ticket = request.match_info["ticket"]
-    found = await _exports(request).redeem(ticket) if TICKET.match(ticket) else None
+    exports = _exports(request)
+    holder = await exports.holder(ticket) if TICKET.match(ticket) else None
+    if holder is not None:
+        # a token with no download to spare gets 429 and keeps its link for a retry
+        request.app[EXPORT_GATE].check_room(holder)
+    found = await exports.redeem(ticket) if holder is not None else None
     # a link outlives neither its token's revocation nor its expiry
     if found is None or not await request.app[TOKENS].live(found.token_id, datetime.now(UTC)):
         raise NotFound(

@@ -61,11 +61,15 @@ class ExportGate:
     def running(self, token_id: str) -> int:
         return self._running[token_id]
 
+    def check_room(self, token_id: str) -> None:
+        """Raise TooManyDownloads if `token_id` runs all the downloads it may."""
+        if self._running[token_id] >= self.per_token:
+            raise TooManyDownloads(self._running[token_id])
+
     @asynccontextmanager
     async def connection(self, token_id: str) -> AsyncIterator[Conn]:
         """A connection of the export pool for one download by `token_id`."""
-        if self._running[token_id] >= self.per_token:
-            raise TooManyDownloads(self._running[token_id])
+        self.check_room(token_id)
         self._running[token_id] += 1
         try:
             try:

@@ -38,6 +38,11 @@ class Exports:
         await self.redis.set(self.key(ticket), json.dumps(payload), ex=self.ttl_s)
         return ticket
 
+    async def holder(self, ticket: str) -> str | None:
+        """The token a ticket was issued to, without using the ticket up."""
+        raw = await self.redis.get(self.key(ticket))
+        return None if raw is None else str(json.loads(raw)["by"])
+
     async def redeem(self, ticket: str) -> Ticket | None:
         raw = await self.redis.getdel(self.key(ticket))
         if raw is None:
