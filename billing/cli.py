@@ -65,7 +65,7 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
     if report.failed:
         raise CliError(
             f"{len(report.failed)} account(s) not billed: {', '.join(sorted(report.failed))}"
-            " (see \"failed\" above); the others were; run again once mended",
+            ' (see "failed" above); the others were; run again once mended',
             EXIT_UNAVAILABLE,
         )
 

@@ -19,7 +19,7 @@ from core.pg import Conn
 from rating.accounts import Account
 from rating.money import format_micro
 
-_BILLED = """
+BILLED = """
 select c.*, coalesce(r.rated, c.rated_cost) as billed_rated,
        coalesce(r.charge, c.cost) as billed_charge
 from cdrs c
@@ -45,8 +45,24 @@ async def billed_calls(
     conn: Conn, account: str, start: datetime, end: datetime
 ) -> list[BilledCall]:
     """Connected calls of `account` that started in [start, end), oldest first."""
-    rows = await conn.fetch(_BILLED, account, start, end)
+    rows = await conn.fetch(BILLED, account, start, end)
     return [BilledCall(Cdr.from_row(r), r["billed_rated"], r["billed_charge"]) for r in rows]
+
+
+def call_view(call: BilledCall, zone: ZoneInfo) -> dict[str, Any]:
+    """One call of a statement as the API shows it (start in the account's zone)."""
+    c = call.cdr
+    return {
+        "call_id": c.call_id,
+        "started_at": c.started_at.astimezone(zone).isoformat(),
+        "caller": c.caller,
+        "number": c.e164 or c.raw,
+        "class": c.number_class,
+        "prefix": c.prefix,
+        "destination": c.rate_name,
+        "billsec": c.billsec,
+        "cost": format_micro(call.charge),
+    }
 
 
 @dataclass(slots=True)
@@ -94,20 +110,7 @@ class Listing:
             "total": self.total.as_dict(),
             "by_class": {k: v.as_dict() for k, v in sorted(self.by_class.items())},
             "by_prefix": {k: v.as_dict() for k, v in sorted(self.by_prefix.items())},
-            "calls": [
-                {
-                    "call_id": c.cdr.call_id,
-                    "started_at": self.local(c.cdr.started_at).isoformat(),
-                    "caller": c.cdr.caller,
-                    "number": c.cdr.e164 or c.cdr.raw,
-                    "class": c.cdr.number_class,
-                    "prefix": c.cdr.prefix,
-                    "destination": c.cdr.rate_name,
-                    "billsec": c.cdr.billsec,
-                    "cost": format_micro(c.charge),
-                }
-                for c in self.calls
-            ],
+            "calls": [call_view(c, ZoneInfo(self.timezone)) for c in self.calls],
         }
 
     def to_csv(self) -> str:

@@ -6,8 +6,10 @@ import json
 import logging
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from billing.settings import BillingSettings
 from panel_api import calls, customer, decks, documents, findings, operator, page
@@ -31,6 +33,7 @@ from panel_api.http_log import quiet_malformed_requests
 from panel_api.metrics import METRICS, PanelMetrics, metrics_middleware
 from panel_api.openapi import spec
 from panel_api.outputs import Health
+from panel_api.server import body_deadline_middleware
 from panel_api.settings import PanelSettings
 from runtime.settings import Settings
 from switch.ari import AriSettings
@@ -61,8 +64,21 @@ async def openapi(request: web.Request) -> web.Response:
     errors=(503,),
 )
 async def health(request: web.Request) -> web.Response:
-    await request.app[REDIS].ping()
-    await request.app[POOL].fetchval("select 1")
+    """A status only: why a service failed goes to the log, not to whoever asks."""
+    try:
+        await request.app[REDIS].ping()
+        await request.app[POOL].fetchval("select 1")
+    except (
+        RedisError,
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        log.warning("health check failed: %r", exc)
+        return web.json_response(
+            {"status": "unavailable"}, status=503, headers={"Retry-After": "1"}
+        )
     return web.json_response({"status": "ok"})
 
 
@@ -82,7 +98,12 @@ def build_app(
     quiet_malformed_requests()
     # outermost first: metrics see the status the error middleware chose
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            body_deadline_middleware,
+            auth_middleware,
+        ],
         client_max_size=panel.max_upload_bytes,
     )
     app[SETTINGS] = settings

@@ -5,9 +5,12 @@ account that does not exist, so a customer cannot learn which accounts exist."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
-from panel_api.context import LAST_USED, LIMITER, TOKENS
+from panel_api.auth_guard import client_address
+from panel_api.context import AUTH_GUARD, LAST_USED, LIMITER, TOKENS, TRUSTED
 from panel_api.errors import Forbidden, Handler, RateLimited, Unauthenticated, not_found
 from panel_api.metrics import METRICS
 from panel_api.tokens import Role, Token
@@ -40,10 +43,20 @@ def bearer(request: web.Request) -> str:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_public(request):  # also unknown routes: they answer 404 whoever asks
         return await handler(request)
-    secret = bearer(request)
-    token = await request.app[TOKENS].authenticate(secret)
-    if token is None:
-        raise Unauthenticated("unknown or revoked token")
+    guard = request.app[AUTH_GUARD]
+    address = client_address(request, request.app[TRUSTED])
+    # an address that failed too often is refused before its token costs a database query
+    wait_s = await guard.blocked(address)
+    if wait_s:
+        request.app[METRICS].auth_blocked.inc()
+        raise RateLimited(wait_s, code="AUTH_RATE_LIMITED")
+    try:
+        token = await request.app[TOKENS].authenticate(bearer(request), datetime.now(UTC))
+        if token is None:
+            raise Unauthenticated("unknown, revoked or expired token")
+    except Unauthenticated:
+        await guard.failed(address)
+        raise
     verdict = await request.app[LIMITER].hit(token.id)
     if not verdict.allowed:
         request.app[METRICS].rate_limited.inc()

@@ -9,13 +9,12 @@ import argparse
 import asyncio
 import logging
 import signal
-
-from aiohttp import web
+from datetime import UTC, datetime
 
 from core.cliout import bad_input, print_json
 from core.loop import run_async
 from panel_api.settings import PanelSettings
-from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
+from panel_api.tokens import CUSTOMER_DAYS, Role, TokenError, TokenNotFound, TokenStore
 from runtime.services import Services
 from runtime.settings import Settings
 
@@ -29,12 +28,28 @@ def _tokens(s: Services) -> TokenStore:
 
 async def cmd_token_create(s: Services, args: argparse.Namespace) -> None:
     with bad_input(TokenError, TokenNotFound):
-        token, secret = await _tokens(s).create(Role(args.role), args.account, args.label)
+        token, secret = await _tokens(s).create(
+            Role(args.role), args.account, args.label, now=datetime.now(UTC), days=args.expires_days
+        )
     print_json(
         {
             **token.as_dict(),
             "token": secret,
             "note": "the token is shown only now: keep it; only its SHA-256 is stored",
+        }
+    )
+
+
+async def cmd_token_rotate(s: Services, args: argparse.Namespace) -> None:
+    with bad_input(TokenError, TokenNotFound):
+        token, secret = await _tokens(s).rotate(
+            args.id, now=datetime.now(UTC), days=args.expires_days
+        )
+    print_json(
+        {
+            **token.as_dict(),
+            "token": secret,
+            "note": f"replaces {args.id}, which is revoked now; the token is shown only now",
         }
     )
 
@@ -51,11 +66,13 @@ async def cmd_token_list(s: Services, args: argparse.Namespace) -> None:
 
 async def serve(settings: Settings, panel: PanelSettings) -> None:
     from panel_api.app import build_app
+    from panel_api.server import CappedSite
+    from panel_api.server import runner as panel_runner
 
-    runner = web.AppRunner(build_app(settings, panel), access_log=None)
+    runner = panel_runner(build_app(settings, panel), panel)
     await runner.setup()  # runs the cleanup contexts: Redis, PostgreSQL, ...
     try:
-        await web.TCPSite(runner, panel.host, panel.port).start()
+        await CappedSite(runner, panel.host, panel.port, panel.max_connections).start()
         log.info("panel on %s:%d, metrics on :%d", panel.host, panel.port, panel.metrics_port)
         print(f"tollgate: panel on http://{panel.host}:{panel.port}/", flush=True)
         stop = asyncio.Event()
@@ -75,7 +92,7 @@ def cmd_panel(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `panel` and `token create|revoke|list` to tollgate's sub-commands."""
+    """Add `panel` and `token create|rotate|revoke|list` to tollgate's sub-commands."""
     pn = subparsers.add_parser(
         "panel",
         help="serve the panel API and customer page (TOLLGATE_PANEL_HOST/PORT, "
@@ -89,10 +106,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cr.add_argument("--role", choices=[r.value for r in Role], required=True)
     cr.add_argument("--account", help="the account a customer token reads")
     cr.add_argument("--label", default="", help="who or what holds it")
+    days = (
+        f"days until it expires (customer tokens default to {CUSTOMER_DAYS}; operator tokens"
+        " never expire unless given; 0 = never, operators only)"
+    )
+    cr.add_argument("--expires-days", type=int, help=days)
     cr.set_defaults(run=cmd_token_create)
+    ro = sub.add_parser(
+        "rotate",
+        help="a new token like the given one (role, account, label); the old one is revoked",
+    )
+    ro.add_argument("id")
+    ro.add_argument("--expires-days", type=int, help=days)
+    ro.set_defaults(run=cmd_token_rotate)
     rv = sub.add_parser("revoke", help="revoke a token by its id (tok_...)")
     rv.add_argument("id")
     rv.set_defaults(run=cmd_token_revoke)
-    ls = sub.add_parser("list", help="tokens (never their secrets)")
+    ls = sub.add_parser("list", help="tokens with their expiry and last use (never their secrets)")
     ls.add_argument("--account")
     ls.set_defaults(run=cmd_token_list)

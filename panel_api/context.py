@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from panel_api.auth_guard import AuthGuard, Network, networks
+from panel_api.export_gate import ExportGate
 from panel_api.metrics import METRICS
 from panel_api.ratelimit import RateLimiter
 from panel_api.settings import PanelSettings
@@ -34,6 +36,9 @@ ARI_SETTINGS = web.AppKey("ari_settings", AriSettings)
 REDIS = web.AppKey("redis", Redis)
 LIMITER = web.AppKey("limiter", RateLimiter)
 POOL = web.AppKey("pool", asyncpg.Pool)
+EXPORT_GATE = web.AppKey("export_gate", ExportGate)
+AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
+TRUSTED = web.AppKey("trusted", tuple[Network, ...])
 TOKENS = web.AppKey("tokens", TokenStore)
 LAST_USED = web.AppKey("last_used", LastUsed)
 SERVICES = web.AppKey("services", Services)
@@ -50,15 +55,33 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         raise ServiceUnavailable("Redis", str(exc)) from None
     app[REDIS] = redis
     app[LIMITER] = RateLimiter(redis, settings.keyspace.prefix, panel.rate_per_s, panel.burst)
+    app[AUTH_GUARD] = AuthGuard(
+        redis, settings.keyspace.prefix, panel.auth_failures, panel.auth_failure_window_s
+    )
+    app[TRUSTED] = networks(panel.trusted_proxies)
     yield
     await redis.aclose()
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    pool = await open_pool(app[SETTINGS])
+    """Two pools: interactive requests' and downloads', so downloads cannot take them all."""
+    settings, panel = app[SETTINGS], app[PANEL]
+    pool = await open_pool(settings, acquire_timeout_s=panel.pool_acquire_timeout_s)
+    try:
+        exports = await open_pool(
+            settings, size=panel.export_pool_size, acquire_timeout_s=panel.pool_acquire_timeout_s
+        )
+    except BaseException:
+        await pool.close()
+        raise
     app[POOL] = pool
     app[TOKENS] = TokenStore(pool)
+    app[EXPORT_GATE] = ExportGate(
+        exports, panel.exports_per_token, panel.send_timeout_s, panel.send_buffer_bytes
+    )
     yield
+    # a download still running holds an export connection: terminate rather than wait
+    exports.terminate()
     await pool.close()
 
 

@@ -11,9 +11,8 @@ match the JSON listing's: times as Python's isoformat() in UTC, money as format_
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +20,8 @@ from cdr.csv_safe import sql_defused
 from core.pg import Conn
 from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
+from panel_api.export_gate import ClientStalled, ExportGate, pump
+from panel_api.metrics import METRICS
 
 HEADER = ",".join(name for name, _ in FIELDS) + "\r\n"
 
@@ -68,6 +69,7 @@ async def stream_csv(
     conn: Conn,
     flt: CdrFilter,
     batch: int,
+    gate: ExportGate,
     on_rows: Callable[[int], None] = lambda n: None,
 ) -> web.StreamResponse:
     sql, args = export_sql(flt, LINE)
@@ -78,24 +80,24 @@ async def stream_csv(
             "Cache-Control": "no-store",
         }
     )
-    # one snapshot for the whole download: rows written meanwhile neither appear nor vanish
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        cursor = await conn.cursor(sql, *args)
-        lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
-        request[STREAMING] = True
-        await response.prepare(request)
-        await response.write(HEADER.encode())
-        while lines:
-            # PostgreSQL renders the next batch while this one goes out
-            following = asyncio.ensure_future(cursor.fetch(batch))
-            try:
-                await response.write("".join([line[0] for line in lines]).encode())
-            except BaseException:
-                following.cancel()
-                with suppress(asyncio.CancelledError):
-                    await following
-                raise
-            on_rows(len(lines))
-            lines = await following
+    try:
+        # one snapshot for the whole download: rows written meanwhile neither appear nor vanish
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(sql, *args)
+            lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
+            request[STREAMING] = True
+            gate.prepare(request)
+            await response.prepare(request)
+            await gate.send(request, response, HEADER.encode())
+
+            def render(rows: Sequence[Any], is_first: bool) -> bytes:
+                on_rows(len(rows))
+                return "".join([row[0] for row in rows]).encode()
+
+            await pump(request, response, gate, cursor, lines, batch, render)
+    except ClientStalled as exc:
+        request.app[METRICS].downloads_stalled.inc()
+        gate.cut_off(request, exc)
+        return response  # aborted: aiohttp's write_eof after this fails quietly
     await response.write_eof()
     return response

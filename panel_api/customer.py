@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -14,7 +15,7 @@ from pydantic import Field
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page
-from panel_api.context import PANEL, POOL, REDIS, SERVICES, SETTINGS
+from panel_api.context import EXPORT_GATE, PANEL, POOL, REDIS, SERVICES, SETTINGS, TOKENS
 from panel_api.csv_export import stream_csv
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import NotFound
@@ -117,11 +118,17 @@ async def cdrs(request: web.Request, account: str, query: CdrPageQuery) -> web.R
     )
 
 
-async def _download(request: web.Request, flt: CdrFilter) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    async with request.app[POOL].acquire() as conn:
+async def _download(request: web.Request, flt: CdrFilter, token_id: str) -> web.StreamResponse:
+    """On the export budget (own pool, a few per token), never the interactive pool."""
+    gate = request.app[EXPORT_GATE]
+    async with gate.connection(token_id) as conn:
         return await stream_csv(
-            request, conn, flt, request.app[PANEL].csv_batch, metrics.csv_rows.inc
+            request,
+            conn,
+            flt,
+            request.app[PANEL].csv_batch,
+            gate,
+            request.app[METRICS].csv_rows.inc,
         )
 
 
@@ -134,7 +141,7 @@ async def _download(request: web.Request, flt: CdrFilter) -> web.StreamResponse:
 async def cdrs_csv(request: web.Request, account: str, query: CdrQuery) -> web.StreamResponse:
     flt = query.filter(account)
     await request.app[SERVICES].accounts.get(account)
-    return await _download(request, flt)
+    return await _download(request, flt, principal(request).id)
 
 
 def _exports(request: web.Request) -> Exports:
@@ -167,15 +174,21 @@ async def create_export(request: web.Request, account: str, query: CdrQuery) -> 
     "Download through a one-time link (the link is the credential)",
     access=Access.PUBLIC,
     replies=(CSV,),
-    errors=(404, 503),
+    errors=(404, 429, 503),
 )
 async def export(request: web.Request, path: TicketPath) -> web.StreamResponse:
     ticket = path.ticket
-    flt = await _exports(request).redeem(ticket) if TICKET.match(ticket) else None
-    if flt is None:
+    exports = _exports(request)
+    holder = await exports.holder(ticket) if TICKET.match(ticket) else None
+    if holder is not None:
+        # a token with no download to spare gets 429 and keeps its link for a retry
+        request.app[EXPORT_GATE].check_room(holder)
+    found = await exports.redeem(ticket) if holder is not None else None
+    # a link outlives neither its token's revocation nor its expiry
+    if found is None or not await request.app[TOKENS].live(found.token_id, datetime.now(UTC)):
         raise NotFound(
             "no such download link (used already, or expired)",
             {"resource": "export"},
             code="EXPORT_NOT_FOUND",
         )
-    return await _download(request, flt)
+    return await _download(request, found.filter, found.token_id)

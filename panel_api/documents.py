@@ -10,14 +10,15 @@ from typing import Annotated, Any
 from aiohttp import web
 
 from billing.documents import Kind, documents_of
-from billing.listing import listing
 from billing.period import Period
 from billing.postpaid import invoice_statuses, today_of
 from billing.settings import BillingSettings
 from panel_api import outputs
-from panel_api.context import POOL, SERVICES
+from panel_api.auth import principal
+from panel_api.context import EXPORT_GATE, POOL, SERVICES
 from panel_api.endpoint import Api
 from panel_api.inputs import PERIOD_PATTERN, Checked, Input, refuse, text
+from panel_api.statement_stream import stream_statement
 from rating.accounts import AccountKind
 
 api = Api("customer")
@@ -40,11 +41,14 @@ class StatementPath(Input):
     " totals by class and destination",
     ok=outputs.Statement,
 )
-async def statement(request: web.Request, account: str, path: StatementPath) -> web.Response:
+async def statement(
+    request: web.Request, account: str, path: StatementPath
+) -> web.StreamResponse:
+    """Streamed, on the download budget: a month can hold many thousand calls."""
     found = await request.app[SERVICES].accounts.get(account)
-    async with request.app[POOL].acquire() as conn:
-        result = await listing(conn, found, path.period)
-    return web.json_response(result.as_dict())
+    gate = request.app[EXPORT_GATE]
+    async with gate.connection(principal(request).id) as conn:
+        return await stream_statement(request, conn, found, path.period, gate)
 
 
 @api.get(

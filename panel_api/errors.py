@@ -104,10 +104,11 @@ class RateLimited(ApiError):
     status = 429
     code = "RATE_LIMITED"
 
-    def __init__(self, retry_after_s: int) -> None:
+    def __init__(self, retry_after_s: int, *, code: str | None = None) -> None:
         super().__init__(
             f"too many requests: retry in {retry_after_s} s",
             {"retry_after_s": retry_after_s},
+            code=code,
             headers={"Retry-After": str(retry_after_s)},
         )
 
@@ -120,6 +121,24 @@ class BadGateway(ApiError):
 class Unavailable(ApiError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        # a busy or unreachable service is worth another try soon
+        super().__init__(
+            message, details, code=code, headers={"Retry-After": "1", **(headers or {})}
+        )
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    code = "REQUEST_TIMEOUT"
 
 
 def not_found(resource: str, ident: str | int) -> NotFound:
@@ -184,8 +203,13 @@ def translate(exc: BaseException) -> ApiError | None:
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)
+    if isinstance(exc, TimeoutError):
+        # above all: no PostgreSQL connection free within the pool's acquire timeout
+        return Unavailable("the service is busy: try again shortly", code="BUSY")
     if isinstance(exc, _DOWN):
-        return Unavailable(f"a service is unreachable: {exc}")
+        # the cause goes to the log, not to whoever asked
+        log.warning("service unreachable: %r", exc)
+        return Unavailable("a service is unreachable")
     return None
 
 

@@ -31,6 +31,16 @@ class PanelMetrics:
             "CDR rows streamed as CSV downloads.",
             registry=self.registry,
         )
+        self.downloads_stalled = Counter(
+            "tollgate_panel_downloads_stalled_total",
+            "Downloads cut off because their client stopped reading (send timeout).",
+            registry=self.registry,
+        )
+        self.auth_blocked = Counter(
+            "tollgate_panel_auth_blocked_total",
+            "Requests refused with 429 because their address failed authentication too often.",
+            registry=self.registry,
+        )
         self.rate_limited = Counter(
             "tollgate_panel_rate_limited_total",
             "Requests refused with 429 by the per-token rate limit.",

@@ -26,13 +26,20 @@ MESSAGES = {
     409: "Conflicts with the current state",
     413: "Request body too large",
     422: "The rate deck is invalid (details name the file and line)",
-    429: "Rate limited: retry after Retry-After seconds",
+    429: "Rate limited (requests, failed authentications or downloads): retry after Retry-After",
     502: "Asterisk refused or could not be reached",
-    503: "Redis or PostgreSQL is unreachable",
+    503: "Busy, or Redis or PostgreSQL is unreachable: retry after Retry-After",
 }
 HEADERS = {
     401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
     429: {
+        "Retry-After": {
+            "required": True,
+            "description": "Seconds to wait",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    503: {
         "Retry-After": {
             "required": True,
             "description": "Seconds to wait",

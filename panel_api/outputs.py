@@ -47,6 +47,8 @@ class Token(Output):
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    rotated_from: str | None = None
 
 
 class LedgerEntry(Output):

@@ -20,6 +20,19 @@ class PanelSettings:
     csv_batch: int = 2000  # rows fetched from the server-side cursor at a time
     download_ttl_s: int = 60  # life of a one-time CSV download link
     last_used_flush_s: float = 30.0
+    # availability: a slow or greedy client must not hold what others need
+    pool_acquire_timeout_s: float = 2.0  # then 503 + Retry-After, never a hang
+    export_pool_size: int = 3  # downloads' own connections, apart from interactive ones
+    exports_per_token: int = 2  # downloads one token may run at once
+    send_timeout_s: float = 30.0  # a download whose client reads nothing this long is cut
+    send_buffer_bytes: int = 256 * 1024  # kernel send buffer of a download's socket
+    header_timeout_s: float = 10.0  # a connection's request (line + headers) must arrive
+    body_timeout_s: float = 30.0  # a request with a body must be read and answered
+    max_connections: int = 512  # open client connections; more are refused with 503
+    auth_failures: int = 20  # failed authentications per client address and window
+    auth_failure_window_s: int = 60
+    # addresses of reverse proxies whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PanelSettings:
@@ -36,6 +49,9 @@ class PanelSettings:
             if not value > 0:
                 raise ValueError("must be > 0")
             return value
+
+        def addresses(raw: str) -> tuple[str, ...]:
+            return tuple(a.strip() for a in raw.split(",") if a.strip())
 
         def count(raw: str) -> int:
             value = int(raw)
@@ -54,4 +70,17 @@ class PanelSettings:
             max_upload_bytes=get("MAX_UPLOAD", count, base.max_upload_bytes),
             csv_batch=get("CSV_BATCH", count, base.csv_batch),
             download_ttl_s=get("DOWNLOAD_TTL_S", count, base.download_ttl_s),
+            pool_acquire_timeout_s=get(
+                "POOL_ACQUIRE_TIMEOUT_S", positive, base.pool_acquire_timeout_s
+            ),
+            export_pool_size=get("EXPORT_POOL_SIZE", count, base.export_pool_size),
+            exports_per_token=get("EXPORTS_PER_TOKEN", count, base.exports_per_token),
+            send_timeout_s=get("SEND_TIMEOUT_S", positive, base.send_timeout_s),
+            send_buffer_bytes=get("SEND_BUFFER", count, base.send_buffer_bytes),
+            header_timeout_s=get("HEADER_TIMEOUT_S", positive, base.header_timeout_s),
+            body_timeout_s=get("BODY_TIMEOUT_S", positive, base.body_timeout_s),
+            max_connections=get("MAX_CONNECTIONS", count, base.max_connections),
+            auth_failures=get("AUTH_FAILURES", count, base.auth_failures),
+            auth_failure_window_s=get("AUTH_FAILURE_WINDOW_S", count, base.auth_failure_window_s),
+            trusted_proxies=get("TRUSTED_PROXIES", addresses, base.trusted_proxies),
         )

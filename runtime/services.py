@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -35,13 +36,41 @@ class Services:
         return AccountStore(self.pool, self.ledger)
 
 
+class BoundedPool(asyncpg.Pool):
+    """A pool whose every acquire (also a bare pool.fetch) gives up after a timeout: a
+    process that cannot get a connection soon answers "busy" instead of queueing forever."""
+
+    def __init__(self, dsn: str, *, acquire_timeout_s: float | None, **kwargs: Any) -> None:
+        super().__init__(dsn, **kwargs)
+        self.acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
 def open_redis(settings: Settings) -> Redis:
     return Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
-async def open_pool(settings: Settings) -> asyncpg.Pool:
+async def open_pool(
+    settings: Settings, *, size: int = 8, acquire_timeout_s: float | None = None
+) -> asyncpg.Pool:
+    """A pool of up to `size` connections; with `acquire_timeout_s`, waiting for one longer
+    raises TimeoutError (asyncpg's create_pool takes no pool class, hence the constructor)."""
+    pool = BoundedPool(
+        settings.pg_dsn,
+        acquire_timeout_s=acquire_timeout_s,
+        min_size=1,
+        max_size=size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        timeout=5,
+    )
     try:
-        return await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8, timeout=5)
+        return await pool
     except (OSError, asyncpg.PostgresError) as exc:
         raise ServiceUnavailable("PostgreSQL", str(exc)) from None
 

@@ -734,12 +734,14 @@ async def test_cli_creates_lists_and_revokes_tokens(
     created = await run("token", "create", "--role", "customer", "--account", a.id)
     assert created["token"].startswith("tgp_") and created["account"] == a.id
     assert svc.pool is not None
-    assert (await TokenStore(svc.pool).authenticate(created["token"])) is not None
+    assert (
+        await TokenStore(svc.pool).authenticate(created["token"], datetime.now(UTC))
+    ) is not None
     listed = await run("token", "list")
     assert [t["id"] for t in listed] == [created["id"]] and "token" not in listed[0]
     revoked = await run("token", "revoke", created["id"])
     assert revoked["revoked_at"] is not None
-    assert (await TokenStore(svc.pool).authenticate(created["token"])) is None
+    assert (await TokenStore(svc.pool).authenticate(created["token"], datetime.now(UTC))) is None
     args = parser.parse_args(["panel"])
     assert args.sync.__name__ == "cmd_panel"
 

@@ -210,6 +210,7 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
         "REDIS_PASSWORD": "redis-secret",
         "ARI_PASSWORD": "ari-secret",
         "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+        "PANEL_TLS_DIR": "/srv/tls",
     }
     done = subprocess.run(
         [*command, "-f", "docker-compose.yml", "config"],
@@ -229,9 +230,16 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
         "tollgate",
         "cdr-writer",
         "panel",
+        "proxy",
         "prometheus",
         "grafana",
     }
+    # the panel is reached through the TLS proxy only; port 80 is the proxy's redirect
+    assert not services["panel"].get("ports")
+    published = {int(p["published"]) for p in services["proxy"]["ports"]}
+    assert published == {80, 443}
+    proxy_ip = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert services["panel"]["environment"]["TOLLGATE_PANEL_TRUSTED_PROXIES"] == proxy_ip
     assert "--appendonly" in services["redis"]["command"]
     assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] == (
         "yes"
@@ -269,6 +277,11 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
 
     assert Path(mounts("asterisk")["/etc/tollgate/asterisk"]).resolve() == ROOT / "configs/asterisk"
     assert Path(mounts("prometheus")["/etc/prometheus"]).resolve() == PROMETHEUS
+    assert (
+        Path(mounts("proxy")["/etc/nginx/nginx.conf"]).resolve()
+        == ROOT / "configs/nginx/nginx.conf"
+    )
+    assert mounts("proxy")["/etc/nginx/tls"] == "/srv/tls"
     grafana = mounts("grafana")
     assert Path(grafana["/etc/grafana/provisioning"]).resolve() == GRAFANA / "provisioning"
     assert Path(grafana["/var/lib/grafana/dashboards"]).resolve() == GRAFANA / "dashboards"

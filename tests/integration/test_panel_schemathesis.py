@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panel_api.app import build_app, document
+from panel_api.server import CappedSite
+from panel_api.server import runner as panel_runner
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenStore
 from rating.accounts import Account
@@ -107,10 +109,15 @@ class PanelThread:
                 s.pool, [cdr("alice", n, NOW - timedelta(minutes=n)) for n in range(1, 30)]
             )
             _, self.token = await TokenStore(s.pool).create(Role.OPERATOR, label="schemathesis")
-        panel = PanelSettings(metrics_port=0, rate_per_s=1e6, burst=1_000_000)
-        runner = web.AppRunner(build_app(self.settings, panel, ari=AriSettings()))
+        # fuzzed requests fail authentication by the thousand: the per-address limit would
+        # answer them all 429 and hide what the operations do
+        panel = PanelSettings(
+            metrics_port=0, rate_per_s=1e6, burst=1_000_000, auth_failures=1_000_000
+        )
+        # served the way `tollgate panel` serves it (timeouts, connection cap)
+        runner = panel_runner(build_app(self.settings, panel, ari=AriSettings()), panel)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        await CappedSite(runner, "127.0.0.1", self.port, panel.max_connections).start()
         return runner
 
     async def _clean(self) -> None:
