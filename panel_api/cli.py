@@ -72,27 +72,3 @@ def cmd_panel(args: argparse.Namespace) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     run_async(serve(Settings.from_env(), PanelSettings.from_env()))
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `panel` and `token create|revoke|list` to tollgate's sub-commands."""
-    pn = subparsers.add_parser(
-        "panel",
-        help="serve the panel API and customer page (TOLLGATE_PANEL_HOST/PORT, "
-        "default 127.0.0.1:8080)",
-    )
-    pn.set_defaults(sync=cmd_panel)
-
-    tk = subparsers.add_parser("token", help="panel API tokens")
-    sub = tk.add_subparsers(dest="token", required=True)
-    cr = sub.add_parser("create", help="a new token; its secret is printed once")
-    cr.add_argument("--role", choices=[r.value for r in Role], required=True)
-    cr.add_argument("--account", help="the account a customer token reads")
-    cr.add_argument("--label", default="", help="who or what holds it")
-    cr.set_defaults(run=cmd_token_create)
-    rv = sub.add_parser("revoke", help="revoke a token by its id (tok_...)")
-    rv.add_argument("id")
-    rv.set_defaults(run=cmd_token_revoke)
-    ls = sub.add_parser("list", help="tokens (never their secrets)")
-    ls.add_argument("--account")
-    ls.set_defaults(run=cmd_token_list)

@@ -29,7 +29,7 @@ from cdr.model import Cdr
 from cdr.partitions import ensure_months, month_of
 from cdr.store import prepare, write_batch
 from panel_api.app import build_app
-from panel_api.cli import register
+from panel_api.cli_args import register
 from panel_api.openapi import spec
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenStore
