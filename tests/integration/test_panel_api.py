@@ -742,7 +742,7 @@ async def test_cli_creates_lists_and_revokes_tokens(
     assert revoked["revoked_at"] is not None
     assert (await TokenStore(svc.pool).authenticate(created["token"])) is None
     args = parser.parse_args(["panel"])
-    assert args.sync.__name__ == "cmd_panel"
+    assert args.sync.resolve().__name__ == "cmd_panel"
 
 
 # -- billing documents and abuse findings ------------------------------------------------------
