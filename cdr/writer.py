@@ -25,7 +25,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from cdr.metrics import CdrMetrics
-from cdr.model import BadCdr, Cdr
+from cdr.model import (
+    STARTED_AT,
+    STREAM_ID_AT,
+    BadCdr,
+    Row,
+    row_identity,
+    row_is_final,
+    stream_row,
+)
 from cdr.partitions import (
     DEFAULT_RETENTION_MONTHS,
     MIN_RETENTION_MONTHS,
@@ -35,7 +43,7 @@ from cdr.partitions import (
     months_ahead,
     retention_cutoff,
 )
-from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_batch
+from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_rows
 from cdr.stream import CdrStream, Entry, wait_for_new
 from core.env import EnvReader, SettingsError
 from rating.keys import Keyspace
@@ -108,7 +116,7 @@ class CdrStoreUnavailable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _Batch:
     entries: list[Entry]  # all of them are acknowledged once the batch is stored
-    cdrs: list[Cdr]  # at most one per call (switch, account, call id)
+    rows: list[Row]  # at most one per call (switch, account, call id)
     rejects: list[Reject]
 
 
@@ -258,29 +266,33 @@ class CdrWriter:
         now = datetime.now(UTC)
         oldest = retention_cutoff(now, self.settings.retention_months)
         latest = now + FUTURE_SLACK
-        best: dict[tuple[str, str, str], Cdr] = {}
+        best: dict[tuple[str, str, str], Row] = {}
         rejects: list[Reject] = []
         for e in entries:
             if not e.raw:
                 continue  # deleted from the stream while pending: nothing left to store
             try:
-                cdr = Cdr.from_stream(e.fields(), e.id)
+                row = stream_row(e.fields(), e.id)
             except BadCdr as exc:
                 rejects.append(Reject(stream, e.id, str(exc), e.printable()))
                 continue
-            if not oldest <= cdr.started_at < latest:
-                why = f"started_at {cdr.started_at.isoformat()} is outside the retention window"
+            started_at: datetime = row[STARTED_AT]
+            if not oldest <= started_at < latest:
+                why = f"started_at {started_at.isoformat()} is outside the retention window"
                 rejects.append(Reject(stream, e.id, why, e.printable()))
                 continue
-            kept = best.get(cdr.identity)
-            if kept is None or cdr.supersedes(kept):
-                best[cdr.identity] = cdr  # one row per call in a batch: the upsert needs it
+            identity = row_identity(row)
+            kept = best.get(identity)
+            # one row per call in a batch (the upsert needs it): a final record replaces
+            # a non-final one (Cdr.supersedes)
+            if kept is None or (row_is_final(row) and not row_is_final(kept)):
+                best[identity] = row
         return _Batch(entries, list(best.values()), rejects)
 
     async def _commit(self, stream: CdrStream, batch: _Batch) -> int:
         """Store, then (only then) acknowledge."""
         raw = {e.id: e for e in batch.entries}
-        result = await self._store(stream.key, batch.cdrs, batch.rejects, raw)
+        result = await self._store(stream.key, batch.rows, batch.rejects, raw)
         await stream.ack([e.id for e in batch.entries])
         self.metrics.written.inc(result.written)
         self.metrics.rejects.inc(result.rejected)
@@ -289,20 +301,20 @@ class CdrWriter:
         return result.written
 
     async def _store(
-        self, stream: str, cdrs: list[Cdr], rejects: list[Reject], raw: Mapping[str, Entry]
+        self, stream: str, rows: list[Row], rejects: list[Reject], raw: Mapping[str, Entry]
     ) -> BatchResult:
         try:
             conn = await self._connection()
-            needed = {month_of(c.started_at) for c in cdrs} | months_ahead(datetime.now(UTC))
+            needed = {month_of(r[STARTED_AT]) for r in rows} | months_ahead(datetime.now(UTC))
             missing = needed - self._months
             if missing:
                 await ensure_months(conn, missing)
                 self._months |= missing
             try:
-                return await write_batch(conn, stream, cdrs, rejects)
+                return await write_rows(conn, stream, rows, rejects)
             except ROW_ERRORS as exc:
                 log.warning("PostgreSQL refused a CDR batch (%s): storing it row by row", exc)
-                return await self._store_singly(conn, stream, cdrs, rejects, raw)
+                return await self._store_singly(conn, stream, rows, rejects, raw)
         except PG_ERRORS as exc:
             self.metrics.write_errors.labels("postgresql").inc()
             await self._drop_connection()
@@ -312,23 +324,24 @@ class CdrWriter:
         self,
         conn: asyncpg.Connection[Any],
         stream: str,
-        cdrs: list[Cdr],
+        rows: list[Row],
         rejects: list[Reject],
         raw: Mapping[str, Entry],
     ) -> BatchResult:
         """Find the rows PostgreSQL refuses, so that they alone end up in cdr_rejects."""
         written = rejected = 0
         refused = list(rejects)
-        for cdr in cdrs:
+        for row in rows:
             try:
-                one = await write_batch(conn, stream, [cdr])
+                one = await write_rows(conn, stream, [row])
             except ROW_ERRORS as exc:
                 why = f"refused by PostgreSQL: {exc}"
-                refused.append(Reject(stream, cdr.stream_id, why, raw[cdr.stream_id].printable()))
+                entry_id: str = row[STREAM_ID_AT]
+                refused.append(Reject(stream, entry_id, why, raw[entry_id].printable()))
                 continue
             written += one.written
             rejected += one.rejected
-        rest = await write_batch(conn, stream, [], refused)
+        rest = await write_rows(conn, stream, [], refused)
         return BatchResult(written, rejected + rest.rejected)
 
     async def _connection(self) -> asyncpg.Connection[Any]:
