@@ -6,3 +6,9 @@
 -- (switch, account, call id) across partitions; tests/integration/test_cdr_writer.py checks
 -- that a call recorded twice with two starts stays one row in the first start's partition.
 alter table cdrs drop constraint cdrs_switch_account_call_id_started_at_fkey;
+
+-- Without the foreign key, the unique (started_at, switch, account, call_id) on cdr_ids was
+-- only retention's range scan (delete where started_at < cutoff): a plain index on
+-- started_at does that with one index entry of 8 bytes per call instead of four columns.
+alter table cdr_ids drop constraint cdr_ids_started_at_switch_account_call_id_key;
+create index cdr_ids_started_at on cdr_ids (started_at);
