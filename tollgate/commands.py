@@ -18,9 +18,17 @@ from core.cliout import (
     print_json,
 )
 from core.loop import run_async
+from core.progress import ProgressBar
 from rating.accounts import Account, AccountKind, AccountStatus
-from rating.deck import load_deck
-from rating.deck_store import import_deck, list_decks, load_deck_version, publish
+from rating.deck import deck_digest, load_deck
+from rating.deck_store import (
+    current_if_unchanged,
+    import_deck,
+    list_decks,
+    load_deck_version,
+    publish,
+    published_version,
+)
 from rating.ledger import CallRequest, Outcome
 from rating.money import MoneyError, format_micro, parse_micro
 from runtime.services import Services, services
@@ -99,11 +107,30 @@ async def cmd_db_upgrade(s: Services, args: argparse.Namespace) -> None:
 
 
 async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
-    deck = load_deck(args.path)
     assert s.pool is not None
+    keys = s.settings.keyspace
+    digest = deck_digest(args.path)  # an unchanged deck is recognised before any parsing
+    async with s.pool.acquire() as conn:
+        same = await current_if_unchanged(conn, digest)
+        if same is not None:
+            if await published_version(s.redis, keys, same.name) != same.version:
+                await publish(s.redis, keys, await load_deck_version(conn, same.name))
+            print_json(
+                {
+                    "name": same.name,
+                    "version": same.version,
+                    "created": False,
+                    "rows": same.rows,
+                    "prefixes": same.prefixes,
+                    "current": True,
+                }
+            )
+            return
+    with ProgressBar(f"deck {digest.name or args.path}: rows") as bar:
+        deck = load_deck(args.path, progress=bar)
     async with s.pool.acquire() as conn:
         stored, created = await import_deck(conn, deck, source=str(args.path))
-    await publish(s.redis, s.settings.keyspace, stored)
+    await publish(s.redis, keys, stored)
     print_json(
         {
             "name": stored.name,
