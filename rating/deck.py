@@ -344,6 +344,7 @@ def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> N
     for row in rows:
         by_prefix.setdefault(row.prefix, {}).setdefault(row.band, []).append(row)
     week = set(range(7 * 1440))
+    whole_week: dict[frozenset[str], bool] = {}  # the answer depends on the bands alone
     for prefix, by_band in by_prefix.items():
         for band, band_rows in by_band.items():
             if min(r.from_s for r in band_rows) != 0:
@@ -353,11 +354,14 @@ def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> N
                 )
         if ANY_BAND in by_band:
             continue
-        covered: set[int] = set()
-        for band in by_band:
-            for start, end in bands[band].minutes:
-                covered.update(range(start, end))
-        if covered != week:
+        used = frozenset(by_band)
+        if used not in whole_week:
+            covered: set[int] = set()
+            for band in used:
+                for start, end in bands[band].minutes:
+                    covered.update(range(start, end))
+            whole_week[used] = covered == week
+        if not whole_week[used]:
             first = min((r for rs in by_band.values() for r in rs), key=lambda r: r.line)
             raise DeckError(
                 file,
