@@ -35,6 +35,9 @@ bench: bootstrap
 	$(PY) -m bench.e2e_calls
 	$(PY) -m bench.ari_sessions
 	$(PY) bench/cdr_ingest.py
+	$(PY) bench/abuse_detect.py
+	$(PY) bench/deck_import.py
+	$(PY) bench/cli_startup.py
 
 # The Asterisk rig by hand (ports and accounts: tests/e2e/README.md); `make test` and
 # `make demo` start and stop their own.

@@ -13,12 +13,11 @@ import json
 import signal
 
 from abuse import findings, overrides
-from abuse.detectors import DETECTORS
 from abuse.findings import FindingNotFound, FindingStateError, Status
 from abuse.params import BadParams
 from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
-from core.cliout import bad_input, print_json, whole_number
+from core.cliout import bad_input, print_json
 from runtime.services import Services
 
 
@@ -93,38 +92,3 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
         print_json({"stopped": True})
     finally:
         await detector.close()
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `abuse list|ack|lift|close|override|run` to tollgate's sub-commands."""
-    ab = subparsers.add_parser("abuse", help="abuse and fraud findings, and the detector")
-    sub = ab.add_subparsers(dest="abuse", required=True)
-
-    ls = sub.add_parser("list", help="findings, newest first")
-    ls.add_argument("--account")
-    ls.add_argument("--status", choices=[s.value for s in Status])
-    ls.add_argument("--rule", choices=sorted(DETECTORS))
-    ls.add_argument("--limit", type=whole_number, default=100)
-    ls.set_defaults(run=cmd_list)
-
-    for name, fn, text in (
-        ("ack", cmd_ack, "acknowledge: someone is looking into it"),
-        ("lift", cmd_lift, "lift: resumes the account if this finding suspended it"),
-        ("close", cmd_close, "close: done with it (a suspension stays)"),
-    ):
-        x = sub.add_parser(name, help=text)
-        x.add_argument("id", type=whole_number)
-        x.add_argument("--reason", default="")
-        x.add_argument("--by", help="who (default: the login name)")
-        x.set_defaults(run=fn)
-
-    ov = sub.add_parser("override", help="an account's thresholds for a rule")
-    ov.add_argument("account")
-    ov.add_argument("rule", choices=sorted(DETECTORS))
-    ov.add_argument("params", nargs="?", help="JSON, e.g. '{\"per_minute\": 20}'")
-    ov.add_argument("--clear", action="store_true", help="back to the global thresholds")
-    ov.set_defaults(run=cmd_override)
-
-    rn = sub.add_parser("run", help="run the detector (until SIGTERM, or --once)")
-    rn.add_argument("--once", action="store_true", help="process what is there, then exit")
-    rn.set_defaults(run=cmd_run)

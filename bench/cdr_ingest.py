@@ -133,7 +133,7 @@ async def run_copy(dsn: str, rows: list[tuple[object, ...]]) -> float:
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--cdrs", type=int, default=100_000)
-    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--batch", type=int, default=WriterSettings().batch_size)
     args = p.parse_args()
 
     rng = random.Random(7)

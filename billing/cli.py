@@ -22,7 +22,6 @@ from billing.postpaid import invoice_statuses, today_of
 from billing.rerate import rerate
 from billing.run import bill_run
 from billing.settings import BillingSettings
-from cdr.reconcile import cdr_group
 from core.cliout import EXIT_UNAVAILABLE, CliError, bad_input, print_json
 from rating.accounts import AccountKind
 from rating.money import MoneyError, parse_micro
@@ -164,58 +163,3 @@ async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
 
 
 NOW_HELP = "act as of this ISO 8601 time (default: now)"
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `bill run|listing|invoices|pay|subscribe|unsubscribe` and `cdr rerate`."""
-    b = subparsers.add_parser("bill", help="billing: runs, call listings, invoices, payments")
-    sub = b.add_subparsers(dest="bill", required=True)
-
-    rn = sub.add_parser("run", help="fees, invoices, overdue flags, prepaid lifecycle")
-    rn.add_argument("--period", help="YYYY-MM (default: the month before --now)")
-    rn.add_argument("--now", help=NOW_HELP)
-    rn.set_defaults(run=cmd_run)
-
-    ls = sub.add_parser("listing", help="an account's calls in a period, with totals")
-    ls.add_argument("--account", required=True)
-    ls.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
-    ls.add_argument("--csv", action="store_true", help="the calls as CSV instead of JSON")
-    ls.set_defaults(run=cmd_listing)
-
-    iv = sub.add_parser("invoices", help="an account's invoices and credit notes")
-    iv.add_argument("--account", required=True)
-    iv.add_argument("--now", help=NOW_HELP)
-    iv.set_defaults(run=cmd_invoices)
-
-    py = sub.add_parser("pay", help="record a payment (a ledger entry; repeat-safe)")
-    py.add_argument("--account", required=True)
-    py.add_argument("--amount", required=True)
-    py.add_argument(
-        "--reference", required=True, help="the payment's id; repeating it adds nothing"
-    )
-    py.add_argument("--note", default="")
-    py.add_argument("--now", help=NOW_HELP)
-    py.set_defaults(run=cmd_pay)
-
-    sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
-    sb.add_argument("--account", required=True)
-    sb.add_argument("--name", required=True)
-    sb.add_argument("--fee", required=True, help="gross amount per month")
-    sb.add_argument("--from", dest="start", help="YYYY-MM-DD (default: today)")
-    sb.add_argument("--now", help=NOW_HELP)
-    sb.set_defaults(run=cmd_subscribe)
-
-    us = sub.add_parser("unsubscribe", help="end a monthly fee")
-    us.add_argument("--account", required=True)
-    us.add_argument("--name", required=True)
-    us.add_argument("--on", help="last day, YYYY-MM-DD (default: today)")
-    us.add_argument("--now", help=NOW_HELP)
-    us.set_defaults(run=cmd_unsubscribe)
-
-    rr = cdr_group(subparsers).add_parser("rerate", help="re-rate a period's calls with a deck")
-    rr.add_argument("--account", required=True)
-    rr.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
-    rr.add_argument("--deck", required=True, help="NAME or NAME:VERSION (default: current)")
-    rr.add_argument("--apply", action="store_true", help="book the difference (once)")
-    rr.add_argument("--now", help=NOW_HELP)
-    rr.set_defaults(run=cmd_rerate)

@@ -155,6 +155,91 @@ class Cdr:
 # Columns the writer copies; written_at is left to the database.
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Cdr) if f.name != "written_at")
 
+Row = tuple[Any, ...]  # a CDR's values in COLUMNS order, as `Cdr.row()` gives them
+CALL_ID_AT = COLUMNS.index("call_id")
+STARTED_AT = COLUMNS.index("started_at")
+ACCOUNT_AT = COLUMNS.index("account")
+STATE_AT = COLUMNS.index("state")
+SWITCH_AT = COLUMNS.index("switch")
+STREAM_ID_AT = COLUMNS.index("stream_id")
+
+# The stream's name of each column `stream_row` reads as it is (texts), and the numbers.
+_RENAMED = {"number_class": "class", "granted_s": "granted"}
+_DERIVED = {"started_at", "stream_id"}
+_INTEGERS = {
+    "granted_s": INT32,
+    "reserved": INT64,
+    "deck_version": INT32,
+    "billsec": INT32,
+    "rated_cost": INT64,
+    "cost": INT64,
+}
+_TIMES = {"ended_at", "authorized_at", "answered_at"}
+_FLAGS = {"answered", "emergency", "unauthorized"}
+_SOURCES = tuple(_RENAMED.get(c, c) for c in COLUMNS if c not in _DERIVED)
+_FIELD_AT = {c: i for i, c in enumerate(c for c in COLUMNS if c not in _DERIVED)}
+_INT_FIELDS = tuple((_FIELD_AT[c], limit) for c, limit in _INTEGERS.items())
+_TIME_FIELDS = tuple(_FIELD_AT[c] for c in _TIMES)
+_FLAG_FIELDS = tuple(_FIELD_AT[c] for c in _FLAGS)
+_ENDED, _AUTHORIZED, _BILLSEC = (_FIELD_AT[c] for c in ("ended_at", "authorized_at", "billsec"))
+_MS = timedelta(milliseconds=1)
+
+
+def row_identity(row: Row) -> tuple[str, str, str]:
+    """`Cdr.identity` of a row."""
+    return (row[SWITCH_AT], row[ACCOUNT_AT], row[CALL_ID_AT])
+
+
+def row_is_final(row: Row) -> bool:
+    return row[STATE_AT] in FINAL_STATES
+
+
+def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
+    """`Cdr.from_stream(entry, stream_id).row()`, several times faster (the CDR writer's
+    hot path): the checks run over all fields at once, and an entry failing any of them is
+    converted by `Cdr.from_stream`, which raises BadCdr naming the field."""
+    get = entry.get
+    values: list[Any] = [get(name, "") for name in _SOURCES]
+    if (
+        max(map(len, values)) > MAX_TEXT
+        or "\x00" in "".join(values)
+        or not CALL_ID.match(values[_FIELD_AT["call_id"]])
+        or not values[_FIELD_AT["account"]]
+        or values[_FIELD_AT["state"]] not in STATES
+        or not values[_ENDED]
+    ):
+        return Cdr.from_stream(entry, stream_id).row()
+    for i, limit in _INT_FIELDS:
+        v = values[i]
+        if v == "":
+            values[i] = 0
+        elif v.isascii() and v.isdigit() and int(v) <= limit:
+            values[i] = int(v)
+        else:
+            return Cdr.from_stream(entry, stream_id).row()
+    for i in _TIME_FIELDS:
+        v = values[i]
+        if v == "":
+            values[i] = None
+            continue
+        if not (v.isascii() and v.isdigit()) or int(v) > LATEST_MS:
+            return Cdr.from_stream(entry, stream_id).row()
+        at = EPOCH + int(v) * _MS
+        if not EARLIEST <= at < LATEST:
+            return Cdr.from_stream(entry, stream_id).row()
+        values[i] = at
+    for i in _FLAG_FIELDS:
+        v = values[i]
+        if v not in ("", "0", "1"):
+            return Cdr.from_stream(entry, stream_id).row()
+        values[i] = v == "1"
+    started_at = values[_AUTHORIZED] or values[_ENDED] - timedelta(seconds=values[_BILLSEC])
+    if started_at < EARLIEST:
+        return Cdr.from_stream(entry, stream_id).row()
+    values.insert(STARTED_AT, started_at)
+    values.insert(STREAM_ID_AT, stream_id)
+    return tuple(values)
+
 
 class _Fields:
     """Typed access to a stream entry; absent and empty read as the zero value."""

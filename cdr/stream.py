@@ -28,6 +28,10 @@ class Entry:
     def fields(self) -> dict[str, str]:
         """Strictly decoded; raises BadCdr naming a field that is not UTF-8."""
         try:
+            try:  # bytes, as the writers' clients read them: the common case, decoded fast
+                return {k.decode(): v.decode() for k, v in self.raw.items()}
+            except AttributeError:
+                pass
             return {
                 (k.decode() if isinstance(k, bytes) else k): (
                     v.decode() if isinstance(v, bytes) else v

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +25,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from cdr.metrics import CdrMetrics
-from cdr.model import BadCdr, Cdr
+from cdr.model import (
+    STARTED_AT,
+    STREAM_ID_AT,
+    BadCdr,
+    Row,
+    row_identity,
+    row_is_final,
+    stream_row,
+)
 from cdr.partitions import (
     DEFAULT_RETENTION_MONTHS,
     MIN_RETENTION_MONTHS,
@@ -35,7 +43,7 @@ from cdr.partitions import (
     months_ahead,
     retention_cutoff,
 )
-from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_batch
+from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_rows
 from cdr.stream import CdrStream, Entry, wait_for_new
 from core.env import EnvReader, SettingsError
 from rating.keys import Keyspace
@@ -62,7 +70,7 @@ def default_consumer() -> str:
 class WriterSettings:
     group: str = "cdr-writer"
     consumer: str = field(default_factory=default_consumer)
-    batch_size: int = 500
+    batch_size: int = 2000  # larger batches: fewer round trips per CDR (bench/cdr_ingest.py)
     block_ms: int = 1000  # how long an idle writer waits on the streams per round
     claim_idle_ms: int = 30_000  # pending this long at another consumer: it is dead
     retention_months: int = DEFAULT_RETENTION_MONTHS  # older CDRs go to cdr_rejects
@@ -108,7 +116,7 @@ class CdrStoreUnavailable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _Batch:
     entries: list[Entry]  # all of them are acknowledged once the batch is stored
-    cdrs: list[Cdr]  # at most one per call (switch, account, call id)
+    rows: list[Row]  # at most one per call (switch, account, call id)
     rejects: list[Reject]
 
 
@@ -119,13 +127,6 @@ class DrainResult:
     seen: int  # stream entries handled
     written: int  # rows inserted or replaced
     skipped: dict[str, str] = field(default_factory=dict)  # stream key -> why it was skipped
-
-
-async def _abandon(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()  # retrieved: it does not matter any more
 
 
 class CdrWriter:
@@ -202,85 +203,114 @@ class CdrWriter:
         return await self._drain()
 
     async def _drain(self) -> DrainResult:
+        """One round over every stream. Reading and converting run one batch ahead of
+        storing, across streams too: PostgreSQL stores a batch while this process reads
+        and converts the next (a shard's batches stay in order)."""
         seen = written = 0
         skipped: dict[str, str] = {}
+        ready: asyncio.Queue[tuple[CdrStream, _Batch] | None] = asyncio.Queue(maxsize=1)
+
+        def skip(stream: CdrStream, exc: ResponseError) -> None:
+            # this stream's own trouble (a clobbered key...): the others keep flowing
+            self.metrics.write_errors.labels("redis").inc()
+            log.error("CDR stream %s skipped this round: %s", stream.key, exc)
+            skipped[stream.key] = str(exc)
+
+        stopping = False  # the consumer gave up: the producer stops handing over
+
+        async def produce() -> None:
+            try:
+                for stream in self.streams:
+                    try:
+                        async for batch in self._batches(stream):
+                            if stopping:
+                                return
+                            await ready.put((stream, batch))
+                    except ResponseError as exc:
+                        skip(stream, exc)
+            except BaseException:
+                if not stopping:
+                    await ready.put(None)  # the consumer stops, then awaits this failure
+                raise
+            if not stopping:
+                await ready.put(None)
+
+        producer = asyncio.create_task(produce())
         try:
-            for stream in self.streams:
+            while (item := await ready.get()) is not None:
+                stream, batch = item
+                if stream.key in skipped:
+                    continue  # what it read stays pending: read again next round
                 try:
-                    s, w = await self._drain_stream(stream)
+                    written += await self._commit(stream, batch)
                 except ResponseError as exc:
-                    # this stream's own trouble (a clobbered key...): the others keep flowing
-                    self.metrics.write_errors.labels("redis").inc()
-                    log.error("CDR stream %s skipped this round: %s", stream.key, exc)
-                    skipped[stream.key] = str(exc)
+                    skip(stream, exc)
                     continue
-                seen += s
-                written += w
+                seen += len(batch.entries)
+            await producer
+        except BaseException:
+            # What the producer read stays pending: read again later. Cancelling it is not
+            # enough (a Redis read may swallow the cancellation): it also finds the queue
+            # drained and `stopping` set, so it never blocks handing over.
+            stopping = True
+            producer.cancel()
+            while not producer.done():
+                while not ready.empty():
+                    ready.get_nowait()
+                await asyncio.wait([producer], timeout=0.05)
+            if not producer.cancelled():
+                producer.exception()  # retrieved: it does not matter any more
+            raise
         finally:
             self.metrics.skipped.set(len(skipped))
             await self.refresh_metrics()
         return DrainResult(seen, written, skipped)
 
-    async def _drain_stream(self, stream: CdrStream) -> tuple[int, int]:
+    async def _batches(self, stream: CdrStream) -> AsyncIterator[_Batch]:
+        """The stream's claimed and own pending entries, then new ones, batch by batch."""
         size = self.settings.batch_size
         await stream.ensure_group()
         await stream.claim_idle(self.settings.claim_idle_ms, size)
-        seen = written = 0
-        readers: tuple[Callable[[str], Awaitable[list[Entry]]], ...] = (
-            lambda after: stream.read_pending(size, after),
-            lambda after: stream.read_new(size),
-        )
-        for read in readers:
-            batch = await self._fetch(stream, read, "0")
-            while batch.entries:
-                ahead = None
-                if len(batch.entries) == size:
-                    # more may follow: read and convert them while this batch is stored
-                    ahead = asyncio.create_task(self._fetch(stream, read, batch.entries[-1].id))
-                try:
-                    written += await self._commit(stream, batch)
-                except BaseException:
-                    if ahead is not None:
-                        await _abandon(ahead)  # what it read stays pending: read again later
-                    raise
-                seen += len(batch.entries)
-                batch = await ahead if ahead is not None else _Batch([], [], [])
-        return seen, written
+        after = "0"
+        while entries := await stream.read_pending(size, after):
+            yield self._convert(stream.key, entries)
+            after = entries[-1].id
+        while entries := await stream.read_new(size):
+            yield self._convert(stream.key, entries)
 
     # -- one batch -----------------------------------------------------------------------------
-
-    async def _fetch(
-        self, stream: CdrStream, read: Callable[[str], Awaitable[list[Entry]]], after: str
-    ) -> _Batch:
-        return self._convert(stream.key, await read(after))
 
     def _convert(self, stream: str, entries: list[Entry]) -> _Batch:
         now = datetime.now(UTC)
         oldest = retention_cutoff(now, self.settings.retention_months)
         latest = now + FUTURE_SLACK
-        best: dict[tuple[str, str, str], Cdr] = {}
+        best: dict[tuple[str, str, str], Row] = {}
         rejects: list[Reject] = []
         for e in entries:
             if not e.raw:
                 continue  # deleted from the stream while pending: nothing left to store
             try:
-                cdr = Cdr.from_stream(e.fields(), e.id)
+                row = stream_row(e.fields(), e.id)
             except BadCdr as exc:
                 rejects.append(Reject(stream, e.id, str(exc), e.printable()))
                 continue
-            if not oldest <= cdr.started_at < latest:
-                why = f"started_at {cdr.started_at.isoformat()} is outside the retention window"
+            started_at: datetime = row[STARTED_AT]
+            if not oldest <= started_at < latest:
+                why = f"started_at {started_at.isoformat()} is outside the retention window"
                 rejects.append(Reject(stream, e.id, why, e.printable()))
                 continue
-            kept = best.get(cdr.identity)
-            if kept is None or cdr.supersedes(kept):
-                best[cdr.identity] = cdr  # one row per call in a batch: the upsert needs it
+            identity = row_identity(row)
+            kept = best.get(identity)
+            # one row per call in a batch (the upsert needs it): a final record replaces
+            # a non-final one (Cdr.supersedes)
+            if kept is None or (row_is_final(row) and not row_is_final(kept)):
+                best[identity] = row
         return _Batch(entries, list(best.values()), rejects)
 
     async def _commit(self, stream: CdrStream, batch: _Batch) -> int:
         """Store, then (only then) acknowledge."""
         raw = {e.id: e for e in batch.entries}
-        result = await self._store(stream.key, batch.cdrs, batch.rejects, raw)
+        result = await self._store(stream.key, batch.rows, batch.rejects, raw)
         await stream.ack([e.id for e in batch.entries])
         self.metrics.written.inc(result.written)
         self.metrics.rejects.inc(result.rejected)
@@ -289,20 +319,20 @@ class CdrWriter:
         return result.written
 
     async def _store(
-        self, stream: str, cdrs: list[Cdr], rejects: list[Reject], raw: Mapping[str, Entry]
+        self, stream: str, rows: list[Row], rejects: list[Reject], raw: Mapping[str, Entry]
     ) -> BatchResult:
         try:
             conn = await self._connection()
-            needed = {month_of(c.started_at) for c in cdrs} | months_ahead(datetime.now(UTC))
+            needed = {month_of(r[STARTED_AT]) for r in rows} | months_ahead(datetime.now(UTC))
             missing = needed - self._months
             if missing:
                 await ensure_months(conn, missing)
                 self._months |= missing
             try:
-                return await write_batch(conn, stream, cdrs, rejects)
+                return await write_rows(conn, stream, rows, rejects)
             except ROW_ERRORS as exc:
                 log.warning("PostgreSQL refused a CDR batch (%s): storing it row by row", exc)
-                return await self._store_singly(conn, stream, cdrs, rejects, raw)
+                return await self._store_singly(conn, stream, rows, rejects, raw)
         except PG_ERRORS as exc:
             self.metrics.write_errors.labels("postgresql").inc()
             await self._drop_connection()
@@ -312,23 +342,24 @@ class CdrWriter:
         self,
         conn: asyncpg.Connection[Any],
         stream: str,
-        cdrs: list[Cdr],
+        rows: list[Row],
         rejects: list[Reject],
         raw: Mapping[str, Entry],
     ) -> BatchResult:
         """Find the rows PostgreSQL refuses, so that they alone end up in cdr_rejects."""
         written = rejected = 0
         refused = list(rejects)
-        for cdr in cdrs:
+        for row in rows:
             try:
-                one = await write_batch(conn, stream, [cdr])
+                one = await write_rows(conn, stream, [row])
             except ROW_ERRORS as exc:
                 why = f"refused by PostgreSQL: {exc}"
-                refused.append(Reject(stream, cdr.stream_id, why, raw[cdr.stream_id].printable()))
+                entry_id: str = row[STREAM_ID_AT]
+                refused.append(Reject(stream, entry_id, why, raw[entry_id].printable()))
                 continue
             written += one.written
             rejected += one.rejected
-        rest = await write_batch(conn, stream, [], refused)
+        rest = await write_rows(conn, stream, [], refused)
         return BatchResult(written, rejected + rest.rejected)
 
     async def _connection(self) -> asyncpg.Connection[Any]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from core.cliout import bad_input, print_json
 from core.loop import run_async
 from panel_api.settings import PanelSettings
-from panel_api.tokens import CUSTOMER_DAYS, Role, TokenError, TokenNotFound, TokenStore
+from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
 from runtime.services import Services
 from runtime.settings import Settings
 
@@ -89,39 +89,3 @@ def cmd_panel(args: argparse.Namespace) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     run_async(serve(Settings.from_env(), PanelSettings.from_env()))
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `panel` and `token create|rotate|revoke|list` to tollgate's sub-commands."""
-    pn = subparsers.add_parser(
-        "panel",
-        help="serve the panel API and customer page (TOLLGATE_PANEL_HOST/PORT, "
-        "default 127.0.0.1:8080)",
-    )
-    pn.set_defaults(sync=cmd_panel)
-
-    tk = subparsers.add_parser("token", help="panel API tokens")
-    sub = tk.add_subparsers(dest="token", required=True)
-    cr = sub.add_parser("create", help="a new token; its secret is printed once")
-    cr.add_argument("--role", choices=[r.value for r in Role], required=True)
-    cr.add_argument("--account", help="the account a customer token reads")
-    cr.add_argument("--label", default="", help="who or what holds it")
-    days = (
-        f"days until it expires (customer tokens default to {CUSTOMER_DAYS}; operator tokens"
-        " never expire unless given; 0 = never, operators only)"
-    )
-    cr.add_argument("--expires-days", type=int, help=days)
-    cr.set_defaults(run=cmd_token_create)
-    ro = sub.add_parser(
-        "rotate",
-        help="a new token like the given one (role, account, label); the old one is revoked",
-    )
-    ro.add_argument("id")
-    ro.add_argument("--expires-days", type=int, help=days)
-    ro.set_defaults(run=cmd_token_rotate)
-    rv = sub.add_parser("revoke", help="revoke a token by its id (tok_...)")
-    rv.add_argument("id")
-    rv.set_defaults(run=cmd_token_revoke)
-    ls = sub.add_parser("list", help="tokens with their expiry and last use (never their secrets)")
-    ls.add_argument("--account")
-    ls.set_defaults(run=cmd_token_list)

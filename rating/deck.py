@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from rating.money import MoneyError, Rounding, parse_micro, parse_whole
 
 COLUMNS = ("prefix", "name", "connect_fee", "rate", "rate_unit_s", "increment_s", "from_s", "band")
 ANY_BAND = "*"
+PROGRESS_EVERY = 10_000  # rows between two progress reports
 
 
 class DeckError(ValueError):
@@ -121,9 +123,19 @@ class Deck:
         }
 
 
-def load_deck(manifest_path: str | Path) -> Deck:
-    """Read and validate a deck from its manifest; raises DeckError naming file and line."""
-    path = Path(manifest_path)
+Progress = Callable[[int, int], None]  # (rows read, rows in the file)
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DeckDigest:
+    """What identifies a deck's content, read without parsing its rates."""
+
+    name: str
+    sha256: str
+
+
+def _manifest(path: Path) -> tuple[dict[str, Any], Path]:
     try:
         manifest = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -133,16 +145,53 @@ def load_deck(manifest_path: str | Path) -> Deck:
     rates_name = manifest.get("rates")
     if not isinstance(rates_name, str) or not rates_name:
         raise DeckError(str(path), "'rates' must name the CSV file of rates")
-    rates_path = path.parent / rates_name
+    return manifest, path.parent / rates_name
+
+
+def _digest(manifest: dict[str, Any]) -> Any:
+    """The deck's hash, fed the manifest; the CSV's bytes follow."""
+    digest = hashlib.sha256()
+    digest.update(repr(sorted((k, str(v)) for k, v in manifest.items())).encode())
+    return digest
+
+
+def deck_digest(manifest_path: str | Path) -> DeckDigest:
+    """The name and `Deck.sha256` of a deck on disk, hashing its CSV in chunks without
+    parsing it: an unchanged deck is recognised at the cost of reading it once."""
+    path = Path(manifest_path)
+    manifest, rates_path = _manifest(path)
+    digest = _digest(manifest)
+    try:
+        with rates_path.open("rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise DeckError(str(rates_path), "file not found") from None
+    name = manifest.get("name")
+    return DeckDigest(name.strip() if isinstance(name, str) else "", digest.hexdigest())
+
+
+def load_deck(manifest_path: str | Path, progress: Progress | None = None) -> Deck:
+    """Read and validate a deck from its manifest; raises DeckError naming file and line.
+    `progress` is told how many rows were read, now and then."""
+    path = Path(manifest_path)
+    manifest, rates_path = _manifest(path)
     try:
         data = rates_path.read_bytes()
     except FileNotFoundError:
         raise DeckError(str(rates_path), "file not found") from None
-    return build_deck(manifest, data, manifest_file=str(path), rates_file=str(rates_path))
+    return build_deck(
+        manifest, data, manifest_file=str(path), rates_file=str(rates_path), progress=progress
+    )
 
 
 def build_deck(
-    manifest: dict[str, Any], rates_csv: bytes, *, manifest_file: str, rates_file: str
+    manifest: dict[str, Any],
+    rates_csv: bytes,
+    *,
+    manifest_file: str,
+    rates_file: str,
+    progress: Progress | None = None,
 ) -> Deck:
     """Validate a manifest (already parsed TOML) and the CSV bytes into a Deck."""
     name = _text(manifest, "name", manifest_file)
@@ -169,9 +218,8 @@ def build_deck(
             manifest_file, f"rounding must be up, half-up or down, got {manifest.get('rounding')!r}"
         ) from None
     bands = _bands(manifest.get("bands", {}), manifest_file)
-    rows = _rows(rates_csv, rates_file, bands)
-    digest = hashlib.sha256()
-    digest.update(repr(sorted((k, str(v)) for k, v in manifest.items())).encode())
+    rows = _rows(rates_csv, rates_file, bands, progress)
+    digest = _digest(manifest)
     digest.update(rates_csv)
     try:
         return Deck(
@@ -210,7 +258,9 @@ def _bands(raw: Any, file: str) -> dict[str, Band]:
     return bands
 
 
-def _rows(data: bytes, file: str, bands: dict[str, Band]) -> tuple[RateRow, ...]:
+def _rows(
+    data: bytes, file: str, bands: dict[str, Band], progress: Progress | None = None
+) -> tuple[RateRow, ...]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -229,8 +279,11 @@ def _rows(data: bytes, file: str, bands: dict[str, Band]) -> tuple[RateRow, ...]
     index = {c: header.index(c) for c in COLUMNS}
     rows: list[RateRow] = []
     seen: dict[tuple[str, str, int], int] = {}
+    total = text.count("\n") if progress is not None else 0
     for cells in reader:
         line = reader.line_num
+        if progress is not None and not line % PROGRESS_EVERY:
+            progress(line - 1, total)
         if not cells or all(not c.strip() for c in cells):
             continue
         if len(cells) != len(header):
@@ -248,6 +301,8 @@ def _rows(data: bytes, file: str, bands: dict[str, Band]) -> tuple[RateRow, ...]
         rows.append(row)
     if not rows:
         raise DeckError(file, "no rates")
+    if progress is not None:
+        progress(len(rows), len(rows))
     _check_prefixes(rows, file, bands)
     return tuple(rows)
 
@@ -289,6 +344,7 @@ def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> N
     for row in rows:
         by_prefix.setdefault(row.prefix, {}).setdefault(row.band, []).append(row)
     week = set(range(7 * 1440))
+    whole_week: dict[frozenset[str], bool] = {}  # the answer depends on the bands alone
     for prefix, by_band in by_prefix.items():
         for band, band_rows in by_band.items():
             if min(r.from_s for r in band_rows) != 0:
@@ -298,11 +354,14 @@ def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> N
                 )
         if ANY_BAND in by_band:
             continue
-        covered: set[int] = set()
-        for band in by_band:
-            for start, end in bands[band].minutes:
-                covered.update(range(start, end))
-        if covered != week:
+        used = frozenset(by_band)
+        if used not in whole_week:
+            covered: set[int] = set()
+            for band in used:
+                for start, end in bands[band].minutes:
+                    covered.update(range(start, end))
+            whole_week[used] = covered == week
+        if not whole_week[used]:
             first = min((r for rs in by_band.values() for r in rs), key=lambda r: r.line)
             raise DeckError(
                 file,

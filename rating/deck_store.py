@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
 
 from core.pg import Conn
 from rating.bands import parse_band
-from rating.deck import Deck, RateRow, deck_from_json, deck_to_json
+from rating.deck import Deck, DeckDigest, RateRow, deck_from_json, deck_to_json
 from rating.keys import Keyspace
 from rating.money import Rounding
 
@@ -94,6 +94,40 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
     return replace(deck, version=version), True
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDeck:
+    """A stored version, described without loading its rates."""
+
+    name: str
+    version: int
+    rows: int
+    prefixes: int
+
+
+async def current_if_unchanged(conn: Conn, digest: DeckDigest) -> StoredDeck | None:
+    """The current version of the deck when its content is `digest` (an unchanged deck,
+    recognised by its hash before anything is parsed), else None."""
+    row = await conn.fetchrow(
+        "select d.version, (select count(*) from deck_rates r where r.deck_id = d.id) as rows,"
+        " (select count(distinct prefix) from deck_rates r where r.deck_id = d.id) as prefixes"
+        " from deck_heads h join decks d on d.name = h.name and d.version = h.current_version"
+        " where h.name = $1 and d.sha256 = $2",
+        digest.name,
+        digest.sha256,
+    )
+    if row is None:
+        return None
+    return StoredDeck(digest.name, row["version"], row["rows"], row["prefixes"])
+
+
+async def published_version(redis: Redis, keys: Keyspace, name: str) -> int | None:
+    """The version Redis serves as current, if its compiled copy is there."""
+    raw = await redis.get(keys.deck_current(name))
+    if raw is None or not await redis.exists(keys.deck_version(name, int(raw))):
+        return None
+    return int(raw)
+
+
 async def load_deck_version(conn: Conn, name: str, version: int | None = None) -> Deck:
     if version is None:
         version = await conn.fetchval(
@@ -150,11 +184,17 @@ async def publish_version(redis: Redis, keys: Keyspace, deck: Deck) -> None:
 
 
 async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
-    """Re-compile every current deck into Redis (start-up, or after Redis lost its data)."""
-    names = [r["name"] for r in await conn.fetch("select name from deck_heads")]
-    for name in names:
-        await publish(redis, keys, await load_deck_version(conn, name))
-    return len(names)
+    """Compile every current deck Redis does not have into Redis (start-up, or after Redis
+    lost its data); returns how many were compiled."""
+    heads = await conn.fetch("select name, current_version from deck_heads")
+    published = 0
+    for head in heads:
+        # already compiled in Redis at this version: start-up does not grow with deck size
+        if await published_version(redis, keys, head["name"]) == head["current_version"]:
+            continue
+        await publish(redis, keys, await load_deck_version(conn, head["name"]))
+        published += 1
+    return published
 
 
 async def fetch_from_redis(redis: Redis, keys: Keyspace, name: str, version: int) -> Deck | None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from abuse import findings, overrides
-from abuse.cli import register
+from abuse.cli_args import register
 from abuse.findings import Finding, FindingNotFound, FindingStateError, Status
 from abuse.runner import AbuseDetector, inbound_stream_key
 from abuse.settings import Action

@@ -210,3 +210,31 @@ async def test_cli_refuses_wrong_inputs_with_exit_2(
     assert _cli(settings, "account", "topup", a.id, "5", "--reference", "r1").returncode == 0
     conflict = _cli(settings, "account", "topup", a.id, "7", "--reference", "r1")
     assert conflict.returncode == 2 and "r1" in conflict.stderr
+
+
+async def test_an_unchanged_deck_is_recognised_by_its_hash_without_parsing(
+    svc: Services,
+    retail: Deck,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+    import json
+
+    from tollgate import commands
+
+    def no_parsing(*args: object, **kwargs: object) -> Deck:
+        raise AssertionError("an unchanged deck was parsed")
+
+    monkeypatch.setattr(commands, "load_deck", no_parsing)
+    await svc.redis.delete(svc.settings.keyspace.deck_current("retail"))  # Redis lost it
+    await commands.cmd_deck_import(svc, argparse.Namespace(path=str(RETAIL)))
+    out = json.loads(capsys.readouterr().out)
+    assert (out["version"], out["created"], out["rows"]) == (
+        retail.version,
+        False,
+        len(retail.rows),
+    )
+    assert out["prefixes"] == len(retail.prefixes)
+    keys = svc.settings.keyspace
+    assert await svc.redis.get(keys.deck_current("retail")) == str(retail.version).encode()

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing import cli as billing_cli
+from billing import cli_args as billing_cli
 from billing.documents import Draft, Kind, Line, documents_of, issue
 from billing.errors import BillingError
 from billing.fees import fee_reference, subscribe, unsubscribe
@@ -194,7 +194,7 @@ def after(period: Period, days: float = 0, zone: str = WARSAW) -> datetime:
 
 
 def parser() -> argparse.ArgumentParser:
-    from cdr import reconcile
+    from cdr import cli_args as reconcile
 
     p = argparse.ArgumentParser(prog="tollgate")
     sub = p.add_subparsers(dest="command", required=True)

@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 
 import cdr.store
 import cdr.writer
-from cdr.model import Cdr
+from cdr.model import CALL_ID_AT, Cdr, Row
 from cdr.partitions import (
     RetentionError,
     add_months,
@@ -412,14 +412,14 @@ async def test_a_row_postgres_refuses_is_kept_aside_and_the_rest_stored(
     a = await make_account(balance=10 * PLN)
     cids = [await call(svc, a.id, n) for n in (5, 6, 7)]
     poison = cids[1]
-    real_write = cdr.store.write_batch
+    real_write = cdr.store.write_rows
 
-    async def refuse_poison(conn: Any, stream: str, cdrs: list[Cdr], *rest: Any) -> Any:
-        if any(c.call_id == poison for c in cdrs):
+    async def refuse_poison(conn: Any, stream: str, rows: list[Row], *rest: Any) -> Any:
+        if any(r[CALL_ID_AT] == poison for r in rows):
             raise asyncpg.CheckViolationError("new row violates a check constraint")
-        return await real_write(conn, stream, cdrs, *rest)
+        return await real_write(conn, stream, rows, *rest)
 
-    monkeypatch.setattr(cdr.writer, "write_batch", refuse_poison)
+    monkeypatch.setattr(cdr.writer, "write_rows", refuse_poison)
     async with writer(svc) as w:
         assert await w.drain_once() == 2
     assert sorted(r.call_id for r in await rows(svc, a.id)) == sorted(set(cids) - {poison})
@@ -761,3 +761,45 @@ def test_writer_settings_from_env() -> None:
         WriterSettings.from_env({"TOLLGATE_CDR_RETENTION_MONTHS": "6"})
     with pytest.raises(SettingsError):
         WriterSettings.from_env({"TOLLGATE_CDR_BLOCK_MS": "soon"})
+
+
+async def test_a_call_recorded_again_with_another_start_stays_one_row_where_it_was_first(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    # cdrs has no foreign key to cdr_ids: the writer alone keeps a call in one partition
+    this_month = month_of(datetime.now(UTC))
+    first_start = this_month - timedelta(days=2)  # last month
+    cid = call_id()
+    stream = stream_of(svc, "acct-two-starts")
+    expired = entry(
+        "acct-two-starts",
+        cid,
+        first_start,
+        state="expired",
+        cost="0",
+        authorized_at="<absent>",
+        answered_at="",
+        answered="0",
+        billsec="0",
+    )
+    await svc.redis.xadd(stream, expired)
+    async with writer(svc) as w:
+        assert await w.drain_once() == 1  # a new call: copied straight into cdrs
+        # the finish names another start (a later authorized_at, this month)
+        later = entry("acct-two-starts", cid, this_month + timedelta(hours=1), cost="190000")
+        await svc.redis.xadd(stream, later)
+        assert await w.drain_once() == 1
+        await svc.redis.xadd(stream, later)  # and a replay changes nothing
+        assert await w.drain_once() == 0
+    got = await fetch(
+        svc,
+        "select state, cost, started_at, tableoid::regclass::text as part from cdrs"
+        " where call_id = $1",
+        cid,
+    )
+    ended = datetime.fromtimestamp(int(expired["ended_at"]) / 1000, UTC)
+    assert [(r["state"], r["cost"], r["started_at"], r["part"]) for r in got] == [
+        ("finished", 190_000, ended, partition_name(add_months(this_month, -1)))
+    ]
+    [claim] = await fetch(svc, "select started_at from cdr_ids where call_id = $1", cid)
+    assert claim["started_at"] == ended

@@ -29,7 +29,7 @@ from cdr.model import Cdr
 from cdr.partitions import ensure_months, month_of
 from cdr.store import prepare, write_batch
 from panel_api.app import build_app, document
-from panel_api.cli import register
+from panel_api.cli_args import register
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenStore
 from rating.accounts import AccountStatus
@@ -743,7 +743,7 @@ async def test_cli_creates_lists_and_revokes_tokens(
     assert revoked["revoked_at"] is not None
     assert (await TokenStore(svc.pool).authenticate(created["token"], datetime.now(UTC))) is None
     args = parser.parse_args(["panel"])
-    assert args.sync.__name__ == "cmd_panel"
+    assert args.sync.resolve().__name__ == "cmd_panel"
 
 
 # -- billing documents and abuse findings ------------------------------------------------------

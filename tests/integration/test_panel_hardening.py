@@ -23,7 +23,7 @@ from billing.listing import listing
 from billing.period import Period
 from core.cliout import CliError
 from panel_api.app import build_app
-from panel_api.cli import register
+from panel_api.cli_args import register
 from panel_api.context import EXPORT_GATE, POOL, REDIS
 from panel_api.metrics import METRICS
 from panel_api.server import CappedSite, runner

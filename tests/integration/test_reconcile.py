@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cdr import reconcile as rec
+from cdr import cli_args as cdr_cli
 from cdr.model import Cdr
 from cdr.reconcile import ASTERISK_FIELDS, Kind, ReconcileError, Window, parse_rows, reconcile
 from runtime.services import Services
@@ -150,7 +150,7 @@ async def test_cdr_reconcile_command(
     with path.open("w", newline="") as f:
         csv.writer(f, quoting=csv.QUOTE_ALL).writerow([ok_row[c] for c in ASTERISK_FIELDS])
     p = argparse.ArgumentParser(prog="tollgate")
-    rec.register(p.add_subparsers(dest="command", required=True))
+    cdr_cli.register(p.add_subparsers(dest="command", required=True))
 
     async def run(*argv: str) -> Any:
         args = p.parse_args(["cdr", "reconcile", *argv])

@@ -52,6 +52,7 @@ async def test_lost_redis_is_rebuilt_with_call_costs(
     )
     again = await catch_up(svc)  # a second start-up changes nothing
     assert again.rebuilt == () and (await svc.accounts.live(a.id)).balance == before.balance
+    assert again.decks == 0  # compiled in Redis already: start-up does not load it again
     # and the ledger works on the rebuilt account
     g2 = await svc.ledger.authorize(CallRequest(a.id, "rec-2", "601234567"))
     assert g2.allowed

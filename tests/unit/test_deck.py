@@ -143,3 +143,26 @@ def test_deck_names_are_identifiers_and_currencies_iso(
     manifest = f'name = "{name}"\ncurrency = "{currency}"\nrates = "rates.csv"\n'
     with pytest.raises(DeckError):
         load_deck(write(tmp_path, HEADER + "48,x,0,0.1,60,60,0,*\n", manifest))
+
+
+def test_the_digest_of_a_deck_on_disk_is_its_sha256_without_parsing(tmp_path: Path) -> None:
+    from rating.deck import deck_digest
+
+    path = write(tmp_path, HEADER + "48,PL,0,0.10,60,60,0,*\n")
+    assert deck_digest(path).sha256 == load_deck(path).sha256
+    assert deck_digest(path).name == "t"
+    (tmp_path / "rates.csv").write_text(HEADER + "48,PL,0,0.11,60,60,0,*\n")
+    assert deck_digest(path).sha256 == load_deck(path).sha256  # another content, another hash
+    (tmp_path / "rates.csv").write_text(HEADER + "48,PL,0,not a rate,60,60,0,*\n")
+    with pytest.raises(DeckError):
+        load_deck(path)
+    assert len(deck_digest(path).sha256) == 64  # the rows were never parsed
+
+
+def test_progress_is_reported_while_parsing(tmp_path: Path) -> None:
+    rows = "".join(f"48{n:05d},PL,0,0.10,60,60,0,*\n" for n in range(25_000))
+    seen: list[tuple[int, int]] = []
+    load_deck(
+        write(tmp_path, HEADER + rows), progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen[0] == (9_999, 25_001) and seen[-1] == (25_000, 25_000)

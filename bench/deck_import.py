@@ -1,0 +1,122 @@
+"""`tollgate deck import` of a large deck, and in the same run a plain COPY of the same CSV
+into a table (text columns, no validation): the limit of loading these bytes into this
+PostgreSQL. Prints both, the ratio, the importing process's peak RSS against the 150 MB
+limit, and the time to re-import the unchanged deck (recognised by its hash).
+
+Works in a throwaway database and a throwaway Redis key prefix, removed afterwards.
+
+    .venv/bin/python bench/deck_import.py [--rows 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from redis.asyncio import Redis
+
+REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
+RSS_LIMIT_MB = 150
+MANIFEST = """name = "big"
+currency = "PLN"
+rates = "rates.csv"
+[bands]
+day = ["mon-fri 08:00-18:00"]
+offpeak = ["mon-fri 00:00-08:00", "mon-fri 18:00-24:00", "sat-sun 00:00-24:00"]
+"""
+HEADER = "prefix,name,connect_fee,rate,rate_unit_s,increment_s,from_s,band\n"
+
+
+def write_deck(folder: Path, rows: int) -> Path:
+    """Prefixes with a day and an off-peak rate each, 30/6 on some: a carrier's A-Z deck."""
+    with (folder / "rates.csv").open("w") as f:
+        f.write(HEADER)
+        n = 0
+        prefix = 100_000
+        while n < rows:
+            prefix += 1
+            f.write(f"{prefix},Dest {prefix},0,0.{prefix % 9000 + 1000},60,60,0,day\n")
+            f.write(f"{prefix},Dest {prefix},0,0.{prefix % 7000 + 1000},60,60,0,offpeak\n")
+            n += 2
+    (folder / "deck.toml").write_text(MANIFEST)
+    return folder / "deck.toml"
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+def tollgate(env: dict[str, str], *argv: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "from tollgate.cli import main; main()", *argv],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+async def plain_copy(dsn: str, csv_path: Path) -> float:
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = ", ".join(f"{c} text" for c in HEADER.strip().split(","))
+        await conn.execute(f"create table deck_limit ({columns})")
+        start = time.perf_counter()
+        await conn.copy_to_table("deck_limit", source=csv_path, format="csv", header=True)
+        return time.perf_counter() - start
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rows", type=int, default=200_000)
+    args = p.parse_args()
+    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
+    prefix = f"benchdeck{uuid.uuid4().hex[:8]}"
+    dsn = with_database(PG_DSN, name)
+    env = {
+        **os.environ,
+        "TOLLGATE_PG_DSN": dsn,
+        "TOLLGATE_REDIS_URL": REDIS_URL,
+        "TOLLGATE_REDIS_PREFIX": prefix,
+    }
+    admin = await asyncpg.connect(PG_DSN)
+    await admin.execute(f'create database "{name}"')
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = write_deck(Path(tmp), args.rows)
+            tollgate(env, "db", "upgrade")
+            ours = tollgate(env, "deck", "import", str(manifest))
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            again = tollgate(env, "deck", "import", str(manifest))
+            limit = await plain_copy(dsn, Path(tmp) / "rates.csv")
+    finally:
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
+            await redis.delete(key)
+        await redis.aclose()
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+    rows = args.rows
+    print(f"tollgate deck import           : {rows / ours:10.0f} rows/s  ({ours:.2f} s)")
+    print(f"plain COPY of the same CSV     : {rows / limit:10.0f} rows/s  (the limit)")
+    print(f"ratio                          : {limit / ours:10.2f}  ({rows} rows)")
+    print(f"peak RSS of the import         : {peak_mb:10.0f} MB  (limit {RSS_LIMIT_MB} MB)")
+    print(f"re-import of the unchanged deck: {again:10.2f} s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
