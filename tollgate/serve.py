@@ -114,16 +114,18 @@ async def serve(settings: Settings) -> None:
             ParkingLot(
                 ami_settings,
                 s.ledger,
-                interval_s=float(os.environ.get("TOLLGATE_PARKED_INTERVAL_S", "2") or 2),
+                # every call's outcome arrives this way: the interval is how long a
+                # finished call's reservation may still be held
+                interval_s=float(os.environ.get("TOLLGATE_PARKED_INTERVAL_S", "0.5") or 0.5),
                 on_scan=metrics.parked_scan,
             )
             if ami_settings.enabled
             else None
         )
         if parking is None:
-            log.warning(
-                "TOLLGATE_AMI_HOST is not set: outcomes the dialplan parks in AstDB while "
-                "tollgate or Redis is away are not collected"
+            log.error(
+                "TOLLGATE_AMI_HOST is not set: the dialplan parks every call's outcome in "
+                "AstDB and nothing collects them; reservations will only expire"
             )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
