@@ -280,7 +280,20 @@ def main() -> None:
         "TOLLGATE_AMI_USER": config.ari_user,
         "TOLLGATE_AMI_SECRET": config.ari_password,
     }
-    tollgate, _ = start_tollgate(settings, config.agi_port, log, ami)
+    # as deployed (docker-compose): the CDR writer is its own process, not in serve's loop
+    tollgate, _ = start_tollgate(settings, config.agi_port, log, ami | {"TOLLGATE_CDR_WRITER": "0"})
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tollgate.cli", "cdr-writer"],
+        env={
+            **os.environ,
+            "TOLLGATE_PG_DSN": settings.pg_dsn,
+            "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
+            "TOLLGATE_METRICS_PORT": str(free_tcp_port()),
+        },
+        stdout=(log.parent / "cdr-writer.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     results: list[tuple[int, Run, Run]] = []
     try:
         rig.start()
@@ -310,8 +323,9 @@ def main() -> None:
                 report(rate, args.calls, args.hold_ms, gated, direct)
     finally:
         rig.stop()
-        tollgate.send_signal(signal.SIGTERM)
-        tollgate.wait(15)
+        for proc in (tollgate, writer):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
         asyncio.run(cleanup(settings))
     print("summary (rate offered: calls/s ratio, failed with/without, added pdd p50/p99 ms):")
     for rate, gated, direct in results:

@@ -9,6 +9,7 @@ PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -149,6 +150,10 @@ async def serve(settings: Settings) -> None:
         )
         agi_settings = AgiSettings.from_env()
         server = FastAgiServer(adapter.handlers(), agi_settings, on_event=metrics.agi_event)
+        # What start-up loaded (decks, caches) lives as long as the process: out of the
+        # collector's way, so full collections do not stall authorizations behind them.
+        gc.collect()
+        gc.freeze()
         await server.start()
         log.info("FastAGI listening on %s:%d, metrics on :%d", agi_settings.host, server.port, port)
         print(f"tollgate: FastAGI on {agi_settings.host}:{server.port}", flush=True)
