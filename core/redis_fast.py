@@ -20,7 +20,7 @@ try:
 except ImportError:  # redis[hiredis] not installed: redis-py's packer does it all
     _hiredis_pack = None
 
-_PLAIN = (str, bytes, int)
+_PLAIN = frozenset((str, bytes, int))
 
 
 class HiredisPackConnection(Connection):
@@ -30,7 +30,7 @@ class HiredisPackConnection(Connection):
             _hiredis_pack is None
             or not isinstance(first, str)
             or " " in first  # "CLIENT SETINFO": redis-py splits it into words
-            or not all(type(a) in _PLAIN for a in args)  # bool is an int: excluded by type()
+            or not _PLAIN.issuperset(map(type, args))  # bool is an int: excluded by type()
         ):
             return list(super().pack_command(*args))
         return [_hiredis_pack(args)]

@@ -207,7 +207,9 @@ class Ledger:
     async def authorize(self, req: CallRequest) -> Grant:
         if not CALL_ID.match(req.call_id):
             raise LedgerError("BAD_CALL_ID", f"call_id {req.call_id!r} is not acceptable")
-        req = replace(req, switch=self.switch_of(req.switch))
+        switch = self.switch_of(req.switch)
+        if req.switch != switch:
+            req = replace(req, switch=switch)
         if not req.account:
             return Grant(Decision.DENY, Reason.UNKNOWN_ACCOUNT, 0, req.call_id)
         for attempt in range(2):
