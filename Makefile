@@ -32,7 +32,7 @@ e2e: bootstrap
 
 bench: bootstrap
 	$(PY) bench/authorize.py
-	$(PY) -m bench.e2e_calls
+	$(PY) -m bench.e2e_calls --rate 50,100 --calls 1500
 	$(PY) -m bench.ari_sessions
 	$(PY) bench/cdr_ingest.py
 	$(PY) bench/abuse_detect.py

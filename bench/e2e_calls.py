@@ -1,9 +1,11 @@
 """SIP calls at a fixed rate through a real Asterisk: once through tollgate's dialplan (FastAGI
-authorize + finish against `tollgate serve`), once through an identical dialplan without
-tollgate, in the same run. Prints calls/s sustained, failed calls and post-dial delay
-(INVITE -> 180) for both, and the ratios.
+authorize against `tollgate serve`, the outcome parked in AstDB and collected over AMI), once
+through an identical dialplan without tollgate, in the same run. Prints calls/s sustained,
+failed calls, post-dial delay (INVITE -> 180) p50/p99 and Asterisk's CPU time per call for
+both, and the ratios. Several rates (`--rate 50,100,150`) run one after the other on the same
+Asterisk and tollgate.
 
-    .venv/bin/python bench/e2e_calls.py [--rate 20] [--calls 300] [--hold-ms 1000]
+    .venv/bin/python bench/e2e_calls.py [--rate 20[,40...]] [--calls 300] [--hold-ms 1000]
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import glob
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,12 @@ class Run:
     failed: int
     seconds: float
     pdd_ms: list[float]
+    cpu_s: float = 0.0  # Asterisk's user + system CPU time during the run
+    tollgate_cpu_s: float = 0.0  # tollgate serve's, same run
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000 * self.cpu_s / max(1, self.ok + self.failed)
 
     @property
     def cps(self) -> float:
@@ -126,7 +133,40 @@ def start_tollgate(
     raise SystemExit(f"tollgate serve did not start: {log.read_text()[-1000:]}")
 
 
-def place(name: str, ip: str, sip_port: int, rate: int, calls: int, hold_ms: int) -> Run:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def asterisk_cpu_s(rig_name: str) -> float:
+    """User + system CPU seconds of the rig's Asterisk daemon (0 if it is not found)."""
+    marker = f"/tollgate-run/{rig_name}/etc/asterisk.conf"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in cmdline and b"-f" in cmdline:
+            return cpu_s(int(proc.name))
+    return 0.0
+
+
+def place(
+    name: str,
+    ip: str,
+    sip_port: int,
+    rate: int,
+    calls: int,
+    hold_ms: int,
+    rig_name: str,
+    tollgate_pid: int,
+) -> Run:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     xml = work / "uac_rate.xml"
     xml.write_text((ROOT / "bench/sipp/uac_rate.xml").read_text().replace("HOLD_MS", str(hold_ms)))
@@ -164,6 +204,7 @@ def place(name: str, ip: str, sip_port: int, rate: int, calls: int, hold_ms: int
         "-timeout",
         f"{calls // rate + hold_ms // 1000 + 60}s",
     ]
+    cpu_before, tollgate_before = asterisk_cpu_s(rig_name), cpu_s(tollgate_pid)
     start = time.monotonic()
     subprocess.run(
         cmd,
@@ -173,6 +214,8 @@ def place(name: str, ip: str, sip_port: int, rate: int, calls: int, hold_ms: int
         timeout=calls / rate + hold_ms / 1000 + 120,
     )
     elapsed = time.monotonic() - start - hold_ms / 1000
+    cpu = asterisk_cpu_s(rig_name) - cpu_before
+    tollgate_cpu = cpu_s(tollgate_pid) - tollgate_before
     with (work / "stat.csv").open() as f:
         rows = list(csv.DictReader(f, delimiter=";"))
     last = rows[-1]
@@ -183,15 +226,42 @@ def place(name: str, ip: str, sip_port: int, rate: int, calls: int, hold_ms: int
                 if len(row) >= 2 and row[1].replace(".", "", 1).isdigit():
                     pdd.append(float(row[1]))
     print(f"  ({name}: SIPp files in {work})")
-    return Run(name, int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"]), elapsed, pdd)
+    return Run(
+        name,
+        int(last["SuccessfulCall(C)"]),
+        int(last["FailedCall(C)"]),
+        elapsed,
+        pdd,
+        cpu,
+        tollgate_cpu,
+    )
+
+
+def report(rate: int, calls: int, hold_ms: int, gated: Run, direct: Run) -> None:
+    print(f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each")
+    for run in (gated, direct):
+        print(
+            f"{run.name:>9}: {run.cps:6.1f} calls/s sustained, {run.ok} ok, {run.failed} failed,"
+            f" post-dial delay p50 {run.pdd(0.5):.1f} ms p99 {run.pdd(0.99):.1f} ms"
+            f" max {max(run.pdd_ms, default=float('nan')):.1f} ms;"
+            f" CPU ms/call: Asterisk {run.cpu_ms_per_call:.2f},"
+            f" tollgate serve {1000 * run.tollgate_cpu_s / max(1, run.ok + run.failed):.2f}"
+        )
+    print(
+        f"    ratio: calls/s {gated.cps / direct.cps:.3f}, "
+        f"post-dial delay added p50 {gated.pdd(0.5) - direct.pdd(0.5):+.1f} ms "
+        f"p99 {gated.pdd(0.99) - direct.pdd(0.99):+.1f} ms, "
+        f"Asterisk CPU per call {gated.cpu_ms_per_call / max(direct.cpu_ms_per_call, 1e-9):.2f}x"
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--rate", type=int, default=20, help="calls per second offered")
+    p.add_argument("--rate", default="20", help="calls per second offered (comma-separated)")
     p.add_argument("--calls", type=int, default=300)
     p.add_argument("--hold-ms", type=int, default=1000)
     args = p.parse_args()
+    rates = [int(r) for r in args.rate.split(",")]
     prefix = f"tgbench{uuid.uuid4().hex[:6]}"
     # two RTP/RTCP pairs per call; Asterisk frees them only some time after the BYE
     os.environ["TOLLGATE_RTP_PORTS"] = str(min(40_000, max(200, args.calls * 2 * 4 + 400)))
@@ -203,37 +273,67 @@ def main() -> None:
     )
     rig = AsteriskRig(config)
     log = Path(tempfile.mkdtemp(prefix="bench-tollgate-")) / "serve.log"
-    tollgate, _ = start_tollgate(settings, config.agi_port, log)
+    # the outcomes the dialplan parks in AstDB are collected over AMI, as in production
+    ami = {
+        "TOLLGATE_AMI_HOST": "127.0.0.1",
+        "TOLLGATE_AMI_PORT": str(config.ami_port),
+        "TOLLGATE_AMI_USER": config.ari_user,
+        "TOLLGATE_AMI_SECRET": config.ari_password,
+    }
+    # as deployed (docker-compose): the CDR writer is its own process, not in serve's loop
+    tollgate, _ = start_tollgate(settings, config.agi_port, log, ami | {"TOLLGATE_CDR_WRITER": "0"})
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tollgate.cli", "cdr-writer"],
+        env={
+            **os.environ,
+            "TOLLGATE_PG_DSN": settings.pg_dsn,
+            "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
+            "TOLLGATE_METRICS_PORT": str(free_tcp_port()),
+        },
+        stdout=(log.parent / "cdr-writer.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    results: list[tuple[int, Run, Run]] = []
     try:
         rig.start()
         with SippCarrier(port=config.carrier_port):
-            direct = place(
-                "direct", "127.0.0.8", config.sip_port, args.rate, args.calls, args.hold_ms
-            )
-            gated = place(
-                "tollgate", "127.0.0.2", config.sip_port, args.rate, args.calls, args.hold_ms
-            )
+            for rate in rates:
+                direct = place(
+                    "direct",
+                    "127.0.0.8",
+                    config.sip_port,
+                    rate,
+                    args.calls,
+                    args.hold_ms,
+                    config.name,
+                    tollgate.pid,
+                )
+                gated = place(
+                    "tollgate",
+                    "127.0.0.2",
+                    config.sip_port,
+                    rate,
+                    args.calls,
+                    args.hold_ms,
+                    config.name,
+                    tollgate.pid,
+                )
+                results.append((rate, gated, direct))
+                report(rate, args.calls, args.hold_ms, gated, direct)
     finally:
         rig.stop()
-        tollgate.send_signal(signal.SIGTERM)
-        tollgate.wait(15)
+        for proc in (tollgate, writer):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
         asyncio.run(cleanup(settings))
-    print(f"offered: {args.rate} calls/s, {args.calls} calls, {args.hold_ms} ms talk each")
-    for run in (gated, direct):
+    print("summary (rate offered: calls/s ratio, failed with/without, added pdd p50/p99 ms):")
+    for rate, gated, direct in results:
         print(
-            f"{run.name:>9}: {run.cps:6.1f} calls/s sustained, {run.ok} ok, {run.failed} failed,"
-            f" post-dial delay p50 {run.pdd(0.5):.1f} ms p95 {run.pdd(0.95):.1f} ms"
-            f" max {max(run.pdd_ms, default=float('nan')):.1f} ms"
+            f"  {rate:4d}/s: {gated.cps / direct.cps:.3f}, {gated.failed}/{direct.failed},"
+            f" {gated.pdd(0.5) - direct.pdd(0.5):+.1f}/{gated.pdd(0.99) - direct.pdd(0.99):+.1f},"
+            f" CPU {gated.cpu_ms_per_call:.2f}/{direct.cpu_ms_per_call:.2f} ms/call"
         )
-    print(
-        f"    ratio: calls/s {gated.cps / direct.cps:.2f}, "
-        f"post-dial delay p50 {gated.pdd(0.5) / direct.pdd(0.5):.2f}x "
-        f"(+{gated.pdd(0.5) - direct.pdd(0.5):.1f} ms for authorization)"
-    )
-    print(
-        f"(statistics: mean pdd tollgate {statistics.fmean(gated.pdd_ms or [0]):.1f} ms, "
-        f"direct {statistics.fmean(direct.pdd_ms or [0]):.1f} ms)"
-    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from core.redis_fast import redis_from_url
 from rating.account_store import AccountStore
 from rating.deck_cache import DeckCache
 from rating.ledger import Ledger
@@ -49,7 +50,7 @@ class BoundedPool(asyncpg.Pool):
 
 
 def open_redis(settings: Settings) -> Redis:
-    return Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    return redis_from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
 async def open_pool(

@@ -11,6 +11,7 @@ Closing the connection early is always safe: the dialplan continues and defaults
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import os
@@ -105,6 +106,13 @@ class AgiSettings:
     max_header_lines: int = 128
     max_line_bytes: int = 4096
     max_connections: int = 512  # over this, new connections are closed at once
+    # FastAGI has no authentication: the peer's address is the only control. With an
+    # allow-list, connections from other addresses are closed at once; the switch's own
+    # addresses are then the only ones that can hold slots.
+    allowed_peers: tuple[str, ...] = ()  # addresses or networks; empty = any peer
+    # One address outside the allow-list (any address when the list is empty) may hold at
+    # most this many connections, so a local process cannot take every slot from the switch.
+    max_per_peer: int = 256
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -113,14 +121,27 @@ class AgiSettings:
             seconds = getattr(self, name)
             if not (math.isfinite(seconds) and seconds > 0):
                 raise AgiConfigError(name, seconds, "must be a positive number of seconds")
-        for name in ("max_header_lines", "max_line_bytes", "max_connections"):
+        for name in ("max_header_lines", "max_line_bytes", "max_connections", "max_per_peer"):
             if getattr(self, name) < 1:
                 raise AgiConfigError(name, getattr(self, name), "must be at least 1")
+        self.peer_networks()  # raises on an entry that is not an address or network
+
+    def peer_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        networks = []
+        for entry in self.allowed_peers:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise AgiConfigError(
+                    "allowed_peers", entry, "not an IP address or network"
+                ) from None
+        return tuple(networks)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AgiSettings:
         """Read TOLLGATE_AGI_{HOST,PORT,BUDGET_MS,HEADER_TIMEOUT_MS,MAX_HEADER_LINES,
-        MAX_LINE_BYTES,MAX_CONNECTIONS}; unset or empty variables keep the defaults."""
+        MAX_LINE_BYTES,MAX_CONNECTIONS,MAX_PER_PEER,ALLOWED_PEERS}; unset or empty variables
+        keep the defaults. ALLOWED_PEERS is a comma-separated list of addresses/networks."""
         source = os.environ if env is None else env
         default = cls()
         return cls(
@@ -131,6 +152,12 @@ class AgiSettings:
             max_header_lines=_env_int(source, "MAX_HEADER_LINES", default.max_header_lines),
             max_line_bytes=_env_int(source, "MAX_LINE_BYTES", default.max_line_bytes),
             max_connections=_env_int(source, "MAX_CONNECTIONS", default.max_connections),
+            max_per_peer=_env_int(source, "MAX_PER_PEER", default.max_per_peer),
+            allowed_peers=tuple(
+                p.strip()
+                for p in source.get(f"{_ENV_PREFIX}ALLOWED_PEERS", "").split(",")
+                if p.strip()
+            ),
         )
 
 
@@ -383,6 +410,13 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
         pass  # already reset by the peer: it is closed either way
 
 
+def _peer_address(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
 Handler = Callable[[AgiRequest, AgiChannel], Awaitable[None]]
 EventHook = Callable[[str, str], None]
 
@@ -391,7 +425,9 @@ class FastAgiServer:
     """Accepts FastAGI connections and runs `handlers[script]` for each, within the budget.
 
     `on_event(kind, script)` is told the outcome of each connection: "request" (dispatched),
-    "unknown_script", "malformed", "budget_exceeded", "hangup", "error", "rejected_overload".
+    "unknown_script", "malformed", "budget_exceeded", "hangup", "error", "rejected_overload",
+    "rejected_peer" (not on the allow-list), "rejected_peer_limit" (its address holds
+    `max_per_peer` connections already).
     `script` is "" when it is not known yet.
     """
 
@@ -408,6 +444,8 @@ class FastAgiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
+        self._per_peer: dict[str, int] = {}
+        self._allowed = settings.peer_networks()
         self._closing = False
         self._port = settings.port
 
@@ -454,14 +492,30 @@ class FastAgiServer:
         try:
             if self._closing:
                 return  # accepted just before close(): not an overload, just too late
+            peer = _peer_address(writer)
+            listed = self._listed(peer)
+            if listed is False:
+                logger.warning("FastAGI connection from %s refused: not an allowed peer", peer)
+                self._emit("rejected_peer", "")
+                return
+            held = self._per_peer.get(peer, 0)
+            if not listed and held >= self._settings.max_per_peer:
+                self._emit("rejected_peer_limit", "")
+                return
             if self._active >= self._settings.max_connections:
                 self._emit("rejected_overload", "")
                 return
             self._active += 1
+            self._per_peer[peer] = held + 1
             try:
                 await self._serve_request(reader, writer)
             finally:
                 self._active -= 1
+                left = self._per_peer[peer] - 1
+                if left:
+                    self._per_peer[peer] = left
+                else:
+                    del self._per_peer[peer]
         finally:
             self._tasks.discard(task)
             await _close_writer(writer)
@@ -511,6 +565,16 @@ class FastAgiServer:
         except Exception:
             logger.exception("FastAGI handler %r failed", script)
             self._emit("error", script)
+
+    def _listed(self, peer: str) -> bool | None:
+        """True: on the allow-list; False: refused by it; None: there is no allow-list."""
+        if not self._allowed:
+            return None
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False  # not an IP peer (e.g. a Unix socket): not the switch
+        return any(address in network for network in self._allowed)
 
     def _emit(self, kind: str, script: str) -> None:
         if self._on_event is None:

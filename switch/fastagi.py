@@ -2,14 +2,16 @@
 channel variables. It never rates; it translates.
 
 Dialplan contract (configs/asterisk/extensions.conf):
-  authorize  -> sets TOLLGATE_CALL_ID, TOLLGATE_DIAL, TOLLGATE_MAX_MS, TOLLGATE_REASON,
-                TOLLGATE_SIP_CODE and, last, TOLLGATE_DECISION (the dialplan defaults to DENY)
+  authorize  -> sets one variable, TOLLGATE_GRANT = DECISION,REASON,SIP_CODE,MAX_MS,DIAL,
+                CALL_ID,CONTROL, which the dialplan splits with ARRAY() (one AGI round trip
+                per call: each SET VARIABLE is one; the dialplan's default grant is DENY/503)
   authorize  -> args: when the dialplan asked (epoch.ms), its budget (s); a request that
                 arrives with its budget spent is refused without touching the ledger
-  finish     -> args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled number, emergency,
-                hangup time (epoch.ms);
-                sets TOLLGATE_FINISHED=1 once settled (else the dialplan parks it in AstDB)
-  with ARI session control, grants are slices and TOLLGATE_CONTROL=ari sends calls to Stasis
+  with ARI session control, grants are slices and CONTROL=ari sends calls to Stasis
+  outcomes   -> the hangup handler parks every outcome in AstDB (switch.parking collects it
+                over AMI); no second AGI session per call
+  finish     -> (older dialplans) args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled
+                number, emergency, hangup time (epoch.ms); sets TOLLGATE_FINISHED=1 once settled
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ SIP_CODES: dict[str, int] = {
     "AUTHORIZE_TIMEOUT": 503,
 }
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
+# The fields of TOLLGATE_GRANT, in the order the dialplan's ARRAY() assigns them.
+GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL")
 _INT = re.compile(r"^[0-9]{1,9}$")
 _EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _BUDGET = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3})?$")
@@ -75,6 +79,12 @@ def budget_left(args: tuple[str, ...], now: float) -> float | None:
         return None
     asked = min(float(args[0]), now)
     return asked + float(args[1]) - now
+
+
+def parse_grant(value: str) -> dict[str, str]:
+    """TOLLGATE_GRANT as the dialplan splits it: {"TOLLGATE_DECISION": ..., ...}."""
+    parts = value.split(",") + [""] * len(GRANT_FIELDS)
+    return {f"TOLLGATE_{name}": part for name, part in zip(GRANT_FIELDS, parts, strict=False)}
 
 
 def _end_epoch(value: str, default: datetime) -> datetime:
@@ -184,18 +194,27 @@ class FastAgiAdapter:
             return Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
 
     async def _tell(self, chan: AgiChannel, grant: Grant) -> None:
+        await chan.set_variable("TOLLGATE_GRANT", self.grant_value(grant))
+
+    def grant_value(self, grant: Grant) -> str:
+        """TOLLGATE_GRANT: the whole answer in one variable (one AGI round trip)."""
         number = grant.number.e164 if grant.number is not None else ""
-        await chan.set_variable("TOLLGATE_CALL_ID", grant.call_id)
-        if grant.allowed and _DIGITS.match(number):
-            await chan.set_variable("TOLLGATE_DIAL", number)
-            await chan.set_variable("TOLLGATE_MAX_MS", str(grant.max_seconds * 1000))
-        if grant.allowed and self.slice_s and grant.reason == Reason.OK:
-            await chan.set_variable("TOLLGATE_CONTROL", "ari")
-        await chan.set_variable("TOLLGATE_REASON", grant.reason)
-        await chan.set_variable("TOLLGATE_SIP_CODE", str(SIP_CODES.get(grant.reason, 403)))
-        # Last, and only once the number and limit are in place.
-        decision = grant.decision.value if (not grant.allowed or _DIGITS.match(number)) else "DENY"
-        await chan.set_variable("TOLLGATE_DECISION", decision)
+        allowed = grant.allowed and bool(_DIGITS.match(number))
+        control = "ari" if allowed and self.slice_s and grant.reason == Reason.OK else ""
+        fields = (
+            # ALLOW only with a number and a limit in place
+            grant.decision.value if (allowed or not grant.allowed) else "DENY",
+            grant.reason,
+            str(SIP_CODES.get(grant.reason, 403)),
+            str(grant.max_seconds * 1000) if allowed else "0",
+            number if allowed else "",
+            grant.call_id,
+            control,
+        )
+        # ARRAY() splits on commas: none of these may hold one (call ids cannot, CALL_ID)
+        if any("," in f for f in fields):
+            return f"DENY,{Reason.INVALID_REQUEST},500,0,,,"
+        return ",".join(fields)
 
     async def finish(self, req: AgiRequest, chan: AgiChannel) -> None:
         started = datetime.now(UTC)

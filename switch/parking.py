@@ -1,8 +1,9 @@
-"""Outcomes the dialplan parked in AstDB because tollgate could not settle them.
+"""Call outcomes the dialplan parked in AstDB: how every call's finish reaches tollgate.
 
 The hangup handler parks `account|status|answered ms|cause|dialled|emergency|end epoch` in
-`DB(tollgate_pending/<call id>)` when the finish AGI did not answer TOLLGATE_FINISHED=1
-(tollgate down, restarting, or its Redis unreachable). AstDB is on Asterisk's disk, so a
+`DB(tollgate_pending/<call id>)` for every call: one AstDB write instead of a second FastAGI
+session per call (that session cost the switch more CPU than the call itself), and the same
+path whether tollgate is up, restarting, or its Redis unreachable. AstDB is on Asterisk's disk, so a
 parked outcome survives a restart of tollgate, of Redis and of Asterisk. The collector reads
 the family over AMI, settles each entry in the ledger (idempotent) and deletes it only once
 settled: a failing settle is retried on the next round, with backoff, until it succeeds.
@@ -64,7 +65,7 @@ class ParkingLot:
         ami: AmiSettings,
         ledger: Ledger,
         *,
-        interval_s: float = 2.0,
+        interval_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_scan: Callable[[Scan | None], None] | None = None,
     ) -> None:

@@ -19,6 +19,8 @@ AGI_EVENT_KINDS = (
     "hangup",
     "error",
     "rejected_overload",
+    "rejected_peer",
+    "rejected_peer_limit",
 )
 AGI_SCRIPTS = ("authorize", "finish", "other")
 ALLOW_REASONS = (Reason.OK, Reason.EMERGENCY)

@@ -9,6 +9,7 @@ PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -114,16 +115,18 @@ async def serve(settings: Settings) -> None:
             ParkingLot(
                 ami_settings,
                 s.ledger,
-                interval_s=float(os.environ.get("TOLLGATE_PARKED_INTERVAL_S", "2") or 2),
+                # every call's outcome arrives this way: the interval is how long a
+                # finished call's reservation may still be held
+                interval_s=float(os.environ.get("TOLLGATE_PARKED_INTERVAL_S", "0.5") or 0.5),
                 on_scan=metrics.parked_scan,
             )
             if ami_settings.enabled
             else None
         )
         if parking is None:
-            log.warning(
-                "TOLLGATE_AMI_HOST is not set: outcomes the dialplan parks in AstDB while "
-                "tollgate or Redis is away are not collected"
+            log.error(
+                "TOLLGATE_AMI_HOST is not set: the dialplan parks every call's outcome in "
+                "AstDB and nothing collects them; reservations will only expire"
             )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
@@ -147,6 +150,10 @@ async def serve(settings: Settings) -> None:
         )
         agi_settings = AgiSettings.from_env()
         server = FastAgiServer(adapter.handlers(), agi_settings, on_event=metrics.agi_event)
+        # What start-up loaded (decks, caches) lives as long as the process: out of the
+        # collector's way, so full collections do not stall authorizations behind them.
+        gc.collect()
+        gc.freeze()
         await server.start()
         log.info("FastAGI listening on %s:%d, metrics on :%d", agi_settings.host, server.port, port)
         print(f"tollgate: FastAGI on {agi_settings.host}:{server.port}", flush=True)

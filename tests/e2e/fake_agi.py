@@ -64,26 +64,17 @@ class FakeAgi:
         if a.delay_ms:
             await asyncio.sleep(a.delay_ms / 1000)
         self.counter += 1
-        values = {"TOLLGATE_CALL_ID": f"fake-{int(time.time())}-{self.counter}"}
+        call_id = f"fake-{int(time.time())}-{self.counter}"
+        # TOLLGATE_GRANT = DECISION,REASON,SIP_CODE,MAX_MS,DIAL,CALL_ID,CONTROL (one variable,
+        # split by the dialplan)
         if a.mode == "allow":
-            values |= {
-                "TOLLGATE_DIAL": a.dial or e164(env.get("agi_extension", "")),
-                "TOLLGATE_MAX_MS": str(a.max_ms),
-                "TOLLGATE_REASON": "OK",
-                "TOLLGATE_DECISION": "ALLOW",  # last, like a careful server would
-            }
+            dial = a.dial or e164(env.get("agi_extension", ""))
+            grant = f"ALLOW,OK,200,{a.max_ms},{dial},{call_id},"
         else:
-            values |= {
-                "TOLLGATE_SIP_CODE": str(a.sip_code),
-                "TOLLGATE_REASON": a.reason,
-                "TOLLGATE_DECISION": "DENY",
-            }
-        for name, value in values.items():
-            writer.write(f'SET VARIABLE {name} "{value}"\n'.encode())
-            await writer.drain()
-            reply = (await reader.readline()).decode("utf-8", "replace")
-            if not reply.startswith("200"):
-                return  # HANGUP or an error: stop talking
+            grant = f"DENY,{a.reason},{a.sip_code},0,,{call_id},"
+        writer.write(f'SET VARIABLE TOLLGATE_GRANT "{grant}"\n'.encode())
+        await writer.drain()
+        await reader.readline()  # 200, or HANGUP: nothing more to say either way
 
 
 async def main() -> None:

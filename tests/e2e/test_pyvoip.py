@@ -133,7 +133,8 @@ def wait_call_end(callee: PhoneProcess, caller: PhoneProcess, timeout: float) ->
 @pytest.fixture(scope="module")
 def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[AsteriskRig]:
     """A second Asterisk with the pyVoIP endpoints, authorizing through the session's
-    tollgate; its carrier port is where the callee phone will listen."""
+    tollgate (collecting this Asterisk's parked outcomes meanwhile); its carrier port is
+    where the callee phone will listen."""
     while True:
         config = RigConfig.with_free_ports(
             f"pyvoip-{os.getpid()}",
@@ -148,9 +149,19 @@ def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[Ast
             break
     rig = AsteriskRig(config)
     rig.start()
+    # Call outcomes are parked in the AstDB of the Asterisk that carried the call: while this
+    # module runs, tollgate collects them from this one (one tollgate per switch, as deployed).
+    saved = dict(tollgate.env)
+    tollgate.stop()
+    tollgate.env["TOLLGATE_AMI_PORT"] = str(config.ami_port)
+    tollgate.start()
     try:
         yield rig
     finally:
+        tollgate.stop()
+        tollgate.env.clear()
+        tollgate.env.update(saved)
+        tollgate.start()
         rig.stop()
 
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from runtime.services import Services
-from switch.fastagi import FastAgiAdapter
+from switch.fastagi import FastAgiAdapter, parse_grant
 from tests.unit.test_agi_server import StartServer, res_agi_args, start_server
 
 __all__ = ["start_server"]  # the fixture, imported for pytest
@@ -23,6 +23,8 @@ def variables(commands: list[str]) -> dict[str, str]:
         words = res_agi_args(line)
         assert words[:2] == ["SET", "VARIABLE"], line
         out[words[2]] = words[3]
+    if "TOLLGATE_GRANT" in out:  # the dialplan splits it with ARRAY()
+        out.update(parse_grant(out.pop("TOLLGATE_GRANT")))
     return out
 
 
@@ -42,10 +44,37 @@ async def test_an_invalid_call_id_is_an_invalid_request_not_an_outage(
         "TOLLGATE_REASON": "INVALID_REQUEST",
         "TOLLGATE_SIP_CODE": "500",
         "TOLLGATE_DECISION": "DENY",
+        "TOLLGATE_MAX_MS": "0",
+        "TOLLGATE_DIAL": "",
+        "TOLLGATE_CONTROL": "",
     }
     assert "error" not in running.events.kinds()
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
     assert await svc.ledger.open_sessions() == []
+
+
+async def test_a_grant_is_one_agi_command_the_dialplan_splits(
+    svc: Services, start_server: StartServer
+) -> None:
+    """Each SET VARIABLE is a round trip the switch's channel thread waits for: the whole
+    grant travels in one, TOLLGATE_GRANT, split by the dialplan's ARRAY() on commas."""
+    adapter = FastAgiAdapter(svc.ledger)
+    running = await start_server(adapter.handlers())
+    client = await running.client()
+    await client.send_header("authorize", extra={"accountcode": "nobody-here"})
+    [command] = await client.answer_all()
+    words = res_agi_args(command)
+    assert words[:3] == ["SET", "VARIABLE", "TOLLGATE_GRANT"]
+    assert parse_grant(words[3]) == {
+        "TOLLGATE_DECISION": "DENY",
+        "TOLLGATE_REASON": "UNKNOWN_ACCOUNT",
+        "TOLLGATE_SIP_CODE": "403",
+        "TOLLGATE_MAX_MS": "0",
+        "TOLLGATE_DIAL": "",
+        "TOLLGATE_CALL_ID": "1700000000.1",
+        "TOLLGATE_CONTROL": "",
+    }
+    assert words[3].count(",") == 6
 
 
 async def test_finish_with_an_invalid_call_id_is_ignored_without_a_traceback(

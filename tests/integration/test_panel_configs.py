@@ -100,6 +100,7 @@ def test_alert_rules_have_the_expected_shape() -> None:
         "AbuseWebhookFailing",
         "CdrsRejected",
         "CdrStreamsSkipped",
+        "TollgateAgiConnectionsRejected",
     ):
         assert wanted in names
     for rule in rules:
@@ -122,6 +123,10 @@ def test_known_label_sets_are_exported_at_zero_before_the_first_event() -> None:
     serve = Metrics().registry
     for script in ("authorize", "finish"):
         labels = {"kind": "budget_exceeded", "script": script}
+        assert serve.get_sample_value("tollgate_agi_events_total", labels) == 0
+    # FastAGI connections refused by the allow-list / per-peer cap / total cap
+    for kind in ("rejected_peer", "rejected_peer_limit", "rejected_overload"):
+        labels = {"kind": kind, "script": "other"}
         assert serve.get_sample_value("tollgate_agi_events_total", labels) == 0
     for switch in ("fastagi", "ari"):
         for reason, decision in ((Reason.INSUFFICIENT_CREDIT, "DENY"), (Reason.OK, "ALLOW")):

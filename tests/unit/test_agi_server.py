@@ -67,8 +67,10 @@ class FakeAsterisk:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, port: int) -> FakeAsterisk:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def connect(cls, port: int, source: str | None = None) -> FakeAsterisk:
+        """`source`: the local address to connect from (any 127.x works on loopback)."""
+        local = (source, 0) if source is not None else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         return cls(reader, writer)
 
     async def send_raw(self, data: bytes) -> None:
@@ -155,8 +157,8 @@ class Running:
     events: Events
     clients: list[FakeAsterisk] = field(default_factory=list)
 
-    async def client(self) -> FakeAsterisk:
-        client = await FakeAsterisk.connect(self.server.port)
+    async def client(self, source: str | None = None) -> FakeAsterisk:
+        client = await FakeAsterisk.connect(self.server.port, source)
         self.clients.append(client)
         return client
 
@@ -255,6 +257,23 @@ def test_settings_reject_bad_values(env: dict[str, str], name: str) -> None:
     with pytest.raises(AgiConfigError) as caught:
         AgiSettings.from_env(env)
     assert caught.value.name == name
+
+
+def test_settings_read_the_peer_allow_list_and_per_peer_cap() -> None:
+    settings = AgiSettings.from_env(
+        {
+            "TOLLGATE_AGI_ALLOWED_PEERS": " 127.0.0.1, 10.1.0.0/16 ,",
+            "TOLLGATE_AGI_MAX_PER_PEER": "8",
+        }
+    )
+    assert settings.allowed_peers == ("127.0.0.1", "10.1.0.0/16")
+    assert settings.max_per_peer == 8
+    with pytest.raises(AgiConfigError) as caught:
+        AgiSettings.from_env({"TOLLGATE_AGI_ALLOWED_PEERS": "127.0.0.1,asterisk.local"})
+    assert (caught.value.name, caught.value.value) == ("allowed_peers", "asterisk.local")
+    with pytest.raises(AgiConfigError) as caught:
+        AgiSettings.from_env({"TOLLGATE_AGI_MAX_PER_PEER": "0"})
+    assert caught.value.name == "max_per_peer"
 
 
 def test_quote_value_escapes_and_strips_controls() -> None:
@@ -792,6 +811,59 @@ async def test_overload_rejects_extra_connections(start_server: StartServer) -> 
     await again.send_header("hold")
     assert await again.closed_within(5)
     assert running.events.kinds().count("request") == 3
+
+
+async def _authorized(running: Running, source: str) -> list[str]:
+    client = await running.client(source)
+    await client.send_header("authorize")
+    return await client.answer_all()
+
+
+async def test_idle_connections_from_one_address_leave_the_switch_its_slots(
+    start_server: StartServer,
+) -> None:
+    """Issue 12 item 10: idle connections from another local process took every slot and
+    the switch's authorizations got no answer. One address may now hold max_per_peer."""
+
+    async def authorize(request: AgiRequest, channel: AgiChannel) -> None:
+        await channel.set_variable("TG_DECISION", "ALLOW")
+
+    running = await start_server(
+        {"authorize": authorize}, max_connections=40, max_per_peer=10, header_timeout_s=30.0
+    )
+    idle = [await running.client("127.0.0.2") for _ in range(60)]
+    await running.events.wait_for("rejected_peer_limit", "")
+    answers = await asyncio.gather(*(_authorized(running, "127.0.0.1") for _ in range(5)))
+    assert answers == [['SET VARIABLE TG_DECISION "ALLOW"']] * 5
+    closed = [await c.closed_within(SLACK_S) for c in idle]
+    assert closed.count(False) == 10  # the ones it may hold stay open until their timeout
+    assert running.events.kinds().count("rejected_peer_limit") == 50
+
+
+async def test_allow_list_refuses_other_peers_and_does_not_cap_the_switch(
+    start_server: StartServer,
+) -> None:
+    async def authorize(request: AgiRequest, channel: AgiChannel) -> None:
+        await channel.set_variable("TG_DECISION", "ALLOW")
+
+    running = await start_server(
+        {"authorize": authorize},
+        allowed_peers=("127.0.0.1", "127.0.1.0/24"),
+        max_per_peer=2,
+        header_timeout_s=30.0,
+    )
+    stranger = await running.client("127.0.0.2")
+    assert await stranger.closed_within(SLACK_S)
+    await running.events.wait_for("rejected_peer", "")
+    # the switch's own address is not held to the per-peer cap
+    switch_idle = [await running.client("127.0.0.1") for _ in range(4)]
+    answers = await asyncio.gather(
+        *(_authorized(running, ip) for ip in ("127.0.0.1", "127.0.1.7", "127.0.0.1"))
+    )
+    assert answers == [['SET VARIABLE TG_DECISION "ALLOW"']] * 3
+    assert not any([await c.closed_within(0.2) for c in switch_idle])
+    assert running.events.kinds().count("rejected_peer") == 1
+    assert "rejected_peer_limit" not in running.events.kinds()
 
 
 async def test_handler_exception_is_logged_and_server_survives(

@@ -138,3 +138,17 @@ def test_grant_curve_counts_increments_to_the_cap() -> None:
     assert curve.encode() == "up,60,0,100,100,2,0,30,1,18000000,30,6,12,3600000"
     assert curve.steps == ((0, 30, 1, 300_000 * 60), (30, 6, 12, 60_000 * 60))
     assert curve.cap_s == 100
+
+
+@pytest.mark.parametrize("micro", [1, 250_000, 999_999])
+def test_grant_curve_is_the_same_for_every_instant_of_a_second(micro: int) -> None:
+    """The ledger computes one curve per second (it was a sixth of authorize's CPU): bands
+    change on whole minutes, so the start of the second gives the same curve, also for a
+    call that crosses a band boundary."""
+    d = deck("48,x,0.05,0.60,60,1,0,day\n48,x,0.10,0.30,60,6,0,evening\n", BANDS)
+    rates = d.lookup("48221234567")
+    assert rates is not None
+    second = datetime(2026, 11, 20, 16, 59, 58, tzinfo=UTC)  # 2 s before the evening band
+    exact = grant_curve(d, rates, second.replace(microsecond=micro), 600)
+    assert exact == grant_curve(d, rates, second, 600)
+    assert len(exact.steps) == 2 and exact.steps[1][0] == 2
