@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
+from core.env import SettingsError
 from rating.ledger import Ledger
 from runtime.recovery import catch_up, repair_forever
 from runtime.services import services
@@ -97,6 +98,16 @@ async def serve(settings: Settings) -> None:
         )
     ari_settings = AriSettings.from_env()
     control = ControlSettings.from_env()
+    ami_settings = AmiSettings.from_env()
+    if not ami_settings.enabled:
+        # Every call's outcome reaches tollgate through AstDB and AMI: without a collector
+        # calls would be allowed and never billed. Not starting means not listening, and
+        # Asterisk refuses the calls (fail closed).
+        raise SettingsError(
+            "TOLLGATE_AMI_HOST",
+            "required: the dialplan parks every call's outcome in AstDB and tollgate"
+            " collects it over AMI (also TOLLGATE_AMI_PORT, _USER, _SECRET)",
+        )
     async with services(settings) as s:
         moved = await s.ledger.upgrade_calls()
         if moved:
@@ -110,7 +121,6 @@ async def serve(settings: Settings) -> None:
         )
         for r in done.repairs:
             metrics.repaired(r)
-        ami_settings = AmiSettings.from_env()
         parking = (
             ParkingLot(
                 ami_settings,
@@ -123,11 +133,6 @@ async def serve(settings: Settings) -> None:
             if ami_settings.enabled
             else None
         )
-        if parking is None:
-            log.error(
-                "TOLLGATE_AMI_HOST is not set: the dialplan parks every call's outcome in "
-                "AstDB and nothing collects them; reservations will only expire"
-            )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
             SessionController(
