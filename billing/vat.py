@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rating.money import quantum
+from rating.money import Rounding, round_micro
 
 BASIS = 10_000  # rates are in basis points: 23% = 2300
 
@@ -31,20 +31,13 @@ class VatSplit:
 
 def to_minor(micro: int, decimals: int = 2) -> int:
     """`micro` rounded half away from zero to the currency's minor unit (a grosz)."""
-    q = quantum(decimals)
-    whole, rest = divmod(abs(micro), q)
-    if 2 * rest >= q:
-        whole += 1
-    return whole * q * (1 if micro >= 0 else -1)
+    whole = round_micro(Fraction(abs(micro)), decimals, Rounding.HALF_UP)
+    return whole if micro >= 0 else -whole
 
 
 def split_gross(gross: int, rate_bp: int, decimals: int = 2) -> VatSplit:
     if not 0 <= rate_bp <= BASIS:
         raise ValueError(f"VAT rate must be 0..10000 basis points, got {rate_bp}")
-    q = quantum(decimals)
-    exact = Fraction(abs(gross) * rate_bp, (BASIS + rate_bp) * q)  # in units of q
-    whole, rest = divmod(exact.numerator, exact.denominator)
-    if 2 * rest >= exact.denominator:
-        whole += 1
-    vat = whole * q * (1 if gross >= 0 else -1)
+    exact = Fraction(abs(gross) * rate_bp, BASIS + rate_bp)
+    vat = round_micro(exact, decimals, Rounding.HALF_UP) * (1 if gross >= 0 else -1)
     return VatSplit(gross, gross - vat, vat, rate_bp)
