@@ -11,12 +11,14 @@ import contextlib
 import csv
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -209,6 +211,15 @@ class E2E:
         if status is not None:
             account = await self.svc.accounts.set_status(account.id, status)  # type: ignore[arg-type]
         return account
+
+    def metric(self, sample: str) -> float:
+        """One sample of tollgate serve's Prometheus metrics, e.g. 'name{label="v"}' (0 if
+        absent). Blocking: call it through asyncio.to_thread."""
+        port = self.tollgate.env["TOLLGATE_METRICS_PORT"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
+        return float(found.group(1)) if found else 0.0
 
     async def call(self, number: str, phone: str = "phone-a", **kw: object) -> CallResult:
         return await asyncio.to_thread(

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -100,18 +98,9 @@ async def wait_answered(e: E2E, account: str, n: int = 1, wait_s: float = 15) ->
     raise AssertionError(f"{n} answered call(s) of {account} expected")
 
 
-def metric(e: E2E, sample: str) -> float:
-    """One sample of tollgate serve's Prometheus metrics, e.g. 'name{label="v"}' (0 if absent)."""
-    port = e.tollgate.env["TOLLGATE_METRICS_PORT"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
-    return float(found.group(1)) if found else 0.0
-
-
 def reconciliations(e: E2E) -> int:
     """How many times tollgate's controller (re)connected and reconciled (its metrics)."""
-    return int(metric(e, 'tollgate_session_events_total{kind="reconciled"}'))
+    return int(e.metric('tollgate_session_events_total{kind="reconciled"}'))
 
 
 async def wait_reconciled(e: E2E, more_than: int, wait_s: float = 20) -> int:
@@ -135,7 +124,7 @@ async def test_parallel_calls_share_credit_in_slices_and_are_cut_when_it_runs_ou
     credit = 114_000  # 36 s of mobile calls in total, shared by two calls
     await ari.account("phone-a", balance=credit)
     renewals = 'tollgate_authorize_duration_seconds_count{switch="ari"}'
-    renewed_before = await asyncio.to_thread(metric, ari, renewals)
+    renewed_before = await asyncio.to_thread(ari.metric, renewals)
     results = await asyncio.gather(*(ari.call(MOBILE, "phone-a", max_wait_s=90) for _ in range(2)))
     assert all(r.answered and r.bye_from_asterisk for r in results), results
     talks = sorted(r.answer_to_bye_s or 0 for r in results)
@@ -148,7 +137,7 @@ async def test_parallel_calls_share_credit_in_slices_and_are_cut_when_it_runs_ou
     assert live.balance >= 0 and live.reserved == 0
     assert len(ari.new_carrier_calls()) == 2
     # renewals are ARI's authorizations: timed and counted like FastAGI's
-    assert await asyncio.to_thread(metric, ari, renewals) >= renewed_before + 2
+    assert await asyncio.to_thread(ari.metric, renewals) >= renewed_before + 2
 
 
 async def test_kill_9_mid_call_is_cut_at_the_last_grant_and_finished_once(ari: E2E) -> None:
@@ -221,9 +210,9 @@ async def test_call_that_ends_during_a_redis_outage_is_billed_once(
     live = await ari.svc.accounts.live("e2e-f")
     assert (live.balance, live.reserved) == (100_000_000 - int(cdr["cost"]), 0)
     deferred = await asyncio.to_thread(
-        metric, ari, 'tollgate_session_events_total{kind="finish_deferred"}'
+        ari.metric, 'tollgate_session_events_total{kind="finish_deferred"}'
     )
-    parked = await asyncio.to_thread(metric, ari, "tollgate_parked_outcomes_settled_total")
+    parked = await asyncio.to_thread(ari.metric, "tollgate_parked_outcomes_settled_total")
     assert deferred + parked >= 1  # operators saw the outage's finishes wait
     # the controller lived through it: the next call is controlled as usual
     again = await ari.call(MOBILE, "phone-f", hangup_after_ms=2000)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -188,14 +186,6 @@ def parked(e: E2E) -> list[str]:
     return [line.split(":")[0].strip() for line in out.splitlines() if "/tollgate_pending/" in line]
 
 
-def metric(e: E2E, sample: str) -> float:
-    port = e.tollgate.env["TOLLGATE_METRICS_PORT"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
-    return float(found.group(1)) if found else 0.0
-
-
 async def open_calls(e: E2E, account: str, wait_s: float = 15) -> list[str]:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -232,7 +222,7 @@ async def test_outcomes_parked_while_tollgate_is_killed_are_collected_once(e2e: 
     assert parked(e2e) == []
     live = await e2e.svc.accounts.live("e2e-a")
     assert (live.balance, live.reserved) == (100 * PLN - int(normal["cost"]), 0)
-    assert await asyncio.to_thread(metric, e2e, "tollgate_parked_outcomes_settled_total") >= 2
+    assert await asyncio.to_thread(e2e.metric, "tollgate_parked_outcomes_settled_total") >= 2
 
 
 async def test_call_refused_while_tollgate_is_frozen_is_never_authorized_afterwards(
@@ -262,4 +252,4 @@ async def test_call_refused_while_tollgate_is_frozen_is_never_authorized_afterwa
     late = (
         'tollgate_authorizations_total{decision="DENY",reason="AUTHORIZE_TIMEOUT",switch="fastagi"}'
     )
-    assert await asyncio.to_thread(metric, e2e, late) >= 1
+    assert await asyncio.to_thread(e2e.metric, late) >= 1
