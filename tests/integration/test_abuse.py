@@ -6,6 +6,7 @@ business day raises nothing."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -35,11 +36,24 @@ PLN = 1_000_000
 S = 1000
 MIN = 60 * S
 HOUR = 60 * MIN
+DAY = 24 * HOUR
 Make = Callable[..., AbuseDetector]
 
 
 def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
+
+
+async def today_since(ago_ms: int, span_ms: int) -> int:
+    """`ago_ms` before now, but not before today's UTC midnight: a finding is kept per UTC
+    day of its events, so a test whose past events and real-time calls must make one finding
+    keeps them on one day whatever the time it runs (just after midnight it first waits for
+    `span_ms` of today to pass, so the events are still in the past)."""
+    now = now_ms()
+    if now % DAY < span_ms + S:
+        await asyncio.sleep((span_ms + S - now % DAY) / 1000)
+        now = now_ms()
+    return max(now - ago_ms, now - now % DAY)
 
 
 def cid() -> str:
@@ -358,7 +372,7 @@ async def test_wangiri_bait_then_callback(
     svc: Services, retail: Deck, make_account: AccountFactory, abuse_detector: Make
 ) -> None:
     a = await make_account(balance=10 * PLN)
-    start = now_ms() - 30 * MIN
+    start = await today_since(30 * MIN, 5 * S)
     bait = [
         {"account": a.id, "caller": f"+2327612{i:04d}", "duration": "1", "ts": str(start + i * S)}
         for i in range(6)
