@@ -44,6 +44,17 @@ def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
+def on_one_day(ago_ms: int, span_ms: int) -> int:
+    """The start of a test's past events, `ago_ms` before now and spanning `span_ms`, moved
+    earlier when they would straddle a UTC midnight: findings are kept per UTC day of their
+    events, so the events of one test must fall on one day whatever the time it runs."""
+    start = now_ms() - ago_ms
+    end = start + span_ms
+    if start // DAY != end // DAY:
+        start = end - end % DAY - span_ms - S
+    return start
+
+
 async def today_since(ago_ms: int, span_ms: int) -> int:
     """`ago_ms` before now, but not before today's UTC midnight: a finding is kept per UTC
     day of its events, so a test whose past events and real-time calls must make one finding
@@ -177,7 +188,7 @@ async def test_autodialer_is_suspended_and_emergency_still_goes_out(
         hung_up.append(account)
 
     d = abuse_detector(on_suspend=on_suspend)
-    entries = dialler_minute(a.id, now_ms() - 5 * MIN)
+    entries = dialler_minute(a.id, on_one_day(5 * MIN, MIN))
     await publish(svc, entries)
     assert await d.drain_once() == 20
 
@@ -248,7 +259,7 @@ async def test_broadcast_alert_reaches_the_webhook(
 ) -> None:
     a = await make_account()
     d = abuse_detector(webhook_url=webhook.url)
-    await publish(svc, robocalls(a.id, now_ms() - HOUR, "+48225550000"))
+    await publish(svc, robocalls(a.id, on_one_day(HOUR, 27 * MIN), "+48225550000"))
     await d.drain_once()
     await d.actions.flush()
     f = one(await listed(svc, account=a.id), "broadcasting")
@@ -269,7 +280,7 @@ async def test_failed_alerts_are_metered_and_never_block(
     a, b = await make_account(), await make_account()
     webhook.status = 500
     broken = abuse_detector(webhook_url=webhook.url)
-    await publish(svc, robocalls(a.id, now_ms() - HOUR, "+48225550000"))
+    await publish(svc, robocalls(a.id, on_one_day(HOUR, 27 * MIN), "+48225550000"))
     await broken.drain_once()
     await broken.actions.flush()
     assert metric(broken, "tollgate_abuse_alert_failures_total") >= 1
@@ -279,7 +290,7 @@ async def test_failed_alerts_are_metered_and_never_block(
     gone = abuse_detector(
         webhook_url="http://127.0.0.1:9/hook", webhook_timeout_s=0.2, consumer="other"
     )
-    await publish(svc, robocalls(b.id, now_ms() - HOUR, "+48225550001"))
+    await publish(svc, robocalls(b.id, on_one_day(HOUR, 27 * MIN), "+48225550001"))
     await gone.drain_once()
     await gone.actions.flush()
     assert metric(gone, "tollgate_abuse_alert_failures_total") >= 1
@@ -290,7 +301,7 @@ async def test_excessive_forwarding(
     svc: Services, make_account: AccountFactory, abuse_detector: Make
 ) -> None:
     a = await make_account()
-    start = now_ms() - HOUR
+    start = on_one_day(HOUR, 50 * MIN)
     legs = [
         ledger_entry(
             a.id,
@@ -343,7 +354,7 @@ async def test_revenue_share_parallel_long_calls_and_spend_velocity(
     svc: Services, make_account: AccountFactory, abuse_detector: Make
 ) -> None:
     a = await make_account()
-    start = now_ms() - 2 * HOUR
+    start = on_one_day(2 * HOUR, 50 * MIN)
     # eight 40-minute calls to Germany side by side, 15.00 each
     calls = [
         ledger_entry(
@@ -530,7 +541,7 @@ async def test_the_group_is_independent_of_the_cdr_writers(
     svc: Services, make_account: AccountFactory, abuse_detector: Make
 ) -> None:
     a = await make_account()
-    entries = dialler_minute(a.id, now_ms() - 5 * MIN, 8)
+    entries = dialler_minute(a.id, on_one_day(5 * MIN, MIN), 8)
     await publish(svc, entries)
     stream = svc.settings.keyspace.cdr_stream(svc.settings.keyspace.tag(a.id))
     # another group (the CDR writer) reads and acknowledges everything first
@@ -551,7 +562,7 @@ async def test_run_loop_detects_until_stopped(
     stop = asyncio.Event()
     task = asyncio.create_task(d.run(stop))
     await asyncio.sleep(0.2)
-    await publish(svc, dialler_minute(a.id, now_ms() - 5 * MIN, 8))
+    await publish(svc, dialler_minute(a.id, on_one_day(5 * MIN, MIN), 8))
     for _ in range(100):
         if await listed(svc, account=a.id):
             break
@@ -594,7 +605,7 @@ async def test_operators_acknowledge_lift_and_close(
 ) -> None:
     a = await make_account(balance=10 * PLN)
     d = abuse_detector()
-    start = now_ms() - 10 * MIN
+    start = on_one_day(10 * MIN, MIN)
     await publish(svc, dialler_minute(a.id, start))
     await d.drain_once()
     assert svc.pool is not None
@@ -635,7 +646,7 @@ async def test_lift_resumes_only_when_no_other_finding_holds_the_account(
     a = await make_account(balance=10 * PLN)
     for _ in range(10):
         await authorize(svc, a.id, "0701234567")  # premium: critical at 10
-    await publish(svc, dialler_minute(a.id, now_ms() - 5 * MIN))
+    await publish(svc, dialler_minute(a.id, on_one_day(5 * MIN, MIN)))
     await abuse_detector().drain_once()
     assert svc.pool is not None
     found = await listed(svc, account=a.id)
