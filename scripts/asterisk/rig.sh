@@ -23,6 +23,9 @@
 #   TOLLGATE_ARI_USER [tollgate]  TOLLGATE_ARI_PASSWORD [tollgate]
 #   TOLLGATE_ACCT_A..TOLLGATE_ACCT_F [acct-a..acct-f]  accountcodes of phone-a..phone-f
 #   TOLLGATE_RTP_START [derived from the SIP port]  first of 40 RTP ports
+#   TOLLGATE_RIG_PG_HOST [127.0.0.1] TOLLGATE_RIG_PG_PORT [5432] TOLLGATE_RIG_PG_DB [tollgate]
+#   TOLLGATE_RIG_PG_USER [tollgate]  TOLLGATE_RIG_PG_PASSWORD [tollgate]
+#                                      tollgate's database: realtime SIP logins (res_pgsql.conf)
 #   TOLLGATE_ASTERISK_ROOT             use this chroot instead of building/reusing the cache
 #   TOLLGATE_CACHE [/var/cache/tollgate]  where build-root.sh keeps the chroot
 set -euo pipefail
@@ -42,6 +45,11 @@ ari_port=${TOLLGATE_ARI_PORT:-8088}
 ami_port=${TOLLGATE_AMI_PORT:-5038}
 ari_user=${TOLLGATE_ARI_USER:-tollgate}
 ari_password=${TOLLGATE_ARI_PASSWORD:-tollgate}
+pg_host=${TOLLGATE_RIG_PG_HOST:-127.0.0.1}
+pg_port=${TOLLGATE_RIG_PG_PORT:-5432}
+pg_db=${TOLLGATE_RIG_PG_DB:-tollgate}
+pg_user=${TOLLGATE_RIG_PG_USER:-tollgate}
+pg_password=${TOLLGATE_RIG_PG_PASSWORD:-tollgate}
 # Derived so rigs on different SIP ports get different RTP ranges by default.
 # Each call holds two RTP/RTCP pairs (phone leg and carrier leg): size the range for the
 # concurrency a rig must carry; parallel rigs get disjoint ranges from their SIP port.
@@ -61,6 +69,11 @@ for v in sip_port carrier_port agi_port ari_port ami_port rtp_start rtp_ports; d
   check "$v" "${!v}" '^[0-9]{1,5}$'
 done
 check TOLLGATE_AGI_HOST "$agi_host" '^[0-9A-Za-z.:-]+$'
+check TOLLGATE_RIG_PG_HOST "$pg_host" '^[0-9A-Za-z.:-]+$'
+check TOLLGATE_RIG_PG_PORT "$pg_port" '^[0-9]{1,5}$'
+for v in pg_db pg_user pg_password; do
+  check "$v" "${!v}" '^[A-Za-z0-9_.-]+$'
+done
 check TOLLGATE_AGI_BUDGET "$agi_budget" '^[0-9]+(\.[0-9]+)?$'
 check TOLLGATE_RING_SECONDS "$ring_seconds" '^[0-9]+$'
 check TOLLGATE_ARI_USER "$ari_user" '^[A-Za-z0-9_.-]+$'
@@ -168,6 +181,8 @@ render() {
       -e "s|@ARI_PASSWORD_CRYPT@|$ari_password_crypt|g" \
       -e "s|@ARI_PASSWORD@|$ari_password|g" \
       -e "s|@RTP_START@|$rtp_start|g" \
+      -e "s|@PG_HOST@|$pg_host|g" -e "s|@PG_PORT@|$pg_port|g" -e "s|@PG_DB@|$pg_db|g" \
+      -e "s|@PG_USER@|$pg_user|g" -e "s|@PG_PASSWORD@|$pg_password|g" \
       -e "s|@RTP_END@|$rtp_end|g" \
       -e "s|@ACCT_A@|${acct[A]}|g" -e "s|@ACCT_B@|${acct[B]}|g" -e "s|@ACCT_C@|${acct[C]}|g" \
       -e "s|@ACCT_D@|${acct[D]}|g" -e "s|@ACCT_E@|${acct[E]}|g" -e "s|@ACCT_F@|${acct[F]}|g" \

@@ -17,7 +17,8 @@ Every event is one JSON object per line on stdout, with "event" and "t" (epoch s
     bye      call_id                 a BYE arrived from Asterisk
     rejected status, call_id         caller: a final error response to the INVITE
     hangup   call_id                 caller: the phone hung up itself (--hold-s ran out)
-    error    message                 something failed; the phone gives up
+    error    message                 something failed (e.g. registration refused); the
+                                     phone gives up
     exit     reason                  last line: bye, rejected, timeout, cancel or error
 
 The events come from the SIP messages the phone receives, not from pyVoIP's call state.
@@ -146,7 +147,7 @@ class Phone:
             args.server,
             args.server_port,
             args.user,
-            "",
+            args.password,
             myIP=args.ip,
             callCallback=self.on_call if args.mode == "callee" else None,
             sipPort=args.sip_port,
@@ -159,7 +160,7 @@ class Phone:
             server=args.server,
             port=args.server_port,
             username=args.user,
-            password="",
+            password=args.password,
             phone=self.phone,
             myIP=args.ip,
             myPort=args.sip_port,
@@ -255,6 +256,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server", default="127.0.0.1", help="Asterisk's SIP address")
     p.add_argument("--server-port", type=int, required=True)
     p.add_argument("--user", required=True, help="the pjsip endpoint/AOR name")
+    p.add_argument("--password", default="", help="digest password (empty: no auth)")
     p.add_argument("--ip", default="127.0.0.1", help="address the phone binds and announces")
     p.add_argument("--sip-port", type=int, required=True)
     p.add_argument("--rtp-port", type=int, required=True)
