@@ -225,7 +225,9 @@ async def drop_registrations(conn: Conn, login: str) -> int:
 
 
 async def _locked_row(conn: Conn, login: str) -> asyncpg.Record:
-    row = await conn.fetchrow(f"select {_COLUMNS} from sip_logins where login = $1 for update", login)
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"select {_COLUMNS} from sip_logins where login = $1 for update", login
+    )
     if row is None:
         raise SipLoginNotFound(login)
     return row

@@ -37,7 +37,9 @@ class SipSettings:
         if not self.context:
             raise SettingsError("TOLLGATE_SIP_CONTEXT", "must not be empty")
         if not _CODECS.match(self.codecs):
-            raise SettingsError("TOLLGATE_SIP_CODECS", f"comma-separated codec names: {self.codecs!r}")
+            raise SettingsError(
+                "TOLLGATE_SIP_CODECS", f"comma-separated codec names: {self.codecs!r}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SipSettings:
