@@ -17,6 +17,7 @@ from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError
 from core.lazy import Lazy
 from customers.sip_cli_args import register as register_sip
 from panel_api.cli_args import register as register_panel
+from switch.doctor_args import register as register_asterisk
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_billing(sub)
     register_reconcile(sub)
     register_sip(sub)
+    register_asterisk(sub)
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=Lazy("tollgate.commands:cmd_serve"))

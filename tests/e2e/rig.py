@@ -67,6 +67,8 @@ class RigConfig:
 
     name: str = "default"
     sip_port: int = 5060
+    sip_tcp_port: int = 5060
+    sip_tls_port: int = 5061
     carrier_port: int = 5070
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
@@ -85,6 +87,8 @@ class RigConfig:
         """A config whose SIP, carrier, AGI and ARI ports are currently free."""
         ports: dict[str, object] = {
             "sip_port": free_udp_port(),
+            "sip_tcp_port": free_tcp_port(),
+            "sip_tls_port": free_tcp_port(),
             "carrier_port": free_udp_port(),
             "agi_port": free_tcp_port(),
             "ari_port": free_tcp_port(),
@@ -97,6 +101,8 @@ class RigConfig:
         env = {
             "TOLLGATE_RIG_NAME": self.name,
             "TOLLGATE_SIP_PORT": str(self.sip_port),
+            "TOLLGATE_SIP_TCP_PORT": str(self.sip_tcp_port),
+            "TOLLGATE_SIP_TLS_PORT": str(self.sip_tls_port),
             "TOLLGATE_CARRIER_PORT": str(self.carrier_port),
             "TOLLGATE_AGI_HOST": self.agi_host,
             "TOLLGATE_AGI_PORT": str(self.agi_port),
