@@ -42,3 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub.add_parser(
         "resync", help="rewrite Asterisk's rows of every active login (after settings changed)"
     ).set_defaults(run=Lazy("customers.sip_cli:cmd_resync"))
+
+    sub.add_parser(
+        "guard",
+        help="lock SIP logins and block addresses after repeated failed authentications"
+        " (Asterisk's security events over AMI; TOLLGATE_SIP_GUARD_*)",
+    ).set_defaults(run=Lazy("tollgate.sip_guard_cmd:cmd_guard"))

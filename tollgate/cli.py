@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     register_sip(sub)
     register_asterisk(sub)
 
+    sc = sub.add_parser(
+        "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"
+    )
+    sc.add_argument("--once", action="store_true", help="one tick: run what is due, then exit")
+    sc.add_argument("--now", help="one tick as of this ISO 8601 instant (with a zone)")
+    sc.set_defaults(run=Lazy("tollgate.scheduler_cmd:cmd_scheduler"))
+
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=Lazy("tollgate.commands:cmd_serve"))
     return p
