@@ -70,5 +70,5 @@ async def test_a_login_is_locked_at_its_threshold_within_the_window(
         metrics.registry.get_sample_value(
             "tollgate_sip_auth_failures_total", {"kind": "unknown_login"}
         )
-        == 4
+        == 3
     )
