@@ -69,13 +69,13 @@ class SchedulerMetrics:
         self.last_success = Gauge(
             "tollgate_scheduler_last_success_timestamp_seconds",
             "When each scheduled job last succeeded (any replica), epoch seconds.",
-            ["job"],
+            ["task"],  # not "job": Prometheus' own target label
             registry=self.registry,
         )
         self.runs = Counter(
             "tollgate_scheduler_runs_total",
             "Scheduled job runs by this process, by result.",
-            ["job", "result"],
+            ["task", "result"],
             registry=self.registry,
         )
         for job in JOBS:

@@ -59,10 +59,10 @@ async def test_a_tick_runs_what_is_due_once_and_exports_the_last_success(svc: Se
     assert ran["bill_run"] == "billed 2026-02", ran
     assert not any(v.startswith("failed") for v in ran.values()), ran
     for job in ("bill_run", "cdr_partitions"):
-        assert sample(metrics, "tollgate_scheduler_last_success_timestamp_seconds", job=job) == (
+        assert sample(metrics, "tollgate_scheduler_last_success_timestamp_seconds", task=job) == (
             DST_DAY.timestamp()
         )
-        assert sample(metrics, "tollgate_scheduler_runs_total", job=job, result="ok") == 1
+        assert sample(metrics, "tollgate_scheduler_runs_total", task=job, result="ok") == 1
     # later the same local day: nothing is due; the next day everything is
     assert await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(hours=12)) == {}
     ran = await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(days=1))
@@ -79,7 +79,7 @@ async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
             assert await tick(svc, SETTINGS, metrics, DST_DAY) == {"": "locked"}
         finally:
             await other.execute("select pg_advisory_unlock($1)", LOCK_ID)
-    assert sample(metrics, "tollgate_scheduler_runs_total", job="bill_run", result="ok") == 0
+    assert sample(metrics, "tollgate_scheduler_runs_total", task="bill_run", result="ok") == 0
     # Two replicas ticking together: between them, each job ran exactly once.
     second = SchedulerMetrics(CollectorRegistry())
     results = await asyncio.gather(
@@ -88,7 +88,7 @@ async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
     for job in ("bill_run", "cdr_partitions"):
         assert sum(job in r for r in results) == 1, results
         runs = [
-            sample(m, "tollgate_scheduler_runs_total", job=job, result="ok")
+            sample(m, "tollgate_scheduler_runs_total", task=job, result="ok")
             for m in (metrics, second)
         ]
         assert sorted(runs) == [0, 1], runs
@@ -96,7 +96,7 @@ async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
     for m in (metrics, second):
         assert await tick(svc, SETTINGS, m, DST_DAY + timedelta(minutes=1)) == {}
     for m in (metrics, second):
-        assert sample(m, "tollgate_scheduler_last_success_timestamp_seconds", job="bill_run") == (
+        assert sample(m, "tollgate_scheduler_last_success_timestamp_seconds", task="bill_run") == (
             DST_DAY.timestamp()
         )
 
@@ -117,9 +117,9 @@ async def test_a_failed_job_is_recorded_and_retried_the_others_still_run(
     row = await svc.pool.fetchrow("select * from scheduler_runs where job = 'bill_run'")
     assert row is not None and row["last_success_at"] is None
     assert row["last_error"] == "RuntimeError: the bank file is missing"
-    assert sample(metrics, "tollgate_scheduler_runs_total", job="bill_run", result="failed") == 1
+    assert sample(metrics, "tollgate_scheduler_runs_total", task="bill_run", result="failed") == 1
     assert (
-        sample(metrics, "tollgate_scheduler_last_success_timestamp_seconds", job="bill_run") is None
+        sample(metrics, "tollgate_scheduler_last_success_timestamp_seconds", task="bill_run") is None
     )
     # the next tick (same day) tries it again, and it is due until it succeeds
     ran = await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(minutes=1))
