@@ -13,6 +13,7 @@ COPY switch ./switch
 COPY cdr ./cdr
 COPY billing ./billing
 COPY abuse ./abuse
+COPY customers ./customers
 COPY panel_api ./panel_api
 COPY tollgate ./tollgate
 RUN python -m venv /opt/tollgate \

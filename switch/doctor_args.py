@@ -21,3 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ck.add_argument("--app", help="the Stasis application (default TOLLGATE_ARI_APP)")
     ck.add_argument("--json", action="store_true", help="one JSON document instead of lines")
     ck.set_defaults(sync=Lazy("switch.doctor_cli:cmd_check"))
+
+    mt = sub.add_parser(
+        "metrics", help="relay Asterisk's res_prometheus metrics (HTTP on loopback) for scraping"
+    )
+    mt.add_argument("--url", help="default TOLLGATE_ASTERISK_METRICS_URL or 127.0.0.1:8088")
+    mt.set_defaults(sync=Lazy("switch.asterisk_metrics:cmd_metrics"))

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import E2E, PHONE_ACCOUNTS, ROOT
-from tests.e2e.rig import AsteriskRig, RigConfig
+from tests.e2e.rig import AsteriskRig, RigConfig, free_tcp_port
 
 
 def doctor(config: RigConfig, pg_dsn: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -121,3 +124,52 @@ async def test_a_broken_rig_fails_the_missing_items_with_their_fix(
     assert items["stasis-app"].startswith("FAIL") and "tollgate serve" in items["stasis-app"]
     realtime = items["realtime"]
     assert realtime.startswith("FAIL") and "5550001" in realtime, res.stdout
+
+
+def test_asterisk_metrics_are_relayed_from_its_loopback(asterisk: AsteriskRig) -> None:
+    """`tollgate asterisk metrics` serves res_prometheus' samples of the rig's Asterisk
+    (phones and carrier counted as endpoints) and says when Asterisk does not answer."""
+    config = asterisk.config
+    port = free_tcp_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollgate.cli", "asterisk", "metrics", "--url",
+         f"http://127.0.0.1:{config.ari_port}/metrics"],
+        env=env | {"TOLLGATE_METRICS_PORT": str(port)},
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        text = scrape(port, proc)
+        assert re.search(r"^tollgate_asterisk_up 1\.0$", text, re.M), text
+        endpoints = re.search(r"^asterisk_endpoints_count\{[^}]*\} ([0-9.]+)$", text, re.M)
+        assert endpoints and float(endpoints.group(1)) >= 7, text  # 6 phones + the carrier
+        assert re.search(r"^asterisk_channels_count\{", text, re.M), text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    closed = free_tcp_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollgate.cli", "asterisk", "metrics", "--url",
+         f"http://127.0.0.1:{closed}/metrics"],
+        env=env | {"TOLLGATE_METRICS_PORT": str(port)},
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        text = scrape(port, proc)
+        assert re.search(r"^tollgate_asterisk_up 0\.0$", text, re.M), text
+        assert "asterisk_channels_count" not in text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def scrape(port: int, proc: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return str(r.read().decode())
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.1)

@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from abuse.metrics import AbuseMetrics
 from abuse.sip_guard import GuardMetrics
 from cdr.metrics import CdrMetrics
 from panel_api.metrics import PanelMetrics
+from switch.asterisk_metrics import AsteriskCollector
 from tollgate.metrics import Metrics
 from tollgate.scheduler import SchedulerMetrics
 
@@ -38,7 +40,11 @@ def exported_metrics() -> set[str]:
     """Every sample name the processes' registries can expose (metric families without
     samples yet included)."""
     names: set[str] = set()
+    # the Asterisk relay with no Asterisk behind it (port 9: nothing listens) still says so
+    relay = CollectorRegistry()
+    relay.register(AsteriskCollector("http://127.0.0.1:9/metrics", timeout_s=1))
     for registry in (
+        relay,
         Metrics().registry,
         CdrMetrics().registry,
         AbuseMetrics().registry,
