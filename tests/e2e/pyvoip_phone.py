@@ -244,6 +244,10 @@ class Phone:
         # The socket is non-blocking until pyVoIP's receive loop has run once (it starts
         # 1 s after start()); call() reads it blocking, so give the loop time to start.
         time.sleep(1.2)
+        if self.args.wait_file:
+            # the test changes something on the switch (disables the login) before the call
+            while not os.path.exists(self.args.wait_file):
+                time.sleep(0.05)
         if self.args.mode == "caller":
             self.place_call()
         else:
@@ -262,6 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rtp-port", type=int, required=True)
     p.add_argument("--number", default="", help="caller: the number to dial")
     p.add_argument("--hold-s", type=float, default=60, help="caller: hang up after this")
+    p.add_argument("--wait-file", default="", help="caller: dial only once this file exists")
     p.add_argument("--answer-delay-s", type=float, default=0, help="callee: ring this long")
     p.add_argument("--timeout", type=float, default=60, help="exit after this many seconds")
     p.add_argument("--stop-s", type=float, default=2, help="time allowed to unregister")

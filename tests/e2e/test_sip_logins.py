@@ -155,3 +155,29 @@ async def test_wrong_password_is_refused_and_a_disabled_login_stops_working(
     assert not ok, diag
     ok, diag = await registers(e2e, tmp_path, login, changed["password"])
     assert ok, diag
+
+
+async def test_a_phone_registered_before_its_login_was_disabled_cannot_call(
+    e2e: E2E, tmp_path: Path
+) -> None:
+    """Disabling takes effect at the next INVITE too, not only at the next REGISTER."""
+    await e2e.account(OWNER, balance=BALANCE)
+    created = sip_cli(e2e, "create", PHONE_ACCOUNTS[OWNER])
+    login, password = created["username"], created["password"]
+    go = tmp_path / "dial-now"
+    caller = phone(
+        e2e, tmp_path, "caller", login, password, "--number", MOBILE, "--wait-file", str(go)
+    )
+    try:
+        assert await asyncio.to_thread(caller.wait_for, "registered", 15), caller.describe()
+        sip_cli(e2e, "disable", login)
+        go.touch()
+        rejected = await asyncio.to_thread(caller.wait_for, "rejected", TIMEOUT_S)
+        await asyncio.to_thread(caller.wait, 15)
+    finally:
+        caller.kill()
+    diag = caller.describe()
+    assert rejected is not None and rejected["status"] in (401, 403), diag
+    assert not caller.of("answered"), diag
+    assert e2e.carrier.calls()[e2e.carrier_seen :] == [], diag
+    assert await e2e.cdrs(OWNER, 0, wait_s=0) == []
