@@ -17,14 +17,14 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 
 from abuse import findings
 from abuse.signals import Severity, Signal
-from core.env import EnvReader
+from core.env import EnvReader, SettingsError
 from customers import sip
 from customers.sip_settings import SipSettings
 
@@ -42,6 +42,22 @@ class GuardSettings:
     # Run for each blocked address, {address} and {seconds} filled in (shell-split, no
     # shell): e.g. "nft add element inet tollgate sip_blocked { {address} timeout {seconds}s }"
     block_command: str = ""
+    # Never blocked (an SBC or proxy in front of Asterisk, the carrier's gateways): all its
+    # users' failures would come from one address.
+    trusted: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for net in self.trusted:
+            try:
+                ip_network(net, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    "TOLLGATE_SIP_GUARD_TRUSTED", f"not an address or network: {net!r}"
+                ) from None
+
+    def is_trusted(self, address: str) -> bool:
+        ip = ip_address(address)
+        return any(ip in ip_network(net, strict=False) for net in self.trusted)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GuardSettings:
@@ -53,6 +69,7 @@ class GuardSettings:
             window_s=r.get("WINDOW_S", int, base.window_s),
             block_s=r.get("BLOCK_S", int, base.block_s),
             block_command=r.get("BLOCK_COMMAND", str, base.block_command),
+            trusted=tuple(x.strip() for x in r.get("TRUSTED", str, "").split(",") if x.strip()),
         )
 
 
@@ -85,7 +102,11 @@ class Window:
     window_s: int
     seen: dict[str, deque[int]] = field(default_factory=dict)
 
+    max_keys: int = 100_000  # a scanner tries endless logins: forget the quiet ones
+
     def add(self, key: str, at_ms: int) -> int:
+        if len(self.seen) >= self.max_keys and key not in self.seen:
+            self.prune(at_ms)
         q = self.seen.setdefault(key, deque())
         q.append(at_ms)
         while q and q[0] <= at_ms - self.window_s * 1000:
@@ -94,6 +115,12 @@ class Window:
 
     def clear(self, key: str) -> None:
         self.seen.pop(key, None)
+
+    def prune(self, at_ms: int) -> None:
+        """Drop keys with no failure inside the window."""
+        horizon = at_ms - self.window_s * 1000
+        for key in [k for k, q in self.seen.items() if not q or q[-1] <= horizon]:
+            del self.seen[key]
 
 
 class SipGuard:
@@ -116,13 +143,23 @@ class SipGuard:
         """Count one failure; returns what it triggered ("login:L", "address:A")."""
         self.metrics.failures.labels(kind if kind in KINDS else "acl").inc()
         done: list[str] = []
+        try:
+            ip_address(address)
+        except ValueError:
+            if address:
+                log.warning(
+                    "failure from an unreadable address %r: not counted by address", address
+                )
+            address = ""
         if login and kind == "bad_password":
             n = self.by_login.add(login, at_ms)
             if n >= self.settings.login_failures and await self._lock(login, address, n, at_ms):
                 self.by_login.clear(login)
                 done.append(f"login:{login}")
-        if address:
-            self.tried.setdefault(address, set()).add(login)
+        if address and not self.settings.is_trusted(address):
+            tried = self.tried.setdefault(address, set())
+            if len(tried) < 10:
+                tried.add(login)
             n = self.by_address.add(address, at_ms)
             if n >= self.settings.address_failures:
                 await self._block(address, n, at_ms)
@@ -159,7 +196,6 @@ class SipGuard:
         return True
 
     async def _block(self, address: str, failures: int, at_ms: int) -> None:
-        ip_address(address)  # Asterisk's own report: an address, or a bug worth raising
         at = datetime.fromtimestamp(at_ms / 1000, UTC)
         until = at + timedelta(seconds=self.settings.block_s)
         logins = sorted(x for x in self.tried.pop(address, set()) if x)[:10]

@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
-from abuse.sip_guard import GuardMetrics, GuardSettings, SipGuard
+from abuse.sip_guard import GuardMetrics, GuardSettings, SipGuard, Window
+from core.env import SettingsError
 from customers import sip
 from customers.sip_settings import SipSettings
 from runtime.services import Services
@@ -72,3 +74,31 @@ async def test_a_login_is_locked_at_its_threshold_within_the_window(
         )
         == 3
     )
+
+
+async def test_trusted_addresses_are_never_blocked_and_quiet_keys_are_forgotten(
+    svc: Services,
+) -> None:
+    assert svc.pool is not None
+    settings = GuardSettings(address_failures=2, window_s=60, trusted=("10.1.0.0/16",))
+    guard = SipGuard(svc.pool, settings, SIP, GuardMetrics(CollectorRegistry()))
+    for i in range(5):  # an SBC in front of Asterisk: every phone behind it fails from here
+        assert await guard.observe("unknown_login", f"x{i}", "10.1.2.3", T0 + i) == []
+    assert await svc.pool.fetchval("select count(*) from sip_blocked_addresses") == 0
+    assert await guard.observe("unknown_login", "y", "192.0.2.9", T0) == []
+    assert await guard.observe("unknown_login", "z", "192.0.2.9", T0 + 1) == ["address:192.0.2.9"]
+
+    window = Window(window_s=60, max_keys=3)
+    for i in range(3):
+        window.add(f"guess{i}", T0)
+    window.add("late", T0 + 61_000)  # the table is full: the quiet keys go first
+    assert set(window.seen) == {"late"}
+    assert window.add("late", T0 + 62_000) == 2
+
+
+def test_a_trusted_entry_that_is_no_address_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError) as err:
+        GuardSettings.from_env({"TOLLGATE_SIP_GUARD_TRUSTED": "10.0.0.0/8, sbc.example"})
+    assert err.value.variable == "TOLLGATE_SIP_GUARD_TRUSTED"
+    parsed = GuardSettings.from_env({"TOLLGATE_SIP_GUARD_TRUSTED": "10.0.0.0/8, 192.0.2.1"})
+    assert parsed.trusted == ("10.0.0.0/8", "192.0.2.1")
