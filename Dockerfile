@@ -60,7 +60,7 @@ export PG_USER=${PG_USER:-tollgate}
 : "${PG_PASSWORD:?PG_PASSWORD must be set (realtime SIP logins)}"
 : "${EXTERNAL_ADDRESS:?EXTERNAL_ADDRESS must be set (the address phones and carriers see)}"
 : "${LOCAL_NET:?LOCAL_NET must be set (the network not behind NAT)}"
-: "${CARRIER_HOST:?CARRIER_HOST must be set (the carrier's SIP proxy, host[:port])}"
+: "${CARRIER_HOST:?CARRIER_HOST must be set (the carrier SIP proxy, host[:port])}"
 : "${CARRIER_MATCH:?CARRIER_MATCH must be set (addresses the carrier calls from)}"
 mkdir -p "$RUN/etc" "$RUN/db" "$RUN/keys" "$RUN/cache" "$RUN/spool" "$RUN/run" "$RUN/log/cdr-custom"
 export TLS_CERT=${TLS_CERT:-/etc/tollgate/tls/fullchain.pem} TLS_KEY=${TLS_KEY:-/etc/tollgate/tls/privkey.pem}
