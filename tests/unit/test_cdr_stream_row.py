@@ -16,8 +16,8 @@ from cdr.model import (
     COLUMNS,
     BadCdr,
     Cdr,
-    row_identity,
     raw_row,
+    row_identity,
     row_is_final,
     stream_row,
 )
