@@ -21,6 +21,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 LATEST_MS = (LATEST - EPOCH) // timedelta(milliseconds=1)
+EARLIEST_MS = (EARLIEST - EPOCH) // timedelta(milliseconds=1)
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 MAX_TEXT = 1024
@@ -205,9 +206,10 @@ def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
     converted by `Cdr.from_stream`, which raises BadCdr naming the field."""
     get = entry.get
     values: list[Any] = [get(name, "") for name in _SOURCES]
-    if "\x00" in "".join(values):
+    text = "".join(values)
+    if "\x00" in text:
         return Cdr.from_stream(entry, stream_id).row()
-    return _converted(values, stream_id) or Cdr.from_stream(entry, stream_id).row()
+    return _converted(values, stream_id, len(text)) or Cdr.from_stream(entry, stream_id).row()
 
 
 def raw_row(raw: Mapping[Any, Any], stream_id: str) -> Row | None:
@@ -228,7 +230,7 @@ def raw_row(raw: Mapping[Any, Any], stream_id: str) -> Row | None:
     if len(values) != len(keys):
         return None  # a NUL inside a value
     values.append("")  # what a missing field reads
-    return _converted(list(pick(values)), stream_id)
+    return _converted(list(pick(values)), stream_id, len(text))
 
 
 _Pick = Callable[[list[str]], tuple[str, ...]]
@@ -252,11 +254,12 @@ def _plan(keys: tuple[Any, ...]) -> _Pick | None:
     return pick
 
 
-def _converted(values: list[Any], stream_id: str) -> Row | None:
-    """The row of source values in `_SOURCES` order (texts without NUL), or None when any
-    check fails: the caller then lets `Cdr.from_stream` name the field."""
+def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
+    """The row of source values in `_SOURCES` order (texts without NUL, `length` characters
+    in all), or None when any check fails: the caller then lets `Cdr.from_stream` name the
+    field."""
     if (
-        max(map(len, values)) > MAX_TEXT
+        (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
         or not CALL_ID.match(values[_CALL_ID_FIELD])
         or not values[_ACCOUNT_FIELD]
         or values[_STATE_FIELD] not in STATES
@@ -276,12 +279,12 @@ def _converted(values: list[Any], stream_id: str) -> Row | None:
         if v == "":
             values[i] = None
             continue
-        if not (v.isascii() and v.isdigit()) or int(v) > LATEST_MS:
+        if not (v.isascii() and v.isdigit()):
             return None
-        at = EPOCH + int(v) * _MS
-        if not EARLIEST <= at < LATEST:
+        ms = int(v)
+        if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
             return None
-        values[i] = at
+        values[i] = EPOCH + ms * _MS
     for i in _FLAG_FIELDS:
         v = values[i]
         if v not in ("", "0", "1"):
