@@ -43,7 +43,8 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
         )
         deck_id = await conn.fetchval(
             "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
-            " source, sha256) values ($1,$2,$3,$4,$5,$6,$7,$8,$9) returning id",
+            " source, sha256, rows, prefixes) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            " returning id",
             deck.name,
             version,
             deck.currency,
@@ -53,6 +54,8 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
             json.dumps(deck.manifest()["bands"]),
             source,
             deck.sha256,
+            len(deck.rows),
+            len(deck.prefixes),
         )
         await conn.copy_records_to_table(
             "deck_rates",
@@ -108,8 +111,7 @@ async def current_if_unchanged(conn: Conn, digest: DeckDigest) -> StoredDeck | N
     """The current version of the deck when its content is `digest` (an unchanged deck,
     recognised by its hash before anything is parsed), else None."""
     row = await conn.fetchrow(
-        "select d.version, (select count(*) from deck_rates r where r.deck_id = d.id) as rows,"
-        " (select count(distinct prefix) from deck_rates r where r.deck_id = d.id) as prefixes"
+        "select d.version, d.rows, d.prefixes"
         " from deck_heads h join decks d on d.name = h.name and d.version = h.current_version"
         " where h.name = $1 and d.sha256 = $2",
         digest.name,
@@ -160,8 +162,7 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
 async def list_decks(conn: Conn) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "select d.name, d.version, d.currency, d.imported_at, d.source,"
-        " (h.current_version = d.version) as current,"
-        " (select count(*) from deck_rates r where r.deck_id = d.id) as rows"
+        " (h.current_version = d.version) as current, d.rows"
         " from decks d left join deck_heads h on h.name = d.name order by d.name, d.version"
     )
     return [
