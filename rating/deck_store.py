@@ -43,8 +43,8 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
         )
         deck_id = await conn.fetchval(
             "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
-            " source, sha256, rows, prefixes) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-            " returning id",
+            " source, sha256, rows, prefixes, compiled)"
+            " values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) returning id",
             deck.name,
             version,
             deck.currency,
@@ -56,6 +56,7 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
             deck.sha256,
             len(deck.rows),
             len(deck.prefixes),
+            deck_to_json(deck, version),
         )
         await conn.copy_records_to_table(
             "deck_rates",
@@ -137,7 +138,12 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
         )
         if version is None:
             raise DeckNotFound(name)
-    row = await conn.fetchrow("select * from decks where name = $1 and version = $2", name, version)
+    row = await conn.fetchrow(
+        "select id, name, version, currency, timezone, decimals, rounding, bands, sha256"
+        " from decks where name = $1 and version = $2",
+        name,
+        version,
+    )
     if row is None:
         raise DeckNotFound(name, version)
     rates = await conn.fetch(
@@ -173,10 +179,7 @@ async def list_decks(conn: Conn) -> list[dict[str, Any]]:
 
 async def publish(redis: Redis, keys: Keyspace, deck: Deck) -> None:
     """Compile a deck version into Redis, then point `current` at it (one MULTI)."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.deck_version(deck.name, deck.version), deck_to_json(deck))
-        pipe.set(keys.deck_current(deck.name), deck.version)
-        await pipe.execute()
+    await _publish_compiled(redis, keys, deck.name, deck.version, deck_to_json(deck))
 
 
 async def publish_version(redis: Redis, keys: Keyspace, deck: Deck) -> None:
@@ -190,12 +193,28 @@ async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
     heads = await conn.fetch("select name, current_version from deck_heads")
     published = 0
     for head in heads:
+        name, version = head["name"], head["current_version"]
         # already compiled in Redis at this version: start-up does not grow with deck size
-        if await published_version(redis, keys, head["name"]) == head["current_version"]:
+        if await published_version(redis, keys, name) == version:
             continue
-        await publish(redis, keys, await load_deck_version(conn, head["name"]))
+        compiled = await conn.fetchval(
+            "select compiled from decks where name = $1 and version = $2", name, version
+        )
+        if compiled is not None:  # kept at import: copied, not rebuilt row by row
+            await _publish_compiled(redis, keys, name, version, compiled)
+        else:
+            await publish(redis, keys, await load_deck_version(conn, name))
         published += 1
     return published
+
+
+async def _publish_compiled(
+    redis: Redis, keys: Keyspace, name: str, version: int, compiled: str
+) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(keys.deck_version(name, version), compiled)
+        pipe.set(keys.deck_current(name), version)
+        await pipe.execute()
 
 
 async def fetch_from_redis(redis: Redis, keys: Keyspace, name: str, version: int) -> Deck | None:
