@@ -85,9 +85,11 @@ def _prefix_rates(prefix: str, rows: Sequence[RateRow]) -> PrefixRates:
     )
 
 
-# A compiled deck's rows of one prefix, as JSON keeps them (line order): [[line, name,
-# connect_fee, rate, rate_unit_s, increment_s, from_s, band], ...].
-CompiledPrefix = list[list[Any]]
+# A compiled deck's rows of one prefix, as its JSON keeps them: a JSON text of its own
+# (parsed when a lookup first needs the prefix, so loading a deck makes two strings per
+# prefix, nothing per row), of [[line, name, connect_fee, rate, rate_unit_s, increment_s,
+# from_s, band], ...] in line order.
+CompiledPrefix = str
 
 
 class CompiledPrefixes(Mapping[str, PrefixRates]):
@@ -124,8 +126,9 @@ class CompiledPrefixes(Mapping[str, PrefixRates]):
 class CompiledRows(Sequence[RateRow]):
     """A compiled deck's rows in line order, made only if someone asks for them."""
 
-    def __init__(self, raw: dict[str, CompiledPrefix]) -> None:
+    def __init__(self, raw: dict[str, CompiledPrefix], count: int) -> None:
         self.raw = raw
+        self.total = count
         self._rows: tuple[RateRow, ...] | None = None
 
     def _all(self) -> tuple[RateRow, ...]:
@@ -138,7 +141,7 @@ class CompiledRows(Sequence[RateRow]):
         return self._all()[index]
 
     def __len__(self) -> int:
-        return sum(map(len, self.raw.values()))
+        return self.total
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and tuple(self._all()) == tuple(other)
@@ -147,7 +150,7 @@ class CompiledRows(Sequence[RateRow]):
 
 
 def _compiled_rows(prefix: str, entry: CompiledPrefix) -> list[RateRow]:
-    return [RateRow(r[0], prefix, *r[1:]) for r in entry]
+    return [RateRow(r[0], prefix, *r[1:]) for r in json.loads(entry)]
 
 
 @dataclass(frozen=True)
@@ -452,17 +455,20 @@ def deck_to_json(deck: Deck, version: int | None = None) -> str:
     """The compiled form kept in Redis (and with the version in PostgreSQL): each prefix's
     rows as plain lists, so that loading it is one `json.loads` and nothing per row.
     `version` stands for the deck's own when it is not numbered yet."""
-    prefixes: dict[str, CompiledPrefix] = {}
+    grouped: dict[str, list[list[Any]]] = {}
     for r in deck.rows:
-        prefixes.setdefault(r.prefix, []).append(
+        grouped.setdefault(r.prefix, []).append(
             [r.line, r.name, r.connect_fee, r.rate, r.rate_unit_s, r.increment_s, r.from_s, r.band]
         )
+    compact = json.JSONEncoder(separators=(",", ":")).encode
+    prefixes = {p: compact(rows) for p, rows in grouped.items()}
     return json.dumps(
         {
             **deck.manifest(),
             "format": COMPILED_FORMAT,
             "version": deck.version if version is None else version,
             "sha256": deck.sha256,
+            "rows": len(deck.rows),
             "prefixes": prefixes,
         },
         separators=(",", ":"),
@@ -474,7 +480,7 @@ def deck_from_json(text: str | bytes) -> Deck:
     bands = {name: parse_band(name, windows) for name, windows in data["bands"].items()}
     rows: Sequence[RateRow]
     if data.get("format") == COMPILED_FORMAT:
-        rows = CompiledRows(data["prefixes"])
+        rows = CompiledRows(data["prefixes"], data["rows"])
     else:  # written by an earlier version, still in Redis until the deck changes
         rows = tuple(RateRow(**row) for row in data["rows"])
     return Deck(
