@@ -78,7 +78,7 @@ async def first_load(redis: Redis, keys: Keyspace, name: str) -> tuple[float, fl
     await redis.set(f"{keys.prefix}:earlier", earlier)
     start = time.perf_counter()
     raw = await redis.get(f"{keys.prefix}:earlier")
-    assert deck_from_json(raw).lookup("100001") is not None
+    assert raw is not None and deck_from_json(raw).lookup("100001") is not None
     return compiled, time.perf_counter() - start
 
 
