@@ -197,15 +197,21 @@ async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
         # already compiled in Redis at this version: start-up does not grow with deck size
         if await published_version(redis, keys, name) == version:
             continue
-        compiled = await conn.fetchval(
-            "select compiled from decks where name = $1 and version = $2", name, version
-        )
-        if compiled is not None:  # kept at import: copied, not rebuilt row by row
-            await _publish_compiled(redis, keys, name, version, compiled)
-        else:
-            await publish(redis, keys, await load_deck_version(conn, name))
+        await publish_stored(conn, redis, keys, name, version)
         published += 1
     return published
+
+
+async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, version: int) -> None:
+    """`publish` a stored version: its compiled form, kept with it at import, is copied
+    rather than rebuilt row by row (versions imported before it was kept are rebuilt)."""
+    compiled = await conn.fetchval(
+        "select compiled from decks where name = $1 and version = $2", name, version
+    )
+    if compiled is not None:
+        await _publish_compiled(redis, keys, name, version, compiled)
+    else:
+        await publish(redis, keys, await load_deck_version(conn, name, version))
 
 
 async def _publish_compiled(
