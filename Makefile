@@ -37,6 +37,7 @@ bench: bootstrap
 	$(PY) bench/cdr_ingest.py
 	$(PY) bench/abuse_detect.py
 	$(PY) bench/deck_import.py
+	$(PY) bench/serve_startup.py
 	$(PY) bench/cli_startup.py
 
 # The Asterisk rig by hand (ports and accounts: tests/e2e/README.md); `make test` and

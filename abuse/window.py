@@ -73,7 +73,7 @@ class Plan:
     def __init__(self, seen_key: str, event_id: str, at_ms: int, seen_keep_ms: int) -> None:
         self.at_ms = at_ms
         self._keys: dict[str, int] = {seen_key: 1}
-        self._head = [event_id, str(at_ms), str(seen_keep_ms), str(seen_keep_ms // 1000 + 60)]
+        self._head: list[Any] = [event_id, at_ms, seen_keep_ms, seen_keep_ms // 1000 + 60]
         self._ops: list[list[Any]] = []
         self._reads = 0
         self._results: Sequence[Any] | None = None
@@ -182,10 +182,16 @@ class Plan:
     # -- running -----------------------------------------------------------------------------
 
     def command(self) -> tuple[list[str], list[str]]:
-        """KEYS and ARGV of the script."""
-        return list(self._keys), [*self._head, json.dumps(self._ops, separators=(",", ":"))]
+        """KEYS and ARGV of the script running this plan alone."""
+        return command([self])
+
+    def event(self, index: dict[str, int]) -> list[Any]:
+        """This plan as one event of a batch whose keys are numbered in `index` (grown)."""
+        keymap = [index.setdefault(k, len(index) + 1) for k in self._keys]
+        return [*self._head, keymap, self._ops]
 
     def bind(self, reply: Any) -> None:
+        """Take this plan's answer ({fresh, figures}) from the script's reply."""
         self.fresh = bool(int(reply[0]))
         self._results = reply[1]
 
@@ -193,6 +199,20 @@ class Plan:
         if self._results is None:
             raise RuntimeError("the plan has not run yet")
         return self._results[index]
+
+
+def command(plans: Sequence[Plan]) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of one script call running `plans` in order; their keys must share a
+    hash tag (one account's, or one shard's accounts) for Redis Cluster."""
+    index: dict[str, int] = {}
+    events = [plan.event(index) for plan in plans]
+    return list(index), [json.dumps(events, separators=(",", ":"))]
+
+
+def bind(plans: Sequence[Plan], reply: Any) -> None:
+    """Hand each plan its answer from the reply of `command(plans)`."""
+    for plan, answer in zip(plans, reply, strict=True):
+        plan.bind(answer)
 
 
 def _ttl(keep_ms: int) -> int:

@@ -7,9 +7,10 @@ so that whatever it accepts PostgreSQL accepts too."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 FINAL_STATES = frozenset({"denied", "finished"})  # never replaced once written
@@ -20,6 +21,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 LATEST_MS = (LATEST - EPOCH) // timedelta(milliseconds=1)
+EARLIEST_MS = (EARLIEST - EPOCH) // timedelta(milliseconds=1)
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 MAX_TEXT = 1024
@@ -185,9 +187,13 @@ _ENDED, _AUTHORIZED, _BILLSEC = (_FIELD_AT[c] for c in ("ended_at", "authorized_
 _MS = timedelta(milliseconds=1)
 
 
-def row_identity(row: Row) -> tuple[str, str, str]:
-    """`Cdr.identity` of a row."""
-    return (row[SWITCH_AT], row[ACCOUNT_AT], row[CALL_ID_AT])
+_CALL_ID_FIELD, _ACCOUNT_FIELD, _STATE_FIELD = (
+    _FIELD_AT[c] for c in ("call_id", "account", "state")
+)
+_PLAN_CACHE = 64  # distinct field orders kept; the ledger writes one or two
+
+# A call's identity in a row (`Cdr.identity`), picked in C: the writer sorts batches by it.
+row_identity: Callable[[Row], tuple[str, str, str]] = itemgetter(SWITCH_AT, ACCOUNT_AT, CALL_ID_AT)
 
 
 def row_is_final(row: Row) -> bool:
@@ -200,15 +206,66 @@ def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
     converted by `Cdr.from_stream`, which raises BadCdr naming the field."""
     get = entry.get
     values: list[Any] = [get(name, "") for name in _SOURCES]
+    text = "".join(values)
+    if "\x00" in text:
+        return Cdr.from_stream(entry, stream_id).row()
+    return _converted(values, stream_id, len(text)) or Cdr.from_stream(entry, stream_id).row()
+
+
+def raw_row(raw: Mapping[Any, Any], stream_id: str) -> Row | None:
+    """`stream_row` of a stream entry as the Redis client returns it (bytes field -> bytes
+    value), without decoding it into a dict first: the values are decoded in one go and
+    picked by a plan made once per order of the fields. None when the entry needs the
+    careful path (`stream_row` of `Entry.fields()`): bytes that are not UTF-8, a NUL,
+    str from a decoding client, or any check failing (which then names the field)."""
+    keys = tuple(raw)
+    pick = _PLANS.get(keys) or _plan(keys)
+    if pick is None:
+        return None
+    try:
+        text = b"\x00".join(raw.values()).decode()
+    except (UnicodeDecodeError, TypeError):
+        return None
+    values = text.split("\x00")
+    if len(values) != len(keys):
+        return None  # a NUL inside a value
+    values.append("")  # what a missing field reads
+    return _converted(list(pick(values)), stream_id, len(text))
+
+
+_Pick = Callable[[list[str]], tuple[str, ...]]
+_PLANS: dict[tuple[Any, ...], _Pick] = {}
+
+
+def _plan(keys: tuple[Any, ...]) -> _Pick | None:
+    """Where each source field sits in an entry whose fields come in this order."""
+    try:
+        names = [k.decode() for k in keys]
+    except (UnicodeDecodeError, AttributeError):
+        return None
+    if len(set(names)) != len(names):
+        return None
+    at = {name: i for i, name in enumerate(names)}
+    missing = len(names)  # the "" appended after the values
+    pick: _Pick = itemgetter(*(at.get(name, missing) for name in _SOURCES))
+    if len(_PLANS) >= _PLAN_CACHE:
+        _PLANS.clear()
+    _PLANS[keys] = pick
+    return pick
+
+
+def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
+    """The row of source values in `_SOURCES` order (texts without NUL, `length` characters
+    in all), or None when any check fails: the caller then lets `Cdr.from_stream` name the
+    field."""
     if (
-        max(map(len, values)) > MAX_TEXT
-        or "\x00" in "".join(values)
-        or not CALL_ID.match(values[_FIELD_AT["call_id"]])
-        or not values[_FIELD_AT["account"]]
-        or values[_FIELD_AT["state"]] not in STATES
+        (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
+        or not CALL_ID.match(values[_CALL_ID_FIELD])
+        or not values[_ACCOUNT_FIELD]
+        or values[_STATE_FIELD] not in STATES
         or not values[_ENDED]
     ):
-        return Cdr.from_stream(entry, stream_id).row()
+        return None
     for i, limit in _INT_FIELDS:
         v = values[i]
         if v == "":
@@ -216,26 +273,26 @@ def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
         elif v.isascii() and v.isdigit() and int(v) <= limit:
             values[i] = int(v)
         else:
-            return Cdr.from_stream(entry, stream_id).row()
+            return None
     for i in _TIME_FIELDS:
         v = values[i]
         if v == "":
             values[i] = None
             continue
-        if not (v.isascii() and v.isdigit()) or int(v) > LATEST_MS:
-            return Cdr.from_stream(entry, stream_id).row()
-        at = EPOCH + int(v) * _MS
-        if not EARLIEST <= at < LATEST:
-            return Cdr.from_stream(entry, stream_id).row()
-        values[i] = at
+        if not (v.isascii() and v.isdigit()):
+            return None
+        ms = int(v)
+        if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
+            return None
+        values[i] = EPOCH + ms * _MS
     for i in _FLAG_FIELDS:
         v = values[i]
         if v not in ("", "0", "1"):
-            return Cdr.from_stream(entry, stream_id).row()
+            return None
         values[i] = v == "1"
     started_at = values[_AUTHORIZED] or values[_ENDED] - timedelta(seconds=values[_BILLSEC])
     if started_at < EARLIEST:
-        return Cdr.from_stream(entry, stream_id).row()
+        return None
     values.insert(STARTED_AT, started_at)
     values.insert(STREAM_ID_AT, stream_id)
     return tuple(values)

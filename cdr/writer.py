@@ -30,6 +30,7 @@ from cdr.model import (
     STREAM_ID_AT,
     BadCdr,
     Row,
+    raw_row,
     row_identity,
     row_is_final,
     stream_row,
@@ -289,11 +290,13 @@ class CdrWriter:
         for e in entries:
             if not e.raw:
                 continue  # deleted from the stream while pending: nothing left to store
-            try:
-                row = stream_row(e.fields(), e.id)
-            except BadCdr as exc:
-                rejects.append(Reject(stream, e.id, str(exc), e.printable()))
-                continue
+            row = raw_row(e.raw, e.id)
+            if row is None:  # the careful path, which names what is wrong
+                try:
+                    row = stream_row(e.fields(), e.id)
+                except BadCdr as exc:
+                    rejects.append(Reject(stream, e.id, str(exc), e.printable()))
+                    continue
             started_at: datetime = row[STARTED_AT]
             if not oldest <= started_at < latest:
                 why = f"started_at {started_at.isoformat()} is outside the retention window"

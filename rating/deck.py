@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,86 @@ class PrefixRates:
         return self.by_band.get(ANY_BAND, ())
 
 
+def _prefix_rates(prefix: str, rows: Sequence[RateRow]) -> PrefixRates:
+    """One prefix's rows (in line order) grouped by band, tiers sorted by from_s."""
+    by_band: dict[str, list[RateRow]] = {}
+    for row in rows:
+        by_band.setdefault(row.band, []).append(row)
+    return PrefixRates(
+        prefix,
+        rows[0].name,
+        {b: tuple(sorted(rs, key=lambda r: r.from_s)) for b, rs in by_band.items()},
+    )
+
+
+# A compiled deck's rows of one prefix, as its JSON keeps them: a JSON text of its own
+# (parsed when a lookup first needs the prefix, so loading a deck makes two strings per
+# prefix, nothing per row), of [[line, name, connect_fee, rate, rate_unit_s, increment_s,
+# from_s, band], ...] in line order.
+CompiledPrefix = str
+
+
+class CompiledPrefixes(Mapping[str, PrefixRates]):
+    """A compiled deck's prefixes, built one at a time when a lookup first needs them:
+    loading a deck costs one `json.loads`, not an object per row (serve's first call)."""
+
+    def __init__(self, raw: dict[str, CompiledPrefix]) -> None:
+        self.raw = raw
+        self._built: dict[str, PrefixRates] = {}
+
+    def get(self, prefix: str, default: Any = None) -> Any:
+        built = self._built.get(prefix)
+        if built is None:
+            entry = self.raw.get(prefix)
+            if entry is None:
+                return default
+            built = _prefix_rates(prefix, _compiled_rows(prefix, entry))
+            self._built[prefix] = built
+        return built
+
+    def __getitem__(self, prefix: str) -> PrefixRates:
+        found: PrefixRates | None = self.get(prefix)
+        if found is None:
+            raise KeyError(prefix)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+class CompiledRows(Sequence[RateRow]):
+    """A compiled deck's rows in line order, made only if someone asks for them."""
+
+    def __init__(self, raw: dict[str, CompiledPrefix], count: int) -> None:
+        self.raw = raw
+        self.total = count
+        self._rows: tuple[RateRow, ...] | None = None
+
+    def _all(self) -> tuple[RateRow, ...]:
+        if self._rows is None:
+            rows = [r for p, e in self.raw.items() for r in _compiled_rows(p, e)]
+            self._rows = tuple(sorted(rows, key=lambda r: r.line))
+        return self._rows
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self._all()) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _compiled_rows(prefix: str, entry: CompiledPrefix) -> list[RateRow]:
+    return [RateRow(r[0], prefix, *r[1:]) for r in json.loads(entry)]
+
+
 @dataclass(frozen=True)
 class Deck:
     name: str
@@ -81,28 +161,25 @@ class Deck:
     decimals: int
     rounding: Rounding
     bands: dict[str, Band]
-    rows: tuple[RateRow, ...]
+    rows: Sequence[RateRow]  # a tuple; `CompiledRows` for a deck loaded from its compiled form
     version: int = 0
     sha256: str = ""
-    prefixes: dict[str, PrefixRates] = field(init=False, repr=False, compare=False)
+    prefixes: Mapping[str, PrefixRates] = field(init=False, repr=False, compare=False)
     clock: BandClock = field(init=False, repr=False, compare=False)
     max_prefix_len: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        grouped: dict[str, dict[str, list[RateRow]]] = {}
-        for row in self.rows:
-            grouped.setdefault(row.prefix, {}).setdefault(row.band, []).append(row)
-        prefixes = {
-            prefix: PrefixRates(
-                prefix,
-                next(iter(bands.values()))[0].name,
-                {b: tuple(sorted(rs, key=lambda r: r.from_s)) for b, rs in bands.items()},
-            )
-            for prefix, bands in grouped.items()
-        }
+        prefixes: Mapping[str, PrefixRates]
+        if isinstance(self.rows, CompiledRows):
+            prefixes = CompiledPrefixes(self.rows.raw)
+        else:
+            grouped: dict[str, list[RateRow]] = {}
+            for row in self.rows:
+                grouped.setdefault(row.prefix, []).append(row)
+            prefixes = {p: _prefix_rates(p, rows) for p, rows in grouped.items()}
         object.__setattr__(self, "prefixes", prefixes)
         object.__setattr__(self, "clock", BandClock(self.bands, self.timezone))
-        object.__setattr__(self, "max_prefix_len", max((len(p) for p in prefixes), default=0))
+        object.__setattr__(self, "max_prefix_len", max(map(len, prefixes), default=0))
 
     def lookup(self, digits: str) -> PrefixRates | None:
         """Longest prefix match on E.164 digits (no '+')."""
@@ -371,13 +448,28 @@ def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> N
             )
 
 
-def deck_to_json(deck: Deck) -> str:
+COMPILED_FORMAT = 2  # rows grouped per prefix as lists; 1 (a dict per row) is still read
+
+
+def deck_to_json(deck: Deck, version: int | None = None) -> str:
+    """The compiled form kept in Redis (and with the version in PostgreSQL): each prefix's
+    rows as plain lists, so that loading it is one `json.loads` and nothing per row.
+    `version` stands for the deck's own when it is not numbered yet."""
+    grouped: dict[str, list[list[Any]]] = {}
+    for r in deck.rows:
+        grouped.setdefault(r.prefix, []).append(
+            [r.line, r.name, r.connect_fee, r.rate, r.rate_unit_s, r.increment_s, r.from_s, r.band]
+        )
+    compact = json.JSONEncoder(separators=(",", ":")).encode
+    prefixes = {p: compact(rows) for p, rows in grouped.items()}
     return json.dumps(
         {
             **deck.manifest(),
-            "version": deck.version,
+            "format": COMPILED_FORMAT,
+            "version": deck.version if version is None else version,
             "sha256": deck.sha256,
-            "rows": [r.as_dict() for r in deck.rows],
+            "rows": len(deck.rows),
+            "prefixes": prefixes,
         },
         separators=(",", ":"),
     )
@@ -386,6 +478,11 @@ def deck_to_json(deck: Deck) -> str:
 def deck_from_json(text: str | bytes) -> Deck:
     data = json.loads(text)
     bands = {name: parse_band(name, windows) for name, windows in data["bands"].items()}
+    rows: Sequence[RateRow]
+    if data.get("format") == COMPILED_FORMAT:
+        rows = CompiledRows(data["prefixes"], data["rows"])
+    else:  # written by an earlier version, still in Redis until the deck changes
+        rows = tuple(RateRow(**row) for row in data["rows"])
     return Deck(
         data["name"],
         data["currency"],
@@ -393,7 +490,7 @@ def deck_from_json(text: str | bytes) -> Deck:
         data["decimals"],
         Rounding(data["rounding"]),
         bands,
-        tuple(RateRow(**row) for row in data["rows"]),
+        rows,
         version=data["version"],
         sha256=data["sha256"],
     )

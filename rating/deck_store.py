@@ -43,7 +43,8 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
         )
         deck_id = await conn.fetchval(
             "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
-            " source, sha256) values ($1,$2,$3,$4,$5,$6,$7,$8,$9) returning id",
+            " source, sha256, rows, prefixes, compiled)"
+            " values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) returning id",
             deck.name,
             version,
             deck.currency,
@@ -53,6 +54,9 @@ async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
             json.dumps(deck.manifest()["bands"]),
             source,
             deck.sha256,
+            len(deck.rows),
+            len(deck.prefixes),
+            deck_to_json(deck, version),
         )
         await conn.copy_records_to_table(
             "deck_rates",
@@ -108,8 +112,7 @@ async def current_if_unchanged(conn: Conn, digest: DeckDigest) -> StoredDeck | N
     """The current version of the deck when its content is `digest` (an unchanged deck,
     recognised by its hash before anything is parsed), else None."""
     row = await conn.fetchrow(
-        "select d.version, (select count(*) from deck_rates r where r.deck_id = d.id) as rows,"
-        " (select count(distinct prefix) from deck_rates r where r.deck_id = d.id) as prefixes"
+        "select d.version, d.rows, d.prefixes"
         " from deck_heads h join decks d on d.name = h.name and d.version = h.current_version"
         " where h.name = $1 and d.sha256 = $2",
         digest.name,
@@ -135,7 +138,12 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
         )
         if version is None:
             raise DeckNotFound(name)
-    row = await conn.fetchrow("select * from decks where name = $1 and version = $2", name, version)
+    row = await conn.fetchrow(
+        "select id, name, version, currency, timezone, decimals, rounding, bands, sha256"
+        " from decks where name = $1 and version = $2",
+        name,
+        version,
+    )
     if row is None:
         raise DeckNotFound(name, version)
     rates = await conn.fetch(
@@ -160,8 +168,7 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
 async def list_decks(conn: Conn) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "select d.name, d.version, d.currency, d.imported_at, d.source,"
-        " (h.current_version = d.version) as current,"
-        " (select count(*) from deck_rates r where r.deck_id = d.id) as rows"
+        " (h.current_version = d.version) as current, d.rows"
         " from decks d left join deck_heads h on h.name = d.name order by d.name, d.version"
     )
     return [
@@ -172,10 +179,7 @@ async def list_decks(conn: Conn) -> list[dict[str, Any]]:
 
 async def publish(redis: Redis, keys: Keyspace, deck: Deck) -> None:
     """Compile a deck version into Redis, then point `current` at it (one MULTI)."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.deck_version(deck.name, deck.version), deck_to_json(deck))
-        pipe.set(keys.deck_current(deck.name), deck.version)
-        await pipe.execute()
+    await _publish_compiled(redis, keys, deck.name, deck.version, deck_to_json(deck))
 
 
 async def publish_version(redis: Redis, keys: Keyspace, deck: Deck) -> None:
@@ -189,12 +193,34 @@ async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
     heads = await conn.fetch("select name, current_version from deck_heads")
     published = 0
     for head in heads:
+        name, version = head["name"], head["current_version"]
         # already compiled in Redis at this version: start-up does not grow with deck size
-        if await published_version(redis, keys, head["name"]) == head["current_version"]:
+        if await published_version(redis, keys, name) == version:
             continue
-        await publish(redis, keys, await load_deck_version(conn, head["name"]))
+        await publish_stored(conn, redis, keys, name, version)
         published += 1
     return published
+
+
+async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, version: int) -> None:
+    """`publish` a stored version: its compiled form, kept with it at import, is copied
+    rather than rebuilt row by row (versions imported before it was kept are rebuilt)."""
+    compiled = await conn.fetchval(
+        "select compiled from decks where name = $1 and version = $2", name, version
+    )
+    if compiled is not None:
+        await _publish_compiled(redis, keys, name, version, compiled)
+    else:
+        await publish(redis, keys, await load_deck_version(conn, name, version))
+
+
+async def _publish_compiled(
+    redis: Redis, keys: Keyspace, name: str, version: int, compiled: str
+) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(keys.deck_version(name, version), compiled)
+        pipe.set(keys.deck_current(name), version)
+        await pipe.execute()
 
 
 async def fetch_from_redis(redis: Redis, keys: Keyspace, name: str, version: int) -> Deck | None:

@@ -26,7 +26,7 @@ from rating.deck_store import (
     import_deck,
     list_decks,
     load_deck_version,
-    publish,
+    publish_stored,
     published_version,
 )
 from rating.ledger import CallRequest, Outcome
@@ -114,7 +114,7 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
         same = await current_if_unchanged(conn, digest)
         if same is not None:
             if await published_version(s.redis, keys, same.name) != same.version:
-                await publish(s.redis, keys, await load_deck_version(conn, same.name))
+                await publish_stored(conn, s.redis, keys, same.name, same.version)
             print_json(
                 {
                     "name": same.name,
@@ -130,7 +130,7 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
         deck = load_deck(args.path, progress=bar)
     async with s.pool.acquire() as conn:
         stored, created = await import_deck(conn, deck, source=str(args.path))
-    await publish(s.redis, keys, stored)
+        await publish_stored(conn, s.redis, keys, stored.name, stored.version)
     print_json(
         {
             "name": stored.name,

@@ -1,24 +1,33 @@
--- One event's effect on an account's sliding windows, and the figures the detectors read.
--- KEYS[1]: the account's "seen" set (event ids); KEYS[2..]: window keys (one hash tag).
--- ARGV: event_id at_ms seen_keep_ms seen_ttl_s ops_json; ops_json is a list of operations
--- [name, key_index, args...]. An event already seen changes nothing (a re-delivered entry
--- is not counted twice) but still answers every read, so its findings can be stored again.
+-- Events' effect on accounts' sliding windows, and the figures the detectors read, for a
+-- batch of events run in order (one call per stream read: what one call costs is paid once).
+-- KEYS: every key of the batch (one hash tag). ARGV[1]: a JSON list of events, each
+-- [event_id, at_ms, seen_keep_ms, seen_ttl_s, keymap, ops]: keymap lists the KEYS index of
+-- the event's own keys (its first is its account's "seen" set of event ids), ops a list of
+-- operations [name, key_index, args...] whose key indices point into keymap. An event
+-- already seen changes nothing (a re-delivered entry is not counted twice) but still
+-- answers every read, so its findings can be stored again. Answers {fresh, out} per event.
 local function digits(n) return string.format('%.0f', n) end
 
-local id, at = ARGV[1], tonumber(ARGV[2])
-local fresh = not redis.call('ZSCORE', KEYS[1], id)
-local ttls = {}  -- key -> longest TTL asked for: one EXPIRE per key and event
+local ttls = {}  -- key -> longest TTL asked for: one EXPIRE per key and batch
 local function touch(k, ttl)
   if (ttls[k] or 0) < ttl then ttls[k] = ttl end
 end
+
+local BATCH_KEYS = KEYS
+
+local function observe(event)
+local id, at = event[1], tonumber(event[2])
+local KEYS = {}
+for i, ki in ipairs(event[5]) do KEYS[i] = BATCH_KEYS[ki] end
+local fresh = not redis.call('ZSCORE', KEYS[1], id)
 if fresh then
   redis.call('ZADD', KEYS[1], at, id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. digits(at - tonumber(ARGV[3])))
-  touch(KEYS[1], tonumber(ARGV[4]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. digits(at - tonumber(event[3])))
+  touch(KEYS[1], tonumber(event[4]))
 end
 
 local out = {}
-for _, o in ipairs(cjson.decode(ARGV[5])) do
+for _, o in ipairs(event[6]) do
   local op, k = o[1], KEYS[o[2]]
   if op == 'add' then
     -- member score keep_ms ttl_s: a call in a window (a sorted set scored by time)
@@ -151,8 +160,13 @@ for _, o in ipairs(cjson.decode(ARGV[5])) do
     end
     out[#out + 1] = n
   else
-    return redis.error_reply('unknown operation ' .. tostring(op))
+    error('unknown operation ' .. tostring(op))
   end
 end
-for k, ttl in pairs(ttls) do redis.call('EXPIRE', k, ttl) end
 return {fresh and 1 or 0, out}
+end
+
+local replies = {}
+for i, event in ipairs(cjson.decode(ARGV[1])) do replies[i] = observe(event) end
+for k, ttl in pairs(ttls) do redis.call('EXPIRE', k, ttl) end
+return replies

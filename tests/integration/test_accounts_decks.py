@@ -238,3 +238,27 @@ async def test_an_unchanged_deck_is_recognised_by_its_hash_without_parsing(
     assert out["prefixes"] == len(retail.prefixes)
     keys = svc.settings.keyspace
     assert await svc.redis.get(keys.deck_current("retail")) == str(retail.version).encode()
+
+
+async def test_start_up_puts_a_lost_deck_back_from_its_compiled_form(
+    svc: Services, retail: Deck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis lost the deck: start-up copies the compiled form kept with the version in
+    PostgreSQL instead of rebuilding the deck row by row (its time does not grow with the
+    deck's rows), and what Redis then serves rates like the imported deck."""
+    from rating import deck_store
+
+    def no_rebuilding(*args: object, **kwargs: object) -> Deck:
+        raise AssertionError("the deck was rebuilt from its rates")
+
+    keys = svc.settings.keyspace
+    await svc.redis.delete(keys.deck_current("retail"), keys.deck_version("retail", 1))
+    monkeypatch.setattr(deck_store, "load_deck_version", no_rebuilding)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        assert await deck_store.publish_all(conn, svc.redis, keys) == 1
+        assert await deck_store.publish_all(conn, svc.redis, keys) == 0  # already there
+    served = await deck_store.fetch_from_redis(svc.redis, keys, "retail", 1)
+    assert served is not None and served.version == retail.version
+    assert served.rows == retail.rows
+    assert served.lookup("48601234567") == retail.lookup("48601234567")

@@ -22,7 +22,7 @@ from abuse.events import BadEvent, CallEvent, InboundEvent
 from abuse.params import BadParams, RuleParams
 from abuse.settings import AbuseSettings, Action
 from abuse.signals import Severity, Signal
-from abuse.window import AccountKeys, Plan, part, script_text
+from abuse.window import AccountKeys, Plan, bind, part, script_text
 from rating.keys import Keyspace
 from runtime.settings import SettingsError
 from tests.conftest import TEST_REDIS, drop_prefix
@@ -118,7 +118,7 @@ class Rig:
                     checks.append(check)
             if plan:
                 keys_, argv = plan.command()
-                plan.bind(await self.script(keys=keys_, args=argv))
+                bind([plan], await self.script(keys=keys_, args=argv))
                 out += [s for c in checks for s in c()]
         return out
 
@@ -542,7 +542,7 @@ async def test_running_sums_restart_when_their_window_expired(rig: Rig) -> None:
         plan = Plan(keys("seen"), f"e{n}", at, 86400 * S)
         slot = plan.agg(keys("w"), keys("sums"), f"c{n}", (5,), at, HOUR)
         k, a = plan.command()
-        plan.bind(await rig.script(keys=k, args=a))
+        bind([plan], await rig.script(keys=k, args=a))
         return slot.value
 
     assert await agg(1, T0) == [1, 5]
