@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,8 +21,9 @@ from customers.store import (
     get_customer,
     list_customers,
 )
+from rating.ledger import CallRequest, Decision, Grant, Ledger
 from runtime.services import Services
-from runtime.settings import Settings
+from runtime.settings import Settings, SettingsError
 from tests.conftest import AccountFactory
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night Warsaw moves its clocks
@@ -251,3 +254,51 @@ async def test_cli_create_show_update_verify_list(
     assert listed == []
     missing = _cli(settings, "customer", "show", "nobody")
     assert missing.returncode == 2 and "unknown customer" in missing.stderr
+
+
+async def _call(ledger: Ledger, account: str, to: str) -> Grant:
+    return await ledger.authorize(CallRequest(account, f"c-{uuid.uuid4().hex[:12]}", to))
+
+
+async def test_unverified_customer_cannot_call_out_except_emergency(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    store = _store(svc)
+    a = await make_account(balance=10_000_000)
+    legacy = await make_account(balance=10_000_000)  # no customer record: as before
+    await store.create(acme(), at=T0, actor="op", accounts=(a.id,))
+    denied = await _call(svc.ledger, a.id, "0221234567")
+    assert (denied.decision, denied.reason) == (Decision.DENY, "CUSTOMER_UNVERIFIED")
+    assert (await svc.accounts.live(a.id)).reserved == 0
+    assert (await _call(svc.ledger, a.id, "112")).reason == "EMERGENCY"
+    assert (await _call(svc.ledger, legacy.id, "0221234567")).reason == "OK"
+    # the operator's setting: allow unverified customers' calls
+    lenient = Ledger(
+        svc.redis,
+        svc.settings.keyspace,
+        svc.ledger.decks,
+        replace(svc.ledger.settings, refuse_unverified=False),
+    )
+    assert (await _call(lenient, a.id, "0221234567")).reason == "OK"
+    await store.verify("acme", Verification.VERIFIED, at=T0, actor="op")
+    assert (await _call(svc.ledger, a.id, "0221234567")).reason == "OK"
+    await store.verify("acme", Verification.REJECTED, at=T0, actor="op")
+    assert (await _call(svc.ledger, a.id, "0221234567")).reason == "CUSTOMER_UNVERIFIED"
+
+
+async def test_redis_repair_restores_the_unverified_flag(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=10_000_000)
+    await _store(svc).create(acme(), at=T0, actor="op", accounts=(a.id,))
+    await svc.redis.delete(svc.ledger.keys.account(a.id))  # Redis lost the account
+    await svc.accounts.sync(a.id)
+    assert (await _call(svc.ledger, a.id, "0221234567")).reason == "CUSTOMER_UNVERIFIED"
+
+
+def test_refuse_unverified_is_an_operator_setting() -> None:
+    assert Settings.from_env({}).ledger.refuse_unverified is True
+    assert Settings.from_env({"TOLLGATE_REFUSE_UNVERIFIED": "no"}).ledger.refuse_unverified is False
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"TOLLGATE_REFUSE_UNVERIFIED": "maybe"})
+    assert "TOLLGATE_REFUSE_UNVERIFIED" in str(err.value)
