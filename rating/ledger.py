@@ -103,6 +103,7 @@ class Grant:
     number: Number | None = None
     replay: bool = False
     detail: str = ""
+    caller_id: str = ""  # the number the call presents (an owned one; "" = withheld)
 
     @property
     def allowed(self) -> bool:
@@ -120,6 +121,8 @@ class Grant:
             out["number"] = self.number.as_dict()
         if self.detail:
             out["detail"] = self.detail
+        if self.caller_id:
+            out["caller_id"] = self.caller_id
         if self.replay:
             out["replay"] = True
         return out
@@ -234,6 +237,7 @@ class Ledger:
                     number,
                     bool(int(res[4])),
                     _s(res[5]),
+                    _s(res[6]) if len(res) > 6 else "",
                 )
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
@@ -296,6 +300,7 @@ class Ledger:
             _clean(req.rdnis),
             call_ref(self.switch_of(req.switch), req.call_id),
             "1" if self.settings.refuse_unverified else "0",
+            _presented(req.caller, meta.country),
         ]
         return (
             self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch)),
@@ -649,3 +654,13 @@ def _from_ms(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromtimestamp(int(text) / 1000, UTC)
+
+
+def _presented(caller: str, country: str) -> str:
+    """The caller's number in E.164 as the account's numbers are kept, '' if it is none."""
+    if not caller or not any(c.isdigit() for c in caller):
+        return ""
+    try:
+        return normalise(caller, country).e164
+    except InvalidNumber:
+        return ""

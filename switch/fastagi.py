@@ -3,7 +3,7 @@ channel variables. It never rates; it translates.
 
 Dialplan contract (configs/asterisk/extensions.conf):
   authorize  -> sets one variable, TOLLGATE_GRANT = DECISION,REASON,SIP_CODE,MAX_MS,DIAL,
-                CALL_ID,CONTROL, which the dialplan splits with ARRAY() (one AGI round trip
+                CALL_ID,CONTROL,CLI, which the dialplan splits with ARRAY() (one AGI round trip
                 per call: each SET VARIABLE is one; the dialplan's default grant is DENY/503)
   authorize  -> args: when the dialplan asked (epoch.ms), its budget (s); a request that
                 arrives with its budget spent is refused without touching the ledger
@@ -62,7 +62,7 @@ SIP_CODES: dict[str, int] = {
 }
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
 # The fields of TOLLGATE_GRANT, in the order the dialplan's ARRAY() assigns them.
-GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL")
+GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL", "CLI")
 _INT = re.compile(r"^[0-9]{1,9}$")
 _EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _BUDGET = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3})?$")
@@ -211,10 +211,12 @@ class FastAgiAdapter:
             number if allowed else "",
             grant.call_id,
             control,
+            # the number the call presents: one the account owns, else none (withheld)
+            grant.caller_id if allowed and _DIGITS.match(grant.caller_id) else "",
         )
         # ARRAY() splits on commas: none of these may hold one (call ids cannot, CALL_ID)
         if any("," in f for f in fields):
-            return f"DENY,{Reason.INVALID_REQUEST},500,0,,,"
+            return f"DENY,{Reason.INVALID_REQUEST},500,0,,,,"
         return ",".join(fields)
 
     async def finish(self, req: AgiRequest, chan: AgiChannel) -> None:

@@ -16,6 +16,7 @@ from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
 from customers.cli_args import register as register_customers
+from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -34,6 +35,8 @@ BAD_INPUT_ERRORS = (
     ("rating.account_store", "ReferenceConflict"),
     ("customers.model", "CustomerError"),
     ("customers.model", "CustomerNotFound"),
+    ("numbering.model", "NumberError"),
+    ("numbering.model", "NumberNotFound"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_panel(sub)
     register_billing(sub)
     register_customers(sub)
+    register_numbers(sub)
     register_reconcile(sub)
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")

@@ -1,7 +1,7 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
 --       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis ref
---       refuse_unverified
+--       refuse_unverified presented (the caller's number in E.164, '' if none)
 --       (ref = switch/call_id: a call is its switch's call id, per account)
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -13,11 +13,12 @@ local currency = ARGV[19]
 local rdnis = ARGV[21] or ''  -- ARGV[20] is the curve, read where it is needed
 local ref = ARGV[22]
 local refuse_unverified = ARGV[23] == '1'
+local presented = ARGV[24] or ''
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
-  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail')
-  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or ''}
+  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail', 'cli')
+  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or '', g[6] or ''}
 end
 
 local now = now_us()
@@ -100,8 +101,18 @@ if secs <= 0 then
   return deny('INSUFFICIENT_CREDIT')
 end
 
+-- Spoofing protection: the call presents the number it names only if the account owns it,
+-- else the account's caller id ('' = none: the dialplan withholds the number).
+local cli = acct.caller_id or ''
+if presented ~= '' then
+  for n in string.gmatch(acct.numbers or '', '[^,]+') do
+    if n == presented then cli = presented end
+  end
+end
+
 redis.call('HINCRBY', A, 'reserved', istr(cost))
 redis.call('HSET', O, ref, istr(cost))
 record('ALLOW', 'OK', secs, cost, 'open', '')
+redis.call('HSET', C, 'cli', cli)
 redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
-return {'ALLOW', 'OK', secs, cost, 0, ''}
+return {'ALLOW', 'OK', secs, cost, 0, '', cli}
