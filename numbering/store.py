@@ -182,6 +182,19 @@ class NumberStore:
         await self._mirror(account)
         return await get_number(self.pool, e164)
 
+    async def release_foreign(self, account: str, *, at: datetime, reason: str) -> list[str]:
+        """§5.4: every foreign number of the account goes back (into quarantine)."""
+        rows = await self.pool.fetch(
+            "select e164 from numbers where account = $1 and status = 'assigned'"
+            " and type = 'foreign' order by e164",
+            account,
+        )
+        for r in rows:
+            await self.release(
+                r["e164"], at=at, actor="billing", reason=reason, event="released_foreign"
+            )
+        return [r["e164"] for r in rows]
+
     async def port_out(self, text: str, *, at: datetime, actor: str) -> Did:
         """The number leaves for another operator (§4.5: only after at least one top-up and
         with a positive balance; §4.6: the account gets no new numbers afterwards)."""

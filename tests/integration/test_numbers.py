@@ -211,3 +211,39 @@ async def test_cli_numbers(svc: Services, make_account: AccountFactory) -> None:
     assert [d["e164"] for d in listed] == [GEO]
     released = _cli(svc.settings, "number", "release", GEO, "--reason", "test")
     assert json.loads(released.stdout)["status"] == "quarantined"
+
+
+async def test_foreign_numbers_of_a_prepaid_account_negative_14_days_are_released(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    """§5.4 as the lifecycle applies it by default: the numbers go, calls are not blocked."""
+    from billing.prepaid import FOREIGN, NOTICE
+
+    store = _store(svc)
+    await _stock(store, GEO, UK, price=0)
+    a = await make_account(balance=10 * PLN, at=T0)
+    await store.assign(GEO, a.id, at=T0, actor="op")
+    await store.assign(UK, a.id, at=T0, actor="op")
+    went_negative = T0 + timedelta(days=3)
+    await svc.accounts.add_entry(a.id, "adjustment", -11 * PLN, at=went_negative)
+    period = Period(2026, 10)
+    settings = BillingSettings()
+    early = await bill_run(svc.accounts, period, settings, went_negative + timedelta(days=13))
+    assert early.lifecycle == []
+    report = await bill_run(svc.accounts, period, settings, went_negative + timedelta(days=14))
+    [action] = report.lifecycle
+    assert action.kind == FOREIGN
+    assert action.detail == {"numbers_released": [UK], "blocked_prefixes_added": []}
+    assert svc.pool is not None
+    assert (await get_number(svc.pool, UK)).status is NumberStatus.QUARANTINED
+    assert (await get_number(svc.pool, GEO)).account == a.id
+    account = await svc.accounts.get(a.id)
+    assert account.numbers == (GEO,) and account.blocked_prefixes == ()
+    german = await svc.ledger.authorize(CallRequest(a.id, "c-de-1", "+4930123456"))
+    assert german.reason == "INSUFFICIENT_CREDIT"  # negative, but not blocked by prefix
+    notice = await svc.pool.fetchval(
+        "select detail from account_events where account = $1 and event = $2", a.id, NOTICE
+    )
+    assert json.loads(notice)["numbers"] == [UK]
+    again = await bill_run(svc.accounts, period, settings, went_negative + timedelta(days=20))
+    assert again.lifecycle == []
