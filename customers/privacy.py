@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from core.pg import Conn
-from customers.model import CustomerError, CustomerNotFound
+from customers.model import CustomerConflict, CustomerNotFound
 from customers.store import get_customer
 
 RETENTION_MONTHS = 12  # §12: complaints within 12 months; traffic data kept as long
@@ -101,17 +101,17 @@ async def anonymise(
         if row is None:
             raise CustomerNotFound(customer_id)
         if row["anonymised_at"] is not None:
-            raise CustomerError("id", f"customer {customer_id!r} is anonymised already")
+            raise CustomerConflict("id", f"customer {customer_id!r} is anonymised already")
         open_accounts = await conn.fetch(
             "select id from accounts where customer_id = $1 and status <> 'closed' order by id",
             customer_id,
         )
         if open_accounts:
             names = ", ".join(r["id"] for r in open_accounts)
-            raise CustomerError("accounts", f"close them first: {names}")
+            raise CustomerConflict("accounts", f"close them first: {names}")
         last = await _last_activity(conn, customer_id, row["updated_at"])
         if not retention.allows(last, at):
-            raise CustomerError(
+            raise CustomerConflict(
                 "retention",
                 f"last activity {last.isoformat()}: kept {retention.months} months after it",
             )

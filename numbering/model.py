@@ -44,6 +44,12 @@ class NumberError(ValueError):
         self.why = why
 
 
+class NumberConflict(NumberError):
+    """The number's or the account's state forbids the change (not free, ported out...)."""
+
+    code = "NUMBER_STATE"
+
+
 class NumberNotFound(LookupError):
     code = "UNKNOWN_NUMBER"
 

@@ -18,6 +18,7 @@ import asyncpg
 from core.pg import Conn
 from numbering.model import (
     Did,
+    NumberConflict,
     NumberError,
     NumberNotFound,
     NumberStatus,
@@ -119,7 +120,7 @@ class NumberStore:
         )  # fmt: skip
         async with self.pool.acquire() as conn, conn.transaction():
             if await conn.fetchval("select 1 from numbers where e164 = $1", e164):
-                raise NumberError("number", f"{e164} is in the inventory already")
+                raise NumberConflict("number", f"{e164} is in the inventory already")
             await conn.execute(
                 f"insert into numbers ({', '.join(_COLUMNS)}) values"
                 f" ({', '.join(f'${i + 1}' for i in range(len(_COLUMNS)))})",
@@ -138,11 +139,11 @@ class NumberStore:
             did = await _locked(conn, e164)
             acct = await _account_row(conn, account)
             if did.status is not NumberStatus.FREE:
-                raise NumberError("number", f"{e164} is {did.status.value}, not free")
+                raise NumberConflict("number", f"{e164} is {did.status.value}, not free")
             if acct["status"] == "closed":
-                raise NumberError("account", f"account {account!r} is closed")
+                raise NumberConflict("account", f"account {account!r} is closed")
             if acct["ported_out_at"] is not None:
-                raise NumberError(
+                raise NumberConflict(
                     "account",
                     f"account {account!r} ported a number out: no new numbers are assigned",
                 )
@@ -201,16 +202,16 @@ class NumberStore:
         e164 = self.canonical(text)
         did = await get_number(self.pool, e164)
         if did.status is not NumberStatus.ASSIGNED or did.account is None:
-            raise NumberError("number", f"{e164} is {did.status.value}: nothing to port out")
+            raise NumberConflict("number", f"{e164} is {did.status.value}: nothing to port out")
         topups = await self.pool.fetchval(
             "select count(*) from ledger_entries where account = $1 and kind = 'topup'",
             did.account,
         )
         if not topups:
-            raise NumberError("account", f"{did.account!r} never topped up: porting refused")
+            raise NumberConflict("account", f"{did.account!r} never topped up: porting refused")
         balance = (await self.accounts.live(did.account)).balance
         if balance <= 0:
-            raise NumberError("account", f"{did.account!r} balance is not positive: refused")
+            raise NumberConflict("account", f"{did.account!r} balance is not positive: refused")
         account = await self._take_back(e164, "ported_out", None, at, actor, "", "ported_out")
         async with self.pool.acquire() as conn:
             await conn.execute(
@@ -256,7 +257,7 @@ class NumberStore:
         async with self.pool.acquire() as conn, conn.transaction():
             did = await _locked(conn, e164)
             if did.status is not NumberStatus.ASSIGNED or did.account is None:
-                raise NumberError("number", f"{e164} is {did.status.value}, not assigned")
+                raise NumberConflict("number", f"{e164} is {did.status.value}, not assigned")
             acct = await _account_row(conn, did.account)
             numbers = [n for n in acct["numbers"] if n != e164]
             default = acct["caller_id"] if acct["caller_id"] != e164 else None
