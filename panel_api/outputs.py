@@ -191,6 +191,7 @@ class StatementCall(Output):
     class_: str = Field(alias="class")
     prefix: str
     destination: str
+    direction: Literal["in", "out"] = "out"
     billsec: int
     cost: Money
 
