@@ -95,3 +95,7 @@ async def cmd_show(s: Services, args: argparse.Namespace) -> None:
     )
     history = [{**dict(e), "at": e["at"].isoformat()} for e in events]
     print_json({**did.as_dict(), "history": history})
+
+
+async def cmd_sync(s: Services, args: argparse.Namespace) -> None:
+    print_json({"routed": await _store(s).publish()})

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sh.add_argument("number")
 
     sw = sub.add_parser("sweep", help="quarantined numbers whose rest is over go back to the pool")
+    sub.add_parser(
+        "sync", help="route every assigned number in Redis (inbound calls)"
+    ).set_defaults(run=Lazy("numbering.cli:cmd_sync"))
 
     for name, p in (("add", ad), ("assign", asg), ("release", rl), ("port_out", po),
                     ("caller_id", ci), ("sweep", sw)):  # fmt: skip

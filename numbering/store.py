@@ -281,7 +281,29 @@ class NumberStore:
             return did.account
 
     async def _mirror(self, account: str) -> None:
-        await self.accounts.mirror(await self.accounts.get(account))
+        """The account's numbers and caller id, and the routes of its numbers, in Redis."""
+        found = await self.accounts.get(account)
+        await self.accounts.mirror(found)
+        await self.publish(account)
+
+    async def publish(self, account: str | None = None) -> int:
+        """Route inbound calls: each assigned number -> its account in Redis, and numbers no
+        longer assigned (released, ported out) removed. Repeat-safe; returns the routes set."""
+        rows = await self.pool.fetch(
+            "select e164, status, account from numbers where $1::text is null or account = $1"
+            " or e164 in (select number from number_events where account = $1)",
+            account,
+        )
+        ledger = self.accounts.ledger
+        routed = 0
+        for r in rows:
+            key = ledger.keys.did(r["e164"])
+            if r["status"] == NumberStatus.ASSIGNED.value:
+                await ledger.redis.set(key, r["account"])
+                routed += 1
+            else:
+                await ledger.redis.delete(key)
+        return routed
 
 
 def _first(numbers: list[str]) -> str | None:

@@ -9,10 +9,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from cdr.writer import CdrWriter, WriterSettings
+from numbering.settings import NumberingSettings
+from numbering.store import NumberStore
 from rating.accounts import AccountKind, AccountStatus
 from rating.ledger import CallRequest, Grant, Ledger, Outcome
 from runtime.services import Services
+from switch.fastagi import FastAgiAdapter
 from tests.conftest import AccountFactory
+from tests.integration.test_fastagi_adapter import variables
+from tests.unit.test_agi_server import StartServer, start_server
+
+__all__ = ["start_server"]  # the fixture, imported for pytest
 
 PLN = 1_000_000
 DID = "+48221234567"
@@ -92,3 +99,49 @@ async def test_paid_inbound_is_rated_with_the_inbound_deck(
     )
     assert 0 < done.cost <= grant.reserved
     assert (await svc.accounts.live(a.id)).balance == PLN - done.cost
+
+
+async def _incoming(
+    svc: Services, start_server: StartServer, did: str, *args: str, uid: str = ""
+) -> dict[str, str]:
+    adapter = FastAgiAdapter(svc.ledger)
+    running = await start_server(adapter.handlers())
+    client = await running.client()
+    uid = uid or f"1700000000.{uuid.uuid4().int % 10**6}"
+    extra = {"extension": did, "callerid": "+442079460001", "uniqueid": uid}
+    await client.send_header("incoming", args=args, extra=extra)
+    return variables(await client.answer_all())
+
+
+async def test_incoming_calls_are_routed_by_the_numbers_assigned(
+    svc: Services, make_account: AccountFactory, start_server: StartServer
+) -> None:
+    assert svc.pool is not None
+    numbers = NumberStore(svc.pool, svc.accounts, NumberingSettings())
+    now = datetime.now(UTC)
+    a = await make_account()
+    gone = await make_account()
+    for n, account in ((DID, a.id), ("+48221234568", gone.id)):
+        await numbers.add(n, carrier="orange", monthly_cost=0, monthly_price=0, at=now,
+                          actor="op")  # fmt: skip
+        await numbers.assign(n, account, at=now, actor="op")
+    told = await _incoming(svc, start_server, "+48221234567")
+    assert (told["TOLLGATE_DECISION"], told["TOLLGATE_DIAL"]) == ("ALLOW", a.id)
+    assert int(told["TOLLGATE_MAX_MS"]) == svc.ledger.settings.max_call_s * 1000
+    # the national form of the number reaches the same account
+    assert (await _incoming(svc, start_server, "0221234567"))["TOLLGATE_DIAL"] == a.id
+    unknown = await _incoming(svc, start_server, "+48221234569")
+    assert (unknown["TOLLGATE_REASON"], unknown["TOLLGATE_SIP_CODE"]) == ("UNKNOWN_NUMBER", "404")
+    # an AstDB mapping (older deployments) is used when tollgate has no route of its own
+    mapped = await _incoming(svc, start_server, "+48221234569", "", "", a.id)
+    assert mapped["TOLLGATE_DIAL"] == a.id and mapped["TOLLGATE_DECISION"] == "ALLOW"
+    await svc.accounts.set_status(a.id, AccountStatus.SUSPENDED)
+    suspended = await _incoming(svc, start_server, DID)
+    assert (suspended["TOLLGATE_DECISION"], suspended["TOLLGATE_SIP_CODE"]) == ("DENY", "480")
+    await svc.accounts.set_status(gone.id, AccountStatus.CLOSED)
+    closed = await _incoming(svc, start_server, "+48221234568")
+    assert closed["TOLLGATE_SIP_CODE"] == "410"
+    # released: no longer routed
+    await svc.accounts.set_status(a.id, AccountStatus.ACTIVE)
+    await numbers.release(DID, at=now, actor="op")
+    assert (await _incoming(svc, start_server, DID))["TOLLGATE_SIP_CODE"] == "404"
