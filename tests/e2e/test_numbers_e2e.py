@@ -12,6 +12,7 @@ from customers.model import Customer
 from customers.store import CustomerStore
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
+from rating.accounts import AccountStatus
 from tests.e2e.conftest import E2E
 
 PLN = 1_000_000
@@ -55,3 +56,27 @@ async def test_unverified_customer_is_refused_with_403(e2e: E2E) -> None:
     [cdr] = await e2e.cdrs("phone-c", 1)
     assert cdr["reason"] == "CUSTOMER_UNVERIFIED"
     assert e2e.new_carrier_calls() == []
+
+
+async def test_carrier_call_to_an_assigned_number_is_routed_rated_and_listed(e2e: E2E) -> None:
+    """The rig's accounts have no phone to ring: the call rings at the account until the
+    carrier gives up. Its CDR is inbound, free, on the account's statement."""
+    a = await e2e.account("phone-d", balance=0)  # inbound is free: no credit needed
+    suspended = await e2e.account("phone-e", balance=PLN)
+    await _numbers(e2e, a.id, "+48221000011")
+    await _numbers(e2e, suspended.id, "+48221000012")
+    await e2e.svc.accounts.set_status(suspended.id, AccountStatus.SUSPENDED)
+    completed, failed = await e2e.ring_once("+48221000011", ["+442079460001"], ring_ms=1500)
+    assert (completed, failed) == (1, 0)
+    [cdr] = await e2e.cdrs("phone-d", 1)
+    assert (cdr["decision"], cdr["class"], cdr["e164"], cdr["cost"]) == (
+        "ALLOW", "inbound", "+48221000011", "0",
+    )  # fmt: skip
+    assert e2e.svc.pool is not None
+    direction = await e2e.svc.pool.fetchval("select direction from cdrs where account = $1", a.id)
+    assert direction == "in"
+    refused = await e2e.call("+48221000012", "127.0.0.10")  # the carrier's gateway
+    assert refused.status == 480 and not refused.answered
+    unknown = await e2e.call("+48221000013", "127.0.0.10")
+    assert unknown.status == 404
+    assert (await e2e.svc.accounts.live(a.id)).reserved == 0

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from abuse.events import CallEvent
 from cdr.writer import CdrWriter, WriterSettings
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
@@ -145,3 +146,9 @@ async def test_incoming_calls_are_routed_by_the_numbers_assigned(
     await svc.accounts.set_status(a.id, AccountStatus.ACTIVE)
     await numbers.release(DID, at=now, actor="op")
     assert (await _incoming(svc, start_server, DID))["TOLLGATE_SIP_CODE"] == "404"
+
+
+def test_inbound_cdrs_are_not_counted_as_calls_the_account_placed() -> None:
+    fields = {"call_id": "1", "account": "a", "state": "finished", "ended_at": "1700000000000"}
+    assert CallEvent.from_fields(fields).counted
+    assert not CallEvent.from_fields({**fields, "direction": "in"}).counted
