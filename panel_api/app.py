@@ -22,6 +22,7 @@ from panel_api import (
     numbers,
     operator,
     page,
+    sip,
 )
 from panel_api.auth import auth_middleware
 from panel_api.context import (
@@ -60,6 +61,7 @@ APIS = (
     calls.api,
     customer_records.api,
     numbers.api,
+    sip.api,
 )
 
 
