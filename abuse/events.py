@@ -11,7 +11,13 @@ from rating.keys import call_ref
 
 # Denials the customer's traffic did not cause: not attempts the account could place.
 NOT_TRAFFIC = frozenset(
-    {"ACCOUNT_SUSPENDED", "UNKNOWN_ACCOUNT", "INVOICE_OVERDUE", "SERVICE_UNAVAILABLE"}
+    {
+        "ACCOUNT_SUSPENDED",
+        "UNKNOWN_ACCOUNT",
+        "INVOICE_OVERDUE",
+        "CUSTOMER_UNVERIFIED",
+        "SERVICE_UNAVAILABLE",
+    }
 )
 NOT_FORWARDED = frozenset({"", "0", "no", "false"})
 FOREIGN_CLASSES = frozenset({"international", "high_risk"})
@@ -42,6 +48,7 @@ class CallEvent:
     cost: int = 0  # micro-units charged
     emergency: bool = False
     forwarded: bool = False  # a forwarded leg (RDNIS / SIP Diversion present)
+    inbound: bool = False  # a carrier's call to the account's number, not one it placed
 
     @property
     def placed(self) -> bool:
@@ -50,8 +57,9 @@ class CallEvent:
 
     @property
     def counted(self) -> bool:
-        """Emergency calls are never counted; nor are refusals the customer did not cause."""
-        return not self.emergency and self.reason not in NOT_TRAFFIC
+        """Emergency calls are never counted; nor are refusals the customer did not cause, nor
+        calls to its numbers (they reach the detectors as inbound events, from the switch)."""
+        return not self.emergency and not self.inbound and self.reason not in NOT_TRAFFIC
 
     @property
     def digits(self) -> str:
@@ -84,6 +92,7 @@ class CallEvent:
             cost=_int(f, "cost"),
             emergency=f.get("emergency", "") == "1" or number_class == "emergency",
             forwarded=(f.get("rdnis", "") or f.get("forwarded", "")).lower() not in NOT_FORWARDED,
+            inbound=f.get("direction", "") == "in",
         )
 
 

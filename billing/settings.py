@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from numbering.settings import NumberingSettings
 from runtime.settings import SettingsError
 
 
@@ -19,6 +20,10 @@ class BillingSettings:
     overdue_block_days: int = 14  # days past due before outbound calls are blocked
     foreign_after_days: int = 14  # prepaid negative this long: foreign numbers go
     close_after_months: int = 3  # prepaid negative this long: the account is closed
+    # §5.4 removes foreign numbers; blocking outbound foreign calls as well is the
+    # operator's choice (TOLLGATE_BILLING_FOREIGN_BLOCK), off by default
+    foreign_block: bool = False
+    numbering: NumberingSettings = field(default_factory=NumberingSettings)
     timezone: str = "Europe/Warsaw"  # the operator's books: issue dates, numbering series
 
     def __post_init__(self) -> None:
@@ -34,9 +39,14 @@ class BillingSettings:
         env = os.environ if env is None else env
         base = cls()
         rate = env.get("TOLLGATE_BILLING_VAT_RATE", "")
+        block = env.get("TOLLGATE_BILLING_FOREIGN_BLOCK", "").lower()
+        if block not in ("", "yes", "no", "true", "false", "1", "0", "on", "off"):
+            raise SettingsError("TOLLGATE_BILLING_FOREIGN_BLOCK", f"yes or no, not {block!r}")
         return cls(
             vat_rate_bp=percent_to_bp(rate) if rate else base.vat_rate_bp,
             timezone=env.get("TOLLGATE_BILLING_TIMEZONE", "") or base.timezone,
+            foreign_block=block in ("yes", "true", "1", "on"),
+            numbering=NumberingSettings.from_env(env),
         )
 
 

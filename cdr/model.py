@@ -70,6 +70,7 @@ class Cdr:
     unauthorized: bool = False
     prior_state: str = ""
     rdnis: str = ""
+    direction: str = "out"  # "in": a carrier's call to the account's number
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -150,6 +151,7 @@ class Cdr:
             unauthorized=f.flag("unauthorized"),
             prior_state=f.text("prior_state"),
             rdnis=f.text("rdnis"),
+            direction="in" if f.text("direction") == "in" else "out",
             stream_id=stream_id,
         )
 
@@ -184,6 +186,7 @@ _INT_FIELDS = tuple((_FIELD_AT[c], limit) for c, limit in _INTEGERS.items())
 _TIME_FIELDS = tuple(_FIELD_AT[c] for c in _TIMES)
 _FLAG_FIELDS = tuple(_FIELD_AT[c] for c in _FLAGS)
 _ENDED, _AUTHORIZED, _BILLSEC = (_FIELD_AT[c] for c in ("ended_at", "authorized_at", "billsec"))
+_DIRECTION = _FIELD_AT["direction"]
 _MS = timedelta(milliseconds=1)
 
 
@@ -293,6 +296,8 @@ def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
     started_at = values[_AUTHORIZED] or values[_ENDED] - timedelta(seconds=values[_BILLSEC])
     if started_at < EARLIEST:
         return None
+    # what the ledger did not mark inbound (also records older than the field) is outbound
+    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
     values.insert(STARTED_AT, started_at)
     values.insert(STREAM_ID_AT, stream_id)
     return tuple(values)

@@ -1,1 +1,2 @@
-"""Customers: customer records and their SIP logins (realtime PJSIP in PostgreSQL)."""
+"""Customers: customer records (the person or company behind accounts, its verification)
+and their SIP logins (realtime PJSIP in PostgreSQL)."""

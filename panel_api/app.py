@@ -12,7 +12,18 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from billing.settings import BillingSettings
-from panel_api import calls, customer, decks, documents, findings, operator, page, sip
+from panel_api import (
+    calls,
+    customer,
+    customer_records,
+    decks,
+    documents,
+    findings,
+    numbers,
+    operator,
+    page,
+    sip,
+)
 from panel_api.auth import auth_middleware
 from panel_api.context import (
     ARI_SETTINGS,
@@ -48,6 +59,8 @@ APIS = (
     decks.api,
     findings.api,
     calls.api,
+    customer_records.api,
+    numbers.api,
     sip.api,
 )
 

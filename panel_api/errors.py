@@ -16,7 +16,9 @@ from aiohttp import web
 
 from abuse.findings import FindingNotFound, FindingStateError
 from billing.errors import BillingError
+from customers.model import CustomerConflict, CustomerError, CustomerNotFound
 from customers.sip import SipError, SipLoginNotFound
+from numbering.model import NumberConflict, NumberError, NumberNotFound
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
@@ -201,6 +203,14 @@ def translate(exc: BaseException) -> ApiError | None:
             code="FINDING_STATE",
         )
     if isinstance(exc, BillingError | TokenError):
+        return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
+    if isinstance(exc, CustomerNotFound):
+        return not_found("customer", exc.customer)
+    if isinstance(exc, NumberNotFound):
+        return not_found("number", exc.number)
+    if isinstance(exc, CustomerConflict | NumberConflict):
+        return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
+    if isinstance(exc, CustomerError | NumberError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)

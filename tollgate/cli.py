@@ -15,7 +15,9 @@ from billing.cli_args import register as register_billing
 from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
+from customers.cli_args import register as register_customers
 from customers.sip_cli_args import register as register_sip
+from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
 
@@ -33,6 +35,10 @@ BAD_INPUT_ERRORS = (
     ("rating.accounts", "AccountNotFound"),
     ("rating.deck_store", "DeckNotFound"),
     ("rating.account_store", "ReferenceConflict"),
+    ("customers.model", "CustomerError"),
+    ("customers.model", "CustomerNotFound"),
+    ("numbering.model", "NumberError"),
+    ("numbering.model", "NumberNotFound"),
     ("customers.sip", "SipError"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
@@ -168,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_abuse(sub)
     register_panel(sub)
     register_billing(sub)
+    register_customers(sub)
+    register_numbers(sub)
     register_reconcile(sub)
     register_sip(sub)
     register_asterisk(sub)

@@ -250,6 +250,12 @@ class SipMessage:
     def call_id(self) -> str:
         return self.headers.get("call-id", "")
 
+    @property
+    def from_user(self) -> str:
+        """User part of the From header's URI (the caller id presented)."""
+        m = re.search(r"sips?:([^@;>\s]+)@", self.headers.get("from", ""))
+        return m.group(1) if m else ""
+
 
 def parse_sipp_trace(path: Path) -> list[SipMessage]:
     """Parse a SIPp -trace_msg message file; tolerates a partially written last entry."""
@@ -308,6 +314,7 @@ class CarrierCall:
     answer_time: float | None
     bye_time: float | None  # when the BYE reached the carrier
     bye_from: str | None  # "asterisk" (received) or None
+    caller: str = ""  # user part of the INVITE's From: the caller id the carrier was given
 
 
 class SippCarrier:
@@ -375,7 +382,11 @@ class SippCarrier:
             if msg.direction == "received" and msg.method == "INVITE" and not msg.is_response:
                 if cid not in by_id:
                     order.append(cid)
-                    by_id[cid] = {"number": msg.request_user, "invite": msg.time}
+                    by_id[cid] = {
+                        "number": msg.request_user,
+                        "invite": msg.time,
+                        "caller": msg.from_user,
+                    }
             elif cid in by_id:
                 entry = by_id[cid]
                 if msg.direction == "sent" and msg.status == 200 and msg.method == "INVITE":
@@ -390,6 +401,7 @@ class SippCarrier:
                 answer_time=by_id[cid].get("answer"),  # type: ignore[arg-type]
                 bye_time=by_id[cid].get("bye"),  # type: ignore[arg-type]
                 bye_from="asterisk" if "bye" in by_id[cid] else None,
+                caller=str(by_id[cid]["caller"]),
             )
             for cid in order
         ]
@@ -466,6 +478,7 @@ def place_call(
     hangup_after_ms: int | None = None,
     max_wait_s: float = 120,
     workdir: Path | None = None,
+    caller: str | None = None,
 ) -> CallResult:
     """Place one call from a phone (name like "phone-a", or its IP) through Asterisk.
 
@@ -486,6 +499,10 @@ def place_call(
     )
     if n != 1:
         raise RigError("unexpected SIPp scenario layout")
+    if caller is not None:  # the number the phone presents (its From user)
+        if not re.fullmatch(r"[+0-9A-Za-z]{1,32}", caller):
+            raise RigError(f"caller {caller!r} would break the scenario")
+        scenario = scenario.replace("From: <sip:phone@", f"From: <sip:{caller}@")
     tag = f"{ip}-{free_udp_port(ip)}-{time.monotonic_ns()}"
     xml = work / f"uac-{tag}.xml"
     xml.write_text(scenario)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,3 +161,59 @@ async def test_call_between_pyvoip_phones_is_rated_and_cut_at_the_grant(
     assert row["lastapp"] == "Dial" and f"L({GRANT_S * 1000})" in row["lastdata"], row
     assert abs(int(row["billsec"]) - GRANT_S) <= 1, row
     assert row["userfield"] == cdr["call_id"], (row, cdr)
+
+
+async def test_carrier_call_to_a_number_rings_the_accounts_registered_phone(
+    e2e: E2E, pyvoip_rig: AsteriskRig, tmp_path: Path
+) -> None:
+    """Inbound: the carrier's gateway calls a number assigned to the account whose SIP
+    endpoint is the registered pyVoIP phone; the phone answers, the call is rated (inbound
+    is free by default) and recorded as inbound on the account."""
+    from numbering.settings import NumberingSettings
+    from numbering.store import NumberStore
+    from rating.accounts import Account
+    from tests.e2e.rig import place_call
+
+    config = pyvoip_rig.config
+    account = await e2e.svc.accounts.create(Account(CALLEE_USER, deck="retail"))
+    assert e2e.svc.pool is not None
+    numbers = NumberStore(e2e.svc.pool, e2e.svc.accounts, NumberingSettings())
+    now = datetime.now(UTC)
+    did = "+48221000031"
+    await numbers.add(did, carrier="rig", monthly_cost=0, monthly_price=0, at=now, actor="e2e")
+    await numbers.assign(did, account.id, at=now, actor="e2e")
+    common = ["--server", "127.0.0.1", "--server-port", str(config.sip_port)]
+    common += ["--timeout", str(PHONE_TIMEOUT_S)]
+    callee = PhoneProcess(
+        "callee", tmp_path, *common, "--user", CALLEE_USER, "--ip", CALLEE_IP,
+        "--sip-port", str(free_udp_port(CALLEE_IP)), "--rtp-port", str(free_udp_port(CALLEE_IP)),
+    )  # fmt: skip
+    try:
+        assert await asyncio.to_thread(callee.wait_for, "registered", 15), callee.describe()
+        result = await asyncio.to_thread(
+            place_call, did, "127.0.0.10", sip_port=config.sip_port, hangup_after_ms=3000
+        )
+        await asyncio.to_thread(callee.wait_for, "bye", 15)
+    finally:
+        callee.kill()
+    diag = callee.describe()
+    assert result.status == 200 and result.answered, (result, diag)
+    [invite] = callee.of("invite")  # rung at its registered contact, once
+    [answered] = callee.of("answered")
+    assert answered["call_id"] == invite["call_id"], diag
+    deadline = time.monotonic() + 20
+    while True:
+        row = await e2e.svc.pool.fetchrow(
+            "select direction, number_class, e164, billsec, cost, disposition from cdrs"
+            " where account = $1 and state = 'finished'",
+            account.id,
+        )
+        if row is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert row is not None, diag
+    assert (row["direction"], row["number_class"], row["e164"], row["cost"]) == (
+        "in", "inbound", did, 0,
+    )  # fmt: skip
+    assert abs(row["billsec"] - 3) <= 1 and row["disposition"] == "ANSWER"
+    assert (await e2e.svc.accounts.live(account.id)).reserved == 0
