@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from billing.parties import SellerSettings
+from billing.vat import code_of_bp, rate_code
 from runtime.settings import SettingsError
 
 
@@ -20,6 +22,11 @@ class BillingSettings:
     foreign_after_days: int = 14  # prepaid negative this long: foreign numbers go
     close_after_months: int = 3  # prepaid negative this long: the account is closed
     timezone: str = "Europe/Warsaw"  # the operator's books: issue dates, numbering series
+    seller: SellerSettings | None = None  # who issues the documents (TOLLGATE_SELLER_*)
+    # (E.164 prefix without '+', rate code): calls to these prefixes take this rate instead
+    # of the default, longest prefix first; e.g. np for calls ending abroad
+    vat_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    proforma_days_before: int = 21  # a pro-forma is issued this long before a period ends
 
     def __post_init__(self) -> None:
         if not 0 <= self.vat_rate_bp <= 10_000:
@@ -37,7 +44,41 @@ class BillingSettings:
         return cls(
             vat_rate_bp=percent_to_bp(rate) if rate else base.vat_rate_bp,
             timezone=env.get("TOLLGATE_BILLING_TIMEZONE", "") or base.timezone,
+            seller=SellerSettings.from_env(env),
+            vat_rules=parse_vat_rules(env.get("TOLLGATE_BILLING_VAT_RULES", "")),
         )
+
+    @property
+    def default_rate(self) -> str:
+        return code_of_bp(self.vat_rate_bp)
+
+    def rate_for_prefix(self, prefix: str) -> str:
+        """The VAT rate code of calls to `prefix` (a rate deck's prefix, no '+')."""
+        best = ""
+        code = self.default_rate
+        for rule, rule_code in self.vat_rules:
+            if prefix.startswith(rule) and len(rule) >= len(best):
+                best, code = rule, rule_code
+        return code
+
+
+def parse_vat_rules(text: str) -> tuple[tuple[str, str], ...]:
+    """'1=np,44=np,48=23' -> ((prefix, code), ...); '*' stands for every prefix."""
+    rules = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        prefix, sep, code = item.partition("=")
+        prefix = prefix.strip().lstrip("+")
+        if not sep or not (prefix == "*" or prefix.isdigit()):
+            raise SettingsError(
+                "TOLLGATE_BILLING_VAT_RULES", f"PREFIX=RATE expected, got {item!r}"
+            )
+        try:
+            rules.append(("" if prefix == "*" else prefix, rate_code(code)))
+        except ValueError as e:
+            raise SettingsError("TOLLGATE_BILLING_VAT_RULES", str(e)) from None
+    return tuple(rules)
 
 
 def percent_to_bp(text: str) -> int:
