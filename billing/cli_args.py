@@ -12,7 +12,7 @@ NOW_HELP = "act as of this ISO 8601 time (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `bill run|listing|invoices|pay|subscribe|unsubscribe` and `cdr rerate`."""
+    """Add `bill run|listing|invoices|pay|pdf|subscribe|unsubscribe` and `cdr rerate`."""
     b = subparsers.add_parser("bill", help="billing: runs, call listings, invoices, payments")
     sub = b.add_subparsers(dest="bill", required=True)
 
@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     py.add_argument("--note", default="")
     py.add_argument("--now", help=NOW_HELP)
     py.set_defaults(run=Lazy("billing.cli:cmd_pay"))
+
+    pd = sub.add_parser("pdf", help="a document (invoice, credit note, pro-forma) as PDF")
+    pd.add_argument("number", help="the document's number, e.g. INV/2026/11/000001")
+    pd.add_argument("-o", "--output", required=True, help="the PDF file to write")
+    pd.set_defaults(run=Lazy("billing.cli:cmd_pdf"))
 
     sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
     sb.add_argument("--account", required=True)

@@ -35,7 +35,7 @@ def valid_nip(text: str, field: str = "nip") -> str:
     try:
         return str(pl_nip.validate(text))
     except ValidationError as e:
-        raise PartyError(field, f"not a valid NIP: {text!r} ({e.message})") from None
+        raise PartyError(field, f"not a valid NIP: {text!r} ({e})") from None
 
 
 def valid_vat_id(text: str, field: str = "vat_id") -> str:
@@ -43,7 +43,7 @@ def valid_vat_id(text: str, field: str = "vat_id") -> str:
     try:
         return str(eu_vat.validate(text))
     except ValidationError as e:
-        raise PartyError(field, f"not a valid EU VAT number: {text!r} ({e.message})") from None
+        raise PartyError(field, f"not a valid EU VAT number: {text!r} ({e})") from None
 
 
 def valid_iban(text: str, field: str = "iban") -> str:
@@ -117,7 +117,12 @@ class SellerSettings:
     @property
     def party(self) -> Party:
         return Party(
-            self.name, self.address, "PL", self.nip, email=self.email, iban=self.iban,
+            self.name,
+            self.address,
+            "PL",
+            self.nip,
+            email=self.email,
+            iban=self.iban,
             bank=self.bank,
         )
 

@@ -71,9 +71,7 @@ def parse_vat_rules(text: str) -> tuple[tuple[str, str], ...]:
         prefix, sep, code = item.partition("=")
         prefix = prefix.strip().lstrip("+")
         if not sep or not (prefix == "*" or prefix.isdigit()):
-            raise SettingsError(
-                "TOLLGATE_BILLING_VAT_RULES", f"PREFIX=RATE expected, got {item!r}"
-            )
+            raise SettingsError("TOLLGATE_BILLING_VAT_RULES", f"PREFIX=RATE expected, got {item!r}")
         try:
             rules.append(("" if prefix == "*" else prefix, rate_code(code)))
         except ValueError as e:

@@ -92,9 +92,7 @@ class RateTotal:
         return {"rate": self.code, "net": self.net, "vat": self.vat, "gross": self.gross}
 
 
-def totals_by_rate(
-    grosses: list[tuple[str, int]], decimals: int = 2
-) -> tuple[RateTotal, ...]:
+def totals_by_rate(grosses: list[tuple[str, int]], decimals: int = 2) -> tuple[RateTotal, ...]:
     """Per-rate totals of (rate code, gross in micro-units already rounded to grosze):
     VAT is computed once per rate on the rate's sum, as the from-gross method requires."""
     sums: dict[str, int] = {}

@@ -1,0 +1,207 @@
+"""Legal documents against the real PostgreSQL: VAT per line with totals per rate, seller
+and buyer kept on the document, pro-formas in their own series, and the PDF as a reader
+sees it (pdftotext from poppler-utils).
+
+Documents are issued at fixed instants (`local(...)`), so these pass on any day."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing import cli as billing_cmds
+from billing.documents import Draft, Kind, Line, by_number, issue
+from billing.postpaid import invoice_statuses
+from billing.settings import BillingSettings
+from core.cliout import CliError
+from runtime.services import Services
+from tests.conftest import AccountFactory
+from tests.unit.test_invoice_parts import SELLER
+
+PLN = 1_000_000
+GROSZ = 10_000
+MY_TABLES = ("ksef_submissions", "billing_documents", "document_series")
+
+
+@pytest.fixture(autouse=True)
+async def document_tables(svc: Services) -> AsyncIterator[None]:
+    assert svc.pool is not None
+    await svc.pool.execute(f"truncate {', '.join(MY_TABLES)} cascade")
+    yield
+
+
+@pytest.fixture
+def seller_env(monkeypatch: pytest.MonkeyPatch) -> BillingSettings:
+    for key, value in SELLER.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TOLLGATE_SELLER_BANK", "Bank Przykładowy S.A.")
+    return BillingSettings.from_env()
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Warsaw")).astimezone(UTC)
+
+
+def pdf_text(path: Path) -> str:
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True
+    )
+    return out.stdout
+
+
+async def issue_mixed(svc: Services, account: str, settings: BillingSettings) -> str:
+    """A postpaid-style invoice with calls at 23% and np and a fee."""
+    draft = Draft(
+        Kind.INVOICE,
+        account,
+        f"invoice/{account}/2026-11",
+        "PLN",
+        local("2026-11-30T12:00").date(),
+        (
+            Line("Połączenia: Polska komórkowe (+4860)", 12_345_678, 40, 3600, "23"),
+            Line("Połączenia: Niemcy (+49)", 5_004_999, 3, 200, "np"),
+            Line("Abonament: centrala wirtualna", 49 * PLN, 1, 0, "", "mies."),
+        ),
+        period="2026-11",
+        payment_method="transfer",
+    )
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        doc, created = await issue(conn, draft, settings, local("2026-12-01T00:30"))
+    assert created
+    return doc.number
+
+
+async def test_an_invoice_keeps_rates_per_line_totals_per_rate_and_the_seller(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        doc = await by_number(conn, number)
+    assert doc is not None
+    # lines rounded to the grosz: 12.35 + 5.00 + 49.00; 23% on 61.35 once, np carries none
+    assert [(t.code, t.net, t.vat, t.gross) for t in doc.totals] == [
+        ("23", 4_988 * GROSZ, 1_147 * GROSZ, 6_135 * GROSZ),
+        ("np", 500 * GROSZ, 0, 500 * GROSZ),
+    ]
+    assert (doc.net, doc.vat, doc.gross) == (5_488 * GROSZ, 1_147 * GROSZ, 6_635 * GROSZ)
+    assert doc.rates == ["23", "np", "23"]
+    assert doc.seller is not None and doc.seller.nip == "5260001246"
+    assert doc.due_date is not None and doc.due_date.isoformat() == "2026-12-15"
+    view = doc.as_dict()
+    assert view["vat_totals"][1] == {"rate": "np", "net": "5.00", "vat": "0.00", "gross": "5.00"}
+
+
+async def test_bill_pdf_prints_numbers_tax_ids_totals_and_polish_letters(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    out = tmp_path / "faktura.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
+    assert out.read_bytes().startswith(b"%PDF-")
+    text = pdf_text(out)
+    assert f"Faktura VAT nr {number}" in text
+    assert "Łączność Sp. z o.o." in text and "ul. Źródlana 5" in text
+    assert "NIP: 5260001246" in text
+    assert "Data wystawienia: 2026-12-01" in text and "Data sprzedaży: 2026-11-30" in text
+    assert "Termin płatności: 2026-12-15" in text
+    assert "PL61 1090 1014 0000 0712 1981 2874" in text
+    for row in (
+        "23%      49,88     11,47     61,35",
+        "np       5,00      0,00      5,00",
+        "Razem      54,88     11,47     66,35",
+    ):
+        assert " ".join(row.split()) in " ".join(text.split())
+    assert "Do zapłaty: 66,35 PLN" in text
+    assert "sześćdziesiąt sześć złotych, trzydzieści pięć groszy" in " ".join(text.split())
+    assert "Połączenia: Polska komórkowe (+4860)" in text
+
+
+async def test_pdf_of_a_missing_document_or_without_a_seller_is_a_clear_error(
+    svc: Services,
+    make_account: AccountFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TOLLGATE_SELLER_NAME", raising=False)
+    with pytest.raises(CliError, match="number: no document 'INV/2026/12/000009'"):
+        await billing_cmds.cmd_pdf(
+            svc, argparse.Namespace(number="INV/2026/12/000009", output=str(tmp_path / "x"))
+        )
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, BillingSettings())
+    with pytest.raises(CliError, match="TOLLGATE_SELLER_NAME: no seller configured"):
+        await billing_cmds.cmd_pdf(
+            svc, argparse.Namespace(number=number, output=str(tmp_path / "x.pdf"))
+        )
+    assert not (tmp_path / "x.pdf").exists()
+
+
+async def test_a_proforma_has_its_own_series_and_is_not_an_invoice_owed(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    assert svc.pool is not None
+    draft = Draft(
+        Kind.PROFORMA,
+        acct.id,
+        f"proforma/{acct.id}/2026-12",
+        "PLN",
+        local("2026-12-01T00:00").date(),
+        (Line("Abonament grudzień 2026", 49 * PLN),),
+        period="2026-12",
+        payment_method="transfer",
+    )
+    async with svc.pool.acquire() as conn:
+        pf, _ = await issue(conn, draft, seller_env, local("2026-11-10T09:00"))
+        assert await invoice_statuses(conn, acct.id) == []
+    assert pf.number == "PF/2026/11/000001"
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert number == "INV/2026/12/000001"
+    out = tmp_path / "pf.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=pf.number, output=str(out)))
+    text = pdf_text(out)
+    assert "Faktura pro forma nr PF/2026/11/000001" in text
+    assert "nie jest fakturą VAT" in text
+
+
+async def test_a_credit_note_names_the_invoice_it_corrects_and_why(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        inv = await by_number(conn, number)
+        assert inv is not None
+        cn, _ = await issue(
+            conn,
+            Draft(
+                Kind.CREDIT_NOTE,
+                acct.id,
+                f"credit/{acct.id}/x",
+                "PLN",
+                inv.sale_date,
+                (Line("Zmiana cen połączeń", -2 * PLN),),
+                corrects=inv.id,
+                note="obniżka cen po reklamacji",
+            ),
+            seller_env,
+            local("2026-12-05T10:00"),
+        )
+    out = tmp_path / "cn.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=cn.number, output=str(out)))
+    text = pdf_text(out)
+    assert f"Faktura korygująca nr {cn.number}" in text
+    assert f"Korekta faktury nr {number} z dnia 2026-12-01" in text
+    assert "Przyczyna korekty: obniżka cen po reklamacji" in text
+    assert "Do zwrotu: 2,00 PLN" in text
