@@ -138,6 +138,25 @@ async def cmd_pdf(s: Services, args: argparse.Namespace) -> None:
     print_json({"number": doc.number, "file": args.output, "bytes": len(data)})
 
 
+async def cmd_ksef(s: Services, args: argparse.Namespace) -> None:
+    from billing.ksef_xml import fa3_xml
+    from billing.printing import printable
+
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError):
+        async with s.pool.acquire() as conn:
+            xml = fa3_xml(await printable(conn, args.number, settings), settings.exemption_basis)
+    if not args.output:
+        sys.stdout.write(xml.decode())
+        return
+    try:
+        await asyncio.to_thread(Path(args.output).write_bytes, xml)
+    except OSError as e:
+        raise CliError(f"-o: cannot write {args.output}: {e.strerror}") from None
+    print_json({"number": args.number, "file": args.output, "bytes": len(xml)})
+
+
 async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     settings = BillingSettings.from_env()

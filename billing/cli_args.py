@@ -12,7 +12,7 @@ NOW_HELP = "act as of this ISO 8601 time (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `bill run|listing|invoices|pay|pdf|subscribe|unsubscribe` and `cdr rerate`."""
+    """Add `bill run|listing|invoices|pay|pdf|ksef|subscribe|unsubscribe` and `cdr rerate`."""
     b = subparsers.add_parser("bill", help="billing: runs, call listings, invoices, payments")
     sub = b.add_subparsers(dest="bill", required=True)
 
@@ -46,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pd.add_argument("number", help="the document's number, e.g. INV/2026/11/000001")
     pd.add_argument("-o", "--output", required=True, help="the PDF file to write")
     pd.set_defaults(run=Lazy("billing.cli:cmd_pdf"))
+
+    ks = sub.add_parser("ksef", help="a B2B document as KSeF FA(3) XML, schema-checked")
+    ks.add_argument("number", help="the document's number")
+    ks.add_argument("-o", "--output", help="write the XML here (default: standard output)")
+    ks.set_defaults(run=Lazy("billing.cli:cmd_ksef"))
 
     sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
     sb.add_argument("--account", required=True)

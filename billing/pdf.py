@@ -54,6 +54,7 @@ class Related:
 
     corrected_number: str = ""
     corrected_issue_date: date | None = None
+    corrected_ksef_number: str = ""  # the corrected invoice's number in KSeF, once accepted
     paid: bool = False  # printed as paid (a top-up invoice is paid when issued)
 
 

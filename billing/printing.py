@@ -44,10 +44,12 @@ async def printable_doc(conn: Conn, doc: Document, settings: BillingSettings) ->
     related = Related(paid=doc.kind is Kind.TOPUP_INVOICE)
     if doc.corrects is not None:
         row = await conn.fetchrow(
-            "select number, issue_date from billing_documents where id = $1", doc.corrects
+            "select d.number, d.issue_date, k.ksef_number from billing_documents d"
+            " left join ksef_submissions k on k.document_id = d.id where d.id = $1",
+            doc.corrects,
         )
         assert row is not None  # a foreign key
-        related = Related(row["number"], row["issue_date"])
+        related = Related(row["number"], row["issue_date"], row["ksef_number"] or "")
     return Printable(doc, seller, buyer, related)
 
 

@@ -27,6 +27,7 @@ class BillingSettings:
     # of the default, longest prefix first; e.g. np for calls ending abroad
     vat_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     proforma_days_before: int = 21  # a pro-forma is issued this long before a period ends
+    exemption_basis: str = ""  # the legal basis printed for zw (exempt) lines
 
     def __post_init__(self) -> None:
         if not 0 <= self.vat_rate_bp <= 10_000:
@@ -46,6 +47,7 @@ class BillingSettings:
             timezone=env.get("TOLLGATE_BILLING_TIMEZONE", "") or base.timezone,
             seller=SellerSettings.from_env(env),
             vat_rules=parse_vat_rules(env.get("TOLLGATE_BILLING_VAT_RULES", "")),
+            exemption_basis=env.get("TOLLGATE_BILLING_VAT_EXEMPTION_BASIS", "").strip(),
         )
 
     @property

@@ -9,15 +9,20 @@ from __future__ import annotations
 import argparse
 import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from lxml import etree
 
 from billing import cli as billing_cmds
 from billing.documents import Draft, Kind, Line, by_number, issue
+from billing.ksef_xml import KsefError, fa3_xml
+from billing.parties import Party
 from billing.postpaid import invoice_statuses
+from billing.printing import printable
 from billing.settings import BillingSettings
 from core.cliout import CliError
 from runtime.services import Services
@@ -205,3 +210,84 @@ async def test_a_credit_note_names_the_invoice_it_corrects_and_why(
     assert f"Korekta faktury nr {number} z dnia 2026-12-01" in text
     assert "Przyczyna korekty: obniżka cen po reklamacji" in text
     assert "Do zwrotu: 2,00 PLN" in text
+
+
+BUSINESS = Party(
+    "Przykładowa Firma Sp. z o.o.",
+    ("ul. Kwiatowa 1", "31-000 Kraków"),
+    nip="7740001454",
+    email="faktury@example.com",
+)
+FA = {"fa": "http://crd.gov.pl/wzor/2025/06/25/13775/"}
+
+
+async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        p = replace(await printable(conn, number, seller_env), buyer=BUSINESS)
+    xml = etree.fromstring(fa3_xml(p))  # fa3_xml validates against the XSD itself
+
+    def one(path: str) -> str:
+        found = xml.xpath(path, namespaces=FA)
+        assert len(found) == 1, path
+        return str(found[0].text)
+
+    assert one("fa:Podmiot1/fa:DaneIdentyfikacyjne/fa:NIP") == "5260001246"
+    assert one("fa:Podmiot2/fa:DaneIdentyfikacyjne/fa:NIP") == "7740001454"
+    assert one("fa:Fa/fa:P_2") == number
+    assert (one("fa:Fa/fa:P_13_1"), one("fa:Fa/fa:P_14_1")) == ("49.88", "11.47")
+    assert (one("fa:Fa/fa:P_13_8"), one("fa:Fa/fa:P_15")) == ("5.00", "66.35")
+    assert [r.text for r in xml.xpath("fa:Fa/fa:FaWiersz/fa:P_12", namespaces=FA)] == [
+        "23",
+        "np I",
+        "23",
+    ]
+    assert one("fa:Fa/fa:Platnosc/fa:TerminPlatnosci/fa:Termin") == "2026-12-15"
+    assert one("fa:Fa/fa:Platnosc/fa:RachunekBankowy/fa:NrRB") == "PL61109010140000071219812874"
+    assert one("fa:Fa/fa:RodzajFaktury") == "VAT"
+
+
+async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        inv = await by_number(conn, number)
+        assert inv is not None
+        cn, _ = await issue(
+            conn,
+            Draft(
+                Kind.CREDIT_NOTE,
+                acct.id,
+                f"credit/{acct.id}/x",
+                "PLN",
+                inv.sale_date,
+                (Line("Zmiana cen połączeń", -2 * PLN),),
+                corrects=inv.id,
+                note="obniżka cen po reklamacji",
+            ),
+            seller_env,
+            local("2026-12-05T10:00"),
+        )
+        p = replace(await printable(conn, cn.number, seller_env), buyer=BUSINESS)
+        consumer = replace(p, buyer=replace(BUSINESS, nip="", consumer=True))
+    xml = etree.fromstring(fa3_xml(p))
+    assert xml.xpath("string(fa:Fa/fa:RodzajFaktury)", namespaces=FA) == "KOR"
+    assert xml.xpath("string(fa:Fa/fa:P_15)", namespaces=FA) == "-2.00"
+    assert xml.xpath("string(fa:Fa/fa:P_14_1)", namespaces=FA) == "-0.37"
+    assert xml.xpath("string(fa:Fa/fa:DaneFaKorygowanej/fa:NrFaKorygowanej)", namespaces=FA) == (
+        number
+    )
+    assert xml.xpath("string(fa:Fa/fa:PrzyczynaKorekty)", namespaces=FA) == (
+        "obniżka cen po reklamacji"
+    )
+    with pytest.raises(KsefError, match=r"buyer: .* the buyer has no NIP"):
+        fa3_xml(consumer)
+    with pytest.raises(KsefError, match=r"xml: .* does not pass the FA\(3\) schema"):
+        fa3_xml(replace(p, seller=replace(p.seller, nip="12")))
