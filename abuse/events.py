@@ -11,7 +11,13 @@ from rating.keys import call_ref
 
 # Denials the customer's traffic did not cause: not attempts the account could place.
 NOT_TRAFFIC = frozenset(
-    {"ACCOUNT_SUSPENDED", "UNKNOWN_ACCOUNT", "INVOICE_OVERDUE", "SERVICE_UNAVAILABLE"}
+    {
+        "ACCOUNT_SUSPENDED",
+        "UNKNOWN_ACCOUNT",
+        "INVOICE_OVERDUE",
+        "CUSTOMER_UNVERIFIED",
+        "SERVICE_UNAVAILABLE",
+    }
 )
 NOT_FORWARDED = frozenset({"", "0", "no", "false"})
 FOREIGN_CLASSES = frozenset({"international", "high_risk"})

@@ -311,6 +311,8 @@ class AccountStore:
             a.allow_high_risk,
             list(a.blocked_prefixes),
             a.invoice_overdue,
+            a.customer_id,
+            a.unverified,
         ]
 
     @staticmethod

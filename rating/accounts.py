@@ -59,6 +59,8 @@ class Account:
     allow_high_risk: bool = False
     blocked_prefixes: tuple[str, ...] = field(default_factory=tuple)
     invoice_overdue: bool = False
+    customer_id: str | None = None  # the customer record that owns the account, if any
+    unverified: bool = False  # its customer is not verified: outbound calls are refused
 
     def validated(self) -> Account:
         if not ACCOUNT_ID.match(self.id):
@@ -82,6 +84,10 @@ class Account:
         for prefix in self.blocked_prefixes:
             if not PREFIX.match(prefix):
                 raise AccountError("blocked_prefixes", f"{prefix!r} is not 1-15 digits")
+        if self.customer_id is not None and not ACCOUNT_ID.match(self.customer_id):
+            raise AccountError("customer_id", f"not a customer id: {self.customer_id!r}")
+        if self.unverified and self.customer_id is None:
+            raise AccountError("unverified", "only an account with a customer can be unverified")
         return self
 
     def redis_fields(self) -> dict[str, str]:
@@ -102,6 +108,7 @@ class Account:
             "allow_high_risk": "1" if self.allow_high_risk else "0",
             "blocked_prefixes": ",".join(self.blocked_prefixes),
             "invoice_overdue": "1" if self.invoice_overdue else "0",
+            "unverified": "1" if self.unverified else "0",
         }
 
     def as_dict(self) -> dict[str, Any]:

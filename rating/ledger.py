@@ -46,6 +46,7 @@ class Reason(StrEnum):
     NO_RATE = "NO_RATE"
     ACCOUNT_SUSPENDED = "ACCOUNT_SUSPENDED"
     INVOICE_OVERDUE = "INVOICE_OVERDUE"
+    CUSTOMER_UNVERIFIED = "CUSTOMER_UNVERIFIED"  # the account's customer is not verified
     TOO_MANY_CALLS = "TOO_MANY_CALLS"
     RATE_LIMITED = "RATE_LIMITED"
     INVALID_NUMBER = "INVALID_NUMBER"
@@ -71,6 +72,9 @@ class LedgerSettings:
     record_ttl_s: int = 7 * 86400  # call records kept for idempotent replays
     default_country: str = "PL"  # for accounts the ledger does not know
     blocked_prefixes: tuple[str, ...] = ()  # operator-wide, on top of each account's
+    # Refuse outbound calls (emergency excepted) of accounts whose customer is not verified
+    # (the terms: services start after verification); an operator may choose otherwise.
+    refuse_unverified: bool = True
     switch_host: str = field(default_factory=socket.gethostname)
 
     @property
@@ -291,6 +295,7 @@ class Ledger:
             curve,
             _clean(req.rdnis),
             call_ref(self.switch_of(req.switch), req.call_id),
+            "1" if self.settings.refuse_unverified else "0",
         ]
         return (
             self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch)),

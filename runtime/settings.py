@@ -39,6 +39,13 @@ class Settings:
                 raise ValueError("comma-separated digit prefixes expected")
             return out
 
+        def yes_no(raw: str) -> bool:
+            if raw.lower() in ("yes", "true", "1", "on"):
+                return True
+            if raw.lower() in ("no", "false", "0", "off"):
+                return False
+            raise ValueError("yes or no expected")
+
         base = LedgerSettings()
         return cls(
             redis_url=get("REDIS_URL", str, cls.redis_url),
@@ -51,6 +58,7 @@ class Settings:
                 record_ttl_s=get("RECORD_TTL_S", positive, base.record_ttl_s),
                 default_country=get("DEFAULT_COUNTRY", str, base.default_country).upper(),
                 blocked_prefixes=get("BLOCKED_PREFIXES", prefixes, ()),
+                refuse_unverified=get("REFUSE_UNVERIFIED", yes_no, base.refuse_unverified),
                 switch_host=get("SWITCH_HOST", str, socket.gethostname()),
             ),
             deck_refresh_s=get("DECK_REFRESH_S", float, 1.0),

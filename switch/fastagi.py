@@ -47,6 +47,7 @@ SIP_CODES: dict[str, int] = {
     Reason.PREMIUM_BLOCKED: 403,
     Reason.DESTINATION_BLOCKED: 403,
     Reason.ACCOUNT_SUSPENDED: 403,
+    Reason.CUSTOMER_UNVERIFIED: 403,
     Reason.UNKNOWN_ACCOUNT: 403,
     Reason.INVALID_NUMBER: 484,
     Reason.NO_RATE: 404,

@@ -15,6 +15,7 @@ from billing.cli_args import register as register_billing
 from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
+from customers.cli_args import register as register_customers
 from panel_api.cli_args import register as register_panel
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -31,6 +32,8 @@ BAD_INPUT_ERRORS = (
     ("rating.accounts", "AccountNotFound"),
     ("rating.deck_store", "DeckNotFound"),
     ("rating.account_store", "ReferenceConflict"),
+    ("customers.model", "CustomerError"),
+    ("customers.model", "CustomerNotFound"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_abuse(sub)
     register_panel(sub)
     register_billing(sub)
+    register_customers(sub)
     register_reconcile(sub)
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")

@@ -1,6 +1,7 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
 --       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis ref
+--       refuse_unverified
 --       (ref = switch/call_id: a call is its switch's call id, per account)
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -11,6 +12,7 @@ local ttl_extra, record_ttl, cap = tonumber(ARGV[16]), tonumber(ARGV[17]), tonum
 local currency = ARGV[19]
 local rdnis = ARGV[21] or ''  -- ARGV[20] is the curve, read where it is needed
 local ref = ARGV[22]
+local refuse_unverified = ARGV[23] == '1'
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
@@ -50,6 +52,7 @@ if redis.call('EXISTS', A) == 0 then return deny('UNKNOWN_ACCOUNT') end
 local acct = hash(A)
 if acct.status ~= 'active' then return deny('ACCOUNT_SUSPENDED', acct.status or '') end
 if acct.invoice_overdue == '1' then return deny('INVOICE_OVERDUE') end
+if refuse_unverified and acct.unverified == '1' then return deny('CUSTOMER_UNVERIFIED') end
 -- The caller normalised and rated with cached account settings; if they moved, say so.
 if (acct.country or '') ~= home or (acct.timezone or '') ~= tz
    or (class ~= 'invalid' and (acct.deck or '') ~= deck and (acct.deck or '') ~= '') then

@@ -1,0 +1,1 @@
+"""Customer records: the person or company behind accounts, and its verification."""

@@ -1,0 +1,82 @@
+"""`tollgate customer ...` handlers: each is `async (Services, argparse.Namespace)` and
+prints one JSON document; bad input is the CLI's exit-2 error."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from core.cliout import print_json
+from customers.model import EDITABLE_FIELDS, Customer, CustomerError, Verification
+from customers.store import CustomerStore, accounts_of, get_customer, list_customers
+from runtime.services import Services
+
+
+def _now(args: argparse.Namespace) -> datetime:
+    """--now (a naive time is UTC), else the wall clock: read here, at the edge."""
+    text = getattr(args, "now", None)
+    if not text:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CustomerError("--now", f"not an ISO 8601 date-time: {text!r}") from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _store(s: Services) -> CustomerStore:
+    assert s.pool is not None
+    return CustomerStore(s.pool, s.accounts)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {f: getattr(args, f) for f in EDITABLE_FIELDS if getattr(args, f, None) is not None}
+
+
+async def _view(s: Services, customer: Customer) -> dict[str, Any]:
+    assert s.pool is not None
+    return {**customer.as_dict(), "accounts": await accounts_of(s.pool, customer.id)}
+
+
+async def cmd_create(s: Services, args: argparse.Namespace) -> None:
+    given = _given(args)
+    customer = Customer(
+        id=args.id, legal_name=given.pop("legal_name"), email=given.pop("email"), **given
+    )
+    created = await _store(s).create(
+        customer, at=_now(args), actor=args.by, accounts=tuple(args.account)
+    )
+    print_json(await _view(s, created))
+
+
+async def cmd_show(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    print_json(await _view(s, await get_customer(s.pool, args.id)))
+
+
+async def cmd_update(s: Services, args: argparse.Namespace) -> None:
+    changes = _given(args)
+    if not changes:
+        raise CustomerError("update", "nothing to change")
+    updated = await _store(s).update(args.id, at=_now(args), actor=args.by, **changes)
+    print_json(await _view(s, updated))
+
+
+async def cmd_verify(s: Services, args: argparse.Namespace) -> None:
+    updated = await _store(s).verify(
+        args.id, Verification(args.status), at=_now(args), actor=args.by, note=args.note
+    )
+    print_json(await _view(s, updated))
+
+
+async def cmd_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    status = Verification(args.verification) if args.verification else None
+    print_json([c.as_dict() for c in await list_customers(s.pool, status)])
+
+
+async def cmd_attach(s: Services, args: argparse.Namespace) -> None:
+    await _store(s).attach(args.id, args.account, at=_now(args), actor=args.by)
+    assert s.pool is not None
+    print_json(await _view(s, await get_customer(s.pool, args.id)))

@@ -1,0 +1,1 @@
+"""Telephone numbers (DIDs): inventory, assignment to accounts, caller id."""
