@@ -25,13 +25,21 @@ from billing.postpaid import invoice_statuses
 from billing.printing import printable
 from billing.settings import BillingSettings
 from core.cliout import CliError
+from customers.model import Customer, CustomerKind
+from customers.store import CustomerStore
 from runtime.services import Services
 from tests.conftest import AccountFactory
 from tests.unit.test_invoice_parts import SELLER
 
 PLN = 1_000_000
 GROSZ = 10_000
-MY_TABLES = ("ksef_submissions", "billing_documents", "document_series")
+MY_TABLES = (
+    "ksef_submissions",
+    "billing_documents",
+    "document_series",
+    "customer_events",
+    "customers",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -291,3 +299,66 @@ async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
         fa3_xml(consumer)
     with pytest.raises(KsefError, match=r"xml: .* does not pass the FA\(3\) schema"):
         fa3_xml(replace(p, seller=replace(p.seller, nip="12")))
+
+
+async def customer_for(svc: Services, account: str, **fields: object) -> None:
+    assert svc.pool is not None
+    base: dict[str, object] = {
+        "id": f"cust-{account}",
+        "legal_name": "Przykładowa Firma Sp. z o.o.",
+        "email": "faktury@example.com",
+        "kind": CustomerKind.BUSINESS,
+        "tax_id": "774-000-14-54",
+        "street": "ul. Kwiatowa 1",
+        "postal_code": "31-000",
+        "city": "Kraków",
+    }
+    await CustomerStore(svc.pool, svc.accounts).create(
+        Customer(**{**base, **fields}),  # type: ignore[arg-type]
+        at=local("2026-11-01T10:00"),
+        actor="test",
+        accounts=(account,),
+    )
+
+
+async def test_the_buyer_comes_from_the_customer_record_and_is_kept_as_issued(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    # the customer moves after the invoice: the invoice keeps the address it was issued to
+    await svc.pool.execute(
+        "update customers set street = 'ul. Nowa 9' where id = $1", f"cust-{acct.id}"
+    )
+    async with svc.pool.acquire() as conn:
+        p = await printable(conn, number, seller_env)
+    assert p.buyer == BUSINESS
+    out = tmp_path / "b2b.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
+    text = pdf_text(out)
+    assert "NIP: 7740001454" in text and "ul. Kwiatowa 1" in text and "ul. Nowa" not in text
+    xml_out = tmp_path / "b2b.xml"
+    await billing_cmds.cmd_ksef(svc, argparse.Namespace(number=number, output=str(xml_out)))
+    xml = etree.fromstring(xml_out.read_bytes())
+    assert xml.xpath("string(fa:Podmiot2/fa:DaneIdentyfikacyjne/fa:NIP)", namespaces=FA) == (
+        "7740001454"
+    )
+
+
+async def test_a_consumer_gets_an_invoice_without_nip_and_no_ksef_xml(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(
+        svc, acct.id, legal_name="Zofia Żółć", kind=CustomerKind.CONSUMER, tax_id=None
+    )
+    number = await issue_mixed(svc, acct.id, seller_env)
+    out = tmp_path / "b2c.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
+    text = pdf_text(out)
+    assert "Zofia Żółć" in text
+    assert text.count("NIP:") == 1  # the seller's only
+    with pytest.raises(CliError, match="buyer: .* KSeF takes B2B invoices"):
+        await billing_cmds.cmd_ksef(svc, argparse.Namespace(number=number, output=None))
