@@ -52,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ks.add_argument("-o", "--output", help="write the XML here (default: standard output)")
     ks.set_defaults(run=Lazy("billing.cli:cmd_ksef"))
 
+    _bank(sub)
+
     sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
     sb.add_argument("--account", required=True)
     sb.add_argument("--name", required=True)
@@ -74,3 +76,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rr.add_argument("--apply", action="store_true", help="book the difference (once)")
     rr.add_argument("--now", help=NOW_HELP)
     rr.set_defaults(run=Lazy("billing.cli:cmd_rerate"))
+
+
+def _bank(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`bill bank import|unmatched|assign|virtual`: payments from bank statements."""
+    bk = sub.add_parser("bank", help="bank statements: import, unmatched credits, assign")
+    bsub = bk.add_subparsers(dest="bank", required=True)
+    im = bsub.add_parser("import", help="book the credits of an MT940 or camt.053 file")
+    im.add_argument("file")
+    im.add_argument("--now", help=NOW_HELP)
+    im.set_defaults(run=Lazy("billing.cli_bank:cmd_import"))
+    un = bsub.add_parser("unmatched", help="credits no account was found for")
+    un.set_defaults(run=Lazy("billing.cli_bank:cmd_unmatched"))
+    asg = bsub.add_parser("assign", help="book an unmatched credit to an account")
+    asg.add_argument("bank_ref", help="the bank's transaction id (see unmatched)")
+    asg.add_argument("--account", required=True)
+    asg.add_argument("--by", required=True, help="who decided")
+    asg.add_argument("--now", help=NOW_HELP)
+    asg.set_defaults(run=Lazy("billing.cli_bank:cmd_assign"))
+    va = bsub.add_parser("virtual", help="give an account a virtual account number (IBAN)")
+    va.add_argument("iban")
+    va.add_argument("--account", required=True)
+    va.set_defaults(run=Lazy("billing.cli_bank:cmd_virtual"))
