@@ -11,8 +11,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from billing.gateway import GatewaySettings
+from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
-from panel_api import calls, customer, decks, documents, findings, operator, page
+from panel_api import calls, customer, decks, documents, findings, operator, page, payments
 from panel_api.auth import auth_middleware
 from panel_api.context import (
     ARI_SETTINGS,
@@ -40,7 +42,16 @@ from switch.ari import AriSettings
 
 log = logging.getLogger("tollgate.panel")
 service = Api("service")
-APIS = (service, customer.api, documents.api, operator.api, decks.api, findings.api, calls.api)
+APIS = (
+    service,
+    customer.api,
+    documents.api,
+    operator.api,
+    decks.api,
+    findings.api,
+    calls.api,
+    payments.api,
+)
 
 
 def endpoints() -> list[Endpoint]:
@@ -111,6 +122,8 @@ def build_app(
     app[ARI_SETTINGS] = ari if ari is not None else AriSettings.from_env()
     app[METRICS] = PanelMetrics(registry)
     app[documents.BILLING] = billing if billing is not None else BillingSettings.from_env()
+    app[documents.PDF_SETTINGS] = PdfSettings.from_env()
+    app[payments.GATEWAY] = GatewaySettings.from_env()
     app.cleanup_ctx.extend(
         [redis_ctx, pool_ctx, services_ctx, ari_ctx, last_used_ctx, metrics_listener_ctx]
     )
