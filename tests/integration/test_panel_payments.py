@@ -4,7 +4,6 @@ forged, stale, replayed) and documents as PDF for their customer and for operato
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
 from tests.integration import test_panel_api as panel_tests
+from tests.integration.test_documents import pdf_text
 from tests.integration.test_panel_api import bearer, panel_client, token
 from tests.unit.test_invoice_parts import SELLER
 
@@ -136,9 +136,7 @@ async def test_document_pdf_for_its_customer_and_operators_only(
         assert own.status == 200 and own.content_type == "application/pdf"
         pdf = tmp_path / "d.pdf"
         pdf.write_bytes(await own.read())
-        text = subprocess.run(
-            ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
-        ).stdout
+        text = pdf_text(pdf)
         assert doc.number in text and "Zapłacono: 20,00 PLN" in text
         op = await client.get(path, headers=bearer(await token(svc, Role.OPERATOR)))
         assert op.status == 200
