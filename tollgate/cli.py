@@ -16,6 +16,7 @@ from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
 from customers.cli_args import register as register_customers
+from notify.cli_args import register as register_notify
 from panel_api.cli_args import register as register_panel
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_panel(sub)
     register_billing(sub)
     register_customers(sub)
+    register_notify(sub)
     register_reconcile(sub)
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")

@@ -1,0 +1,15 @@
+"""`tollgate mail send`: the arguments only; the handler is imported when it runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.lazy import Lazy
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = subparsers.add_parser("mail", help="e-mail: documents to buyers, the outbox")
+    sub = m.add_subparsers(dest="mail", required=True)
+    s = sub.add_parser("send", help="queue new documents' e-mails and send what is due")
+    s.add_argument("--now", help="act as of this ISO 8601 time (default: now)")
+    s.set_defaults(run=Lazy("tollgate.mail:cmd_send"))
