@@ -142,7 +142,7 @@ async def test_a_document_is_mailed_once_with_its_pdf(
 async def test_a_server_that_is_down_means_retries_a_metric_then_failed(
     svc: Services, make_account: AccountFactory, smtp_sink: tuple[Sink, int]
 ) -> None:
-    sink, port = smtp_sink
+    sink, _port = smtp_sink
     number = await issued(svc, make_account)
     now = local("2026-12-01T01:00")
     assert svc.pool is not None
