@@ -79,6 +79,7 @@ class Draft:
     corrects: int | None = None
     note: str = ""  # a credit note's reason
     payment_method: str = ""  # how it is (or was) paid: 'transfer', 'card', 'gateway'
+    due_date: date | None = None  # instead of issue date + due_days (a pro-forma's period)
 
     @property
     def exact(self) -> int:
@@ -217,7 +218,7 @@ async def issue(
         if found is not None:
             return found, False
         issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
-        due = (
+        due = draft.due_date or (
             issue_date + timedelta(days=settings.due_days)
             if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
             else None
