@@ -44,7 +44,9 @@ async def issue_proformas(
     conn: Conn, account: Account, settings: BillingSettings, now: datetime
 ) -> list[Document]:
     """The pro-formas due by `now` that are not issued yet (idempotent on their source)."""
-    if account.kind is not AccountKind.PREPAID or account.status is AccountStatus.CLOSED:
+    if not settings.proformas or account.kind is not AccountKind.PREPAID:
+        return []
+    if account.status is AccountStatus.CLOSED:
         return []
     day = now.astimezone(ZoneInfo(account.timezone)).date()
     current = Period(day.year, day.month)

@@ -26,6 +26,9 @@ class BillingSettings:
     # (E.164 prefix without '+', rate code): calls to these prefixes take this rate instead
     # of the default, longest prefix first; e.g. np for calls ending abroad
     vat_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # pro-formas before paid periods (the second provider's terms): off unless the operator's
+    # terms promise them (TOLLGATE_BILLING_PROFORMAS=1)
+    proformas: bool = False
     proforma_days_before: int = 21  # a pro-forma is issued this long before a period ends
     exemption_basis: str = ""  # the legal basis printed for zw (exempt) lines
 
@@ -48,6 +51,7 @@ class BillingSettings:
             seller=SellerSettings.from_env(env),
             vat_rules=parse_vat_rules(env.get("TOLLGATE_BILLING_VAT_RULES", "")),
             exemption_basis=env.get("TOLLGATE_BILLING_VAT_EXEMPTION_BASIS", "").strip(),
+            proformas=_flag(env, "TOLLGATE_BILLING_PROFORMAS"),
         )
 
     @property
@@ -62,6 +66,13 @@ class BillingSettings:
             if prefix.startswith(rule) and len(rule) >= len(best):
                 best, code = rule, rule_code
         return code
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(key, f"true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 def parse_vat_rules(text: str) -> tuple[tuple[str, str], ...]:

@@ -19,7 +19,7 @@ from runtime.services import Services
 from tests.conftest import AccountFactory
 
 PLN = 1_000_000
-SETTINGS = BillingSettings()
+SETTINGS = BillingSettings(proformas=True)  # TOLLGATE_BILLING_PROFORMAS=1
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +85,16 @@ async def test_no_proforma_past_the_subscription_or_for_postpaid(
         await unsubscribe(conn, pre.id, "pbx", date(2026, 11, 30))
         await subscribe(conn, post.id, "trunk", 30 * PLN, date(2026, 11, 2))
     assert await proformas_at(svc, "2026-11-20T12:00") == []
+
+
+async def test_proformas_are_the_operators_choice(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    acct = await make_account(at=local("2026-11-02T10:00"))
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        await subscribe(conn, acct.id, "pbx", 49 * PLN, date(2026, 11, 3))
+    now = local("2026-11-20T12:00")
+    off = await bill_run(svc.accounts, Period(2026, 10), BillingSettings(), now)
+    assert off.documents == []
+    assert BillingSettings.from_env({"TOLLGATE_BILLING_PROFORMAS": "1"}).proformas
