@@ -146,7 +146,15 @@ async def cmd_ksef(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
     with bad_input(BillingError):
         async with s.pool.acquire() as conn:
-            xml = fa3_xml(await printable(conn, args.number, settings), settings.exemption_basis)
+            p = await printable(conn, args.number, settings)
+            xml = fa3_xml(p, settings.exemption_basis)
+            if getattr(args, "send", False):
+                from billing.ksef_send import KsefClientGateway, KsefSettings, submit
+
+                gateway = KsefClientGateway(KsefSettings.from_env())
+                verdict = await submit(conn, p.document.id, xml, gateway, _now(args, settings))
+                print_json({"number": args.number, **verdict})
+                return
     if not args.output:
         sys.stdout.write(xml.decode())
         return

@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ks = sub.add_parser("ksef", help="a B2B document as KSeF FA(3) XML, schema-checked")
     ks.add_argument("number", help="the document's number")
     ks.add_argument("-o", "--output", help="write the XML here (default: standard output)")
+    ks.add_argument(
+        "--send", action="store_true", help="send it to KSeF (TOLLGATE_KSEF_*) and keep its number"
+    )
+    ks.add_argument("--now", help=NOW_HELP)
     ks.set_defaults(run=Lazy("billing.cli:cmd_ksef"))
 
     _bank(sub)

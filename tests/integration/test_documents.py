@@ -7,14 +7,19 @@ Documents are issued at fixed instants (`local(...)`), so these pass on any day.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp.test_utils import TestServer
 from lxml import etree
 
 from billing import cli as billing_cmds
@@ -29,6 +34,7 @@ from customers.model import Customer, CustomerKind
 from customers.store import CustomerStore
 from runtime.services import Services
 from tests.conftest import AccountFactory
+from tests.ksef_standin import Standin
 from tests.unit.test_invoice_parts import SELLER
 
 PLN = 1_000_000
@@ -362,3 +368,92 @@ async def test_a_consumer_gets_an_invoice_without_nip_and_no_ksef_xml(
     assert text.count("NIP:") == 1  # the seller's only
     with pytest.raises(CliError, match=r"buyer: .* KSeF takes B2B invoices"):
         await billing_cmds.cmd_ksef(svc, argparse.Namespace(number=number, output=None))
+
+
+@pytest.fixture
+async def ksef(svc: Services) -> AsyncIterator[tuple[Standin, str]]:
+    """The KSeF stand-in on a loopback port, with the seller's token."""
+    standin = Standin(token="ksef-token-123", nip="5260001246")
+    async with TestServer(standin.app(), host="127.0.0.1") as server:
+        yield standin, str(server.make_url("/"))
+
+
+async def test_a_b2b_invoice_is_sent_to_ksef_once_and_keeps_its_number(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "ksef-token-123")
+    monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
+    args = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    first = await json_of(billing_cmds.cmd_ksef, svc, args)
+    assert first["status"] == "accepted" and first["sent"] is True
+    assert first["ksef_number"].startswith("5260001246-")
+    # what KSeF received is the document's XML, decrypted on its side
+    [received] = standin.received
+    xml = etree.fromstring(received)
+    assert xml.xpath("string(fa:Fa/fa:P_2)", namespaces=FA) == number
+    again = await json_of(billing_cmds.cmd_ksef, svc, args)
+    assert (again["sent"], again["ksef_number"]) == (False, first["ksef_number"])
+    assert len(standin.received) == 1
+    # a credit note refers to the corrected invoice by its KSeF number
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        inv = await by_number(conn, number)
+        assert inv is not None
+        cn, _ = await issue(
+            conn,
+            Draft(
+                Kind.CREDIT_NOTE,
+                acct.id,
+                f"credit/{acct.id}/k",
+                "PLN",
+                inv.sale_date,
+                (Line("Zmiana cen", -PLN),),
+                corrects=inv.id,
+                note="reklamacja",
+            ),
+            seller_env,
+            local("2026-12-05T10:00"),
+        )
+        p = await printable(conn, cn.number, seller_env)
+    corrected = etree.fromstring(fa3_xml(p)).xpath(
+        "string(fa:Fa/fa:DaneFaKorygowanej/fa:NrKSeFFaKorygowanej)", namespaces=FA
+    )
+    assert corrected == first["ksef_number"]
+
+
+async def test_a_wrong_ksef_token_is_a_clear_error_and_nothing_is_recorded(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "stolen")
+    monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
+    args = argparse.Namespace(number=number, output=None, send=True, now=None)
+    with pytest.raises(CliError, match="ksef: KSeF did not take the invoice"):
+        await billing_cmds.cmd_ksef(svc, args)
+    assert svc.pool is not None
+    assert await svc.pool.fetchval("select count(*) from ksef_submissions") == 0
+    assert standin.received == []
+
+
+async def json_of(cmd: Any, svc: Services, args: argparse.Namespace) -> Any:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        await cmd(svc, args)
+    return json.loads(out.getvalue())
