@@ -67,13 +67,14 @@ async def match(conn: Conn, credit: BankCredit) -> Match | None:
         )
         if account is not None:
             return Match(account, "virtual_account")
-    for number in DOCUMENT_NUMBER.findall(credit.title.upper()):
+    titles = " ".join((credit.title, credit.title_pieces))
+    for number in DOCUMENT_NUMBER.findall(titles.upper()):
         account = await conn.fetchval(
             "select account from billing_documents where number = $1", number
         )
         if account is not None:
             return Match(account, "document")
-    for ref in PAYMENT_REFERENCE.findall(credit.title):
+    for ref in PAYMENT_REFERENCE.findall(titles):
         account = await conn.fetchval("select id from accounts where lower(id) = lower($1)", ref)
         if account is not None:
             return Match(account, "reference")

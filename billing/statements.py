@@ -42,6 +42,9 @@ class BankCredit:
     counterparty: str = ""
     counter_iban: str = ""
     virtual_iban: str = ""
+    # MT940's title comes in 27-character pieces: glued back they may split no word, or
+    # glue a reference to the next word; matching tries both (the pieces with spaces here)
+    title_pieces: str = ""
 
 
 def parse_statement(data: bytes, source: str) -> list[BankCredit]:
@@ -124,6 +127,7 @@ def parse_mt940(text: str, source: str) -> list[BankCredit]:
                 title=title,
                 counterparty=_joined(fields, (27, 28, 29, 32, 33)),
                 counter_iban=fields.get("38", "").strip(),
+                title_pieces=" ".join(fields.get(f"{k:02d}", "") for k in range(20, 26)).strip(),
             )
         )
     return credits

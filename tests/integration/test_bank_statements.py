@@ -97,7 +97,7 @@ async def test_mt940_credits_are_matched_booked_once_and_the_rest_wait(
             f"020~00VE02~20Zapłata za {inv.number}~21dziękujemy~32ACME SA"
             "~38PL27114020040000300201355387",
         ),
-        ("C50,00", "BR-2", "020~00VE02~20Doładowanie tg-ALICE~32Alicja Żak"),
+        ("C50,00", "BR-2", "020~00VE02~20Doładowanie tg-ALICE~21za grudzień~32Alicja Żak"),
         ("C9,99", "BR-3", "020~00VE02~20przelew bez tytułu~32Ktoś"),
         ("D5,00", "BR-4", "073~00VE73~20opłata bankowa"),
     )
