@@ -1,4 +1,4 @@
-"""`tollgate mail send`: the arguments only; the handler is imported when it runs."""
+"""`tollgate mail send|run`: the arguments only; the handler is imported when it runs."""
 
 from __future__ import annotations
 
@@ -13,3 +13,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s = sub.add_parser("send", help="queue new documents' e-mails and send what is due")
     s.add_argument("--now", help="act as of this ISO 8601 time (default: now)")
     s.set_defaults(run=Lazy("tollgate.mail:cmd_send"))
+    r = sub.add_parser("run", help="send continuously (metrics on TOLLGATE_METRICS_PORT when set)")
+    r.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
+    r.set_defaults(run=Lazy("tollgate.mail:cmd_run"))
