@@ -3,7 +3,7 @@
 Public (no token): the gateway's signature is the credential, checked on the raw body
 before anything is booked (billing.gateway). A notification booked before answers 200 with
 created false; a forged or stale one 401 BAD_SIGNATURE; none are accepted while no
-TOLLGATE_GATEWAY_SECRET is set (503, fail closed)."""
+TOLLGATE_GATEWAY_SECRET is set (403 NOT_CONFIGURED, fail closed)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from panel_api import outputs
 from panel_api.context import POOL, SERVICES
 from panel_api.documents import BILLING
 from panel_api.endpoint import Access, Api, Reply
-from panel_api.errors import Unavailable
+from panel_api.errors import Forbidden
 from panel_api.inputs import ACCOUNT_PATTERN, MONEY_IN, Input, string
 from rating.money import format_micro
 
@@ -40,13 +40,13 @@ class GatewayNotification(Input):
         Reply(201, "Booked", outputs.GatewayPayment),
         Reply(200, "Booked before (a repeated notification)", outputs.GatewayPayment),
     ),
-    errors=(400, 401, 404, 429, 503),
+    errors=(400, 401, 403, 404, 429, 503),
 )
 async def gateway_notification(request: web.Request, body: GatewayNotification) -> web.Response:
     settings = request.app[GATEWAY]
     scheme = settings.scheme()
-    if scheme is None:
-        raise Unavailable("payment notifications are not configured", code="NOT_CONFIGURED")
+    if scheme is None:  # no secret: no notification can be the gateway's (fail closed)
+        raise Forbidden("payment notifications are not configured", code="NOT_CONFIGURED")
     now = datetime.now(UTC)  # read once, here at the edge
     scheme.verify(await request.read(), request.headers, now)
     n = Notification(body.payment_id, body.account, body.amount, body.currency)

@@ -107,7 +107,7 @@ async def test_without_a_secret_notifications_are_refused(
     )
     async with panel_client(settings) as client:
         r = await client.post(URL, data=raw, headers=headers)
-        assert r.status == 503 and (await r.json())["error"]["code"] == "NOT_CONFIGURED"
+        assert r.status == 403 and (await r.json())["error"]["code"] == "NOT_CONFIGURED"
 
 
 async def test_document_pdf_for_its_customer_and_operators_only(
