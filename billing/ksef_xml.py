@@ -36,7 +36,10 @@ BOXES: dict[str, tuple[str, str | None, str]] = {
     "zw": ("P_13_7", None, "zw"),
     "np": ("P_13_8", None, "np I"),
 }
-BOX_ORDER = ("P_13_1", "P_13_2", "P_13_3", "P_13_6_1", "P_13_7", "P_13_8")
+# np for a business in another EU country: a service taxed where the buyer is (art. 100
+# ust. 1 pkt 4), its own box
+NP_EU = ("P_13_9", None, "np II")
+BOX_ORDER = ("P_13_1", "P_13_2", "P_13_3", "P_13_6_1", "P_13_7", "P_13_8", "P_13_9")
 METHOD = {"transfer": "6", "card": "2", "gateway": "6"}  # FormaPlatnosci: 6 = przelew
 
 
@@ -135,6 +138,12 @@ def _buyer(root: etree._Element, buyer: Party) -> None:
     _sub(node, "GV", "2")  # not a VAT group member
 
 
+def _box(code: str, buyer: Party | None) -> tuple[str, str | None, str]:
+    if code == "np" and buyer is not None and not buyer.nip and buyer.vat_id:
+        return NP_EU
+    return BOXES[code]
+
+
 def _fa(root: etree._Element, p: Printable, exemption_basis: str) -> None:
     doc = p.document
     fa = _sub(root, "Fa")
@@ -144,7 +153,7 @@ def _fa(root: etree._Element, p: Printable, exemption_basis: str) -> None:
     _sub(fa, "P_6", doc.sale_date.isoformat())
     boxes: dict[str, tuple[int, int, str | None]] = {}
     for t in doc.totals:
-        net_box, vat_box, _ = BOXES[t.code]
+        net_box, vat_box, _ = _box(t.code, p.buyer)
         net, vat, _v = boxes.get(net_box, (0, 0, vat_box))
         boxes[net_box] = (net + t.net, vat + t.vat, vat_box)
     for box in BOX_ORDER:
@@ -180,7 +189,7 @@ def _fa(root: etree._Element, p: Printable, exemption_basis: str) -> None:
         if gross % (qty * (MICRO // 100)) == 0:
             _sub(row, "P_9B", amount(gross // qty))
         _sub(row, "P_11A", amount(gross))
-        _sub(row, "P_12", BOXES[rate][2])
+        _sub(row, "P_12", _box(rate, p.buyer)[2])
     _payment(fa, p)
 
 

@@ -263,6 +263,18 @@ async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
     assert one("fa:Fa/fa:Platnosc/fa:TerminPlatnosci/fa:Termin") == "2026-12-15"
     assert one("fa:Fa/fa:Platnosc/fa:RachunekBankowy/fa:NrRB") == "PL61109010140000071219812874"
     assert one("fa:Fa/fa:RodzajFaktury") == "VAT"
+    # a business in another EU country: np is "np II" (art. 100 ust. 1 pkt 4), box P_13_9
+    eu = replace(p, buyer=replace(BUSINESS, nip="", vat_id="DE136695976", country="DE"))
+    eu_xml = etree.fromstring(fa3_xml(eu))
+    assert eu_xml.xpath("string(fa:Fa/fa:P_13_9)", namespaces=FA) == "5.00"
+    assert eu_xml.xpath("string(fa:Podmiot2/fa:DaneIdentyfikacyjne/fa:NrVatUE)", namespaces=FA) == (
+        "136695976"
+    )
+    assert [r.text for r in eu_xml.xpath("fa:Fa/fa:FaWiersz/fa:P_12", namespaces=FA)] == [
+        "23",
+        "np II",
+        "23",
+    ]
 
 
 async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
