@@ -10,7 +10,7 @@ import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -243,3 +243,33 @@ def test_files_that_cannot_be_read_name_the_file_and_line() -> None:
     bad = CAMT.replace('<Amt Ccy="PLN">100.00</Amt>', '<Amt Ccy="PLN">1O0.00</Amt>')
     with pytest.raises(StatementError, match=r"^camt.xml:\d+: not an amount: '1O0.00'"):
         parse_camt053(bad.encode(), "camt.xml")
+
+
+async def test_a_paid_proforma_brings_the_vat_invoice(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    acct = await make_account(id="gosia", at=local("2026-11-01T10:00"))
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        pf, _ = await issue(
+            conn,
+            Draft(
+                Kind.PROFORMA,
+                acct.id,
+                "proforma/gosia/pbx/2026-12",
+                "PLN",
+                date(2026, 12, 1),
+                (Line("Abonament pbx 2026-12", 49 * PLN),),
+                period="2026-12",
+            ),
+            SETTINGS,
+            local("2026-11-10T00:00"),
+        )
+    text = mt940(("C49,00", "BR-PF", f"020~00VE02~20{pf.number}~32Gosia"))
+    report = await import_credits(
+        svc.accounts, parse_mt940(text, "pf.sta"), "pf.sta", SETTINGS, NOW
+    )
+    [booked] = report.booked
+    assert (booked["account"], booked["matched_by"]) == ("gosia", "document")
+    assert booked["invoice"].startswith("INV/2026/12/")  # the VAT invoice, on payment
+    assert (await svc.accounts.live(acct.id)).balance == 49 * PLN
