@@ -48,6 +48,7 @@ class CallEvent:
     cost: int = 0  # micro-units charged
     emergency: bool = False
     forwarded: bool = False  # a forwarded leg (RDNIS / SIP Diversion present)
+    inbound: bool = False  # a carrier's call to the account's number, not one it placed
 
     @property
     def placed(self) -> bool:
@@ -56,8 +57,9 @@ class CallEvent:
 
     @property
     def counted(self) -> bool:
-        """Emergency calls are never counted; nor are refusals the customer did not cause."""
-        return not self.emergency and self.reason not in NOT_TRAFFIC
+        """Emergency calls are never counted; nor are refusals the customer did not cause, nor
+        calls to its numbers (they reach the detectors as inbound events, from the switch)."""
+        return not self.emergency and not self.inbound and self.reason not in NOT_TRAFFIC
 
     @property
     def digits(self) -> str:
@@ -90,6 +92,7 @@ class CallEvent:
             cost=_int(f, "cost"),
             emergency=f.get("emergency", "") == "1" or number_class == "emergency",
             forwarded=(f.get("rdnis", "") or f.get("forwarded", "")).lower() not in NOT_FORWARDED,
+            inbound=f.get("direction", "") == "in",
         )
 
 

@@ -60,6 +60,7 @@ def call_view(call: BilledCall, zone: ZoneInfo) -> dict[str, Any]:
         "class": c.number_class,
         "prefix": c.prefix,
         "destination": c.rate_name,
+        "direction": c.direction,
         "billsec": c.billsec,
         "cost": format_micro(call.charge),
     }

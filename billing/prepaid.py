@@ -1,16 +1,17 @@
 """Prepaid: an invoice per top-up (paid when issued), and the negative-balance lifecycle.
 
 A prepaid balance goes below zero only through fees and adjustments (calls never
-overspend). Negative for `foreign_after_days`: the account's foreign numbers go, which
-tollgate enforces by blocking outbound international destinations (every prefix outside
-the account's country calling code, added to its blocked_prefixes) and records as a
-billing event, the work item for provisioning to release any foreign numbers it holds.
-Negative for `close_after_months`: the account is closed. Each action is taken once per
-stretch of negative balance.
+overspend). Negative for `foreign_after_days`: the account's foreign numbers are removed
+(§5.4): released into quarantine (then back to the pool), their fees end, and a billing
+event and a notice to the account record it. With the operator's `foreign_block` option,
+outbound international destinations are blocked as well (every prefix outside the account's
+country calling code, added to its blocked_prefixes). Negative for `close_after_months`:
+the account is closed. Each action is taken once per stretch of negative balance.
 
-The foreign block is reversible: once the balance is back to >= 0 (a top-up, at once, or
-the next run) the prefixes the lifecycle added are removed again, and only those (the
-event records them), so blocks an operator set by hand stay."""
+The optional foreign block is reversible: once the balance is back to >= 0 (a top-up, at
+once, or the next run) the prefixes the lifecycle added are removed again, and only those
+(the event records them), so blocks an operator set by hand stay. Released numbers are not
+given back: they went through quarantine like any released number."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from billing.period import add_months
 from billing.postpaid import today_of
 from billing.settings import BillingSettings
 from core.pg import Conn
+from numbering.store import NumberStore
 from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import Account, AccountKind, AccountStatus
 
 FOREIGN = "foreign_numbers_removed"
+NOTICE = "notice_foreign_numbers_removed"  # an account event: what notify/ tells the customer
 RESTORED = "foreign_numbers_restored"
 CLOSED = "closed_negative_balance"
 
@@ -187,6 +190,39 @@ async def restore_foreign(
     return action
 
 
+async def _remove_foreign(
+    store: AccountStore,
+    conn: Conn,
+    account: Account,
+    since: datetime,
+    settings: BillingSettings,
+    now: datetime,
+) -> LifecycleAction:
+    """§5.4: release the account's foreign numbers (and block foreign calls if the operator
+    chose to), record it once for the stretch, and leave the customer's notice."""
+    numbers = NumberStore(store.pool, store, settings.numbering)
+    released = await numbers.release_foreign(
+        account.id, at=now, reason=f"prepaid balance negative since {since.isoformat()} (§5.4)"
+    )
+    added: list[str] = []
+    if settings.foreign_block:
+        added = [p for p in foreign_prefixes(account.country) if p not in account.blocked_prefixes]
+        blocked = tuple(sorted({*account.blocked_prefixes, *added}))
+        await store.update(account.id, event=FOREIGN, at=now, blocked_prefixes=blocked)
+    detail = {"numbers_released": released, "blocked_prefixes_added": added}
+    action = LifecycleAction(account.id, FOREIGN, since, detail)
+    await _record(conn, action, now)
+    if released:
+        await conn.execute(
+            "insert into account_events (account, event, detail, at) values ($1, $2, $3, $4)",
+            account.id,
+            NOTICE,
+            json.dumps({"numbers": released, "negative_since": since.isoformat()}),
+            now,
+        )
+    return action
+
+
 async def lifecycle(
     store: AccountStore, conn: Conn, account: Account, settings: BillingSettings, now: datetime
 ) -> list[LifecycleAction]:
@@ -201,11 +237,8 @@ async def lifecycle(
     if now >= since + timedelta(days=settings.foreign_after_days) and not await _taken(
         conn, account.id, FOREIGN, since
     ):
-        added = [p for p in foreign_prefixes(account.country) if p not in account.blocked_prefixes]
-        blocked = tuple(sorted({*account.blocked_prefixes, *added}))
-        account = await store.update(account.id, event=FOREIGN, at=now, blocked_prefixes=blocked)
-        action = LifecycleAction(account.id, FOREIGN, since, {"blocked_prefixes_added": added})
-        await _record(conn, action, now)
+        action = await _remove_foreign(store, conn, account, since, settings, now)
+        account = await store.get(account.id)
         done.append(action)
     closing = add_months(since, settings.close_after_months, account.timezone)
     if now >= closing and not await _taken(conn, account.id, CLOSED, since):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.parties import SellerSettings
 from billing.vat import code_of_bp, rate_code
+from numbering.settings import NumberingSettings
 from runtime.settings import SettingsError
 
 
@@ -21,6 +22,10 @@ class BillingSettings:
     overdue_block_days: int = 14  # days past due before outbound calls are blocked
     foreign_after_days: int = 14  # prepaid negative this long: foreign numbers go
     close_after_months: int = 3  # prepaid negative this long: the account is closed
+    # §5.4 removes foreign numbers; blocking outbound foreign calls as well is the
+    # operator's choice (TOLLGATE_BILLING_FOREIGN_BLOCK), off by default
+    foreign_block: bool = False
+    numbering: NumberingSettings = field(default_factory=NumberingSettings)
     timezone: str = "Europe/Warsaw"  # the operator's books: issue dates, numbering series
     seller: SellerSettings | None = None  # who issues the documents (TOLLGATE_SELLER_*)
     # (E.164 prefix without '+', rate code): calls to these prefixes take this rate instead
@@ -45,6 +50,9 @@ class BillingSettings:
         env = os.environ if env is None else env
         base = cls()
         rate = env.get("TOLLGATE_BILLING_VAT_RATE", "")
+        block = env.get("TOLLGATE_BILLING_FOREIGN_BLOCK", "").lower()
+        if block not in ("", "yes", "no", "true", "false", "1", "0", "on", "off"):
+            raise SettingsError("TOLLGATE_BILLING_FOREIGN_BLOCK", f"yes or no, not {block!r}")
         return cls(
             vat_rate_bp=percent_to_bp(rate) if rate else base.vat_rate_bp,
             timezone=env.get("TOLLGATE_BILLING_TIMEZONE", "") or base.timezone,
@@ -52,6 +60,8 @@ class BillingSettings:
             vat_rules=parse_vat_rules(env.get("TOLLGATE_BILLING_VAT_RULES", "")),
             exemption_basis=env.get("TOLLGATE_BILLING_VAT_EXEMPTION_BASIS", "").strip(),
             proformas=_flag(env, "TOLLGATE_BILLING_PROFORMAS"),
+            foreign_block=block in ("yes", "true", "1", "on"),
+            numbering=NumberingSettings.from_env(env),
         )
 
     @property

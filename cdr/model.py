@@ -68,6 +68,7 @@ class Cdr:
     unauthorized: bool = False
     prior_state: str = ""
     rdnis: str = ""
+    direction: str = "out"  # "in": a carrier's call to the account's number
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -148,6 +149,7 @@ class Cdr:
             unauthorized=f.flag("unauthorized"),
             prior_state=f.text("prior_state"),
             rdnis=f.text("rdnis"),
+            direction="in" if f.text("direction") == "in" else "out",
             stream_id=stream_id,
         )
 
@@ -182,6 +184,7 @@ _INT_FIELDS = tuple((_FIELD_AT[c], limit) for c, limit in _INTEGERS.items())
 _TIME_FIELDS = tuple(_FIELD_AT[c] for c in _TIMES)
 _FLAG_FIELDS = tuple(_FIELD_AT[c] for c in _FLAGS)
 _ENDED, _AUTHORIZED, _BILLSEC = (_FIELD_AT[c] for c in ("ended_at", "authorized_at", "billsec"))
+_DIRECTION = _FIELD_AT["direction"]
 _MS = timedelta(milliseconds=1)
 
 
@@ -236,6 +239,8 @@ def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
     started_at = values[_AUTHORIZED] or values[_ENDED] - timedelta(seconds=values[_BILLSEC])
     if started_at < EARLIEST:
         return Cdr.from_stream(entry, stream_id).row()
+    # what the ledger did not mark inbound (also records older than the field) is outbound
+    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
     values.insert(STARTED_AT, started_at)
     values.insert(STREAM_ID_AT, stream_id)
     return tuple(values)

@@ -1,1 +1,2 @@
-"""Customer records: the person or company behind accounts, and its verification."""
+"""Customers: customer records (the person or company behind accounts, its verification)
+and their SIP logins (realtime PJSIP in PostgreSQL)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.cliout import print_json
 from customers.model import EDITABLE_FIELDS, Customer, CustomerError, Verification
+from customers.privacy import Retention, anonymise, export_personal_data
 from customers.store import CustomerStore, accounts_of, get_customer, list_customers
 from runtime.services import Services
 
@@ -80,3 +81,18 @@ async def cmd_attach(s: Services, args: argparse.Namespace) -> None:
     await _store(s).attach(args.id, args.account, at=_now(args), actor=args.by)
     assert s.pool is not None
     print_json(await _view(s, await get_customer(s.pool, args.id)))
+
+
+async def cmd_export(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    print_json(await export_personal_data(s.pool, args.id))
+
+
+async def cmd_anonymise(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    if not 0 <= args.retention_months <= 600:
+        raise CustomerError("--retention-months", "0..600")
+    last = await anonymise(
+        s.pool, args.id, at=_now(args), actor=args.by, retention=Retention(args.retention_months)
+    )
+    print_json({"customer": args.id, "anonymised": True, "last_activity": last.isoformat()})

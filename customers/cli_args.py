@@ -29,7 +29,7 @@ def _record_fields(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `customer create|show|update|verify|list|attach`."""
+    """Add `customer create|show|update|verify|list|attach|export|anonymise`."""
     c = subparsers.add_parser("customer", help="customer records (who stands behind accounts)")
     sub = c.add_subparsers(dest="customer", required=True)
 
@@ -59,6 +59,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ls = sub.add_parser("list", help="customer records")
     ls.add_argument("--verification", choices=VERIFICATIONS)
     ls.set_defaults(run=Lazy("customers.cli:cmd_list"))
+
+    ex = sub.add_parser("export", help="everything held about a customer (its subject's copy)")
+    ex.add_argument("id")
+    ex.set_defaults(run=Lazy("customers.cli:cmd_export"))
+
+    an = sub.add_parser("anonymise", help="erase personal data once retention allows it")
+    an.add_argument("id")
+    an.add_argument("--retention-months", type=int, default=12)
+    an.add_argument("--by", required=True, help="who asked (recorded)")
+    an.add_argument("--now", help=NOW_HELP)
+    an.set_defaults(run=Lazy("customers.cli:cmd_anonymise"))
 
     at = sub.add_parser("attach", help="make a customer the owner of an account")
     at.add_argument("id")

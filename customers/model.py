@@ -44,6 +44,12 @@ class CustomerError(ValueError):
         self.why = why
 
 
+class CustomerConflict(CustomerError):
+    """The record's state forbids the change (exists, anonymised, another's account...)."""
+
+    code = "CUSTOMER_STATE"
+
+
 class CustomerNotFound(LookupError):
     code = "UNKNOWN_CUSTOMER"
 

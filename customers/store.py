@@ -18,6 +18,7 @@ from customers.model import (
     CUSTOMER_FIELDS,
     EDITABLE_FIELDS,
     Customer,
+    CustomerConflict,
     CustomerError,
     CustomerKind,
     CustomerNotFound,
@@ -96,7 +97,7 @@ class CustomerStore:
         ).validated()
         async with self.pool.acquire() as conn, conn.transaction():
             if await conn.fetchval("select 1 from customers where id = $1", customer.id):
-                raise CustomerError("id", f"customer {customer.id!r} already exists")
+                raise CustomerConflict("id", f"customer {customer.id!r} already exists")
             await conn.execute(
                 f"insert into customers ({', '.join(_STORED)}) values"
                 f" ({', '.join(f'${i + 1}' for i in range(len(_STORED)))})",
@@ -126,7 +127,7 @@ class CustomerStore:
         async with self.pool.acquire() as conn, conn.transaction():
             current = await _locked(conn, customer_id)
             if current.anonymised_at is not None:
-                raise CustomerError("id", f"customer {customer_id!r} is anonymised")
+                raise CustomerConflict("id", f"customer {customer_id!r} is anonymised")
             updated = current.with_changes(**changes, updated_at=at)
             diff = {
                 k: _jsonable(getattr(updated, k))
@@ -153,7 +154,7 @@ class CustomerStore:
         async with self.pool.acquire() as conn, conn.transaction():
             current = await _locked(conn, customer_id)
             if current.anonymised_at is not None:
-                raise CustomerError("id", f"customer {customer_id!r} is anonymised")
+                raise CustomerConflict("id", f"customer {customer_id!r} is anonymised")
             pending = status is Verification.PENDING
             started = current.contract_started_at
             if status is Verification.VERIFIED and current.first_topup_at is not None:
@@ -204,7 +205,7 @@ async def _attach(conn: Conn, customer: Customer, account: str, actor: str, at: 
     if row is None:
         raise AccountNotFound(account)
     if row["customer_id"] not in (None, customer.id):
-        raise CustomerError("account", f"{account!r} belongs to customer {row['customer_id']!r}")
+        raise CustomerConflict("account", f"{account!r} belongs to customer {row['customer_id']!r}")
     await conn.execute(
         "update accounts set customer_id = $2, unverified = $3, updated_at = $4 where id = $1",
         account,

@@ -14,7 +14,19 @@ from redis.exceptions import RedisError
 from billing.gateway import GatewaySettings
 from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
-from panel_api import calls, customer, decks, documents, findings, operator, page, payments
+from panel_api import (
+    calls,
+    customer,
+    customer_records,
+    decks,
+    documents,
+    findings,
+    numbers,
+    operator,
+    page,
+    payments,
+    sip,
+)
 from panel_api.auth import auth_middleware
 from panel_api.context import (
     ARI_SETTINGS,
@@ -50,6 +62,9 @@ APIS = (
     decks.api,
     findings.api,
     calls.api,
+    customer_records.api,
+    numbers.api,
+    sip.api,
     payments.api,
 )
 

@@ -17,6 +17,9 @@ from aiohttp import web
 from abuse.findings import FindingNotFound, FindingStateError
 from billing.errors import BillingError
 from billing.gateway import SignatureError
+from customers.model import CustomerConflict, CustomerError, CustomerNotFound
+from customers.sip import SipError, SipLoginNotFound
+from numbering.model import NumberConflict, NumberError, NumberNotFound
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
@@ -211,8 +214,23 @@ def translate(exc: BaseException) -> ApiError | None:
         return BadSignature(str(exc), {"field": exc.field, "why": exc.why})
     if isinstance(exc, BillingError | TokenError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
+    if isinstance(exc, CustomerNotFound):
+        return not_found("customer", exc.customer)
+    if isinstance(exc, NumberNotFound):
+        return not_found("number", exc.number)
+    if isinstance(exc, CustomerConflict | NumberConflict):
+        return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
+    if isinstance(exc, CustomerError | NumberError):
+        return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)
+    if isinstance(exc, SipLoginNotFound):
+        return NotFound(exc.message, {"resource": "sip_login", "field": exc.field})
+    if isinstance(exc, SipError):
+        if exc.code == "UNKNOWN_ACCOUNT":
+            return NotFound(exc.message, {"resource": "account", "field": exc.field})
+        cls = Conflict if exc.code in ("SIP_LOGIN_EXISTS", "ACCOUNT_CLOSED") else BadRequest
+        return cls(str(exc), {"field": exc.field}, code=exc.code)
     if isinstance(exc, TimeoutError):
         # above all: no PostgreSQL connection free within the pool's acquire timeout
         return Unavailable("the service is busy: try again shortly", code="BUSY")

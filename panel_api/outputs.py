@@ -133,6 +133,10 @@ class Account(Output):
     allow_high_risk: bool
     blocked_prefixes: list[str]
     invoice_overdue: bool
+    customer_id: str | None = None
+    unverified: bool = False
+    numbers: list[str] = []
+    caller_id: str | None = None
 
 
 class Accounts(Output):
@@ -187,6 +191,7 @@ class StatementCall(Output):
     class_: str = Field(alias="class")
     prefix: str
     destination: str
+    direction: Literal["in", "out"] = "out"
     billsec: int
     cost: Money
 
@@ -285,3 +290,97 @@ class RunningCalls(Output):
 class HungUp(Output):
     call_id: str
     hung_up: bool
+
+
+class CustomerRecord(Output):
+    id: str
+    legal_name: str
+    email: str
+    kind: Literal["consumer", "business"]
+    tax_id: str | None
+    vat_id: str | None
+    street: str
+    postal_code: str
+    city: str
+    country: str
+    phone: str | None
+    language: str
+    verification: Literal["pending", "verified", "rejected"]
+    verification_by: str | None
+    verification_at: datetime | None
+    verification_note: str
+    first_topup_at: datetime | None
+    contract_started_at: datetime | None
+    anonymised_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    accounts: list[str] = []
+
+
+class Customers(Output):
+    items: list[CustomerRecord]
+
+
+class PersonalData(Output):
+    customer: CustomerRecord
+    accounts: list[dict[str, Any]]
+    ledger_entries: list[dict[str, Any]]
+    documents: list[dict[str, Any]]
+    calls: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+class Number(Output):
+    e164: str
+    country: str
+    type: Literal["geographic", "mobile", "non_geographic", "foreign"]
+    carrier: str
+    monthly_cost: Money2
+    monthly_price: Money2
+    status: Literal["free", "assigned", "quarantined", "ported_out"]
+    account: str | None
+    assigned_at: datetime | None
+    quarantined_until: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class Numbers(Output):
+    items: list[Number]
+
+
+class AccountNumbers(Output):
+    numbers: list[str]
+    caller_id: str | None
+
+
+class SipRegistration(Output):
+    uri: str
+    user_agent: str
+    expires_at: datetime | None
+    source: str
+
+
+class SipLogin(Output):
+    """A SIP login as anyone may see it: never its password."""
+
+    login: Annotated[str, Field(pattern="^[0-9]{4,15}$")]
+    account: str
+    status: Literal["active", "disabled", "locked"]
+    status_reason: str
+    max_contacts: Annotated[int, Field(ge=1, le=100)]
+    realm: str
+    created_at: datetime
+    updated_at: datetime
+    registrations: list[SipRegistration]
+
+
+class SipLogins(Output):
+    items: list[SipLogin]
+
+
+class SipCredentials(SipLogin):
+    """A login with its new password: answered once, when the password is set."""
+
+    username: str
+    password: str

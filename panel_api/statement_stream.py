@@ -51,6 +51,7 @@ def _view(row: Any, zone: ZoneInfo) -> dict[str, Any]:
         "class": row["number_class"],
         "prefix": row["prefix"],
         "destination": row["rate_name"],
+        "direction": row["direction"],
         "billsec": row["billsec"],
         "cost": format_micro(row["billed_charge"]),
     }

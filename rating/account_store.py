@@ -95,6 +95,7 @@ def _account(row: asyncpg.Record) -> Account:
     data["kind"] = AccountKind(data["kind"])
     data["status"] = AccountStatus(data["status"])
     data["blocked_prefixes"] = tuple(data["blocked_prefixes"])
+    data["numbers"] = tuple(data["numbers"])
     return Account(**data)
 
 
@@ -313,6 +314,8 @@ class AccountStore:
             a.invoice_overdue,
             a.customer_id,
             a.unverified,
+            list(a.numbers),
+            a.caller_id,
         ]
 
     @staticmethod

@@ -14,6 +14,7 @@ from rating.codes import is_currency, is_deck_name
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 PREFIX = re.compile(r"^[0-9]{1,15}$")
+E164 = re.compile(r"^[+][1-9][0-9]{1,14}$")
 
 
 class AccountKind(StrEnum):
@@ -61,6 +62,8 @@ class Account:
     invoice_overdue: bool = False
     customer_id: str | None = None  # the customer record that owns the account, if any
     unverified: bool = False  # its customer is not verified: outbound calls are refused
+    numbers: tuple[str, ...] = field(default_factory=tuple)  # its DIDs, E.164
+    caller_id: str | None = None  # the DID its outbound calls present unless they name another
 
     def validated(self) -> Account:
         if not ACCOUNT_ID.match(self.id):
@@ -88,6 +91,11 @@ class Account:
             raise AccountError("customer_id", f"not a customer id: {self.customer_id!r}")
         if self.unverified and self.customer_id is None:
             raise AccountError("unverified", "only an account with a customer can be unverified")
+        for number in self.numbers:
+            if not E164.match(number):
+                raise AccountError("numbers", f"{number!r} is not an E.164 number")
+        if self.caller_id is not None and self.caller_id not in self.numbers:
+            raise AccountError("caller_id", f"{self.caller_id} is not one of the account's numbers")
         return self
 
     def redis_fields(self) -> dict[str, str]:
@@ -109,6 +117,8 @@ class Account:
             "blocked_prefixes": ",".join(self.blocked_prefixes),
             "invoice_overdue": "1" if self.invoice_overdue else "0",
             "unverified": "1" if self.unverified else "0",
+            "numbers": ",".join(self.numbers),
+            "caller_id": self.caller_id or "",
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,6 +126,7 @@ class Account:
         out["kind"] = self.kind.value
         out["status"] = self.status.value
         out["blocked_prefixes"] = list(self.blocked_prefixes)
+        out["numbers"] = list(self.numbers)
         return out
 
     def with_changes(self, **changes: Any) -> Account:

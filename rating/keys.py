@@ -69,6 +69,10 @@ class Keyspace:
             self.cdr_stream(tag),
         ]
 
+    def did(self, e164: str) -> str:
+        """The account a number (DID) is assigned to: where inbound calls are routed."""
+        return f"{self.prefix}:did:{e164}"
+
     def deck_current(self, name: str) -> str:
         return f"{self.prefix}:deck:{name}:current"
 

@@ -23,7 +23,7 @@ from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
 from rating.keys import Keyspace, call_ref, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
-from rating.tariff import NoRate, grant_curve, rate_call
+from rating.tariff import Curve, NoRate, grant_curve, rate_call
 
 log = logging.getLogger("tollgate.rating.ledger")
 
@@ -75,6 +75,9 @@ class LedgerSettings:
     # Refuse outbound calls (emergency excepted) of accounts whose customer is not verified
     # (the terms: services start after verification); an operator may choose otherwise.
     refuse_unverified: bool = True
+    # Inbound calls are rated with this deck (per minute, by the called number's prefix);
+    # none: inbound calls are free.
+    inbound_deck: str = ""
     switch_host: str = field(default_factory=socket.gethostname)
 
     @property
@@ -91,6 +94,7 @@ class CallRequest:
     cap_s: int | None = None  # shorter grant, e.g. an ARI slice
     rdnis: str = ""  # the redirecting number of a forwarded leg (abuse detection reads it)
     switch: str = ""  # the switch whose call id this is; "" = this ledger's switch_host
+    inbound: bool = False  # a carrier's call to the account's number (`dialled` is the DID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class Grant:
     number: Number | None = None
     replay: bool = False
     detail: str = ""
+    caller_id: str = ""  # the number the call presents (an owned one; "" = withheld)
 
     @property
     def allowed(self) -> bool:
@@ -120,6 +125,8 @@ class Grant:
             out["number"] = self.number.as_dict()
         if self.detail:
             out["detail"] = self.detail
+        if self.caller_id:
+            out["caller_id"] = self.caller_id
         if self.replay:
             out["replay"] = True
         return out
@@ -234,6 +241,7 @@ class Ledger:
                     number,
                     bool(int(res[4])),
                     _s(res[5]),
+                    _s(res[6]) if len(res) > 6 else "",
                 )
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
@@ -268,6 +276,20 @@ class Ledger:
                         deck.version,
                         encoded,
                     )
+        free = False
+        if req.inbound:
+            klass, deck, free = "inbound", None, not self.settings.inbound_deck
+            prefix, rate_name, version, curve = "", "", 0, ""
+            if number is not None and free:
+                prefix, rate_name, curve = "inbound", "free", _free_curve(cap)
+            elif number is not None:
+                deck = await self.decks.current(self.settings.inbound_deck)
+                rates = deck.lookup(number.digits) if deck is not None else None
+                encoded = self._curve(deck, rates, now, cap) if deck and rates else None
+                if deck is not None and rates is not None and encoded is not None:
+                    prefix, rate_name, version, curve = (
+                        rates.prefix, rates.name, deck.version, encoded,
+                    )  # fmt: skip
         blocked = bool(number) and any(
             e164.lstrip("+").startswith(p) for p in self.settings.blocked_prefixes
         )
@@ -282,7 +304,7 @@ class Ledger:
             self.switch_of(req.switch),
             prefix,
             rate_name,
-            meta.deck,
+            (deck.name if deck else "") if req.inbound else meta.deck,
             str(version),
             day,
             meta.country,
@@ -296,6 +318,9 @@ class Ledger:
             _clean(req.rdnis),
             call_ref(self.switch_of(req.switch), req.call_id),
             "1" if self.settings.refuse_unverified else "0",
+            "" if req.inbound else _presented(req.caller, meta.country),
+            "in" if req.inbound else "out",
+            "1" if free else "0",
         ]
         return (
             self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch)),
@@ -649,3 +674,18 @@ def _from_ms(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromtimestamp(int(text) / 1000, UTC)
+
+
+def _presented(caller: str, country: str) -> str:
+    """The caller's number in E.164 as the account's numbers are kept, '' if it is none."""
+    if not caller or not any(c.isdigit() for c in caller):
+        return ""
+    try:
+        return normalise(caller, country).e164
+    except InvalidNumber:
+        return ""
+
+
+def _free_curve(cap: int) -> str:
+    """A free inbound call: nothing to connect, nothing per second, up to `cap`."""
+    return Curve(1, 0, 1, "up", cap, ((0, cap, 1, 0),)).encode()

@@ -59,6 +59,7 @@ class Settings:
                 default_country=get("DEFAULT_COUNTRY", str, base.default_country).upper(),
                 blocked_prefixes=get("BLOCKED_PREFIXES", prefixes, ()),
                 refuse_unverified=get("REFUSE_UNVERIFIED", yes_no, base.refuse_unverified),
+                inbound_deck=get("INBOUND_DECK", str, base.inbound_deck),
                 switch_host=get("SWITCH_HOST", str, socket.gethostname()),
             ),
             deck_refresh_s=get("DECK_REFRESH_S", float, 1.0),

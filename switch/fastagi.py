@@ -3,7 +3,7 @@ channel variables. It never rates; it translates.
 
 Dialplan contract (configs/asterisk/extensions.conf):
   authorize  -> sets one variable, TOLLGATE_GRANT = DECISION,REASON,SIP_CODE,MAX_MS,DIAL,
-                CALL_ID,CONTROL, which the dialplan splits with ARRAY() (one AGI round trip
+                CALL_ID,CONTROL,CLI, which the dialplan splits with ARRAY() (one AGI round trip
                 per call: each SET VARIABLE is one; the dialplan's default grant is DENY/503)
   authorize  -> args: when the dialplan asked (epoch.ms), its budget (s); a request that
                 arrives with its budget spent is refused without touching the ledger
@@ -62,7 +62,7 @@ SIP_CODES: dict[str, int] = {
 }
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
 # The fields of TOLLGATE_GRANT, in the order the dialplan's ARRAY() assigns them.
-GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL")
+GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL", "CLI")
 _INT = re.compile(r"^[0-9]{1,9}$")
 _EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _BUDGET = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3})?$")
@@ -80,6 +80,42 @@ def budget_left(args: tuple[str, ...], now: float) -> float | None:
         return None
     asked = min(float(args[0]), now)
     return asked + float(args[1]) - now
+
+
+# SIP response to the carrier when an inbound call is refused: the number's account cannot
+# take calls now (suspended, out of credit, busy), is gone (closed), or there is no such number.
+UNKNOWN_NUMBER = "UNKNOWN_NUMBER"
+INBOUND_SIP_CODES: dict[str, int] = {
+    UNKNOWN_NUMBER: 404,
+    Reason.UNKNOWN_ACCOUNT: 404,
+    Reason.NO_RATE: 404,
+    Reason.ACCOUNT_SUSPENDED: 480,
+    Reason.INSUFFICIENT_CREDIT: 480,
+    Reason.TOO_MANY_CALLS: 486,
+}
+_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def incoming_grant_value(grant: Grant, account: str) -> str:
+    """TOLLGATE_GRANT of an inbound call: DIAL is the account (the SIP endpoint the dialplan
+    rings, and the channel's accountcode); a closed account's number answers 410 Gone."""
+    allowed = grant.allowed and bool(_ENDPOINT.match(account))
+    code = INBOUND_SIP_CODES.get(grant.reason, 503)
+    if grant.reason == Reason.ACCOUNT_SUSPENDED and grant.detail == "closed":
+        code = 410
+    fields = (
+        "ALLOW" if allowed else "DENY",
+        grant.reason if grant.allowed == allowed else Reason.INVALID_REQUEST,
+        str(code),
+        str(grant.max_seconds * 1000) if allowed else "0",
+        account if _ENDPOINT.match(account) else "",
+        grant.call_id,
+        "",
+        "",
+    )
+    if any("," in f for f in fields):
+        return f"DENY,{Reason.INVALID_REQUEST},500,0,,,,"
+    return ",".join(fields)
 
 
 def parse_grant(value: str) -> dict[str, str]:
@@ -131,7 +167,12 @@ class FastAgiAdapter:
         self.on_decided = on_decided
 
     def handlers(self) -> dict[str, Handler]:
-        return {"authorize": self.authorize, "finish": self.finish, "inbound": self.inbound}
+        return {
+            "authorize": self.authorize,
+            "finish": self.finish,
+            "inbound": self.inbound,
+            "incoming": self.incoming,
+        }
 
     async def authorize(self, req: AgiRequest, chan: AgiChannel) -> None:
         started = datetime.now(UTC)
@@ -211,10 +252,12 @@ class FastAgiAdapter:
             number if allowed else "",
             grant.call_id,
             control,
+            # the number the call presents: one the account owns, else none (withheld)
+            grant.caller_id if allowed and _DIGITS.match(grant.caller_id) else "",
         )
         # ARRAY() splits on commas: none of these may hold one (call ids cannot, CALL_ID)
         if any("," in f for f in fields):
-            return f"DENY,{Reason.INVALID_REQUEST},500,0,,,"
+            return f"DENY,{Reason.INVALID_REQUEST},500,0,,,,"
         return ",".join(fields)
 
     async def finish(self, req: AgiRequest, chan: AgiChannel) -> None:
@@ -267,6 +310,53 @@ class FastAgiAdapter:
                     (datetime.now(UTC) - started).total_seconds(),
                 )
             )
+
+    async def incoming(self, req: AgiRequest, chan: AgiChannel) -> None:
+        """A carrier's call to a number: route it to the number's account and authorize it
+        there (args: asked at, budget, the account AstDB maps the number to, if any). The
+        grant's DIAL is the account (its SIP endpoint); refusals get an inbound SIP code."""
+        started = datetime.now(UTC)
+        call_id = req.env.get("uniqueid", "")
+        did = req.env.get("extension", "")
+        args = list(req.args) + [""] * 3
+        left = budget_left(req.args, time.time())
+        account = ""
+        if left is not None and left < ANSWER_MARGIN_S:
+            grant = Grant(Decision.DENY, AUTHORIZE_TIMEOUT, 0, "")
+        elif not CALL_ID.match(call_id):
+            grant = Grant(Decision.DENY, Reason.INVALID_REQUEST, 0, "")
+        else:
+            account = await self._route(did) or args[2]
+            if not account:
+                grant = Grant(Decision.DENY, UNKNOWN_NUMBER, 0, call_id)
+            else:
+                grant = await self._decide_incoming(req, account, call_id, did)
+        self._report("incoming", account, call_id, grant, started)
+        with contextlib.suppress(AgiHangup, AgiProtocolError):
+            await chan.set_variable("TOLLGATE_GRANT", incoming_grant_value(grant, account))
+
+    async def _route(self, did: str) -> str:
+        if not _DIGITS.match(did):
+            return ""
+        try:
+            e164 = normalise(did, self.ledger.settings.default_country).e164
+        except InvalidNumber:
+            return ""
+        found = await self.ledger.redis.get(self.ledger.keys.did(e164))
+        return found.decode() if isinstance(found, bytes) else (found or "")
+
+    async def _decide_incoming(
+        self, req: AgiRequest, account: str, call_id: str, did: str
+    ) -> Grant:
+        request = CallRequest(account, call_id, did, req.env.get("callerid", ""), inbound=True)
+        try:
+            return await self.ledger.authorize(request)
+        except LedgerError as exc:
+            log.warning("incoming %s for %r refused: %s", call_id, account, exc)
+            return Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            log.error("ledger unreachable, refusing incoming %s: %s", call_id, exc)
+            return Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
 
     async def inbound(self, req: AgiRequest, chan: AgiChannel) -> None:
         """An inbound call to a customer's number ended: args account, caller, seconds.

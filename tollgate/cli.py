@@ -17,7 +17,10 @@ from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError
 from core.lazy import Lazy
 from customers.cli_args import register as register_customers
 from notify.cli_args import register as register_notify
+from customers.sip_cli_args import register as register_sip
+from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
+from switch.doctor_args import register as register_asterisk
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -35,6 +38,9 @@ BAD_INPUT_ERRORS = (
     ("rating.account_store", "ReferenceConflict"),
     ("customers.model", "CustomerError"),
     ("customers.model", "CustomerNotFound"),
+    ("numbering.model", "NumberError"),
+    ("numbering.model", "NumberNotFound"),
+    ("customers.sip", "SipError"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -171,7 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     register_billing(sub)
     register_customers(sub)
     register_notify(sub)
+    register_numbers(sub)
     register_reconcile(sub)
+    register_sip(sub)
+    register_asterisk(sub)
+
+    sc = sub.add_parser(
+        "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"
+    )
+    sc.add_argument("--once", action="store_true", help="one tick: run what is due, then exit")
+    sc.add_argument("--now", help="one tick as of this ISO 8601 instant (with a zone)")
+    sc.set_defaults(run=Lazy("tollgate.scheduler_cmd:cmd_scheduler"))
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=Lazy("tollgate.commands:cmd_serve"))

@@ -24,6 +24,8 @@ from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
 from core.env import SettingsError
+from numbering.settings import NumberingSettings
+from numbering.store import NumberStore
 from rating.ledger import Ledger
 from runtime.recovery import catch_up, repair_forever
 from runtime.services import services
@@ -121,6 +123,11 @@ async def serve(settings: Settings) -> None:
         )
         for r in done.repairs:
             metrics.repaired(r)
+        # inbound calls are routed by Redis: bring the numbers' routes up to date (Redis
+        # may have lost them, or numbers changed while no tollgate ran)
+        assert s.pool is not None  # services() opened PostgreSQL
+        routed = await NumberStore(s.pool, s.accounts, NumberingSettings.from_env()).publish()
+        log.info("start-up sync: %d number(s) routed", routed)
         parking = (
             ParkingLot(
                 ami_settings,

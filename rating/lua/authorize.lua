@@ -1,7 +1,9 @@
 -- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
 --       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis ref
---       refuse_unverified
+--       refuse_unverified presented (the caller's number in E.164, '' if none) direction
+--       (direction 'in': a carrier's call to the account's number; only the account's status,
+--       limits and credit apply, and a free inbound curve needs no credit)
 --       (ref = switch/call_id: a call is its switch's call id, per account)
 local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -13,11 +15,13 @@ local currency = ARGV[19]
 local rdnis = ARGV[21] or ''  -- ARGV[20] is the curve, read where it is needed
 local ref = ARGV[22]
 local refuse_unverified = ARGV[23] == '1'
+local presented = ARGV[24] or ''
+local inbound = ARGV[25] == 'in'
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
-  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail')
-  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or ''}
+  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail', 'cli')
+  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or '', g[6] or ''}
 end
 
 local now = now_us()
@@ -30,7 +34,7 @@ local function record(decision, reason, granted, reserved, state, detail)
     'reserved', istr(reserved), 'raw', raw, 'e164', e164, 'class', class, 'caller', caller,
     'switch', switch, 'prefix', prefix, 'rate_name', rate_name, 'deck', deck,
     'deck_version', deck_version, 'currency', currency, 'authorized_at', istr(now_ms),
-    'rdnis', rdnis)
+    'rdnis', rdnis, 'direction', inbound and 'in' or 'out')
 end
 
 local function deny(reason, detail)
@@ -41,7 +45,28 @@ local function deny(reason, detail)
   return {'DENY', reason, 0, 0, 0, detail or ''}
 end
 
-if class == 'emergency' then
+-- An inbound call: limits, then credit for a paid inbound curve (a free one, the default,
+-- needs none: a prepaid account below zero still receives calls).
+local acct  -- the account's hash, read below once the account is known to exist
+local function inbound_grant()
+  if prefix == '' then return deny('NO_RATE') end
+  local max_calls = num(acct.max_calls)
+  if max_calls > 0 and redis.call('HLEN', O) >= max_calls then return deny('TOO_MANY_CALLS') end
+  local curve = read_curve(ARGV[20])
+  local secs, cost = math.min(cap, curve.cap), 0
+  if ARGV[26] ~= '1' then
+    local avail = num(acct.balance) + num(acct.credit_limit) - num(acct.reserved)
+    secs, cost = afford(curve, avail, math.min(cap, curve.cap))
+    if secs <= 0 then return deny('INSUFFICIENT_CREDIT') end
+  end
+  redis.call('HINCRBY', A, 'reserved', istr(cost))
+  redis.call('HSET', O, ref, istr(cost))
+  record('ALLOW', 'OK', secs, cost, 'open', '')
+  redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
+  return {'ALLOW', 'OK', secs, cost, 0, '', ''}
+end
+
+if class == 'emergency' and not inbound then
   record('ALLOW', 'EMERGENCY', 0, 0, 'open', '')
   redis.call('HSET', C, 'emergency', 1)
   redis.call('ZADD', X, istr(now_ms + (cap + ttl_extra) * 1000), member)
@@ -49,14 +74,22 @@ if class == 'emergency' then
 end
 
 if redis.call('EXISTS', A) == 0 then return deny('UNKNOWN_ACCOUNT') end
-local acct = hash(A)
+acct = hash(A)
 if acct.status ~= 'active' then return deny('ACCOUNT_SUSPENDED', acct.status or '') end
-if acct.invoice_overdue == '1' then return deny('INVOICE_OVERDUE') end
-if refuse_unverified and acct.unverified == '1' then return deny('CUSTOMER_UNVERIFIED') end
+-- Outbound only: an overdue invoice (§5.3) or an unverified customer blocks calls out,
+-- never calls in.
+if not inbound and acct.invoice_overdue == '1' then return deny('INVOICE_OVERDUE') end
+if not inbound and refuse_unverified and acct.unverified == '1' then
+  return deny('CUSTOMER_UNVERIFIED')
+end
 -- The caller normalised and rated with cached account settings; if they moved, say so.
 if (acct.country or '') ~= home or (acct.timezone or '') ~= tz
-   or (class ~= 'invalid' and (acct.deck or '') ~= deck and (acct.deck or '') ~= '') then
+   or (not inbound and class ~= 'invalid' and (acct.deck or '') ~= deck
+       and (acct.deck or '') ~= '') then
   return {'STALE', '', 0, 0, 0, ''}
+end
+if inbound then
+  return inbound_grant()
 end
 if class == 'invalid' then return deny('INVALID_NUMBER') end
 if class == 'premium' and acct.allow_premium ~= '1' then return deny('PREMIUM_BLOCKED') end
@@ -100,8 +133,18 @@ if secs <= 0 then
   return deny('INSUFFICIENT_CREDIT')
 end
 
+-- Spoofing protection: the call presents the number it names only if the account owns it,
+-- else the account's caller id ('' = none: the dialplan withholds the number).
+local cli = acct.caller_id or ''
+if presented ~= '' then
+  for n in string.gmatch(acct.numbers or '', '[^,]+') do
+    if n == presented then cli = presented end
+  end
+end
+
 redis.call('HINCRBY', A, 'reserved', istr(cost))
 redis.call('HSET', O, ref, istr(cost))
 record('ALLOW', 'OK', secs, cost, 'open', '')
+redis.call('HSET', C, 'cli', cli)
 redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
-return {'ALLOW', 'OK', secs, cost, 0, ''}
+return {'ALLOW', 'OK', secs, cost, 0, '', cli}

@@ -65,13 +65,13 @@ class FakeAgi:
             await asyncio.sleep(a.delay_ms / 1000)
         self.counter += 1
         call_id = f"fake-{int(time.time())}-{self.counter}"
-        # TOLLGATE_GRANT = DECISION,REASON,SIP_CODE,MAX_MS,DIAL,CALL_ID,CONTROL (one variable,
-        # split by the dialplan)
+        # TOLLGATE_GRANT = DECISION,REASON,SIP_CODE,MAX_MS,DIAL,CALL_ID,CONTROL,CLI (one
+        # variable, split by the dialplan)
         if a.mode == "allow":
             dial = a.dial or e164(env.get("agi_extension", ""))
-            grant = f"ALLOW,OK,200,{a.max_ms},{dial},{call_id},"
+            grant = f"ALLOW,OK,200,{a.max_ms},{dial},{call_id},,"
         else:
-            grant = f"DENY,{a.reason},{a.sip_code},0,,{call_id},"
+            grant = f"DENY,{a.reason},{a.sip_code},0,,{call_id},,"
         writer.write(f'SET VARIABLE TOLLGATE_GRANT "{grant}"\n'.encode())
         await writer.drain()
         await reader.readline()  # 200, or HANGUP: nothing more to say either way

@@ -16,16 +16,11 @@ with hard timeouts and report the SIP messages they receive. Assertions are on t
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,11 +28,11 @@ from rating.deck import load_deck
 from rating.tariff import rate_call
 from tests.conftest import RETAIL
 from tests.e2e.conftest import E2E, PHONE_ACCOUNTS, TollgateProcess
+from tests.e2e.phones import PhoneProcess, wait_call_end
 from tests.e2e.rig import AsteriskRig, RigConfig, free_udp_port
 
 HERE = Path(__file__).resolve().parent
 EXTRA_CONF = HERE / "pyvoip"
-PHONE_SCRIPT = HERE / "pyvoip_phone.py"
 
 CALLER_USER, CALLER_IP = "pyvoip-caller", "127.0.0.9"  # pjsip_extra.conf
 CALLEE_USER, CALLEE_IP = "pyvoip-callee", "127.0.0.1"
@@ -46,88 +41,6 @@ MOBILE = "601234567"  # retail deck: 0.19 PLN/min, billed per second
 BALANCE = 19_000  # 0.019 PLN buys exactly 6 s
 GRANT_S = 6
 PHONE_TIMEOUT_S = 40
-
-
-class PhoneProcess:
-    """pyvoip_phone.py in a subprocess; a thread collects its JSON events from stdout."""
-
-    def __init__(self, mode: str, workdir: Path, *args: str) -> None:
-        self.mode = mode
-        self.stderr_path = workdir / f"{mode}.stderr"
-        self.events: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        with self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(PHONE_SCRIPT), mode, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                cwd=workdir,
-                start_new_session=True,
-            )
-        self._reader = threading.Thread(target=self._read, name=f"pyvoip-{mode}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "garbage", "line": line.rstrip()}
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def of(self, name: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [e for e in self.events if e.get("event") == name]
-
-    def wait_for(self, name: str, timeout: float) -> dict[str, Any] | None:
-        """The first `name` event, waiting up to timeout (None when the phone exits first)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [e for e in self.events if e.get("event") == name]
-                if found:
-                    return found[0]
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._reader.is_alive():
-                    return None
-                self._cond.wait(min(left, 0.2))
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self._reader.join(5)
-        return rc
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._reader.join(5)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def describe(self) -> str:
-        err = self.stderr_path.read_text(errors="replace")[-2000:]
-        return f"{self.mode} events={self.events} stderr={err}"
-
-
-def wait_call_end(callee: PhoneProcess, caller: PhoneProcess, timeout: float) -> None:
-    """Until the callee got its BYE, or either phone gave up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callee.of("bye") or not callee.alive() or not caller.alive():
-            return
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +55,7 @@ def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[Ast
             agi_budget_s=rig_config.agi_budget_s,
             accounts=PHONE_ACCOUNTS,
             extra_conf_dir=str(EXTRA_CONF),
+            pg_dsn=rig_config.pg_dsn,  # registrations are stored there
         )
         # rig.sh derives the RTP range from the SIP port modulo 1000: keep it apart from the
         # session rig's.
@@ -247,3 +161,59 @@ async def test_call_between_pyvoip_phones_is_rated_and_cut_at_the_grant(
     assert row["lastapp"] == "Dial" and f"L({GRANT_S * 1000})" in row["lastdata"], row
     assert abs(int(row["billsec"]) - GRANT_S) <= 1, row
     assert row["userfield"] == cdr["call_id"], (row, cdr)
+
+
+async def test_carrier_call_to_a_number_rings_the_accounts_registered_phone(
+    e2e: E2E, pyvoip_rig: AsteriskRig, tmp_path: Path
+) -> None:
+    """Inbound: the carrier's gateway calls a number assigned to the account whose SIP
+    endpoint is the registered pyVoIP phone; the phone answers, the call is rated (inbound
+    is free by default) and recorded as inbound on the account."""
+    from numbering.settings import NumberingSettings
+    from numbering.store import NumberStore
+    from rating.accounts import Account
+    from tests.e2e.rig import place_call
+
+    config = pyvoip_rig.config
+    account = await e2e.svc.accounts.create(Account(CALLEE_USER, deck="retail"))
+    assert e2e.svc.pool is not None
+    numbers = NumberStore(e2e.svc.pool, e2e.svc.accounts, NumberingSettings())
+    now = datetime.now(UTC)
+    did = "+48221000031"
+    await numbers.add(did, carrier="rig", monthly_cost=0, monthly_price=0, at=now, actor="e2e")
+    await numbers.assign(did, account.id, at=now, actor="e2e")
+    common = ["--server", "127.0.0.1", "--server-port", str(config.sip_port)]
+    common += ["--timeout", str(PHONE_TIMEOUT_S)]
+    callee = PhoneProcess(
+        "callee", tmp_path, *common, "--user", CALLEE_USER, "--ip", CALLEE_IP,
+        "--sip-port", str(free_udp_port(CALLEE_IP)), "--rtp-port", str(free_udp_port(CALLEE_IP)),
+    )  # fmt: skip
+    try:
+        assert await asyncio.to_thread(callee.wait_for, "registered", 15), callee.describe()
+        result = await asyncio.to_thread(
+            place_call, did, "127.0.0.10", sip_port=config.sip_port, hangup_after_ms=3000
+        )
+        await asyncio.to_thread(callee.wait_for, "bye", 15)
+    finally:
+        callee.kill()
+    diag = callee.describe()
+    assert result.status == 200 and result.answered, (result, diag)
+    [invite] = callee.of("invite")  # rung at its registered contact, once
+    [answered] = callee.of("answered")
+    assert answered["call_id"] == invite["call_id"], diag
+    deadline = time.monotonic() + 20
+    while True:
+        row = await e2e.svc.pool.fetchrow(
+            "select direction, number_class, e164, billsec, cost, disposition from cdrs"
+            " where account = $1 and state = 'finished'",
+            account.id,
+        )
+        if row is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert row is not None, diag
+    assert (row["direction"], row["number_class"], row["e164"], row["cost"]) == (
+        "in", "inbound", did, 0,
+    )  # fmt: skip
+    assert abs(row["billsec"] - 3) <= 1 and row["disposition"] == "ANSWER"
+    assert (await e2e.svc.accounts.live(account.id)).reserved == 0

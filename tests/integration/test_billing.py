@@ -57,7 +57,7 @@ from tests.conftest import AccountFactory, install_deck
 PLN = 1_000_000
 GROSZ = 10_000
 WARSAW = "Europe/Warsaw"
-SETTINGS = BillingSettings()
+SETTINGS = BillingSettings(foreign_block=True)  # the lifecycle tests cover the optional block too
 MY_TABLES = (
     "rerate_calls",
     "rerates",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from customers.model import Customer, CustomerError, CustomerKind, Verification
+from customers.privacy import anonymise, export_personal_data
 from customers.store import (
     CustomerStore,
     accounts_of,
@@ -21,6 +22,7 @@ from customers.store import (
     get_customer,
     list_customers,
 )
+from rating.accounts import AccountStatus
 from rating.ledger import CallRequest, Decision, Grant, Ledger
 from runtime.services import Services
 from runtime.settings import Settings, SettingsError
@@ -302,3 +304,40 @@ def test_refuse_unverified_is_an_operator_setting() -> None:
     with pytest.raises(SettingsError) as err:
         Settings.from_env({"TOLLGATE_REFUSE_UNVERIFIED": "maybe"})
     assert "TOLLGATE_REFUSE_UNVERIFIED" in str(err.value)
+
+
+async def test_personal_data_export_and_anonymisation_after_retention(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    store = _store(svc)
+    a = await make_account(balance=10_000_000, at=T0)
+    await store.create(acme(), at=T0, actor="op", accounts=(a.id,))
+    await store.update("acme", at=T0, actor="customer", email="new@acme.example.pl")
+    assert svc.pool is not None
+    exported = await export_personal_data(svc.pool, "acme")
+    assert exported["customer"]["tax_id"] == "5260250274"
+    assert [x["id"] for x in exported["accounts"]] == [a.id]
+    assert [e["amount"] for e in exported["ledger_entries"]] == [10_000_000]
+    assert json.loads(json.dumps(exported, default=str)) == exported  # JSON as it stands
+    later = T0 + timedelta(days=400)
+    with pytest.raises(CustomerError) as err:  # an account still open
+        await anonymise(svc.pool, "acme", at=later, actor="dpo")
+    assert err.value.field == "accounts"
+    closed_at = T0 + timedelta(days=30)
+    await svc.accounts.set_status(a.id, AccountStatus.CLOSED, at=closed_at)
+    with pytest.raises(CustomerError) as err:  # within the retention after the last change
+        await anonymise(svc.pool, "acme", at=closed_at + timedelta(days=300), actor="dpo")
+    assert err.value.field == "retention"
+    last = await anonymise(svc.pool, "acme", at=later, actor="dpo")
+    assert last == closed_at
+    gone = await get_customer(svc.pool, "acme")
+    assert (gone.legal_name, gone.email, gone.tax_id, gone.phone, gone.street) == (
+        "anonymised", "anonymised@invalid", None, None, "",
+    )  # fmt: skip
+    assert gone.anonymised_at == later and gone.kind is CustomerKind.BUSINESS
+    history = await svc.pool.fetch("select detail from customer_events where customer = 'acme'")
+    assert all("acme.example.pl" not in h["detail"] for h in history)
+    # the money and the accounts stay, detached from the person
+    assert (await svc.accounts.entries(a.id))[0].amount == 10_000_000
+    with pytest.raises(CustomerError):
+        await store.update("acme", at=later, actor="op", email="back@acme.example.pl")

@@ -47,6 +47,7 @@ async def test_an_invalid_call_id_is_an_invalid_request_not_an_outage(
         "TOLLGATE_MAX_MS": "0",
         "TOLLGATE_DIAL": "",
         "TOLLGATE_CONTROL": "",
+        "TOLLGATE_CLI": "",
     }
     assert "error" not in running.events.kinds()
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
@@ -73,8 +74,9 @@ async def test_a_grant_is_one_agi_command_the_dialplan_splits(
         "TOLLGATE_DIAL": "",
         "TOLLGATE_CALL_ID": "1700000000.1",
         "TOLLGATE_CONTROL": "",
+        "TOLLGATE_CLI": "",
     }
-    assert words[3].count(",") == 6
+    assert words[3].count(",") == 7
 
 
 async def test_finish_with_an_invalid_call_id_is_ignored_without_a_traceback(
