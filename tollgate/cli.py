@@ -16,8 +16,8 @@ from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
 from customers.cli_args import register as register_customers
-from notify.cli_args import register as register_notify
 from customers.sip_cli_args import register as register_sip
+from notify.cli_args import register as register_notify
 from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
