@@ -8,8 +8,10 @@ moment (a naive time is in the billing zone, TOLLGATE_BILLING_TIMEZONE)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from billing.documents import Kind, documents_of
@@ -118,6 +120,49 @@ async def cmd_pay(s: Services, args: argparse.Namespace) -> None:
             args.note,
         )
     print_json(result.as_dict())
+
+
+async def cmd_pdf(s: Services, args: argparse.Namespace) -> None:
+    from billing.pdf import PdfSettings
+    from billing.printing import document_pdf
+
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError):
+        async with s.pool.acquire() as conn:
+            doc, data = await document_pdf(conn, args.number, settings, PdfSettings.from_env())
+    try:
+        await asyncio.to_thread(Path(args.output).write_bytes, data)
+    except OSError as e:
+        raise CliError(f"-o: cannot write {args.output}: {e.strerror}") from None
+    print_json({"number": doc.number, "file": args.output, "bytes": len(data)})
+
+
+async def cmd_ksef(s: Services, args: argparse.Namespace) -> None:
+    from billing.ksef_xml import fa3_xml
+    from billing.printing import printable
+
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError):
+        async with s.pool.acquire() as conn:
+            p = await printable(conn, args.number, settings)
+            xml = fa3_xml(p, settings.exemption_basis)
+            if getattr(args, "send", False):
+                from billing.ksef_send import KsefClientGateway, KsefSettings, submit
+
+                gateway = KsefClientGateway(KsefSettings.from_env())
+                verdict = await submit(conn, p.document.id, xml, gateway, _now(args, settings))
+                print_json({"number": args.number, **verdict})
+                return
+    if not args.output:
+        sys.stdout.write(xml.decode())
+        return
+    try:
+        await asyncio.to_thread(Path(args.output).write_bytes, xml)
+    except OSError as e:
+        raise CliError(f"-o: cannot write {args.output}: {e.strerror}") from None
+    print_json({"number": args.number, "file": args.output, "bytes": len(xml)})
 
 
 async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:

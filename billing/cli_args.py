@@ -12,7 +12,7 @@ NOW_HELP = "act as of this ISO 8601 time (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `bill run|listing|invoices|pay|subscribe|unsubscribe` and `cdr rerate`."""
+    """Add `bill run|listing|invoices|pay|pdf|ksef|subscribe|unsubscribe` and `cdr rerate`."""
     b = subparsers.add_parser("bill", help="billing: runs, call listings, invoices, payments")
     sub = b.add_subparsers(dest="bill", required=True)
 
@@ -42,6 +42,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     py.add_argument("--now", help=NOW_HELP)
     py.set_defaults(run=Lazy("billing.cli:cmd_pay"))
 
+    pd = sub.add_parser("pdf", help="a document (invoice, credit note, pro-forma) as PDF")
+    pd.add_argument("number", help="the document's number, e.g. INV/2026/11/000001")
+    pd.add_argument("-o", "--output", required=True, help="the PDF file to write")
+    pd.set_defaults(run=Lazy("billing.cli:cmd_pdf"))
+
+    ks = sub.add_parser("ksef", help="a B2B document as KSeF FA(3) XML, schema-checked")
+    ks.add_argument("number", help="the document's number")
+    ks.add_argument("-o", "--output", help="write the XML here (default: standard output)")
+    ks.add_argument(
+        "--send", action="store_true", help="send it to KSeF (TOLLGATE_KSEF_*) and keep its number"
+    )
+    ks.add_argument("--now", help=NOW_HELP)
+    ks.set_defaults(run=Lazy("billing.cli:cmd_ksef"))
+
+    _bank(sub)
+
     sb = sub.add_parser("subscribe", help="start a monthly fee for an account")
     sb.add_argument("--account", required=True)
     sb.add_argument("--name", required=True)
@@ -64,3 +80,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rr.add_argument("--apply", action="store_true", help="book the difference (once)")
     rr.add_argument("--now", help=NOW_HELP)
     rr.set_defaults(run=Lazy("billing.cli:cmd_rerate"))
+
+
+def _bank(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`bill bank import|unmatched|assign|virtual`: payments from bank statements."""
+    bk = sub.add_parser("bank", help="bank statements: import, unmatched credits, assign")
+    bsub = bk.add_subparsers(dest="bank", required=True)
+    im = bsub.add_parser("import", help="book the credits of an MT940 or camt.053 file")
+    im.add_argument("file")
+    im.add_argument("--now", help=NOW_HELP)
+    im.set_defaults(run=Lazy("billing.cli_bank:cmd_import"))
+    un = bsub.add_parser("unmatched", help="credits no account was found for")
+    un.set_defaults(run=Lazy("billing.cli_bank:cmd_unmatched"))
+    asg = bsub.add_parser("assign", help="book an unmatched credit to an account")
+    asg.add_argument("bank_ref", help="the bank's transaction id (see unmatched)")
+    asg.add_argument("--account", required=True)
+    asg.add_argument("--by", required=True, help="who decided")
+    asg.add_argument("--now", help=NOW_HELP)
+    asg.set_defaults(run=Lazy("billing.cli_bank:cmd_assign"))
+    va = bsub.add_parser("virtual", help="give an account a virtual account number (IBAN)")
+    va.add_argument("iban")
+    va.add_argument("--account", required=True)
+    va.set_defaults(run=Lazy("billing.cli_bank:cmd_virtual"))

@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from billing.buyer import buyer_of
 from billing.numbering import next_number
+from billing.parties import Party
 from billing.settings import BillingSettings
-from billing.vat import split_gross, to_minor
+from billing.vat import RateTotal, code_of_bp, to_minor, totals_by_rate
 from core.pg import Conn
 from rating.money import format_micro
 
@@ -26,9 +28,17 @@ class Kind(StrEnum):
     INVOICE = "invoice"  # postpaid: a month's calls and fees, due later
     TOPUP_INVOICE = "topup_invoice"  # prepaid: one per top-up, paid when issued
     CREDIT_NOTE = "credit_note"  # corrects an invoice; negative gross credits the customer
+    PROFORMA = "proforma"  # asks for payment before a period; not a VAT invoice
 
 
-PREFIX = {Kind.INVOICE: "INV", Kind.TOPUP_INVOICE: "INV", Kind.CREDIT_NOTE: "CN"}
+# pro-formas are numbered in their own series: they are not VAT invoices
+PREFIX = {
+    Kind.INVOICE: "INV",
+    Kind.TOPUP_INVOICE: "INV",
+    Kind.CREDIT_NOTE: "CN",
+    Kind.PROFORMA: "PF",
+}
+VAT_DOCUMENTS = frozenset({Kind.INVOICE, Kind.TOPUP_INVOICE, Kind.CREDIT_NOTE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +47,22 @@ class Line:
     gross: int  # micro-units, as booked in the ledger
     quantity: int = 1
     seconds: int = 0
+    vat: str = ""  # rate code ('23', 'zw', 'np'); empty: the operator's default rate
+    unit: str = ""  # as printed: 'szt.' when empty
 
-    def as_dict(self) -> dict[str, Any]:
-        """As printed: the gross in whole grosze."""
+    def as_dict(self, default_rate: str) -> dict[str, Any]:
+        """As printed: the gross in whole grosze, the rate resolved."""
         return {
             "text": self.text,
             "quantity": self.quantity,
             "seconds": self.seconds,
             "gross": to_minor(self.gross),
+            "vat": self.vat or default_rate,
+            "unit": self.unit or UNIT,
         }
+
+
+UNIT = "szt."
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +77,9 @@ class Draft:
     lines: tuple[Line, ...]
     period: str | None = None
     corrects: int | None = None
-    note: str = ""
+    note: str = ""  # a credit note's reason
+    payment_method: str = ""  # how it is (or was) paid: 'transfer', 'card', 'gateway'
+    due_date: date | None = None  # instead of issue date + due_days (a pro-forma's period)
 
     @property
     def exact(self) -> int:
@@ -94,6 +113,23 @@ class Document:
     lines: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     note: str = ""
     exact: int | None = None  # micro-units behind it in the ledger (None: = gross)
+    vat_totals: tuple[RateTotal, ...] = ()
+    seller: Party | None = None
+    buyer: Party | None = None
+    payment_method: str = ""
+
+    @property
+    def totals(self) -> tuple[RateTotal, ...]:
+        """Totals per rate; a document issued before rates per line has one."""
+        if self.vat_totals:
+            return self.vat_totals
+        return (RateTotal(code_of_bp(self.vat_rate_bp), self.net, self.vat, self.gross),)
+
+    @property
+    def rates(self) -> list[str]:
+        """Each line's rate code, in line order."""
+        default = code_of_bp(self.vat_rate_bp)
+        return [str(ln.get("vat") or default) for ln in self.lines]
 
     @property
     def rounding(self) -> int:
@@ -122,6 +158,13 @@ class Document:
             lines=tuple(json.loads(row["lines"])),
             note=row["note"],
             exact=row["exact"],
+            vat_totals=tuple(
+                RateTotal(t["rate"], t["net"], t["vat"], t["gross"])
+                for t in json.loads(row["vat_totals"] or "[]")
+            ),
+            seller=_party(row["seller"]),
+            buyer=_party(row["buyer"]),
+            payment_method=row["payment_method"],
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,9 +183,28 @@ class Document:
             "issue_date": self.issue_date.isoformat(),
             "due_date": self.due_date.isoformat() if self.due_date else None,
             "issued_at": self.issued_at.isoformat(),
-            "lines": [{**ln, "gross": format_micro(ln["gross"], 2)} for ln in self.lines],
+            "lines": [
+                {**ln, "gross": format_micro(ln["gross"], 2), "vat": rate}
+                for ln, rate in zip(self.lines, self.rates, strict=True)
+            ],
+            "vat_totals": [
+                {
+                    "rate": t.code,
+                    "net": format_micro(t.net, 2),
+                    "vat": format_micro(t.vat, 2),
+                    "gross": format_micro(t.gross, 2),
+                }
+                for t in self.totals
+            ],
+            "seller": None if self.seller is None else self.seller.as_dict(),
+            "buyer": None if self.buyer is None else self.buyer.as_dict(),
+            "payment_method": self.payment_method,
             "note": self.note,
         }
+
+
+def _party(raw: str | None) -> Party | None:
+    return None if raw is None else Party.from_dict(json.loads(raw))
 
 
 async def issue(
@@ -156,14 +218,25 @@ async def issue(
         if found is not None:
             return found, False
         issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
-        due = issue_date + timedelta(days=settings.due_days) if draft.kind is Kind.INVOICE else None
-        split = split_gross(draft.gross, settings.vat_rate_bp, settings.vat_decimals)
+        due = draft.due_date or (
+            issue_date + timedelta(days=settings.due_days)
+            if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
+            else None
+        )
+        default = code_of_bp(settings.vat_rate_bp)
+        lines = [line.as_dict(default) for line in draft.lines]
+        totals = totals_by_rate([(ln["vat"], ln["gross"]) for ln in lines], settings.vat_decimals)
+        net = sum(t.net for t in totals)
+        vat = sum(t.vat for t in totals)
+        buyer = await buyer_of(conn, draft.account)
+        seller = None if settings.seller is None else settings.seller.party
         number = await next_number(conn, PREFIX[draft.kind], issue_date)
         row = await conn.fetchrow(
             "insert into billing_documents (number, series, seq, kind, account, source, period,"
             " corrects, currency, vat_rate_bp, net, vat, gross, sale_date, issue_date, due_date,"
-            " issued_at, lines, note, created_at, exact) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
-            "$11,$12,$13,$14,$15,$16,$17,$18,$19,$17,$20) returning *",
+            " issued_at, lines, note, created_at, exact, vat_totals, seller, buyer,"
+            " payment_method) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+            "$11,$12,$13,$14,$15,$16,$17,$18,$19,$17,$20,$21,$22,$23,$24) returning *",
             str(number),
             number.series,
             number.seq,
@@ -173,17 +246,21 @@ async def issue(
             draft.period,
             draft.corrects,
             draft.currency,
-            split.rate_bp,
-            split.net,
-            split.vat,
-            split.gross,
+            settings.vat_rate_bp,
+            net,
+            vat,
+            draft.gross,
             draft.sale_date,
             issue_date,
             due,
             now,
-            json.dumps([line.as_dict() for line in draft.lines]),
+            json.dumps(lines),
             draft.note,
             draft.exact,
+            json.dumps([t.as_dict() for t in totals]),
+            None if seller is None else json.dumps(seller.as_dict()),
+            None if buyer is None else json.dumps(buyer.as_dict()),
+            draft.payment_method,
         )
     assert row is not None  # returning * always yields the row
     return Document.from_row(row), True
@@ -191,6 +268,11 @@ async def issue(
 
 async def by_source(conn: Conn, source: str) -> Document | None:
     row = await conn.fetchrow("select * from billing_documents where source = $1", source)
+    return None if row is None else Document.from_row(row)
+
+
+async def by_number(conn: Conn, number: str) -> Document | None:
+    row = await conn.fetchrow("select * from billing_documents where number = $1", number)
     return None if row is None else Document.from_row(row)
 
 

@@ -29,7 +29,9 @@ def invoice_source(account: str, period: Period) -> str:
     return f"invoice/{account}/{period}"
 
 
-async def invoice_lines(conn: Conn, account: Account, period: Period) -> list[Line]:
+async def invoice_lines(
+    conn: Conn, account: Account, period: Period, settings: BillingSettings
+) -> list[Line]:
     start, end = period.bounds(account.timezone)
     by_prefix: dict[str, list[int]] = {}
     names: dict[str, str] = {}
@@ -42,7 +44,7 @@ async def invoice_lines(conn: Conn, account: Account, period: Period) -> list[Li
         t[2] += call.charge
         names[call.cdr.prefix] = call.cdr.rate_name
     lines = [
-        Line(f"Calls: {names[p]} (+{p})", cost, count, seconds)
+        Line(f"Calls: {names[p]} (+{p})", cost, count, seconds, settings.rate_for_prefix(p))
         for p, (count, seconds, cost) in sorted(by_prefix.items())
     ]
     # the period's fees (booked after it ends) and the other charges and credits booked in it
@@ -71,7 +73,7 @@ async def issue_period_invoice(
     conn: Conn, account: Account, period: Period, settings: BillingSettings, now: datetime
 ) -> tuple[Document, bool] | None:
     """The month's invoice (once); None when there is nothing to invoice."""
-    lines = await invoice_lines(conn, account, period)
+    lines = await invoice_lines(conn, account, period, settings)
     if not lines:
         return None
     draft = Draft(
@@ -82,6 +84,7 @@ async def issue_period_invoice(
         period.last_day,
         tuple(lines),
         period=str(period),
+        payment_method="transfer",
     )
     return await issue(conn, draft, settings, now)
 

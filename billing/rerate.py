@@ -239,7 +239,8 @@ async def _credit_note(
         ),
         period=str(result.period),
         corrects=invoice.id,
-        note=f"corrects {invoice.number}",
+        # the reason printed on the korekta (it names the corrected invoice itself)
+        note=f"zmiana cen połączeń ({result.deck} v{result.version})",
     )
     doc, _ = await issue(conn, draft, settings, now)
     return doc

@@ -2,7 +2,8 @@
 
 For each account: first Redis is brought in step with PostgreSQL if it drifted (repair.py),
 then the period's subscription fees (once the period is over in the account's zone), then
-prepaid: invoices for new top-ups and the negative-balance lifecycle; postpaid: the period's
+prepaid: invoices for new top-ups, pro-formas due (proforma.py) and the negative-balance
+lifecycle; postpaid: the period's
 invoice and the overdue flag. Everything is keyed (fee references, document sources,
 lifecycle events), so a second run with the same arguments issues nothing new.
 
@@ -24,6 +25,7 @@ from billing.fees import charge_fees
 from billing.period import Period
 from billing.postpaid import issue_period_invoice, refresh_overdue
 from billing.prepaid import LifecycleAction, invoice_topups, lifecycle
+from billing.proforma import issue_proformas
 from billing.rounding import book_rounding
 from billing.settings import BillingSettings
 from core.pg import Conn
@@ -123,6 +125,7 @@ async def _bill_account(
         for doc in await invoice_topups(conn, account, settings, now):
             report.documents.append(doc)
             await book_rounding(store, doc, now)
+        report.documents += await issue_proformas(conn, account, settings, now)
         report.lifecycle += await lifecycle(store, conn, await store.get(account.id), settings, now)
         return
     if over:

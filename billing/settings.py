@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from billing.parties import SellerSettings
+from billing.vat import code_of_bp, rate_code
 from numbering.settings import NumberingSettings
 from runtime.settings import SettingsError
 
@@ -25,6 +27,15 @@ class BillingSettings:
     foreign_block: bool = False
     numbering: NumberingSettings = field(default_factory=NumberingSettings)
     timezone: str = "Europe/Warsaw"  # the operator's books: issue dates, numbering series
+    seller: SellerSettings | None = None  # who issues the documents (TOLLGATE_SELLER_*)
+    # (E.164 prefix without '+', rate code): calls to these prefixes take this rate instead
+    # of the default, longest prefix first; e.g. np for calls ending abroad
+    vat_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # pro-formas before paid periods (the second provider's terms): off unless the operator's
+    # terms promise them (TOLLGATE_BILLING_PROFORMAS=1)
+    proformas: bool = False
+    proforma_days_before: int = 21  # a pro-forma is issued this long before a period ends
+    exemption_basis: str = ""  # the legal basis printed for zw (exempt) lines
 
     def __post_init__(self) -> None:
         if not 0 <= self.vat_rate_bp <= 10_000:
@@ -45,9 +56,50 @@ class BillingSettings:
         return cls(
             vat_rate_bp=percent_to_bp(rate) if rate else base.vat_rate_bp,
             timezone=env.get("TOLLGATE_BILLING_TIMEZONE", "") or base.timezone,
+            seller=SellerSettings.from_env(env),
+            vat_rules=parse_vat_rules(env.get("TOLLGATE_BILLING_VAT_RULES", "")),
+            exemption_basis=env.get("TOLLGATE_BILLING_VAT_EXEMPTION_BASIS", "").strip(),
+            proformas=_flag(env, "TOLLGATE_BILLING_PROFORMAS"),
             foreign_block=block in ("yes", "true", "1", "on"),
             numbering=NumberingSettings.from_env(env),
         )
+
+    @property
+    def default_rate(self) -> str:
+        return code_of_bp(self.vat_rate_bp)
+
+    def rate_for_prefix(self, prefix: str) -> str:
+        """The VAT rate code of calls to `prefix` (a rate deck's prefix, no '+')."""
+        best = ""
+        code = self.default_rate
+        for rule, rule_code in self.vat_rules:
+            if prefix.startswith(rule) and len(rule) >= len(best):
+                best, code = rule, rule_code
+        return code
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(key, f"true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
+def parse_vat_rules(text: str) -> tuple[tuple[str, str], ...]:
+    """'1=np,44=np,48=23' -> ((prefix, code), ...); '*' stands for every prefix."""
+    rules = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        prefix, sep, code = item.partition("=")
+        prefix = prefix.strip().lstrip("+")
+        if not sep or not (prefix == "*" or prefix.isdigit()):
+            raise SettingsError("TOLLGATE_BILLING_VAT_RULES", f"PREFIX=RATE expected, got {item!r}")
+        try:
+            rules.append(("" if prefix == "*" else prefix, rate_code(code)))
+        except ValueError as e:
+            raise SettingsError("TOLLGATE_BILLING_VAT_RULES", str(e)) from None
+    return tuple(rules)
 
 
 def percent_to_bp(text: str) -> int:

@@ -11,6 +11,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from billing.gateway import GatewaySettings
+from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
 from panel_api import (
     calls,
@@ -22,6 +24,7 @@ from panel_api import (
     numbers,
     operator,
     page,
+    payments,
     sip,
 )
 from panel_api.auth import auth_middleware
@@ -62,6 +65,7 @@ APIS = (
     customer_records.api,
     numbers.api,
     sip.api,
+    payments.api,
 )
 
 
@@ -133,6 +137,8 @@ def build_app(
     app[ARI_SETTINGS] = ari if ari is not None else AriSettings.from_env()
     app[METRICS] = PanelMetrics(registry)
     app[documents.BILLING] = billing if billing is not None else BillingSettings.from_env()
+    app[documents.PDF_SETTINGS] = PdfSettings.from_env()
+    app[payments.GATEWAY] = GatewaySettings.from_env()
     app.cleanup_ctx.extend(
         [redis_ctx, pool_ctx, services_ctx, ari_ctx, last_used_ctx, metrics_listener_ctx]
     )

@@ -3,26 +3,31 @@ and totals by class and destination) and its invoices, with what is paid and owe
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiohttp import web
 
-from billing.documents import Kind, documents_of
+from billing.documents import Kind, by_number, documents_of
+from billing.pdf import PdfSettings, render
 from billing.period import Period
 from billing.postpaid import invoice_statuses, today_of
+from billing.printing import printable_doc
 from billing.settings import BillingSettings
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import EXPORT_GATE, POOL, SERVICES
-from panel_api.endpoint import Api
-from panel_api.inputs import PERIOD_PATTERN, Checked, Input, refuse, text
+from panel_api.endpoint import Api, Reply
+from panel_api.errors import not_found
+from panel_api.inputs import PERIOD_PATTERN, Checked, Input, refuse, string, text
 from panel_api.statement_stream import stream_statement
 from rating.accounts import AccountKind
 
 api = Api("customer")
 BILLING = web.AppKey("billing", BillingSettings)
+PDF_SETTINGS = web.AppKey("pdf", PdfSettings)
 
 
 def _period(value: object) -> Period:
@@ -79,3 +84,36 @@ async def invoices(request: web.Request, account: str) -> web.Response:
                 view["status"] = "unpaid"
         out.append(view)
     return web.json_response({"items": out})
+
+
+DOCUMENT_NUMBER = r"[A-Z]{2,3}/[0-9]{4}/[0-9]{2}/[0-9]{6}"
+PDF = Reply(200, "The document as PDF", media="application/pdf")
+
+
+class DocumentPath(Input):
+    number: Annotated[str, string(32, pattern=f"^{DOCUMENT_NUMBER}$")]
+
+
+@api.get(
+    "/api/v1/accounts/{account}/documents/{number}/pdf",
+    "A document (invoice, credit note, pro-forma) of the account as PDF",
+    route="/api/v1/accounts/{account}/documents/{number:" + DOCUMENT_NUMBER + "}/pdf",
+    replies=(PDF,),
+)
+async def document_pdf(request: web.Request, account: str, path: DocumentPath) -> web.Response:
+    """A customer reads its own accounts' documents, an operator any; another account's
+    document is 404 like a missing one."""
+    async with request.app[POOL].acquire() as conn:
+        doc = await by_number(conn, path.number)
+        if doc is None or doc.account != account:
+            raise not_found("document", path.number)
+        p = await printable_doc(conn, doc, request.app[BILLING])
+    data = await asyncio.to_thread(
+        render, p.document, p.seller, p.buyer, p.related, request.app[PDF_SETTINGS]
+    )
+    name = doc.number.replace("/", "-")
+    return web.Response(
+        body=data,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+    )

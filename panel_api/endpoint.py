@@ -44,6 +44,7 @@ class Reply:
     description: str
     model: type[BaseModel] | None = None
     csv: bool = False
+    media: str = ""  # a binary answer of this media type (application/pdf)
 
 
 @dataclass(frozen=True)

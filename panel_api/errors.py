@@ -16,6 +16,7 @@ from aiohttp import web
 
 from abuse.findings import FindingNotFound, FindingStateError
 from billing.errors import BillingError
+from billing.gateway import SignatureError
 from customers.model import CustomerConflict, CustomerError, CustomerNotFound
 from customers.sip import SipError, SipLoginNotFound
 from numbering.model import NumberConflict, NumberError, NumberNotFound
@@ -71,6 +72,13 @@ class Unauthenticated(ApiError):
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details, headers={"WWW-Authenticate": 'Bearer realm="tollgate"'})
+
+
+class BadSignature(ApiError):
+    """A payment notification not signed by the gateway, or a stale one."""
+
+    status = 401
+    code = "BAD_SIGNATURE"
 
 
 class Forbidden(ApiError):
@@ -202,6 +210,8 @@ def translate(exc: BaseException) -> ApiError | None:
             {"id": exc.finding_id, "status": exc.status, "change": exc.change},
             code="FINDING_STATE",
         )
+    if isinstance(exc, SignatureError):
+        return BadSignature(str(exc), {"field": exc.field, "why": exc.why})
     if isinstance(exc, BillingError | TokenError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, CustomerNotFound):

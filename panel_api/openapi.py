@@ -111,6 +111,8 @@ def _operation(e: Endpoint, op_id: str, summary: str) -> dict[str, Any]:
     for reply in e.replies:
         if reply.csv:
             content = {"text/csv": {"schema": {"type": "string"}}}
+        elif reply.media:
+            content = {reply.media: {"schema": {"type": "string", "format": "binary"}}}
         elif reply.model is not None:
             content = {JSON: {"schema": {"$ref": REF.format(model=reply.model.__name__)}}}
         else:  # no body (204)

@@ -209,7 +209,7 @@ class Statement(Output):
 
 class Document(Output):
     number: str
-    kind: Literal["invoice", "topup_invoice", "credit_note"]
+    kind: Literal["invoice", "topup_invoice", "credit_note", "proforma"]
     account: str
     period: str | None
     corrects: int | None
@@ -223,6 +223,10 @@ class Document(Output):
     due_date: date | None
     issued_at: datetime
     lines: list[dict[str, Any]]
+    vat_totals: list[dict[str, str]]
+    seller: dict[str, Any] | None
+    buyer: dict[str, Any] | None
+    payment_method: str
     note: str
     owed: Money2 | None = None
     paid: Money2 | None = None
@@ -232,6 +236,14 @@ class Document(Output):
 
 class Documents(Output):
     items: list[Document]
+
+
+class GatewayPayment(Output):
+    payment_id: str
+    account: str
+    amount: Money2
+    created: bool  # False: this notification was booked before
+    invoice: str | None  # prepaid: the top-up's invoice number
 
 
 class Finding(Output):

@@ -181,7 +181,119 @@ def main() -> None:
     say("CDRs (appended to a Redis stream by the ledger, moved to PostgreSQL by the CDR writer)")
     print_cdrs()
 
+    payments_in()
     calls_through_asterisk()
+
+
+SELLER = {
+    "TOLLGATE_SELLER_NAME": "Demo Telekom Sp. z o.o.",
+    "TOLLGATE_SELLER_ADDRESS": "ul. Świętokrzyska 12|00-916 Warszawa",
+    "TOLLGATE_SELLER_NIP": "5260001246",
+    "TOLLGATE_SELLER_IBAN": "PL61 1090 1014 0000 0712 1981 2874",
+    "TOLLGATE_SELLER_BANK": "Bank Przykładowy S.A.",
+}
+STATEMENT = """:20:DEMO{day}
+:25:/PL61109010140000071219812874
+:28C:00001
+:60F:C{day}PLN0,00
+:61:{day}{mmdd}CN123,00S200NONREF//DEMO-BANK-0001
+:86:020~00VE02~20Abonament TG-frank~21listopad~32Przykładowa Firma~38PL27114020040000300201355387
+:62F:C{day}PLN123,00
+-
+"""
+
+
+class MailSink:
+    """A local SMTP server (aiosmtpd) that keeps what it receives as .eml files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        (self.folder / f"mail-{self.count}.eml").write_bytes(envelope.content)
+        return "250 OK"
+
+
+def payments_in() -> None:
+    """A top-up arriving in a bank statement: matched, booked, invoiced, printed and mailed."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    say("Payments in: a bank statement (MT940) tops up a business customer's account")
+    folder = Path(tempfile.mkdtemp(prefix="tollgate-demo-billing-"))
+    sink = MailSink(folder)
+    smtp_port = free_tcp_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    ENV.update(SELLER)
+    ENV.update(
+        {
+            "TOLLGATE_SMTP_HOST": "127.0.0.1",
+            "TOLLGATE_SMTP_PORT": str(smtp_port),
+            "TOLLGATE_SMTP_FROM": "faktury@demo-telekom.example",
+        }
+    )
+    try:
+        tg("account", "create", "frank", "--deck", "retail")
+        tg(
+            "customer",
+            "create",
+            "acme",
+            "--name",
+            "Przykładowa Firma Sp. z o.o.",
+            "--kind",
+            "business",
+            "--nip",
+            "774-000-14-54",
+            "--email",
+            "faktury@acme.example",
+            "--street",
+            "ul. Kwiatowa 1",
+            "--postal-code",
+            "31-000",
+            "--city",
+            "Kraków",
+            "--account",
+            "frank",
+        )
+        today = datetime.now(UTC)
+        statement = folder / "wyciag.sta"
+        statement.write_text(
+            STATEMENT.format(day=today.strftime("%y%m%d"), mmdd=today.strftime("%m%d"))
+        )
+        print(f"  statement file: {statement}")
+        report = tg("bill", "bank", "import", str(statement))
+        [booked] = report["booked"]
+        print(
+            f"  {booked['bank_ref']}: {booked['amount']} PLN -> account {booked['account']}"
+            f" (matched by {booked['matched_by']}), invoice {booked['invoice']}"
+        )
+        again = tg("bill", "bank", "import", str(statement))
+        print(f"  the same file again: {again['duplicates']} duplicate(s), nothing booked")
+        invoice = booked["invoice"]
+        pdf = folder / (invoice.replace("/", "-") + ".pdf")
+        tg("bill", "pdf", invoice, "-o", str(pdf))
+        print(f"  invoice PDF: {pdf}")
+        xml = folder / (invoice.replace("/", "-") + ".xml")
+        tg("bill", "ksef", invoice, "-o", str(xml))
+        print(f"  KSeF FA(3) XML (checked against the Ministry's schema): {xml}")
+        sent = tg("mail", "send")
+        print(f"  e-mail sent: {sent['sent']}")
+        deadline = time.monotonic() + 5
+        while sink.count == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for eml in sorted(folder.glob("mail-*.eml")):
+            msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+            names = [a.get_filename() for a in msg.iter_attachments()]  # type: ignore[attr-defined]
+            print(
+                f"  local SMTP sink got {eml}: To {msg['To']}, Subject {msg['Subject']},"
+                f" attachment {names}"
+            )
+    finally:
+        controller.stop()
 
 
 def calls_through_asterisk() -> None:

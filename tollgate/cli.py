@@ -17,6 +17,7 @@ from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError
 from core.lazy import Lazy
 from customers.cli_args import register as register_customers
 from customers.sip_cli_args import register as register_sip
+from notify.cli_args import register as register_notify
 from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_panel(sub)
     register_billing(sub)
     register_customers(sub)
+    register_notify(sub)
     register_numbers(sub)
     register_reconcile(sub)
     register_sip(sub)

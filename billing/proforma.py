@@ -1,0 +1,71 @@
+"""Pro-forma invoices before a paid period (the second provider's terms, §: a pro-forma
+within two business days of activation, and 21 days before a paid period ends, one for the
+next period).
+
+For prepaid accounts' subscriptions, by `bill run` (daily): the activation's pro-forma on
+the first run on or after the day the subscription starts, the next month's from
+`proforma_days_before` days before the current month ends (in the account's zone). They are
+numbered in their own series (PF/...), never count as VAT invoices (nothing is owed on them
+in the ledger), and are due when the period they ask for starts. The VAT invoice is issued
+when the money comes in (the top-up's invoice)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from billing.documents import Document, Draft, Kind, Line, issue
+from billing.fees import Subscription, subscriptions_of
+from billing.period import Period
+from billing.settings import BillingSettings
+from core.pg import Conn
+from rating.accounts import Account, AccountKind, AccountStatus
+
+
+def proforma_source(account: str, name: str, period: Period) -> str:
+    return f"proforma/{account}/{name}/{period}"
+
+
+def due_periods(sub: Subscription, today: date, settings: BillingSettings) -> list[Period]:
+    """The periods `sub` should have a pro-forma for by `today` (a local date)."""
+    current = Period(today.year, today.month)
+    out = []
+    if sub.started_on <= today and Period(sub.started_on.year, sub.started_on.month) == current:
+        out.append(current)  # activation
+    upcoming = current.shifted(1)
+    if today >= upcoming.first_day - timedelta(days=settings.proforma_days_before) and (
+        sub.active_in(upcoming)
+    ):
+        out.append(upcoming)
+    return out
+
+
+async def issue_proformas(
+    conn: Conn, account: Account, settings: BillingSettings, now: datetime
+) -> list[Document]:
+    """The pro-formas due by `now` that are not issued yet (idempotent on their source)."""
+    if not settings.proformas or account.kind is not AccountKind.PREPAID:
+        return []
+    if account.status is AccountStatus.CLOSED:
+        return []
+    day = now.astimezone(ZoneInfo(account.timezone)).date()
+    current = Period(day.year, day.month)
+    issued = []
+    for sub in await subscriptions_of(conn, account.id):
+        for period in due_periods(sub, day, settings):
+            activation = period == current
+            draft = Draft(
+                Kind.PROFORMA,
+                account.id,
+                proforma_source(account.id, sub.name, period),
+                account.currency,
+                max(period.first_day, sub.started_on),
+                (Line(f"Abonament {sub.name} {period}", sub.monthly_fee, unit="mies."),),
+                period=str(period),
+                payment_method="transfer",
+                due_date=None if activation else period.first_day,
+            )
+            doc, created = await issue(conn, draft, settings, now)
+            if created:
+                issued.append(doc)
+    return issued

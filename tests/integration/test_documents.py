@@ -1,0 +1,471 @@
+"""Legal documents against the real PostgreSQL: VAT per line with totals per rate, seller
+and buyer kept on the document, pro-formas in their own series, and the PDF as a reader
+sees it (pdftotext from poppler-utils).
+
+Documents are issued at fixed instants (`local(...)`), so these pass on any day."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp.test_utils import TestServer
+from lxml import etree
+
+from billing import cli as billing_cmds
+from billing.documents import Draft, Kind, Line, by_number, issue
+from billing.ksef_xml import KsefError, fa3_xml
+from billing.parties import Party
+from billing.postpaid import invoice_statuses
+from billing.printing import printable
+from billing.settings import BillingSettings
+from core.cliout import CliError
+from customers.model import Customer, CustomerKind
+from customers.store import CustomerStore
+from runtime.services import Services
+from tests.conftest import AccountFactory
+from tests.ksef_standin import Standin
+from tests.unit.test_invoice_parts import SELLER
+
+PLN = 1_000_000
+GROSZ = 10_000
+MY_TABLES = (
+    "ksef_submissions",
+    "billing_documents",
+    "document_series",
+    "customer_events",
+    "customers",
+)
+
+
+@pytest.fixture(autouse=True)
+async def document_tables(svc: Services) -> AsyncIterator[None]:
+    assert svc.pool is not None
+    await svc.pool.execute(f"truncate {', '.join(MY_TABLES)} cascade")
+    yield
+
+
+@pytest.fixture
+def seller_env(monkeypatch: pytest.MonkeyPatch) -> BillingSettings:
+    for key, value in SELLER.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TOLLGATE_SELLER_BANK", "Bank Przykładowy S.A.")
+    return BillingSettings.from_env()
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Warsaw")).astimezone(UTC)
+
+
+def pdf_text(path: Path) -> str:
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True
+    )
+    return out.stdout
+
+
+async def issue_mixed(svc: Services, account: str, settings: BillingSettings) -> str:
+    """A postpaid-style invoice with calls at 23% and np and a fee."""
+    draft = Draft(
+        Kind.INVOICE,
+        account,
+        f"invoice/{account}/2026-11",
+        "PLN",
+        local("2026-11-30T12:00").date(),
+        (
+            Line("Połączenia: Polska komórkowe (+4860)", 12_345_678, 40, 3600, "23"),
+            Line("Połączenia: Niemcy (+49)", 5_004_999, 3, 200, "np"),
+            Line("Abonament: centrala wirtualna", 49 * PLN, 1, 0, "", "mies."),
+        ),
+        period="2026-11",
+        payment_method="transfer",
+    )
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        doc, created = await issue(conn, draft, settings, local("2026-12-01T00:30"))
+    assert created
+    return doc.number
+
+
+async def test_an_invoice_keeps_rates_per_line_totals_per_rate_and_the_seller(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        doc = await by_number(conn, number)
+    assert doc is not None
+    # lines rounded to the grosz: 12.35 + 5.00 + 49.00; 23% on 61.35 once, np carries none
+    assert [(t.code, t.net, t.vat, t.gross) for t in doc.totals] == [
+        ("23", 4_988 * GROSZ, 1_147 * GROSZ, 6_135 * GROSZ),
+        ("np", 500 * GROSZ, 0, 500 * GROSZ),
+    ]
+    assert (doc.net, doc.vat, doc.gross) == (5_488 * GROSZ, 1_147 * GROSZ, 6_635 * GROSZ)
+    assert doc.rates == ["23", "np", "23"]
+    assert doc.seller is not None and doc.seller.nip == "5260001246"
+    assert doc.due_date is not None and doc.due_date.isoformat() == "2026-12-15"
+    view = doc.as_dict()
+    assert view["vat_totals"][1] == {"rate": "np", "net": "5.00", "vat": "0.00", "gross": "5.00"}
+
+
+async def test_bill_pdf_prints_numbers_tax_ids_totals_and_polish_letters(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    out = tmp_path / "faktura.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
+    assert out.read_bytes().startswith(b"%PDF-")
+    text = pdf_text(out)
+    assert f"Faktura VAT nr {number}" in text
+    assert "Łączność Sp. z o.o." in text and "ul. Źródlana 5" in text
+    assert "NIP: 5260001246" in text
+    assert "Data wystawienia: 2026-12-01" in text and "Data sprzedaży: 2026-11-30" in text
+    assert "Termin płatności: 2026-12-15" in text
+    assert "PL61 1090 1014 0000 0712 1981 2874" in text
+    for row in (
+        "23%      49,88     11,47     61,35",
+        "np       5,00      0,00      5,00",
+        "Razem      54,88     11,47     66,35",
+    ):
+        assert " ".join(row.split()) in " ".join(text.split())
+    assert "Do zapłaty: 66,35 PLN" in text
+    assert "sześćdziesiąt sześć złotych, trzydzieści pięć groszy" in " ".join(text.split())
+    assert "Połączenia: Polska komórkowe (+4860)" in text
+
+
+async def test_pdf_of_a_missing_document_or_without_a_seller_is_a_clear_error(
+    svc: Services,
+    make_account: AccountFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TOLLGATE_SELLER_NAME", raising=False)
+    with pytest.raises(CliError, match="number: no document 'INV/2026/12/000009'"):
+        await billing_cmds.cmd_pdf(
+            svc, argparse.Namespace(number="INV/2026/12/000009", output=str(tmp_path / "x"))
+        )
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, BillingSettings())
+    with pytest.raises(CliError, match="TOLLGATE_SELLER_NAME: no seller configured"):
+        await billing_cmds.cmd_pdf(
+            svc, argparse.Namespace(number=number, output=str(tmp_path / "x.pdf"))
+        )
+    assert not (tmp_path / "x.pdf").exists()
+
+
+async def test_a_proforma_has_its_own_series_and_is_not_an_invoice_owed(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    assert svc.pool is not None
+    draft = Draft(
+        Kind.PROFORMA,
+        acct.id,
+        f"proforma/{acct.id}/2026-12",
+        "PLN",
+        local("2026-12-01T00:00").date(),
+        (Line("Abonament grudzień 2026", 49 * PLN),),
+        period="2026-12",
+        payment_method="transfer",
+    )
+    async with svc.pool.acquire() as conn:
+        pf, _ = await issue(conn, draft, seller_env, local("2026-11-10T09:00"))
+        assert await invoice_statuses(conn, acct.id) == []
+    assert pf.number == "PF/2026/11/000001"
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert number == "INV/2026/12/000001"
+    out = tmp_path / "pf.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=pf.number, output=str(out)))
+    text = pdf_text(out)
+    assert "Faktura pro forma nr PF/2026/11/000001" in text
+    assert "nie jest fakturą VAT" in text
+
+
+async def test_a_credit_note_names_the_invoice_it_corrects_and_why(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        inv = await by_number(conn, number)
+        assert inv is not None
+        cn, _ = await issue(
+            conn,
+            Draft(
+                Kind.CREDIT_NOTE,
+                acct.id,
+                f"credit/{acct.id}/x",
+                "PLN",
+                inv.sale_date,
+                (Line("Zmiana cen połączeń", -2 * PLN),),
+                corrects=inv.id,
+                note="obniżka cen po reklamacji",
+            ),
+            seller_env,
+            local("2026-12-05T10:00"),
+        )
+    out = tmp_path / "cn.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=cn.number, output=str(out)))
+    text = pdf_text(out)
+    assert f"Faktura korygująca nr {cn.number}" in text
+    assert f"Korekta faktury nr {number} z dnia 2026-12-01" in text
+    assert "Przyczyna korekty: obniżka cen po reklamacji" in text
+    assert "Do zwrotu: 2,00 PLN" in text
+
+
+BUSINESS = Party(
+    "Przykładowa Firma Sp. z o.o.",
+    ("ul. Kwiatowa 1", "31-000 Kraków"),
+    nip="7740001454",
+    email="faktury@example.com",
+)
+FA = {"fa": "http://crd.gov.pl/wzor/2025/06/25/13775/"}
+
+
+async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        p = replace(await printable(conn, number, seller_env), buyer=BUSINESS)
+    xml = etree.fromstring(fa3_xml(p))  # fa3_xml validates against the XSD itself
+
+    def one(path: str) -> str:
+        found = xml.xpath(path, namespaces=FA)
+        assert len(found) == 1, path
+        return str(found[0].text)
+
+    assert one("fa:Podmiot1/fa:DaneIdentyfikacyjne/fa:NIP") == "5260001246"
+    assert one("fa:Podmiot2/fa:DaneIdentyfikacyjne/fa:NIP") == "7740001454"
+    assert one("fa:Fa/fa:P_2") == number
+    assert (one("fa:Fa/fa:P_13_1"), one("fa:Fa/fa:P_14_1")) == ("49.88", "11.47")
+    assert (one("fa:Fa/fa:P_13_8"), one("fa:Fa/fa:P_15")) == ("5.00", "66.35")
+    assert [r.text for r in xml.xpath("fa:Fa/fa:FaWiersz/fa:P_12", namespaces=FA)] == [
+        "23",
+        "np I",
+        "23",
+    ]
+    assert one("fa:Fa/fa:Platnosc/fa:TerminPlatnosci/fa:Termin") == "2026-12-15"
+    assert one("fa:Fa/fa:Platnosc/fa:RachunekBankowy/fa:NrRB") == "PL61109010140000071219812874"
+    assert one("fa:Fa/fa:RodzajFaktury") == "VAT"
+    # a business in another EU country: np is "np II" (art. 100 ust. 1 pkt 4), box P_13_9
+    eu = replace(p, buyer=replace(BUSINESS, nip="", vat_id="DE136695976", country="DE"))
+    eu_xml = etree.fromstring(fa3_xml(eu))
+    assert eu_xml.xpath("string(fa:Fa/fa:P_13_9)", namespaces=FA) == "5.00"
+    assert eu_xml.xpath("string(fa:Podmiot2/fa:DaneIdentyfikacyjne/fa:NrVatUE)", namespaces=FA) == (
+        "136695976"
+    )
+    assert [r.text for r in eu_xml.xpath("fa:Fa/fa:FaWiersz/fa:P_12", namespaces=FA)] == [
+        "23",
+        "np II",
+        "23",
+    ]
+
+
+async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        inv = await by_number(conn, number)
+        assert inv is not None
+        cn, _ = await issue(
+            conn,
+            Draft(
+                Kind.CREDIT_NOTE,
+                acct.id,
+                f"credit/{acct.id}/x",
+                "PLN",
+                inv.sale_date,
+                (Line("Zmiana cen połączeń", -2 * PLN),),
+                corrects=inv.id,
+                note="obniżka cen po reklamacji",
+            ),
+            seller_env,
+            local("2026-12-05T10:00"),
+        )
+        p = replace(await printable(conn, cn.number, seller_env), buyer=BUSINESS)
+        consumer = replace(p, buyer=replace(BUSINESS, nip="", consumer=True))
+    xml = etree.fromstring(fa3_xml(p))
+    assert xml.xpath("string(fa:Fa/fa:RodzajFaktury)", namespaces=FA) == "KOR"
+    assert xml.xpath("string(fa:Fa/fa:P_15)", namespaces=FA) == "-2.00"
+    assert xml.xpath("string(fa:Fa/fa:P_14_1)", namespaces=FA) == "-0.37"
+    assert xml.xpath("string(fa:Fa/fa:DaneFaKorygowanej/fa:NrFaKorygowanej)", namespaces=FA) == (
+        number
+    )
+    assert xml.xpath("string(fa:Fa/fa:PrzyczynaKorekty)", namespaces=FA) == (
+        "obniżka cen po reklamacji"
+    )
+    with pytest.raises(KsefError, match=r"buyer: .* the buyer has no NIP"):
+        fa3_xml(consumer)
+    with pytest.raises(KsefError, match=r"xml: .* does not pass the FA\(3\) schema"):
+        fa3_xml(replace(p, seller=replace(p.seller, nip="12")))
+
+
+async def customer_for(svc: Services, account: str, **fields: object) -> None:
+    assert svc.pool is not None
+    base: dict[str, object] = {
+        "id": f"cust-{account}",
+        "legal_name": "Przykładowa Firma Sp. z o.o.",
+        "email": "faktury@example.com",
+        "kind": CustomerKind.BUSINESS,
+        "tax_id": "774-000-14-54",
+        "street": "ul. Kwiatowa 1",
+        "postal_code": "31-000",
+        "city": "Kraków",
+    }
+    await CustomerStore(svc.pool, svc.accounts).create(
+        Customer(**{**base, **fields}),  # type: ignore[arg-type]
+        at=local("2026-11-01T10:00"),
+        actor="test",
+        accounts=(account,),
+    )
+
+
+async def test_the_buyer_comes_from_the_customer_record_and_is_kept_as_issued(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    assert svc.pool is not None
+    # the customer moves after the invoice: the invoice keeps the address it was issued to
+    await svc.pool.execute(
+        "update customers set street = 'ul. Nowa 9' where id = $1", f"cust-{acct.id}"
+    )
+    async with svc.pool.acquire() as conn:
+        p = await printable(conn, number, seller_env)
+    assert p.buyer == BUSINESS
+    out = tmp_path / "b2b.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
+    text = pdf_text(out)
+    assert "NIP: 7740001454" in text and "ul. Kwiatowa 1" in text and "ul. Nowa" not in text
+    xml_out = tmp_path / "b2b.xml"
+    await billing_cmds.cmd_ksef(svc, argparse.Namespace(number=number, output=str(xml_out)))
+    xml = etree.fromstring(xml_out.read_bytes())
+    assert xml.xpath("string(fa:Podmiot2/fa:DaneIdentyfikacyjne/fa:NIP)", namespaces=FA) == (
+        "7740001454"
+    )
+
+
+async def test_a_consumer_gets_an_invoice_without_nip_and_no_ksef_xml(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(
+        svc, acct.id, legal_name="Zofia Żółć", kind=CustomerKind.CONSUMER, tax_id=None
+    )
+    number = await issue_mixed(svc, acct.id, seller_env)
+    out = tmp_path / "b2c.pdf"
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
+    text = pdf_text(out)
+    assert "Zofia Żółć" in text
+    assert text.count("NIP:") == 1  # the seller's only
+    with pytest.raises(CliError, match=r"buyer: .* KSeF takes B2B invoices"):
+        await billing_cmds.cmd_ksef(svc, argparse.Namespace(number=number, output=None))
+
+
+@pytest.fixture
+async def ksef(svc: Services) -> AsyncIterator[tuple[Standin, str]]:
+    """The KSeF stand-in on a loopback port, with the seller's token."""
+    standin = Standin(token="ksef-token-123", nip="5260001246")
+    async with TestServer(standin.app(), host="127.0.0.1") as server:
+        yield standin, str(server.make_url("/"))
+
+
+async def test_a_b2b_invoice_is_sent_to_ksef_once_and_keeps_its_number(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "ksef-token-123")
+    monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
+    args = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    first = await json_of(billing_cmds.cmd_ksef, svc, args)
+    assert first["status"] == "accepted" and first["sent"] is True
+    assert first["ksef_number"].startswith("5260001246-")
+    # what KSeF received is the document's XML, decrypted on its side
+    [received] = standin.received
+    xml = etree.fromstring(received)
+    assert xml.xpath("string(fa:Fa/fa:P_2)", namespaces=FA) == number
+    again = await json_of(billing_cmds.cmd_ksef, svc, args)
+    assert (again["sent"], again["ksef_number"]) == (False, first["ksef_number"])
+    assert len(standin.received) == 1
+    # a credit note refers to the corrected invoice by its KSeF number
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        inv = await by_number(conn, number)
+        assert inv is not None
+        cn, _ = await issue(
+            conn,
+            Draft(
+                Kind.CREDIT_NOTE,
+                acct.id,
+                f"credit/{acct.id}/k",
+                "PLN",
+                inv.sale_date,
+                (Line("Zmiana cen", -PLN),),
+                corrects=inv.id,
+                note="reklamacja",
+            ),
+            seller_env,
+            local("2026-12-05T10:00"),
+        )
+        p = await printable(conn, cn.number, seller_env)
+    corrected = etree.fromstring(fa3_xml(p)).xpath(
+        "string(fa:Fa/fa:DaneFaKorygowanej/fa:NrKSeFFaKorygowanej)", namespaces=FA
+    )
+    assert corrected == first["ksef_number"]
+
+
+async def test_a_wrong_ksef_token_is_a_clear_error_and_nothing_is_recorded(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "stolen")
+    monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
+    args = argparse.Namespace(number=number, output=None, send=True, now=None)
+    with pytest.raises(CliError, match="ksef: KSeF did not take the invoice"):
+        await billing_cmds.cmd_ksef(svc, args)
+    assert svc.pool is not None
+    assert await svc.pool.fetchval("select count(*) from ksef_submissions") == 0
+    assert standin.received == []
+
+
+async def json_of(cmd: Any, svc: Services, args: argparse.Namespace) -> Any:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        await cmd(svc, args)
+    return json.loads(out.getvalue())
