@@ -11,15 +11,16 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import Field
 
 from cdr.model import CALL_ID
 from core.pg import Conn
-from panel_api.inputs import EARLIEST, LATEST, MOMENT, NUMBER, Input, choice
+from panel_api.inputs import DAY_OR_MOMENT, EARLIEST, LATEST, NUMBER, Input, choice
 from panel_api.params import invalid
 from rating.numbers import NumberClass
 
@@ -87,6 +88,7 @@ class CdrFilter:
     end: datetime
     number_class: str | None = None
     number: str | None = None  # digits the called number (E.164) contains
+    zone: str = "UTC"  # the account's time zone: days, local times in exports, file names
 
     def where(self) -> tuple[str, list[Any]]:
         """SQL conditions and their arguments ($1, $2, ...)."""
@@ -106,19 +108,32 @@ class CdrFilter:
             "to": self.end.isoformat(),
             "class": self.number_class,
             "number": self.number,
+            "timezone": self.zone,
         }
+
+    def last_day(self) -> date:
+        """The last local day the range covers (`end` is exclusive): what a person chose as
+        the inclusive end date."""
+        return (self.end - timedelta(microseconds=1)).astimezone(ZoneInfo(self.zone)).date()
+
+    def first_day(self) -> date:
+        return self.start.astimezone(ZoneInfo(self.zone)).date()
 
 
 class CdrQuery(Input):
     """The query parameters that choose the calls of a listing or a download."""
 
-    start: Annotated[datetime | None, MOMENT] = Field(
+    start: Annotated[date | None, DAY_OR_MOMENT] = Field(
         None,
         alias="from",
-        description="Calls that started at or after this (default: 31 days before 'to')",
+        description="Calls that started at or after this (default: 31 days before 'to'); a"
+        " date is its midnight in the account's time zone",
     )
-    end: Annotated[datetime | None, MOMENT] = Field(
-        None, alias="to", description="Calls that started before this (default: now)"
+    end: Annotated[date | None, DAY_OR_MOMENT] = Field(
+        None,
+        alias="to",
+        description="Calls that started before this (default: now); a date is its midnight"
+        " in the account's time zone, so the day itself is not included",
     )
     number_class: Annotated[str | None, choice(c.value for c in NumberClass)] = Field(
         None, alias="class", description="Number class"
@@ -127,12 +142,22 @@ class CdrQuery(Input):
         None, description="Digits the called number (E.164) contains"
     )
 
-    def filter(self, account: str, now: datetime | None = None) -> CdrFilter:
-        end = self.end or now or datetime.now(UTC)
-        start = self.start or end - timedelta(days=DEFAULT_DAYS)
+    def filter(self, account: str, zone: str = "UTC", now: datetime | None = None) -> CdrFilter:
+        """The calls chosen, with dates taken as midnights in `zone` (the account's)."""
+        end = instant(self.end, zone) or now or datetime.now(UTC)
+        start = instant(self.start, zone) or end - timedelta(days=DEFAULT_DAYS)
         if start >= end:
             raise invalid("from", "must be before 'to'")
-        return CdrFilter(account, start, end, self.number_class, self.number)
+        return CdrFilter(account, start, end, self.number_class, self.number, zone)
+
+
+def instant(day_or_moment: date | None, zone: str) -> datetime | None:
+    """A date-time as it is; a date as its midnight in `zone` (a statement's days are the
+    account's local days, and so must a filter's be: a call at 00:30 in Warsaw is that day's
+    call, though it is still the day before in UTC)."""
+    if day_or_moment is None or isinstance(day_or_moment, datetime):
+        return day_or_moment
+    return datetime.combine(day_or_moment, time(), ZoneInfo(zone)).astimezone(UTC)
 
 
 async def page(

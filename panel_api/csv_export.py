@@ -5,13 +5,22 @@ holds more than one batch, whether the download has ten rows or ten million. Pos
 renders each row as one finished CSV line (text fields always quoted, RFC 4180): Python then
 only joins and sends them, which is what lets a download approach COPY's speed.
 
+One format (the columns of the JSON listing, cdr_query.FIELDS), two dialects:
+- "standard": RFC 4180 (`,`, CRLF, UTF-8), times in ISO 8601 with the account's offset
+  (2026-11-20T00:30:00+01:00), money with a decimal point;
+- "excel-pl": what Excel in Polish opens by double-click: `;`, decimal comma, a UTF-8 BOM
+  (without it Excel reads the file as cp1250 and mangles diacritics) and local times as
+  "2026-11-20 00:30:00", which Excel takes for a date-time.
+Both give times in the account's time zone, to the second, as the page shows them.
+
 Text cells are defused against formula injection by the rule every export shares
-(cdr.csv_safe: = + - @ first, also after leading blanks, or a leading tab/CR). Values
-match the JSON listing's: times as Python's isoformat() in UTC, money as format_micro."""
+(cdr.csv_safe: = + - @ first, also after leading blanks, or a leading tab/CR; an E.164
+number is not a formula)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -23,45 +32,51 @@ from panel_api.errors import STREAMING
 from panel_api.export_gate import ClientStalled, ExportGate, pump
 from panel_api.metrics import METRICS
 
-HEADER = ",".join(name for name, _ in FIELDS) + "\r\n"
+BOM = "\ufeff"
 
 
-def _text(column: str) -> str:
-    return f"""'"' || replace({sql_defused(column)}, '"', '""') || '"'"""
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    delimiter: str
+    decimal: str
+    time_format: str  # PostgreSQL to_char, in the session's (the account's) time zone
+    bom: bool
+
+    @property
+    def header(self) -> str:
+        return (BOM if self.bom else "") + self.delimiter.join(n for n, _ in FIELDS) + "\r\n"
+
+    def line(self) -> str:
+        """The SQL expression of one CSV line."""
+        joint = f" || '{self.delimiter}' || "
+        return joint.join(self._cell(n, c) for n, c in FIELDS) + " || E'\\r\\n'"
+
+    def _cell(self, name: str, column: str) -> str:
+        if name.endswith("_at"):
+            return f"coalesce(to_char({column}, '{self.time_format}'), '')"
+        if name == "cost":
+            return _money(column, self.decimal)
+        if name == "billsec":
+            return f"{column}::text"
+        return f"""'"' || replace({sql_defused(column)}, '"', '""') || '"'"""
 
 
-def _time(column: str) -> str:
-    """isoformat() of the UTC instant: no fraction when it is whole seconds."""
-    utc = f"({column} at time zone 'UTC')"
-    return (
-        f"case when {column} is null then ''"
-        f" when date_part('microseconds', {column})::int % 1000000 = 0"
-        f""" then to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
-        f""" else to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00' end"""
-    )
+STANDARD = Dialect("standard", ",", ".", 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM', bom=False)
+EXCEL_PL = Dialect("excel-pl", ";", ",", "YYYY-MM-DD HH24:MI:SS", bom=True)
+DIALECTS = {d.name: d for d in (STANDARD, EXCEL_PL)}
 
 
-def _money(column: str) -> str:
-    """format_micro: 4 decimals, more only when the amount has them."""
+def _money(column: str, decimal: str) -> str:
+    """format_micro (4 decimals, more only when the amount has them), with `decimal`."""
     scale = f"case when {column} % 100 = 0 then 4 when {column} % 10 = 0 then 5 else 6 end"
-    return f"round({column}::numeric / 1000000, {scale})::text"
-
-
-def _cell(name: str, column: str) -> str:
-    if name.endswith("_at"):
-        return _time(column)
-    if name == "cost":
-        return _money(column)
-    if name == "billsec":
-        return f"{column}::text"
-    return _text(column)
-
-
-LINE = " || ',' || ".join(_cell(n, c) for n, c in FIELDS) + " || E'\\r\\n'"
+    text = f"round({column}::numeric / 1000000, {scale})::text"
+    return text if decimal == "." else f"replace({text}, '.', '{decimal}')"
 
 
 def filename(flt: CdrFilter) -> str:
-    return f"cdrs-{flt.account}-{flt.start:%Y%m%d}-{flt.end:%Y%m%d}.csv"
+    """Named after the local days chosen, both inclusive: 1-30 November is ...-20261130."""
+    return f"cdrs-{flt.account}-{flt.first_day():%Y%m%d}-{flt.last_day():%Y%m%d}.csv"
 
 
 async def stream_csv(
@@ -71,8 +86,9 @@ async def stream_csv(
     batch: int,
     gate: ExportGate,
     on_rows: Callable[[int], None] = lambda n: None,
+    dialect: Dialect = STANDARD,
 ) -> web.StreamResponse:
-    sql, args = export_sql(flt, LINE)
+    sql, args = export_sql(flt, dialect.line())
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
@@ -83,12 +99,14 @@ async def stream_csv(
     try:
         # one snapshot for the whole download: rows written meanwhile neither appear nor vanish
         async with conn.transaction(isolation="repeatable_read", readonly=True):
+            # to_char writes times in the session's zone: the account's, for this transaction
+            await conn.execute("select set_config('TimeZone', $1, true)", flt.zone)
             cursor = await conn.cursor(sql, *args)
             lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
             request[STREAMING] = True
             gate.prepare(request)
             await response.prepare(request)
-            await gate.send(request, response, HEADER.encode())
+            await gate.send(request, response, dialect.header.encode())
 
             def render(rows: Sequence[Any], is_first: bool) -> bytes:
                 on_rows(len(rows))

@@ -103,6 +103,7 @@ class CdrFilter(Output):
     to: datetime
     class_: str | None = Field(alias="class")
     number: str | None
+    timezone: str
 
 
 class CdrPage(Output):
