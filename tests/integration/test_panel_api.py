@@ -341,7 +341,8 @@ async def test_csv_download_streams_every_row_and_defuses_formulas(
     a = await make_account()
     evil = [
         '=HYPERLINK("http://x","y")',
-        "+48601234567",
+        "+cmd|' /C calc'!A0",
+        "+48601234567+1",
         "-2+3",
         "@SUM(A1)",
         "\tx",
