@@ -12,7 +12,17 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from billing.settings import BillingSettings
-from panel_api import calls, customer, decks, documents, findings, operator, page
+from panel_api import (
+    audit,
+    calls,
+    customer,
+    decks,
+    documents,
+    findings,
+    operator,
+    page,
+    session,
+)
 from panel_api.auth import auth_middleware
 from panel_api.context import (
     ARI_SETTINGS,
@@ -40,7 +50,17 @@ from switch.ari import AriSettings
 
 log = logging.getLogger("tollgate.panel")
 service = Api("service")
-APIS = (service, customer.api, documents.api, operator.api, decks.api, findings.api, calls.api)
+APIS = (
+    service,
+    session.api,
+    customer.api,
+    documents.api,
+    operator.api,
+    decks.api,
+    findings.api,
+    calls.api,
+    audit.api,
+)
 
 
 def endpoints() -> list[Endpoint]:
@@ -103,6 +123,7 @@ def build_app(
             error_middleware,
             body_deadline_middleware,
             auth_middleware,
+            audit.audit_middleware,
         ],
         client_max_size=panel.max_upload_bytes,
     )

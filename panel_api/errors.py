@@ -16,6 +16,7 @@ from aiohttp import web
 
 from abuse.findings import FindingNotFound, FindingStateError
 from billing.errors import BillingError
+from panel_api.logins import LoginError
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
@@ -68,6 +69,10 @@ class Unauthenticated(ApiError):
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details, headers={"WWW-Authenticate": 'Bearer realm="tollgate"'})
+
+
+class SignInRefused(Unauthenticated):
+    code = "SIGN_IN_REFUSED"
 
 
 class Forbidden(ApiError):
@@ -199,7 +204,7 @@ def translate(exc: BaseException) -> ApiError | None:
             {"id": exc.finding_id, "status": exc.status, "change": exc.change},
             code="FINDING_STATE",
         )
-    if isinstance(exc, BillingError | TokenError):
+    if isinstance(exc, BillingError | TokenError | LoginError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)

@@ -49,6 +49,12 @@ class Token(Output):
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
     rotated_from: str | None = None
+    read_only: bool = False
+    login: str | None = None
+
+
+class Session(Token):
+    token: str
 
 
 class LedgerEntry(Output):
@@ -274,3 +280,24 @@ class RunningCalls(Output):
 class HungUp(Output):
     call_id: str
     hung_up: bool
+
+
+class AuditEntry(Output):
+    id: int
+    at: datetime
+    actor: str
+    token_id: str
+    read_only: bool
+    action: str
+    method: str
+    path: str
+    status: int
+    account: str | None
+    subject: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: dict[str, Any]
+
+
+class AuditEntries(Output):
+    items: list[AuditEntry]
