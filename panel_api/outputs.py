@@ -69,6 +69,8 @@ class LedgerEntry(Output):
 class Balance(Output):
     account: str
     status: AccountStatus
+    blocked: Literal["suspended", "closed", "invoice_overdue"] | None
+    timezone: str
     kind: AccountKind
     currency: str
     balance: Money
