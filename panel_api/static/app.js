@@ -82,6 +82,7 @@ async function signOut() {
   }
   sessionStorage.removeItem(KEY);
   state.token = state.account = null;
+  for (const body of document.querySelectorAll("main tbody")) body.replaceChildren();
   for (const id of ["who", "sign-out", "account", "calls", "totals", "payments", "documents", "extras"]) {
     $(id).hidden = true;
   }

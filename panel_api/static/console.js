@@ -102,7 +102,10 @@ async function signIn(how) {
 async function signOut() {
   if (state.me && state.me.login) await api("/api/v1/session/end", { method: "POST" }).catch(() => null);
   sessionStorage.removeItem(KEY);
-  state.token = state.me = null;
+  state.token = state.me = state.account = state.finding = null;
+  // the next operator at this browser starts from an empty page
+  for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
+  $("detail").hidden = $("finding").hidden = true;
   $("who").hidden = $("sign-out").hidden = $("app").hidden = true;
   $("signin").hidden = false;
   $("password").value = $("token").value = "";

@@ -485,7 +485,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         await type_into(page, "login", "adam")
         await type_into(page, "password", PASSWORD)
         await page.key("Enter", 13, "\r")
-        await page.until(f"document.querySelector('[data-account=\"{a.id}\"]')")
+        await page.until(f"!!document.querySelector('[data-account=\"{a.id}\"]')")
         assert await page.js("document.getElementById('who-role').textContent") == "admin"
         await page.click(f'[data-account="{a.id}"]')
         await page.until("document.getElementById('d-balance').textContent")
@@ -541,10 +541,13 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         # support: the same pages, no forms that change anything; the API refuses anyway
         await page.click("#sign-out")
         await page.until("!document.getElementById('signin').hidden")
+        # nothing of the previous operator's is left in the page
+        assert await page.js("document.querySelectorAll('#app tbody tr').length") == 0
         await type_into(page, "login", "sue")
         await type_into(page, "password", PASSWORD)
         await page.key("Enter", 13, "\r")
-        await page.until(f"document.querySelector('[data-account=\"{a.id}\"]')")
+        await page.until("document.getElementById('who-login').textContent === 'sue'")
+        await page.until(f"!!document.querySelector('[data-account=\"{a.id}\"]')")
         await page.click(f'[data-account="{a.id}"]')
         await page.until("document.getElementById('d-balance').textContent.includes('26.50')")
         assert not await visible(page, "#topup-form")

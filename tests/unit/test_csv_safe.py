@@ -29,7 +29,7 @@ CASES: list[tuple[str, bool]] = [
     ("+48601234567|cmd", True),
     ("+48601234567\n", True),
     (" +48601234567", True),
-    ("+4860123456７", True),  # a fullwidth digit is no ASCII digit
+    ("+4860123456\uff17", True),  # a fullwidth digit is no ASCII digit
     ("+1+1", True),
     ("+cmd|' /C calc'!A0 48601234567", True),
     ("48221111111", False),
