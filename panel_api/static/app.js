@@ -256,7 +256,7 @@ async function loadCalls(fresh) {
     cell(row, c.number || c.dialled);
     cell(row, c.destination || (c.class ? t(`class.${c.class}`) : ""));
     cell(row, I18N.duration(c.billsec), "num");
-    cell(row, I18N.money(c.cost, c.currency || state.currency), "num");
+    cell(row, I18N.money(c.cost, c.currency || state.currency, 4), "num");
     cell(row, result(c));
   }
   state.cursor = page.next_cursor;

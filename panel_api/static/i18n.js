@@ -271,11 +271,14 @@ const I18N = {
   },
 
   // money arrives as a decimal string ("336.8949"); Intl formats the string itself (exact
-  // decimal), so no float ever rounds it
-  money(amount, currency) {
+  // decimal), so no float ever rounds it. Balances show grosze; a call's cost may show the
+  // deck's finer decimals (`digits`), so 1,2345 zł is not passed off as 1,23 zł.
+  money(amount, currency, digits) {
     if (amount === null || amount === undefined || amount === "") return "";
     try {
-      return new Intl.NumberFormat(this.locale(), { style: "currency", currency }).format(amount);
+      return new Intl.NumberFormat(this.locale(), {
+        style: "currency", currency, minimumFractionDigits: 2, maximumFractionDigits: digits || 2,
+      }).format(amount);
     } catch (err) {
       return `${amount} ${currency || ""}`.trim();
     }

@@ -396,7 +396,7 @@ async def test_customer_portal(
         )
         cells = await texts(page, "#cdrs tbody tr:last-child td")
         assert cells[0] == "01.11.2026, 00:30:00"
-        assert cells[1] == "+48601234567" and cells[4] == f"1,23{NBSP}zł"
+        assert cells[1] == "+48601234567" and cells[4] == f"1,2345{NBSP}zł"
         assert cells[5] == "Odebrane"
         summary = await page.js("document.getElementById('cdrs-summary').textContent")
         assert summary == "Pokazano połączeń: 32, od najnowszych."
