@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from pydantic import Field
 
+from cdr import export_format
 from cdr.model import CALL_ID
 from core.pg import Conn
 from panel_api.inputs import DAY_OR_MOMENT, EARLIEST, LATEST, NUMBER, Input, choice
@@ -26,27 +27,8 @@ from rating.numbers import NumberClass
 
 DEFAULT_DAYS = 31
 
-# (name in JSON and CSV, column). One list, so JSON and CSV cannot drift apart.
-FIELDS: tuple[tuple[str, str], ...] = (
-    ("call_id", "call_id"),
-    ("started_at", "started_at"),
-    ("answered_at", "answered_at"),
-    ("ended_at", "ended_at"),
-    ("caller", "caller"),
-    ("dialled", "raw"),
-    ("number", "e164"),
-    ("class", "number_class"),
-    ("destination", "rate_name"),
-    ("prefix", "prefix"),
-    ("billsec", "billsec"),
-    ("cost", "cost"),
-    ("currency", "currency"),
-    ("state", "state"),
-    ("decision", "decision"),
-    ("reason", "reason"),
-    ("disposition", "disposition"),
-    ("hangup_cause", "hangup_cause"),
-)
+# (name in JSON and CSV, column): the export format's, so JSON and CSV cannot drift apart.
+FIELDS = export_format.COLUMNS
 COLUMNS = ", ".join(column for _, column in FIELDS)
 
 

@@ -5,13 +5,8 @@ holds more than one batch, whether the download has ten rows or ten million. Pos
 renders each row as one finished CSV line (text fields always quoted, RFC 4180): Python then
 only joins and sends them, which is what lets a download approach COPY's speed.
 
-One format (the columns of the JSON listing, cdr_query.FIELDS), two dialects:
-- "standard": RFC 4180 (`,`, CRLF, UTF-8), times in ISO 8601 with the account's offset
-  (2026-11-20T00:30:00+01:00), money with a decimal point;
-- "excel-pl": what Excel in Polish opens by double-click: `;`, decimal comma, a UTF-8 BOM
-  (without it Excel reads the file as cp1250 and mangles diacritics) and local times as
-  "2026-11-20 00:30:00", which Excel takes for a date-time.
-Both give times in the account's time zone, to the second, as the page shows them.
+One format in two dialects (cdr.export_format, which `bill listing --csv` writes too),
+rendered here as SQL: times in the account's zone (the transaction's TimeZone), to the second.
 
 Text cells are defused against formula injection by the rule every export shares
 (cdr.csv_safe: = + - @ first, also after leading blanks, or a leading tab/CR; an E.164
@@ -20,51 +15,36 @@ number is not a formula)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from cdr.csv_safe import sql_defused
+from cdr.export_format import STANDARD, Dialect
 from core.pg import Conn
 from panel_api.cdr_query import FIELDS, CdrFilter, export_sql
 from panel_api.errors import STREAMING
 from panel_api.export_gate import ClientStalled, ExportGate, pump
 from panel_api.metrics import METRICS
 
-BOM = "\ufeff"
+# to_char formats, in the session's (the account's) time zone
+_TIMES = {True: 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM', False: "YYYY-MM-DD HH24:MI:SS"}
 
 
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    name: str
-    delimiter: str
-    decimal: str
-    time_format: str  # PostgreSQL to_char, in the session's (the account's) time zone
-    bom: bool
-
-    @property
-    def header(self) -> str:
-        return (BOM if self.bom else "") + self.delimiter.join(n for n, _ in FIELDS) + "\r\n"
-
-    def line(self) -> str:
-        """The SQL expression of one CSV line."""
-        joint = f" || '{self.delimiter}' || "
-        return joint.join(self._cell(n, c) for n, c in FIELDS) + " || E'\\r\\n'"
-
-    def _cell(self, name: str, column: str) -> str:
-        if name.endswith("_at"):
-            return f"coalesce(to_char({column}, '{self.time_format}'), '')"
-        if name == "cost":
-            return _money(column, self.decimal)
-        if name == "billsec":
-            return f"{column}::text"
-        return f"""'"' || replace({sql_defused(column)}, '"', '""') || '"'"""
+def line_sql(dialect: Dialect) -> str:
+    """The SQL expression of one CSV line, byte for byte export_format.line's."""
+    joint = f" || '{dialect.delimiter}' || "
+    return joint.join(_cell(dialect, n, c) for n, c in FIELDS) + " || E'\\r\\n'"
 
 
-STANDARD = Dialect("standard", ",", ".", 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM', bom=False)
-EXCEL_PL = Dialect("excel-pl", ";", ",", "YYYY-MM-DD HH24:MI:SS", bom=True)
-DIALECTS = {d.name: d for d in (STANDARD, EXCEL_PL)}
+def _cell(dialect: Dialect, name: str, column: str) -> str:
+    if name.endswith("_at"):
+        return f"coalesce(to_char({column}, '{_TIMES[dialect.iso_times]}'), '')"
+    if name == "cost":
+        return _money(column, dialect.decimal)
+    if name == "billsec":
+        return f"{column}::text"
+    return f"""'"' || replace({sql_defused(column)}, '"', '""') || '"'"""
 
 
 def _money(column: str, decimal: str) -> str:
@@ -88,7 +68,7 @@ async def stream_csv(
     on_rows: Callable[[int], None] = lambda n: None,
     dialect: Dialect = STANDARD,
 ) -> web.StreamResponse:
-    sql, args = export_sql(flt, dialect.line())
+    sql, args = export_sql(flt, line_sql(dialect))
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
@@ -106,7 +86,7 @@ async def stream_csv(
             request[STREAMING] = True
             gate.prepare(request)
             await response.prepare(request)
-            await gate.send(request, response, dialect.header.encode())
+            await gate.send(request, response, dialect.header().encode())
 
             def render(rows: Sequence[Any], is_first: bool) -> bytes:
                 on_rows(len(rows))

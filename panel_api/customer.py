@@ -12,11 +12,12 @@ import asyncpg
 from aiohttp import web
 from pydantic import Field
 
+from cdr.export_format import DIALECTS, STANDARD, Dialect
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page
 from panel_api.context import EXPORT_GATE, PANEL, POOL, REDIS, SERVICES, SETTINGS, TOKENS
-from panel_api.csv_export import DIALECTS, STANDARD, Dialect, stream_csv
+from panel_api.csv_export import stream_csv
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import NotFound
 from panel_api.exports import Exports

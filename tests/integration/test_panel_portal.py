@@ -291,3 +291,38 @@ async def test_csv_in_both_dialects_local_times_and_the_range_s_file_name(
     assert rows[1]["started_at"] == "2026-11-01 01:30:00"
     assert rows[1]["caller"] == "'+cmd|' /C calc'!A0"
     assert rows[1]["destination"] == "Łódź"
+
+
+@pytest.mark.parametrize("dialect", ["standard", "excel-pl"])
+async def test_bill_listing_csv_is_the_panel_s_export_byte_for_byte(
+    svc: Services,
+    settings: Settings,
+    make_account: AccountFactory,
+    capsys: pytest.CaptureFixture[str],
+    dialect: str,
+) -> None:
+    """One format: the monthly listing and the download of the same (answered) calls."""
+    from tests.integration.test_billing import cli
+
+    a = await make_account(timezone="Europe/Warsaw")
+    calls = [
+        cdr(a.id, 1, NOV_1 + timedelta(minutes=30, microseconds=250), cost=1_234_500),
+        cdr(a.id, 2, NOV_1 + timedelta(days=3), caller='=HYPERLINK("x")', rate_name='a "b"; c'),
+        cdr(a.id, 3, DEC_1 - timedelta(minutes=5), cost=190_010),
+    ]
+    assert svc.pool is not None
+    await store_cdrs(svc.pool, calls)
+    secret = await token(svc, Role.CUSTOMER, a.id)
+    listed = await cli(
+        svc, capsys, "bill", "listing", "--account", a.id, "--period", "2026-11", "--csv",
+        "--format", dialect,
+    )  # fmt: skip
+    async with panel_client(settings) as client:
+        r = await client.get(
+            f"/api/v1/accounts/{a.id}/cdrs.csv",
+            params={"from": "2026-11-01", "to": "2026-12-01", "format": dialect},
+            headers=bearer(secret),
+        )
+        downloaded = (await r.read()).decode()
+    assert listed == downloaded
+    assert listed.count("\r\n") == 4
