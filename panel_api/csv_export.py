@@ -15,6 +15,7 @@ number is not a formula)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -31,10 +32,12 @@ from panel_api.metrics import METRICS
 _TIMES = {True: 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM', False: "YYYY-MM-DD HH24:MI:SS"}
 
 
-def line_sql(dialect: Dialect) -> str:
-    """The SQL expression of one CSV line, byte for byte export_format.line's."""
+def line_sql(dialect: Dialect, cost: str = "cost") -> str:
+    """The SQL expression of one CSV line, byte for byte export_format.line's; `cost` is
+    the column the cost comes from (a statement's: the re-rated charge)."""
     joint = f" || '{dialect.delimiter}' || "
-    return joint.join(_cell(dialect, n, c) for n, c in FIELDS) + " || E'\\r\\n'"
+    columns = [(n, cost if n == "cost" else c) for n, c in FIELDS]
+    return joint.join(_cell(dialect, n, c) for n, c in columns) + " || E'\\r\\n'"
 
 
 def _cell(dialect: Dialect, name: str, column: str) -> str:
@@ -59,20 +62,35 @@ def filename(flt: CdrFilter) -> str:
     return f"cdrs-{flt.account}-{flt.first_day():%Y%m%d}-{flt.last_day():%Y%m%d}.csv"
 
 
+@dataclass(frozen=True, slots=True)
+class Export:
+    """What a download sends: one CSV line per row of `sql`, in `zone`'s times."""
+
+    sql: str
+    args: list[Any]
+    zone: str
+    filename: str
+    dialect: Dialect = STANDARD
+
+
+def cdr_export(flt: CdrFilter, dialect: Dialect = STANDARD) -> Export:
+    sql, args = export_sql(flt, line_sql(dialect))
+    return Export(sql, args, flt.zone, filename(flt), dialect)
+
+
 async def stream_csv(
     request: web.Request,
     conn: Conn,
-    flt: CdrFilter,
+    export: Export,
     batch: int,
     gate: ExportGate,
     on_rows: Callable[[int], None] = lambda n: None,
-    dialect: Dialect = STANDARD,
 ) -> web.StreamResponse:
-    sql, args = export_sql(flt, line_sql(dialect))
+    sql, args, dialect = export.sql, export.args, export.dialect
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{filename(flt)}"',
+            "Content-Disposition": f'attachment; filename="{export.filename}"',
             "Cache-Control": "no-store",
         }
     )
@@ -80,7 +98,7 @@ async def stream_csv(
         # one snapshot for the whole download: rows written meanwhile neither appear nor vanish
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             # to_char writes times in the session's zone: the account's, for this transaction
-            await conn.execute("select set_config('TimeZone', $1, true)", flt.zone)
+            await conn.execute("select set_config('TimeZone', $1, true)", export.zone)
             cursor = await conn.cursor(sql, *args)
             lines = await cursor.fetch(batch)  # before the status line: a failure here is a 503
             request[STREAMING] = True

@@ -17,7 +17,7 @@ from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page
 from panel_api.context import EXPORT_GATE, PANEL, POOL, REDIS, SERVICES, SETTINGS, TOKENS
-from panel_api.csv_export import stream_csv
+from panel_api.csv_export import Export, cdr_export, stream_csv
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import NotFound
 from panel_api.exports import Exports
@@ -48,12 +48,16 @@ class CdrPageQuery(CdrQuery):
     )
 
 
-class CsvQuery(CdrQuery):
-    format: Annotated[str, choice(DIALECTS)] = Field(
+def format_field() -> Any:
+    return Field(
         STANDARD.name,
         description="standard: RFC 4180, ISO 8601 times with offset; excel-pl: ';', decimal"
         " comma, UTF-8 BOM, local times (what Excel in Polish opens as it is)",
     )
+
+
+class CsvQuery(CdrQuery):
+    format: Annotated[str, choice(DIALECTS)] = format_field()
 
 
 class TicketPath(Input):
@@ -127,21 +131,24 @@ async def cdrs(request: web.Request, account: str, query: CdrPageQuery) -> web.R
     )
 
 
-async def _download(
-    request: web.Request, flt: CdrFilter, token_id: str, dialect: Dialect
-) -> web.StreamResponse:
+async def download(request: web.Request, export: Export, token_id: str) -> web.StreamResponse:
     """On the export budget (own pool, a few per token), never the interactive pool."""
     gate = request.app[EXPORT_GATE]
     async with gate.connection(token_id) as conn:
         return await stream_csv(
             request,
             conn,
-            flt,
+            export,
             request.app[PANEL].csv_batch,
             gate,
             request.app[METRICS].csv_rows.inc,
-            dialect,
         )
+
+
+async def _download(
+    request: web.Request, flt: CdrFilter, token_id: str, dialect: Dialect
+) -> web.StreamResponse:
+    return await download(request, cdr_export(flt, dialect), token_id)
 
 
 @api.get(

@@ -146,16 +146,30 @@ async function loadDocuments() {
   }
 }
 
-// a PDF needs the token: fetched here and handed to the browser as a file
-async function downloadPdf(href, number) {
+// a file that needs the token: fetched here and handed to the browser under its name
+async function saveFile(href, fallback) {
   const response = await fetch(href, { headers: { Authorization: `Bearer ${state.token}` } });
   if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
   const url = URL.createObjectURL(await response.blob());
   const a = document.createElement("a");
   a.href = url;
-  a.download = `${number.replace(/[^A-Za-z0-9_-]+/g, "-")}.pdf`;
+  a.download = named ? named[1] : fallback;
+  document.body.appendChild(a);
   a.click();
-  URL.revokeObjectURL(url);
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  say(t("download.started"));
+}
+
+function downloadPdf(href, number) {
+  return saveFile(href, `${number.replace(/[^A-Za-z0-9_-]+/g, "-")}.pdf`);
+}
+
+function downloadStatement() {
+  const month = $("month").value;
+  const format = encodeURIComponent($("csv-format").value);
+  return saveFile(accountPath(`statements/${month}.csv?format=${format}`), `${month}.csv`);
 }
 
 async function loadExtras() {
@@ -355,6 +369,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("more").addEventListener("click", guard(() => loadCalls(false)));
   $("download").addEventListener("click", guard(download));
   $("totals-form").addEventListener("submit", guard(loadTotals));
+  $("statement-download").addEventListener("click", guard(downloadStatement));
   const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
   if (saved) guard(() => signIn(saved))();
 });

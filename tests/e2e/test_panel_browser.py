@@ -299,9 +299,11 @@ async def open_page(page: Cdp, url: str) -> None:
     await page.event("Page.loadEventFired")
 
 
-async def download(browser: Cdp, downloads: Path, page: Cdp) -> tuple[str, bytes]:
-    """Click "Download" and take the file off the disk: its name and content."""
-    await page.click("#download")
+async def download(
+    browser: Cdp, downloads: Path, page: Cdp, button: str = "#download"
+) -> tuple[str, bytes]:
+    """Click a download button and take the file off the disk: its name and content."""
+    await page.click(button)
     done = None
     while done is None or done["state"] == "inProgress":
         done = await browser.event("Browser.downloadProgress")
@@ -440,6 +442,10 @@ async def test_customer_portal(
         rows = list(csv.DictReader(io.StringIO(raw.decode(), newline="")))
         assert len(rows) == 32 and rows[0]["started_at"] == "2026-11-01T00:30:00+01:00"
         assert rows[0]["cost"] == "1.2345"
+        # the month's statement: the same format, answered calls of November only
+        name, statement = await download(browser, downloads, page, "#statement-download")
+        assert name == f"statement-{a.id}-2026-11.csv"
+        assert statement == raw
 
         # English, on the spot
         await page.js(

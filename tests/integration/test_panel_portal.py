@@ -324,5 +324,17 @@ async def test_bill_listing_csv_is_the_panel_s_export_byte_for_byte(
             headers=bearer(secret),
         )
         downloaded = (await r.read()).decode()
-    assert listed == downloaded
+        st = await client.get(
+            f"/api/v1/accounts/{a.id}/statements/2026-11.csv",
+            params={"format": dialect},
+            headers=bearer(secret),
+        )
+        assert st.status == 200
+        name = f"statement-{a.id}-2026-11.csv"
+        assert st.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+        statement = (await st.read()).decode()
+        # the JSON statement is still where it was
+        js = await client.get(f"/api/v1/accounts/{a.id}/statements/2026-11", headers=bearer(secret))
+        assert js.status == 200 and (await js.json())["total"]["count"] == 3
+    assert listed == downloaded == statement
     assert listed.count("\r\n") == 4
