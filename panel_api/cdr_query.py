@@ -169,3 +169,14 @@ def export_sql(flt: CdrFilter, select: str = COLUMNS) -> tuple[str, list[Any]]:
     """The download: every matching CDR, oldest first, as a statement reads."""
     where, args = flt.where()
     return f"select {select} from cdrs where {where} order by started_at, call_id", args
+
+
+async def totals(conn: Conn, flt: CdrFilter) -> list[asyncpg.Record]:
+    """Per number class: the calls, how many were answered, their seconds and cost."""
+    where, args = flt.where()
+    return await conn.fetch(
+        "select number_class, count(*) as calls, count(*) filter (where answered) as answered,"
+        " coalesce(sum(billsec), 0) as billsec, coalesce(sum(cost), 0) as cost"
+        f" from cdrs where {where} group by number_class order by number_class",
+        *args,
+    )

@@ -15,7 +15,7 @@ from pydantic import Field
 from cdr.export_format import DIALECTS, STANDARD, Dialect
 from panel_api import outputs
 from panel_api.auth import principal
-from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page
+from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page, totals
 from panel_api.context import EXPORT_GATE, PANEL, POOL, REDIS, SERVICES, SETTINGS, TOKENS
 from panel_api.csv_export import Export, cdr_export, stream_csv
 from panel_api.endpoint import Access, Api, Reply
@@ -127,6 +127,33 @@ async def cdrs(request: web.Request, account: str, query: CdrPageQuery) -> web.R
             "filter": flt.as_dict(),
             "items": [_cdr_json(r) for r in rows],
             "next_cursor": following.encode() if following is not None else None,
+        }
+    )
+
+
+@api.get(
+    "/api/v1/accounts/{account}/cdrs/totals",
+    "Totals of the matching calls (the listing's filter): all, and per number class",
+    ok=outputs.CdrTotals,
+)
+async def cdr_totals(request: web.Request, account: str, query: CdrQuery) -> web.Response:
+    found = await request.app[SERVICES].accounts.get(account)
+    flt = query.filter(account, found.timezone)
+    async with request.app[POOL].acquire() as conn:
+        rows = await totals(conn, flt)
+    total = {"calls": 0, "answered": 0, "billsec": 0, "cost": 0}
+    by_class: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        one = {k: int(r[k]) for k in total}
+        for k in total:
+            total[k] += one[k]
+        by_class[r["number_class"] or "-"] = {**one, "cost": format_micro(one["cost"])}
+    return web.json_response(
+        {
+            "filter": flt.as_dict(),
+            "currency": found.currency,
+            "total": {**total, "cost": format_micro(total["cost"])},
+            "by_class": by_class,
         }
     )
 

@@ -120,6 +120,20 @@ class CdrPage(Output):
     next_cursor: str | None
 
 
+class CallTotals(Output):
+    calls: Count
+    answered: Count
+    billsec: Count
+    cost: Money
+
+
+class CdrTotals(Output):
+    filter: CdrFilter
+    currency: str
+    total: CallTotals
+    by_class: dict[str, CallTotals]
+
+
 class Export(Output):
     url: str
     expires_in_s: int

@@ -238,6 +238,17 @@ function currentFilter() {
   return params;
 }
 
+// what the whole filter holds, however many pages of it are shown
+async function loadCallTotals() {
+  const s = await api(accountPath(`cdrs/totals?${state.filter}`));
+  $("calls-totals").textContent = s.total.calls === 0 ? "" : t("calls.totals", {
+    n: I18N.count(s.total.calls),
+    answered: I18N.count(s.total.answered),
+    time: I18N.duration(s.total.billsec),
+    cost: I18N.money(s.total.cost, s.currency, 4),
+  });
+}
+
 function result(c) {
   if (c.state === "denied") {
     const why = c.reason ? t(`reason.${c.reason}`) : "";
@@ -258,6 +269,7 @@ async function loadCalls(fresh) {
     state.filter = currentFilter();
     state.cursor = null;
     $("cdrs").querySelector("tbody").replaceChildren();
+    await loadCallTotals();
   }
   const params = new URLSearchParams(state.filter);
   params.set("limit", String(PAGE_SIZE));

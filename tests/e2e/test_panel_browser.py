@@ -402,6 +402,10 @@ async def test_customer_portal(
         assert cells[5] == "Odebrane"
         summary = await page.js("document.getElementById('cdrs-summary').textContent")
         assert summary == "Pokazano połączeń: 32, od najnowszych."
+        # 31 calls at 0,19 zł and one at 1,2345 zł, a minute each
+        assert await page.js("document.getElementById('calls-totals').textContent") == (
+            f"W tym okresie: połączeń 32, odebranych 32, czas 32:00, koszt 7,1245{NBSP}zł."
+        )
         if screen == "phone":
             # each row is a card: every column there, labelled, nothing wider than the screen
             labels = await page.js(

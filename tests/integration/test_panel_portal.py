@@ -240,6 +240,16 @@ async def test_days_are_the_account_s_local_days_around_midnight(
             return sorted(c["call_id"].rsplit("-", 1)[1] for c in (await r.json())["items"])
 
         assert await ids(**{"from": "2026-11-01", "to": "2026-12-01"}) == ["2", "3"]
+        r = await client.get(
+            f"/api/v1/accounts/{a.id}/cdrs/totals",
+            params={"from": "2026-11-01", "to": "2026-12-01"},
+            headers=bearer(secret),
+        )
+        assert r.status == 200
+        sums = await r.json()
+        assert sums["total"] == {"calls": 2, "answered": 2, "billsec": 120, "cost": "0.3800"}
+        assert sums["by_class"] == {"mobile": sums["total"]}
+        assert sums["filter"]["timezone"] == "Europe/Warsaw"
         assert await ids(**{"from": "2026-07-01", "to": "2026-07-02"}) == ["5"]
         # an explicit instant is taken as given
         assert await ids(**{"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}) == [
