@@ -348,3 +348,28 @@ async def test_bill_listing_csv_is_the_panel_s_export_byte_for_byte(
         assert js.status == 200 and (await js.json())["total"]["count"] == 3
     assert listed == downloaded == statement
     assert listed.count("\r\n") == 4
+
+
+async def test_an_operator_read_that_cannot_be_audited_is_refused(
+    svc: Services, settings: Settings, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=1_000_000)
+    operator = await token(svc, Role.OPERATOR)
+    customer = await token(svc, Role.CUSTOMER, a.id)
+    assert svc.pool is not None
+    await svc.pool.execute("alter table operator_audit rename to operator_audit_away")
+    try:
+        async with panel_client(settings) as client:
+            read = await client.get(f"/api/v1/accounts/{a.id}", headers=bearer(operator))
+            assert read.status == 503
+            assert (await read.json())["error"]["code"] == "AUDIT_UNAVAILABLE"
+            # a change has happened by then: it stands (and the failure is logged loudly)
+            topped = await client.post(
+                f"/api/v1/accounts/{a.id}/topups", json={"amount": "1.00"}, headers=bearer(operator)
+            )
+            assert topped.status == 201
+            # customers' own reads are not operator reads: unaffected
+            mine = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(customer))
+            assert mine.status == 200 and (await mine.json())["balance"] == "2.0000"
+    finally:
+        await svc.pool.execute("alter table operator_audit_away rename to operator_audit")
