@@ -24,6 +24,7 @@ from billing.postpaid import invoice_statuses, today_of
 from billing.rerate import rerate
 from billing.run import bill_run
 from billing.settings import BillingSettings
+from cdr.export_format import DIALECTS
 from core.cliout import EXIT_UNAVAILABLE, CliError, bad_input, print_json
 from rating.accounts import AccountKind
 from rating.money import MoneyError, parse_micro
@@ -79,7 +80,7 @@ async def cmd_listing(s: Services, args: argparse.Namespace) -> None:
     async with s.pool.acquire() as conn:
         result = await listing(conn, account, period)
     if args.csv:
-        sys.stdout.write(result.to_csv())
+        sys.stdout.write(result.to_csv(DIALECTS[args.format]))
     else:
         print_json(result.as_dict())
 

@@ -24,7 +24,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ls = sub.add_parser("listing", help="an account's calls in a period, with totals")
     ls.add_argument("--account", required=True)
     ls.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
-    ls.add_argument("--csv", action="store_true", help="the calls as CSV instead of JSON")
+    ls.add_argument(
+        "--csv",
+        action="store_true",
+        help="the calls as CSV instead of JSON: the customers' CDR export format",
+    )
+    ls.add_argument(
+        "--format",
+        choices=("standard", "excel-pl"),  # cdr.export_format.DIALECTS
+        default="standard",
+        help="with --csv: standard (RFC 4180, ISO 8601 times) or excel-pl (';', decimal"
+        " comma, UTF-8 BOM, local times)",
+    )
     ls.set_defaults(run=Lazy("billing.cli:cmd_listing"))
 
     iv = sub.add_parser("invoices", help="an account's invoices and credit notes")

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from billing.period import Period
-from cdr.csv_safe import to_csv
+from cdr.export_format import STANDARD, Dialect, row, write
 from cdr.model import Cdr
 from core.pg import Conn
 from rating.accounts import Account
@@ -114,34 +114,11 @@ class Listing:
             "calls": [call_view(c, ZoneInfo(self.timezone)) for c in self.calls],
         }
 
-    def to_csv(self) -> str:
-        return to_csv(
-            (
-                "started_at",
-                "call_id",
-                "caller",
-                "number",
-                "class",
-                "prefix",
-                "destination",
-                "billsec",
-                "cost",
-            ),
-            (
-                (
-                    self.local(c.cdr.started_at).isoformat(),
-                    c.cdr.call_id,
-                    c.cdr.caller,
-                    c.cdr.e164 or c.cdr.raw,
-                    c.cdr.number_class,
-                    c.cdr.prefix,
-                    c.cdr.rate_name,
-                    c.cdr.billsec,
-                    format_micro(c.charge),
-                )
-                for c in self.calls
-            ),
-        )
+    def to_csv(self, dialect: Dialect = STANDARD) -> str:
+        """The calls in the customers' one CDR export format (cdr.export_format), with
+        what each costs now (re-rated or not)."""
+        zone = ZoneInfo(self.timezone)
+        return write((row(c.cdr, zone, dialect, c.charge) for c in self.calls), dialect)
 
 
 async def listing(conn: Conn, account: Account, period: Period) -> Listing:

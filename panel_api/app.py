@@ -15,6 +15,7 @@ from billing.gateway import GatewaySettings
 from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
 from panel_api import (
+    audit,
     calls,
     customer,
     customer_records,
@@ -25,6 +26,7 @@ from panel_api import (
     operator,
     page,
     payments,
+    session,
     sip,
 )
 from panel_api.auth import auth_middleware
@@ -56,6 +58,7 @@ log = logging.getLogger("tollgate.panel")
 service = Api("service")
 APIS = (
     service,
+    session.api,
     customer.api,
     documents.api,
     operator.api,
@@ -66,6 +69,7 @@ APIS = (
     numbers.api,
     sip.api,
     payments.api,
+    audit.api,
 )
 
 
@@ -129,6 +133,7 @@ def build_app(
             error_middleware,
             body_deadline_middleware,
             auth_middleware,
+            audit.audit_middleware,
         ],
         client_max_size=panel.max_upload_bytes,
     )

@@ -77,6 +77,18 @@ def operator(request: web.Request) -> Token:
     return token
 
 
+def admin(request: web.Request) -> Token:
+    """An operator who may change things: support operators may only look."""
+    token = operator(request)
+    if token.read_only:
+        raise Forbidden(
+            "support operators may look but not change: this needs an admin",
+            {"role": "support"},
+            code="READ_ONLY",
+        )
+    return token
+
+
 def path_account(request: web.Request) -> str:
     """The {account} of the path; one that cannot be an account id is simply not found."""
     account = request.match_info["account"]

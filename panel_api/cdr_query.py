@@ -11,41 +11,24 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import Field
 
+from cdr import export_format
 from cdr.model import CALL_ID
 from core.pg import Conn
-from panel_api.inputs import EARLIEST, LATEST, MOMENT, NUMBER, Input, choice
+from panel_api.inputs import DAY_OR_MOMENT, EARLIEST, LATEST, NUMBER, Input, choice
 from panel_api.params import invalid
 from rating.numbers import NumberClass
 
 DEFAULT_DAYS = 31
 
-# (name in JSON and CSV, column). One list, so JSON and CSV cannot drift apart.
-FIELDS: tuple[tuple[str, str], ...] = (
-    ("call_id", "call_id"),
-    ("started_at", "started_at"),
-    ("answered_at", "answered_at"),
-    ("ended_at", "ended_at"),
-    ("caller", "caller"),
-    ("dialled", "raw"),
-    ("number", "e164"),
-    ("class", "number_class"),
-    ("destination", "rate_name"),
-    ("prefix", "prefix"),
-    ("billsec", "billsec"),
-    ("cost", "cost"),
-    ("currency", "currency"),
-    ("state", "state"),
-    ("decision", "decision"),
-    ("reason", "reason"),
-    ("disposition", "disposition"),
-    ("hangup_cause", "hangup_cause"),
-)
+# (name in JSON and CSV, column): the export format's, so JSON and CSV cannot drift apart.
+FIELDS = export_format.COLUMNS
 COLUMNS = ", ".join(column for _, column in FIELDS)
 
 
@@ -87,6 +70,7 @@ class CdrFilter:
     end: datetime
     number_class: str | None = None
     number: str | None = None  # digits the called number (E.164) contains
+    zone: str = "UTC"  # the account's time zone: days, local times in exports, file names
 
     def where(self) -> tuple[str, list[Any]]:
         """SQL conditions and their arguments ($1, $2, ...)."""
@@ -106,19 +90,32 @@ class CdrFilter:
             "to": self.end.isoformat(),
             "class": self.number_class,
             "number": self.number,
+            "timezone": self.zone,
         }
+
+    def last_day(self) -> date:
+        """The last local day the range covers (`end` is exclusive): what a person chose as
+        the inclusive end date."""
+        return (self.end - timedelta(microseconds=1)).astimezone(ZoneInfo(self.zone)).date()
+
+    def first_day(self) -> date:
+        return self.start.astimezone(ZoneInfo(self.zone)).date()
 
 
 class CdrQuery(Input):
     """The query parameters that choose the calls of a listing or a download."""
 
-    start: Annotated[datetime | None, MOMENT] = Field(
+    start: Annotated[date | None, DAY_OR_MOMENT] = Field(
         None,
         alias="from",
-        description="Calls that started at or after this (default: 31 days before 'to')",
+        description="Calls that started at or after this (default: 31 days before 'to'); a"
+        " date is its midnight in the account's time zone",
     )
-    end: Annotated[datetime | None, MOMENT] = Field(
-        None, alias="to", description="Calls that started before this (default: now)"
+    end: Annotated[date | None, DAY_OR_MOMENT] = Field(
+        None,
+        alias="to",
+        description="Calls that started before this (default: now); a date is its midnight"
+        " in the account's time zone, so the day itself is not included",
     )
     number_class: Annotated[str | None, choice(c.value for c in NumberClass)] = Field(
         None, alias="class", description="Number class"
@@ -127,12 +124,22 @@ class CdrQuery(Input):
         None, description="Digits the called number (E.164) contains"
     )
 
-    def filter(self, account: str, now: datetime | None = None) -> CdrFilter:
-        end = self.end or now or datetime.now(UTC)
-        start = self.start or end - timedelta(days=DEFAULT_DAYS)
+    def filter(self, account: str, zone: str = "UTC", now: datetime | None = None) -> CdrFilter:
+        """The calls chosen, with dates taken as midnights in `zone` (the account's)."""
+        end = instant(self.end, zone) or now or datetime.now(UTC)
+        start = instant(self.start, zone) or end - timedelta(days=DEFAULT_DAYS)
         if start >= end:
             raise invalid("from", "must be before 'to'")
-        return CdrFilter(account, start, end, self.number_class, self.number)
+        return CdrFilter(account, start, end, self.number_class, self.number, zone)
+
+
+def instant(day_or_moment: date | None, zone: str) -> datetime | None:
+    """A date-time as it is; a date as its midnight in `zone` (a statement's days are the
+    account's local days, and so must a filter's be: a call at 00:30 in Warsaw is that day's
+    call, though it is still the day before in UTC)."""
+    if day_or_moment is None or isinstance(day_or_moment, datetime):
+        return day_or_moment
+    return datetime.combine(day_or_moment, time(), ZoneInfo(zone)).astimezone(UTC)
 
 
 async def page(
@@ -162,3 +169,14 @@ def export_sql(flt: CdrFilter, select: str = COLUMNS) -> tuple[str, list[Any]]:
     """The download: every matching CDR, oldest first, as a statement reads."""
     where, args = flt.where()
     return f"select {select} from cdrs where {where} order by started_at, call_id", args
+
+
+async def totals(conn: Conn, flt: CdrFilter) -> list[asyncpg.Record]:
+    """Per number class: the calls, how many were answered, their seconds and cost."""
+    where, args = flt.where()
+    return await conn.fetch(
+        "select number_class, count(*) as calls, count(*) filter (where answered) as answered,"
+        " coalesce(sum(billsec), 0) as billsec, coalesce(sum(cost), 0) as cost"
+        f" from cdrs where {where} group by number_class order by number_class",
+        *args,
+    )

@@ -9,12 +9,15 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from datetime import UTC, datetime
 
 from core.cliout import bad_input, print_json
 from core.loop import run_async
+from panel_api.logins import LoginError, LoginRole, LoginStore
 from panel_api.settings import PanelSettings
 from panel_api.tokens import Role, TokenError, TokenNotFound, TokenStore
+from rating.accounts import AccountNotFound
 from runtime.services import Services
 from runtime.settings import Settings
 
@@ -62,6 +65,21 @@ async def cmd_token_revoke(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_token_list(s: Services, args: argparse.Namespace) -> None:
     print_json([t.as_dict() for t in await _tokens(s).all(args.account)])
+
+
+async def cmd_login_set(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    password = sys.stdin.readline().rstrip("\r\n")
+    with bad_input(LoginError, AccountNotFound):
+        login = await LoginStore(s.pool).set(
+            args.name, LoginRole(args.role), password, args.account
+        )
+    print_json(login.as_dict())
+
+
+async def cmd_login_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    print_json([login.as_dict() for login in await LoginStore(s.pool).all()])
 
 
 async def serve(settings: Settings, panel: PanelSettings) -> None:

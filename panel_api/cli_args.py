@@ -9,11 +9,13 @@ from core.cliout import whole_number
 from core.lazy import Lazy
 
 ROLES = ("customer", "operator")  # panel_api.tokens.Role (tests/unit/test_cli_startup.py checks)
+LOGIN_ROLES = ("customer", "support", "admin")  # panel_api.logins.LoginRole
 CUSTOMER_DAYS = 90  # panel_api.tokens.CUSTOMER_DAYS (checked there too)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `panel` and `token create|rotate|revoke|list` to tollgate's sub-commands."""
+    """Add `panel`, `token create|rotate|revoke|list` and `login set|list` to tollgate's
+    sub-commands."""
     pn = subparsers.add_parser(
         "panel",
         help="serve the panel API and customer page (TOLLGATE_PANEL_HOST/PORT, "
@@ -46,3 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ls = sub.add_parser("list", help="tokens with their expiry and last use (never their secrets)")
     ls.add_argument("--account")
     ls.set_defaults(run=Lazy("panel_api.cli:cmd_token_list"))
+
+    lg = subparsers.add_parser("login", help="panel sign-in logins (login and password)")
+    lsub = lg.add_subparsers(dest="login", required=True)
+    st = lsub.add_parser(
+        "set",
+        help="create a login or give it a new password (read from the first line of stdin);"
+        " a locked login is unlocked",
+    )
+    st.add_argument("name", help="3-64 of a-z 0-9 . _ @ -")
+    st.add_argument("--role", choices=list(LOGIN_ROLES), required=True)
+    st.add_argument("--account", help="the account a customer login reads")
+    st.set_defaults(run=Lazy("panel_api.cli:cmd_login_set"))
+    ll = lsub.add_parser("list", help="logins with their role, failures and lock (no hashes)")
+    ll.set_defaults(run=Lazy("panel_api.cli:cmd_login_list"))

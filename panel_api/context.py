@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from panel_api.auth_guard import AuthGuard, Network, networks
 from panel_api.export_gate import ExportGate
+from panel_api.logins import LoginPolicy, LoginStore
 from panel_api.metrics import METRICS
 from panel_api.ratelimit import RateLimiter
 from panel_api.settings import PanelSettings
@@ -40,6 +41,7 @@ EXPORT_GATE = web.AppKey("export_gate", ExportGate)
 AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
 TRUSTED = web.AppKey("trusted", tuple[Network, ...])
 TOKENS = web.AppKey("tokens", TokenStore)
+LOGINS = web.AppKey("logins", LoginStore)
 LAST_USED = web.AppKey("last_used", LastUsed)
 SERVICES = web.AppKey("services", Services)
 ARI = web.AppKey("ari", AriClient)  # set only when TOLLGATE_ARI_URL is
@@ -76,6 +78,9 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         raise
     app[POOL] = pool
     app[TOKENS] = TokenStore(pool)
+    app[LOGINS] = LoginStore(
+        pool, LoginPolicy(panel.login_failures, panel.login_lock_s, panel.session_s)
+    )
     app[EXPORT_GATE] = ExportGate(
         exports, panel.exports_per_token, panel.send_timeout_s, panel.send_buffer_bytes
     )

@@ -12,15 +12,16 @@ import asyncpg
 from aiohttp import web
 from pydantic import Field
 
+from cdr.export_format import DIALECTS, STANDARD, Dialect
 from panel_api import outputs
 from panel_api.auth import principal
-from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page
+from panel_api.cdr_query import FIELDS, CdrFilter, CdrQuery, Keyset, page, totals
 from panel_api.context import EXPORT_GATE, PANEL, POOL, REDIS, SERVICES, SETTINGS, TOKENS
-from panel_api.csv_export import stream_csv
+from panel_api.csv_export import Export, cdr_export, stream_csv
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import NotFound
 from panel_api.exports import Exports
-from panel_api.inputs import QUERY_TEXT, Input, whole
+from panel_api.inputs import QUERY_TEXT, Input, choice, whole
 from panel_api.metrics import METRICS
 from panel_api.views import balance_view, entry_view, iso
 from rating.money import format_micro
@@ -45,6 +46,18 @@ class CdrPageQuery(CdrQuery):
     cursor: Annotated[str | None, QUERY_TEXT] = Field(
         None, description="next_cursor of the previous page"
     )
+
+
+def format_field() -> Any:
+    return Field(
+        STANDARD.name,
+        description="standard: RFC 4180, ISO 8601 times with offset; excel-pl: ';', decimal"
+        " comma, UTF-8 BOM, local times (what Excel in Polish opens as it is)",
+    )
+
+
+class CsvQuery(CdrQuery):
+    format: Annotated[str, choice(DIALECTS)] = format_field()
 
 
 class TicketPath(Input):
@@ -104,9 +117,9 @@ def _cdr_json(row: asyncpg.Record) -> dict[str, Any]:
     ok=outputs.CdrPage,
 )
 async def cdrs(request: web.Request, account: str, query: CdrPageQuery) -> web.Response:
-    flt = query.filter(account)
+    found = await request.app[SERVICES].accounts.get(account)
+    flt = query.filter(account, found.timezone)
     after = Keyset.decode(query.cursor) if query.cursor else None
-    await request.app[SERVICES].accounts.get(account)
     async with request.app[POOL].acquire() as conn:
         rows, following = await page(conn, flt, query.limit, after)
     return web.json_response(
@@ -118,30 +131,63 @@ async def cdrs(request: web.Request, account: str, query: CdrPageQuery) -> web.R
     )
 
 
-async def _download(request: web.Request, flt: CdrFilter, token_id: str) -> web.StreamResponse:
+@api.get(
+    "/api/v1/accounts/{account}/cdrs/totals",
+    "Totals of the matching calls (the listing's filter): all, and per number class",
+    ok=outputs.CdrTotals,
+)
+async def cdr_totals(request: web.Request, account: str, query: CdrQuery) -> web.Response:
+    found = await request.app[SERVICES].accounts.get(account)
+    flt = query.filter(account, found.timezone)
+    async with request.app[POOL].acquire() as conn:
+        rows = await totals(conn, flt)
+    total = {"calls": 0, "answered": 0, "billsec": 0, "cost": 0}
+    by_class: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        one = {k: int(r[k]) for k in total}
+        for k in total:
+            total[k] += one[k]
+        by_class[r["number_class"] or "-"] = {**one, "cost": format_micro(one["cost"])}
+    return web.json_response(
+        {
+            "filter": flt.as_dict(),
+            "currency": found.currency,
+            "total": {**total, "cost": format_micro(total["cost"])},
+            "by_class": by_class,
+        }
+    )
+
+
+async def download(request: web.Request, export: Export, token_id: str) -> web.StreamResponse:
     """On the export budget (own pool, a few per token), never the interactive pool."""
     gate = request.app[EXPORT_GATE]
     async with gate.connection(token_id) as conn:
         return await stream_csv(
             request,
             conn,
-            flt,
+            export,
             request.app[PANEL].csv_batch,
             gate,
             request.app[METRICS].csv_rows.inc,
         )
 
 
+async def _download(
+    request: web.Request, flt: CdrFilter, token_id: str, dialect: Dialect
+) -> web.StreamResponse:
+    return await download(request, cdr_export(flt, dialect), token_id)
+
+
 @api.get(
     "/api/v1/accounts/{account}/cdrs.csv",
-    "Every matching call as CSV, oldest first (cells that a spreadsheet would run"
-    " as a formula start with an apostrophe)",
+    "Every matching call as CSV, oldest first, in the account's time zone (cells that a"
+    " spreadsheet would run as a formula start with an apostrophe; E.164 numbers do not)",
     replies=(CSV,),
 )
-async def cdrs_csv(request: web.Request, account: str, query: CdrQuery) -> web.StreamResponse:
-    flt = query.filter(account)
-    await request.app[SERVICES].accounts.get(account)
-    return await _download(request, flt, principal(request).id)
+async def cdrs_csv(request: web.Request, account: str, query: CsvQuery) -> web.StreamResponse:
+    found = await request.app[SERVICES].accounts.get(account)
+    flt = query.filter(account, found.timezone)
+    return await _download(request, flt, principal(request).id, DIALECTS[query.format])
 
 
 def _exports(request: web.Request) -> Exports:
@@ -155,10 +201,10 @@ def _exports(request: web.Request) -> Exports:
     "A one-time link (valid a minute) to the CSV, for browsers",
     replies=(Reply(201, "Created", outputs.Export),),
 )
-async def create_export(request: web.Request, account: str, query: CdrQuery) -> web.Response:
-    flt = query.filter(account)
-    await request.app[SERVICES].accounts.get(account)
-    ticket = await _exports(request).issue(flt, principal(request).id)
+async def create_export(request: web.Request, account: str, query: CsvQuery) -> web.Response:
+    found = await request.app[SERVICES].accounts.get(account)
+    flt = query.filter(account, found.timezone)
+    ticket = await _exports(request).issue(flt, principal(request).id, query.format)
     return web.json_response(
         {
             "url": f"/api/v1/exports/{ticket}",
@@ -191,4 +237,4 @@ async def export(request: web.Request, path: TicketPath) -> web.StreamResponse:
             {"resource": "export"},
             code="EXPORT_NOT_FOUND",
         )
-    return await _download(request, found.filter, found.token_id)
+    return await _download(request, found.filter, found.token_id, DIALECTS[found.dialect])

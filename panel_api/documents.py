@@ -12,16 +12,20 @@ from aiohttp import web
 
 from billing.documents import Kind, by_number, documents_of
 from billing.pdf import PdfSettings, render
+from billing.listing import BILLED
 from billing.period import Period
 from billing.postpaid import invoice_statuses, today_of
 from billing.printing import printable_doc
 from billing.settings import BillingSettings
+from cdr.export_format import DIALECTS
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import EXPORT_GATE, POOL, SERVICES
 from panel_api.endpoint import Api, Reply
 from panel_api.errors import not_found
-from panel_api.inputs import PERIOD_PATTERN, Checked, Input, refuse, string, text
+from panel_api.csv_export import Export, line_sql
+from panel_api.customer import CSV, download, format_field
+from panel_api.inputs import PERIOD_PATTERN, Checked, Input, choice, refuse, string, text
 from panel_api.statement_stream import stream_statement
 from rating.accounts import AccountKind
 
@@ -38,6 +42,33 @@ def _period(value: object) -> Period:
 
 class StatementPath(Input):
     period: Annotated[Period, Checked(_period, {"type": "string", "pattern": PERIOD_PATTERN})]
+
+
+class FormatQuery(Input):
+    format: Annotated[str, choice(DIALECTS)] = format_field()
+
+
+@api.get(
+    "/api/v1/accounts/{account}/statements/{period}.csv",
+    "The calls of a statement (what each costs now, re-rated or not) in the CDR export"
+    " format, oldest first",
+    replies=(CSV,),
+    route=r"/api/v1/accounts/{account}/statements/{period:[0-9]{4}-[0-9]{2}}.csv",
+)
+async def statement_csv(
+    request: web.Request, account: str, path: StatementPath, query: FormatQuery
+) -> web.StreamResponse:
+    found = await request.app[SERVICES].accounts.get(account)
+    start, end = path.period.bounds(found.timezone)
+    dialect = DIALECTS[query.format]
+    export = Export(
+        f"select {line_sql(dialect, 'billed_charge')} from ({BILLED}) c",
+        [found.id, start, end],
+        found.timezone,
+        f"statement-{found.id}-{path.period}.csv",
+        dialect,
+    )
+    return await download(request, export, principal(request).id)
 
 
 @api.get(

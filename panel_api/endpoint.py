@@ -22,7 +22,7 @@ from typing import Any, TypeVar, get_type_hints
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from panel_api.auth import operator, path_account, readable_account
+from panel_api.auth import admin, operator, path_account, readable_account
 from panel_api.errors import BadRequest, Handler
 from panel_api.inputs import INVALID_AMOUNT, Input
 
@@ -164,7 +164,8 @@ async def _arguments(endpoint: Endpoint, request: web.Request, wanted: set[str])
     the query and the body, each a 400 naming the parameter or field at fault."""
     out: dict[str, Any] = {}
     if endpoint.access is Access.OPERATOR:
-        operator(request)
+        # what only reads is for every operator; whatever changes needs an admin
+        operator(request) if endpoint.method == "get" else admin(request)
     if "{account}" in endpoint.path:
         reader = path_account if endpoint.access is Access.OPERATOR else readable_account
         out["account"] = reader(request)

@@ -20,6 +20,7 @@ from billing.gateway import SignatureError
 from customers.model import CustomerConflict, CustomerError, CustomerNotFound
 from customers.sip import SipError, SipLoginNotFound
 from numbering.model import NumberConflict, NumberError, NumberNotFound
+from panel_api.logins import LoginError
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
@@ -79,6 +80,10 @@ class BadSignature(ApiError):
 
     status = 401
     code = "BAD_SIGNATURE"
+
+
+class SignInRefused(Unauthenticated):
+    code = "SIGN_IN_REFUSED"
 
 
 class Forbidden(ApiError):
@@ -212,7 +217,7 @@ def translate(exc: BaseException) -> ApiError | None:
         )
     if isinstance(exc, SignatureError):
         return BadSignature(str(exc), {"field": exc.field, "why": exc.why})
-    if isinstance(exc, BillingError | TokenError):
+    if isinstance(exc, BillingError | TokenError | LoginError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, CustomerNotFound):
         return not_found("customer", exc.customer)

@@ -21,6 +21,7 @@ from panel_api.params import moment
 class Ticket:
     filter: CdrFilter
     token_id: str  # who asked for the link
+    dialect: str = "standard"  # csv_export.DIALECTS
 
 
 class Exports:
@@ -32,9 +33,14 @@ class Exports:
     def key(self, ticket: str) -> str:
         return f"{self.prefix}:panel:export:{ticket}"
 
-    async def issue(self, flt: CdrFilter, token_id: str) -> str:
+    async def issue(self, flt: CdrFilter, token_id: str, dialect: str = "standard") -> str:
         ticket = secrets.token_urlsafe(24)
-        payload: dict[str, Any] = {"filter": flt.as_dict(), "account": flt.account, "by": token_id}
+        payload: dict[str, Any] = {
+            "filter": flt.as_dict(),
+            "account": flt.account,
+            "by": token_id,
+            "dialect": dialect,
+        }
         await self.redis.set(self.key(ticket), json.dumps(payload), ex=self.ttl_s)
         return ticket
 
@@ -48,10 +54,16 @@ class Exports:
         if raw is None:
             return None
         payload = json.loads(raw)
-        query = {k: str(v) for k, v in payload["filter"].items() if v is not None}
+        given = payload["filter"]
+        query = {k: str(v) for k, v in given.items() if v is not None}
         start, end = moment(query, "from"), moment(query, "to")
         assert start is not None and end is not None  # written by issue() above
         flt = CdrFilter(
-            payload["account"], start, end, payload["filter"]["class"], payload["filter"]["number"]
+            payload["account"],
+            start,
+            end,
+            given["class"],
+            given["number"],
+            given.get("timezone", "UTC"),
         )
-        return Ticket(flt, payload["by"])
+        return Ticket(flt, payload["by"], payload.get("dialect", "standard"))

@@ -176,6 +176,20 @@ def parse_moment(raw: str) -> datetime:
     return at
 
 
+def parse_day_or_moment(raw: str) -> date:
+    """A date (YYYY-MM-DD) kept as a date, for the caller to place in a time zone; or an
+    RFC 3339 date-time, as parse_moment."""
+    if len(raw) != 10:
+        return parse_moment(raw)
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise refuse("expected a date (YYYY-MM-DD) or an RFC 3339 date-time") from None
+    if not EARLIEST.date() < day < LATEST.date():
+        raise refuse(f"must lie between {EARLIEST.date()} and {LATEST.date()}")
+    return day
+
+
 SEPARATORS = re.compile(r"[\s().-]")
 
 
@@ -221,6 +235,10 @@ PREFIXES = Checked(
     _prefixes, {"type": "array", "items": {"type": "string", "pattern": NUMBER_PATTERN}}
 )
 MOMENT = Checked(lambda v: parse_moment(text(v)), {"type": "string", "format": "date-time"})
+DAY_OR_MOMENT = Checked(
+    lambda v: parse_day_or_moment(text(v)),
+    {"type": "string", "examples": ["2026-11-01", "2026-11-01T00:00:00+01:00"]},
+)
 NUMBER = Checked(_number, {"type": "string", "pattern": NUMBER_PATTERN})
 BANDS = Checked(_bands, {"type": "string", "description": 'JSON: {"day": ["mon-fri 08:00-18:00"]}'})
 DECIMALS = Checked(_decimals, {"type": "string", "pattern": "^[0-6]$"})

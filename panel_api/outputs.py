@@ -49,6 +49,12 @@ class Token(Output):
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
     rotated_from: str | None = None
+    read_only: bool = False
+    login: str | None = None
+
+
+class Session(Token):
+    token: str
 
 
 class LedgerEntry(Output):
@@ -63,6 +69,8 @@ class LedgerEntry(Output):
 class Balance(Output):
     account: str
     status: AccountStatus
+    blocked: Literal["suspended", "closed", "invoice_overdue"] | None
+    timezone: str
     kind: AccountKind
     currency: str
     balance: Money
@@ -103,12 +111,27 @@ class CdrFilter(Output):
     to: datetime
     class_: str | None = Field(alias="class")
     number: str | None
+    timezone: str
 
 
 class CdrPage(Output):
     filter: CdrFilter
     items: list[Cdr]  # type: ignore[valid-type]
     next_cursor: str | None
+
+
+class CallTotals(Output):
+    calls: Count
+    answered: Count
+    billsec: Count
+    cost: Money
+
+
+class CdrTotals(Output):
+    filter: CdrFilter
+    currency: str
+    total: CallTotals
+    by_class: dict[str, CallTotals]
 
 
 class Export(Output):
@@ -384,3 +407,21 @@ class SipCredentials(SipLogin):
 
     username: str
     password: str
+class AuditEntry(Output):
+    id: int
+    at: datetime
+    actor: str
+    token_id: str
+    read_only: bool
+    action: str
+    method: str
+    path: str
+    status: int
+    subject: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: dict[str, Any]
+
+
+class AuditEntries(Output):
+    items: list[AuditEntry]

@@ -1,4 +1,5 @@
-"""The customer web page: plain HTML, CSS and JavaScript from the package, no build step."""
+"""The customer portal and the operator console: plain HTML, CSS and JavaScript from the
+package, no build step."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ routes = web.RouteTableDef()
 @routes.get("/", name="public:page")
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={**HEADERS, "Cache-Control": "no-cache"})
+
+
+@routes.get("/console", name="public:console")
+async def console(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC / "console.html", headers={**HEADERS, "Cache-Control": "no-cache"}
+    )
 
 
 @routes.get(r"/static/{name:[a-z0-9_-]+\.(?:js|css|svg)}", name="public:static")

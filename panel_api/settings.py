@@ -31,6 +31,9 @@ class PanelSettings:
     max_connections: int = 512  # open client connections; more are refused with 503
     auth_failures: int = 20  # failed authentications per client address and window
     auth_failure_window_s: int = 60
+    login_failures: int = 5  # wrong passwords in a row that lock a login
+    login_lock_s: int = 900  # for this long
+    session_s: int = 8 * 3600  # life of a token a sign-in gives
     # addresses of reverse proxies whose X-Forwarded-For names the client
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
@@ -82,5 +85,8 @@ class PanelSettings:
             max_connections=get("MAX_CONNECTIONS", count, base.max_connections),
             auth_failures=get("AUTH_FAILURES", count, base.auth_failures),
             auth_failure_window_s=get("AUTH_FAILURE_WINDOW_S", count, base.auth_failure_window_s),
+            login_failures=get("LOGIN_FAILURES", count, base.login_failures),
+            login_lock_s=get("LOGIN_LOCK_S", count, base.login_lock_s),
+            session_s=get("SESSION_S", count, base.session_s),
             trusted_proxies=get("TRUSTED_PROXIES", addresses, base.trusted_proxies),
         )

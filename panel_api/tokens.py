@@ -65,6 +65,13 @@ class Token:
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
     rotated_from: str | None = None
+    read_only: bool = False  # an operator who may look but not change (support)
+    login: str | None = None  # the login this session token was given to at sign-in
+
+    @property
+    def actor(self) -> str:
+        """Who acts with this token, for the record."""
+        return self.login or self.label or self.id
 
     def may_read(self, account: str) -> bool:
         return self.role is Role.OPERATOR or self.account == account
@@ -80,6 +87,8 @@ class Token:
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "rotated_from": self.rotated_from,
+            "read_only": self.read_only,
+            "login": self.login,
         }
 
 
@@ -98,6 +107,8 @@ def _token(row: asyncpg.Record) -> Token:
         row["revoked_at"],
         row["expires_at"],
         row["rotated_from"],
+        row["read_only"],
+        row["login"],
     )
 
 
@@ -116,16 +127,24 @@ class TokenStore:
         *,
         now: datetime | None = None,
         days: int | None = None,
+        read_only: bool = False,
+        login: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[Token, str]:
         """A new token and its secret (the only time the secret exists outside its holder);
-        it expires `days` after `now` (see `expiry`)."""
+        it expires `days` after `now` (see `expiry`), or at `expires_at` (a session's)."""
         if role is Role.CUSTOMER and not account:
             raise TokenError("account", "a customer token needs an account")
         if role is Role.OPERATOR and account:
             raise TokenError("account", "an operator token is not bound to an account")
-        expires_at = expiry(role, now or datetime.now(UTC), days)
+        if read_only and role is not Role.OPERATOR:
+            raise TokenError("read_only", "only an operator token can be read-only")
+        if expires_at is None:
+            expires_at = expiry(role, now or datetime.now(UTC), days)
         async with self.pool.acquire() as conn:
-            return await _insert(conn, role, account, label, expires_at, None)
+            return await _insert(
+                conn, role, account, label, expires_at, None, read_only=read_only, login=login
+            )
 
     async def rotate(
         self, token_id: str, *, now: datetime, days: int | None = None
@@ -140,7 +159,14 @@ class TokenStore:
                 raise TokenNotFound(token_id)
             role = Role(old["role"])
             made = await _insert(
-                conn, role, old["account"], old["label"], expiry(role, now, days), token_id
+                conn,
+                role,
+                old["account"],
+                old["label"],
+                expiry(role, now, days),
+                token_id,
+                read_only=old["read_only"],
+                login=old["login"],
             )
             await conn.execute(
                 "update panel_tokens set revoked_at = $2 where id = $1", token_id, now
@@ -192,14 +218,17 @@ async def _insert(
     label: str,
     expires_at: datetime | None,
     rotated_from: str | None,
+    *,
+    read_only: bool = False,
+    login: str | None = None,
 ) -> tuple[Token, str]:
     secret = "tgp_" + secrets.token_urlsafe(32)  # 256 bits; the prefix makes leaks greppable
     token_id = "tok_" + secrets.token_hex(8)
     try:
         row = await conn.fetchrow(
             "insert into panel_tokens"
-            " (id, secret_sha256, role, account, label, expires_at, rotated_from)"
-            " values ($1, $2, $3, $4, $5, $6, $7) returning *",
+            " (id, secret_sha256, role, account, label, expires_at, rotated_from, read_only,"
+            " login) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *",
             token_id,
             digest(secret),
             role.value,
@@ -207,6 +236,8 @@ async def _insert(
             label,
             expires_at,
             rotated_from,
+            read_only,
+            login,
         )
     except asyncpg.ForeignKeyViolationError:
         raise AccountNotFound(account or "") from None

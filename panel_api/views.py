@@ -21,10 +21,20 @@ def account_view(account: Account) -> dict[str, Any]:
     return out
 
 
+def blocked(account: Account) -> str | None:
+    """Why calls are refused, as a code the page words for the customer; None when they
+    are not refused for the account's sake."""
+    if account.status.value != "active":
+        return account.status.value
+    return "invoice_overdue" if account.invoice_overdue else None
+
+
 def balance_view(account: Account, live: LiveBalance) -> dict[str, Any]:
     return {
         "account": account.id,
         "status": account.status.value,
+        "blocked": blocked(account),
+        "timezone": account.timezone,
         "kind": account.kind.value,
         "currency": account.currency,
         "balance": format_micro(live.balance),

@@ -1,171 +1,296 @@
-// The customer page: sign in with a token, see the balance and the calls, download CSV.
+// The customer portal: sign in (login and password, or an API token), balance and status,
+// calls with filters and a CSV download, totals per month and kind of number, payments,
+// invoices; SIP logins, numbers, invoice PDFs and online top-up appear when the API has them.
 // Plain JavaScript, no dependencies; every value is put in the page as text, never as HTML.
 "use strict";
 
 const KEY = "tollgate.token";
 const PAGE_SIZE = 50;
-const $ = (id) => document.getElementById(id);
+const t = (key, vars) => I18N.t(key, vars);
 
-const state = { token: null, account: null, filter: null, cursor: null };
+const state = {
+  token: null, account: null, currency: "PLN", filter: null, cursor: null, paths: {},
+  session: false,
+};
 
-class ApiError extends Error {
-  constructor(status, body) {
-    const error = (body && body.error) || {};
-    super(error.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = error.code || "HTTP_" + status;
-  }
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { Authorization: `Bearer ${state.token}`, Accept: "application/json" },
-  });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
-  return body;
-}
+const api = (path, options) => call(state.token, path, options);
 
 function say(text) {
   $("status").textContent = text;
-}
-
-function cell(row, text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  row.appendChild(td);
-}
-
-function money(amount, currency) {
-  return `${amount} ${currency}`;
-}
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
-}
-
-function duration(seconds) {
-  const m = Math.floor(seconds / 60);
-  const s = String(seconds % 60).padStart(2, "0");
-  return `${m}:${s}`;
-}
-
-function isoDay(date) {
-  return date.toISOString().slice(0, 10);
-}
-
-function nextDay(day) {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return isoDay(d);
-}
-
-async function signIn(token) {
-  state.token = token;
-  const me = await api("/api/v1/me");
-  if (!me.account) {
-    throw new ApiError(403, {
-      error: { message: "This is an operator token: this page shows one customer's account." },
-    });
-  }
-  state.account = me.account;
-  sessionStorage.setItem(KEY, token);
-  $("who-account").textContent = me.account;
-  $("who").hidden = false;
-  $("signin").hidden = true;
-  $("account").hidden = false;
-  $("calls").hidden = false;
-  const today = new Date();
-  $("from").value = isoDay(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), 1)));
-  $("to").value = isoDay(today);
-  await Promise.all([loadBalance(), loadCalls(true)]);
-  $("main").focus();
-}
-
-function signOut() {
-  sessionStorage.removeItem(KEY);
-  state.token = state.account = null;
-  $("who").hidden = true;
-  $("account").hidden = true;
-  $("calls").hidden = true;
-  $("signin").hidden = false;
-  $("token").value = "";
-  say("Signed out.");
-  $("token").focus();
 }
 
 function accountPath(rest) {
   return `/api/v1/accounts/${encodeURIComponent(state.account)}/${rest}`;
 }
 
+// what the API offers beyond the basics (other features land separately): found in the
+// OpenAPI document, so a section shows only when its endpoint exists
+async function discover() {
+  const doc = await call(null, "/openapi.json").catch(() => ({ paths: {} }));
+  const mine = Object.keys(doc.paths).filter((p) => p.startsWith("/api/v1/accounts/{account}/"));
+  const find = (re) => mine.find((p) => re.test(p) && doc.paths[p].get);
+  state.paths = {
+    pdf: find(/\/(invoices|documents)\/\{[a-z_]+\}(\.pdf|\/pdf)$/),
+    sip: find(/\/sip[-_]?(logins|accounts|users)?$/),
+    numbers: find(/\/(numbers|dids)$/),
+    topup: mine.find((p) => /\/(checkout|topup-link|payments\/new)$/.test(p)),
+  };
+}
+
+function fill(path, account, id) {
+  return path.replace("{account}", encodeURIComponent(account))
+    .replace(/\{[a-z_]+\}/, encodeURIComponent(id || ""));
+}
+
+async function signIn(how) {
+  if (how.password !== undefined) {
+    const session = await call(null, "/api/v1/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ login: how.login, password: how.password }),
+    });
+    state.token = session.token;
+    state.session = true;
+  } else {
+    state.token = how.token;
+    state.session = Boolean(how.session);  // a restored sign-in session is still one
+  }
+  const me = await api("/api/v1/me");
+  if (!me.account) {
+    if (state.session) await api("/api/v1/session/end", { method: "POST" }).catch(() => null);
+    state.token = null;
+    throw new ApiError(403, { error: { message: t("signin.operator") } });
+  }
+  state.account = me.account;
+  sessionStorage.setItem(KEY, JSON.stringify({ token: state.token, session: state.session }));
+  await discover();
+  await loadBalance();
+  $("who-account").textContent = me.account;
+  for (const id of ["who", "sign-out", "account", "calls", "totals", "payments"]) $(id).hidden = false;
+  $("signin").hidden = true;
+  const today = I18N.today();
+  $("from").value = today.slice(0, 8) + "01";
+  $("to").value = today;
+  fillMonths(today);
+  await Promise.all([loadCalls(true), loadEntries(), loadDocuments(), loadTotals(), loadExtras()]);
+  $("main").focus();
+}
+
+async function signOut() {
+  if (state.session && state.token) {
+    await api("/api/v1/session/end", { method: "POST" }).catch(() => null);
+  }
+  sessionStorage.removeItem(KEY);
+  state.token = state.account = null;
+  for (const body of document.querySelectorAll("main tbody")) body.replaceChildren();
+  for (const id of ["who", "sign-out", "account", "calls", "totals", "payments", "documents", "extras"]) {
+    $(id).hidden = true;
+  }
+  $("signin").hidden = false;
+  $("password").value = $("token").value = "";
+  say(t("signedout"));
+  $("login").focus();
+}
+
 async function loadBalance() {
-  const b = await api(accountPath("balance?entries=5"));
-  $("balance").textContent = money(b.balance, b.currency);
-  $("available").textContent = money(b.available, b.currency);
-  $("reserved").textContent = money(b.reserved, b.currency);
-  $("account-status").textContent = b.status;
+  const b = await api(accountPath("balance?entries=0"));
+  state.currency = b.currency;
+  I18N.zone = b.timezone;
+  $("balance").textContent = I18N.money(b.balance, b.currency);
+  $("available").textContent = I18N.money(b.available, b.currency);
+  $("reserved").textContent = I18N.money(b.reserved, b.currency);
+  $("account-status").textContent = t(`status.${b.status}`);
+  $("blocked").hidden = !b.blocked;
+  $("blocked").textContent = b.blocked ? t(`blocked.${b.blocked}`) : "";
+  if (state.paths.topup) {
+    $("topup-href").href = fill(state.paths.topup, state.account);
+    $("topup-link").hidden = false;
+  }
+}
+
+async function loadEntries() {
+  const page = await api(accountPath("entries?limit=50"));
   const body = $("entries").querySelector("tbody");
   body.replaceChildren();
-  for (const e of b.entries) {
-    const row = document.createElement("tr");
-    cell(row, when(e.created_at));
-    cell(row, e.kind);
-    cell(row, money(e.amount, b.currency), "num");
+  for (const e of page.items) {
+    const row = rowIn("entries");
+    cell(row, I18N.when(e.created_at));
+    cell(row, t(`kind.${e.kind}`));
+    cell(row, I18N.money(e.amount, state.currency), "num");
     cell(row, e.reference || e.note || "");
-    body.appendChild(row);
   }
+  if (!page.items.length) cell(rowIn("entries"), t("none"));
+}
+
+async function loadDocuments() {
+  const docs = (await api(accountPath("invoices"))).items;
+  $("documents").hidden = docs.length === 0;
+  const body = $("docs").querySelector("tbody");
+  body.replaceChildren();
+  for (const d of docs.slice().reverse()) {
+    const row = rowIn("docs");
+    cell(row, d.number);
+    cell(row, t(`doc.kind.${d.kind}`));
+    cell(row, I18N.day(d.issue_date));
+    cell(row, I18N.money(d.gross, d.currency), "num");
+    cell(row, d.status ? t(`doc.status.${d.status}`) : "");
+    const pdf = cell(row, "");
+    if (state.paths.pdf) {
+      const a = document.createElement("a");
+      a.href = fill(state.paths.pdf, state.account, d.number);
+      a.textContent = t("doc.pdf");
+      a.setAttribute("aria-label", `${t("doc.pdf")} ${d.number}`);
+      a.addEventListener("click", guard((event) => downloadPdf(a.href, d.number)));
+      pdf.appendChild(a);
+    }
+  }
+}
+
+// a file that needs the token: fetched here and handed to the browser under its name
+async function saveFile(href, fallback) {
+  const response = await fetch(href, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(await response.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = named ? named[1] : fallback;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  say(t("download.started"));
+}
+
+function downloadPdf(href, number) {
+  return saveFile(href, `${number.replace(/[^A-Za-z0-9_-]+/g, "-")}.pdf`);
+}
+
+function downloadStatement() {
+  const month = $("month").value;
+  const format = encodeURIComponent($("csv-format").value);
+  return saveFile(accountPath(`statements/${month}.csv?format=${format}`), `${month}.csv`);
+}
+
+async function loadExtras() {
+  const box = $("extras");
+  box.replaceChildren();
+  for (const [key, title] of [["sip", "sip.title"], ["numbers", "numbers.title"]]) {
+    if (!state.paths[key]) continue;
+    const found = await api(fill(state.paths[key], state.account));
+    const items = Array.isArray(found) ? found : found.items || [];
+    const h = document.createElement("h2");
+    h.textContent = t(title);
+    const list = document.createElement("ul");
+    list.id = `${key}-list`;
+    for (const item of items) {
+      const li = document.createElement("li");
+      li.textContent = typeof item === "string" ? item
+        : item.number || item.e164 || item.username || item.login || item.id || JSON.stringify(item);
+      list.appendChild(li);
+    }
+    box.append(h, list);
+    box.hidden = false;
+  }
+}
+
+function fillMonths(today) {
+  const select = $("month");
+  select.replaceChildren();
+  let [year, month] = today.split("-").map(Number);
+  const name = new Intl.DateTimeFormat(I18N.locale(), { month: "long", year: "numeric", timeZone: "UTC" });
+  for (let i = 0; i < 12; i++) {
+    const value = `${year}-${String(month).padStart(2, "0")}`;
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = name.format(new Date(`${value}-01T00:00:00Z`));
+    select.appendChild(option);
+    month -= 1;
+    if (month === 0) { month = 12; year -= 1; }
+  }
+}
+
+async function loadTotals() {
+  const s = await api(accountPath(`statements/${$("month").value}`));
+  const body = $("by-class").querySelector("tbody");
+  body.replaceChildren();
+  const line = (label, totals, cls) => {
+    const row = rowIn("by-class");
+    if (cls) row.className = cls;
+    cell(row, label);
+    cell(row, I18N.count(totals.count), "num");
+    cell(row, I18N.duration(totals.billsec), "num");
+    cell(row, I18N.money(totals.cost, s.currency), "num");
+  };
+  for (const [name, totals] of Object.entries(s.by_class)) line(t(`class.${name}`), totals);
+  line(t("total"), s.total, "total");
 }
 
 function currentFilter() {
   const params = new URLSearchParams();
+  // days are the account's local days: the server places them in its zone; 'to' is
+  // inclusive on the page and exclusive in the API
   params.set("from", $("from").value);
-  params.set("to", nextDay($("to").value));
+  params.set("to", addDays($("to").value, 1));
   if ($("class").value) params.set("class", $("class").value);
   const number = $("number").value.replace(/[\s-]/g, "");
   if (number) params.set("number", number);
   return params;
 }
 
+// what the whole filter holds, however many pages of it are shown
+async function loadCallTotals() {
+  const s = await api(accountPath(`cdrs/totals?${state.filter}`));
+  $("calls-totals").textContent = s.total.calls === 0 ? "" : t("calls.totals", {
+    n: I18N.count(s.total.calls),
+    answered: I18N.count(s.total.answered),
+    time: I18N.duration(s.total.billsec),
+    cost: I18N.money(s.total.cost, s.currency, 4),
+  });
+}
+
 function result(c) {
-  if (c.state === "denied") return `Refused (${c.reason.toLowerCase().replace(/_/g, " ")})`;
-  if (c.answered_at) return "Answered";
-  return c.disposition ? c.disposition.toLowerCase() : c.state;
+  if (c.state === "denied") {
+    const why = c.reason ? t(`reason.${c.reason}`) : "";
+    return t("result.refused", { why });
+  }
+  if (c.answered_at) return t("result.answered");
+  const d = (c.disposition || "").toLowerCase().replace(/[^a-z]/g, "");
+  const key = { noanswer: "noanswer", busy: "busy", failed: "failed", cancel: "cancel" }[d];
+  return key ? t(`result.${key}`) : t("result.failed");
 }
 
 async function loadCalls(fresh) {
   if (fresh) {
     if (!$("from").value || !$("to").value || $("from").value > $("to").value) {
-      say("Choose a period: 'From' on or before 'To'.");
+      say(t("period.bad"));
       return;
     }
     state.filter = currentFilter();
     state.cursor = null;
     $("cdrs").querySelector("tbody").replaceChildren();
+    await loadCallTotals();
   }
   const params = new URLSearchParams(state.filter);
   params.set("limit", String(PAGE_SIZE));
   if (state.cursor) params.set("cursor", state.cursor);
-  say("Loading calls…");
+  say(t("loading"));
   const page = await api(accountPath(`cdrs?${params}`));
-  const body = $("cdrs").querySelector("tbody");
   for (const c of page.items) {
-    const row = document.createElement("tr");
-    cell(row, when(c.started_at));
+    const row = rowIn("cdrs");
+    cell(row, I18N.when(c.started_at));
     cell(row, c.number || c.dialled);
-    cell(row, c.destination || c.class);
-    cell(row, duration(c.billsec), "num");
-    cell(row, money(c.cost, c.currency || ""), "num");
+    cell(row, c.destination || (c.class ? t(`class.${c.class}`) : ""));
+    cell(row, I18N.duration(c.billsec), "num");
+    cell(row, I18N.money(c.cost, c.currency || state.currency, 4), "num");
     cell(row, result(c));
-    body.appendChild(row);
   }
   state.cursor = page.next_cursor;
   $("more").hidden = !state.cursor;
-  const shown = body.children.length;
-  $("cdrs-summary").textContent =
-    shown === 0 ? "No calls in this period." : `${shown} call(s) shown, newest first.`;
-  say(shown === 0 ? "No calls in this period." : `${shown} call(s) shown.`);
+  const shown = $("cdrs").querySelector("tbody").children.length;
+  const text = shown === 0 ? t("calls.none") : t("calls.shown", { n: I18N.count(shown) });
+  $("cdrs-summary").textContent = text;
+  say(text);
 }
 
 async function download() {
@@ -173,14 +298,16 @@ async function download() {
   button.disabled = true;
   try {
     // a one-time link, so the browser saves the file itself (streamed, any size)
-    const link = await api(accountPath(`cdrs/exports?${currentFilter()}`), { method: "POST" });
+    const params = currentFilter();
+    params.set("format", $("csv-format").value);
+    const link = await api(accountPath(`cdrs/exports?${params}`), { method: "POST" });
     const a = document.createElement("a");
     a.href = link.url;
     a.download = "";
     document.body.appendChild(a);
     a.click();
     a.remove();
-    say("Download started.");
+    say(t("download.started"));
   } finally {
     button.disabled = false;
   }
@@ -193,8 +320,8 @@ function guard(fn) {
       await fn(event);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401 && state.account) {
-        signOut();
-        say("Your session ended: sign in again.");
+        await signOut();
+        say(t("session.ended"));
         return;
       }
       say(err.message);
@@ -202,33 +329,59 @@ function guard(fn) {
   };
 }
 
+function signInError(err) {
+  if (err.code === "LOGIN_LOCKED" || err.code === "AUTH_RATE_LIMITED") {
+    return t("signin.locked", { min: Math.max(1, Math.ceil(err.retryAfter / 60)) });
+  }
+  if (err.code === "SIGN_IN_REFUSED") return t("signin.wrong");
+  if (err.status === 401) return t("signin.badtoken");
+  return err.message;
+}
+
+async function rerender() {
+  I18N.apply(document);
+  if (!state.account) return;
+  fillMonths(I18N.today());
+  await Promise.all([loadBalance(), loadCalls(true), loadEntries(), loadDocuments(), loadTotals(), loadExtras()]);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  I18N.init();
+  I18N.apply(document);
+  $("lang").addEventListener("change", guard(async () => {
+    I18N.set($("lang").value);
+    await rerender();
+  }));
   $("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const token = $("token").value.trim();
     $("signin-error").textContent = "";
-    if (!token) {
-      $("signin-error").textContent = "Enter your token.";
-      $("token").focus();
+    const token = $("token").value.trim();
+    const login = $("login").value.trim();
+    const password = $("password").value;
+    const how = $("token-way").open && token ? { token } : { login, password };
+    if (how.token === undefined && (!login || !password)) {
+      $("signin-error").textContent = t("signin.enter");
+      $(login ? "password" : "login").focus();
       return;
     }
     $("signin-button").disabled = true;
     try {
-      await signIn(token);
-      say("Signed in.");
+      await signIn(how);
+      say(t("signedin"));
     } catch (err) {
       state.token = null;
-      $("signin-error").textContent =
-        err.status === 401 ? "This token is unknown or was revoked." : err.message;
-      $("token").focus();
+      $("signin-error").textContent = signInError(err);
+      $(how.token ? "token" : "password").focus();
     } finally {
       $("signin-button").disabled = false;
     }
   });
-  $("sign-out").addEventListener("click", signOut);
+  $("sign-out").addEventListener("click", guard(signOut));
   $("filters").addEventListener("submit", guard(() => loadCalls(true)));
   $("more").addEventListener("click", guard(() => loadCalls(false)));
   $("download").addEventListener("click", guard(download));
-  const saved = sessionStorage.getItem(KEY);
+  $("totals-form").addEventListener("submit", guard(loadTotals));
+  $("statement-download").addEventListener("click", guard(downloadStatement));
+  const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
   if (saved) guard(() => signIn(saved))();
 });

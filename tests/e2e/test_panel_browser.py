@@ -1,6 +1,12 @@
-"""The customer page in a real headless Chromium, driven over the Chrome DevTools protocol
-(a websocket, from aiohttp): sign in by typing the token and pressing Enter, see the balance
-and the call listing, click "Download CSV" and find the file on disk."""
+"""The customer portal and the operator console in a real headless Chromium, driven over the
+Chrome DevTools protocol (a websocket, from aiohttp), at desktop (1366x900) and phone
+(390x844) sizes: sign in by typing and pressing Enter, Polish formatting, day filters around
+local midnight with the browser in another zone, both CSV downloads found on disk, no
+horizontal overflow (measured in the page), operator top-up and suspension and the audit
+entries they leave.
+
+Screenshots of every main page at both sizes are written to TOLLGATE_ARTIFACTS (default: a
+"tollgate-artifacts" directory in the system's temp directory) for a reviewer to look at."""
 
 from __future__ import annotations
 
@@ -15,25 +21,23 @@ import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from panel_api.tokens import Role
+from panel_api.logins import LoginRole, LoginStore
 from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
 from tests.integration.test_panel_api import (
-    NOW,
     cdr,
     ensure_panel_db,
     panel_client,
     panel_settings,
     store_cdrs,
-    token,
 )
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -222,77 +226,350 @@ async def chromium() -> AsyncIterator[tuple[Cdp, Cdp, Path]]:
             await stop_group(process)
 
 
-async def test_customer_signs_in_sees_balance_and_calls_and_downloads_csv(
+SIZES = {"desktop": (1366, 900, False), "phone": (390, 844, True)}
+PASSWORD = "correct horse battery"
+ARTIFACTS = Path(
+    os.environ.get("TOLLGATE_ARTIFACTS") or Path(tempfile.gettempdir()) / "tollgate-artifacts"
+)
+NOV_1 = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # 1 November 00:00 in Warsaw (CET)
+NBSP = "\u00a0"
+
+
+async def size(page: Cdp, name: str) -> None:
+    width, height, mobile = SIZES[name]
+    await page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=height,
+        deviceScaleFactor=1,
+        mobile=mobile,
+    )
+
+
+async def speak(page: Cdp, locale: str) -> None:
+    """The browser's language (navigator.language, Accept-Language) and Intl's locale."""
+    agent = (await page.send("Browser.getVersion"))["userAgent"]
+    await page.send("Emulation.setUserAgentOverride", userAgent=agent, acceptLanguage=locale)
+    await page.send("Emulation.setLocaleOverride", locale=locale)
+
+
+async def overflow(page: Cdp) -> int:
+    """How many CSS pixels the page is wider than the window (0: no horizontal scrolling)."""
+    return int(
+        await page.js(
+            "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+            " - window.innerWidth"
+        )
+    )
+
+
+def _save(name: str, png: bytes) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTIFACTS / f"{name}.png"
+    target.write_bytes(png)
+    return target
+
+
+def _finished(downloads: Path) -> set[Path]:
+    return {p for p in downloads.iterdir() if not p.name.endswith(".crdownload")}
+
+
+async def shoot(page: Cdp, name: str) -> Path:
+    shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    return await asyncio.to_thread(_save, name, base64.b64decode(shot["data"]))
+
+
+async def visible(page: Cdp, selector: str) -> bool:
+    return bool(
+        await page.js(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " return !!e && e.getClientRects().length > 0; })()"
+        )
+    )
+
+
+async def type_into(page: Cdp, element_id: str, text: str) -> None:
+    await page.js(f"document.getElementById({json.dumps(element_id)}).value = ''")
+    await page.js(f"document.getElementById({json.dumps(element_id)}).focus()")
+    await page.send("Input.insertText", text=text)
+
+
+async def open_page(page: Cdp, url: str) -> None:
+    await page.send("Page.navigate", url=url)
+    await page.event("Page.loadEventFired")
+
+
+async def download(
+    browser: Cdp, downloads: Path, page: Cdp, button: str = "#download"
+) -> tuple[str, bytes]:
+    """Click a download button and take the file off the disk: its name and content."""
+    await page.click(button)
+    done = None
+    while done is None or done["state"] == "inProgress":
+        done = await browser.event("Browser.downloadProgress")
+    assert done["state"] == "completed"
+    files = await asyncio.to_thread(_finished, downloads)
+    assert len(files) == 1
+    path = files.pop()
+    raw = await asyncio.to_thread(path.read_bytes)
+    await asyncio.to_thread(path.unlink)  # the next download may bear the same name
+    return path.name, raw
+
+
+def texts(page: Cdp, selector: str) -> Any:
+    return page.js(
+        f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent)"
+    )
+
+
+@pytest.mark.parametrize("screen", list(SIZES))
+async def test_customer_portal(
     svc: Services,
     settings: Settings,
     make_account: AccountFactory,
     chromium: tuple[Cdp, Cdp, Path],
+    screen: str,
 ) -> None:
     page, browser, downloads = chromium
-    a = await make_account(balance=12_340_000)
-    calls = [cdr(a.id, n, NOW - timedelta(minutes=n)) for n in range(1, 8)]
-    calls.append(cdr(a.id, 99, NOW - timedelta(hours=2), caller="=cmd|'/c calc'!A1"))
+    a = await make_account(balance=286_894_900, timezone="Europe/Warsaw")
+    half = timedelta(minutes=30)
+    calls = [
+        cdr(a.id, 1, NOV_1 - half),  # 31 October 23:30 in Warsaw: not November's
+        cdr(a.id, 2, NOV_1 + half, cost=1_234_500),  # 1 November 00:30 in Warsaw
+        cdr(a.id, 3, NOV_1 + timedelta(hours=2), caller="+cmd|' /C calc'!A0"),
+        cdr(a.id, 4, NOV_1 + timedelta(days=30) + half),  # 1 December 00:30: not November's
+    ]
+    calls += [cdr(a.id, n, NOV_1 + timedelta(days=2, minutes=n)) for n in range(10, 40)]
     assert svc.pool is not None
     await store_cdrs(svc.pool, calls)
-    secret = await token(svc, Role.CUSTOMER, a.id)
+    await svc.accounts.add_entry(a.id, "topup", 50_000_000, "pay-77", at=NOV_1)
+    await LoginStore(svc.pool).set("ala", LoginRole.CUSTOMER, PASSWORD, a.id)
+    # the browser is in Polish, in New York: the page must still show Warsaw's days
+    await speak(page, "pl-PL")
+    await page.send("Emulation.setTimezoneOverride", timezoneId="America/New_York")
+    await size(page, screen)
 
     async with panel_client(settings) as client:
-        await page.send("Page.navigate", url=str(client.make_url("/")))
-        await page.event("Page.loadEventFired")
-        assert await page.js("document.title") == "tollgate — your calls and balance"
-        # accessibility basics: every control has a label, the page has one h1 and a main
+        await open_page(page, str(client.make_url("/")))
+        assert await page.js("document.title") == "tollgate — połączenia i saldo"
+        assert await page.js("document.documentElement.lang") == "pl"
+        # before signing in, nothing of an account shows (hidden is not overridden by CSS)
+        assert not await visible(page, "#who")
+        assert not await visible(page, "#sign-out")
+        assert not await visible(page, "#account")
+        # accessibility basics: every control has a label, one h1, a main
         assert await page.js(
             "[...document.querySelectorAll('input, select')].every(e => e.labels.length > 0)"
         )
         assert await page.js(
             "document.querySelectorAll('h1').length === 1 && !!document.querySelector('main')"
         )
+        assert await overflow(page) <= 0
+        await shoot(page, f"portal-signin-{screen}")
 
-        # a wrong token is refused with a message, by keyboard alone
-        await page.js("document.getElementById('token').focus()")
-        await page.send("Input.insertText", text="tgp_wrong")
+        # a wrong password is refused with a message, by keyboard alone
+        await type_into(page, "login", "ala")
+        await type_into(page, "password", "wrong password")
         await page.key("Enter", 13, "\r")
-        assert "unknown" in await page.until("document.getElementById('signin-error').textContent")
+        error = await page.until("document.getElementById('signin-error').textContent")
+        assert error == "Błędny login lub hasło."
 
-        await page.js("document.getElementById('token').value = ''")
-        await page.js("document.getElementById('token').focus()")
-        await page.send("Input.insertText", text=secret)
+        await type_into(page, "password", PASSWORD)
         await page.key("Enter", 13, "\r")
         balance = await page.until("document.getElementById('balance').textContent")
-        assert balance == "12.3400 PLN"
+        assert balance == f"336,89{NBSP}zł"
+        assert await visible(page, "#who") and await visible(page, "#sign-out")
         assert await page.js("document.getElementById('who-account').textContent") == a.id
-        rows = await page.until(
-            "(() => { const r = document.querySelectorAll('#cdrs tbody tr');"
-            " return r.length === 8 ? r.length : 0; })()"
+        assert await page.js("document.getElementById('account-status').textContent") == ("Aktywne")
+        entries = await page.until(
+            "(() => { const r = document.querySelectorAll('#entries tbody td');"
+            " return r.length >= 4 ? [...r].map(td => td.textContent) : null; })()"
         )
-        assert rows == 8
-        first = await page.js(
-            "[...document.querySelectorAll('#cdrs tbody tr:first-child td')]"
-            ".map(td => td.textContent)"
-        )
-        assert first[1] == "+48601234567" and first[4] == "0.1900 PLN" and first[5] == "Answered"
+        assert entries[1:3] == ["Doładowanie", f"50,00{NBSP}zł"]
+        assert entries[0] == "01.11.2026, 00:00:00"  # Warsaw's time, not New York's
 
-        # a filter that matches nothing empties the listing
-        await page.js("document.getElementById('class').value = 'premium'")
+        # November, as the account's local days: calls 2, 3 and the thirty, not 1 or 4
+        await page.js("document.getElementById('from').value = '2026-11-01'")
+        await page.js("document.getElementById('to').value = '2026-11-30'")
         await page.click("#show-calls")
         await page.until(
-            "document.getElementById('cdrs-summary').textContent.startsWith('No calls')"
+            "document.querySelectorAll('#cdrs tbody tr').length === 32"
+            " && document.getElementById('more').hidden"
         )
-        await page.js("document.getElementById('class').value = ''")
-
-        if os.environ.get("TOLLGATE_SCREENSHOT"):  # for a person to look at the page
-            shot = await page.send(
-                "Page.captureScreenshot", format="png", captureBeyondViewport=True
+        cells = await texts(page, "#cdrs tbody tr:last-child td")
+        assert cells[0] == "01.11.2026, 00:30:00"
+        assert cells[1] == "+48601234567" and cells[4] == f"1,2345{NBSP}zł"
+        assert cells[5] == "Odebrane"
+        summary = await page.js("document.getElementById('cdrs-summary').textContent")
+        assert summary == "Pokazano połączeń: 32, od najnowszych."
+        # 31 calls at 0,19 zł and one at 1,2345 zł, a minute each
+        assert await page.js("document.getElementById('calls-totals').textContent") == (
+            f"W tym okresie: połączeń 32, odebranych 32, czas 32:00, koszt 7,1245{NBSP}zł."
+        )
+        if screen == "phone":
+            # each row is a card: every column there, labelled, nothing wider than the screen
+            labels = await page.js(
+                "[...document.querySelectorAll('#cdrs tbody tr:first-child td')]"
+                ".map(td => td.dataset.label)"
             )
-            target = Path(os.environ["TOLLGATE_SCREENSHOT"])
-            await asyncio.to_thread(target.write_bytes, base64.b64decode(shot["data"]))
-        await page.click("#download")
-        done = None
-        while done is None or done["state"] == "inProgress":
-            done = await browser.event("Browser.downloadProgress")
-        assert done["state"] == "completed"
-        files = [p for p in downloads.iterdir() if not p.name.endswith(".crdownload")]
-        assert len(files) == 1 and files[0].name.startswith(f"cdrs-{a.id}-")
-        rows_csv = list(csv.DictReader(io.StringIO(files[0].read_text(), newline="")))
-        assert len(rows_csv) == 8
-        assert {r["caller"] for r in rows_csv} >= {"'=cmd|'/c calc'!A1", "48221111111"}
+            assert labels == ["Początek", "Numer", "Kierunek", "Czas", "Koszt", "Wynik"]
+            assert await page.js(
+                "[...document.querySelectorAll('#cdrs tbody tr:first-child td')]"
+                ".every(td => td.getClientRects().length > 0)"
+            )
+        assert await overflow(page) <= 0
+        await shoot(page, f"portal-calls-{screen}")
+
+        # totals of November by kind of number
+        await page.js("document.getElementById('month').value = '2026-11'")
+        await page.click("#show-totals")
+        await page.until(
+            "[...document.querySelectorAll('#by-class tbody td')].some(td =>"
+            " td.textContent === '32')"
+        )
+        total = await texts(page, "#by-class tbody tr.total td")
+        assert total[0] == "Razem" and total[1] == "32"
+
+        # both CSV dialects, named after the days chosen
+        await page.js("document.getElementById('csv-format').value = 'excel-pl'")
+        name, raw = await download(browser, downloads, page)
+        assert name == f"cdrs-{a.id}-20261101-20261130.csv"
+        assert raw.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
+        assert len(rows) == 32
+        assert rows[0]["started_at"] == "2026-11-01 00:30:00" and rows[0]["cost"] == "1,2345"
+        assert rows[0]["number"] == "+48601234567"
+        assert rows[1]["caller"] == "'+cmd|' /C calc'!A0"
+        await page.js("document.getElementById('csv-format').value = 'standard'")
+        name, raw = await download(browser, downloads, page)
+        assert name == f"cdrs-{a.id}-20261101-20261130.csv"
+        rows = list(csv.DictReader(io.StringIO(raw.decode(), newline="")))
+        assert len(rows) == 32 and rows[0]["started_at"] == "2026-11-01T00:30:00+01:00"
+        assert rows[0]["cost"] == "1.2345"
+        # the month's statement: the same format, answered calls of November only
+        name, statement = await download(browser, downloads, page, "#statement-download")
+        assert name == f"statement-{a.id}-2026-11.csv"
+        assert statement == raw
+
+        # English, on the spot
+        await page.js(
+            "(() => { const s = document.getElementById('lang'); s.value = 'en';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        await page.until(
+            "document.getElementById('balance-title').textContent === 'Balance'"
+            " && !document.getElementById('balance').textContent.includes('zł')"
+        )
+        assert await page.js("document.getElementById('balance').textContent") == (
+            f"PLN{NBSP}336.89"
+        )
+        assert await page.js("document.documentElement.lang") == "en"
+        await shoot(page, f"portal-english-{screen}")
+
+        await page.click("#sign-out")
+        await page.until("!document.getElementById('signin').hidden")
+        assert not await visible(page, "#who")
+
+
+@pytest.mark.parametrize("screen", list(SIZES))
+async def test_operator_console_top_up_suspend_and_the_audit_log(
+    svc: Services,
+    settings: Settings,
+    make_account: AccountFactory,
+    chromium: tuple[Cdp, Cdp, Path],
+    screen: str,
+) -> None:
+    page, _, _ = chromium
+    a = await make_account(balance=1_000_000)
+    assert svc.pool is not None
+    logins = LoginStore(svc.pool)
+    await logins.set("adam", LoginRole.ADMIN, PASSWORD)
+    await logins.set("sue", LoginRole.SUPPORT, PASSWORD)
+    await speak(page, "en-GB")
+    await size(page, screen)
+
+    async with panel_client(settings) as client:
+        await open_page(page, str(client.make_url("/console")))
+        assert await page.js("document.documentElement.lang") == "en"
+        assert not await visible(page, "#app") and not await visible(page, "#sign-out")
+        await type_into(page, "login", "adam")
+        await type_into(page, "password", PASSWORD)
+        await page.key("Enter", 13, "\r")
+        await page.until(f"!!document.querySelector('[data-account=\"{a.id}\"]')")
+        assert await page.js("document.getElementById('who-role').textContent") == "admin"
+        await page.click(f'[data-account="{a.id}"]')
+        await page.until("document.getElementById('d-balance').textContent")
+        assert await page.js("document.getElementById('d-balance').textContent") == (
+            f"PLN{NBSP}1.00"
+        )
+
+        await type_into(page, "t-amount", "25,50")
+        await type_into(page, "t-reference", "bank-1")
+        await page.click("#topup")
+        await page.until("document.getElementById('d-balance').textContent.includes('26.50')")
+        await type_into(page, "s-reason", "fraud check")
+        await page.click("#suspend")
+        await page.until("document.getElementById('d-status').textContent === 'Suspended'")
+        assert await overflow(page) <= 0
+        await shoot(page, f"console-account-{screen}")
+
+        await page.click('[data-tab="audit"]')
+        await page.until("document.querySelectorAll('#audit tbody tr').length >= 3")
+        audit = await page.js(
+            "[...document.querySelectorAll('#audit tbody tr')].map(r =>"
+            " [...r.children].map(td => td.textContent))"
+        )
+        actions = [(row[1], row[2], row[3], row[4]) for row in audit]
+        assert ("adam", "topup", a.id, "201") in actions
+        assert ("adam", "set_status:suspend", a.id, "200") in actions
+        assert ("adam", "get_account", a.id, "200") in actions  # reads are recorded too
+        top = next(row for row in audit if row[2] == "topup")
+        assert "balance: 1.0000 → 26.5000" in top[5]
+        sus = next(row for row in audit if row[2] == "set_status:suspend")
+        assert "status: active → suspended" in sus[5]
+        assert await overflow(page) <= 0
+        await shoot(page, f"console-audit-{screen}")
+        for tab in ("live", "findings", "decks"):
+            await page.click(f'[data-tab="{tab}"]')
+            await page.until(f"!document.getElementById('tab-{tab}').hidden")
+            assert await overflow(page) <= 0, tab
+            await shoot(page, f"console-{tab}-{screen}")
+
+        # a deck with a bad line: the error names the file and the line
+        await page.click('[data-tab="decks"]')
+        await page.js(
+            "(() => { const dt = new DataTransfer(); dt.items.add(new File(["
+            "'prefix,name,connect_fee,rate,rate_unit_s,increment_s,from_s,band\\n"
+            "48,PL,0,0.10,60,60,0,*\\n49,x,0,abc,60,60,0,*\\n'], 'rates.csv',"
+            " {type: 'text/csv'})); document.getElementById('deck-rates').files = dt.files;"
+            " document.getElementById('deck-name').value = 'bad'; })()"
+        )
+        await page.click("#upload")
+        error = await page.until("document.getElementById('deck-error').textContent")
+        assert error.startswith("rates.csv, line 3:"), error
+
+        # support: the same pages, no forms that change anything; the API refuses anyway
+        await page.click("#sign-out")
+        await page.until("!document.getElementById('signin').hidden")
+        # nothing of the previous operator's is left in the page
+        assert await page.js("document.querySelectorAll('#app tbody tr').length") == 0
+        await type_into(page, "login", "sue")
+        await type_into(page, "password", PASSWORD)
+        await page.key("Enter", 13, "\r")
+        await page.until("document.getElementById('who-login').textContent === 'sue'")
+        await page.until(f"!!document.querySelector('[data-account=\"{a.id}\"]')")
+        await page.click(f'[data-account="{a.id}"]')
+        await page.until("document.getElementById('d-balance').textContent.includes('26.50')")
+        assert not await visible(page, "#topup-form")
+        assert not await visible(page, "#status-form")
+        refused = await page.js(
+            f"fetch('/api/v1/accounts/{a.id}/resume', {{method: 'POST', headers:"
+            " {Authorization: 'Bearer ' + sessionStorage.getItem('tollgate.console')}})"
+            ".then(r => r.status)"
+        )
+        assert refused == 403
+        await shoot(page, f"console-support-{screen}")
+    rows = await svc.pool.fetch(
+        "select actor, action, status from operator_audit where account = $1 order by id", a.id
+    )
+    assert ("sue", "set_status:resume", 403) in [tuple(r) for r in rows]

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -342,7 +343,8 @@ async def test_csv_download_streams_every_row_and_defuses_formulas(
     a = await make_account()
     evil = [
         '=HYPERLINK("http://x","y")',
-        "+48601234567",
+        "+cmd|' /C calc'!A0",
+        "+48601234567+1",
         "-2+3",
         "@SUM(A1)",
         "\tx",
@@ -391,13 +393,20 @@ async def test_csv_download_streams_every_row_and_defuses_formulas(
         row = by_id[f"call-{a.id}-{9000 + i}"]
         assert row["caller"] == row["dialled"] == "'" + original
     plain = by_id[f"call-{a.id}-7"]
-    assert plain["number"] == "'+48601234567"  # E.164 starts with '+': escaped like any cell
+    assert plain["number"] == "+48601234567"  # an E.164 number is no formula: left as it is
     assert plain["caller"] == "48221111111" and plain["cost"] == "0.0000"
     assert plain["billsec"] == "60" and plain["destination"] == "Poland mobile"
     assert by_id[f"call-{a.id}-9100"]["destination"] == 'a "b", c'
-    # every cell says what the JSON listing says (defused where it must be)
+    # every cell says what the JSON listing says (defused where it must be); times are the
+    # same instants, given in the account's zone to the second
     for call_id, row in by_id.items():
         for name, value in listed[call_id].items():
+            if name.endswith("_at") and value is not None:
+                shown = datetime.fromisoformat(row[name])
+                assert shown.utcoffset() == shown.astimezone(ZoneInfo(a.timezone)).utcoffset()
+                exact = datetime.fromisoformat(value).replace(microsecond=0)
+                assert shown == exact, (call_id, name)
+                continue
             expected = "" if value is None else str(value)
             if isinstance(value, str):
                 expected = defuse(value)

@@ -1,0 +1,371 @@
+// The operator console: sign in (support reads, admin changes), accounts (search, detail,
+// top-up, suspend/resume, limits), live calls with hang-up, abuse findings (evidence,
+// acknowledge/lift/close), rate decks (upload, errors by file and line, versions) and the
+// audit log. Plain JavaScript; every value goes into the page as text, never as HTML.
+"use strict";
+
+const KEY = "tollgate.console";
+const t = (key, vars) => I18N.t(key, vars);
+const state = { token: null, me: null, account: null, finding: null };
+const api = (path, options) => call(state.token, path, options);
+const json = (method, body) => ({
+  method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
+});
+
+const CONSOLE_WORDS = {
+  en: {
+    "c.console": "operator console", "c.accounts": "Accounts", "c.live": "Live calls",
+    "c.findings": "Abuse findings", "c.decks": "Rate decks", "c.audit": "Audit log",
+    "c.search": "Account contains", "c.find": "Find", "c.deck": "Deck", "c.open": "Details",
+    "c.opencalls": "Running calls", "c.add": "Add", "c.reason": "Reason",
+    "c.suspend": "Suspend", "c.resume": "Lift suspension", "c.max_calls": "Max calls",
+    "c.cps": "Calls per second", "c.daily_cap": "Daily cap", "c.credit_limit": "Credit limit",
+    "c.save": "Save limits", "c.refresh": "Refresh", "c.since": "Since",
+    "c.reserved": "Reserved", "c.call": "Call", "c.action": "Action", "c.hangup": "Hang up",
+    "c.rule": "Rule", "c.severity": "Severity", "c.finding": "Finding", "c.ack": "Acknowledge",
+    "c.lift": "Lift", "c.close": "Close", "c.deckname": "Deck name", "c.currency": "Currency",
+    "c.rates": "Rates CSV", "c.upload": "Upload", "c.version": "Version",
+    "c.imported": "Imported", "c.rows": "Rows", "c.current": "Current", "c.when": "When",
+    "c.who": "Who", "c.change": "Before → after", "c.support": "support, read-only",
+    "c.admin": "admin", "c.done": "Done.", "c.hungup": "Call {id} hung up.",
+    "c.deckbad": "{file}, line {line}: {why}", "c.uploaded": "Deck {name} version {version} stored.",
+    "c.customer": "This is a customer sign-in: use the customer portal.",
+    "c.yes": "yes", "c.none": "Nothing here.",
+  },
+  pl: {
+    "c.console": "konsola operatora", "c.accounts": "Konta", "c.live": "Trwające połączenia",
+    "c.findings": "Nadużycia", "c.decks": "Cenniki", "c.audit": "Dziennik działań",
+    "c.search": "Konto zawiera", "c.find": "Szukaj", "c.deck": "Cennik", "c.open": "Szczegóły",
+    "c.opencalls": "Trwające połączenia", "c.add": "Dodaj", "c.reason": "Powód",
+    "c.suspend": "Zawieś", "c.resume": "Odwieś", "c.max_calls": "Maks. połączeń",
+    "c.cps": "Połączeń na sekundę", "c.daily_cap": "Limit dzienny",
+    "c.credit_limit": "Limit kredytu", "c.save": "Zapisz limity", "c.refresh": "Odśwież",
+    "c.since": "Od", "c.reserved": "Zarezerwowano", "c.call": "Połączenie",
+    "c.action": "Działanie", "c.hangup": "Rozłącz", "c.rule": "Reguła",
+    "c.severity": "Waga", "c.finding": "Zgłoszenie", "c.ack": "Przyjmij", "c.lift": "Uchyl",
+    "c.close": "Zamknij", "c.deckname": "Nazwa cennika", "c.currency": "Waluta",
+    "c.rates": "Plik stawek CSV", "c.upload": "Wyślij", "c.version": "Wersja",
+    "c.imported": "Zaimportowano", "c.rows": "Wiersze", "c.current": "Bieżący",
+    "c.when": "Kiedy", "c.who": "Kto", "c.change": "Przed → po",
+    "c.support": "wsparcie, tylko odczyt", "c.admin": "administrator", "c.done": "Gotowe.",
+    "c.hungup": "Połączenie {id} rozłączone.", "c.deckbad": "{file}, wiersz {line}: {why}",
+    "c.uploaded": "Cennik {name} w wersji {version} zapisany.",
+    "c.customer": "To logowanie klienta: użyj portalu klienta.",
+    "c.yes": "tak", "c.none": "Brak.",
+  },
+};
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+function button(row, label, onClick, className) {
+  const td = cell(row, "");
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.className = className || "secondary";
+  b.addEventListener("click", guard(onClick));
+  td.appendChild(b);
+  return b;
+}
+
+function clear(id) {
+  $(id).querySelector("tbody").replaceChildren();
+}
+
+async function signIn(how) {
+  if (how.password !== undefined) {
+    const session = await call(null, "/api/v1/session", json("POST", how));
+    state.token = session.token;
+  } else {
+    state.token = how.token;
+  }
+  const me = await api("/api/v1/me");
+  if (me.role !== "operator") {
+    if (me.login) await api("/api/v1/session/end", { method: "POST" }).catch(() => null);
+    state.token = null;
+    throw new ApiError(403, { error: { message: t("c.customer") } });
+  }
+  state.me = me;
+  sessionStorage.setItem(KEY, state.token);
+  $("who-login").textContent = me.login || me.label || me.id;
+  $("who-role").textContent = t(me.read_only ? "c.support" : "c.admin");
+  // support operators see what admins see, without the forms that change anything
+  for (const form of document.querySelectorAll(".admin")) form.hidden = me.read_only;
+  $("who").hidden = $("sign-out").hidden = $("app").hidden = false;
+  $("signin").hidden = true;
+  await show("accounts");
+  $("main").focus();
+}
+
+async function signOut() {
+  if (state.me && state.me.login) await api("/api/v1/session/end", { method: "POST" }).catch(() => null);
+  sessionStorage.removeItem(KEY);
+  state.token = state.me = state.account = state.finding = null;
+  // the next operator at this browser starts from an empty page
+  for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
+  $("detail").hidden = $("finding").hidden = true;
+  $("who").hidden = $("sign-out").hidden = $("app").hidden = true;
+  $("signin").hidden = false;
+  $("password").value = $("token").value = "";
+  say(t("signedout"));
+}
+
+const LOADERS = {
+  accounts: () => loadAccounts(),
+  live: () => loadLive(),
+  findings: () => loadFindings(),
+  decks: () => loadDecks(),
+  audit: () => loadAudit(),
+};
+
+async function show(tab) {
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    if (b.dataset.tab === tab) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+    $(`tab-${b.dataset.tab}`).hidden = b.dataset.tab !== tab;
+  }
+  await LOADERS[tab]();
+}
+
+async function loadAccounts() {
+  const wanted = $("search").value.trim().toLowerCase();
+  const all = (await api("/api/v1/accounts")).items;
+  clear("accounts");
+  for (const a of all.filter((x) => x.id.toLowerCase().includes(wanted))) {
+    const row = rowIn("accounts");
+    cell(row, a.id);
+    cell(row, a.kind);
+    cell(row, t(`status.${a.status}`));
+    cell(row, a.deck || "");
+    button(row, t("c.open"), () => openAccount(a.id)).dataset.account = a.id;
+  }
+}
+
+async function openAccount(id) {
+  state.account = id;
+  const path = `/api/v1/accounts/${encodeURIComponent(id)}`;
+  const [a, b] = await Promise.all([api(path), api(`${path}/balance?entries=20`)]);
+  I18N.zone = a.timezone;
+  $("d-id").textContent = a.id;
+  $("d-balance").textContent = I18N.money(b.balance, b.currency);
+  $("d-available").textContent = I18N.money(b.available, b.currency);
+  $("d-status").textContent = t(`status.${a.status}`) + (b.blocked && b.blocked !== a.status ? ` (${b.blocked})` : "");
+  $("d-calls").textContent = String(b.open_calls);
+  for (const name of ["max_calls", "cps", "daily_cap", "credit_limit"]) $(`l-${name}`).value = a[name];
+  clear("d-entries");
+  for (const e of b.entries) {
+    const row = rowIn("d-entries");
+    cell(row, I18N.when(e.created_at));
+    cell(row, t(`kind.${e.kind}`));
+    cell(row, I18N.money(e.amount, b.currency), "num");
+    cell(row, e.reference || e.note || "");
+  }
+  $("detail").hidden = false;
+}
+
+function accountPath(rest) {
+  return `/api/v1/accounts/${encodeURIComponent(state.account)}${rest}`;
+}
+
+async function topup() {
+  const body = { amount: $("t-amount").value.trim().replace(",", "."), kind: $("t-kind").value };
+  const reference = $("t-reference").value.trim();
+  if (reference) body.reference = reference;
+  await api(accountPath("/topups"), json("POST", body));
+  $("t-amount").value = $("t-reference").value = "";
+  await openAccount(state.account);
+  say(t("c.done"));
+}
+
+async function setStatus(action) {
+  await api(accountPath(`/${action}`), json("POST", { reason: $("s-reason").value.trim() }));
+  $("s-reason").value = "";
+  await Promise.all([openAccount(state.account), loadAccounts()]);
+  say(t("c.done"));
+}
+
+async function saveLimits() {
+  const body = {};
+  for (const name of ["max_calls", "cps"]) body[name] = Number($(`l-${name}`).value);
+  for (const name of ["daily_cap", "credit_limit"]) body[name] = $(`l-${name}`).value.trim().replace(",", ".");
+  await api(accountPath(""), json("PATCH", body));
+  await openAccount(state.account);
+  say(t("c.done"));
+}
+
+async function loadLive() {
+  const calls = (await api("/api/v1/calls")).items;
+  clear("live");
+  for (const c of calls) {
+    const row = rowIn("live");
+    row.dataset.call = c.call_id;
+    cell(row, c.account);
+    cell(row, c.number);
+    cell(row, I18N.when(c.answered_at || c.authorized_at));
+    cell(row, c.reserved, "num");
+    cell(row, c.call_id);
+    const b = button(row, t("c.hangup"), () => hangup(c), "danger");
+    b.disabled = state.me.read_only;
+  }
+  if (!calls.length) cell(rowIn("live"), t("c.none"));
+}
+
+async function hangup(c) {
+  const query = `?account=${encodeURIComponent(c.account)}`;
+  await api(`/api/v1/calls/${encodeURIComponent(c.call_id)}/hangup${query}`, { method: "POST" });
+  say(t("c.hungup", { id: c.call_id }));
+  await loadLive();
+}
+
+async function loadFindings() {
+  const status = $("f-status").value;
+  const found = (await api(`/api/v1/findings${status ? `?status=${status}` : ""}`)).items;
+  clear("findings");
+  for (const f of found) {
+    const row = rowIn("findings");
+    cell(row, String(f.id));
+    cell(row, f.account);
+    cell(row, f.rule);
+    cell(row, f.severity);
+    cell(row, f.status);
+    button(row, t("c.open"), () => openFinding(f.id));
+  }
+  if (!found.length) cell(rowIn("findings"), t("c.none"));
+}
+
+async function openFinding(id) {
+  const f = await api(`/api/v1/findings/${id}`);
+  state.finding = id;
+  $("fd-id").textContent = `#${f.id}`;
+  $("fd-summary").textContent = `${f.account} · ${f.rule} · ${f.severity} · ${f.status}` +
+    (f.suspended ? " · suspended" : "") + (f.status_by ? ` · ${f.status_by}` : "");
+  $("fd-evidence").textContent = JSON.stringify(f.evidence, null, 2);
+  $("finding").hidden = false;
+}
+
+async function changeFinding(action) {
+  const id = state.finding;
+  await api(`/api/v1/findings/${id}/${action}`, json("POST", { reason: $("fd-reason").value.trim() }));
+  $("fd-reason").value = "";
+  await Promise.all([openFinding(id), loadFindings()]);
+  say(t("c.done"));
+}
+
+async function loadDecks() {
+  const decks = (await api("/api/v1/decks")).items;
+  clear("decks");
+  for (const d of decks) {
+    const row = rowIn("decks");
+    cell(row, d.name);
+    cell(row, String(d.version), "num");
+    cell(row, I18N.when(d.imported_at));
+    cell(row, I18N.count(d.rows), "num");
+    cell(row, d.current ? t("c.yes") : "");
+  }
+}
+
+async function uploadDeck() {
+  $("deck-error").textContent = "";
+  const file = $("deck-rates").files[0];
+  const form = new FormData();
+  form.append("name", $("deck-name").value.trim());
+  form.append("currency", $("deck-currency").value.trim());
+  if (file) form.append("rates", file, file.name);
+  try {
+    const done = await api("/api/v1/decks", { method: "POST", body: form });
+    say(t("c.uploaded", done));
+  } catch (err) {
+    const d = err.details || {};
+    // a deck's error names the file and the line: say them as they are
+    $("deck-error").textContent = d.line !== undefined && d.file
+      ? t("c.deckbad", { file: d.file, line: d.line, why: d.why }) : err.message;
+    return;
+  }
+  await loadDecks();
+}
+
+async function loadAudit() {
+  const items = (await api("/api/v1/audit?limit=200")).items;
+  clear("audit");
+  for (const e of items) {
+    const row = rowIn("audit");
+    cell(row, I18N.when(e.at));
+    cell(row, e.actor + (e.read_only ? " (support)" : ""));
+    cell(row, `${e.action} ${e.subject || ""}`.trim());
+    cell(row, e.account || "");
+    cell(row, String(e.status), "num");
+    cell(row, change(e.before, e.after));
+  }
+}
+
+// what a change changed: the top-level fields that differ (balance, status, limits)
+function change(before, after) {
+  if (!before || !after) return "";
+  const flat = (o) => ({ ...o, ...(o.balance && typeof o.balance === "object" ? o.balance : {}) });
+  const [b, a] = [flat(before), flat(after)];
+  return Object.keys(a)
+    .filter((k) => typeof a[k] !== "object" && a[k] !== b[k])
+    .map((k) => `${k}: ${b[k]} → ${a[k]}`)
+    .join("; ");
+}
+
+function guard(fn) {
+  return async (event) => {
+    if (event && event.preventDefault) event.preventDefault();
+    try {
+      await fn(event);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401 && state.me) {
+        await signOut();
+        say(t("session.ended"));
+        return;
+      }
+      say(err.message);
+    }
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  I18N.init(CONSOLE_WORDS);
+  I18N.apply(document);
+  $("lang").addEventListener("change", () => I18N.set($("lang").value));
+  $("signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("signin-error").textContent = "";
+    const token = $("token").value.trim();
+    const how = $("token-way").open && token ? { token }
+      : { login: $("login").value.trim(), password: $("password").value };
+    $("signin-button").disabled = true;
+    try {
+      await signIn(how);
+      say(t("signedin"));
+    } catch (err) {
+      state.token = null;
+      $("signin-error").textContent = err.code === "SIGN_IN_REFUSED" ? t("signin.wrong")
+        : err.code === "LOGIN_LOCKED" ? t("signin.locked", { min: Math.ceil(err.retryAfter / 60) })
+        : err.status === 401 ? t("signin.badtoken") : err.message;
+    } finally {
+      $("signin-button").disabled = false;
+    }
+  });
+  $("sign-out").addEventListener("click", guard(signOut));
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    b.addEventListener("click", guard(() => show(b.dataset.tab)));
+  }
+  $("search-form").addEventListener("submit", guard(loadAccounts));
+  $("topup-form").addEventListener("submit", guard(topup));
+  $("suspend").addEventListener("click", guard(() => setStatus("suspend")));
+  $("resume").addEventListener("click", guard(() => setStatus("resume")));
+  $("limits-form").addEventListener("submit", guard(saveLimits));
+  $("refresh-live").addEventListener("click", guard(loadLive));
+  $("findings-form").addEventListener("submit", guard(loadFindings));
+  for (const b of document.querySelectorAll("#finding-form [data-action]")) {
+    b.addEventListener("click", guard(() => changeFinding(b.dataset.action)));
+  }
+  $("deck-form").addEventListener("submit", guard(uploadDeck));
+  $("refresh-audit").addEventListener("click", guard(loadAudit));
+  const saved = sessionStorage.getItem(KEY);
+  if (saved) guard(() => signIn({ token: saved }))();
+});
