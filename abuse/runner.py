@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 from prometheus_client import CollectorRegistry
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from abuse import findings
 from abuse.actions import Actions, SuspendHook, no_hook
@@ -32,6 +32,7 @@ from abuse.settings import AbuseSettings
 from abuse.signals import Signal
 from abuse.window import AccountKeys, Plan, script_text
 from cdr.stream import CdrStream, Entry, wait_for_new
+from core.redis_cluster import ClusterFunction, is_cluster, is_missing_function
 from rating.keys import Keyspace, parse_ref
 from runtime.services import Services
 
@@ -81,6 +82,10 @@ class AbuseDetector:
             self.pool, services.accounts, self.settings, self.metrics, on_suspend
         )
         self.script = self.redis.register_script(script_text())
+        # cluster pipelines call the same script as a function (no EVALSHA there)
+        self.function = (
+            ClusterFunction("observe", script_text()) if is_cluster(self.redis) else None
+        )
         s = self.settings
         self.streams = [
             CdrStream(self.redis, self.keys.cdr_stream(t), s.group, s.consumer)
@@ -158,16 +163,9 @@ class AbuseDetector:
         events = [e for e in (self._event(entry, inbound) for entry in entries) if e is not None]
         if inbound:
             await self._load_homes({e.account for e in events})
-        jobs: list[_Job] = []
-        pipe = self.redis.pipeline(transaction=False)
-        for ev in events:
-            job = self._plan(ev)
-            if job is not None:
-                keys, argv = job.plan.command()
-                await self.script(keys=keys, args=argv, client=pipe)
-                jobs.append(job)
+        jobs = [job for job in (self._plan(ev) for ev in events) if job is not None]
         if jobs:
-            for job, reply in zip(jobs, await pipe.execute(), strict=True):
+            for job, reply in zip(jobs, await self._observe(jobs), strict=True):
                 job.plan.bind(reply)
         for job in jobs:
             for check in job.checks:
@@ -175,6 +173,31 @@ class AbuseDetector:
                     await self._found(signal)
         await stream.ack([e.id for e in entries])
         (self.metrics.inbound if inbound else self.metrics.processed).inc(len(entries))
+
+    async def _observe(self, jobs: list[_Job]) -> list[Any]:
+        """Every job's plan in one pipeline; the replies in order."""
+        if self.function is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for job in jobs:
+                keys, argv = job.plan.command()
+                await self.script(keys=keys, args=argv, client=pipe)
+            return list(await pipe.execute())
+        try:
+            return await self._fcall(self.function, jobs)
+        except ResponseError as exc:
+            if not is_missing_function(exc):
+                raise
+        # a node that never had it (added since): load everywhere and run the batch again;
+        # the plans are guarded by event id, so nothing counts twice
+        await self.function.load(self.redis, again=True)
+        return await self._fcall(self.function, jobs)
+
+    async def _fcall(self, function: ClusterFunction, jobs: list[_Job]) -> list[Any]:
+        await function.load(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        for job in jobs:
+            function.queue(pipe, *job.plan.command())
+        return list(await pipe.execute())
 
     def _event(self, entry: Entry, inbound: bool) -> CallEvent | InboundEvent | None:
         if not entry.raw:

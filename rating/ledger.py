@@ -503,8 +503,11 @@ class Ledger:
     async def open_sessions(self) -> list[dict[str, str]]:
         """Every call the ledger holds open (authorized, not finished nor expired)."""
         out: list[dict[str, str]] = []
-        for tag in self.keys.tags():
-            members = await self.redis.zrange(self.keys.expiry(tag), 0, -1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag in self.keys.tags():  # one round trip (per node), not one per tag
+                pipe.zrange(self.keys.expiry(tag), 0, -1)
+            per_tag = await pipe.execute()
+        for members in per_tag:
             if not members:
                 continue
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -573,10 +576,11 @@ class Ledger:
         if due_before_ms is not None:
             now_ms = min(now_ms, due_before_ms)
         released = estimated = 0
-        for tag in self.keys.tags():
-            members = await self.redis.zrangebyscore(
-                self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit
-            )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag in self.keys.tags():  # one round trip (per node), not one per tag
+                pipe.zrangebyscore(self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit)
+            due = await pipe.execute()
+        for members in due:
             for member in members:
                 account, switch, call_id = parse_member(_s(member))
                 res = int(

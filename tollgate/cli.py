@@ -31,6 +31,7 @@ BAD_INPUT_ERRORS = (
     ("rating.accounts", "AccountNotFound"),
     ("rating.deck_store", "DeckNotFound"),
     ("rating.account_store", "ReferenceConflict"),
+    ("rating.retag", "LayoutMismatch"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -162,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     cw.add_argument("--once", action="store_true", help="drain what is there, then exit")
     cw.set_defaults(sync=Lazy("tollgate.commands:cmd_cdr_writer"))
 
+    rd = sub.add_parser("redis", help="the Redis key layout").add_subparsers(
+        dest="redis", required=True
+    )
+    rt = rd.add_parser("retag", help="move every account's keys to TOLLGATE_SHARDS hash tags")
+    rt.add_argument(
+        "--from",
+        dest="from_shards",
+        type=whole_number,
+        required=True,
+        help="the count the keys were written with (16 before it was recorded)",
+    )
+    rt.set_defaults(sync=Lazy("tollgate.commands:cmd_redis_retag"))
+
     register_abuse(sub)
     register_panel(sub)
     register_billing(sub)
@@ -201,7 +215,9 @@ def _exit_for(exc: Exception) -> tuple[str, int] | None:
     if _is(exc, "rating.ledger", "LedgerError"):
         code: str = getattr(exc, "code", "")
         return str(exc), EXIT_BAD_INPUT if code.startswith("BAD") else EXIT_UNAVAILABLE
-    if _is(exc, "runtime.services", "ServiceUnavailable"):
+    if _is(exc, "runtime.services", "ServiceUnavailable") or _is(
+        exc, "rating.retag", "RetagRefused"
+    ):
         return str(exc), EXIT_UNAVAILABLE
     if _is(exc, "asyncpg", "UndefinedTableError"):
         why = f"the database schema is older than this tollgate ({exc}): run `tollgate db upgrade`"

@@ -1,0 +1,65 @@
+"""Redis Cluster: opening a client, and the few places where a cluster needs other commands.
+
+A cluster refuses any command whose keys lie in different hash slots (even slots of one
+node), and redis-py's cluster client is a class of its own. Everything else tollgate sends
+(one Lua script per call, keys hash-tagged by account) runs unchanged, so the engine keeps
+one client type and asks `is_cluster` only where the command must differ."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+
+def cluster_from_url(url: str, **kwargs: Any) -> Redis:
+    """A cluster client discovering every node from the one the URL names.
+
+    Typed as `Redis`: it offers the same command methods, so the code above keeps one client
+    type; what differs is behind `is_cluster`."""
+    kwargs.setdefault("require_full_coverage", True)  # a slot without a master fails closed
+    return cast(Redis, RedisCluster.from_url(url, **kwargs))
+
+
+def is_cluster(redis: Any) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+def slot_of(redis: Redis, key: str) -> int:
+    """The hash slot of a key (cluster clients only)."""
+    return int(cast(RedisCluster, redis).keyslot(key))
+
+
+class ClusterFunction:
+    """A Lua script (written for EVAL: KEYS, ARGV) loaded as a Redis function, for cluster
+    pipelines. EVALSHA in a pipeline depends on every master's script cache, which a
+    promoted replica does not have; functions are replicated and persisted with the data,
+    so a failover keeps them. The library is named by the script's hash: processes of two
+    versions running side by side each call their own."""
+
+    def __init__(self, name: str, script: str) -> None:
+        digest = hashlib.sha1(script.encode()).hexdigest()[:12]
+        self.library = f"tg_{name}_{digest}"
+        self.name = f"{self.library}_run"
+        self.code = (
+            f"#!lua name={self.library}\n"
+            f"local function run(KEYS, ARGV)\n{script}\nend\n"
+            f"redis.register_function('{self.name}', run)\n"
+        )
+        self._loaded = False
+
+    async def load(self, redis: Redis, *, again: bool = False) -> None:
+        """Load on every master (once; `again` after a node answered it does not know it)."""
+        if self._loaded and not again:
+            return
+        await redis.function_load(self.code, replace=True)
+        self._loaded = True
+
+    def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
+        pipe.fcall(self.name, len(keys), *keys, *args)
+
+
+def is_missing_function(exc: BaseException) -> bool:
+    return "Function not found" in str(exc)
