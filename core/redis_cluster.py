@@ -10,8 +10,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any, cast
 
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+FAST_RETRIES = 3
 
 
 def cluster_from_url(url: str, **kwargs: Any) -> Redis:
@@ -19,8 +24,33 @@ def cluster_from_url(url: str, **kwargs: Any) -> Redis:
 
     Typed as `Redis`: it offers the same command methods, so the code above keeps one client
     type; what differs is behind `is_cluster`."""
-    kwargs.setdefault("require_full_coverage", True)  # a slot without a master fails closed
-    return cast(Redis, RedisCluster.from_url(url, **kwargs))
+    # A slot without a master fails its own commands; the other slots keep working (the
+    # servers must run with cluster-require-full-coverage no for the same reason).
+    kwargs.setdefault("require_full_coverage", False)
+    # redis-py's default (10 retries backing off to 1 s) hides a master's failover in a
+    # several-second stall: the switch's 2 s budget runs out, and a grant reserved after it
+    # holds credit for a call that was refused. A few quick retries still follow MOVED
+    # redirects and topology changes, then the error reaches the caller (a refusal).
+    kwargs.setdefault(
+        "retry",
+        Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=FAST_RETRIES),
+    )
+    client = RedisCluster.from_url(url, **kwargs)
+    client.commands_parser = CommandTableOnce()
+    return cast(Redis, client)
+
+
+class CommandTableOnce(AsyncCommandsParser):
+    """redis-py re-reads the whole command table (COMMAND, ~100 kB) at every topology
+    refresh, under the lock every command waits for; during a master's failover each failed
+    command asks for a refresh, and calls on healthy masters queued behind them for
+    seconds. The table does not change with the topology: read it once, follow the node."""
+
+    async def initialize(self, node: ClusterNode | None = None) -> None:
+        if node is not None:
+            self.node = node
+        if not self.commands:
+            await super().initialize()
 
 
 def is_cluster(redis: Any) -> bool:

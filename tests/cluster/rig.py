@@ -103,8 +103,24 @@ class Cluster:
             timeout=60,
             check=True,
         )
-        wait_until(self.healthy, what="cluster state ok on every node")
+        wait_until(
+            lambda: self.healthy() and self.replicas_attached(replicas * size // (replicas + 1)),
+            what="cluster state ok and every replica attached",
+        )
         return self
+
+    def replicas_attached(self, count: int) -> bool:
+        """Every node sees `count` replicas (the create command attaches them after it
+        returns, and a master without one would not fail over)."""
+        return all(
+            sum(
+                "slave" in line.split()[2].split(",")
+                for line in n.cli("cluster", "nodes").splitlines()
+                if len(line.split()) > 2
+            )
+            == count
+            for n in self.nodes
+        )
 
     def healthy(self) -> bool:
         live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
