@@ -35,9 +35,18 @@ def cluster_from_url(url: str, **kwargs: Any) -> Redis:
         "retry",
         Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=FAST_RETRIES),
     )
-    client = RedisCluster.from_url(url, **kwargs)
+    client = _Cluster.from_url(url, **kwargs)
     client.commands_parser = CommandTableOnce()
     return cast(Redis, client)
+
+
+class _Cluster(RedisCluster):
+    """Retries one more kind of failure: a topology refresh marks every connection for
+    reconnection, and a command racing it finds its connection's writer gone (redis-py
+    raises AttributeError on None.writelines): seen on healthy masters while another failed
+    over. Every tollgate command is safe to repeat (scripts are idempotent per call)."""
+
+    ERRORS_ALLOW_RETRY = (*RedisCluster.ERRORS_ALLOW_RETRY, AttributeError)
 
 
 class CommandTableOnce(AsyncCommandsParser):
