@@ -46,7 +46,7 @@ class _Cluster(RedisCluster):
     raises AttributeError on None.writelines): seen on healthy masters while another failed
     over. Every tollgate command is safe to repeat (scripts are idempotent per call)."""
 
-    ERRORS_ALLOW_RETRY = (*RedisCluster.ERRORS_ALLOW_RETRY, AttributeError)
+    ERRORS_ALLOW_RETRY = (*RedisCluster.ERRORS_ALLOW_RETRY, AttributeError)  # type: ignore[assignment]
 
 
 class CommandTableOnce(AsyncCommandsParser):

@@ -36,6 +36,7 @@ class DeckCache:
         head = self._heads.get(name)
         now = time.monotonic()
         if head is None or now - head.checked >= self._refresh_s:
+            raw: bytes | str | int | None
             try:
                 raw = await self._redis.get(self._keys.deck_current(name))
             except (RedisError, OSError):

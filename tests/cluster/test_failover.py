@@ -124,7 +124,7 @@ async def test_kill_a_master_under_load(
         for account in doomed | healthy
         for _ in range(WORKERS_PER_ACCOUNT)
     ]
-    while {a for a, _ in tally.settled} != doomed | healthy:  # every caller under way
+    while {a for a, _ in tally.settled} != doomed | healthy:  # noqa: ASYNC110 (callers under way)
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)
     before_kill = len(tally.settled)
