@@ -68,7 +68,10 @@ class LedgerSettings:
     max_call_s: int = 3 * 3600  # longest grant for one call
     ring_window_s: int = 90  # how long before answer a reservation may wait
     grace_s: int = 120  # extra life of a reservation before the sweeper may release it
-    record_ttl_s: int = 7 * 86400  # call records kept for idempotent replays
+    # A settled call's record answers replays of its authorize/finish (parking-lot retries,
+    # ARI reconciliation, a repeated AGI request): minutes after the end, hours at most
+    # when AMI or Redis was away. Kept 7 days it was most of Redis's memory per call.
+    record_ttl_s: int = 6 * 3600
     default_country: str = "PL"  # for accounts the ledger does not know
     blocked_prefixes: tuple[str, ...] = ()  # operator-wide, on top of each account's
     switch_host: str = field(default_factory=socket.gethostname)

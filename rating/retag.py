@@ -78,8 +78,9 @@ async def retag(redis: Redis, old: Keyspace, new: Keyspace) -> Retagged:
     await _check_quiet(redis, old)
     moved = kept = 0
     for pattern in (f"{old.prefix}:{{s*}}:{kind}:*" for kind in ACCOUNT_KINDS):
-        async for raw in redis.scan_iter(match=pattern, count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        # listed before moving: a scan would also meet the keys it creates
+        found = [_text(raw) async for raw in redis.scan_iter(match=pattern, count=1000)]
+        for key in found:
             target = _moved_key(key, old, new)
             if target is None:
                 continue
@@ -103,6 +104,7 @@ async def _check_quiet(redis: Redis, keys: Keyspace) -> None:
     for tag in keys.tags():
         if await redis.zcard(keys.expiry(tag)):
             raise RetagRefused(f"calls are open ({keys.expiry(tag)}): stop the switches first")
+    for tag in keys.tags():
         stream = keys.cdr_stream(tag)
         if not await redis.exists(stream):
             continue
@@ -134,6 +136,10 @@ def _moved_key(key: str, old: Keyspace, new: Keyspace) -> str | None:
     if tag != old.tag(account):
         return None  # not where either layout puts it: not ours to move
     return f"{new.prefix}:{new.tag(account)}:{rest}"
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 async def _move(redis: Redis, source: str, target: str) -> None:
