@@ -32,6 +32,7 @@ BAD_INPUT_ERRORS = (
     ("rating.deck_store", "DeckNotFound"),
     ("rating.account_store", "ReferenceConflict"),
     ("rating.retag", "LayoutMismatch"),
+    ("rating.account_import", "ImportErrors"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("id")
         x.add_argument("--reason")
         x.set_defaults(run=Lazy("tollgate.commands:cmd_account_status"), action=action)
+    ai = a.add_parser("import", help="create accounts from a CSV file (bulk onboarding)")
+    ai.add_argument("path", help="CSV with a header: id, kind, deck, credit_limit, ...")
+    ai.set_defaults(run=Lazy("tollgate.commands:cmd_account_import"))
     sy = a.add_parser("sync", help="re-mirror settings and apply pending entries to Redis")
     sy.add_argument("id", nargs="?")
     sy.set_defaults(run=Lazy("tollgate.commands:cmd_account_sync"))

@@ -223,6 +223,18 @@ async def cmd_account_create(s: Services, args: argparse.Namespace) -> None:
     print_json(_account_view(created, (await s.accounts.live(created.id)).as_dict()))
 
 
+async def cmd_account_import(s: Services, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rating.account_import import import_accounts
+
+    assert s.pool is not None
+    done = await import_accounts(
+        s.pool, s.redis, s.settings.keyspace, Path(args.path), datetime.now(UTC)
+    )
+    print_json({"created": done.created, "existing": done.existing, "mirrored": done.mirrored})
+
+
 async def cmd_account_show(s: Services, args: argparse.Namespace) -> None:
     account = await s.accounts.get(args.id)
     view = _account_view(account, (await s.accounts.live(args.id)).as_dict())
