@@ -14,6 +14,7 @@ allow_high_risk, invoice_overdue (yes/no), blocked_prefixes (separated by spaces
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ import asyncpg
 from redis.asyncio import Redis
 
 from core.pg import Conn
-from rating.accounts import ACCOUNT_FIELDS, Account, AccountError, AccountKind, AccountStatus
+from rating.accounts import (
+    ACCOUNT_FIELDS,
+    ACCOUNT_ID,
+    Account,
+    AccountError,
+    AccountKind,
+    AccountStatus,
+)
 from rating.keys import Keyspace
 from rating.money import MoneyError, parse_micro
 
@@ -56,10 +64,25 @@ class Imported:
     mirrored: int  # accounts whose settings were written to Redis by this run
 
 
-Numbered = list[tuple[int, Account]]  # the file's line of each account
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Settings rows of a file share (a file repeats a few plans many times): converted,
+    validated and laid out for PostgreSQL and Redis once, not once per account."""
+
+    account: Account  # validated, with a placeholder id
+    values: tuple[Any, ...]  # the accounts columns after id, as stored
+    detail: dict[str, Any]  # the `created` event's detail, without the id
+    fields: dict[str, str]  # the Redis hash, without the id
 
 
-def read_accounts(path: Path) -> Numbered:
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    id: str
+    plan: Plan
+
+
+def read_accounts(path: Path) -> list[Row]:
     """Every account of the file, validated; raises ImportErrors naming file:line."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -68,7 +91,7 @@ def read_accounts(path: Path) -> Numbered:
     return parse_accounts(text, str(path))
 
 
-def parse_accounts(text: str, name: str) -> Numbered:
+def parse_accounts(text: str, name: str) -> list[Row]:
     rows = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(rows, [])]
     errors = [f"{name}:1: unknown column {h!r}" for h in header if h not in COLUMNS]
@@ -76,7 +99,8 @@ def parse_accounts(text: str, name: str) -> Numbered:
         errors.append(f"{name}:1: the header must name an 'id' column")
     if errors:
         raise ImportErrors(errors, len(errors))
-    accounts: Numbered = []
+    at = header.index("id")
+    out: list[Row] = []
     seen: dict[str, int] = {}
     problems: list[str] = []
     for row in rows:
@@ -86,23 +110,41 @@ def parse_accounts(text: str, name: str) -> Numbered:
         if len(row) != len(header):
             problems.append(f"{name}:{line}: {len(row)} fields, the header has {len(header)}")
             continue
+        cells = [c.strip() for c in row]
+        account_id = cells[at]
+        settings = tuple((h, c) for h, c in zip(header, cells, strict=True) if h != "id" and c)
         try:
-            account = _account(dict(zip(header, (c.strip() for c in row), strict=True)))
+            if not ACCOUNT_ID.match(account_id):
+                Account(account_id).validated()  # raises, naming the id
+            plan = _plan(settings)
         except AccountError as exc:
             problems.append(f"{name}:{line}: {exc}")
             continue
-        if account.id in seen:
-            problems.append(f"{name}:{line}: id {account.id!r} repeats line {seen[account.id]}")
+        if account_id in seen:
+            problems.append(f"{name}:{line}: id {account_id!r} repeats line {seen[account_id]}")
             continue
-        seen[account.id] = line
-        accounts.append((line, account))
+        seen[account_id] = line
+        out.append(Row(line, account_id, plan))
     if problems:
         raise ImportErrors(problems[:MAX_ERRORS], len(problems))
-    return accounts
+    return out
+
+
+PLACEHOLDER = "placeholder"
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(settings: tuple[tuple[str, str], ...]) -> Plan:
+    account = _account(dict(settings))
+    detail = account.as_dict()
+    del detail["id"]
+    fields = account.redis_fields()
+    del fields["id"]
+    return Plan(account, tuple(_values(account)[1:]), detail, fields)
 
 
 def _account(cells: dict[str, str]) -> Account:
-    values: dict[str, Any] = {k: v for k, v in cells.items() if v != ""}
+    values: dict[str, Any] = dict(cells)
     for name in MONEY:
         if name in values:
             try:
@@ -129,7 +171,7 @@ def _account(cells: dict[str, str]) -> Account:
                 raise AccountError(name, f"one of {allowed}, not {values[name]!r}") from None
     if "country" in values:
         values["country"] = values["country"].upper()
-    return Account(**values).validated()
+    return Account(PLACEHOLDER, **values).validated()
 
 
 def _flag(name: str, text: str) -> bool:
@@ -141,29 +183,30 @@ def _flag(name: str, text: str) -> bool:
     raise AccountError(name, f"yes or no, not {text!r}")
 
 
-async def check_decks(conn: Conn, accounts: Numbered, name: str) -> None:
+async def check_decks(conn: Conn, rows: list[Row], name: str) -> None:
     """Every deck named exists and prices in its accounts' currency (as `account create`)."""
-    rows = await conn.fetch(
+    decks = await conn.fetch(
         "select h.name, d.currency from deck_heads h join decks d"
         " on d.name = h.name and d.version = h.current_version"
     )
-    currency = {r["name"]: r["currency"] for r in rows}
+    currency = {d["name"]: d["currency"] for d in decks}
     problems = []
-    for line, a in accounts:
+    for row in rows:
+        a = row.plan.account
         if a.deck is None:
             continue
         if a.deck not in currency:
-            problems.append(f"{name}:{line}: deck: unknown deck {a.deck!r}")
+            problems.append(f"{name}:{row.line}: deck: unknown deck {a.deck!r}")
         elif currency[a.deck] != a.currency:
             problems.append(
-                f"{name}:{line}: currency: {a.currency} differs from the currency"
+                f"{name}:{row.line}: currency: {a.currency} differs from the currency"
                 f" of deck {a.deck!r} ({currency[a.deck]})"
             )
     if problems:
         raise ImportErrors(problems[:MAX_ERRORS], len(problems))
 
 
-async def store_accounts(conn: Conn, accounts: list[Account], at: datetime) -> set[str]:
+async def store_accounts(conn: Conn, rows: list[Row], at: datetime) -> set[str]:
     """Insert the accounts that do not exist yet (one transaction); returns their ids."""
     columns = list(ACCOUNT_FIELDS)
     async with conn.transaction():
@@ -173,11 +216,13 @@ async def store_accounts(conn: Conn, accounts: list[Account], at: datetime) -> s
         )
         await conn.copy_records_to_table(
             STAGE,
-            records=[(*_values(a), json.dumps(a.as_dict())) for a in accounts],
+            records=[
+                (r.id, *r.plan.values, json.dumps({"id": r.id, **r.plan.detail})) for r in rows
+            ],
             columns=[*columns, "detail"],
         )
         cols = ", ".join(columns)
-        rows = await conn.fetch(
+        created = await conn.fetch(
             f"with new as (insert into accounts ({cols}, created_at, updated_at)"
             f" select {cols}, $1, $1 from {STAGE} order by id"
             " on conflict (id) do nothing returning id)"
@@ -186,7 +231,7 @@ async def store_accounts(conn: Conn, accounts: list[Account], at: datetime) -> s
             " returning account",
             at,
         )
-    return {r["account"] for r in rows}
+    return {r["account"] for r in created}
 
 
 def _values(a: Account) -> list[Any]:
@@ -205,33 +250,33 @@ async def mirror_missing(
     redis: Redis,
     keys: Keyspace,
     conn: Conn,
-    ids: list[str],
+    rows: list[Row],
     new: set[str],
-    accounts: dict[str, Account],
 ) -> int:
     """Write the settings of every account Redis does not hold: the new ones from the file,
     older ones (a run interrupted before Redis) from PostgreSQL. Returns how many."""
     mirrored = 0
-    for start in range(0, len(ids), REDIS_BATCH):
-        batch = ids[start : start + REDIS_BATCH]
+    for start in range(0, len(rows), REDIS_BATCH):
+        batch = rows[start : start + REDIS_BATCH]
         async with redis.pipeline(transaction=False) as pipe:
-            for account_id in batch:
-                pipe.exists(keys.account(account_id))
+            for row in batch:
+                pipe.exists(keys.account(row.id))
             held = await pipe.execute()
-        missing = [a for a, h in zip(batch, held, strict=True) if not h]
-        stale = [a for a in missing if a not in new]
+        missing = [r for r, h in zip(batch, held, strict=True) if not h]
+        fields = {r.id: {"id": r.id, **r.plan.fields} for r in missing if r.id in new}
+        stale = [r.id for r in missing if r.id not in new]
         if stale:  # PostgreSQL's settings win over the file's for accounts that existed
-            rows = await conn.fetch("select * from accounts where id = any($1::text[])", stale)
-            accounts = {**accounts, **{r["id"]: _from_row(r) for r in rows}}
+            found = await conn.fetch("select * from accounts where id = any($1::text[])", stale)
+            fields.update({f["id"]: _from_row(f).redis_fields() for f in found})
         async with redis.pipeline(transaction=False) as pipe:
-            for account_id in missing:
+            for account_id, mapping in fields.items():
                 key = keys.account(account_id)
                 # settings first: a hash with money fields and no settings is never seen
-                pipe.hset(key, mapping=accounts[account_id].redis_fields())  # type: ignore[arg-type]
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                 for name in MONEY_FIELDS:
                     pipe.hsetnx(key, name, 0)
             await pipe.execute()
-        mirrored += len(missing)
+        mirrored += len(fields)
     return mirrored
 
 
@@ -246,11 +291,9 @@ def _from_row(row: asyncpg.Record) -> Account:
 async def import_accounts(
     pool: asyncpg.Pool, redis: Redis, keys: Keyspace, path: Path, at: datetime
 ) -> Imported:
-    numbered = read_accounts(path)
+    rows = read_accounts(path)
     async with pool.acquire() as conn:
-        await check_decks(conn, numbered, str(path))
-        accounts = [a for _, a in numbered]
-        new = await store_accounts(conn, accounts, at)
-        by_id = {a.id: a for a in accounts}
-        mirrored = await mirror_missing(redis, keys, conn, list(by_id), new, by_id)
-    return Imported(len(new), len(accounts) - len(new), mirrored)
+        await check_decks(conn, rows, str(path))
+        new = await store_accounts(conn, rows, at)
+        mirrored = await mirror_missing(redis, keys, conn, rows, new)
+    return Imported(len(new), len(rows) - len(new), mirrored)
