@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ResponseError
 
 FAST_RETRIES = 3
 
@@ -102,3 +103,38 @@ class ClusterFunction:
 
 def is_missing_function(exc: BaseException) -> bool:
     return "Function not found" in str(exc)
+
+
+class PipelinedScript:
+    """One Lua script run for many keys in pipelines, on one Redis or on a cluster: EVALSHA
+    in a plain pipeline (redis-py loads the script first), a function (FCALL) in a cluster
+    pipeline (see ClusterFunction). Every call must be safe to run twice: a batch that met a
+    node without the function is run again after loading it."""
+
+    def __init__(self, redis: Redis, name: str, script: str) -> None:
+        self.redis = redis
+        self.script = redis.register_script(script)
+        self.function = ClusterFunction(name, script) if is_cluster(redis) else None
+
+    async def run(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if self.function is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in calls:
+                await self.script(keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
+        try:
+            return await self._fcall(self.function, calls)
+        except ResponseError as exc:
+            if not is_missing_function(exc):
+                raise
+        await self.function.load(self.redis, again=True)
+        return await self._fcall(self.function, calls)
+
+    async def _fcall(
+        self, function: ClusterFunction, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        await function.load(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, args in calls:
+            function.queue(pipe, keys, args)
+        return list(await pipe.execute())

@@ -26,6 +26,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from core.pg import Conn
+from core.redis_cluster import PipelinedScript
 from rating.accounts import (
     ACCOUNT_FIELDS,
     ACCOUNT_ID,
@@ -35,6 +36,7 @@ from rating.accounts import (
     AccountStatus,
 )
 from rating.keys import Keyspace
+from rating.ledger import mirror_script
 from rating.money import MoneyError, parse_micro
 
 MONEY = ("credit_limit", "daily_cap")
@@ -43,7 +45,6 @@ FLAGS = ("allow_premium", "allow_high_risk", "invoice_overdue")
 COLUMNS = frozenset(ACCOUNT_FIELDS)
 MAX_ERRORS = 20  # reported at once; the rest are counted
 REDIS_BATCH = 2000  # accounts per pipeline
-MONEY_FIELDS = ("balance", "reserved", "spent", "entries_total", "ledger_seq")
 STAGE = "account_import_stage"
 
 
@@ -255,27 +256,28 @@ async def mirror_missing(
 ) -> int:
     """Write the settings of every account Redis does not hold: the new ones from the file,
     older ones (a run interrupted before Redis) from PostgreSQL. Returns how many."""
+    mirror = PipelinedScript(redis, "mirror", mirror_script())
     mirrored = 0
     for start in range(0, len(rows), REDIS_BATCH):
         batch = rows[start : start + REDIS_BATCH]
+        # a new account cannot be in Redis yet; an existing one may be missing from it
+        older = [r for r in batch if r.id not in new]
         async with redis.pipeline(transaction=False) as pipe:
-            for row in batch:
+            for row in older:
                 pipe.exists(keys.account(row.id))
-            held = await pipe.execute()
-        missing = [r for r, h in zip(batch, held, strict=True) if not h]
-        fields = {r.id: {"id": r.id, **r.plan.fields} for r in missing if r.id in new}
-        stale = [r.id for r in missing if r.id not in new]
+            held = await pipe.execute() if older else []
+        fields = {r.id: {"id": r.id, **r.plan.fields} for r in batch if r.id in new}
+        stale = [r.id for r, h in zip(older, held, strict=True) if not h]
         if stale:  # PostgreSQL's settings win over the file's for accounts that existed
             found = await conn.fetch("select * from accounts where id = any($1::text[])", stale)
             fields.update({f["id"]: _from_row(f).redis_fields() for f in found})
-        async with redis.pipeline(transaction=False) as pipe:
-            for account_id, mapping in fields.items():
-                key = keys.account(account_id)
-                # settings first: a hash with money fields and no settings is never seen
-                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-                for name in MONEY_FIELDS:
-                    pipe.hsetnx(key, name, 0)
-            await pipe.execute()
+        # the ledger's own mirror script: settings written, money fields never touched
+        await mirror.run(
+            [
+                ([keys.account(account_id)], [x for kv in mapping.items() for x in kv])
+                for account_id, mapping in fields.items()
+            ]
+        )
         mirrored += len(fields)
     return mirrored
 

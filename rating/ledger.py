@@ -160,6 +160,11 @@ class _Meta:
     deck: str
 
 
+def mirror_script() -> str:
+    """The script that writes an account's settings (bulk onboarding pipelines it)."""
+    return _load_script("mirror")
+
+
 def _load_script(name: str) -> str:
     lua = resources.files("rating") / "lua"
     return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
