@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 from prometheus_client import CollectorRegistry
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from abuse import findings
 from abuse.actions import Actions, SuspendHook, no_hook
@@ -33,6 +33,7 @@ from abuse.settings import AbuseSettings
 from abuse.signals import Signal
 from abuse.window import AccountKeys, Plan, bind, command, script_text
 from cdr.stream import CdrStream, Entry, wait_for_new
+from core.redis_cluster import ClusterFunction, is_cluster, is_missing_function
 from rating.keys import Keyspace, parse_ref
 from runtime.services import Services
 
@@ -85,6 +86,10 @@ class AbuseDetector:
             self.pool, services.accounts, self.settings, self.metrics, on_suspend
         )
         self.script = self.redis.register_script(script_text())
+        # cluster pipelines call the same script as a function (no EVALSHA there)
+        self.function = (
+            ClusterFunction("observe", script_text()) if is_cluster(self.redis) else None
+        )
         s = self.settings
         self.streams = [
             CdrStream(self.redis, self.keys.cdr_stream(t), s.group, s.consumer)
@@ -174,11 +179,7 @@ class AbuseDetector:
             for i in range(0, len(tagged), SCRIPT_EVENTS)
         ]
         if calls:
-            pipe = self.redis.pipeline(transaction=False)
-            for plans in calls:
-                keys, argv = command(plans)
-                await self.script(keys=keys, args=argv, client=pipe)
-            for plans, reply in zip(calls, await pipe.execute(), strict=True):
+            for plans, reply in zip(calls, await self._observe(calls), strict=True):
                 bind(plans, reply)
         jobs = [job for tagged in by_tag.values() for job in tagged]
         for job in jobs:
@@ -187,6 +188,31 @@ class AbuseDetector:
                     await self._found(signal)
         await stream.ack([e.id for e in entries])
         (self.metrics.inbound if inbound else self.metrics.processed).inc(len(entries))
+
+    async def _observe(self, calls: list[list[Plan]]) -> list[Any]:
+        """Every batch of plans (one script call each) in one pipeline; the replies in order."""
+        if self.function is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for plans in calls:
+                keys, argv = command(plans)
+                await self.script(keys=keys, args=argv, client=pipe)
+            return list(await pipe.execute())
+        try:
+            return await self._fcall(self.function, calls)
+        except ResponseError as exc:
+            if not is_missing_function(exc):
+                raise
+        # a node that never had it (added since): load everywhere and run the batch again;
+        # the plans are guarded by event id, so nothing counts twice
+        await self.function.load(self.redis, again=True)
+        return await self._fcall(self.function, calls)
+
+    async def _fcall(self, function: ClusterFunction, calls: list[list[Plan]]) -> list[Any]:
+        await function.load(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        for plans in calls:
+            function.queue(pipe, *command(plans))
+        return list(await pipe.execute())
 
     def _event(self, entry: Entry, inbound: bool) -> CallEvent | InboundEvent | None:
         if not entry.raw:

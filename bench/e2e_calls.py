@@ -78,7 +78,7 @@ async def prepare(prefix: str) -> Settings:
         await admin.execute("create database tollgate_bench")
     finally:
         await admin.close()
-    settings = Settings(pg_dsn=BENCH_DSN, keyspace=Keyspace(prefix, 16))
+    settings = Settings(pg_dsn=BENCH_DSN, keyspace=Keyspace(prefix))
     conn = await asyncpg.connect(BENCH_DSN)
     try:
         await db.upgrade(conn)

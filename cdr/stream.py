@@ -7,6 +7,7 @@ idle long enough. Acknowledged entries are then trimmed away."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from cdr.model import BadCdr
+from core.redis_cluster import is_cluster
 
 RawFields = Mapping[Any, Any]  # bytes or str, as the client decodes
 
@@ -170,10 +172,13 @@ async def wait_for_new(
     redis: Redis, streams: Sequence[CdrStream], count: int, block_ms: int
 ) -> int:
     """Block until any of the streams has new entries (delivered to, hence pending for, this
-    consumer) or `block_ms` passed; returns how many arrived. One command for all streams:
-    on Redis Cluster, where the streams live in different slots, group them per node."""
+    consumer) or `block_ms` passed; returns how many arrived. One command for all streams;
+    on Redis Cluster, which refuses one command over keys of several slots, one XREADGROUP
+    per stream instead (see _poll_per_stream)."""
     if not streams:
         return 0
+    if is_cluster(redis):
+        return await _poll_per_stream(redis, streams, count, block_ms)
     first = streams[0]
     res = await redis.xreadgroup(
         first.group,
@@ -183,6 +188,40 @@ async def wait_for_new(
         block=block_ms,
     )
     return sum(len(entries) for entries in _by_stream(res).values())
+
+
+CLUSTER_POLL_MS = 50  # how long an idle cluster reader sleeps between polls
+
+
+async def _poll_per_stream(
+    redis: Redis, streams: Sequence[CdrStream], count: int, block_ms: int
+) -> int:
+    """Non-blocking XREADGROUP on every stream, pipelined (the cluster client sends one
+    batch per node), repeated until something arrives or `block_ms` passed. Blocking reads
+    would hold a connection per stream; polling costs one round trip per node."""
+    deadline = asyncio.get_running_loop().time() + block_ms / 1000
+    while True:
+        for s in streams:
+            await s.ensure_group()
+        async with redis.pipeline(transaction=False) as pipe:
+            for s in streams:
+                pipe.xreadgroup(s.group, s.consumer, {s.key: ">"}, count=count)
+            replies = await pipe.execute(raise_on_error=False)
+        for s, reply in zip(streams, replies, strict=True):
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                s._group_ready = False  # recreated at the next poll
+            elif isinstance(reply, Exception):
+                raise reply
+        got = sum(
+            len(entries)
+            for reply in replies
+            if not isinstance(reply, Exception)
+            for entries in _by_stream(reply).values()
+        )
+        remaining = deadline - asyncio.get_running_loop().time()
+        if got or remaining <= 0:
+            return got
+        await asyncio.sleep(min(CLUSTER_POLL_MS / 1000, remaining))
 
 
 def _by_stream(res: Any) -> dict[str, list[Entry]]:

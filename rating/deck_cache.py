@@ -4,14 +4,18 @@ A deck switch in Redis is seen within `refresh_s`; every grant records the versi
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from rating.deck import Deck
 from rating.deck_store import fetch_from_redis
 from rating.keys import Keyspace
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -32,7 +36,17 @@ class DeckCache:
         head = self._heads.get(name)
         now = time.monotonic()
         if head is None or now - head.checked >= self._refresh_s:
-            raw = await self._redis.get(self._keys.deck_current(name))
+            raw: bytes | str | int | None
+            try:
+                raw = await self._redis.get(self._keys.deck_current(name))
+            except (RedisError, OSError):
+                # On a cluster the deck's pointer lives on one master: while that master
+                # fails over, every account's calls would fail with it. The version known
+                # a moment ago still prices them (a deck switch is seen a little later).
+                if head is None or head.version is None:
+                    raise
+                log.warning("deck %s: current version unreadable, keeping %s", name, head.version)
+                raw = head.version
             head = _Head(int(raw) if raw is not None else None, now)
             self._heads[name] = head
         if head.version is None:

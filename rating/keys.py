@@ -5,18 +5,28 @@ live in the same slot as the accounts that write to them.
 
 A call is identified by its switch, its account and the switch's call id (Asterisk's
 uniqueid is unique per box only): `call_ref` joins switch and call id, and that reference
-names the call record, its field in the account's open calls and its expiry member."""
+names the call record, its field in the account's open calls and its expiry member.
+
+The number of tags (`TOLLGATE_SHARDS`) is chosen up front: a Redis Cluster spreads tags,
+not accounts, over its masters, so the count bounds how many masters can share the load and
+how evenly. 256 keeps 3 masters within a few per cent of each other and leaves one tag per
+master up to 256 masters, while the CDR writer and the abuse detector still read every
+tag's stream in a few round trips per node. Changing it moves every account's keys:
+`tollgate redis retag` (rating.retag) does that, and Redis remembers the count it holds
+(`layout_shards`) so a process configured with another one refuses to start."""
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
 
+DEFAULT_SHARDS = 256
+
 
 @dataclass(frozen=True, slots=True)
 class Keyspace:
     prefix: str = "tg"
-    shards: int = 16
+    shards: int = DEFAULT_SHARDS
 
     def tag(self, account: str) -> str:
         return f"{{s{zlib.crc32(account.encode()) % self.shards}}}"
@@ -48,6 +58,10 @@ class Keyspace:
         """Set once every call record has its switch in its key (see Ledger.upgrade_calls)."""
         return f"{self.prefix}:layout:calls"
 
+    def layout_shards(self) -> str:
+        """The number of hash tags the keys in this Redis were written with."""
+        return f"{self.prefix}:layout:shards"
+
     def expiry(self, tag: str) -> str:
         return f"{self.prefix}:{tag}:expiry"
 
@@ -73,11 +87,13 @@ class Keyspace:
         """The account a number (DID) is assigned to: where inbound calls are routed."""
         return f"{self.prefix}:did:{e164}"
 
+    # A deck's keys share the deck's own tag: publishing writes the version and the pointer
+    # to it in one MULTI, which Redis Cluster allows only within one slot.
     def deck_current(self, name: str) -> str:
-        return f"{self.prefix}:deck:{name}:current"
+        return f"{self.prefix}:{{deck:{name}}}:current"
 
     def deck_version(self, name: str, version: int) -> str:
-        return f"{self.prefix}:deck:{name}:v{version}"
+        return f"{self.prefix}:{{deck:{name}}}:v{version}"
 
 
 def call_ref(switch: str, call_id: str) -> str:

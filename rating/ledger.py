@@ -69,7 +69,10 @@ class LedgerSettings:
     max_call_s: int = 3 * 3600  # longest grant for one call
     ring_window_s: int = 90  # how long before answer a reservation may wait
     grace_s: int = 120  # extra life of a reservation before the sweeper may release it
-    record_ttl_s: int = 7 * 86400  # call records kept for idempotent replays
+    # A settled call's record answers replays of its authorize/finish (parking-lot retries,
+    # ARI reconciliation, a repeated AGI request): minutes after the end, hours at most
+    # when AMI or Redis was away. Kept 7 days it was most of Redis's memory per call.
+    record_ttl_s: int = 6 * 3600
     default_country: str = "PL"  # for accounts the ledger does not know
     blocked_prefixes: tuple[str, ...] = ()  # operator-wide, on top of each account's
     # Refuse outbound calls (emergency excepted) of accounts whose customer is not verified
@@ -166,6 +169,11 @@ class _Meta:
     country: str
     timezone: str
     deck: str
+
+
+def mirror_script() -> str:
+    """The script that writes an account's settings (bulk onboarding pipelines it)."""
+    return _load_script("mirror")
 
 
 def _load_script(name: str) -> str:
@@ -533,8 +541,11 @@ class Ledger:
     async def open_sessions(self) -> list[dict[str, str]]:
         """Every call the ledger holds open (authorized, not finished nor expired)."""
         out: list[dict[str, str]] = []
-        for tag in self.keys.tags():
-            members = await self.redis.zrange(self.keys.expiry(tag), 0, -1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag in self.keys.tags():  # one round trip (per node), not one per tag
+                pipe.zrange(self.keys.expiry(tag), 0, -1)
+            per_tag = await pipe.execute()
+        for members in per_tag:
             if not members:
                 continue
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -603,10 +614,11 @@ class Ledger:
         if due_before_ms is not None:
             now_ms = min(now_ms, due_before_ms)
         released = estimated = 0
-        for tag in self.keys.tags():
-            members = await self.redis.zrangebyscore(
-                self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit
-            )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag in self.keys.tags():  # one round trip (per node), not one per tag
+                pipe.zrangebyscore(self.keys.expiry(tag), "-inf", now_ms, start=0, num=limit)
+            due = await pipe.execute()
+        for members in due:
             for member in members:
                 account, switch, call_id = parse_member(_s(member))
                 res = int(

@@ -10,10 +10,12 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from core.redis_cluster import cluster_from_url
 from core.redis_fast import redis_from_url
 from rating.account_store import AccountStore
 from rating.deck_cache import DeckCache
 from rating.ledger import Ledger
+from rating.retag import ensure_layout
 from runtime.settings import Settings
 
 
@@ -50,6 +52,10 @@ class BoundedPool(asyncpg.Pool):
 
 
 def open_redis(settings: Settings) -> Redis:
+    """The one Redis client factory of every process: a plain client, or with
+    `TOLLGATE_REDIS_MODE=cluster` a cluster client seeded from the URL's node."""
+    if settings.redis_mode == "cluster":
+        return cluster_from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     return redis_from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
@@ -88,6 +94,7 @@ async def services(settings: Settings, *, pg: bool = True) -> AsyncIterator[Serv
             if type(exc).__module__.startswith("redis"):
                 raise ServiceUnavailable("Redis", str(exc)) from None
             raise
+        await ensure_layout(redis, settings.keyspace)
         decks = DeckCache(redis, settings.keyspace, settings.deck_refresh_s)
         ledger = Ledger(redis, settings.keyspace, decks, settings.ledger)
         pool = await open_pool(settings) if pg else None

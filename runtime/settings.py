@@ -7,15 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.env import EnvReader, SettingsError
-from rating.keys import Keyspace
+from rating.keys import DEFAULT_SHARDS, Keyspace
 from rating.ledger import LedgerSettings
 
 __all__ = ["Settings", "SettingsError"]  # SettingsError lives in core.env
+
+REDIS_MODES = ("standalone", "cluster")
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # "cluster": redis_url names any seed node of a Redis Cluster (see runtime.services)
+    redis_mode: str = "standalone"
     pg_dsn: str = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate"
     keyspace: Keyspace = field(default_factory=Keyspace)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
@@ -46,11 +50,19 @@ class Settings:
                 return False
             raise ValueError("yes or no expected")
 
+        def mode(raw: str) -> str:
+            if raw not in REDIS_MODES:
+                raise ValueError(f"one of {', '.join(REDIS_MODES)}")
+            return raw
+
         base = LedgerSettings()
         return cls(
             redis_url=get("REDIS_URL", str, cls.redis_url),
+            redis_mode=get("REDIS_MODE", mode, cls.redis_mode),
             pg_dsn=get("PG_DSN", str, cls.pg_dsn),
-            keyspace=Keyspace(get("REDIS_PREFIX", str, "tg"), get("SHARDS", positive, 16)),
+            keyspace=Keyspace(
+                get("REDIS_PREFIX", str, "tg"), get("SHARDS", positive, DEFAULT_SHARDS)
+            ),
             ledger=LedgerSettings(
                 max_call_s=get("MAX_CALL_S", positive, base.max_call_s),
                 ring_window_s=get("RING_WINDOW_S", positive, base.ring_window_s),

@@ -85,6 +85,17 @@ def settings(migrated: str) -> Settings:
     )
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a tollgate process needs to run against these settings' services."""
+    return {
+        "TOLLGATE_PG_DSN": settings.pg_dsn,
+        "TOLLGATE_REDIS_URL": settings.redis_url,
+        "TOLLGATE_REDIS_MODE": settings.redis_mode,
+        "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
+        "TOLLGATE_SHARDS": str(settings.keyspace.shards),
+    }
+
+
 async def _truncate(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:

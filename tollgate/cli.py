@@ -41,6 +41,8 @@ BAD_INPUT_ERRORS = (
     ("numbering.model", "NumberError"),
     ("numbering.model", "NumberNotFound"),
     ("customers.sip", "SipError"),
+    ("rating.retag", "LayoutMismatch"),
+    ("rating.account_import", "ImportErrors"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -134,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("id")
         x.add_argument("--reason")
         x.set_defaults(run=Lazy("tollgate.commands:cmd_account_status"), action=action)
+    ai = a.add_parser("import", help="create accounts from a CSV file (bulk onboarding)")
+    ai.add_argument("path", help="CSV with a header: id, kind, deck, credit_limit, ...")
+    ai.set_defaults(run=Lazy("tollgate.commands:cmd_account_import"))
     sy = a.add_parser("sync", help="re-mirror settings and apply pending entries to Redis")
     sy.add_argument("id", nargs="?")
     sy.set_defaults(run=Lazy("tollgate.commands:cmd_account_sync"))
@@ -171,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     cw = sub.add_parser("cdr-writer", help="move CDRs from the ledger's streams to PostgreSQL")
     cw.add_argument("--once", action="store_true", help="drain what is there, then exit")
     cw.set_defaults(sync=Lazy("tollgate.commands:cmd_cdr_writer"))
+
+    rd = sub.add_parser("redis", help="the Redis key layout").add_subparsers(
+        dest="redis", required=True
+    )
+    rt = rd.add_parser("retag", help="move every account's keys to TOLLGATE_SHARDS hash tags")
+    rt.add_argument(
+        "--from",
+        dest="from_shards",
+        type=whole_number,
+        required=True,
+        help="the count the keys were written with (16 before it was recorded)",
+    )
+    rt.set_defaults(sync=Lazy("tollgate.commands:cmd_redis_retag"))
 
     register_abuse(sub)
     register_panel(sub)
@@ -223,7 +241,9 @@ def _exit_for(exc: Exception) -> tuple[str, int] | None:
     if _is(exc, "rating.ledger", "LedgerError"):
         code: str = getattr(exc, "code", "")
         return str(exc), EXIT_BAD_INPUT if code.startswith("BAD") else EXIT_UNAVAILABLE
-    if _is(exc, "runtime.services", "ServiceUnavailable"):
+    if _is(exc, "runtime.services", "ServiceUnavailable") or _is(
+        exc, "rating.retag", "RetagRefused"
+    ):
         return str(exc), EXIT_UNAVAILABLE
     if _is(exc, "asyncpg", "UndefinedTableError"):
         why = f"the database schema is older than this tollgate ({exc}): run `tollgate db upgrade`"

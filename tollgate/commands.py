@@ -59,9 +59,11 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
 
     async def run() -> None:
+        from rating.retag import ensure_layout
         from runtime.services import open_redis
 
         redis = open_redis(settings)
+        await ensure_layout(redis, settings.keyspace)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,6 +94,35 @@ def cmd_cdr_writer(args: argparse.Namespace) -> None:
                     await writer.run(stop)
         finally:
             await redis.aclose()
+
+    run_async(run())
+
+
+def cmd_redis_retag(args: argparse.Namespace) -> None:
+    """Move every account's keys from `--from` hash tags to TOLLGATE_SHARDS (see rating.retag).
+    Opens Redis without the layout check: the layout is what it changes."""
+    from rating.keys import Keyspace
+    from rating.retag import retag
+    from runtime.services import open_redis
+
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        redis = open_redis(settings)
+        try:
+            old = Keyspace(settings.keyspace.prefix, args.from_shards)
+            done = await retag(redis, old, settings.keyspace)
+        finally:
+            await redis.aclose()
+        print_json(
+            {
+                "from": old.shards,
+                "to": settings.keyspace.shards,
+                "moved": done.moved,
+                "kept": done.kept,
+                "streams_dropped": done.streams_dropped,
+            }
+        )
 
     run_async(run())
 
@@ -190,6 +221,18 @@ async def cmd_account_create(s: Services, args: argparse.Namespace) -> None:
     )
     created = await s.accounts.create(account)
     print_json(_account_view(created, (await s.accounts.live(created.id)).as_dict()))
+
+
+async def cmd_account_import(s: Services, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rating.account_import import import_accounts
+
+    assert s.pool is not None
+    done = await import_accounts(
+        s.pool, s.redis, s.settings.keyspace, Path(args.path), datetime.now(UTC)
+    )
+    print_json({"created": done.created, "existing": done.existing, "mirrored": done.mirrored})
 
 
 async def cmd_account_show(s: Services, args: argparse.Namespace) -> None:

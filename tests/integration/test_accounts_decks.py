@@ -15,7 +15,7 @@ from rating.deck import Deck, DeckError, load_deck
 from rating.deck_store import list_decks, load_deck_version
 from runtime.services import Services
 from runtime.settings import Settings
-from tests.conftest import RETAIL, AccountFactory, install_deck
+from tests.conftest import RETAIL, AccountFactory, install_deck, settings_env
 
 
 async def test_topups_are_ledger_entries_applied_once(
@@ -101,12 +101,7 @@ def test_a_bad_deck_import_writes_nothing(tmp_path: Path, settings: Settings) ->
     )
     with pytest.raises(DeckError):
         load_deck(tmp_path / "deck.toml")
-    env = {
-        "TOLLGATE_PG_DSN": settings.pg_dsn,
-        "TOLLGATE_REDIS_URL": settings.redis_url,
-        "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
-        "PATH": "/usr/bin:/bin",
-    }
+    env = {**settings_env(settings), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-m", "tollgate.cli", "deck", "import", str(tmp_path / "deck.toml")],
         capture_output=True,
@@ -173,12 +168,7 @@ async def test_a_reference_with_another_amount_or_kind_is_a_conflict(
 
 
 def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "TOLLGATE_PG_DSN": settings.pg_dsn,
-        "TOLLGATE_REDIS_URL": settings.redis_url,
-        "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
-        "PATH": "/usr/bin:/bin",
-    }
+    env = {**settings_env(settings), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [sys.executable, "-m", "tollgate.cli", *argv],
         capture_output=True,

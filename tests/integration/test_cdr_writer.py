@@ -39,7 +39,7 @@ from rating.keys import expiry_member
 from rating.ledger import CallRequest, Grant, Outcome
 from runtime.services import Services
 from runtime.settings import SettingsError
-from tests.conftest import AccountFactory
+from tests.conftest import AccountFactory, settings_env
 
 PLN = 1_000_000
 EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
@@ -460,13 +460,7 @@ async def test_cdr_writer_once_fails_naming_the_streams_it_skipped(
     for tag in broken:
         await svc.redis.set(keys.cdr_stream(tag), "not a stream")
     cid = await call(svc, a.id, 10)
-    env = {
-        **os.environ,
-        "TOLLGATE_REDIS_URL": svc.settings.redis_url,
-        "TOLLGATE_PG_DSN": svc.settings.pg_dsn,
-        "TOLLGATE_REDIS_PREFIX": keys.prefix,
-        "TOLLGATE_SHARDS": str(keys.shards),
-    }
+    env = {**os.environ, **settings_env(svc.settings)}
 
     def once() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -6,11 +6,9 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-
 from rating.deck import Deck
 from rating.ledger import CallRequest, Ledger, Outcome
-from runtime.services import Services
+from runtime.services import Services, open_redis
 from tests.conftest import AccountFactory
 
 
@@ -20,7 +18,7 @@ async def test_fifty_simultaneous_authorizations_share_one_minute_of_credit(
     # 0.19 PLN buys exactly 60 s at 0.19/min billed per second
     a = await make_account(balance=190_000)
     # 50 independent clients (own connections), as 50 switch workers would be
-    clients = [Redis.from_url(svc.settings.redis_url) for _ in range(50)]
+    clients = [open_redis(svc.settings) for _ in range(50)]
     ledgers = [
         Ledger(c, svc.settings.keyspace, svc.ledger.decks, svc.settings.ledger) for c in clients
     ]
