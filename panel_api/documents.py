@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from aiohttp import web
 
 from billing.documents import Kind, by_number, documents_of
-from billing.pdf import PdfSettings, render
 from billing.listing import BILLED
+from billing.pdf import PdfSettings, render
 from billing.period import Period
 from billing.postpaid import invoice_statuses, today_of
 from billing.printing import printable_doc
@@ -21,10 +21,10 @@ from cdr.export_format import DIALECTS
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import EXPORT_GATE, POOL, SERVICES
-from panel_api.endpoint import Api, Reply
-from panel_api.errors import not_found
 from panel_api.csv_export import Export, line_sql
 from panel_api.customer import CSV, download, format_field
+from panel_api.endpoint import Api, Reply
+from panel_api.errors import not_found
 from panel_api.inputs import PERIOD_PATTERN, Checked, Input, choice, refuse, string, text
 from panel_api.statement_stream import stream_statement
 from rating.accounts import AccountKind
