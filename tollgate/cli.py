@@ -16,6 +16,7 @@ from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
 from customers.sip_cli_args import register as register_sip
+from notify.cli_args import register as register_notify
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
 
@@ -34,6 +35,7 @@ BAD_INPUT_ERRORS = (
     ("rating.deck_store", "DeckNotFound"),
     ("rating.account_store", "ReferenceConflict"),
     ("customers.sip", "SipError"),
+    ("notify.errors", "NotifyError"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_reconcile(sub)
     register_sip(sub)
     register_asterisk(sub)
+    register_notify(sub)
 
     sc = sub.add_parser(
         "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"
