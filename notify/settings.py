@@ -41,7 +41,8 @@ class NotifySettings:
 
     def backoff_s(self, attempts: int) -> int:
         """Seconds before the next try after `attempts` failed ones."""
-        return min(self.retry_base_s * 2 ** max(attempts - 1, 0), self.retry_max_s)
+        delay: int = self.retry_base_s * 2 ** max(attempts - 1, 0)
+        return min(delay, self.retry_max_s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotifySettings:

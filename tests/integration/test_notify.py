@@ -72,7 +72,8 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.port = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    # aiosmtpd calls its handler's methods by these names
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         found = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(found, EmailMessage)
         self.messages.append(found)
@@ -192,9 +193,7 @@ async def test_webhook_retries_with_backoff_then_delivers(
     assert hook.received[0]["language"] == "pl" and "Saldo konta" in hook.received[0]["body"]
 
 
-async def test_webhook_gives_up(
-    svc: Services, make_account: AccountFactory, hook: Hook
-) -> None:
+async def test_webhook_gives_up(svc: Services, make_account: AccountFactory, hook: Hook) -> None:
     permanent = await make_account(balance=5 * PLN, at=T0)
     await _contact(svc, permanent.id, webhook_url=hook.url)
     hook.statuses = [404]
@@ -253,7 +252,13 @@ async def test_language_given_beats_the_accounts_then_the_default(
             conn, settings, replace(bare, language="pl"), "balance_negative", data, "acct", T0
         )
         await enqueue(
-            conn, settings, replace(bare, language="pl"), "balance_negative", data, "given", T0,
+            conn,
+            settings,
+            replace(bare, language="pl"),
+            "balance_negative",
+            data,
+            "given",
+            T0,
             language="en",
         )
     assert [n.language for n in await _notices(svc, acct.id)] == ["en", "pl", "en"]
@@ -293,4 +298,3 @@ async def test_per_account_thresholds_and_bad_contacts(
     with pytest.raises(NotifyError) as unknown:
         await _contact(svc, "nobody")
     assert unknown.value.code == "UNKNOWN_ACCOUNT"
-
