@@ -19,8 +19,8 @@ def message(settings: NotifySettings, notice: Notice) -> EmailMessage:
     msg["Subject"] = notice.subject
     msg["Date"] = format_datetime(notice.created_at)
     msg["Message-ID"] = make_msgid(f"notice{notice.id}")
-    msg["Content-Language"] = notice.language
     msg.set_content(notice.body)
+    msg["Content-Language"] = notice.language  # after set_content, which clears Content-*
     return msg
 
 

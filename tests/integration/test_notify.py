@@ -7,7 +7,10 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -298,3 +301,42 @@ async def test_per_account_thresholds_and_bad_contacts(
     with pytest.raises(NotifyError) as unknown:
         await _contact(svc, "nobody")
     assert unknown.value.code == "UNKNOWN_ACCOUNT"
+
+
+def _cli(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    env |= {
+        "TOLLGATE_PG_DSN": settings.pg_dsn,
+        "TOLLGATE_REDIS_URL": settings.redis_url,
+        "TOLLGATE_REDIS_PREFIX": settings.keyspace.prefix,
+        "TOLLGATE_SHARDS": str(settings.keyspace.shards),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tollgate.cli", "notify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_cli_set_run_list(svc: Services, make_account: AccountFactory) -> None:
+    acct = await make_account(balance=5 * PLN, at=T0)
+    bad = await asyncio.to_thread(_cli, svc.settings, "set", acct.id, "--email", "x@")
+    assert bad.returncode == 2 and bad.stderr == "tollgate: email: not an e-mail address: 'x@'\n"
+    refused = await asyncio.to_thread(
+        _cli, svc.settings, "set", acct.id, "--opt-out", "balance_negative"
+    )
+    assert refused.returncode == 2 and "must receive" in refused.stderr
+    ok = await asyncio.to_thread(
+        _cli, svc.settings, "set", acct.id, "--thresholds", "20,0", "--language", "en"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["thresholds"] == [20 * PLN, 0]
+    ran = await asyncio.to_thread(_cli, svc.settings, "run", "--now", "2026-03-29T01:30:00+01:00")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["created"] == 1
+    listed = await asyncio.to_thread(_cli, svc.settings, "list", "--account", acct.id)
+    (notice,) = json.loads(listed.stdout)
+    assert (notice["kind"], notice["language"], notice["status"]) == ("low_balance", "en", "failed")
+    assert notice["created_at"] == "2026-03-29T00:30:00+00:00"
