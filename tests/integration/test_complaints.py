@@ -1,0 +1,192 @@
+"""The complaints register on the real PostgreSQL and Redis: deadlines in the customer's
+calendar (DST, other zones, month ends), deemed acceptance and its credit, credit notes."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from billing.complaints import (
+    ComplaintError,
+    Filing,
+    acknowledge,
+    answer,
+    file,
+    get,
+    list_complaints,
+    overdue,
+    settle_overdue,
+)
+from billing.documents import Draft, Kind, Line, documents_of, issue
+from billing.period import Period
+from billing.postpaid import invoice_source
+from billing.settings import BillingSettings
+from rating.accounts import AccountKind
+from runtime.services import Services
+from tests.conftest import AccountFactory
+
+PLN = 1_000_000
+# 00:30 on 15 March in Warsaw, still 14 March in New York; the deadline spans the night
+# Warsaw moves its clocks forward (29 March 2026)
+FILED = datetime(2026, 3, 14, 23, 30, tzinfo=UTC)
+SETTINGS = BillingSettings()
+
+
+def _calls(account: str, **kw: object) -> Filing:
+    fields: dict[str, object] = {
+        "account": account,
+        "event_at": FILED - timedelta(days=3),
+        "description": "calls billed that I never made",
+        "call_ids": ("sw1/abc",),
+        "requested": 5 * PLN,
+    }
+    fields.update(kw)
+    return Filing(**fields)  # type: ignore[arg-type]
+
+
+async def test_deadline_is_the_end_of_the_14th_day_in_the_customers_zone(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    assert svc.pool is not None
+    warsaw = await make_account(at=FILED)
+    new_york = await make_account(at=FILED, timezone="America/New_York")
+    async with svc.pool.acquire() as conn:
+        pl = await file(conn, _calls(warsaw.id), 14, FILED)
+        us = await file(conn, _calls(new_york.id), 14, FILED)
+        other = await file(conn, _calls(warsaw.id), 7, FILED)  # the other provider's terms
+    # 15 March + 14 days = 29 March, ending at midnight CEST (UTC+2) after the change
+    assert pl.due_at == datetime(2026, 3, 29, 22, 0, tzinfo=UTC)
+    # 14 March + 14 days = 28 March, ending at midnight EDT (UTC-4)
+    assert us.due_at == datetime(2026, 3, 29, 4, 0, tzinfo=UTC)
+    # 15 March + 7 days = 22 March, ending at midnight CET (UTC+1)
+    assert other.due_at == datetime(2026, 3, 22, 23, 0, tzinfo=UTC)
+    assert pl.status == "filed"
+
+
+async def test_filing_up_to_12_months_after_the_event(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    assert svc.pool is not None
+    acct = await make_account(at=FILED)
+    event = datetime(2025, 3, 31, 10, 0, tzinfo=UTC)  # noon in Warsaw
+    last_minute = datetime(2026, 3, 31, 21, 59, tzinfo=UTC)  # 23:59 CEST, 31 March 2026
+    async with svc.pool.acquire() as conn:
+        ok = await file(conn, _calls(acct.id, event_at=event), 14, last_minute)
+        assert ok.id
+        with pytest.raises(ComplaintError) as late:
+            await file(
+                conn, _calls(acct.id, event_at=event), 14, last_minute + timedelta(minutes=1)
+            )
+        assert late.value.code == "COMPLAINT_TOO_LATE"
+        for bad, named in (
+            ({"description": "  "}, "description"),
+            ({"call_ids": (), "invoice": None, "period": None}, "subject"),
+            ({"event_at": FILED + timedelta(seconds=1)}, "event_at"),
+            ({"invoice": "INV/404"}, "invoice"),
+            ({"period": "2026-13"}, "period"),
+        ):
+            with pytest.raises(Exception) as err:
+                await file(conn, _calls(acct.id, **bad), 14, FILED)
+            assert getattr(err.value, "field", None) == named, bad
+    async with svc.pool.acquire() as conn:
+        assert len(await list_complaints(conn, acct.id)) == 1  # nothing partial was written
+
+
+async def test_unanswered_complaint_is_deemed_accepted_and_credited_once(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    assert svc.pool is not None
+    acct = await make_account(balance=1 * PLN, at=FILED)
+    async with svc.pool.acquire() as conn:
+        c = await file(conn, _calls(acct.id), 14, FILED)
+        c = await acknowledge(conn, c.id, FILED + timedelta(hours=1))
+        assert c.status == "acknowledged"
+        assert await overdue(conn, c.due_at - timedelta(microseconds=1)) == []
+        assert [x.id for x in await overdue(conn, c.due_at)] == [c.id]
+        (settled,) = await settle_overdue(svc.accounts, conn, SETTINGS, c.due_at)
+        assert (
+            await settle_overdue(svc.accounts, conn, SETTINGS, c.due_at + timedelta(days=1)) == []
+        )
+        with pytest.raises(ComplaintError) as closed:
+            await answer(svc.accounts, conn, SETTINGS, c.id, False, "no", c.due_at)
+        assert closed.value.code == "COMPLAINT_CLOSED"
+    assert (settled.status, settled.credited, settled.answered_at) == (
+        "deemed_accepted",
+        5 * PLN,
+        c.due_at,
+    )
+    assert settled.credit_note is None  # a prepaid account's calls: no invoice to correct
+    assert (await svc.accounts.live(acct.id)).balance == 6 * PLN
+    refs = [e.reference for e in await svc.accounts.entries(acct.id)]
+    assert refs.count(f"complaint/{c.id}") == 1
+
+
+async def test_answer_too_late_settles_instead(svc: Services, make_account: AccountFactory) -> None:
+    assert svc.pool is not None
+    acct = await make_account(at=FILED)
+    async with svc.pool.acquire() as conn:
+        c = await file(conn, _calls(acct.id, requested=2 * PLN), 14, FILED)
+        with pytest.raises(ComplaintError) as late:
+            await answer(svc.accounts, conn, SETTINGS, c.id, False, "rejected", c.due_at)
+        assert late.value.code == "COMPLAINT_DEEMED_ACCEPTED"
+        assert (await get(conn, c.id)).status == "deemed_accepted"
+    assert (await svc.accounts.live(acct.id)).balance == 2 * PLN
+
+
+async def test_rejection_opens_an_appeal_window(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    assert svc.pool is not None
+    acct = await make_account(at=FILED)
+    async with svc.pool.acquire() as conn:
+        c = await file(conn, _calls(acct.id), 14, FILED)
+        with pytest.raises(ComplaintError):
+            await answer(svc.accounts, conn, SETTINGS, c.id, False, "  ", FILED)
+        at = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+        rejected = await answer(svc.accounts, conn, SETTINGS, c.id, False, "calls were made", at)
+        with pytest.raises(ComplaintError) as again:
+            await answer(svc.accounts, conn, SETTINGS, c.id, True, "changed my mind", at)
+        assert again.value.code == "COMPLAINT_CLOSED"
+    assert rejected.status == "rejected" and rejected.credited == 0
+    # 20 March + 14 days = 3 April, ending at midnight CEST
+    assert rejected.appeal_until == datetime(2026, 4, 3, 22, 0, tzinfo=UTC)
+    assert (await svc.accounts.live(acct.id)).balance == 0
+
+
+async def test_accepted_invoice_complaint_gets_a_credit_note(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    assert svc.pool is not None
+    acct = await make_account(at=FILED, kind=AccountKind.POSTPAID, credit_limit=100 * PLN)
+    period = Period(2026, 2)
+    async with svc.pool.acquire() as conn:
+        invoice, _ = await issue(
+            conn,
+            Draft(
+                Kind.INVOICE,
+                acct.id,
+                invoice_source(acct.id, period),
+                "PLN",
+                date(2026, 2, 28),
+                (Line("Calls", 40 * PLN),),
+                period=str(period),
+            ),
+            SETTINGS,
+            datetime(2026, 3, 1, 6, 0, tzinfo=UTC),
+        )
+        c = await file(
+            conn,
+            _calls(acct.id, call_ids=(), invoice=invoice.number, requested=12_345_678),
+            14,
+            FILED,
+        )
+        accepted = await answer(
+            svc.accounts, conn, SETTINGS, c.id, True, "the trunk double-billed", FILED
+        )
+        docs = await documents_of(conn, acct.id)
+    note = docs[-1]
+    assert (note.kind, note.corrects, note.gross) == (Kind.CREDIT_NOTE, invoice.id, -12_350_000)
+    assert accepted.credit_note == note.number and accepted.credited == 12_345_678
+    # the ledger gets the exact amount asked plus the document's rounding: 12.35 in all
+    assert (await svc.accounts.live(acct.id)).balance == 12_350_000
