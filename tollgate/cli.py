@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from abuse.cli_args import register as register_abuse
 from billing.cli_args import register as register_billing
+from billing.complaints_cli_args import register as register_complaints
 from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_sip(sub)
     register_asterisk(sub)
     register_notify(sub)
+    register_complaints(sub)
 
     sc = sub.add_parser(
         "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"

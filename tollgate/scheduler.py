@@ -35,7 +35,7 @@ from runtime.services import Services
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions")
+JOBS = ("bill_run", "cdr_partitions", "complaints")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,22 @@ async def job_cdr_partitions(s: Services, settings: SchedulerSettings, now: date
     return f"created {created or 'none'}, dropped {dropped or 'none'}"
 
 
-JOB_FUNCTIONS: dict[str, Job] = {"bill_run": job_bill_run, "cdr_partitions": job_cdr_partitions}
+async def job_complaints(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Complaints unanswered at their deadline are deemed accepted (terms §12.4); their
+    answered_at is the deadline itself, however late in the day this runs."""
+    from billing.complaints import settle_overdue
+
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        settled = await settle_overdue(s.accounts, conn, BillingSettings.from_env(), now)
+    return f"deemed accepted: {', '.join(str(c.id) for c in settled) or 'none'}"
+
+
+JOB_FUNCTIONS: dict[str, Job] = {
+    "bill_run": job_bill_run,
+    "cdr_partitions": job_cdr_partitions,
+    "complaints": job_complaints,
+}
 
 
 async def last_successes(pool: asyncpg.Pool) -> dict[str, datetime | None]:

@@ -3,6 +3,12 @@ calendar (DST, other zones, month ends), deemed acceptance and its credit, credi
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -190,3 +196,103 @@ async def test_accepted_invoice_complaint_gets_a_credit_note(
     assert accepted.credit_note == note.number and accepted.credited == 12_345_678
     # the ledger gets the exact amount asked plus the document's rounding: 12.35 in all
     assert (await svc.accounts.live(acct.id)).balance == 12_350_000
+
+
+async def test_the_scheduler_settles_overdue_complaints(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from tollgate.scheduler import SchedulerSettings, job_complaints
+
+    assert svc.pool is not None
+    acct = await make_account(at=FILED)
+    async with svc.pool.acquire() as conn:
+        c = await file(conn, _calls(acct.id, requested=3 * PLN), 14, FILED)
+    # the daily run at 03:00 local the morning after the deadline
+    at = c.due_at + timedelta(hours=3)
+    assert await job_complaints(svc, SchedulerSettings(), at) == f"deemed accepted: {c.id}"
+    async with svc.pool.acquire() as conn:
+        settled = await get(conn, c.id)
+    assert (settled.status, settled.answered_at, settled.credited) == (
+        "deemed_accepted",
+        c.due_at,
+        3 * PLN,
+    )
+
+
+def _tollgate(s: Services, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    env |= {
+        "TOLLGATE_PG_DSN": s.settings.pg_dsn,
+        "TOLLGATE_REDIS_URL": s.settings.redis_url,
+        "TOLLGATE_REDIS_PREFIX": s.settings.keyspace.prefix,
+        "TOLLGATE_SHARDS": str(s.settings.keyspace.shards),
+        "TOLLGATE_COMPLAINT_ANSWER_DAYS": "7",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tollgate.cli", "complaint", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_cli_files_acknowledges_and_answers(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    acct = await make_account(at=FILED)
+    run = functools.partial(asyncio.to_thread, _tollgate, svc)
+    late = await run(
+        "file",
+        "--account",
+        acct.id,
+        "--event-at",
+        "2025-01-01T12:00",
+        "--description",
+        "x",
+        "--period",
+        "2025-01",
+        "--now",
+        "2026-03-15T00:30",
+    )
+    assert late.returncode == 2
+    assert late.stderr == (
+        "tollgate: event_at: complaints are accepted up to 12 months after the event\n"
+    )
+    filed = await run(
+        "file",
+        "--account",
+        acct.id,
+        "--event-at",
+        "2026-03-10T12:00",
+        "--description",
+        "double charge",
+        "--call",
+        "sw1/abc",
+        "--requested",
+        "1.50",
+        "--now",
+        "2026-03-15T00:30",  # the billing zone: Warsaw
+    )
+    assert filed.returncode == 0, filed.stderr
+    c = json.loads(filed.stdout)
+    assert (c["answer_days"], c["due_at"]) == (7, "2026-03-22T23:00:00+00:00")
+    acked = await run("ack", str(c["id"]), "--now", "2026-03-16T10:00")
+    assert json.loads(acked.stdout)["status"] == "acknowledged"
+    answered = await run(
+        "answer",
+        str(c["id"]),
+        "--decision",
+        "accept",
+        "--text",
+        "confirmed",
+        "--credit",
+        "1.00",
+        "--now",
+        "2026-03-16T11:00",
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["credited"] == "1.00"
+    assert (await svc.accounts.live(acct.id)).balance == PLN
+    unknown = await run("show", "999")
+    assert unknown.returncode == 2 and "no complaint 999" in unknown.stderr
