@@ -10,6 +10,7 @@ appealed within 14 days."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from billing.period import Period, add_months
 from billing.postpaid import invoice_source
 from billing.rounding import book_rounding
 from billing.settings import BillingSettings
+from core.env import EnvReader, SettingsError
 from core.pg import Conn
 from rating.account_store import AccountStore
 from rating.accounts import AccountNotFound
@@ -29,6 +31,14 @@ from rating.money import format_micro
 FILING_MONTHS = 12  # §12.1
 APPEAL_DAYS = 14  # §12.6
 OPEN = ("filed", "acknowledged")
+
+
+def answer_days_from_env(env: Mapping[str, str] | None = None) -> int:
+    """TOLLGATE_COMPLAINT_ANSWER_DAYS: 14 in the operator's terms, 7 in the other's."""
+    days = EnvReader("TOLLGATE_COMPLAINT_", env).get("ANSWER_DAYS", int, 14)
+    if not 1 <= days <= 90:
+        raise SettingsError("TOLLGATE_COMPLAINT_ANSWER_DAYS", f"1..90 days, not {days}")
+    return days
 
 
 class ComplaintError(BillingError):

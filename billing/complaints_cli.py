@@ -17,10 +17,7 @@ from runtime.services import Services
 
 
 def _settings() -> tuple[BillingSettings, int]:
-    from core.env import EnvReader
-
-    days = EnvReader("TOLLGATE_COMPLAINT_").get("ANSWER_DAYS", int, 14)
-    return BillingSettings.from_env(), days
+    return BillingSettings.from_env(), complaints.answer_days_from_env()
 
 
 def _instant(text: str, what: str, zone: str) -> datetime:

@@ -12,7 +12,17 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from billing.settings import BillingSettings
-from panel_api import calls, customer, decks, documents, findings, operator, page, sip
+from panel_api import (
+    calls,
+    complaints,
+    customer,
+    decks,
+    documents,
+    findings,
+    operator,
+    page,
+    sip,
+)
 from panel_api.auth import auth_middleware
 from panel_api.context import (
     ARI_SETTINGS,
@@ -49,6 +59,7 @@ APIS = (
     findings.api,
     calls.api,
     sip.api,
+    complaints.api,
 )
 
 

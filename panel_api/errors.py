@@ -15,6 +15,7 @@ import redis.exceptions
 from aiohttp import web
 
 from abuse.findings import FindingNotFound, FindingStateError
+from billing.complaints import ComplaintError
 from billing.errors import BillingError
 from customers.sip import SipError, SipLoginNotFound
 from panel_api.tokens import TokenError, TokenNotFound
@@ -200,6 +201,16 @@ def translate(exc: BaseException) -> ApiError | None:
             {"id": exc.finding_id, "status": exc.status, "change": exc.change},
             code="FINDING_STATE",
         )
+    if isinstance(exc, ComplaintError):
+        details = {"field": exc.field, "why": exc.why}
+        if exc.code == "UNKNOWN_COMPLAINT":
+            return NotFound(str(exc), {"resource": "complaint", **details})
+        cls = (
+            Conflict
+            if exc.code in ("COMPLAINT_CLOSED", "COMPLAINT_DEEMED_ACCEPTED")
+            else BadRequest
+        )
+        return cls(str(exc), details, code=exc.code)
     if isinstance(exc, BillingError | TokenError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):

@@ -305,3 +305,28 @@ class SipCredentials(SipLogin):
 
     username: str
     password: str
+
+
+class Complaint(Output):
+    id: int
+    account: str
+    call_ids: list[str]
+    invoice: str | None
+    period: str | None
+    event_at: datetime
+    description: str
+    requested: Money2
+    answer_days: Annotated[int, Field(ge=1)]
+    filed_at: datetime
+    due_at: datetime
+    status: Literal["filed", "acknowledged", "accepted", "rejected", "deemed_accepted"]
+    acknowledged_at: datetime | None
+    answered_at: datetime | None
+    answer: str
+    credited: Money2
+    credit_note: str | None
+    appeal_until: datetime | None
+
+
+class Complaints(Output):
+    items: list[Complaint]
