@@ -20,7 +20,12 @@ class Kind:
 LOW_BALANCE = Kind("low_balance", optional=True)
 BALANCE_NEGATIVE = Kind("balance_negative", optional=False)
 
-KINDS: dict[str, Kind] = {k.name: k for k in (LOW_BALANCE, BALANCE_NEGATIVE)}
+COMPLAINT_RECEIVED = Kind("complaint_received", optional=False)
+COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
+
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (LOW_BALANCE, BALANCE_NEGATIVE, COMPLAINT_RECEIVED, COMPLAINT_ANSWERED)
+}
 
 
 def kind(name: str) -> Kind:

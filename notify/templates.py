@@ -39,6 +39,41 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "topped up.",
         ),
     },
+    "complaint_received": {
+        "pl": (
+            "Reklamacja nr {complaint} została przyjęta",
+            "Otrzymaliśmy reklamację nr {complaint} dotyczącą konta {account}.\n"
+            "Odpowiemy do {due} (koniec dnia); brak odpowiedzi w tym terminie oznacza "
+            "uwzględnienie reklamacji.",
+        ),
+        "en": (
+            "Complaint {complaint} received",
+            "We received complaint {complaint} about account {account}.\n"
+            "We will answer by the end of {due}; without an answer by then the complaint is "
+            "deemed accepted.",
+        ),
+    },
+    "complaint_answered": {
+        "pl": (
+            "Odpowiedź na reklamację nr {complaint}",
+            "Reklamacja nr {complaint} (konto {account}): {decision_pl}.\n{answer}\n"
+            "Uznana kwota: {credited}.",
+        ),
+        "en": (
+            "Answer to complaint {complaint}",
+            "Complaint {complaint} (account {account}): {decision_en}.\n{answer}\n"
+            "Amount credited: {credited}.",
+        ),
+    },
+}
+
+DECISIONS = {  # complaint status -> (pl, en)
+    "accepted": ("uwzględniona", "accepted"),
+    "deemed_accepted": ("uznana za uwzględnioną (brak odpowiedzi w terminie)", "deemed accepted"),
+    "rejected": (
+        "nieuwzględniona; odwołanie można wnieść w ciągu 14 dni",
+        "rejected; you may appeal within 14 days",
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from notify import contacts
+from notify.complaints import scan as complaint_notices
 from notify.delivery import deliver_due
 from notify.notices import enqueue
 from notify.settings import NotifySettings
@@ -61,6 +62,6 @@ async def tick(
     session: aiohttp.ClientSession | None = None,
 ) -> dict[str, Any]:
     assert s.pool is not None
-    created = await scan(s, settings, now)
+    created = await scan(s, settings, now) + await complaint_notices(s.pool, settings, now)
     delivered = await deliver_due(s.pool, settings, now, session)
     return {"at": now.isoformat(), "created": created, **delivered.as_dict()}

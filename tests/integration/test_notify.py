@@ -340,3 +340,34 @@ async def test_cli_set_run_list(svc: Services, make_account: AccountFactory) -> 
     (notice,) = json.loads(listed.stdout)
     assert (notice["kind"], notice["language"], notice["status"]) == ("low_balance", "en", "failed")
     assert notice["created_at"] == "2026-03-29T00:30:00+00:00"
+
+
+async def test_complaint_receipt_and_answer_are_notified_once(
+    svc: Services, make_account: AccountFactory, hook: Hook
+) -> None:
+    from billing.complaints import Filing, answer, file
+    from billing.settings import BillingSettings
+
+    assert svc.pool is not None
+    acct = await make_account(balance=50 * PLN, at=T0)
+    await _contact(svc, acct.id, webhook_url=hook.url)
+    async with svc.pool.acquire() as conn:
+        c = await file(
+            conn,
+            Filing(acct.id, T0 - timedelta(days=2), "za dużo", ("sw/1",), requested=PLN),
+            14,
+            T0,
+        )
+    settings = notify_settings()
+    assert (await tick(svc, settings, T0))["created"] == 1
+    assert (await tick(svc, settings, T0 + timedelta(minutes=1)))["created"] == 0
+    # filed 28 March 23:30 UTC = 29 March 00:30 in Warsaw: answer by the end of 12 April
+    assert "do 2026-04-12 (koniec dnia)" in hook.received[0]["body"]
+    async with svc.pool.acquire() as conn:
+        await answer(svc.accounts, conn, BillingSettings(), c.id, False, "Połączenia były.", T0)
+    assert (await tick(svc, settings, T0 + timedelta(minutes=2)))["created"] == 1
+    assert (await tick(svc, settings, T0 + timedelta(minutes=3)))["created"] == 0
+    received, answered = hook.received
+    assert (received["kind"], answered["kind"]) == ("complaint_received", "complaint_answered")
+    assert "nieuwzględniona; odwołanie można wnieść w ciągu 14 dni" in answered["body"]
+    assert "Połączenia były." in answered["body"] and "0,00 PLN" in answered["body"]
