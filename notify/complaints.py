@@ -33,9 +33,7 @@ def _data(row: asyncpg.Record) -> dict[str, object]:
         "currency": row["currency"],
         "complaint": row["id"],
         # the deadline is the end of the day before due_at, in the customer's calendar
-        "due": (row["due_at"].astimezone(ZoneInfo(row["timezone"])).date())
-        .fromordinal(row["due_at"].astimezone(ZoneInfo(row["timezone"])).date().toordinal() - 1)
-        .isoformat(),
+        "due": (row["due_at"].astimezone(zone) - timedelta(days=1)).date().isoformat(),
         "status": row["status"],
         "decision_pl": decision[0],
         "decision_en": decision[1],
