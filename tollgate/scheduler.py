@@ -81,6 +81,12 @@ class SchedulerMetrics:
         for job in JOBS:
             for result in ("ok", "failed"):
                 self.runs.labels(job, result)
+        self.complaints = Gauge(
+            "tollgate_complaints_open",
+            "Complaints not yet answered, by how soon their deadline is (terms §12).",
+            ["due"],
+            registry=self.registry,
+        )
 
 
 def is_due(last_success: datetime | None, now: datetime, timezone: str, at_hour: int) -> bool:
@@ -131,6 +137,21 @@ JOB_FUNCTIONS: dict[str, Job] = {
 }
 
 
+async def export_complaints(pool: asyncpg.Pool, metrics: SchedulerMetrics, now: datetime) -> None:
+    """Every replica exports the open complaints: overdue (the complaints job has not deemed
+    them accepted yet), due within 48 hours (answer them now), later."""
+    row = await pool.fetchrow(
+        "select count(*) filter (where due_at <= $1) as overdue,"
+        " count(*) filter (where due_at > $1 and due_at <= $1 + interval '48 hours') as soon,"
+        " count(*) filter (where due_at > $1 + interval '48 hours') as later"
+        " from complaints where status in ('filed', 'acknowledged')",
+        now,
+    )
+    assert row is not None  # an aggregate always yields a row
+    for label, column in (("overdue", "overdue"), ("within_48h", "soon"), ("later", "later")):
+        metrics.complaints.labels(label).set(row[column])
+
+
 async def last_successes(pool: asyncpg.Pool) -> dict[str, datetime | None]:
     rows = await pool.fetch("select job, last_success_at from scheduler_runs")
     found = {r["job"]: r["last_success_at"] for r in rows}
@@ -163,6 +184,7 @@ async def tick(
     for job, at in (await last_successes(s.pool)).items():
         if at is not None:
             metrics.last_success.labels(job).set(at.timestamp())
+    await export_complaints(s.pool, metrics, now)
     return ran
 
 

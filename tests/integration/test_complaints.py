@@ -347,3 +347,31 @@ async def test_panel_customers_file_and_read_their_own_operators_answer(
         listed = await client.get("/api/v1/complaints?status=accepted", headers=op)
         assert [x["id"] for x in (await listed.json())["items"]] == [c["id"]]
     assert (await svc.accounts.live(mine.id)).balance == 2_500_000
+
+
+async def test_open_complaints_are_exported_by_how_soon_they_are_due(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from tollgate.scheduler import SchedulerMetrics, export_complaints
+
+    assert svc.pool is not None
+    acct = await make_account(at=FILED)
+    async with svc.pool.acquire() as conn:
+        early = await file(conn, _calls(acct.id), 7, FILED)
+        await file(conn, _calls(acct.id), 14, FILED)
+        answered = await file(conn, _calls(acct.id, requested=0), 14, FILED)
+        await answer(svc.accounts, conn, SETTINGS, answered.id, True, "yes", FILED)
+    metrics = SchedulerMetrics(CollectorRegistry())
+
+    def open_by_due() -> dict[str, float | None]:
+        return {
+            due: metrics.registry.get_sample_value("tollgate_complaints_open", {"due": due})
+            for due in ("overdue", "within_48h", "later")
+        }
+
+    await export_complaints(svc.pool, metrics, early.due_at - timedelta(hours=48))
+    assert open_by_due() == {"overdue": 0, "within_48h": 1, "later": 1}
+    await export_complaints(svc.pool, metrics, early.due_at)
+    assert open_by_due() == {"overdue": 1, "within_48h": 0, "later": 1}
