@@ -33,17 +33,21 @@ def _now(text: str | None) -> datetime:
 
 
 async def cmd_run(s: Services, args: argparse.Namespace) -> None:
+    from core.exporter import standalone_metrics
+    from notify.metrics import NotifyMetrics
+
     settings = NotifySettings.from_env()
+    metrics = NotifyMetrics(standalone_metrics())
     async with aiohttp.ClientSession() as session:
         if args.once or args.now:
-            print_json(await tick(s, settings, _now(args.now), session))
+            print_json(await tick(s, settings, _now(args.now), session, metrics))
             return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         while not stop.is_set():
-            await tick(s, settings, _now(None), session)
+            await tick(s, settings, _now(None), session, metrics)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.interval_s)
     print_json({"stopped": True})

@@ -11,6 +11,7 @@ import aiohttp
 from notify import contacts
 from notify.complaints import scan as complaint_notices
 from notify.delivery import deliver_due
+from notify.metrics import NotifyMetrics
 from notify.notices import enqueue
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
@@ -60,8 +61,12 @@ async def tick(
     settings: NotifySettings,
     now: datetime,
     session: aiohttp.ClientSession | None = None,
+    metrics: NotifyMetrics | None = None,
 ) -> dict[str, Any]:
     assert s.pool is not None
     created = await scan(s, settings, now) + await complaint_notices(s.pool, settings, now)
     delivered = await deliver_due(s.pool, settings, now, session)
+    if metrics is not None:
+        metrics.delivered(delivered.sent, delivered.retried, delivered.failed)
+        await metrics.export(s.pool)
     return {"at": now.isoformat(), "created": created, **delivered.as_dict()}

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
+from prometheus_client import CollectorRegistry
 
 from notify import contacts
 from notify.errors import NotifyError
+from notify.metrics import NotifyMetrics
 from notify.notices import enqueue, list_notices
 from notify.settings import NotifySettings
 from notify.worker import tick
@@ -184,8 +186,13 @@ async def test_webhook_retries_with_backoff_then_delivers(
     assert second["retried"] == 1
     (n,) = await _notices(svc, acct.id)
     assert n.next_attempt_at == T0 + timedelta(seconds=60 + 120)  # doubled
-    third = await tick(svc, settings, T0 + timedelta(seconds=180))
+    metrics = NotifyMetrics(CollectorRegistry())
+    third = await tick(svc, settings, T0 + timedelta(seconds=180), metrics=metrics)
     assert third["sent"] == 1
+    sample = metrics.registry.get_sample_value
+    assert sample("tollgate_notice_deliveries_total", {"result": "sent"}) == 1
+    assert sample("tollgate_notices", {"status": "sent"}) == 1
+    assert sample("tollgate_notices", {"status": "pending"}) == 0
     (n,) = await _notices(svc, acct.id)
     assert (n.status, n.attempts, n.sent_at) == ("sent", 3, T0 + timedelta(seconds=180))
     # every try carried the same notice, signed at the instant of the try
