@@ -1,23 +1,39 @@
-"""Delivery metrics: failures and retries are visible (tollgate_mail_total{outcome})."""
+"""The notification worker's metrics: notices by status (from PostgreSQL, so every replica
+exports the same) and this process's delivery attempts by channel and result."""
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-OUTCOMES = ("sent", "retry", "failed")
+STATUSES = ("pending", "sent", "failed", "opted_out")
+RESULTS = ("sent", "retried", "failed")
 
 
-class MailMetrics:
+class NotifyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        registry = REGISTRY if registry is None else registry
-        self.delivered = Counter(
-            "tollgate_mail",
-            "E-mail delivery attempts by outcome (retry: will be tried again; failed: gave up)",
-            ["outcome"],
-            registry=registry,
+        self.registry = registry or CollectorRegistry()
+        self.notices = Gauge(
+            "tollgate_notices",
+            "Notices recorded, by status (failed ones need an operator: no channel, refused).",
+            ["status"],
+            registry=self.registry,
         )
-        for outcome in OUTCOMES:  # a counting alert sees the first event
-            self.delivered.labels(outcome)
-        self.pending = Gauge(
-            "tollgate_mail_pending", "E-mails in the outbox not yet sent", registry=registry
+        self.deliveries = Counter(
+            "tollgate_notice_deliveries_total",
+            "Delivery attempts of notices by this process, by result.",
+            ["result"],
+            registry=self.registry,
         )
+        for result in RESULTS:
+            self.deliveries.labels(result)
+
+    def delivered(self, sent: int, retried: int, failed: int) -> None:
+        for result, count in (("sent", sent), ("retried", retried), ("failed", failed)):
+            self.deliveries.labels(result).inc(count)
+
+    async def export(self, pool: asyncpg.Pool) -> None:
+        rows = await pool.fetch("select status, count(*) as n from notices group by status")
+        found = {r["status"]: r["n"] for r in rows}
+        for status in STATUSES:
+            self.notices.labels(status).set(found.get(status, 0))

@@ -17,9 +17,9 @@ from typing import Any
 import aiosmtplib
 import asyncpg
 
-from notify.metrics import MailMetrics
+from notify.mail_metrics import MailMetrics
 from notify.outbox import pending
-from notify.settings import SmtpSettings
+from notify.mail_settings import SmtpSettings
 
 log = logging.getLogger("tollgate.notify")
 MAX_BACKOFF_S = 3600.0

@@ -1,4 +1,4 @@
-"""SMTP settings from TOLLGATE_SMTP_* environment variables."""
+"""Notification settings, from TOLLGATE_NOTIFY_* environment variables."""
 
 from __future__ import annotations
 
@@ -6,59 +6,73 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.env import SettingsError
+from core.env import EnvReader, SettingsError
+from rating.money import MoneyError, parse_micro
+
+_TLS = ("none", "starttls", "tls")
 
 
 @dataclass(frozen=True)
-class SmtpSettings:
-    host: str = ""  # empty: no mail is sent (it waits in the outbox)
-    port: int = 25
-    user: str = ""
-    password: str = ""
-    starttls: bool = False
-    tls: bool = False  # implicit TLS (port 465)
-    sender: str = ""  # the From address
-    timeout_s: float = 30.0
-    max_attempts: int = 10  # then the message is marked failed (and counted)
-    backoff_s: float = 60.0  # first retry after this, doubling, at most an hour
+class NotifySettings:
+    language: str = "pl"  # accounts that set none
+    thresholds: tuple[int, ...] = (10_000_000, 0)  # low balance (micro); 0 = negative
+    webhook_secret: str = ""  # HMAC-SHA256 key; webhooks are never sent unsigned
+    webhook_timeout_s: float = 10.0
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "starttls"
+    mail_from: str = "tollgate@localhost"
+    smtp_timeout_s: float = 30.0
+    retry_base_s: int = 60  # first retry after this, doubling each time
+    retry_max_s: int = 3600
+    max_attempts: int = 8  # then the notice is failed for an operator to see
+    batch: int = 200  # notices delivered per pass
+    interval_s: float = 30.0  # the worker's pass interval
+
+    def __post_init__(self) -> None:
+        if self.language not in ("pl", "en"):
+            raise SettingsError("TOLLGATE_NOTIFY_LANGUAGE", f"pl or en, not {self.language!r}")
+        if self.smtp_tls not in _TLS:
+            raise SettingsError("TOLLGATE_NOTIFY_SMTP_TLS", f"one of {', '.join(_TLS)}")
+        if self.max_attempts < 1 or self.retry_base_s < 1 or self.retry_max_s < 1:
+            raise SettingsError("TOLLGATE_NOTIFY_MAX_ATTEMPTS", "attempts and delays must be >= 1")
+
+    def backoff_s(self, attempts: int) -> int:
+        """Seconds before the next try after `attempts` failed ones."""
+        delay: int = self.retry_base_s * 2 ** max(attempts - 1, 0)
+        return min(delay, self.retry_max_s)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SmtpSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifySettings:
         env = os.environ if env is None else env
-
-        def number(key: str, default: float, low: float, high: float) -> float:
-            raw = env.get(key, "")
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SettingsError(key, f"not a number: {raw!r}") from None
-            if not low <= value <= high:
-                raise SettingsError(key, f"must be {low:g}..{high:g}, got {raw!r}")
-            return value
-
-        def flag(key: str) -> bool:
-            raw = env.get(key, "").strip().lower()
-            if raw not in ("", "0", "1", "true", "false", "yes", "no"):
-                raise SettingsError(key, f"true or false, got {raw!r}")
-            return raw in ("1", "true", "yes")
-
+        r = EnvReader("TOLLGATE_NOTIFY_", env)
         base = cls()
-        settings = cls(
-            host=env.get("TOLLGATE_SMTP_HOST", "").strip(),
-            port=int(number("TOLLGATE_SMTP_PORT", base.port, 1, 65535)),
-            user=env.get("TOLLGATE_SMTP_USER", ""),
-            password=env.get("TOLLGATE_SMTP_PASSWORD", ""),
-            starttls=flag("TOLLGATE_SMTP_STARTTLS"),
-            tls=flag("TOLLGATE_SMTP_TLS"),
-            sender=env.get("TOLLGATE_SMTP_FROM", "").strip(),
-            timeout_s=number("TOLLGATE_SMTP_TIMEOUT_S", base.timeout_s, 0.1, 600),
-            max_attempts=int(number("TOLLGATE_SMTP_MAX_ATTEMPTS", base.max_attempts, 1, 1000)),
-            backoff_s=number("TOLLGATE_SMTP_BACKOFF_S", base.backoff_s, 0, 3600),
+        return cls(
+            language=r.get("LANGUAGE", str, base.language),
+            thresholds=r.get("THRESHOLDS", parse_thresholds, base.thresholds),
+            webhook_secret=r.get("WEBHOOK_SECRET", str, base.webhook_secret),
+            webhook_timeout_s=r.get("WEBHOOK_TIMEOUT_S", float, base.webhook_timeout_s),
+            smtp_host=r.get("SMTP_HOST", str, base.smtp_host),
+            smtp_port=r.get("SMTP_PORT", int, base.smtp_port),
+            smtp_user=r.get("SMTP_USER", str, base.smtp_user),
+            smtp_password=r.get("SMTP_PASSWORD", str, base.smtp_password),
+            smtp_tls=r.get("SMTP_TLS", str, base.smtp_tls),
+            mail_from=r.get("MAIL_FROM", str, base.mail_from),
+            smtp_timeout_s=r.get("SMTP_TIMEOUT_S", float, base.smtp_timeout_s),
+            retry_base_s=r.get("RETRY_BASE_S", int, base.retry_base_s),
+            retry_max_s=r.get("RETRY_MAX_S", int, base.retry_max_s),
+            max_attempts=r.get("MAX_ATTEMPTS", int, base.max_attempts),
+            batch=r.get("BATCH", int, base.batch),
+            interval_s=r.get("INTERVAL_S", float, base.interval_s),
         )
-        if settings.host and not settings.sender:
-            raise SettingsError("TOLLGATE_SMTP_FROM", "required when TOLLGATE_SMTP_HOST is set")
-        if settings.tls and settings.starttls:
-            raise SettingsError("TOLLGATE_SMTP_TLS", "either TLS or STARTTLS, not both")
-        return settings
+
+
+def parse_thresholds(text: str) -> tuple[int, ...]:
+    """'10.00,0' -> (10_000_000, 0): amounts in the account's currency, highest first."""
+    try:
+        values = {parse_micro(p.strip(), allow_negative=True) for p in text.split(",") if p.strip()}
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+    return tuple(sorted(values, reverse=True))

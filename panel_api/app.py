@@ -27,6 +27,7 @@ from panel_api import (
     page,
     payments,
     session,
+    complaints,
     sip,
 )
 from panel_api.auth import auth_middleware
@@ -70,6 +71,7 @@ APIS = (
     sip.api,
     payments.api,
     audit.api,
+    complaints.api,
 )
 
 

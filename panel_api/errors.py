@@ -15,6 +15,7 @@ import redis.exceptions
 from aiohttp import web
 
 from abuse.findings import FindingNotFound, FindingStateError
+from billing.complaints import ComplaintError
 from billing.errors import BillingError
 from billing.gateway import SignatureError
 from customers.model import CustomerConflict, CustomerError, CustomerNotFound
@@ -226,6 +227,17 @@ def translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, CustomerConflict | NumberConflict):
         return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
     if isinstance(exc, CustomerError | NumberError):
+    if isinstance(exc, ComplaintError):
+        details = {"field": exc.field, "why": exc.why}
+        if exc.code == "UNKNOWN_COMPLAINT":
+            return NotFound(str(exc), {"resource": "complaint", **details})
+        cls = (
+            Conflict
+            if exc.code in ("COMPLAINT_CLOSED", "COMPLAINT_DEEMED_ACCEPTED")
+            else BadRequest
+        )
+        return cls(str(exc), details, code=exc.code)
+    if isinstance(exc, BillingError | TokenError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)

@@ -425,3 +425,27 @@ class AuditEntry(Output):
 
 class AuditEntries(Output):
     items: list[AuditEntry]
+
+
+class Complaint(Output):
+    account: str
+    call_ids: list[str]
+    invoice: str | None
+    period: str | None
+    event_at: datetime
+    description: str
+    requested: Money2
+    answer_days: Annotated[int, Field(ge=1)]
+    filed_at: datetime
+    due_at: datetime
+    status: Literal["filed", "acknowledged", "accepted", "rejected", "deemed_accepted"]
+    acknowledged_at: datetime | None
+    answered_at: datetime | None
+    answer: str
+    credited: Money2
+    credit_note: str | None
+    appeal_until: datetime | None
+
+
+class Complaints(Output):
+    items: list[Complaint]

@@ -12,12 +12,14 @@ from typing import NoReturn
 
 from abuse.cli_args import register as register_abuse
 from billing.cli_args import register as register_billing
+from billing.complaints_cli_args import register as register_complaints
 from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
 from customers.cli_args import register as register_customers
 from customers.sip_cli_args import register as register_sip
 from notify.cli_args import register as register_notify
+from notify.mail_cli_args import register as register_mail
 from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
@@ -43,6 +45,7 @@ BAD_INPUT_ERRORS = (
     ("customers.sip", "SipError"),
     ("rating.retag", "LayoutMismatch"),
     ("rating.account_import", "ImportErrors"),
+    ("notify.errors", "NotifyError"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -194,11 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     register_panel(sub)
     register_billing(sub)
     register_customers(sub)
-    register_notify(sub)
+    register_mail(sub)
     register_numbers(sub)
     register_reconcile(sub)
     register_sip(sub)
     register_asterisk(sub)
+    register_notify(sub)
+    register_complaints(sub)
 
     sc = sub.add_parser(
         "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"

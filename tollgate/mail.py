@@ -17,9 +17,9 @@ from billing.mailing import queue_documents
 from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
 from core.cliout import bad_input, print_json
-from notify.metrics import MailMetrics
+from notify.mail_metrics import MailMetrics
 from notify.sender import deliver_due
-from notify.settings import SmtpSettings
+from notify.mail_settings import SmtpSettings
 from runtime.services import Services
 
 log = logging.getLogger("tollgate.mail")

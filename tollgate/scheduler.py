@@ -35,7 +35,7 @@ from runtime.services import Services
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions")
+JOBS = ("bill_run", "cdr_partitions", "complaints")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,12 @@ class SchedulerMetrics:
         for job in JOBS:
             for result in ("ok", "failed"):
                 self.runs.labels(job, result)
+        self.complaints = Gauge(
+            "tollgate_complaints_open",
+            "Complaints not yet answered, by how soon their deadline is (terms §12).",
+            ["due"],
+            registry=self.registry,
+        )
 
 
 def is_due(last_success: datetime | None, now: datetime, timezone: str, at_hour: int) -> bool:
@@ -113,7 +119,37 @@ async def job_cdr_partitions(s: Services, settings: SchedulerSettings, now: date
     return f"created {created or 'none'}, dropped {dropped or 'none'}"
 
 
-JOB_FUNCTIONS: dict[str, Job] = {"bill_run": job_bill_run, "cdr_partitions": job_cdr_partitions}
+async def job_complaints(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Complaints unanswered at their deadline are deemed accepted (terms §12.4); their
+    answered_at is the deadline itself, however late in the day this runs."""
+    from billing.complaints import settle_overdue
+
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        settled = await settle_overdue(s.accounts, conn, BillingSettings.from_env(), now)
+    return f"deemed accepted: {', '.join(str(c.id) for c in settled) or 'none'}"
+
+
+JOB_FUNCTIONS: dict[str, Job] = {
+    "bill_run": job_bill_run,
+    "cdr_partitions": job_cdr_partitions,
+    "complaints": job_complaints,
+}
+
+
+async def export_complaints(pool: asyncpg.Pool, metrics: SchedulerMetrics, now: datetime) -> None:
+    """Every replica exports the open complaints: overdue (the complaints job has not deemed
+    them accepted yet), due within 48 hours (answer them now), later."""
+    row = await pool.fetchrow(
+        "select count(*) filter (where due_at <= $1) as overdue,"
+        " count(*) filter (where due_at > $1 and due_at <= $1 + interval '48 hours') as soon,"
+        " count(*) filter (where due_at > $1 + interval '48 hours') as later"
+        " from complaints where status in ('filed', 'acknowledged')",
+        now,
+    )
+    assert row is not None  # an aggregate always yields a row
+    for label, column in (("overdue", "overdue"), ("within_48h", "soon"), ("later", "later")):
+        metrics.complaints.labels(label).set(row[column])
 
 
 async def last_successes(pool: asyncpg.Pool) -> dict[str, datetime | None]:
@@ -148,6 +184,7 @@ async def tick(
     for job, at in (await last_successes(s.pool)).items():
         if at is not None:
             metrics.last_success.labels(job).set(at.timestamp())
+    await export_complaints(s.pool, metrics, now)
     return ran
 
 

@@ -170,6 +170,7 @@ async def test_openapi_documents_exactly_the_api_routes(settings: Settings) -> N
             "/api/v1/findings/{finding}/{action}": ("acknowledge", "lift", "close"),
             "/api/v1/numbers/{number}/{action}": ("assign", "release", "port-out"),
             "/api/v1/sip-logins/{login}/{action}": ("disable", "enable"),
+            "/api/v1/complaints/{complaint}/{action}": ("acknowledge", "accept", "reject"),
         }
         expanded = set()
         for method, path in routes:

@@ -55,10 +55,11 @@ def sample(metrics: SchedulerMetrics, name: str, **labels: str) -> float | None:
 async def test_a_tick_runs_what_is_due_once_and_exports_the_last_success(svc: Services) -> None:
     metrics = SchedulerMetrics(CollectorRegistry())
     ran = await tick(svc, SETTINGS, metrics, DST_DAY)
-    assert set(ran) == {"bill_run", "cdr_partitions"}, ran
+    assert set(ran) == {"bill_run", "cdr_partitions", "complaints"}, ran
     assert ran["bill_run"] == "billed 2026-02", ran
+    assert ran["complaints"] == "deemed accepted: none", ran
     assert not any(v.startswith("failed") for v in ran.values()), ran
-    for job in ("bill_run", "cdr_partitions"):
+    for job in ("bill_run", "cdr_partitions", "complaints"):
         assert sample(metrics, "tollgate_scheduler_last_success_timestamp_seconds", task=job) == (
             DST_DAY.timestamp()
         )
@@ -66,7 +67,7 @@ async def test_a_tick_runs_what_is_due_once_and_exports_the_last_success(svc: Se
     # later the same local day: nothing is due; the next day everything is
     assert await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(hours=12)) == {}
     ran = await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(days=1))
-    assert set(ran) == {"bill_run", "cdr_partitions"}
+    assert set(ran) == {"bill_run", "cdr_partitions", "complaints"}
 
 
 async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
@@ -85,7 +86,7 @@ async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
     results = await asyncio.gather(
         tick(svc, SETTINGS, metrics, DST_DAY), tick(svc, SETTINGS, second, DST_DAY)
     )
-    for job in ("bill_run", "cdr_partitions"):
+    for job in ("bill_run", "cdr_partitions", "complaints"):
         assert sum(job in r for r in results) == 1, results
         runs = [
             sample(m, "tollgate_scheduler_runs_total", task=job, result="ok")
@@ -110,7 +111,7 @@ async def test_a_failed_job_is_recorded_and_retried_the_others_still_run(
     async def broken(s: Services, settings: SchedulerSettings, now: datetime) -> str:
         raise RuntimeError("the bank file is missing")
 
-    jobs = {"bill_run": broken, "cdr_partitions": JOB_FUNCTIONS["cdr_partitions"]}
+    jobs = {**JOB_FUNCTIONS, "bill_run": broken}
     ran = await tick(svc, SETTINGS, metrics, DST_DAY, jobs)
     assert ran["bill_run"] == "failed: the bank file is missing"
     assert not ran["cdr_partitions"].startswith("failed")

@@ -1,0 +1,45 @@
+"""The kinds of notice and whether a customer may opt out of each.
+
+Notices about the service itself (blocking, suspension, invoices, price changes, complaint
+answers) inform of the contract's state and must reach the customer; only reminders that are
+a convenience may be switched off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from notify.errors import NotifyError
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    optional: bool  # the customer may opt out
+
+
+LOW_BALANCE = Kind("low_balance", optional=True)
+BALANCE_NEGATIVE = Kind("balance_negative", optional=False)
+
+COMPLAINT_RECEIVED = Kind("complaint_received", optional=False)
+COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
+
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (LOW_BALANCE, BALANCE_NEGATIVE, COMPLAINT_RECEIVED, COMPLAINT_ANSWERED)
+}
+
+
+def kind(name: str) -> Kind:
+    found = KINDS.get(name)
+    if found is None:
+        raise NotifyError("kind", f"unknown {name!r}; known: {', '.join(sorted(KINDS))}")
+    return found
+
+
+def check_opt_out(names: list[str]) -> list[str]:
+    """The kinds as given, refusing unknown ones and those the customer must receive."""
+    for name in names:
+        if not kind(name).optional:
+            raise NotifyError(
+                "opt_out", f"{name!r} is a notice the customer must receive", "OPT_OUT_NOT_ALLOWED"
+            )
+    return sorted(set(names))

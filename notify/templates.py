@@ -1,0 +1,109 @@
+"""Polish and English texts of each kind of notice. Amounts arrive as micro-units and are
+shown in the language's convention, cut (never rounded up) to the grosz so a balance just
+under a threshold never reads as the threshold itself."""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from notify.errors import NotifyError
+
+LANGUAGES = ("pl", "en")
+
+# kind -> language -> (subject, body); placeholders are filled from the notice's data
+_TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    "low_balance": {
+        "pl": (
+            "Niskie saldo konta {account}",
+            "Saldo konta {account} spadło poniżej {threshold} i wynosi {balance}.\n"
+            "Doładuj konto, aby uniknąć blokady połączeń wychodzących.",
+        ),
+        "en": (
+            "Low balance on account {account}",
+            "The balance of account {account} fell below {threshold} and is {balance}.\n"
+            "Top up the account to keep outgoing calls available.",
+        ),
+    },
+    "balance_negative": {
+        "pl": (
+            "Ujemne saldo konta {account}",
+            "Saldo konta {account} jest ujemne: {balance}.\n"
+            "Połączenia wychodzące (poza numerami alarmowymi) są zablokowane do czasu "
+            "doładowania konta.",
+        ),
+        "en": (
+            "Negative balance on account {account}",
+            "The balance of account {account} is negative: {balance}.\n"
+            "Outgoing calls (emergency numbers excepted) are blocked until the account is "
+            "topped up.",
+        ),
+    },
+    "complaint_received": {
+        "pl": (
+            "Reklamacja nr {complaint} została przyjęta",
+            "Otrzymaliśmy reklamację nr {complaint} dotyczącą konta {account}.\n"
+            "Odpowiemy do {due} (koniec dnia); brak odpowiedzi w tym terminie oznacza "
+            "uwzględnienie reklamacji.",
+        ),
+        "en": (
+            "Complaint {complaint} received",
+            "We received complaint {complaint} about account {account}.\n"
+            "We will answer by the end of {due}; without an answer by then the complaint is "
+            "deemed accepted.",
+        ),
+    },
+    "complaint_answered": {
+        "pl": (
+            "Odpowiedź na reklamację nr {complaint}",
+            "Reklamacja nr {complaint} (konto {account}): {decision_pl}.\n{answer}\n"
+            "Uznana kwota: {credited}.",
+        ),
+        "en": (
+            "Answer to complaint {complaint}",
+            "Complaint {complaint} (account {account}): {decision_en}.\n{answer}\n"
+            "Amount credited: {credited}.",
+        ),
+    },
+}
+
+DECISIONS = {  # complaint status -> (pl, en)
+    "accepted": ("uwzględniona", "accepted"),
+    "deemed_accepted": ("uznana za uwzględnioną (brak odpowiedzi w terminie)", "deemed accepted"),
+    "rejected": (
+        "nieuwzględniona; odwołanie można wnieść w ciągu 14 dni",
+        "rejected; you may appeal within 14 days",
+    ),
+}
+
+
+def money(micro: int, currency: str, language: str) -> str:
+    """12_345_678 PLN -> '12,34 PLN' (pl) or '12.34 PLN' (en)."""
+    value = (Decimal(micro) / 1_000_000).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
+    text = f"{value:,.2f}"  # 1,234.56
+    if language == "pl":
+        text = text.replace(",", "\u00a0").replace(".", ",")
+    return f"{text} {currency}"
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise NotifyError("language", f"one of {', '.join(LANGUAGES)}, not {language!r}")
+    return language
+
+
+def render(kind: str, language: str, data: dict[str, Any]) -> tuple[str, str]:
+    """The subject and body of a notice; money fields (`*_micro`) are formatted first."""
+    texts = _TEXTS.get(kind)
+    if texts is None:
+        raise NotifyError("kind", f"no template for {kind!r}")
+    subject, body = texts[check_language(language)]
+    currency = str(data.get("currency", ""))
+    values = dict(data)
+    for name, value in data.items():
+        if name.endswith("_micro"):
+            values[name.removesuffix("_micro")] = money(int(value), currency, language)
+    try:
+        return subject.format(**values), body.format(**values)
+    except KeyError as exc:
+        raise NotifyError("data", f"{kind} needs {exc.args[0]!r}") from None
