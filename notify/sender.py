@@ -18,8 +18,8 @@ import aiosmtplib
 import asyncpg
 
 from notify.mail_metrics import MailMetrics
-from notify.outbox import pending
 from notify.mail_settings import SmtpSettings
+from notify.outbox import pending
 
 log = logging.getLogger("tollgate.notify")
 MAX_BACKOFF_S = 3600.0

@@ -17,6 +17,7 @@ from billing.settings import BillingSettings
 from panel_api import (
     audit,
     calls,
+    complaints,
     customer,
     customer_records,
     decks,
@@ -27,7 +28,6 @@ from panel_api import (
     page,
     payments,
     session,
-    complaints,
     sip,
 )
 from panel_api.auth import auth_middleware

@@ -216,6 +216,16 @@ def translate(exc: BaseException) -> ApiError | None:
             {"id": exc.finding_id, "status": exc.status, "change": exc.change},
             code="FINDING_STATE",
         )
+    if isinstance(exc, ComplaintError):
+        details = {"field": exc.field, "why": exc.why}
+        if exc.code == "UNKNOWN_COMPLAINT":
+            return NotFound(str(exc), {"resource": "complaint", **details})
+        cls = (
+            Conflict
+            if exc.code in ("COMPLAINT_CLOSED", "COMPLAINT_DEEMED_ACCEPTED")
+            else BadRequest
+        )
+        return cls(str(exc), details, code=exc.code)
     if isinstance(exc, SignatureError):
         return BadSignature(str(exc), {"field": exc.field, "why": exc.why})
     if isinstance(exc, BillingError | TokenError | LoginError):
@@ -227,17 +237,6 @@ def translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, CustomerConflict | NumberConflict):
         return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
     if isinstance(exc, CustomerError | NumberError):
-    if isinstance(exc, ComplaintError):
-        details = {"field": exc.field, "why": exc.why}
-        if exc.code == "UNKNOWN_COMPLAINT":
-            return NotFound(str(exc), {"resource": "complaint", **details})
-        cls = (
-            Conflict
-            if exc.code in ("COMPLAINT_CLOSED", "COMPLAINT_DEEMED_ACCEPTED")
-            else BadRequest
-        )
-        return cls(str(exc), details, code=exc.code)
-    if isinstance(exc, BillingError | TokenError):
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)

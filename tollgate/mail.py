@@ -18,8 +18,8 @@ from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
 from core.cliout import bad_input, print_json
 from notify.mail_metrics import MailMetrics
-from notify.sender import deliver_due
 from notify.mail_settings import SmtpSettings
+from notify.sender import deliver_due
 from runtime.services import Services
 
 log = logging.getLogger("tollgate.mail")

@@ -23,8 +23,8 @@ from billing.mailing import queue_documents
 from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
 from notify.mail_metrics import MailMetrics
-from notify.sender import deliver_due
 from notify.mail_settings import SmtpSettings
+from notify.sender import deliver_due
 from runtime.services import Services
 from tests.conftest import AccountFactory
 from tests.integration.test_documents import customer_for, pdf_text
