@@ -13,6 +13,7 @@ COPY switch ./switch
 COPY cdr ./cdr
 COPY billing ./billing
 COPY abuse ./abuse
+COPY customers ./customers
 COPY panel_api ./panel_api
 COPY tollgate ./tollgate
 RUN python -m venv /opt/tollgate \
@@ -39,42 +40,41 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/tollgate-asterisk \
  && chown asterisk:asterisk /var/lib/tollgate-asterisk
-# configs/asterisk holds templates (@NAME@ placeholders, as the test rig renders them); the
-# entrypoint renders them from the environment into the run directory and starts Asterisk.
+# configs/asterisk holds templates (@NAME@ placeholders); the entrypoint renders them from
+# the environment (scripts/asterisk/render.sh, the renderer the test rig uses too) into the
+# run directory and starts Asterisk. docs/asterisk-integration.md lists the variables.
+COPY --chmod=0755 scripts/asterisk/render.sh /usr/local/bin/tollgate-asterisk-render
 COPY --chmod=0755 <<'SCRIPT' /usr/local/bin/tollgate-asterisk
-#!/bin/sh
-set -eu
+#!/bin/bash
+set -euo pipefail
 : "${ARI_PASSWORD:?ARI_PASSWORD must be set}"
-run=${ASTERISK_RUN:-/var/lib/tollgate-asterisk}
-# ARI keeps only a crypt(3) hash of its password (ari.conf password_format = crypt).
-ari_crypt=$(openssl passwd -6 "$ARI_PASSWORD")
-mkdir -p "$run/etc" "$run/db" "$run/cache" "$run/spool" "$run/run" "$run/log/cdr-custom"
-for f in /etc/tollgate/asterisk/*.conf; do
-  sed -e "s|@RUN@|$run|g" \
-      -e "s|@NAME@|${ASTERISK_NAME:-$(hostname)}|g" \
-      -e "s|@SIP_PORT@|${SIP_PORT:-5060}|g" \
-      -e "s|@CARRIER_PORT@|${CARRIER_PORT:-5080}|g" \
-      -e "s|@AGI_HOST@|${AGI_HOST:-127.0.0.1}|g" \
-      -e "s|@AGI_PORT@|${AGI_PORT:-4573}|g" \
-      -e "s|@AGI_BUDGET@|${AGI_BUDGET:-2}|g" \
-      -e "s|@RING_SECONDS@|${RING_SECONDS:-60}|g" \
-      -e "s|@ARI_PORT@|${ARI_PORT:-8088}|g" \
-      -e "s|@AMI_PORT@|${AMI_PORT:-5038}|g" \
-      -e "s|@ARI_USER@|${ARI_USER:-tollgate}|g" \
-      -e "s|@ARI_PASSWORD_CRYPT@|$ari_crypt|g" \
-      -e "s|@ARI_PASSWORD@|$ARI_PASSWORD|g" \
-      -e "s|@RTP_START@|${RTP_START:-10000}|g" \
-      -e "s|@RTP_END@|${RTP_END:-10100}|g" \
-      -e "s|@ACCT_\([A-F]\)@|phone-\1|g" \
-      "$f" >"$run/etc/$(basename "$f")"
-done
-# The shipped configs listen on loopback (test rig); in a container SIP faces the compose
-# network and the published ports instead. ARI and AMI stay on loopback: only the tollgate
-# next to Asterisk (same network namespace) controls calls and collects parked outcomes.
-sed -i -e "s|^bind = 127.0.0.1:|bind = ${SIP_BIND:-0.0.0.0}:|" "$run/etc/pjsip.conf"
-exec /usr/sbin/asterisk -f -C "$run/etc/asterisk.conf"
+export RUN=${ASTERISK_RUN:-/var/lib/tollgate-asterisk}
+export NAME=${ASTERISK_NAME:-$(hostname)}
+export SIP_BIND=${SIP_BIND:-0.0.0.0} SIP_PORT=${SIP_PORT:-5060}
+export SIP_TCP_PORT=${SIP_TCP_PORT:-$SIP_PORT} SIP_TLS_PORT=${SIP_TLS_PORT:-5061}
+export AGI_HOST=${AGI_HOST:-127.0.0.1} AGI_PORT=${AGI_PORT:-4573} AGI_BUDGET=${AGI_BUDGET:-2}
+export RING_SECONDS=${RING_SECONDS:-60} ARI_PORT=${ARI_PORT:-8088} AMI_PORT=${AMI_PORT:-5038}
+export ARI_USER=${ARI_USER:-tollgate} RTP_START=${RTP_START:-10000} RTP_END=${RTP_END:-10999}
+export PG_HOST=${PG_HOST:-postgres} PG_PORT=${PG_PORT:-5432} PG_DB=${PG_DB:-tollgate}
+export PG_USER=${PG_USER:-tollgate}
+: "${PG_PASSWORD:?PG_PASSWORD must be set (realtime SIP logins)}"
+: "${EXTERNAL_ADDRESS:?EXTERNAL_ADDRESS must be set (the address phones and carriers see)}"
+: "${LOCAL_NET:?LOCAL_NET must be set (the network not behind NAT)}"
+: "${CARRIER_HOST:?CARRIER_HOST must be set (the carrier SIP proxy, host[:port])}"
+: "${CARRIER_MATCH:?CARRIER_MATCH must be set (addresses the carrier calls from)}"
+mkdir -p "$RUN/etc" "$RUN/db" "$RUN/keys" "$RUN/cache" "$RUN/spool" "$RUN/run" "$RUN/log/cdr-custom"
+export TLS_CERT=${TLS_CERT:-/etc/tollgate/tls/fullchain.pem} TLS_KEY=${TLS_KEY:-/etc/tollgate/tls/privkey.pem}
+if [ ! -r "$TLS_CERT" ] || [ ! -r "$TLS_KEY" ]; then
+  # SIP over TLS needs a certificate; a self-signed one until the operator mounts theirs.
+  echo "tollgate-asterisk: no TLS certificate at $TLS_CERT: using a self-signed one" >&2
+  TLS_CERT=$RUN/keys/tls.crt TLS_KEY=$RUN/keys/tls.key
+  [ -r "$TLS_CERT" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 825 \
+    -subj "/CN=$NAME" -keyout "$TLS_KEY" -out "$TLS_CERT" 2>/dev/null
+fi
+tollgate-asterisk-render "$RUN/etc" /etc/tollgate/asterisk
+exec /usr/sbin/asterisk -f -C "$RUN/etc/asterisk.conf"
 SCRIPT
 # Unprivileged: SIP (5060) and RTP are above 1024; Asterisk needs no root.
 USER asterisk
-EXPOSE 5060/udp
+EXPOSE 5060/udp 5060/tcp 5061/tcp
 ENTRYPOINT ["/usr/local/bin/tollgate-asterisk"]

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 TG := $(VENV)/bin/tollgate
-PACKAGES := core rating runtime switch cdr billing abuse panel_api tollgate
+PACKAGES := core rating runtime switch cdr billing abuse panel_api tollgate customers
 
 .PHONY: bootstrap demo test lint unit integration e2e bench rig-start rig-stop rig-status clean
 

@@ -69,6 +69,7 @@ def main() -> None:
         accounts={"phone-a": "bench-a"},
         extra_conf_dir=str(ROOT / "bench/asterisk"),
         ring_seconds=30,
+        pg_dsn=settings.pg_dsn,
     )
     log = Path(tempfile.mkdtemp(prefix="bench-ari-")) / "serve.log"
     extra = {

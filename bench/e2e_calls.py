@@ -270,6 +270,7 @@ def main() -> None:
         f"bench-{os.getpid()}",
         accounts={"phone-a": "bench-a"},
         extra_conf_dir=str(ROOT / "bench/asterisk"),
+        pg_dsn=settings.pg_dsn,
     )
     rig = AsteriskRig(config)
     log = Path(tempfile.mkdtemp(prefix="bench-tollgate-")) / "serve.log"

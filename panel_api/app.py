@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from billing.settings import BillingSettings
-from panel_api import calls, customer, decks, documents, findings, operator, page
+from panel_api import calls, customer, decks, documents, findings, operator, page, sip
 from panel_api.auth import auth_middleware
 from panel_api.context import (
     ARI_SETTINGS,
@@ -40,7 +40,16 @@ from switch.ari import AriSettings
 
 log = logging.getLogger("tollgate.panel")
 service = Api("service")
-APIS = (service, customer.api, documents.api, operator.api, decks.api, findings.api, calls.api)
+APIS = (
+    service,
+    customer.api,
+    documents.api,
+    operator.api,
+    decks.api,
+    findings.api,
+    calls.api,
+    sip.api,
+)
 
 
 def endpoints() -> list[Endpoint]:

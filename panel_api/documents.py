@@ -41,9 +41,7 @@ class StatementPath(Input):
     " totals by class and destination",
     ok=outputs.Statement,
 )
-async def statement(
-    request: web.Request, account: str, path: StatementPath
-) -> web.StreamResponse:
+async def statement(request: web.Request, account: str, path: StatementPath) -> web.StreamResponse:
     """Streamed, on the download budget: a month can hold many thousand calls."""
     found = await request.app[SERVICES].accounts.get(account)
     gate = request.app[EXPORT_GATE]

@@ -88,6 +88,9 @@ class Api:
     def patch(self, path: str, summary: str, **how: Any) -> Callable[[Declared], Handler]:
         return self._declare("patch", path, summary, **how)
 
+    def delete(self, path: str, summary: str, **how: Any) -> Callable[[Declared], Handler]:
+        return self._declare("delete", path, summary, **how)
+
     def _declare(
         self,
         method: str,

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from abuse.findings import FindingNotFound, FindingStateError
 from billing.errors import BillingError
+from customers.sip import SipError, SipLoginNotFound
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
@@ -203,6 +204,13 @@ def translate(exc: BaseException) -> ApiError | None:
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, TokenNotFound):
         return not_found("token", exc.token_id)
+    if isinstance(exc, SipLoginNotFound):
+        return NotFound(exc.message, {"resource": "sip_login", "field": exc.field})
+    if isinstance(exc, SipError):
+        if exc.code == "UNKNOWN_ACCOUNT":
+            return NotFound(exc.message, {"resource": "account", "field": exc.field})
+        cls = Conflict if exc.code in ("SIP_LOGIN_EXISTS", "ACCOUNT_CLOSED") else BadRequest
+        return cls(str(exc), {"field": exc.field}, code=exc.code)
     if isinstance(exc, TimeoutError):
         # above all: no PostgreSQL connection free within the pool's acquire timeout
         return Unavailable("the service is busy: try again shortly", code="BUSY")

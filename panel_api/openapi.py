@@ -113,6 +113,9 @@ def _operation(e: Endpoint, op_id: str, summary: str) -> dict[str, Any]:
             content = {"text/csv": {"schema": {"type": "string"}}}
         elif reply.model is not None:
             content = {JSON: {"schema": {"$ref": REF.format(model=reply.model.__name__)}}}
+        else:  # no body (204)
+            responses[str(reply.status)] = {"description": reply.description}
+            continue
         responses[str(reply.status)] = {"description": reply.description, "content": content}
     responses.update(_errors(e.errors))
     params = []

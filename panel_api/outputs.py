@@ -273,3 +273,35 @@ class RunningCalls(Output):
 class HungUp(Output):
     call_id: str
     hung_up: bool
+
+
+class SipRegistration(Output):
+    uri: str
+    user_agent: str
+    expires_at: datetime | None
+    source: str
+
+
+class SipLogin(Output):
+    """A SIP login as anyone may see it: never its password."""
+
+    login: Annotated[str, Field(pattern="^[0-9]{4,15}$")]
+    account: str
+    status: Literal["active", "disabled", "locked"]
+    status_reason: str
+    max_contacts: Annotated[int, Field(ge=1, le=100)]
+    realm: str
+    created_at: datetime
+    updated_at: datetime
+    registrations: list[SipRegistration]
+
+
+class SipLogins(Output):
+    items: list[SipLogin]
+
+
+class SipCredentials(SipLogin):
+    """A login with its new password: answered once, when the password is set."""
+
+    username: str
+    password: str

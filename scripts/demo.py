@@ -189,7 +189,7 @@ def calls_through_asterisk() -> None:
     tg("account", "create", "erin", "--deck", "retail")
     tg("account", "topup", "erin", "0.019")  # buys 6 s of mobile calls at 0.19/min
     accounts = {"phone-a": "erin", "phone-b": "alice", "phone-c": "bob", "phone-d": "dave"}
-    config = RigConfig.with_free_ports("demo", accounts=accounts)
+    config = RigConfig.with_free_ports("demo", accounts=accounts, pg_dsn=ENV["TOLLGATE_PG_DSN"])
     metrics_port = free_tcp_port()
     env = {
         **ENV,

@@ -66,7 +66,7 @@ class AmiSession:
         self._ids = count(1)
 
     @classmethod
-    async def open(cls, settings: AmiSettings) -> AmiSession:
+    async def open(cls, settings: AmiSettings, events: str = "off") -> AmiSession:
         try:
             async with asyncio.timeout(settings.timeout_s):
                 reader, writer = await asyncio.open_connection(settings.host, settings.port)
@@ -76,7 +76,7 @@ class AmiSession:
         session = cls(reader, writer, settings.timeout_s)
         try:
             await session.action(
-                "Login", Username=settings.user, Secret=settings.secret, Events="off"
+                "Login", Username=settings.user, Secret=settings.secret, Events=events
             )
         except AmiError:
             await session.close()
@@ -119,6 +119,14 @@ class AmiSession:
                         return out
         except (OSError, TimeoutError) as exc:
             raise AmiError(name, str(exc) or type(exc).__name__) from None
+
+    async def next_event(self) -> Message:
+        """The next event (a session opened with events other than "off"); waits as long
+        as it takes."""
+        while True:
+            msg = await self._read_message("event")
+            if "Event" in msg:
+                return msg
 
     async def _read_message(self, name: str) -> Message:
         msg: Message = {}

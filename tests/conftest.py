@@ -99,10 +99,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
 async def _truncate(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
+        # `asterisk`: realtime PJSIP tables (SIP logins, registrations Asterisk stored)
         names = [
-            r["tablename"]
+            f"{r['schemaname']}.{r['tablename']}"
             for r in await conn.fetch(
-                "select tablename from pg_tables where schemaname = 'public'"
+                "select schemaname, tablename from pg_tables"
+                " where schemaname in ('public', 'asterisk')"
                 " and tablename <> all($1::text[]) and tablename not like 'cdrs_%'",
                 list(KEEP),
             )

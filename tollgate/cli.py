@@ -15,7 +15,9 @@ from billing.cli_args import register as register_billing
 from cdr.cli_args import register as register_reconcile
 from core.cliout import EXIT_BAD_INPUT, EXIT_NO_RATE, EXIT_UNAVAILABLE, CliError, whole_number
 from core.lazy import Lazy
+from customers.sip_cli_args import register as register_sip
 from panel_api.cli_args import register as register_panel
+from switch.doctor_args import register as register_asterisk
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -33,6 +35,7 @@ BAD_INPUT_ERRORS = (
     ("rating.account_store", "ReferenceConflict"),
     ("rating.retag", "LayoutMismatch"),
     ("rating.account_import", "ImportErrors"),
+    ("customers.sip", "SipError"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -184,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     register_panel(sub)
     register_billing(sub)
     register_reconcile(sub)
+    register_sip(sub)
+    register_asterisk(sub)
+
+    sc = sub.add_parser(
+        "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"
+    )
+    sc.add_argument("--once", action="store_true", help="one tick: run what is due, then exit")
+    sc.add_argument("--now", help="one tick as of this ISO 8601 instant (with a zone)")
+    sc.set_defaults(run=Lazy("tollgate.scheduler_cmd:cmd_scheduler"))
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=Lazy("tollgate.commands:cmd_serve"))

@@ -13,6 +13,8 @@
 #   TOLLGATE_RIG_NAME [default]        run dir name; rigs with different names and ports
 #                                      can run side by side
 #   TOLLGATE_SIP_PORT [5060]           Asterisk's UDP SIP port on 127.0.0.1
+#   TOLLGATE_SIP_TCP_PORT [SIP port]  TOLLGATE_SIP_TLS_PORT [SIP port + 1]  TCP and TLS
+#   TOLLGATE_RIG_OVERLAY [tests/e2e/asterisk]  the rig's configs over the production ones
 #   TOLLGATE_CARRIER_PORT [5070]       the carrier (SIPp UAS) on 127.0.0.1
 #   TOLLGATE_AGI_HOST [127.0.0.1]      FastAGI server
 #   TOLLGATE_AGI_PORT [4573]
@@ -23,6 +25,9 @@
 #   TOLLGATE_ARI_USER [tollgate]  TOLLGATE_ARI_PASSWORD [tollgate]
 #   TOLLGATE_ACCT_A..TOLLGATE_ACCT_F [acct-a..acct-f]  accountcodes of phone-a..phone-f
 #   TOLLGATE_RTP_START [derived from the SIP port]  first of 40 RTP ports
+#   TOLLGATE_RIG_PG_HOST [127.0.0.1] TOLLGATE_RIG_PG_PORT [5432] TOLLGATE_RIG_PG_DB [tollgate]
+#   TOLLGATE_RIG_PG_USER [tollgate]  TOLLGATE_RIG_PG_PASSWORD [tollgate]
+#                                      tollgate's database: realtime SIP logins (res_pgsql.conf)
 #   TOLLGATE_ASTERISK_ROOT             use this chroot instead of building/reusing the cache
 #   TOLLGATE_CACHE [/var/cache/tollgate]  where build-root.sh keeps the chroot
 set -euo pipefail
@@ -30,9 +35,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 conf_src="$repo/configs/asterisk"
+overlay=${TOLLGATE_RIG_OVERLAY:-$repo/tests/e2e/asterisk}
 
 name=${TOLLGATE_RIG_NAME:-default}
 sip_port=${TOLLGATE_SIP_PORT:-5060}
+sip_tcp_port=${TOLLGATE_SIP_TCP_PORT:-$sip_port}
+sip_tls_port=${TOLLGATE_SIP_TLS_PORT:-$((sip_port + 1))}
 carrier_port=${TOLLGATE_CARRIER_PORT:-5070}
 agi_host=${TOLLGATE_AGI_HOST:-127.0.0.1}
 agi_port=${TOLLGATE_AGI_PORT:-4573}
@@ -42,6 +50,11 @@ ari_port=${TOLLGATE_ARI_PORT:-8088}
 ami_port=${TOLLGATE_AMI_PORT:-5038}
 ari_user=${TOLLGATE_ARI_USER:-tollgate}
 ari_password=${TOLLGATE_ARI_PASSWORD:-tollgate}
+pg_host=${TOLLGATE_RIG_PG_HOST:-127.0.0.1}
+pg_port=${TOLLGATE_RIG_PG_PORT:-5432}
+pg_db=${TOLLGATE_RIG_PG_DB:-tollgate}
+pg_user=${TOLLGATE_RIG_PG_USER:-tollgate}
+pg_password=${TOLLGATE_RIG_PG_PASSWORD:-tollgate}
 # Derived so rigs on different SIP ports get different RTP ranges by default.
 # Each call holds two RTP/RTCP pairs (phone leg and carrier leg): size the range for the
 # concurrency a rig must carry; parallel rigs get disjoint ranges from their SIP port.
@@ -57,10 +70,15 @@ check() { # name value regex
   [[ $2 =~ $3 ]] || die "invalid $1: '$2'"
 }
 check TOLLGATE_RIG_NAME "$name" '^[A-Za-z0-9_-]{1,32}$'
-for v in sip_port carrier_port agi_port ari_port ami_port rtp_start rtp_ports; do
+for v in sip_port sip_tcp_port sip_tls_port carrier_port agi_port ari_port ami_port rtp_start rtp_ports; do
   check "$v" "${!v}" '^[0-9]{1,5}$'
 done
 check TOLLGATE_AGI_HOST "$agi_host" '^[0-9A-Za-z.:-]+$'
+check TOLLGATE_RIG_PG_HOST "$pg_host" '^[0-9A-Za-z.:-]+$'
+check TOLLGATE_RIG_PG_PORT "$pg_port" '^[0-9]{1,5}$'
+for v in pg_db pg_user pg_password; do
+  check "$v" "${!v}" '^[A-Za-z0-9_.-]+$'
+done
 check TOLLGATE_AGI_BUDGET "$agi_budget" '^[0-9]+(\.[0-9]+)?$'
 check TOLLGATE_RING_SECONDS "$ring_seconds" '^[0-9]+$'
 check TOLLGATE_ARI_USER "$ari_user" '^[A-Za-z0-9_.-]+$'
@@ -146,36 +164,32 @@ render() {
   local f
   rm -rf "$run"
   mkdir -p "$run"/{etc,db,keys,cache,spool,run,log/cdr-custom}
-  # TOLLGATE_RIG_EXTRA: a directory of further *.conf (benchmarks, pyVoIP phones); the
-  # shipped configs pull them in with #tryinclude, so production configs carry none of it.
-  local extra=()
+  # The TLS transport of the production pjsip.conf needs a certificate: a throwaway one.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tollgate-rig-$name" \
+    -keyout "$run/keys/tls.key" -out "$run/keys/tls.crt" >/dev/null 2>&1 \
+    || die "openssl could not make the rig's TLS certificate"
+  # The production configuration (configs/asterisk), then the rig's overlay (loopback
+  # phones: tests/e2e/asterisk), then TOLLGATE_RIG_EXTRA (benchmarks, pyVoIP phones), all
+  # through the renderer the Docker image uses.
+  local dirs=("$conf_src" "$overlay")
   if [ -n "${TOLLGATE_RIG_EXTRA:-}" ]; then
     [ -d "$TOLLGATE_RIG_EXTRA" ] || die "TOLLGATE_RIG_EXTRA is not a directory: $TOLLGATE_RIG_EXTRA"
-    extra=("$TOLLGATE_RIG_EXTRA"/*.conf)
+    dirs+=("$TOLLGATE_RIG_EXTRA")
   fi
-  for f in "$conf_src"/*.conf "${extra[@]}"; do
-    sed -e "s|@RUN@|$run_in|g" \
-      -e "s|@NAME@|$name|g" \
-      -e "s|@SIP_PORT@|$sip_port|g" \
-      -e "s|@CARRIER_PORT@|$carrier_port|g" \
-      -e "s|@AGI_HOST@|$agi_host|g" \
-      -e "s|@AGI_PORT@|$agi_port|g" \
-      -e "s|@AGI_BUDGET@|$agi_budget|g" \
-      -e "s|@RING_SECONDS@|$ring_seconds|g" \
-      -e "s|@ARI_PORT@|$ari_port|g" \
-      -e "s|@AMI_PORT@|$ami_port|g" \
-      -e "s|@ARI_USER@|$ari_user|g" \
-      -e "s|@ARI_PASSWORD_CRYPT@|$ari_password_crypt|g" \
-      -e "s|@ARI_PASSWORD@|$ari_password|g" \
-      -e "s|@RTP_START@|$rtp_start|g" \
-      -e "s|@RTP_END@|$rtp_end|g" \
-      -e "s|@ACCT_A@|${acct[A]}|g" -e "s|@ACCT_B@|${acct[B]}|g" -e "s|@ACCT_C@|${acct[C]}|g" \
-      -e "s|@ACCT_D@|${acct[D]}|g" -e "s|@ACCT_E@|${acct[E]}|g" -e "s|@ACCT_F@|${acct[F]}|g" \
-      "$f" >"$run/etc/$(basename "$f")"
-  done
-  if grep -n '@[A-Z_]*@' "$run"/etc/*.conf >&2; then
-    die "unsubstituted placeholders above"
-  fi
+  (
+    export RUN=$run_in NAME=$name SIP_BIND=127.0.0.1 SIP_PORT=$sip_port \
+      SIP_TCP_PORT=$sip_tcp_port SIP_TLS_PORT=$sip_tls_port \
+      TLS_CERT=$run_in/keys/tls.crt TLS_KEY=$run_in/keys/tls.key \
+      EXTERNAL_ADDRESS=127.0.0.1 LOCAL_NET=127.0.0.0/8 \
+      CARRIER_PORT=$carrier_port CARRIER_HOST=127.0.0.1:$carrier_port CARRIER_MATCH=127.0.0.10 \
+      AGI_HOST=$agi_host AGI_PORT=$agi_port AGI_BUDGET=$agi_budget RING_SECONDS=$ring_seconds \
+      ARI_PORT=$ari_port AMI_PORT=$ami_port ARI_USER=$ari_user ARI_PASSWORD=$ari_password \
+      ARI_PASSWORD_CRYPT=$ari_password_crypt RTP_START=$rtp_start RTP_END=$rtp_end \
+      PG_HOST=$pg_host PG_PORT=$pg_port PG_DB=$pg_db PG_USER=$pg_user PG_PASSWORD=$pg_password \
+      ACCT_A=${acct[A]} ACCT_B=${acct[B]} ACCT_C=${acct[C]} ACCT_D=${acct[D]} \
+      ACCT_E=${acct[E]} ACCT_F=${acct[F]}
+    "$here/render.sh" "$run/etc" "${dirs[@]}"
+  ) || die "rendering the configs failed"
   # Configs the rig does not customise: the package's defaults, except AMI and CEL, which
   # stay off (empty files).
   for f in ccss.conf features.conf indications.conf pjproject.conf udptl.conf acl.conf; do

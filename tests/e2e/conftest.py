@@ -138,8 +138,11 @@ def e2e_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def rig_config() -> RigConfig:
-    return RigConfig.with_free_ports(f"pytest-{os.getpid()}", accounts=PHONE_ACCOUNTS)
+def rig_config(e2e_settings: Settings) -> RigConfig:
+    # Asterisk reads realtime SIP logins (and stores registrations) in the test database.
+    return RigConfig.with_free_ports(
+        f"pytest-{os.getpid()}", accounts=PHONE_ACCOUNTS, pg_dsn=e2e_settings.pg_dsn
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ Every event is one JSON object per line on stdout, with "event" and "t" (epoch s
     bye      call_id                 a BYE arrived from Asterisk
     rejected status, call_id         caller: a final error response to the INVITE
     hangup   call_id                 caller: the phone hung up itself (--hold-s ran out)
-    error    message                 something failed; the phone gives up
+    error    message                 something failed (e.g. registration refused); the
+                                     phone gives up
     exit     reason                  last line: bye, rejected, timeout, cancel or error
 
 The events come from the SIP messages the phone receives, not from pyVoIP's call state.
@@ -146,7 +147,7 @@ class Phone:
             args.server,
             args.server_port,
             args.user,
-            "",
+            args.password,
             myIP=args.ip,
             callCallback=self.on_call if args.mode == "callee" else None,
             sipPort=args.sip_port,
@@ -159,7 +160,7 @@ class Phone:
             server=args.server,
             port=args.server_port,
             username=args.user,
-            password="",
+            password=args.password,
             phone=self.phone,
             myIP=args.ip,
             myPort=args.sip_port,
@@ -243,6 +244,10 @@ class Phone:
         # The socket is non-blocking until pyVoIP's receive loop has run once (it starts
         # 1 s after start()); call() reads it blocking, so give the loop time to start.
         time.sleep(1.2)
+        if self.args.wait_file:
+            # the test changes something on the switch (disables the login) before the call
+            while not os.path.exists(self.args.wait_file):
+                time.sleep(0.05)
         if self.args.mode == "caller":
             self.place_call()
         else:
@@ -255,11 +260,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server", default="127.0.0.1", help="Asterisk's SIP address")
     p.add_argument("--server-port", type=int, required=True)
     p.add_argument("--user", required=True, help="the pjsip endpoint/AOR name")
+    p.add_argument("--password", default="", help="digest password (empty: no auth)")
     p.add_argument("--ip", default="127.0.0.1", help="address the phone binds and announces")
     p.add_argument("--sip-port", type=int, required=True)
     p.add_argument("--rtp-port", type=int, required=True)
     p.add_argument("--number", default="", help="caller: the number to dial")
     p.add_argument("--hold-s", type=float, default=60, help="caller: hang up after this")
+    p.add_argument("--wait-file", default="", help="caller: dial only once this file exists")
     p.add_argument("--answer-delay-s", type=float, default=0, help="callee: ring this long")
     p.add_argument("--timeout", type=float, default=60, help="exit after this many seconds")
     p.add_argument("--stop-s", type=float, default=2, help="time allowed to unregister")

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 RIG_SH = REPO / "scripts" / "asterisk" / "rig.sh"
@@ -66,6 +67,8 @@ class RigConfig:
 
     name: str = "default"
     sip_port: int = 5060
+    sip_tcp_port: int = 5060
+    sip_tls_port: int = 5061
     carrier_port: int = 5070
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
@@ -77,12 +80,15 @@ class RigConfig:
     ari_password: str = "tollgate"
     accounts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))
     extra_conf_dir: str = ""  # further *.conf rendered beside configs/asterisk
+    pg_dsn: str = ""  # tollgate's database, for realtime SIP logins (default: rig.sh's)
 
     @classmethod
     def with_free_ports(cls, name: str, **kwargs: object) -> RigConfig:
         """A config whose SIP, carrier, AGI and ARI ports are currently free."""
         ports: dict[str, object] = {
             "sip_port": free_udp_port(),
+            "sip_tcp_port": free_tcp_port(),
+            "sip_tls_port": free_tcp_port(),
             "carrier_port": free_udp_port(),
             "agi_port": free_tcp_port(),
             "ari_port": free_tcp_port(),
@@ -95,6 +101,8 @@ class RigConfig:
         env = {
             "TOLLGATE_RIG_NAME": self.name,
             "TOLLGATE_SIP_PORT": str(self.sip_port),
+            "TOLLGATE_SIP_TCP_PORT": str(self.sip_tcp_port),
+            "TOLLGATE_SIP_TLS_PORT": str(self.sip_tls_port),
             "TOLLGATE_CARRIER_PORT": str(self.carrier_port),
             "TOLLGATE_AGI_HOST": self.agi_host,
             "TOLLGATE_AGI_PORT": str(self.agi_port),
@@ -107,9 +115,23 @@ class RigConfig:
         }
         if self.extra_conf_dir:
             env["TOLLGATE_RIG_EXTRA"] = self.extra_conf_dir
+        if self.pg_dsn:
+            env.update(pg_env(self.pg_dsn))
         for phone, account in self.accounts.items():
             env[f"TOLLGATE_ACCT_{phone[-1].upper()}"] = account
         return env
+
+
+def pg_env(dsn: str) -> dict[str, str]:
+    """rig.sh's TOLLGATE_RIG_PG_* variables of a postgresql:// DSN."""
+    parts = urlsplit(dsn)
+    return {
+        "TOLLGATE_RIG_PG_HOST": parts.hostname or "127.0.0.1",
+        "TOLLGATE_RIG_PG_PORT": str(parts.port or 5432),
+        "TOLLGATE_RIG_PG_DB": parts.path.lstrip("/"),
+        "TOLLGATE_RIG_PG_USER": unquote(parts.username or ""),
+        "TOLLGATE_RIG_PG_PASSWORD": unquote(parts.password or ""),
+    }
 
 
 class AsteriskRig:

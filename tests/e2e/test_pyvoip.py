@@ -16,16 +16,10 @@ with hard timeouts and report the SIP messages they receive. Assertions are on t
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,11 +27,11 @@ from rating.deck import load_deck
 from rating.tariff import rate_call
 from tests.conftest import RETAIL
 from tests.e2e.conftest import E2E, PHONE_ACCOUNTS, TollgateProcess
+from tests.e2e.phones import PhoneProcess, wait_call_end
 from tests.e2e.rig import AsteriskRig, RigConfig, free_udp_port
 
 HERE = Path(__file__).resolve().parent
 EXTRA_CONF = HERE / "pyvoip"
-PHONE_SCRIPT = HERE / "pyvoip_phone.py"
 
 CALLER_USER, CALLER_IP = "pyvoip-caller", "127.0.0.9"  # pjsip_extra.conf
 CALLEE_USER, CALLEE_IP = "pyvoip-callee", "127.0.0.1"
@@ -46,88 +40,6 @@ MOBILE = "601234567"  # retail deck: 0.19 PLN/min, billed per second
 BALANCE = 19_000  # 0.019 PLN buys exactly 6 s
 GRANT_S = 6
 PHONE_TIMEOUT_S = 40
-
-
-class PhoneProcess:
-    """pyvoip_phone.py in a subprocess; a thread collects its JSON events from stdout."""
-
-    def __init__(self, mode: str, workdir: Path, *args: str) -> None:
-        self.mode = mode
-        self.stderr_path = workdir / f"{mode}.stderr"
-        self.events: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        with self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(PHONE_SCRIPT), mode, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                cwd=workdir,
-                start_new_session=True,
-            )
-        self._reader = threading.Thread(target=self._read, name=f"pyvoip-{mode}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "garbage", "line": line.rstrip()}
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def of(self, name: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [e for e in self.events if e.get("event") == name]
-
-    def wait_for(self, name: str, timeout: float) -> dict[str, Any] | None:
-        """The first `name` event, waiting up to timeout (None when the phone exits first)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [e for e in self.events if e.get("event") == name]
-                if found:
-                    return found[0]
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._reader.is_alive():
-                    return None
-                self._cond.wait(min(left, 0.2))
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self._reader.join(5)
-        return rc
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._reader.join(5)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def describe(self) -> str:
-        err = self.stderr_path.read_text(errors="replace")[-2000:]
-        return f"{self.mode} events={self.events} stderr={err}"
-
-
-def wait_call_end(callee: PhoneProcess, caller: PhoneProcess, timeout: float) -> None:
-    """Until the callee got its BYE, or either phone gave up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callee.of("bye") or not callee.alive() or not caller.alive():
-            return
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +54,7 @@ def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[Ast
             agi_budget_s=rig_config.agi_budget_s,
             accounts=PHONE_ACCOUNTS,
             extra_conf_dir=str(EXTRA_CONF),
+            pg_dsn=rig_config.pg_dsn,  # registrations are stored there
         )
         # rig.sh derives the RTP range from the SIP port modulo 1000: keep it apart from the
         # session rig's.

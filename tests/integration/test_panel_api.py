@@ -167,6 +167,7 @@ async def test_openapi_documents_exactly_the_api_routes(settings: Settings) -> N
         actions = {
             "/api/v1/accounts/{account}/{action}": ("suspend", "resume", "close"),
             "/api/v1/findings/{finding}/{action}": ("acknowledge", "lift", "close"),
+            "/api/v1/sip-logins/{login}/{action}": ("disable", "enable"),
         }
         expanded = set()
         for method, path in routes:

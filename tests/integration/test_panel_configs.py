@@ -14,11 +14,15 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from abuse.metrics import AbuseMetrics
+from abuse.sip_guard import GuardMetrics
 from cdr.metrics import CdrMetrics
 from panel_api.metrics import PanelMetrics
+from switch.asterisk_metrics import AsteriskCollector
 from tollgate.metrics import Metrics
+from tollgate.scheduler import SchedulerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "configs" / "prometheus"
@@ -36,11 +40,17 @@ def exported_metrics() -> set[str]:
     """Every sample name the processes' registries can expose (metric families without
     samples yet included)."""
     names: set[str] = set()
+    # the Asterisk relay with no Asterisk behind it (port 9: nothing listens) still says so
+    relay = CollectorRegistry()
+    relay.register(AsteriskCollector("http://127.0.0.1:9/metrics", timeout_s=1))
     for registry in (
+        relay,
         Metrics().registry,
         CdrMetrics().registry,
         AbuseMetrics().registry,
         PanelMetrics().registry,
+        SchedulerMetrics().registry,
+        GuardMetrics().registry,
     ):
         for family in registry.collect():
             names.update(family.name + s for s in SUFFIXES.get(family.type, ("",)))
@@ -216,6 +226,9 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
         "ARI_PASSWORD": "ari-secret",
         "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
         "PANEL_TLS_DIR": "/srv/tls",
+        "EXTERNAL_ADDRESS": "203.0.113.5",
+        "CARRIER_HOST": "sip.carrier.example",
+        "CARRIER_MATCH": "198.51.100.0/24",
     }
     done = subprocess.run(
         [*command, "-f", "docker-compose.yml", "config"],
@@ -290,6 +303,23 @@ def test_docker_compose_config_has_the_whole_stack() -> None:
     grafana = mounts("grafana")
     assert Path(grafana["/etc/grafana/provisioning"]).resolve() == GRAFANA / "provisioning"
     assert Path(grafana["/var/lib/grafana/dashboards"]).resolve() == GRAFANA / "dashboards"
+    # every service has a healthcheck but the one-shot migration job
+    for name, service in services.items():
+        assert name == "migrate" or "healthcheck" in service, name
+    # the production Asterisk gets its site values; the scheduler and the SIP guard run
+    asterisk_env = services["asterisk"]["environment"]
+    assert asterisk_env["EXTERNAL_ADDRESS"] == "203.0.113.5"
+    assert asterisk_env["CARRIER_HOST"] == "sip.carrier.example"
+    assert asterisk_env["PG_PASSWORD"] == "pg-secret"
+    rtp = [
+        p
+        for p in services["asterisk"]["ports"]
+        if str(p.get("target", "")).startswith("10000") or "10000" in str(p)
+    ]
+    assert rtp, services["asterisk"]["ports"]
+    assert services["scheduler"]["command"] == ["scheduler"]
+    assert services["sip-guard"]["command"] == ["sip", "guard"]
+    assert services["sip-guard"]["network_mode"] == "service:asterisk"
     # no secret has a default: without them the stack does not start
     missing = subprocess.run(
         [*command, "-f", "docker-compose.yml", "config"],

@@ -1,0 +1,1 @@
+"""Customers: customer records and their SIP logins (realtime PJSIP in PostgreSQL)."""

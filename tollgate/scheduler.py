@@ -1,0 +1,185 @@
+"""`tollgate scheduler`: the periodic work, run by tollgate itself instead of cron.
+
+Jobs, each once per day of the billing zone (TOLLGATE_BILLING_TIMEZONE), from
+TOLLGATE_SCHEDULER_AT_HOUR (3) local time on:
+- bill_run: `bill run` for the previous month (idempotent: fees, invoices, overdue flags,
+  prepaid lifecycle are all keyed so a second run adds nothing);
+- cdr_partitions: create the coming months' CDR partitions, drop those past the retention
+  (TOLLGATE_CDR_RETENTION_MONTHS, at least 12: complaints may come 12 months late).
+
+Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
+(try-lock: a replica that does not get it skips the tick), and a job is due only when its
+last success (table scheduler_runs) is before today. Every replica exports the last success
+per job (`tollgate_scheduler_last_success_timestamp_seconds`); TollgateSchedulerLate fires
+when one is more than a day and a few hours old.
+
+Time is an argument: `tick(now)`; only the process loop reads the clock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from billing.period import Period
+from billing.run import bill_run
+from billing.settings import BillingSettings
+from cdr.partitions import DEFAULT_RETENTION_MONTHS, drop_expired, ensure_months, months_ahead
+from core.env import EnvReader, SettingsError
+from runtime.services import Services
+
+log = logging.getLogger("tollgate.scheduler")
+LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
+JOBS = ("bill_run", "cdr_partitions")
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    interval_s: float = 60.0
+    at_hour: int = 3  # local hour (billing zone) from which the day's jobs are due
+    retention_months: int = DEFAULT_RETENTION_MONTHS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
+        r = EnvReader("TOLLGATE_SCHEDULER_", env)
+        base = cls()
+        at_hour = r.get("AT_HOUR", int, base.at_hour)
+        if not 0 <= at_hour <= 23:
+            raise SettingsError("TOLLGATE_SCHEDULER_AT_HOUR", f"0..23, not {at_hour}")
+        interval = r.get("INTERVAL_S", float, base.interval_s)
+        if interval <= 0:
+            raise SettingsError("TOLLGATE_SCHEDULER_INTERVAL_S", "must be positive")
+        return cls(
+            interval_s=interval,
+            at_hour=at_hour,
+            retention_months=EnvReader("TOLLGATE_CDR_", env).get(
+                "RETENTION_MONTHS", int, base.retention_months
+            ),
+        )
+
+
+class SchedulerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.last_success = Gauge(
+            "tollgate_scheduler_last_success_timestamp_seconds",
+            "When each scheduled job last succeeded (any replica), epoch seconds.",
+            ["task"],  # not "job": Prometheus' own target label
+            registry=self.registry,
+        )
+        self.runs = Counter(
+            "tollgate_scheduler_runs_total",
+            "Scheduled job runs by this process, by result.",
+            ["task", "result"],
+            registry=self.registry,
+        )
+        for job in JOBS:
+            for result in ("ok", "failed"):
+                self.runs.labels(job, result)
+
+
+def is_due(last_success: datetime | None, now: datetime, timezone: str, at_hour: int) -> bool:
+    """Due once per local day, from `at_hour` on: a missed day is caught up at the next
+    tick (the jobs are idempotent, so catching up twice would be harmless too)."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    if local.hour < at_hour:
+        return False
+    return last_success is None or last_success.astimezone(zone).date() < local.date()
+
+
+Job = Callable[[Services, SchedulerSettings, datetime], Awaitable[str]]
+
+
+async def job_bill_run(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    billing = BillingSettings.from_env()
+    period = Period.of(now, billing.timezone).shifted(-1)
+    report = await bill_run(s.accounts, period, billing, now)
+    if report.failed:
+        raise RuntimeError(f"accounts not billed: {', '.join(sorted(report.failed))}")
+    return f"billed {period}"
+
+
+async def job_cdr_partitions(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        created = await ensure_months(conn, months_ahead(now))
+        dropped = await drop_expired(conn, settings.retention_months, now)
+    return f"created {created or 'none'}, dropped {dropped or 'none'}"
+
+
+JOB_FUNCTIONS: dict[str, Job] = {"bill_run": job_bill_run, "cdr_partitions": job_cdr_partitions}
+
+
+async def last_successes(pool: asyncpg.Pool) -> dict[str, datetime | None]:
+    rows = await pool.fetch("select job, last_success_at from scheduler_runs")
+    found = {r["job"]: r["last_success_at"] for r in rows}
+    return {job: found.get(job) for job in JOBS}
+
+
+async def tick(
+    s: Services,
+    settings: SchedulerSettings,
+    metrics: SchedulerMetrics,
+    now: datetime,
+    jobs: Mapping[str, Job] = JOB_FUNCTIONS,
+) -> dict[str, str]:
+    """Run the due jobs if this replica gets the lock; {job: outcome} of what it ran
+    ({"": "locked"} when another replica holds the lock)."""
+    assert s.pool is not None
+    timezone = BillingSettings.from_env().timezone
+    ran: dict[str, str] = {}
+    async with s.pool.acquire() as lock_conn:
+        if not await lock_conn.fetchval("select pg_try_advisory_lock($1)", LOCK_ID):
+            ran[""] = "locked"
+        else:
+            try:
+                last = await last_successes(s.pool)
+                for job, fn in jobs.items():
+                    if is_due(last.get(job), now, timezone, settings.at_hour):
+                        ran[job] = await _run(s, settings, metrics, job, fn, now)
+            finally:
+                await lock_conn.execute("select pg_advisory_unlock($1)", LOCK_ID)
+    for job, at in (await last_successes(s.pool)).items():
+        if at is not None:
+            metrics.last_success.labels(job).set(at.timestamp())
+    return ran
+
+
+async def _run(
+    s: Services,
+    settings: SchedulerSettings,
+    metrics: SchedulerMetrics,
+    job: str,
+    fn: Job,
+    now: datetime,
+) -> str:
+    assert s.pool is not None
+    try:
+        outcome = await fn(s, settings, now)
+    except Exception as exc:  # a failed job is recorded and retried at the next tick
+        log.exception("scheduled job %s failed", job)
+        await s.pool.execute(
+            "insert into scheduler_runs (job, last_attempt_at, last_error) values ($1, $2, $3)"
+            " on conflict (job) do update set last_attempt_at = $2, last_error = $3",
+            job,
+            now,
+            f"{type(exc).__name__}: {exc}",
+        )
+        metrics.runs.labels(job, "failed").inc()
+        return f"failed: {exc}"
+    await s.pool.execute(
+        "insert into scheduler_runs (job, last_success_at, last_attempt_at) values ($1, $2, $2)"
+        " on conflict (job) do update set last_success_at = $2, last_attempt_at = $2,"
+        " last_error = ''",
+        job,
+        now,
+    )
+    metrics.runs.labels(job, "ok").inc()
+    log.info("scheduled job %s: %s", job, outcome)
+    return outcome
