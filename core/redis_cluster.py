@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ResponseError
 
-FAST_RETRIES = 3
+FAST_RETRIES = 6
 
 
 def cluster_from_url(url: str, **kwargs: Any) -> Redis:

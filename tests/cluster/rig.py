@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NODE_TIMEOUT_MS = 2000  # how long a master may be silent before its replica takes over
+NODE_TIMEOUT_MS = 5000  # silence before a replica takes over; shorter misfires on a loaded box
 
 
 @dataclass
