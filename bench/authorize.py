@@ -2,7 +2,11 @@
 the same run `redis-benchmark` executing the same Lua script with the same keys and
 arguments: the physical limit of this Redis for this script. Prints both and the ratio.
 
-    .venv/bin/python bench/authorize.py [--calls 20000] [--concurrency 32]
+Ours runs as `tollgate serve` does: in `--processes` processes (its FastAGI workers,
+TOLLGATE_SERVE_WORKERS, default one per core up to 4) sharing the same total concurrency,
+and for comparison in one process.
+
+    .venv/bin/python bench/authorize.py [--calls 20000] [--concurrency 32] [--processes N]
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import multiprocessing
 import os
 import re
 import shutil
@@ -33,6 +38,7 @@ from rating.keys import Keyspace
 from rating.ledger import CallRequest, Ledger, LedgerSettings
 from switch.agi import AgiSettings, FastAgiServer
 from switch.fastagi import FastAgiAdapter
+from tollgate.workers import default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -51,17 +57,79 @@ async def setup(redis: Redis, keys: Keyspace) -> tuple[Ledger, str]:
     return ledger, account.id
 
 
-async def python_api(ledger: Ledger, account: str, calls: int, concurrency: int) -> float:
+async def python_api(
+    ledger: Ledger, account: str, calls: int, concurrency: int, tag: str = "py"
+) -> float:
     queue = iter(range(calls))
 
     async def worker() -> None:
         for n in queue:
-            g = await ledger.authorize(CallRequest(account, f"py-{n}", NUMBER, "600100200"))
+            g = await ledger.authorize(CallRequest(account, f"{tag}-{n}", NUMBER, "600100200"))
             assert g.allowed, g
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return calls / (time.perf_counter() - start)
+
+
+def _process_share(prefix: str, account: str, calls: int, concurrency: int, tag: str) -> float:
+    """One process's share of a multi-process round: its own event loop, Redis client and
+    ledger (as a serve worker has). Returns the epoch second it finished."""
+    import uvloop
+
+    async def run() -> float:
+        redis = redis_from_url(REDIS_URL, max_connections=concurrency + 4)
+        keys = Keyspace(prefix, 16)
+        ledger = Ledger(
+            redis, keys, DeckCache(redis, keys, 1.0), LedgerSettings(switch_host="bench")
+        )
+        try:
+            await python_api(ledger, account, 200, concurrency, f"{tag}w")  # warm up
+            queue = iter(range(calls))
+
+            async def worker() -> None:
+                for n in queue:
+                    g = await ledger.authorize(
+                        CallRequest(account, f"{tag}-{n}", NUMBER, "600100200")
+                    )
+                    assert g.allowed, g
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.time()
+        finally:
+            await redis.aclose()
+
+    return uvloop.run(run())
+
+
+def _process_main(args: tuple[str, str, int, int, str], start: object, out: object) -> None:
+    start.wait()  # type: ignore[attr-defined]
+    out.put(_process_share(*args))  # type: ignore[attr-defined]
+
+
+def several_processes(
+    prefix: str, account: str, calls: int, concurrency: int, processes: int, round_no: int
+) -> float:
+    """Authorizations/s of `processes` processes started together, `concurrency` in all."""
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    share = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+    procs = [
+        ctx.Process(
+            target=_process_main,
+            args=((prefix, account, calls // processes, share[i], f"mp{round_no}p{i}"), start, out),
+        )
+        for i in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(3.0)  # every process imported, connected and warmed up
+    began = time.time()
+    start.set()
+    ends = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return (calls // processes) * processes / (max(ends) - began)
 
 
 async def latency(ledger: Ledger, account: str, samples: int) -> tuple[float, float]:
@@ -172,10 +240,14 @@ async def main() -> None:
     p.add_argument("--calls", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--processes", type=int, default=default_workers(), help="as TOLLGATE_SERVE_WORKERS"
+    )
     args = p.parse_args()
     redis = redis_from_url(REDIS_URL, max_connections=args.concurrency + 4)
     keys = Keyspace(f"bench{uuid.uuid4().hex[:8]}", 16)
     ratios: list[float] = []
+    single: list[float] = []
     try:
         ledger, account = await setup(redis, keys)
         await python_api(ledger, account, 500, args.concurrency)  # warm up, load the script
@@ -183,14 +255,25 @@ async def main() -> None:
         # Alternated rounds: the machine's load changes while it runs; each ratio compares
         # neighbours, and the median of them is reported.
         for n in range(args.rounds):
-            ours = await python_api(ledger, account, args.calls, args.concurrency)
+            one = await python_api(ledger, account, args.calls, args.concurrency, f"py{n}")
+            ours = await asyncio.to_thread(
+                several_processes,
+                keys.prefix,
+                account,
+                args.calls,
+                args.concurrency,
+                args.processes,
+                n,
+            )
             limit = await asyncio.to_thread(
                 run_redis_benchmark, command, args.calls * 2, args.concurrency
             )
             ratios.append(ours / limit)
+            single.append(one / limit)
             print(
-                f"round {n + 1}: ours {ours:8.0f} /s, redis-benchmark {limit:8.0f} /s,"
-                f" ratio {ours / limit:.2f}"
+                f"round {n + 1}: ours {ours:8.0f} /s ({args.processes} processes),"
+                f" {one:8.0f} /s (1 process), redis-benchmark {limit:8.0f} /s,"
+                f" ratio {ours / limit:.2f} ({one / limit:.2f} with 1 process)"
             )
         p50, p99 = await latency(ledger, account, 2000)
         agi50, agi99 = await fastagi_latency(ledger, account, 2000)
@@ -198,9 +281,15 @@ async def main() -> None:
         async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
             await redis.delete(key)
         await redis.aclose()
-    print(f"authorize via Python API : {ours:10.0f} /s  ({args.concurrency} concurrent, 1 process)")
+    print(
+        f"authorize via Python API : {ours:10.0f} /s  ({args.concurrency} concurrent,"
+        f" {args.processes} processes)"
+    )
     print(f"same Lua via redis-bench : {limit:10.0f} /s  (the limit of this Redis)")
-    print(f"ratio (median of {args.rounds})      : {statistics.median(ratios):10.2f}")
+    print(
+        f"ratio (median of {args.rounds})      : {statistics.median(ratios):10.2f}"
+        f"  (1 process: {statistics.median(single):.2f})"
+    )
     print(f"latency, one at a time   : p50 {p50:.0f} us, p99 {p99:.0f} us")
     print(f"at the FastAGI socket    : p50 {agi50:.0f} us, p99 {agi99:.0f} us (connect to grant)")
 
