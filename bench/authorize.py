@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis.asyncio import Redis
 
 from core.redis_fast import redis_from_url
+from core.redis_pipe import CommandPipe
 from rating.accounts import Account
 from rating.deck import load_deck
 from rating.deck_cache import DeckCache
@@ -42,13 +43,21 @@ from tollgate.workers import default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+# as tollgate serve (TOLLGATE_REDIS_PIPELINE); --no-pipeline measures redis-py alone
+PIPELINE = "--no-pipeline" not in sys.argv
 NUMBER = "601234567"
 
 
-async def setup(redis: Redis, keys: Keyspace) -> tuple[Ledger, str]:
+async def setup(redis: Redis, keys: Keyspace, pipe: CommandPipe | None) -> tuple[Ledger, str]:
     deck = load_deck(ROOT / "examples" / "decks" / "retail" / "deck.toml")
     await publish(redis, keys, deck)
-    ledger = Ledger(redis, keys, DeckCache(redis, keys, 1.0), LedgerSettings(switch_host="bench"))
+    ledger = Ledger(
+        redis,
+        keys,
+        DeckCache(redis, keys, 1.0),
+        LedgerSettings(switch_host="bench"),
+        pipe=pipe,
+    )
     account = Account("bench", deck=deck.name, max_calls=0, cps=0)
     fields = [x for kv in account.redis_fields().items() for x in kv]
     await ledger.script("mirror")(keys=[keys.account(account.id)], args=fields)
@@ -81,7 +90,11 @@ def _process_share(prefix: str, account: str, calls: int, concurrency: int, tag:
         redis = redis_from_url(REDIS_URL, max_connections=concurrency + 4)
         keys = Keyspace(prefix, 16)
         ledger = Ledger(
-            redis, keys, DeckCache(redis, keys, 1.0), LedgerSettings(switch_host="bench")
+            redis,
+            keys,
+            DeckCache(redis, keys, 1.0),
+            LedgerSettings(switch_host="bench"),
+            pipe=CommandPipe.from_url(REDIS_URL) if PIPELINE else None,
         )
         try:
             await python_api(ledger, account, 200, concurrency, f"{tag}w")  # warm up
@@ -97,6 +110,8 @@ def _process_share(prefix: str, account: str, calls: int, concurrency: int, tag:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return time.time()
         finally:
+            if ledger.pipe is not None:
+                await ledger.pipe.close()
             await redis.aclose()
 
     return uvloop.run(run())
@@ -243,13 +258,15 @@ async def main() -> None:
     p.add_argument(
         "--processes", type=int, default=default_workers(), help="as TOLLGATE_SERVE_WORKERS"
     )
+    p.add_argument("--no-pipeline", action="store_true", help="as TOLLGATE_REDIS_PIPELINE=0")
     args = p.parse_args()
     redis = redis_from_url(REDIS_URL, max_connections=args.concurrency + 4)
     keys = Keyspace(f"bench{uuid.uuid4().hex[:8]}", 16)
+    pipe = CommandPipe.from_url(REDIS_URL) if PIPELINE else None
     ratios: list[float] = []
     single: list[float] = []
     try:
-        ledger, account = await setup(redis, keys)
+        ledger, account = await setup(redis, keys, pipe)
         await python_api(ledger, account, 500, args.concurrency)  # warm up, load the script
         command = await redis_benchmark_args(ledger, account)
         # Alternated rounds: the machine's load changes while it runs; each ratio compares
@@ -281,6 +298,8 @@ async def main() -> None:
         async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
             await redis.delete(key)
         await redis.aclose()
+        if pipe is not None:
+            await pipe.close()
     print(
         f"authorize via Python API : {ours:10.0f} /s  ({args.concurrency} concurrent,"
         f" {args.processes} processes)"

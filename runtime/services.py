@@ -11,6 +11,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from core.redis_fast import redis_from_url
+from core.redis_pipe import CommandPipe
 from rating.account_store import AccountStore
 from rating.deck_cache import DeckCache
 from rating.ledger import Ledger
@@ -89,12 +90,15 @@ async def services(settings: Settings, *, pg: bool = True) -> AsyncIterator[Serv
                 raise ServiceUnavailable("Redis", str(exc)) from None
             raise
         decks = DeckCache(redis, settings.keyspace, settings.deck_refresh_s)
-        ledger = Ledger(redis, settings.keyspace, decks, settings.ledger)
+        pipe = CommandPipe.from_url(settings.redis_url) if settings.redis_pipeline else None
+        ledger = Ledger(redis, settings.keyspace, decks, settings.ledger, pipe=pipe)
         pool = await open_pool(settings) if pg else None
         try:
             yield Services(settings, redis, ledger, pool)
         finally:
             if pool is not None:
                 await pool.close()
+            if pipe is not None:
+                await pipe.close()
     finally:
         await redis.aclose()
