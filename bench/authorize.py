@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,13 +82,15 @@ async def python_api(
     return calls / (time.perf_counter() - start)
 
 
-def _process_share(prefix: str, account: str, calls: int, concurrency: int, tag: str) -> float:
+def _process_share(
+    prefix: str, account: str, calls: int, concurrency: int, tag: str, start: Any, ready: Any
+) -> float:
     """One process's share of a multi-process round: its own event loop, Redis client and
     ledger (as a serve worker has). Returns the epoch second it finished."""
     import uvloop
 
     async def run() -> float:
-        redis = redis_from_url(REDIS_URL, max_connections=concurrency + 4)
+        redis = redis_from_url(REDIS_URL, max_connections=concurrency + 4, socket_timeout=30)
         keys = Keyspace(prefix, 16)
         ledger = Ledger(
             redis,
@@ -98,6 +101,8 @@ def _process_share(prefix: str, account: str, calls: int, concurrency: int, tag:
         )
         try:
             await python_api(ledger, account, 200, concurrency, f"{tag}w")  # warm up
+            ready.put(True)
+            await asyncio.to_thread(start.wait)
             queue = iter(range(calls))
 
             async def worker() -> None:
@@ -117,28 +122,36 @@ def _process_share(prefix: str, account: str, calls: int, concurrency: int, tag:
     return uvloop.run(run())
 
 
-def _process_main(args: tuple[str, str, int, int, str], start: object, out: object) -> None:
-    start.wait()  # type: ignore[attr-defined]
-    out.put(_process_share(*args))  # type: ignore[attr-defined]
+def _process_main(args: tuple[str, str, int, int, str], start: Any, ready: Any, out: Any) -> None:
+    out.put(_process_share(*args, start, ready))
 
 
 def several_processes(
     prefix: str, account: str, calls: int, concurrency: int, processes: int, round_no: int
 ) -> float:
-    """Authorizations/s of `processes` processes started together, `concurrency` in all."""
-    ctx = multiprocessing.get_context("fork")
-    start, out = ctx.Event(), ctx.Queue()
+    """Authorizations/s of `processes` processes started together, `concurrency` in all.
+
+    Spawned, not forked: a forked child shares the parent's Redis sockets, and a reply
+    read by the wrong process leaves the other waiting forever."""
+    ctx = multiprocessing.get_context("spawn")
+    start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
     share = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     procs = [
         ctx.Process(
             target=_process_main,
-            args=((prefix, account, calls // processes, share[i], f"mp{round_no}p{i}"), start, out),
+            args=(
+                (prefix, account, calls // processes, share[i], f"mp{round_no}p{i}"),
+                start,
+                ready,
+                out,
+            ),
         )
         for i in range(processes)
     ]
     for proc in procs:
         proc.start()
-    time.sleep(3.0)  # every process imported, connected and warmed up
+    for _ in procs:  # every process imported, connected and warmed up
+        ready.get(timeout=300)
     began = time.time()
     start.set()
     ends = [out.get(timeout=600) for _ in procs]
@@ -260,7 +273,8 @@ async def main() -> None:
     )
     p.add_argument("--no-pipeline", action="store_true", help="as TOLLGATE_REDIS_PIPELINE=0")
     args = p.parse_args()
-    redis = redis_from_url(REDIS_URL, max_connections=args.concurrency + 4)
+    # bounded: a Redis paused or killed under the benchmark fails it instead of hanging it
+    redis = redis_from_url(REDIS_URL, max_connections=args.concurrency + 4, socket_timeout=30)
     keys = Keyspace(f"bench{uuid.uuid4().hex[:8]}", 16)
     pipe = CommandPipe.from_url(REDIS_URL) if PIPELINE else None
     ratios: list[float] = []
