@@ -47,6 +47,8 @@ class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.sent_at: collections.deque[float] = collections.deque()  # loop time, per waiter
+        self.watchdog: asyncio.TimerHandle | None = None
         self.out: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -61,6 +63,7 @@ class _Protocol(asyncio.Protocol):
                 self.fail(PipeConnectionError("Redis sent a reply nobody asked for"))
                 return
             waiter = self.waiters.popleft()
+            self.sent_at.popleft()
             if not waiter.done():  # a caller that gave up still had its reply in the stream
                 waiter.set_result(reply)
 
@@ -71,6 +74,10 @@ class _Protocol(asyncio.Protocol):
 
     def fail(self, exc: Exception) -> None:
         self.transport = None
+        self.sent_at.clear()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -124,8 +131,8 @@ class CommandPipe:
     async def execute(self, *args: Arg | memoryview) -> Any:
         """Send one command (pipelined with whatever else this loop iteration sends) and
         return its reply. An error reply raises ResponseError; no reply within
-        `reply_timeout_s` drops the connection (everything pending fails) and raises
-        TimeoutError."""
+        `reply_timeout_s` drops the connection: everything pending on it fails with
+        PipeConnectionError."""
         proto = self._proto if self._proto is not None and self._proto.transport else None
         if proto is None:
             proto = await self._connect()
@@ -151,19 +158,33 @@ class CommandPipe:
         return await self.execute(*command)
 
     async def _send(self, proto: _Protocol, packed: bytes) -> Any:
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         proto.waiters.append(waiter)
+        proto.sent_at.append(loop.time())
         if not proto.out:  # the first command of this loop iteration: flush after it
-            asyncio.get_running_loop().call_soon(proto.flush)
+            loop.call_soon(proto.flush)
         proto.out.append(packed)
-        try:
-            async with asyncio.timeout(self.reply_timeout_s):
-                return await waiter
-        except TimeoutError:
-            # A Redis that answers nothing for seconds is sick or gone: do not leave every
-            # other command waiting on this connection as well.
+        if proto.watchdog is None:
+            proto.watchdog = loop.call_later(self.reply_timeout_s, self._watch, proto)
+        return await waiter
+
+    def _watch(self, proto: _Protocol) -> None:
+        """Drop a connection whose oldest command got no reply within `reply_timeout_s`.
+
+        Kept apart from the callers' own deadlines: callers that give up sooner (the FastAGI
+        budget is 0.5 s) must not leave a silent connection in place for everyone after
+        them; a Redis that answers nothing for seconds is sick or gone."""
+        proto.watchdog = None
+        if not proto.sent_at:
+            return
+        waited = asyncio.get_running_loop().time() - proto.sent_at[0]
+        if waited >= self.reply_timeout_s:
             self._drop(proto, f"no reply within {self.reply_timeout_s} s")
-            raise
+        else:
+            proto.watchdog = asyncio.get_running_loop().call_later(
+                self.reply_timeout_s - waited, self._watch, proto
+            )
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:

@@ -105,13 +105,24 @@ async def test_a_killed_connection_fails_what_was_pending_and_is_replaced(
     assert await pipe.execute("ECHO", "again") == b"again"  # a new connection
 
 
-async def test_no_reply_in_time_drops_the_connection(redis: Redis) -> None:
-    slow = CommandPipe.from_url(TEST_REDIS, reply_timeout_s=0.3)
+async def test_a_silent_connection_is_dropped_even_when_callers_give_up_first(
+    redis: Redis,
+) -> None:
+    """Authorizations give up after the FastAGI budget (0.5 s), before the pipe's own reply
+    timeout: a connection that answers nothing must still be replaced, or every later
+    command would wait behind the silent one."""
+    slow = CommandPipe.from_url(TEST_REDIS, reply_timeout_s=0.5)
     assert slow is not None
     try:
-        with pytest.raises(TimeoutError):
-            await slow.execute("BLPOP", f"tgpipe{uuid.uuid4().hex}:never", 5)
-        assert await slow.execute("PING") == b"PONG"
+        assert await slow.execute("PING") == b"PONG"  # connected
+        stuck = asyncio.create_task(slow.execute("BLPOP", f"tgpipe{uuid.uuid4().hex}:never", 30))
+        await asyncio.sleep(0)  # queued first: every later command waits behind it
+        with pytest.raises(TimeoutError):  # the caller's own, shorter deadline
+            async with asyncio.timeout(0.1):
+                await slow.execute("PING")
+        with pytest.raises(PipeConnectionError, match="no reply within"):
+            await stuck  # the pipe's watchdog dropped the connection under it
+        assert await slow.execute("PING") == b"PONG"  # and the next command gets a new one
     finally:
         await slow.close()
 
