@@ -41,7 +41,9 @@ from runtime.settings import Settings  # noqa: E402
 from tests.e2e.rig import AsteriskRig, RigConfig, SippCarrier, free_tcp_port, free_udp_port  # noqa: E402
 
 ADMIN_DSN = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate"
-BENCH_DSN = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate_bench"
+# the benchmark's own database, named per run so that runs side by side do not collide
+BENCH_DB = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
+BENCH_DSN = f"postgresql://tollgate:tollgate@127.0.0.1:5432/{BENCH_DB}"
 NUMBER = "601234567"
 
 
@@ -73,9 +75,8 @@ class Run:
 async def prepare(prefix: str) -> Settings:
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        # The benchmark's own database, rebuilt every run from the current migrations.
-        await admin.execute("drop database if exists tollgate_bench")
-        await admin.execute("create database tollgate_bench")
+        # The benchmark's own database, built every run from the current migrations.
+        await admin.execute(f'create database "{BENCH_DB}"')
     finally:
         await admin.close()
     settings = Settings(pg_dsn=BENCH_DSN, keyspace=Keyspace(prefix))
@@ -100,6 +101,11 @@ async def cleanup(settings: Settings) -> None:
     async with services(settings, pg=False) as s:
         async for key in s.redis.scan_iter(match=f"{settings.keyspace.prefix}:*", count=5000):
             await s.redis.delete(key)
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'drop database if exists "{BENCH_DB}" with (force)')
+    finally:
+        await admin.close()
 
 
 def start_tollgate(

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from core.redis_pipe import CommandPipe, Unusable
 from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
 from rating.keys import Keyspace, call_ref, parse_member
@@ -183,9 +184,18 @@ def _load_script(name: str) -> str:
 
 class Ledger:
     def __init__(
-        self, redis: Redis, keys: Keyspace, decks: DeckCache, settings: LedgerSettings
+        self,
+        redis: Redis,
+        keys: Keyspace,
+        decks: DeckCache,
+        settings: LedgerSettings,
+        *,
+        pipe: CommandPipe | None = None,
     ) -> None:
         self.redis = redis
+        # Authorizations (the switch's hot path) go pipelined over `pipe` when given; every
+        # other command through redis-py.
+        self.pipe = pipe
         self.keys = keys
         self.decks = decks
         self.settings = settings
@@ -233,7 +243,7 @@ class Ledger:
             return Grant(Decision.DENY, Reason.UNKNOWN_ACCOUNT, 0, req.call_id)
         for attempt in range(2):
             keys, argv, number = await self.authorize_command(req, refresh=attempt > 0)
-            res = await self._scripts["authorize"](keys=keys, args=argv)
+            res = await self._authorize_script(keys, argv)
             status = _s(res[0])
             if status == "NONE":  # the replay of a call finished without authorization
                 raise LedgerError(
@@ -253,6 +263,16 @@ class Ledger:
                 )
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
+
+    async def _authorize_script(self, keys: list[str], argv: list[str]) -> Any:
+        script = self._scripts["authorize"]
+        if self.pipe is not None:
+            try:
+                return await self.pipe.evalsha(script.sha, script.script, keys, argv)
+            except Unusable as exc:
+                log.warning("authorizations go through redis-py from now on: %s", exc)
+                self.pipe = None
+        return await script(keys=keys, args=argv)
 
     async def authorize_command(
         self, req: CallRequest, *, refresh: bool = False

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from core.redis_cluster import cluster_from_url
 from core.redis_fast import redis_from_url
+from core.redis_pipe import CommandPipe
 from rating.account_store import AccountStore
 from rating.deck_cache import DeckCache
 from rating.ledger import Ledger
@@ -96,12 +97,17 @@ async def services(settings: Settings, *, pg: bool = True) -> AsyncIterator[Serv
             raise
         await ensure_layout(redis, settings.keyspace)
         decks = DeckCache(redis, settings.keyspace, settings.deck_refresh_s)
-        ledger = Ledger(redis, settings.keyspace, decks, settings.ledger)
+        # The pipe speaks to one node; a cluster routes per slot, so it gets redis-py's client.
+        plain = settings.redis_pipeline and settings.redis_mode == "standalone"
+        pipe = CommandPipe.from_url(settings.redis_url) if plain else None
+        ledger = Ledger(redis, settings.keyspace, decks, settings.ledger, pipe=pipe)
         pool = await open_pool(settings) if pg else None
         try:
             yield Services(settings, redis, ledger, pool)
         finally:
             if pool is not None:
                 await pool.close()
+            if pipe is not None:
+                await pipe.close()
     finally:
         await redis.aclose()

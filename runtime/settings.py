@@ -26,6 +26,9 @@ class Settings:
     deck_refresh_s: float = 1.0
     sweep_interval_s: float = 5.0
     repair_interval_s: float = 60.0  # Redis checked against PostgreSQL, account by account
+    # Authorizations pipelined on one connection (core.redis_pipe) instead of redis-py's
+    # connection per command; off: every command through redis-py.
+    redis_pipeline: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,4 +80,13 @@ class Settings:
             deck_refresh_s=get("DECK_REFRESH_S", float, 1.0),
             sweep_interval_s=get("SWEEP_INTERVAL_S", float, 5.0),
             repair_interval_s=get("REPAIR_INTERVAL_S", float, 60.0),
+            redis_pipeline=get("REDIS_PIPELINE", _flag, True),
         )
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "yes", "true", "on"):
+        return True
+    if raw.lower() in ("0", "no", "false", "off"):
+        return False
+    raise ValueError("yes or no expected")

@@ -113,6 +113,10 @@ class AgiSettings:
     # One address outside the allow-list (any address when the list is empty) may hold at
     # most this many connections, so a local process cannot take every slot from the switch.
     max_per_peer: int = 256
+    # Several processes answer on one port (SO_REUSEPORT; the kernel spreads connections
+    # over them). Only set when the operator asked for workers: a stray second server
+    # must otherwise fail to bind, not quietly take a share of the calls.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -464,6 +468,7 @@ class FastAgiServer:
             self._settings.port,
             # +2 for CRLF, so over-long lines fail inside the reader, not in our memory
             limit=self._settings.max_line_bytes + 2,
+            reuse_port=self._settings.reuse_port or None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         logger.info("FastAGI listening on %s:%d", self._settings.host, self._port)

@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="run the FastAGI server, sweeper and metrics endpoint")
     sv.set_defaults(sync=Lazy("tollgate.commands:cmd_serve"))
+    sw = sub.add_parser(
+        "serve-worker", help="(started by serve) one more process answering FastAGI"
+    )
+    sw.add_argument("--index", type=int, required=True, help="1, 2, ... (0 is serve itself)")
+    sw.add_argument("--parent", type=int, required=True, help="pid of the serve process")
+    sw.set_defaults(sync=Lazy("tollgate.commands:cmd_serve_worker"))
     return p
 
 

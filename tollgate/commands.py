@@ -46,6 +46,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     run_async(serve(Settings.from_env()))
 
 
+def cmd_serve_worker(args: argparse.Namespace) -> None:
+    import logging
+
+    from tollgate.workers import serve_worker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_async(serve_worker(Settings.from_env(), args.index, args.parent))
+
+
 def cmd_cdr_writer(args: argparse.Namespace) -> None:
     import logging
     import signal

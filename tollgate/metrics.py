@@ -100,7 +100,7 @@ class Metrics:
             ["task"],
             registry=self.registry,
         )
-        for task in ("sweeper", "sessions", "parking", "repair"):
+        for task in ("sweeper", "sessions", "parking", "repair", "worker"):
             self.task_restarts.labels(task)
         self.session_events = Counter(
             "tollgate_session_events_total",

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import replace
 
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -37,6 +38,7 @@ from switch.fastagi import FastAgiAdapter
 from switch.parking import ParkingLot
 from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
+from tollgate.workers import WorkerPool, WorkerSettings
 
 log = logging.getLogger("tollgate.serve")
 
@@ -161,6 +163,9 @@ async def serve(settings: Settings) -> None:
             on_decided=metrics.decided,
         )
         agi_settings = AgiSettings.from_env()
+        workers = WorkerSettings.from_env()
+        if workers.extra:
+            agi_settings = replace(agi_settings, reuse_port=True)
         server = FastAgiServer(adapter.handlers(), agi_settings, on_event=metrics.agi_event)
         # What start-up loaded (decks, caches) lives as long as the process: out of the
         # collector's way, so full collections do not stall authorizations behind them.
@@ -168,6 +173,14 @@ async def serve(settings: Settings) -> None:
         gc.freeze()
         await server.start()
         log.info("FastAGI listening on %s:%d, metrics on :%d", agi_settings.host, server.port, port)
+        # Started after the start-up sync (workers need the decks in Redis) and after this
+        # process bound the port (a port held by something else fails here, not in them).
+        pool = WorkerPool(
+            workers, on_exit=lambda index: metrics.task_restarts.labels("worker").inc()
+        )
+        pool.start()
+        if workers.extra:
+            log.info("%d FastAGI worker process(es) share the port", workers.extra)
         print(f"tollgate: FastAGI on {agi_settings.host}:{server.port}", flush=True)
         sweeper = asyncio.create_task(
             supervise(
@@ -226,6 +239,7 @@ async def serve(settings: Settings) -> None:
         try:
             await stop.wait()
         finally:
+            await pool.close()
             for task in (sweeper, repairer, sessions, collecting):
                 if task is not None:
                     task.cancel()

@@ -61,7 +61,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @dataclass
 class TollgateProcess:
-    """`tollgate serve` as the operator runs it; tests stop, kill and freeze it."""
+    """`tollgate serve` as the operator runs it; tests stop, kill and freeze it.
+
+    It runs in a session of its own with its FastAGI workers (TOLLGATE_SERVE_WORKERS): a
+    crash or a freeze takes the whole group, as it would take the machine's tollgate."""
 
     env: dict[str, str]
     agi_port: int
@@ -80,6 +83,7 @@ class TollgateProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while not self._listening():
@@ -108,22 +112,27 @@ class TollgateProcess:
         self.proc = None
 
     def kill(self) -> None:
-        """SIGKILL: no clean-up of any kind, like a crash."""
+        """SIGKILL to every process of it: no clean-up of any kind, like a crash."""
         assert self.proc is not None
         self.thaw()
-        self.proc.send_signal(signal.SIGKILL)
+        self._group(signal.SIGKILL)
         self.proc.wait(10)
         self.proc = None
 
     def freeze(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+        self._group(signal.SIGSTOP)
         self.frozen = True
 
     def thaw(self) -> None:
         if self.proc is not None and self.frozen:
-            self.proc.send_signal(signal.SIGCONT)
+            self._group(signal.SIGCONT)
         self.frozen = False
+
+    def _group(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
 
 
 @pytest.fixture(scope="session")

@@ -168,7 +168,8 @@ def test_prometheus_scrapes_tollgate_cdr_writer_and_panel() -> None:
         job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
         for job in config["scrape_configs"]
     }
-    assert jobs["tollgate"] == ["asterisk:9464"]  # serve shares Asterisk's network namespace
+    # serve shares Asterisk's network namespace; its FastAGI worker exports on the next port
+    assert jobs["tollgate"] == ["asterisk:9464", "asterisk:9465"]
     assert jobs["cdr-writer"] == ["cdr-writer:9464"]
     assert jobs["panel"] == ["panel:9465"]
 
