@@ -135,7 +135,7 @@ def ports() -> Iterator[tuple[int, int]]:
     yield free_tcp_port(), metrics
 
 
-def test_workers_default_to_the_cores_and_refuse_nonsense() -> None:
+def test_workers_default_to_one_and_refuse_nonsense() -> None:
     assert WorkerSettings.from_env({}).workers == 1  # more only when asked for
     assert 1 <= default_workers() <= 4
     assert WorkerSettings.from_env({"TOLLGATE_SERVE_WORKERS": "3"}).workers == 3
