@@ -177,8 +177,10 @@ async function loadExtras() {
   box.replaceChildren();
   for (const [key, title] of [["sip", "sip.title"], ["numbers", "numbers.title"]]) {
     if (!state.paths[key]) continue;
-    const found = await api(fill(state.paths[key], state.account));
-    const items = Array.isArray(found) ? found : found.items || [];
+    // an optional section never stops the page: one it may not read is left out
+    const found = await api(fill(state.paths[key], state.account)).catch(() => null);
+    if (found === null) continue;
+    const items = Array.isArray(found) ? found : found.items || found.numbers || [];
     const h = document.createElement("h2");
     h.textContent = t(title);
     const list = document.createElement("ul");
