@@ -243,7 +243,8 @@ async def lifecycle(
     closing = add_months(since, settings.close_after_months, account.timezone)
     if now >= closing and not await _taken(conn, account.id, CLOSED, since):
         why = f"prepaid balance negative since {since.isoformat()}"
-        await store.set_status(account.id, AccountStatus.CLOSED, why, at=now)
+        numbers = NumberStore(store.pool, store, settings.numbering)
+        await numbers.close_account(account.id, why, at=now, actor="billing")
         action = LifecycleAction(account.id, CLOSED, since, {"reason": why})
         await _record(conn, action, now)
         done.append(action)

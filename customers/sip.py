@@ -19,6 +19,7 @@ import asyncpg
 from core.pg import Conn
 from customers.sip_secrets import digest_ha1, new_login, new_password
 from customers.sip_settings import SipSettings
+from rating.account_store import AccountStore
 
 LOGIN_RE = re.compile(r"^[0-9]{4,15}$")
 STATUSES = ("active", "disabled", "locked")
@@ -313,11 +314,22 @@ async def set_status(
     return _login_of(row)
 
 
-async def delete(conn: Conn, login: str) -> None:
+async def delete(conn: Conn, login: str) -> str:
+    """Delete the login; returns its account."""
     async with conn.transaction():
-        await _locked_row(conn, login)
+        row = await _locked_row(conn, login)
         await _unproject(conn, login)
         await conn.execute("delete from sip_logins where login = $1", login)
+    account: str = row["account"]
+    return account
+
+
+async def publish(accounts: AccountStore, account: str) -> None:
+    """Mirror the account to Redis after a change of its logins: the database keeps the
+    account's list of active logins (`accounts.sip_logins`), the inbound authorization reads
+    it there to name what rings. A mirror missed (Redis away) is mended by the start-up
+    repair, which compares every mirrored setting."""
+    await accounts.mirror(await accounts.get(account))
 
 
 async def resync(conn: Conn, settings: SipSettings) -> int:

@@ -18,6 +18,7 @@ async def cmd_create(s: Services, args: argparse.Namespace) -> None:
     with bad_input(sip.SipError):
         async with s.pool.acquire() as conn:
             creds = await sip.create(conn, settings, args.account, args.login, args.max_contacts)
+    await sip.publish(s.accounts, creds.login.account)
     print_json(creds.as_dict())
 
 
@@ -51,6 +52,7 @@ async def _status(s: Services, login: str, status: str, reason: str) -> None:
     with bad_input(sip.SipError):
         async with s.pool.acquire() as conn:
             changed = await sip.set_status(conn, settings, login, status, reason)
+    await sip.publish(s.accounts, changed.account)
     print_json(changed.as_dict())
 
 
@@ -66,7 +68,8 @@ async def cmd_delete(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     with bad_input(sip.SipError):
         async with s.pool.acquire() as conn:
-            await sip.delete(conn, args.login)
+            account = await sip.delete(conn, args.login)
+    await sip.publish(s.accounts, account)
     print_json({"login": args.login, "deleted": True})
 
 

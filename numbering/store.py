@@ -28,7 +28,8 @@ from numbering.model import (
 )
 from numbering.settings import NumberingSettings
 from rating.account_store import AccountStore
-from rating.accounts import AccountNotFound
+from rating.accounts import Account, AccountNotFound, AccountStatus
+from rating.keys import DID_GONE as GONE
 
 _COLUMNS = (
     "e164",
@@ -242,7 +243,45 @@ class NumberStore:
         async with self.pool.acquire() as conn:
             for r in rows:
                 await _event(conn, r["e164"], "returned_to_pool", None, "sweep", {}, now)
+        ledger = self.accounts.ledger
+        for r in rows:  # back in the pool: no route, unknown number (404)
+            await ledger.redis.delete(ledger.keys.did(r["e164"]))
         return sorted(r["e164"] for r in rows)
+
+    async def close_account(
+        self, account: str, reason: str, *, at: datetime, actor: str
+    ) -> tuple[Account, list[str]]:
+        """Close the account and release its numbers into quarantine, in one transaction
+        (the account's `closed` event, each number's `released_closed` event); a closed
+        account keeps no number. Returns the account and the numbers released."""
+        released: list[str] = []
+        until = at + timedelta(days=self.settings.quarantine_days)
+
+        async def release_all(conn: Conn, closing: Account) -> None:
+            rows = await conn.fetch(
+                "select e164 from numbers where account = $1 and status = 'assigned' order by e164",
+                closing.id,
+            )
+            why = f"account closed: {reason}" if reason else "account closed"
+            for r in rows:
+                await _take_back_in(
+                    conn, r["e164"], "quarantined", until, at, actor, why, "released_closed"
+                )
+                released.append(r["e164"])
+            if released:
+                await conn.execute(
+                    "insert into account_events (account, event, detail, at)"
+                    " values ($1, 'numbers_released', $2, $3)",
+                    closing.id,
+                    json.dumps({"numbers": released, "reason": why}),
+                    at,
+                )
+
+        closed = await self.accounts.set_status(
+            account, AccountStatus.CLOSED, reason, at=at, within=release_all
+        )
+        await self.publish(account)
+        return closed, released
 
     async def _take_back(
         self,
@@ -255,30 +294,7 @@ class NumberStore:
         event: str,
     ) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
-            did = await _locked(conn, e164)
-            if did.status is not NumberStatus.ASSIGNED or did.account is None:
-                raise NumberConflict("number", f"{e164} is {did.status.value}, not assigned")
-            acct = await _account_row(conn, did.account)
-            numbers = [n for n in acct["numbers"] if n != e164]
-            default = acct["caller_id"] if acct["caller_id"] != e164 else None
-            await _set_numbers(conn, did.account, numbers, default or _first(numbers), at)
-            await conn.execute(
-                "update numbers set status = $2, account = null, assigned_at = null,"
-                " quarantined_until = $3, updated_at = $4 where e164 = $1",
-                e164,
-                status,
-                until,
-                at,
-            )
-            await conn.execute(
-                "update subscriptions set ended_on = greatest(started_on, $3)"
-                " where account = $1 and name = $2 and ended_on is null",
-                did.account,
-                fee_name(e164),
-                at.astimezone(ZoneInfo(acct["timezone"])).date(),
-            )
-            await _event(conn, e164, event, did.account, actor, {"reason": reason}, at)
-            return did.account
+            return await _take_back_in(conn, e164, status, until, at, actor, reason, event)
 
     async def _mirror(self, account: str) -> None:
         """The account's numbers and caller id, and the routes of its numbers, in Redis."""
@@ -301,9 +317,48 @@ class NumberStore:
             if r["status"] == NumberStatus.ASSIGNED.value:
                 await ledger.redis.set(key, r["account"])
                 routed += 1
+            elif r["status"] == NumberStatus.QUARANTINED.value:
+                await ledger.redis.set(key, GONE)  # its calls answer 410 Gone while it rests
             else:
                 await ledger.redis.delete(key)
         return routed
+
+
+async def _take_back_in(
+    conn: Conn,
+    e164: str,
+    status: str,
+    until: datetime | None,
+    at: datetime,
+    actor: str,
+    reason: str,
+    event: str,
+) -> str:
+    """Take an assigned number from its account (in the caller's transaction); its account."""
+    did = await _locked(conn, e164)
+    if did.status is not NumberStatus.ASSIGNED or did.account is None:
+        raise NumberConflict("number", f"{e164} is {did.status.value}, not assigned")
+    acct = await _account_row(conn, did.account)
+    numbers = [n for n in acct["numbers"] if n != e164]
+    default = acct["caller_id"] if acct["caller_id"] != e164 else None
+    await _set_numbers(conn, did.account, numbers, default or _first(numbers), at)
+    await conn.execute(
+        "update numbers set status = $2, account = null, assigned_at = null,"
+        " quarantined_until = $3, updated_at = $4 where e164 = $1",
+        e164,
+        status,
+        until,
+        at,
+    )
+    await conn.execute(
+        "update subscriptions set ended_on = greatest(started_on, $3)"
+        " where account = $1 and name = $2 and ended_on is null",
+        did.account,
+        fee_name(e164),
+        at.astimezone(ZoneInfo(acct["timezone"])).date(),
+    )
+    await _event(conn, e164, event, did.account, actor, {"reason": reason}, at)
+    return did.account
 
 
 def _first(numbers: list[str]) -> str | None:

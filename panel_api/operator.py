@@ -10,6 +10,8 @@ from pydantic import ConfigDict
 
 from billing.payments import money_received
 from billing.settings import BillingSettings
+from numbering.settings import NumberingSettings
+from numbering.store import NumberStore
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import SERVICES
@@ -49,6 +51,8 @@ class AccountFields(Input):
     daily_cap: Annotated[int | None, MONEY_IN] = None
     max_calls: Annotated[int | None, COUNT] = None
     cps: Annotated[int | None, COUNT] = None
+    inbound_max_calls: Annotated[int | None, COUNT] = None
+    inbound_cps: Annotated[int | None, COUNT] = None
     allow_premium: Annotated[bool | None, FLAG] = None
     allow_high_risk: Annotated[bool | None, FLAG] = None
     blocked_prefixes: Annotated[tuple[str, ...] | None, PREFIXES] = None
@@ -170,11 +174,18 @@ async def update_account(request: web.Request, account: str, body: AccountUpdate
 )
 async def set_status(request: web.Request, account: str, body: StatusChange) -> web.Response:
     who = principal(request)
-    found = await request.app[SERVICES].accounts.set_status(
-        account,
-        STATUS[request.match_info["action"]],
-        f"{body.reason or ''} (by {who.label or who.id})".strip(),
-    )
+    status = STATUS[request.match_info["action"]]
+    why = f"{body.reason or ''} (by {who.label or who.id})".strip()
+    services = request.app[SERVICES]
+    if status is AccountStatus.CLOSED:  # its numbers go into quarantine with it
+        numbers = NumberStore(
+            services.accounts.pool, services.accounts, NumberingSettings.from_env()
+        )
+        found, _ = await numbers.close_account(
+            account, why, at=datetime.now(UTC), actor=who.label or who.id
+        )
+    else:
+        found = await services.accounts.set_status(account, status, why)
     return web.json_response(await _with_balance(request, found))
 
 

@@ -160,6 +160,9 @@ class Account(Output):
     unverified: bool = False
     numbers: list[str] = []
     caller_id: str | None = None
+    sip_logins: list[str] = []
+    inbound_max_calls: int = 0
+    inbound_cps: int = 5
 
 
 class Accounts(Output):
@@ -407,6 +410,8 @@ class SipCredentials(SipLogin):
 
     username: str
     password: str
+
+
 class AuditEntry(Output):
     id: int
     at: datetime

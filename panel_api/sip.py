@@ -13,7 +13,7 @@ from customers import sip
 from customers.sip_settings import SipSettings
 from panel_api import outputs
 from panel_api.auth import principal
-from panel_api.context import POOL
+from panel_api.context import POOL, SERVICES
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.inputs import Checked, Input, StatusChange, refuse, string
 
@@ -70,6 +70,7 @@ async def create_sip_login(
 ) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         creds = await sip.create(conn, _settings(), account, body.login, body.max_contacts or 1)
+    await sip.publish(request.app[SERVICES].accounts, account)
     return web.json_response(creds.as_dict(), status=201)
 
 
@@ -121,6 +122,7 @@ async def set_sip_status(request: web.Request, path: LoginPath, body: StatusChan
     reason = f"{body.reason or ''} (by {who.label or who.id})".strip() if status != "active" else ""
     async with request.app[POOL].acquire() as conn:
         changed = await sip.set_status(conn, _settings(), path.login, status, reason)
+    await sip.publish(request.app[SERVICES].accounts, changed.account)
     return web.json_response(changed.as_dict())
 
 
@@ -134,5 +136,6 @@ async def set_sip_status(request: web.Request, path: LoginPath, body: StatusChan
 )
 async def delete_sip_login(request: web.Request, path: LoginPath) -> web.Response:
     async with request.app[POOL].acquire() as conn:
-        await sip.delete(conn, path.login)
+        account = await sip.delete(conn, path.login)
+    await sip.publish(request.app[SERVICES].accounts, account)
     return web.Response(status=204)

@@ -8,7 +8,8 @@ that exists is left as it is (`existing`), and a run interrupted between Postgre
 Redis is completed by running it again.
 
 Columns (header line; only `id` is required): id, kind, status, currency, country, timezone,
-deck, credit_limit, max_calls, cps, daily_cap (money as decimals: 12.50), allow_premium,
+deck, credit_limit, max_calls, cps, inbound_max_calls, inbound_cps, daily_cap (money as
+decimals: 12.50), allow_premium,
 allow_high_risk, invoice_overdue (yes/no), blocked_prefixes (separated by spaces or ';')."""
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from rating.ledger import mirror_script
 from rating.money import MoneyError, parse_micro
 
 MONEY = ("credit_limit", "daily_cap")
-COUNTS = ("max_calls", "cps")
+COUNTS = ("max_calls", "cps", "inbound_max_calls", "inbound_cps")
 FLAGS = ("allow_premium", "allow_high_risk", "invoice_overdue")
-COLUMNS = frozenset(ACCOUNT_FIELDS)
+COLUMNS = frozenset(ACCOUNT_FIELDS) - {"sip_logins"}  # kept by the database from sip_logins
 MAX_ERRORS = 20  # reported at once; the rest are counted
 REDIS_BATCH = 2000  # accounts per pipeline
 STAGE = "account_import_stage"
@@ -287,6 +288,7 @@ def _from_row(row: asyncpg.Record) -> Account:
     data["kind"] = AccountKind(data["kind"])
     data["status"] = AccountStatus(data["status"])
     data["blocked_prefixes"] = tuple(data["blocked_prefixes"])
+    data["sip_logins"] = tuple(data["sip_logins"])
     return Account(**data)
 
 

@@ -7,6 +7,7 @@ unreachable after the row is committed, `sync` applies it later; nothing is lost
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,10 @@ from rating.accounts import (
 from rating.ledger import Ledger
 
 ENTRY_KINDS = ("topup", "payment", "adjustment", "fee")
+# Work that commits or fails with a change of an account (e.g. a closed account's numbers
+# released): run in the change's transaction, after the row is written; the account is read
+# again afterwards, since it may have changed the row too.
+Within = Callable[[Conn, Account], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +95,14 @@ class LiveBalance:
 _COLUMNS = ACCOUNT_FIELDS
 
 
-def _account(row: asyncpg.Record) -> Account:
+def _account(row: asyncpg.Record | None) -> Account:
+    assert row is not None
     data = {c: row[c] for c in _COLUMNS}
     data["kind"] = AccountKind(data["kind"])
     data["status"] = AccountStatus(data["status"])
     data["blocked_prefixes"] = tuple(data["blocked_prefixes"])
     data["numbers"] = tuple(data["numbers"])
+    data["sip_logins"] = tuple(data["sip_logins"])
     return Account(**data)
 
 
@@ -138,10 +145,11 @@ class AccountStore:
         event: str = "updated",
         *,
         at: datetime | None = None,
+        within: Within | None = None,
         **changes: Any,
     ) -> Account:
         """Change an account's settings. `at` is when (billing passes its own instant; an
-        operator's edit is now)."""
+        operator's edit is now); `within` runs in the same transaction."""
         at = at or datetime.now(UTC)
         unknown = set(changes) - set(_COLUMNS[1:])
         if unknown:
@@ -165,6 +173,11 @@ class AccountStore:
             await self._event(
                 conn, account_id, event, {k: _jsonable(v) for k, v in changes.items()}, at
             )
+            if within is not None:
+                await within(conn, updated)
+                updated = _account(
+                    await conn.fetchrow("select * from accounts where id = $1", account_id)
+                )
         await self.mirror(updated)
         return updated
 
@@ -175,10 +188,11 @@ class AccountStore:
         reason: str = "",
         *,
         at: datetime | None = None,
+        within: Within | None = None,
     ) -> Account:
         at = at or datetime.now(UTC)
         event = {"active": "resumed", "suspended": "suspended", "closed": "closed"}[status.value]
-        account = await self.update(account_id, event=event, at=at, status=status)
+        account = await self.update(account_id, event=event, at=at, within=within, status=status)
         if reason:
             async with self.pool.acquire() as conn:
                 await self._event(conn, account_id, f"{event}_reason", {"reason": reason}, at)
@@ -316,6 +330,9 @@ class AccountStore:
             a.unverified,
             list(a.numbers),
             a.caller_id,
+            list(a.sip_logins),
+            a.inbound_max_calls,
+            a.inbound_cps,
         ]
 
     @staticmethod

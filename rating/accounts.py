@@ -15,6 +15,7 @@ from rating.codes import is_currency, is_deck_name
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 PREFIX = re.compile(r"^[0-9]{1,15}$")
 E164 = re.compile(r"^[+][1-9][0-9]{1,14}$")
+SIP_LOGIN = re.compile(r"^[0-9A-Za-z_.-]{1,40}$")  # as the sip_logins table allows
 
 
 class AccountKind(StrEnum):
@@ -64,11 +65,17 @@ class Account:
     unverified: bool = False  # its customer is not verified: outbound calls are refused
     numbers: tuple[str, ...] = field(default_factory=tuple)  # its DIDs, E.164
     caller_id: str | None = None  # the DID its outbound calls present unless they name another
+    # Its active SIP logins (kept by the database from `sip_logins`): what inbound calls ring.
+    sip_logins: tuple[str, ...] = field(default_factory=tuple)
+    inbound_max_calls: int = 0  # concurrent inbound calls; 0 = only max_calls (all calls)
+    inbound_cps: int = 5  # new inbound calls per second; 0 = no limit
 
     def validated(self) -> Account:
         if not ACCOUNT_ID.match(self.id):
             raise AccountError("id", "1-64 of letters, digits, '_', '.', '@', '-'")
-        for name in ("credit_limit", "max_calls", "cps", "daily_cap"):
+        for name in (
+            "credit_limit", "max_calls", "cps", "daily_cap", "inbound_max_calls", "inbound_cps",
+        ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AccountError(name, f"must be a whole number >= 0, got {value!r}")
@@ -96,6 +103,9 @@ class Account:
                 raise AccountError("numbers", f"{number!r} is not an E.164 number")
         if self.caller_id is not None and self.caller_id not in self.numbers:
             raise AccountError("caller_id", f"{self.caller_id} is not one of the account's numbers")
+        for login in self.sip_logins:
+            if not SIP_LOGIN.match(login):
+                raise AccountError("sip_logins", f"{login!r} is not a SIP login")
         return self
 
     def redis_fields(self) -> dict[str, str]:
@@ -119,6 +129,9 @@ class Account:
             "unverified": "1" if self.unverified else "0",
             "numbers": ",".join(self.numbers),
             "caller_id": self.caller_id or "",
+            "sip_logins": ",".join(self.sip_logins),
+            "inbound_max_calls": str(self.inbound_max_calls),
+            "inbound_cps": str(self.inbound_cps),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,6 +140,7 @@ class Account:
         out["status"] = self.status.value
         out["blocked_prefixes"] = list(self.blocked_prefixes)
         out["numbers"] = list(self.numbers)
+        out["sip_logins"] = list(self.sip_logins)
         return out
 
     def with_changes(self, **changes: Any) -> Account:

@@ -21,6 +21,9 @@ import zlib
 from dataclasses import dataclass
 
 DEFAULT_SHARDS = 256
+# The route of a quarantined number (`Keyspace.did`): no account (an account id never starts
+# with '-'); the switch answers its calls 410 Gone until the number is back in the pool.
+DID_GONE = "-gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,10 @@ class Keyspace:
 
     def open_calls(self, account: str) -> str:
         return f"{self.prefix}:{self.tag(account)}:open:{account}"
+
+    def open_inbound(self, account: str) -> str:
+        """The account's open inbound calls (a subset of its open calls): the inbound limit."""
+        return f"{self.prefix}:{self.tag(account)}:openin:{account}"
 
     def call(self, account: str, call_id: str, switch: str = "") -> str:
         return f"{self.prefix}:{self.tag(account)}:call:{account}:{call_ref(switch, call_id)}"
@@ -73,7 +80,8 @@ class Keyspace:
         return f"{self.prefix}:inbound"
 
     def call_keys(self, account: str, call_id: str, switch: str = "") -> list[str]:
-        """KEYS for authorize/finish/expire: account, open calls, call, expiry, stream."""
+        """KEYS for authorize/finish/expire: account, open calls, call, expiry, stream, open
+        inbound calls."""
         tag = self.tag(account)
         return [
             self.account(account),
@@ -81,6 +89,7 @@ class Keyspace:
             self.call(account, call_id, switch),
             self.expiry(tag),
             self.cdr_stream(tag),
+            self.open_inbound(account),
         ]
 
     def did(self, e164: str) -> str:

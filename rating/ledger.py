@@ -112,6 +112,7 @@ class Grant:
     replay: bool = False
     detail: str = ""
     caller_id: str = ""  # the number the call presents (an owned one; "" = withheld)
+    ring: tuple[str, ...] = ()  # an inbound call: the account's SIP logins to ring
 
     @property
     def allowed(self) -> bool:
@@ -131,6 +132,8 @@ class Grant:
             out["detail"] = self.detail
         if self.caller_id:
             out["caller_id"] = self.caller_id
+        if self.ring:
+            out["ring"] = list(self.ring)
         if self.replay:
             out["replay"] = True
         return out
@@ -260,6 +263,7 @@ class Ledger:
                     bool(int(res[4])),
                     _s(res[5]),
                     _s(res[6]) if len(res) > 6 else "",
+                    tuple(x for x in _s(res[7]).split(",") if x) if len(res) > 7 else (),
                 )
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")

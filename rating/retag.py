@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from rating.keys import Keyspace
 
 # the per-account kinds of key: `{prefix}:{tag}:{kind}:{account}...`
-ACCOUNT_KINDS = ("acct", "open", "call", "abuse")
+ACCOUNT_KINDS = ("acct", "open", "openin", "call", "abuse")
 LEGACY_SHARDS = 16  # the count every version before the count was recorded used by default
 
 

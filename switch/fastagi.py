@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from rating.keys import DID_GONE
 from rating.ledger import (
     CALL_ID,
     CallRequest,
@@ -63,6 +64,8 @@ SIP_CODES: dict[str, int] = {
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
 # The fields of TOLLGATE_GRANT, in the order the dialplan's ARRAY() assigns them.
 GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL", "CLI")
+# An inbound call's grant has one more: the endpoints to ring.
+INCOMING_GRANT_FIELDS = (*GRANT_FIELDS, "RING")
 _INT = re.compile(r"^[0-9]{1,9}$")
 _EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _BUDGET = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3})?$")
@@ -83,22 +86,37 @@ def budget_left(args: tuple[str, ...], now: float) -> float | None:
 
 
 # SIP response to the carrier when an inbound call is refused: the number's account cannot
-# take calls now (suspended, out of credit, busy), is gone (closed), or there is no such number.
+# take calls now (suspended, out of credit, busy: its lines or its inbound limit), is gone
+# (closed), or there is no such number. Too many new inbound calls a second (RATE_LIMITED,
+# the account's inbound_cps) gets 503: the carrier may try again later.
 UNKNOWN_NUMBER = "UNKNOWN_NUMBER"
+NUMBER_GONE = "NUMBER_GONE"  # released (a closed account's, say), resting in quarantine
 INBOUND_SIP_CODES: dict[str, int] = {
     UNKNOWN_NUMBER: 404,
+    NUMBER_GONE: 410,
     Reason.UNKNOWN_ACCOUNT: 404,
     Reason.NO_RATE: 404,
     Reason.ACCOUNT_SUSPENDED: 480,
     Reason.INSUFFICIENT_CREDIT: 480,
     Reason.TOO_MANY_CALLS: 486,
+    Reason.RATE_LIMITED: 503,
 }
 _ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_LOGIN = re.compile(r"^[0-9A-Za-z_.-]{1,40}$")
+
+
+def ring_targets(grant: Grant, account: str) -> str:
+    """The PJSIP endpoints an allowed inbound call rings, '&'-joined: the account's active SIP
+    logins; an account without any rings the endpoint named as the account (a phone of the
+    static configuration)."""
+    logins = [x for x in grant.ring if _LOGIN.match(x)]
+    return "&".join(logins) if logins else account
 
 
 def incoming_grant_value(grant: Grant, account: str) -> str:
-    """TOLLGATE_GRANT of an inbound call: DIAL is the account (the SIP endpoint the dialplan
-    rings, and the channel's accountcode); a closed account's number answers 410 Gone."""
+    """TOLLGATE_GRANT of an inbound call: DIAL is the account (the channel's accountcode),
+    RING the endpoints to ring (`ring_targets`); a closed account's number answers 410 Gone.
+    Nine fields: the outbound grant's eight, then RING."""
     allowed = grant.allowed and bool(_ENDPOINT.match(account))
     code = INBOUND_SIP_CODES.get(grant.reason, 503)
     if grant.reason == Reason.ACCOUNT_SUSPENDED and grant.detail == "closed":
@@ -112,16 +130,17 @@ def incoming_grant_value(grant: Grant, account: str) -> str:
         grant.call_id,
         "",
         "",
+        ring_targets(grant, account) if allowed else "",
     )
     if any("," in f for f in fields):
-        return f"DENY,{Reason.INVALID_REQUEST},500,0,,,,"
+        return f"DENY,{Reason.INVALID_REQUEST},500,0,,,,,"
     return ",".join(fields)
 
 
-def parse_grant(value: str) -> dict[str, str]:
+def parse_grant(value: str, names: tuple[str, ...] = GRANT_FIELDS) -> dict[str, str]:
     """TOLLGATE_GRANT as the dialplan splits it: {"TOLLGATE_DECISION": ..., ...}."""
-    parts = value.split(",") + [""] * len(GRANT_FIELDS)
-    return {f"TOLLGATE_{name}": part for name, part in zip(GRANT_FIELDS, parts, strict=False)}
+    parts = value.split(",") + [""] * len(names)
+    return {f"TOLLGATE_{name}": part for name, part in zip(names, parts, strict=False)}
 
 
 def _end_epoch(value: str, default: datetime) -> datetime:
@@ -329,6 +348,8 @@ class FastAgiAdapter:
             account = await self._route(did) or args[2]
             if not account:
                 grant = Grant(Decision.DENY, UNKNOWN_NUMBER, 0, call_id)
+            elif account == DID_GONE:
+                account, grant = "", Grant(Decision.DENY, NUMBER_GONE, 0, call_id)
             else:
                 grant = await self._decide_incoming(req, account, call_id, did)
         self._report("incoming", account, call_id, grant, started)

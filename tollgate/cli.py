@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--credit-limit")
     ac.add_argument("--max-calls", type=whole_number, default=10)
     ac.add_argument("--cps", type=whole_number, default=2)
+    ac.add_argument("--inbound-max-calls", type=whole_number, default=0)
+    ac.add_argument("--inbound-cps", type=whole_number, default=5)
     ac.add_argument("--daily-cap")
     ac.add_argument("--allow-premium", action="store_true")
     ac.add_argument("--allow-high-risk", action="store_true")
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--daily-cap")
     au.add_argument("--max-calls", type=whole_number)
     au.add_argument("--cps", type=whole_number)
+    au.add_argument("--inbound-max-calls", type=whole_number)
+    au.add_argument("--inbound-cps", type=whole_number)
     for flag in ("allow-premium", "allow-high-risk", "invoice-overdue"):
         au.add_argument(f"--{flag}", type=_bool, metavar="yes|no")
     au.add_argument(

@@ -225,6 +225,8 @@ async def cmd_account_create(s: Services, args: argparse.Namespace) -> None:
         credit_limit=_money(args.credit_limit, "--credit-limit"),
         max_calls=args.max_calls,
         cps=args.cps,
+        inbound_max_calls=args.inbound_max_calls,
+        inbound_cps=args.inbound_cps,
         daily_cap=_money(args.daily_cap, "--daily-cap"),
         allow_premium=args.allow_premium,
         allow_high_risk=args.allow_high_risk,
@@ -269,7 +271,8 @@ async def cmd_account_update(s: Services, args: argparse.Namespace) -> None:
         changes["credit_limit"] = _money(args.credit_limit, "--credit-limit")
     if args.daily_cap is not None:
         changes["daily_cap"] = _money(args.daily_cap, "--daily-cap")
-    for name in ("max_calls", "cps", "allow_premium", "allow_high_risk", "invoice_overdue"):
+    names = ("max_calls", "cps", "inbound_max_calls", "inbound_cps")
+    for name in (*names, "allow_premium", "allow_high_risk", "invoice_overdue"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -320,6 +323,17 @@ async def cmd_account_status(s: Services, args: argparse.Namespace) -> None:
         "resume": AccountStatus.ACTIVE,
         "close": AccountStatus.CLOSED,
     }[args.action]
+    if status is AccountStatus.CLOSED:  # its numbers go into quarantine with it
+        from numbering.settings import NumberingSettings
+        from numbering.store import NumberStore
+
+        store = NumberStore(s.accounts.pool, s.accounts, NumberingSettings.from_env())
+        account, released = await store.close_account(
+            args.id, args.reason or "", at=datetime.now(UTC), actor="cli"
+        )
+        view = _account_view(account, (await s.accounts.live(args.id)).as_dict())
+        print_json({**view, "numbers_released": released})
+        return
     account = await s.accounts.set_status(args.id, status, args.reason or "")
     print_json(_account_view(account, (await s.accounts.live(args.id)).as_dict()))
 

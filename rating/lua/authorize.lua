@@ -1,11 +1,12 @@
--- KEYS: account, open calls, call record, expiry zset, CDR stream (one hash tag).
+-- KEYS: account, open calls, call record, expiry zset, CDR stream, open inbound calls (one
+--       hash tag).
 -- ARGV: call_id account raw e164 class caller switch prefix rate_name deck deck_version
 --       day home tz blocked_global ttl_extra_s record_ttl_s cap_s currency curve rdnis ref
 --       refuse_unverified presented (the caller's number in E.164, '' if none) direction
 --       (direction 'in': a carrier's call to the account's number; only the account's status,
 --       limits and credit apply, and a free inbound curve needs no credit)
 --       (ref = switch/call_id: a call is its switch's call id, per account)
-local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local A, O, C, X, S, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local deck, deck_version, day, home, tz = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
@@ -20,8 +21,9 @@ local inbound = ARGV[25] == 'in'
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
-  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail', 'cli')
-  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or '', g[6] or ''}
+  local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail', 'cli',
+    'ring')
+  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or '', g[6] or '', g[7] or ''}
 end
 
 local now = now_us()
@@ -52,6 +54,19 @@ local function inbound_grant()
   if prefix == '' then return deny('NO_RATE') end
   local max_calls = num(acct.max_calls)
   if max_calls > 0 and redis.call('HLEN', O) >= max_calls then return deny('TOO_MANY_CALLS') end
+  -- The inbound limits: a carrier (or a Wangiri wave) must not fill the account's lines nor
+  -- the switch; counted here, in the script that admits the call, like the outbound ones.
+  local in_max = num(acct.inbound_max_calls)
+  if in_max > 0 and I and redis.call('HLEN', I) >= in_max then
+    return deny('TOO_MANY_CALLS', 'inbound')
+  end
+  local in_cps = num(acct.inbound_cps)
+  if in_cps > 0 then
+    local interval = 1000000 / in_cps  -- GCRA, as outbound: in_cps a second, bursts of in_cps
+    local tat = math.max(num(acct.in_cps_tat), now) + interval
+    if tat - now > in_cps * interval then return deny('RATE_LIMITED', 'inbound_cps') end
+    redis.call('HSET', A, 'in_cps_tat', istr(math.ceil(tat)))
+  end
   local curve = read_curve(ARGV[20])
   local secs, cost = math.min(cap, curve.cap), 0
   if ARGV[26] ~= '1' then
@@ -61,9 +76,13 @@ local function inbound_grant()
   end
   redis.call('HINCRBY', A, 'reserved', istr(cost))
   redis.call('HSET', O, ref, istr(cost))
+  if I then redis.call('HSET', I, ref, 1) end
   record('ALLOW', 'OK', secs, cost, 'open', '')
+  -- what the switch rings: the account's active SIP logins
+  local ring = acct.sip_logins or ''
+  redis.call('HSET', C, 'ring', ring)
   redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
-  return {'ALLOW', 'OK', secs, cost, 0, '', ''}
+  return {'ALLOW', 'OK', secs, cost, 0, '', '', ring}
 end
 
 if class == 'emergency' and not inbound then

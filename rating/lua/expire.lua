@@ -1,10 +1,10 @@
 -- Sweeper: settle a call whose finish never came, on the best evidence there is.
--- KEYS: account, open calls, call record, expiry zset, CDR stream.
+-- KEYS: account, open calls, call record, expiry zset, CDR stream, open inbound calls.
 -- ARGV: call_id account ref (switch/call_id)
 -- Returns 0 (not due / not open), 1 (released at cost 0: never seen answered),
 -- 2 (seen answered by the session controller: charged its reservation, i.e. up to the
 -- dead-man deadline at which Asterisk cut it at the latest).
-local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local A, O, C, X, S, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local account, ref = ARGV[2], ARGV[3]
 local member = account .. '|' .. ref
 local deadline = redis.call('ZSCORE', X, member)
@@ -29,6 +29,7 @@ if redis.call('EXISTS', A) == 1 then
   end
 end
 redis.call('HDEL', O, ref)
+if I then redis.call('HDEL', I, ref) end
 local ended_at = now_ms
 if result == 2 then
   ended_at = math.min(now_ms, answered_at + num(call.granted) * 1000)

@@ -1,9 +1,9 @@
--- KEYS: account, open calls, call record, expiry zset, CDR stream.
+-- KEYS: account, open calls, call record, expiry zset, CDR stream, open inbound calls.
 -- ARGV: call_id account answered billsec rated_cost answered_at_ms ended_at_ms disposition
 --       cause day record_ttl_s, then fields for a call never authorized here:
 --       raw e164 class caller switch prefix rate_name deck deck_version currency, ref
 --       (switch/call_id)
-local A, O, C, X, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local A, O, C, X, S, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, account = ARGV[1], ARGV[2]
 local answered, billsec, rated = ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5])
 local answered_at, ended_at = ARGV[6], ARGV[7]
@@ -61,6 +61,7 @@ if redis.call('EXISTS', A) == 1 then
   end
 end
 redis.call('HDEL', O, ref)
+if I then redis.call('HDEL', I, ref) end
 redis.call('ZREM', X, account .. '|' .. ref)
 redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'billsec', istr(billsec),
   'rated_cost', istr(rated), 'cost', istr(cost), 'answered_at', answered_at, 'ended_at', ended_at,

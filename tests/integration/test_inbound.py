@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from abuse.events import CallEvent
 from cdr.writer import CdrWriter, WriterSettings
@@ -142,9 +142,14 @@ async def test_incoming_calls_are_routed_by_the_numbers_assigned(
     await svc.accounts.set_status(gone.id, AccountStatus.CLOSED)
     closed = await _incoming(svc, start_server, "+48221234568")
     assert closed["TOLLGATE_SIP_CODE"] == "410"
-    # released: no longer routed
+    # released: no longer routed to the account; 410 Gone while it rests in quarantine, an
+    # unknown number (404) once it is back in the pool
     await svc.accounts.set_status(a.id, AccountStatus.ACTIVE)
     await numbers.release(DID, at=now, actor="op")
+    rests = await _incoming(svc, start_server, DID)
+    assert (rests["TOLLGATE_REASON"], rests["TOLLGATE_SIP_CODE"]) == ("NUMBER_GONE", "410")
+    assert rests["TOLLGATE_DIAL"] == ""  # nothing to ring, no account to bill
+    assert DID in await numbers.sweep(now + timedelta(days=numbers.settings.quarantine_days))
     assert (await _incoming(svc, start_server, DID))["TOLLGATE_SIP_CODE"] == "404"
 
 
