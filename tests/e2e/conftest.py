@@ -49,6 +49,7 @@ from tests.e2e.rig import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+INBOUND_DECK = Path(__file__).resolve().parent / "decks" / "inbound" / "deck.toml"
 PHONE_ACCOUNTS = {f"phone-{c}": f"e2e-{c}" for c in "abcdef"}
 PHONE_POOL = ThreadPoolExecutor(max_workers=40, thread_name_prefix="phone")
 
@@ -193,6 +194,8 @@ def tollgate(
         "TOLLGATE_SWITCH_HOST": "e2e",
         "TOLLGATE_ABUSE_OVERRIDES_REFRESH_S": "0",
         "TOLLGATE_ABUSE_BLOCK_MS": "200",
+        # inbound calls are rated (free for Polish numbers but one paid range)
+        "TOLLGATE_INBOUND_DECK": "inbound-e2e",
     }
     log = Path(tempfile.mkdtemp(prefix="tollgate-e2e-")) / "serve.log"
     proc = TollgateProcess(env, rig_config.agi_port, log)
@@ -400,7 +403,9 @@ async def e2e(
         assert svc.pool is not None
         async with svc.pool.acquire() as conn:
             deck, _ = await import_deck(conn, load_deck(RETAIL), "e2e")
+            inbound, _ = await import_deck(conn, load_deck(INBOUND_DECK), "e2e")
         await publish(svc.redis, e2e_settings.keyspace, deck)
+        await publish(svc.redis, e2e_settings.keyspace, inbound)
         yield E2E(svc, asterisk, carrier, tollgate, rig_config, len(carrier.calls()))
     tollgate.thaw()
     # Nor may they be settled while the next test truncates the CDR tables.
