@@ -23,6 +23,7 @@ from typing import Any
 import phonenumbers
 
 from billing.documents import Document, Draft, Kind, Line, issue
+from billing.number_notices import foreign_numbers, tell_released, warn_release
 from billing.period import add_months
 from billing.postpaid import today_of
 from billing.settings import BillingSettings
@@ -220,7 +221,26 @@ async def _remove_foreign(
             json.dumps({"numbers": released, "negative_since": since.isoformat()}),
             now,
         )
+        days = settings.foreign_after_days
+        await tell_released(conn, settings.notify, account, released, since, days, now)
     return action
+
+
+async def _warn_foreign(
+    store: AccountStore,
+    conn: Conn,
+    account: Account,
+    since: datetime,
+    settings: BillingSettings,
+    now: datetime,
+) -> None:
+    """§5.4 ahead of time: tell the customer which foreign numbers go, and when (once per
+    stretch; nothing to tell when it has none)."""
+    numbers = await foreign_numbers(conn, account.id)
+    if numbers:
+        balance = (await store.live(account.id)).balance
+        release_at = since + timedelta(days=settings.foreign_after_days)
+        await warn_release(conn, settings.notify, account, numbers, since, release_at, balance, now)
 
 
 async def lifecycle(
@@ -234,9 +254,10 @@ async def lifecycle(
         restored = await restore_foreign(store, conn, account, now)
         return [] if restored is None else [restored]
     done = []
-    if now >= since + timedelta(days=settings.foreign_after_days) and not await _taken(
-        conn, account.id, FOREIGN, since
-    ):
+    removal = since + timedelta(days=settings.foreign_after_days)
+    if now < removal:
+        await _warn_foreign(store, conn, account, since, settings, now)
+    if now >= removal and not await _taken(conn, account.id, FOREIGN, since):
         action = await _remove_foreign(store, conn, account, since, settings, now)
         account = await store.get(account.id)
         done.append(action)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.parties import SellerSettings
 from billing.vat import code_of_bp, rate_code
+from notify.settings import NotifySettings
 from numbering.settings import NumberingSettings
 from runtime.settings import SettingsError
 
@@ -26,6 +27,7 @@ class BillingSettings:
     # operator's choice (TOLLGATE_BILLING_FOREIGN_BLOCK), off by default
     foreign_block: bool = False
     numbering: NumberingSettings = field(default_factory=NumberingSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)  # the §5.4 notices
     timezone: str = "Europe/Warsaw"  # the operator's books: issue dates, numbering series
     seller: SellerSettings | None = None  # who issues the documents (TOLLGATE_SELLER_*)
     # (E.164 prefix without '+', rate code): calls to these prefixes take this rate instead
@@ -62,6 +64,7 @@ class BillingSettings:
             proformas=_flag(env, "TOLLGATE_BILLING_PROFORMAS"),
             foreign_block=block in ("yes", "true", "1", "on"),
             numbering=NumberingSettings.from_env(env),
+            notify=NotifySettings.from_env(env),
         )
 
     @property

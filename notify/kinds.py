@@ -23,8 +23,21 @@ BALANCE_NEGATIVE = Kind("balance_negative", optional=False)
 COMPLAINT_RECEIVED = Kind("complaint_received", optional=False)
 COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
 
+# §5.4: foreign numbers of an account negative for 14 days are removed; told before (with
+# the date) and when it happened.
+NUMBERS_RELEASE_WARNING = Kind("foreign_numbers_release_warning", optional=False)
+NUMBERS_RELEASED = Kind("foreign_numbers_released", optional=False)
+
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (LOW_BALANCE, BALANCE_NEGATIVE, COMPLAINT_RECEIVED, COMPLAINT_ANSWERED)
+    k.name: k
+    for k in (
+        LOW_BALANCE,
+        BALANCE_NEGATIVE,
+        COMPLAINT_RECEIVED,
+        COMPLAINT_ANSWERED,
+        NUMBERS_RELEASE_WARNING,
+        NUMBERS_RELEASED,
+    )
 }
 
 

@@ -65,6 +65,38 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Amount credited: {credited}.",
         ),
     },
+    "foreign_numbers_release_warning": {
+        "pl": (
+            "Numery zagraniczne konta {account} zostaną usunięte {release_on}",
+            "Saldo konta {account} jest ujemne od {negative_since} i wynosi {balance}.\n"
+            "Zgodnie z § 5 ust. 4 regulaminu numery zagraniczne ({numbers}) zostaną usunięte "
+            "{release_on}, jeżeli saldo pozostanie ujemne. Doładuj konto przed tą datą, aby "
+            "je zachować.",
+        ),
+        "en": (
+            "Foreign numbers of account {account} will be removed on {release_on}",
+            "The balance of account {account} has been negative since {negative_since} and "
+            "is {balance}.\n"
+            "Under § 5(4) of the terms the foreign numbers ({numbers}) will be removed on "
+            "{release_on} if the balance stays negative. Top up the account before that date "
+            "to keep them.",
+        ),
+    },
+    "foreign_numbers_released": {
+        "pl": (
+            "Numery zagraniczne konta {account} zostały usunięte",
+            "Saldo konta {account} było ujemne od {negative_since} przez {days} dni.\n"
+            "Zgodnie z § 5 ust. 4 regulaminu numery zagraniczne ({numbers}) zostały usunięte "
+            "{released_on}.",
+        ),
+        "en": (
+            "Foreign numbers of account {account} were removed",
+            "The balance of account {account} was negative for {days} days since "
+            "{negative_since}.\n"
+            "Under § 5(4) of the terms the foreign numbers ({numbers}) were removed on "
+            "{released_on}.",
+        ),
+    },
 }
 
 DECISIONS = {  # complaint status -> (pl, en)

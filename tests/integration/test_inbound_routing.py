@@ -118,9 +118,7 @@ async def test_inbound_concurrency_limit_counts_only_inbound_calls_until_they_en
     assert await svc.redis.hlen(keys.open_inbound(a.id)) == 1
 
 
-async def test_inbound_calls_per_second_limit(
-    svc: Services, make_account: AccountFactory
-) -> None:
+async def test_inbound_calls_per_second_limit(svc: Services, make_account: AccountFactory) -> None:
     a = await make_account(inbound_cps=3)
     grants = await asyncio.gather(*(_in(svc.ledger, a.id) for _ in range(6)))
     assert sum(g.allowed for g in grants) == 3
