@@ -439,6 +439,7 @@ class Ledger:
                 day,
                 curve,
                 call_ref(switch, call_id),
+                "1" if self.settings.refuse_unverified else "0",
             ],
         )
         return Grant(Decision(_s(res[0])), _s(res[1]), int(res[2]), call_id, int(res[3]))

@@ -1,6 +1,6 @@
 -- Extend an open call's grant towards target_s, reserving what the extension costs.
 -- KEYS: account, open calls, call record, expiry zset. ARGV: call_id account target_s
---       ttl_extra_s day curve (from the call's start) ref (switch/call_id)
+--       ttl_extra_s day curve (from the call's start) ref (switch/call_id) refuse_unverified
 local A, O, C, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local account, ref = ARGV[2], ARGV[7]
 local target, ttl_extra, day = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
@@ -11,6 +11,10 @@ if call.emergency == '1' then return {'ALLOW', 'EMERGENCY', 0, 0} end
 local acct = hash(A)
 if acct.status ~= 'active' then return {'DENY', 'ACCOUNT_SUSPENDED', granted, held} end
 if acct.invoice_overdue == '1' then return {'DENY', 'INVOICE_OVERDUE', granted, held} end
+-- A verification revoked mid-call ends an outbound call at its next slice, as it refuses new ones.
+if ARGV[8] == '1' and acct.unverified == '1' and call.direction ~= 'in' then
+  return {'DENY', 'CUSTOMER_UNVERIFIED', granted, held}
+end
 if target <= granted then return {'ALLOW', 'OK', granted, held} end
 local curve = read_curve(ARGV[6])
 -- This call's own reservation is part of what it may use.

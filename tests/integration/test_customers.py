@@ -288,6 +288,24 @@ async def test_unverified_customer_cannot_call_out_except_emergency(
     assert (await _call(svc.ledger, a.id, "0221234567")).reason == "CUSTOMER_UNVERIFIED"
 
 
+async def test_a_verification_revoked_mid_call_refuses_the_next_slice(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    store = _store(svc)
+    a = await make_account(balance=10_000_000)
+    await store.create(acme(), at=T0, actor="op", accounts=(a.id,))
+    await store.verify("acme", Verification.VERIFIED, at=T0, actor="op")
+    cid = f"c-{uuid.uuid4().hex[:12]}"
+    grant = await svc.ledger.authorize(CallRequest(a.id, cid, "0221234567", cap_s=60))
+    assert grant.allowed and grant.max_seconds == 60
+    await svc.ledger.answer(a.id, cid)
+    assert (await svc.ledger.renew(a.id, cid, 120)).reason == "OK"
+    await store.verify("acme", Verification.REJECTED, at=T0, actor="op")
+    refused = await svc.ledger.renew(a.id, cid, 180)
+    assert (refused.decision, refused.reason) == (Decision.DENY, "CUSTOMER_UNVERIFIED")
+    assert refused.max_seconds == 120  # what it already holds, no more
+
+
 async def test_redis_repair_restores_the_unverified_flag(
     svc: Services, make_account: AccountFactory
 ) -> None:
