@@ -5,6 +5,7 @@ numbers into quarantine in the same transaction, whoever closes it."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +19,14 @@ from notify.notices import list_notices
 from numbering.model import NumberStatus
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore, get_number
+from panel_api.tokens import Role
 from rating.accounts import Account, AccountStatus
 from rating.keys import DID_GONE
 from runtime.services import Services
+from runtime.settings import Settings
 from tests.conftest import AccountFactory
+from tests.integration.test_customers import _cli
+from tests.integration.test_panel_api import bearer, panel_client, token
 
 PLN = 1_000_000
 SETTINGS = BillingSettings()
@@ -176,3 +181,34 @@ async def test_the_prepaid_lifecycle_closes_with_the_numbers(
         done = await lifecycle(svc.accounts, conn, account, SETTINGS, T + timedelta(days=100))
     assert "closed_negative_balance" in [x.kind for x in done]
     assert (await get_number(svc.pool, n)).status is NumberStatus.QUARANTINED
+
+
+async def test_operators_close_through_the_cli_and_the_panel_with_the_numbers(
+    svc: Services, settings: Settings, make_account: AccountFactory
+) -> None:
+    by_cli, by_panel = _did("PL"), _did("PL")
+    a, _ = await _with_numbers(svc, make_account, by_cli)
+    b, _ = await _with_numbers(svc, make_account, by_panel)
+    done = _cli(settings, "account", "close", a.id, "--reason", "asked")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["status"], shown["numbers"], shown["numbers_released"]) == (
+        "closed", [], [by_cli],
+    )  # fmt: skip
+    op = bearer(await token(svc, Role.OPERATOR))
+    async with panel_client(settings) as client:
+        # a login created in the panel is what the account's inbound calls ring
+        created = await client.post(
+            f"/api/v1/accounts/{b.id}/sip-logins", json={"login": "7000201"}, headers=op
+        )
+        assert created.status == 201, await created.text()
+        ring = await svc.redis.hget(svc.settings.keyspace.account(b.id), "sip_logins")
+        assert ring == b"7000201"
+        closed = await client.post(
+            f"/api/v1/accounts/{b.id}/close", json={"reason": "fraud"}, headers=op
+        )
+        assert closed.status == 200, await closed.text()
+        assert (await closed.json())["numbers"] == []
+    assert svc.pool is not None
+    for n in (by_cli, by_panel):
+        assert (await get_number(svc.pool, n)).status is NumberStatus.QUARANTINED
