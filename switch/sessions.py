@@ -246,7 +246,11 @@ class SessionController:
                     s.granted_s = grant.max_seconds
                     await self._set_deadline(s)
                     continue
-                if grant.reason in (Reason.ACCOUNT_SUSPENDED, Reason.INVOICE_OVERDUE):
+                if grant.reason in (
+                    Reason.ACCOUNT_SUSPENDED,
+                    Reason.INVOICE_OVERDUE,
+                    Reason.CUSTOMER_UNVERIFIED,  # verification revoked during the call
+                ):
                     await self.end(s, grant.reason.lower(), 16)
                     return
                 # Out of credit (any extension, even a partial one, is ALLOW above): retry
