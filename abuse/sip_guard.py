@@ -27,6 +27,7 @@ from abuse.signals import Severity, Signal
 from core.env import EnvReader, SettingsError
 from customers import sip
 from customers.sip_settings import SipSettings
+from rating.account_store import AccountStore
 
 log = logging.getLogger("tollgate.sip_guard")
 RULE = "sip_bruteforce"
@@ -130,11 +131,15 @@ class SipGuard:
         settings: GuardSettings,
         sip_settings: SipSettings,
         metrics: GuardMetrics,
+        accounts: AccountStore | None = None,
     ) -> None:
+        """`accounts`: mirror a locked login's account to Redis at once, so inbound calls no
+        longer name the login (Asterisk has no endpoint for it any more either way)."""
         self.pool = pool
         self.settings = settings
         self.sip_settings = sip_settings
         self.metrics = metrics
+        self.accounts = accounts
         self.by_login = Window(settings.window_s)
         self.by_address = Window(settings.window_s)
         self.tried: dict[str, set[str]] = {}
@@ -179,6 +184,8 @@ class SipGuard:
             await sip.set_status(
                 conn, self.sip_settings, login, "locked", f"{why}, last from {address}"
             )
+        if self.accounts is not None:
+            await sip.publish(self.accounts, current.account)
         signal = Signal(
             rule=RULE,
             account=current.account,

@@ -27,7 +27,11 @@ async def cmd_guard(s: Services, args: argparse.Namespace) -> None:
         raise SettingsError("TOLLGATE_AMI_HOST", "required: security events come over AMI")
     assert s.pool is not None
     guard = SipGuard(
-        s.pool, GuardSettings.from_env(), SipSettings.from_env(), GuardMetrics(standalone_metrics())
+        s.pool,
+        GuardSettings.from_env(),
+        SipSettings.from_env(),
+        GuardMetrics(standalone_metrics()),
+        s.accounts,
     )
     queue: asyncio.Queue[AuthFailure] = asyncio.Queue(maxsize=10_000)
     stop = asyncio.Event()

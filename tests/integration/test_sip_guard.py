@@ -38,7 +38,10 @@ async def test_a_login_is_locked_at_its_threshold_within_the_window(
         block_s=600,
         block_command=f"sh -c 'echo {{address}} {{seconds}} > {marker}'",
     )
-    guard = SipGuard(svc.pool, settings, SIP, metrics)
+    guard = SipGuard(svc.pool, settings, SIP, metrics, svc.accounts)
+    await sip.publish(svc.accounts, account.id)
+    ring = svc.settings.keyspace.account(account.id)
+    assert await svc.redis.hget(ring, "sip_logins") == login.encode()
 
     # two failures, then a third after the window moved past the first: no lock yet
     assert await guard.observe("bad_password", login, "192.0.2.1", T0) == []
@@ -52,6 +55,8 @@ async def test_a_login_is_locked_at_its_threshold_within_the_window(
         assert locked.status == "locked" and "192.0.2.3" in locked.status_reason
         assert await conn.fetchval("select count(*) from asterisk.ps_auths") == 0
         finding = await conn.fetchrow("select * from abuse_findings where rule = 'sip_bruteforce'")
+    # inbound calls no longer name it
+    assert await svc.redis.hget(ring, "sip_logins") == b""
     assert finding is not None
     assert (finding["account"], finding["subject"], finding["severity"]) == (
         account.id,
