@@ -7,7 +7,7 @@ so that whatever it accepts PostgreSQL accepts too."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -187,6 +187,9 @@ _TIME_FIELDS = tuple(_FIELD_AT[c] for c in _TIMES)
 _FLAG_FIELDS = tuple(_FIELD_AT[c] for c in _FLAGS)
 _ENDED, _AUTHORIZED, _BILLSEC = (_FIELD_AT[c] for c in ("ended_at", "authorized_at", "billsec"))
 _DIRECTION = _FIELD_AT["direction"]
+_NUMBERS: Callable[[list[Any]], tuple[str, ...]] = itemgetter(
+    *(i for i, _ in _INT_FIELDS), *_TIME_FIELDS
+)
 _MS = timedelta(milliseconds=1)
 
 
@@ -217,16 +220,22 @@ def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
 
 def raw_row(raw: Mapping[Any, Any], stream_id: str) -> Row | None:
     """`stream_row` of a stream entry as the Redis client returns it (bytes field -> bytes
-    value), without decoding it into a dict first: the values are decoded in one go and
-    picked by a plan made once per order of the fields. None when the entry needs the
-    careful path (`stream_row` of `Entry.fields()`): bytes that are not UTF-8, a NUL,
-    str from a decoding client, or any check failing (which then names the field)."""
-    keys = tuple(raw)
+    value), without decoding it into a dict first; see `flat_row`."""
+    return flat_row([x for pair in raw.items() for x in pair], stream_id)
+
+
+def flat_row(flat: Sequence[Any], stream_id: str) -> Row | None:
+    """`stream_row` of a stream entry as Redis sends it (field, value, field, value...,
+    bytes): the values are decoded in one go and picked by a plan made once per order of
+    the fields. None when the entry needs the careful path (`stream_row` of
+    `Entry.fields()`): bytes that are not UTF-8, a NUL, a field twice, str from a decoding
+    client, or any check failing (which then names the field)."""
+    keys = tuple(flat[0::2])
     pick = _PLANS.get(keys) or _plan(keys)
     if pick is None:
         return None
     try:
-        text = b"\x00".join(raw.values()).decode()
+        text = b"\x00".join(flat[1::2]).decode()
     except (UnicodeDecodeError, TypeError):
         return None
     values = text.split("\x00")
@@ -269,25 +278,28 @@ def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
         or not values[_ENDED]
     ):
         return None
+    # every number and time is ASCII digits or empty: checked for all of them at once
+    digits = "".join(_NUMBERS(values))
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
     for i, limit in _INT_FIELDS:
         v = values[i]
-        if v == "":
-            values[i] = 0
-        elif v.isascii() and v.isdigit() and int(v) <= limit:
-            values[i] = int(v)
+        if v:
+            n = int(v)
+            if n > limit:
+                return None
+            values[i] = n
         else:
-            return None
+            values[i] = 0
     for i in _TIME_FIELDS:
         v = values[i]
-        if v == "":
+        if v:
+            ms = int(v)
+            if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
+                return None
+            values[i] = EPOCH + ms * _MS
+        else:
             values[i] = None
-            continue
-        if not (v.isascii() and v.isdigit()):
-            return None
-        ms = int(v)
-        if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
-            return None
-        values[i] = EPOCH + ms * _MS
     for i in _FLAG_FIELDS:
         v = values[i]
         if v not in ("", "0", "1"):

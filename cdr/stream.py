@@ -8,6 +8,7 @@ idle long enough. Acknowledged entries are then trimmed away."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,28 +26,52 @@ RawFields = Mapping[Any, Any]  # bytes or str, as the client decodes
 class Entry:
     stream: str
     id: str
-    raw: RawFields  # empty: the entry was deleted from the stream while pending
+    # field, value, field, value... as the client returns them (bytes, or str from a
+    # decoding client); empty: the entry was deleted from the stream while pending
+    flat: Sequence[Any]
+
+    @property
+    def raw(self) -> RawFields:
+        """Field -> value, undecoded."""
+        flat = self.flat
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     def fields(self) -> dict[str, str]:
         """Strictly decoded; raises BadCdr naming a field that is not UTF-8."""
+        raw = self.raw
         try:
             try:  # bytes, as the writers' clients read them: the common case, decoded fast
-                return {k.decode(): v.decode() for k, v in self.raw.items()}
+                return {k.decode(): v.decode() for k, v in raw.items()}
             except AttributeError:
                 pass
             return {
                 (k.decode() if isinstance(k, bytes) else k): (
                     v.decode() if isinstance(v, bytes) else v
                 )
-                for k, v in self.raw.items()
+                for k, v in raw.items()
             }
         except UnicodeDecodeError:
-            bad = next(k for k, v in self.raw.items() if not (_is_utf8(k) and _is_utf8(v)))
+            bad = next(k for k, v in raw.items() if not (_is_utf8(k) and _is_utf8(v)))
             raise BadCdr(_loose(bad), "not valid UTF-8") from None
 
     def printable(self) -> dict[str, str]:
         """Lossless enough to keep in a reject (JSON cannot hold NUL or invalid UTF-8)."""
         return {_loose(k): _loose(v) for k, v in self.raw.items()}
+
+
+def raw_reader(redis: Redis) -> Redis:
+    """A client on the same connections whose XREADGROUP replies are left as Redis sent
+    them: an entry's fields stay one flat list, instead of a dict built per entry (a tenth
+    of the CDR writer's time). Redis Cluster keeps its own client (it routes by command)."""
+    if is_cluster(redis):
+        return redis
+    reader = Redis(connection_pool=redis.connection_pool)
+    reader.set_response_callback("XREADGROUP", _as_sent)
+    return reader
+
+
+def _as_sent(response: Any, **options: Any) -> Any:
+    return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +86,20 @@ class Backlog:
 
 
 class CdrStream:
-    def __init__(self, redis: Redis, key: str, group: str, consumer: str) -> None:
+    def __init__(
+        self, redis: Redis, key: str, group: str, consumer: str, trim_every_s: float = 0.0
+    ) -> None:
         self.redis = redis
+        self.reader = raw_reader(redis)
         self.key = key
         self.group = group
         self.consumer = consumer
+        # Trimming costs three round trips: a busy reader trims at most this often, and
+        # calls trim_owed() when it pauses (0: after every acknowledgement).
+        self.trim_every_s = trim_every_s
         self._group_ready = False
+        self._untrimmed = False
+        self._trimmed_at = 0.0
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) if missing, reading from the very beginning."""
@@ -106,7 +139,17 @@ class CdrStream:
     async def ack(self, ids: Sequence[str]) -> None:
         if ids:
             await self._call(self.redis.xack(self.key, self.group, *ids))
-            await self.trim()
+            self._untrimmed = True
+            if time.monotonic() - self._trimmed_at >= self.trim_every_s:
+                await self.trim_owed()
+
+    async def trim_owed(self) -> int:
+        """Trim if something was acknowledged since the last trim."""
+        if not self._untrimmed:
+            return 0
+        self._untrimmed = False
+        self._trimmed_at = time.monotonic()
+        return await self.trim()
 
     async def trim(self) -> int:
         """Delete entries every group of the stream has acknowledged: everything before the
@@ -153,7 +196,7 @@ class CdrStream:
 
     async def _read(self, id_: str, count: int, block_ms: int | None) -> list[Entry]:
         res = await self._call(
-            self.redis.xreadgroup(
+            self.reader.xreadgroup(
                 self.group, self.consumer, {self.key: id_}, count=count, block=block_ms
             )
         )
@@ -166,6 +209,32 @@ class CdrStream:
             if "NOGROUP" in str(exc):
                 self._group_ready = False  # the stream or group vanished: recreate next time
             raise
+
+
+async def read_new_many(
+    redis: Redis, streams: Sequence[CdrStream], count: int
+) -> list[list[Entry] | ResponseError]:
+    """New entries of each stream (at most `count` each), read in one round trip (one per
+    node on Redis Cluster, which refuses one command over keys of several slots): a
+    pipeline of one XREADGROUP per stream. A stream's own error (a clobbered key, a lost
+    group) is returned in its place, so the other streams keep flowing."""
+    if not streams:
+        return []
+    async with streams[0].reader.pipeline(transaction=False) as pipe:
+        for s in streams:
+            pipe.xreadgroup(s.group, s.consumer, {s.key: ">"}, count=count)
+        replies = await pipe.execute(raise_on_error=False)
+    out: list[list[Entry] | ResponseError] = []
+    for s, reply in zip(streams, replies, strict=True):
+        if isinstance(reply, ResponseError):
+            if "NOGROUP" in str(reply):
+                s._group_ready = False  # the stream or group vanished: recreate next time
+            out.append(reply)
+        elif isinstance(reply, BaseException):
+            raise reply
+        else:
+            out.append(_by_stream(reply).get(s.key, []))
+    return out
 
 
 async def wait_for_new(
@@ -225,15 +294,24 @@ async def _poll_per_stream(
 
 
 def _by_stream(res: Any) -> dict[str, list[Entry]]:
-    """XREADGROUP replies come as a list of [stream, entries] (RESP2) or a dict (RESP3)."""
+    """XREADGROUP replies come as a list of [stream, entries] (RESP2) or a dict (RESP3);
+    an entry's fields as Redis sent them (a flat list, see raw_reader) or as a dict."""
     if not res:
         return {}
     pairs = res.items() if isinstance(res, dict) else res
     out: dict[str, list[Entry]] = {}
     for stream, entries in pairs:
         key = _text(stream)
-        out[key] = [Entry(key, _text(eid), raw or {}) for eid, raw in entries if eid is not None]
+        out[key] = [Entry(key, _text(eid), _flat(raw)) for eid, raw in entries if eid is not None]
     return out
+
+
+def _flat(raw: Any) -> Sequence[Any]:
+    if type(raw) is list or not raw:  # as sent (see raw_reader), or deleted while pending
+        return raw or ()
+    if isinstance(raw, Mapping):
+        return [x for pair in raw.items() for x in pair]
+    return raw  # type: ignore[no-any-return]
 
 
 def _text(value: Any) -> str:
