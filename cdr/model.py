@@ -191,6 +191,7 @@ _NUMBERS: Callable[[list[Any]], tuple[str, ...]] = itemgetter(
     *(i for i, _ in _INT_FIELDS), *_TIME_FIELDS
 )
 _MS = timedelta(milliseconds=1)
+_US = timedelta(microseconds=1)
 
 
 _CALL_ID_FIELD, _ACCOUNT_FIELD, _STATE_FIELD = (
@@ -313,6 +314,90 @@ def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
     values.insert(STARTED_AT, started_at)
     values.insert(STREAM_ID_AT, stream_id)
     return tuple(values)
+
+
+# -- text rows: what the CDR writer copies ------------------------------------------------------
+
+
+def flat_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
+    """`text_row(flat_row(flat, stream_id))` without building a Python value per field:
+    what the ledger wrote is checked like `flat_row` does and kept as text (times in epoch
+    microseconds, None when absent) for PostgreSQL to convert (cdr/store.py). None when
+    the entry needs the careful path."""
+    keys = tuple(flat[0::2])
+    pick = _PLANS.get(keys) or _plan(keys)
+    if pick is None:
+        return None
+    try:
+        text = b"\x00".join(flat[1::2]).decode()
+    except (UnicodeDecodeError, TypeError):
+        return None
+    values = text.split("\x00")
+    if len(values) != len(keys):
+        return None  # a NUL inside a value
+    values.append("")  # what a missing field reads
+    return _checked_text(list(pick(values)), stream_id, text)
+
+
+def _checked_text(values: list[str], stream_id: str, text: str) -> Row | None:
+    """`_converted`'s checks, on source values in `_SOURCES` order; the values stay text."""
+    if (
+        (len(text) > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
+        or not CALL_ID.match(values[_CALL_ID_FIELD])
+        or not values[_ACCOUNT_FIELD]
+        or values[_STATE_FIELD] not in STATES
+        or not values[_ENDED]
+    ):
+        return None
+    digits = "".join(_NUMBERS(values))
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
+    for i, limit in _INT_FIELDS:
+        v = values[i]
+        if not v:
+            values[i] = "0"
+        elif len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
+            return None
+    for i in _TIME_FIELDS:
+        v = values[i]
+        if v and not EARLIEST_MS <= int(v) < LATEST_MS:
+            return None
+    for i in _FLAG_FIELDS:
+        v = values[i]
+        if v != "1":
+            if v and v != "0":
+                return None
+            values[i] = "0"
+    authorized = values[_AUTHORIZED]
+    started = int(authorized) if authorized else int(values[_ENDED]) - int(values[_BILLSEC]) * 1000
+    if started < EARLIEST_MS:
+        return None
+    row: list[str | None] = list(values)
+    for i in _TIME_FIELDS:  # microseconds, as text_row writes times
+        v = values[i]
+        row[i] = v + "000" if v else None
+    row[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
+    row.insert(STARTED_AT, f"{started}000")
+    row.insert(STREAM_ID_AT, stream_id)
+    return tuple(row)
+
+
+def text_row(row: Row) -> Row:
+    """A row of Python values (`Cdr.row()`) as text for the writer's text table (None
+    stays NULL): numbers in digits, flags 1 or 0, times in microseconds since the epoch."""
+    return tuple(map(_text_value, row))
+
+
+def _text_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return str((value.astimezone(UTC) - EPOCH) // _US)
+    return str(value)
 
 
 class _Fields:

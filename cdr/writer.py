@@ -26,13 +26,15 @@ from redis.exceptions import RedisError, ResponseError
 
 from cdr.metrics import CdrMetrics
 from cdr.model import (
+    EPOCH,
     STARTED_AT,
     BadCdr,
     Row,
-    flat_row,
+    flat_text_row,
     row_identity,
     row_is_final,
     stream_row,
+    text_row,
 )
 from cdr.partitions import (
     DEFAULT_RETENTION_MONTHS,
@@ -52,6 +54,8 @@ log = logging.getLogger("tollgate.cdr.writer")
 
 T = TypeVar("T")
 FUTURE_SLACK = timedelta(days=1)  # a CDR starting later than this from now is bogus
+_US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
 TRIM_EVERY_S = 1.0  # a busy writer trims a stream at most this often, and when a round ends
 # asyncpg reports values it cannot encode as ValueError subclasses: also the rows' fault
 ROW_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, ValueError)
@@ -61,6 +65,11 @@ PG_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+
+
+def _us(at: datetime) -> int:
+    """Microseconds since the epoch: how a text row holds its times."""
+    return (at - EPOCH) // _US
 
 
 def default_consumer() -> str:
@@ -314,8 +323,8 @@ class CdrWriter:
 
     def _convert(self, read: list[tuple[CdrStream, list[Entry]]]) -> _Batch:
         now = datetime.now(UTC)
-        oldest = retention_cutoff(now, self.settings.retention_months)
-        latest = now + FUTURE_SLACK
+        oldest = _us(retention_cutoff(now, self.settings.retention_months))
+        latest = _us(now + FUTURE_SLACK)
         best: dict[tuple[str, str, str], Row] = {}
         origins: dict[tuple[str, str, str], tuple[str, Entry]] = {}
         rejects: list[Reject] = []
@@ -324,16 +333,17 @@ class CdrWriter:
             for e in entries:
                 if not e.flat:
                     continue  # deleted from the stream while pending: nothing left to store
-                row = flat_row(e.flat, e.id)
+                row = flat_text_row(e.flat, e.id)
                 if row is None:  # the careful path, which names what is wrong
                     try:
-                        row = stream_row(e.fields(), e.id)
+                        row = text_row(stream_row(e.fields(), e.id))
                     except BadCdr as exc:
                         rejects.append(Reject(key, e.id, str(exc), e.printable()))
                         continue
-                started_at: datetime = row[STARTED_AT]
-                if not oldest <= started_at < latest:
-                    why = f"started_at {started_at.isoformat()} is outside the retention window"
+                started_us = int(row[STARTED_AT])
+                if not oldest <= started_us < latest:
+                    started = (EPOCH + started_us * _US).isoformat()
+                    why = f"started_at {started} is outside the retention window"
                     rejects.append(Reject(key, e.id, why, e.printable()))
                     continue
                 identity = row_identity(row)
@@ -369,7 +379,9 @@ class CdrWriter:
         rows, rejects = batch.rows, batch.rejects
         try:
             conn = await self._connection()
-            needed = months_of(r[STARTED_AT] for r in rows) | months_ahead(datetime.now(UTC))
+            days = {int(r[STARTED_AT]) // _DAY_US for r in rows}
+            needed = months_of(EPOCH + timedelta(days=d) for d in days)
+            needed |= months_ahead(datetime.now(UTC))
             missing = needed - self._months
             if missing:
                 await ensure_months(conn, missing)
