@@ -324,22 +324,39 @@ def flat_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
     what the ledger wrote is checked like `flat_row` does and kept as text (times in epoch
     microseconds, None when absent) for PostgreSQL to convert (cdr/store.py). None when
     the entry needs the careful path."""
-    keys = tuple(flat[0::2])
-    pick = _PLANS.get(keys) or _plan(keys)
-    if pick is None:
-        return None
     try:
+        # the names in one string, hashed at once (a tuple of them hashes each name); the
+        # count tells names apart that only join alike (no cached name holds a NUL)
+        names = (len(flat), b"\x00".join(flat[0::2]))
+        pick = _JOINED_PLANS.get(names) or _joined_plan(names, flat)
+        if pick is None:
+            return None
         text = b"\x00".join(flat[1::2]).decode()
     except (UnicodeDecodeError, TypeError):
         return None
     values = text.split("\x00")
-    if len(values) != len(keys):
+    if len(values) * 2 != len(flat):
         return None  # a NUL inside a value
     values.append("")  # what a missing field reads
     return _checked_text(list(pick(values)), stream_id, text)
 
 
-def _checked_text(values: list[str], stream_id: str, text: str) -> Row | None:
+_JOINED_PLANS: dict[tuple[int, bytes], _Pick] = {}
+
+
+def _joined_plan(names: tuple[int, bytes], flat: Sequence[Any]) -> _Pick | None:
+    keys = tuple(flat[0::2])
+    if any(b"\x00" in k for k in keys):
+        return None
+    pick = _PLANS.get(keys) or _plan(keys)
+    if pick is not None:
+        if len(_JOINED_PLANS) >= _PLAN_CACHE:
+            _JOINED_PLANS.clear()
+        _JOINED_PLANS[names] = pick
+    return pick
+
+
+def _checked_text(values: list[Any], stream_id: str, text: str) -> Row | None:
     """`_converted`'s checks, on source values in `_SOURCES` order; the values stay text."""
     if (
         (len(text) > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
@@ -358,9 +375,17 @@ def _checked_text(values: list[str], stream_id: str, text: str) -> Row | None:
             values[i] = "0"
         elif len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
             return None
+    authorized = values[_AUTHORIZED]
+    started = int(authorized) if authorized else int(values[_ENDED]) - int(values[_BILLSEC]) * 1000
+    if started < EARLIEST_MS:
+        return None
     for i in _TIME_FIELDS:
         v = values[i]
-        if v and not EARLIEST_MS <= int(v) < LATEST_MS:
+        if not v:
+            values[i] = None
+        elif EARLIEST_MS <= int(v) < LATEST_MS:
+            values[i] = v + "000"  # microseconds, as text_row writes times
+        else:
             return None
     for i in _FLAG_FIELDS:
         v = values[i]
@@ -368,18 +393,10 @@ def _checked_text(values: list[str], stream_id: str, text: str) -> Row | None:
             if v and v != "0":
                 return None
             values[i] = "0"
-    authorized = values[_AUTHORIZED]
-    started = int(authorized) if authorized else int(values[_ENDED]) - int(values[_BILLSEC]) * 1000
-    if started < EARLIEST_MS:
-        return None
-    row: list[str | None] = list(values)
-    for i in _TIME_FIELDS:  # microseconds, as text_row writes times
-        v = values[i]
-        row[i] = v + "000" if v else None
-    row[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
-    row.insert(STARTED_AT, f"{started}000")
-    row.insert(STREAM_ID_AT, stream_id)
-    return tuple(row)
+    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
+    values.insert(STARTED_AT, f"{started}000")
+    values.insert(STREAM_ID_AT, stream_id)
+    return tuple(values)
 
 
 def text_row(row: Row) -> Row:
