@@ -80,7 +80,7 @@ def default_consumer() -> str:
 class WriterSettings:
     group: str = "cdr-writer"
     consumer: str = field(default_factory=default_consumer)
-    batch_size: int = 2000  # larger batches: fewer round trips per CDR (bench/cdr_ingest.py)
+    batch_size: int = 2000  # entries per transaction, over all streams (bench/cdr_ingest.py)
     block_ms: int = 1000  # how long an idle writer waits on the streams per round
     claim_idle_ms: int = 30_000  # pending this long at another consumer: it is dead
     retention_months: int = DEFAULT_RETENTION_MONTHS  # older CDRs go to cdr_rejects
