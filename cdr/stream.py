@@ -112,10 +112,10 @@ class CdrStream:
                 raise
         self._group_ready = True
 
-    async def claim_idle(self, min_idle_ms: int, count: int) -> int:
+    async def claim_idle(self, min_idle_ms: int, count: int, cursor: str = "0-0") -> int:
         """Take over entries other consumers (dead writers) left pending too long; they are
         then read as this consumer's own. Entries deleted meanwhile leave the pending list."""
-        claimed, cursor = 0, "0-0"
+        claimed = 0
         while True:
             # not JUSTID: the client then drops the cursor; the entries are re-read as pending
             cursor_raw, entries, *_ = await self._call(
@@ -170,9 +170,11 @@ class CdrStream:
             await self.redis.xtrim(self.key, minid=min(keep, key=_id_key), approximate=False)
         )
 
-    async def backlog(self) -> Backlog:
-        """What this group has not acknowledged yet, for the metrics."""
-        groups = await self._call(self.redis.xinfo_groups(self.key))
+    async def backlog(self, groups: Any = None) -> Backlog:
+        """What this group has not acknowledged yet, for the metrics (`groups`: the
+        stream's XINFO GROUPS, when read already)."""
+        if groups is None:
+            groups = await self._call(self.redis.xinfo_groups(self.key))
         info = next((g for g in groups if _text(g["name"]) == self.group), None)
         if info is None:
             length = int(await self.redis.xlen(self.key))
@@ -212,29 +214,88 @@ class CdrStream:
 
 
 async def read_new_many(
-    redis: Redis, streams: Sequence[CdrStream], count: int
+    streams: Sequence[CdrStream], count: int
 ) -> list[list[Entry] | ResponseError]:
     """New entries of each stream (at most `count` each), read in one round trip (one per
     node on Redis Cluster, which refuses one command over keys of several slots): a
     pipeline of one XREADGROUP per stream. A stream's own error (a clobbered key, a lost
     group) is returned in its place, so the other streams keep flowing."""
+    replies = await _each(
+        streams,
+        lambda p, s: p.xreadgroup(s.group, s.consumer, {s.key: ">"}, count=count),
+        streams[0].reader if streams else None,
+    )
+    return [
+        r if isinstance(r, ResponseError) else _by_stream(r).get(s.key, [])
+        for s, r in zip(streams, replies, strict=True)
+    ]
+
+
+async def claim_idle_many(
+    streams: Sequence[CdrStream], min_idle_ms: int, count: int
+) -> list[int | ResponseError]:
+    """`claim_idle` of every stream: the first XAUTOCLAIM of each in one pipeline (one round
+    trip for hundreds of streams); a stream with more to claim goes on alone."""
+    replies = await _each(
+        streams, lambda p, s: p.xautoclaim(s.key, s.group, s.consumer, min_idle_ms, "0-0", count)
+    )
+    out: list[int | ResponseError] = []
+    for s, reply in zip(streams, replies, strict=True):
+        if isinstance(reply, ResponseError):
+            out.append(reply)
+            continue
+        cursor_raw, entries, *_ = reply
+        claimed, cursor = len(entries), _text(cursor_raw)
+        if cursor != "0-0":
+            try:
+                claimed += await s.claim_idle(min_idle_ms, count, cursor)
+            except ResponseError as exc:
+                out.append(exc)
+                continue
+        out.append(claimed)
+    return out
+
+
+async def read_pending_many(
+    streams: Sequence[CdrStream], count: int
+) -> list[list[Entry] | ResponseError]:
+    """The first `count` of each stream's own pending entries, in one pipeline."""
     if not streams:
         return []
-    async with streams[0].reader.pipeline(transaction=False) as pipe:
+    replies = await _each(
+        streams,
+        lambda p, s: p.xreadgroup(s.group, s.consumer, {s.key: "0"}, count=count),
+        streams[0].reader,
+    )
+    return [
+        r if isinstance(r, ResponseError) else _by_stream(r).get(s.key, [])
+        for s, r in zip(streams, replies, strict=True)
+    ]
+
+
+async def xinfo_groups_many(streams: Sequence[CdrStream]) -> list[Any]:
+    """XINFO GROUPS of every stream in one pipeline (an error in the place of a stream's)."""
+    return await _each(streams, lambda p, s: p.xinfo_groups(s.key))
+
+
+async def _each(
+    streams: Sequence[CdrStream], command: Any, client: Redis | None = None
+) -> list[Any]:
+    """One command per stream in one pipeline; a stream's ResponseError in its place (a
+    lost group marks the stream to recreate it), anything else raised."""
+    if not streams:
+        return []
+    async with (client or streams[0].redis).pipeline(transaction=False) as pipe:
         for s in streams:
-            pipe.xreadgroup(s.group, s.consumer, {s.key: ">"}, count=count)
+            command(pipe, s)
         replies = await pipe.execute(raise_on_error=False)
-    out: list[list[Entry] | ResponseError] = []
     for s, reply in zip(streams, replies, strict=True):
         if isinstance(reply, ResponseError):
             if "NOGROUP" in str(reply):
-                s._group_ready = False  # the stream or group vanished: recreate next time
-            out.append(reply)
+                s._group_ready = False
         elif isinstance(reply, BaseException):
             raise reply
-        else:
-            out.append(_by_stream(reply).get(s.key, []))
-    return out
+    return list(replies)
 
 
 async def wait_for_new(

@@ -46,7 +46,15 @@ from cdr.partitions import (
     retention_cutoff,
 )
 from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_rows
-from cdr.stream import CdrStream, Entry, read_new_many, wait_for_new
+from cdr.stream import (
+    CdrStream,
+    Entry,
+    claim_idle_many,
+    read_new_many,
+    read_pending_many,
+    wait_for_new,
+    xinfo_groups_many,
+)
 from core.env import EnvReader, SettingsError
 from rating.keys import Keyspace
 
@@ -289,17 +297,31 @@ class CdrWriter:
     async def _batches(
         self, skipped: Mapping[str, str], skip: Callable[[CdrStream, ResponseError], None]
     ) -> AsyncIterator[_Batch]:
-        """Each stream's claimed and own pending entries (rare: after a crash), stream by
-        stream; then new entries of all streams together, one round trip per read."""
+        """Every stream's claimed and own pending entries (rare: after a crash), then new
+        entries of all streams together: one round trip per step over all the streams
+        (there are 256 by default), not one per stream."""
         size = self.settings.batch_size
         for stream in self.streams:
             try:
-                await stream.ensure_group()
-                await stream.claim_idle(self.settings.claim_idle_ms, size)
-                after = "0"
-                while entries := await stream.read_pending(size, after):
+                await stream.ensure_group()  # a round trip the first time only
+            except ResponseError as exc:
+                skip(stream, exc)
+        # one round trip for each step over all streams, however many there are
+        live = [s for s in self.streams if s.key not in skipped]
+        claims = await claim_idle_many(live, self.settings.claim_idle_ms, size)
+        for stream, claimed in zip(live, claims, strict=True):
+            if isinstance(claimed, ResponseError):
+                skip(stream, claimed)
+        live = [s for s in live if s.key not in skipped]
+        for stream, entries in zip(live, await read_pending_many(live, size), strict=True):
+            try:
+                if isinstance(entries, ResponseError):
+                    raise entries
+                while entries:
                     yield self._convert([(stream, entries)])
-                    after = entries[-1].id
+                    if len(entries) < size:
+                        break
+                    entries = await stream.read_pending(size, entries[-1].id)
             except ResponseError as exc:
                 skip(stream, exc)
         busy = [s for s in self.streams if s.key not in skipped]
@@ -308,7 +330,7 @@ class CdrWriter:
             count = -(-size // len(busy))
             read: list[tuple[CdrStream, list[Entry]]] = []
             full: list[CdrStream] = []
-            for stream, got in zip(busy, await read_new_many(self.redis, busy, count), strict=True):
+            for stream, got in zip(busy, await read_new_many(busy, count), strict=True):
                 if isinstance(got, ResponseError):
                     skip(stream, got)
                 elif got:
@@ -441,11 +463,14 @@ class CdrWriter:
         try:
             seconds, micros = await self.redis.time()
             now_ms = int(seconds) * 1000 + int(micros) // 1000
-            for stream in self.streams:
-                try:
-                    b = await stream.backlog()
-                except ResponseError:
+            groups = await xinfo_groups_many(self.streams)  # one round trip for all
+            for stream, info in zip(self.streams, groups, strict=True):
+                if isinstance(info, ResponseError):
                     continue  # missing (nothing owed) or broken (the drain reports it)
+                try:
+                    b = await stream.backlog(info)
+                except ResponseError:
+                    continue
                 age = max(0, now_ms - b.oldest_ms) / 1000 if b.oldest_ms is not None else 0.0
                 self.metrics.backlog.labels(stream.key).set(b.total)
                 self.metrics.oldest_pending.labels(stream.key).set(age)
