@@ -65,6 +65,7 @@ FUTURE_SLACK = timedelta(days=1)  # a CDR starting later than this from now is b
 _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 TRIM_EVERY_S = 1.0  # a busy writer trims a stream at most this often, and when a round ends
+ACKS_AT_ONCE = 16  # streams acknowledged side by side (one Redis connection each)
 # asyncpg reports values it cannot encode as ValueError subclasses: also the rows' fault
 ROW_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, ValueError)
 PG_ERRORS: tuple[type[Exception], ...] = (
@@ -380,16 +381,19 @@ class CdrWriter:
     async def _commit(self, batch: _Batch, skip: Callable[[CdrStream, ResponseError], None]) -> int:
         """Store, then (only then) acknowledge, every stream's entries at once."""
         result = await self._store(batch)
-        acks = await asyncio.gather(
-            *(stream.ack([e.id for e in entries]) for stream, entries in batch.entries),
-            return_exceptions=True,
-        )
-        for (stream, _), outcome in zip(batch.entries, acks, strict=True):
-            if isinstance(outcome, ResponseError):
-                skip(stream, outcome)  # stored: stays pending, stored again harmlessly
-        for outcome in acks:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, ResponseError):
-                raise outcome
+        # a few streams at a time: each acknowledgement in flight holds a Redis connection
+        for at in range(0, len(batch.entries), ACKS_AT_ONCE):
+            some = batch.entries[at : at + ACKS_AT_ONCE]
+            acks = await asyncio.gather(
+                *(stream.ack([e.id for e in entries]) for stream, entries in some),
+                return_exceptions=True,
+            )
+            for (stream, _), outcome in zip(some, acks, strict=True):
+                if isinstance(outcome, ResponseError):
+                    skip(stream, outcome)  # stored: stays pending, stored again harmlessly
+            for outcome in acks:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, ResponseError):
+                    raise outcome
         self.metrics.written.inc(result.written)
         self.metrics.rejects.inc(result.rejected)
         if result.rejected:
