@@ -215,7 +215,7 @@ class AbuseDetector:
         return list(await pipe.execute())
 
     def _event(self, entry: Entry, inbound: bool) -> CallEvent | InboundEvent | None:
-        if not entry.raw:
+        if not entry.flat:
             return None  # deleted from the stream while pending
         try:
             fields = entry.fields()

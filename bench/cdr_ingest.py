@@ -2,7 +2,9 @@
 same run a plain COPY of the same rows into a table with the same columns and indexes (no
 partitions, no upsert, no Redis): the physical limit of this PostgreSQL for these rows.
 The two alternate in rounds (a slice of the CDRs each), so that both see the same load on a
-shared machine; prints each round's ratio and the median.
+shared machine; prints each round's ratio and the median. Also prints the CPU time per row
+of each side (this process, and its PostgreSQL backend when PostgreSQL runs on this host):
+on a machine whose cores are all busy, that is what decides the rows/s.
 
 Works in a throwaway database and a throwaway Redis key prefix, removed afterwards.
 
@@ -21,6 +23,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -108,6 +111,36 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds of a PostgreSQL backend, when it runs on this host (else None)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds spent by this process and by one PostgreSQL backend meanwhile."""
+
+    def __init__(self) -> None:
+        self.python = 0.0
+        self.pg: float | None = 0.0
+
+    async def measure(self, conn: asyncpg.Connection, work: Any) -> None:
+        pid = await conn.fetchval("select pg_backend_pid()")
+        python, pg = time.process_time(), backend_cpu(pid)
+        await work
+        self.python += time.process_time() - python
+        after = backend_cpu(pid)
+        self.pg = None if pg is None or after is None or self.pg is None else self.pg + after - pg
+
+    def per_row(self, rows: int) -> str:
+        pg = "?" if self.pg is None else f"{self.pg / rows * 1e6:.1f}"
+        return f"{self.python / rows * 1e6:5.1f} us Python + {pg} us PostgreSQL backend"
+
+
 async def run_writer(writer: CdrWriter, total: int) -> float:
     start = time.perf_counter()
     written = 0
@@ -122,8 +155,17 @@ async def run_copy(conn: asyncpg.Connection, rows: list[tuple[object, ...]]) -> 
     return len(rows) / (time.perf_counter() - start)
 
 
+async def timed(work: Any, cell: list[float]) -> None:
+    cell.append(await work)
+
+
 async def rounds(
-    redis: Redis, keys: Keyspace, dsn: str, args: argparse.Namespace, entries: list[dict[str, str]]
+    redis: Redis,
+    keys: Keyspace,
+    dsn: str,
+    args: argparse.Namespace,
+    entries: list[dict[str, str]],
+    cpu: tuple[Cpu, Cpu],
 ) -> list[tuple[float, float]]:
     rows = [Cdr.from_stream(e).row() for e in entries]
     size = -(-len(entries) // args.rounds)
@@ -136,10 +178,19 @@ async def rounds(
         async with CdrWriter(
             redis, keys, dsn, WriterSettings(consumer="bench", batch_size=args.batch)
         ) as writer:
-            for start in range(0, len(entries), size):
+            await fill_streams(redis, keys, entries[:1])  # the writer's connection is made
+            await writer.drain_once()
+            for start in range(1, len(entries), size):
                 await fill_streams(redis, keys, entries[start : start + size])
-                ours = await run_writer(writer, len(entries[start : start + size]))
-                limit = await run_copy(limit_conn, rows[start : start + size])
+                got: list[float] = []
+                conn = await writer._connection()
+                await cpu[0].measure(
+                    conn, timed(run_writer(writer, len(entries[start : start + size])), got)
+                )
+                await cpu[1].measure(
+                    limit_conn, timed(run_copy(limit_conn, rows[start : start + size]), got)
+                )
+                ours, limit = got
                 print(
                     f"round: writer {ours:8.0f} rows/s, COPY {limit:8.0f} rows/s,"
                     f" ratio {ours / limit:.2f}",
@@ -173,7 +224,8 @@ async def main() -> None:
             await db.upgrade(conn)
         finally:
             await conn.close()
-        results = await rounds(redis, keys, dsn, args, entries)
+        cpu = (Cpu(), Cpu())
+        results = await rounds(redis, keys, dsn, args, entries, cpu)
         check = await asyncpg.connect(dsn)
         try:
             stored = await check.fetchval("select count(*) from cdrs")
@@ -196,6 +248,8 @@ async def main() -> None:
         f"ratio                           : {statistics.median(ratios):10.2f}  (median of"
         f" {len(ratios)} rounds, {ratios[0]:.2f}-{ratios[-1]:.2f}; {args.cdrs} CDRs)"
     )
+    print(f"CPU per row, writer             : {cpu[0].per_row(args.cdrs - 1)} (Redis not counted)")
+    print(f"CPU per row, plain COPY         : {cpu[1].per_row(args.cdrs - 1)}")
 
 
 if __name__ == "__main__":

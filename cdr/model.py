@@ -7,7 +7,7 @@ so that whatever it accepts PostgreSQL accepts too."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -187,7 +187,11 @@ _TIME_FIELDS = tuple(_FIELD_AT[c] for c in _TIMES)
 _FLAG_FIELDS = tuple(_FIELD_AT[c] for c in _FLAGS)
 _ENDED, _AUTHORIZED, _BILLSEC = (_FIELD_AT[c] for c in ("ended_at", "authorized_at", "billsec"))
 _DIRECTION = _FIELD_AT["direction"]
+_NUMBERS: Callable[[list[Any]], tuple[str, ...]] = itemgetter(
+    *(i for i, _ in _INT_FIELDS), *_TIME_FIELDS
+)
 _MS = timedelta(milliseconds=1)
+_US = timedelta(microseconds=1)
 
 
 _CALL_ID_FIELD, _ACCOUNT_FIELD, _STATE_FIELD = (
@@ -217,16 +221,22 @@ def stream_row(entry: Mapping[str, str], stream_id: str = "") -> Row:
 
 def raw_row(raw: Mapping[Any, Any], stream_id: str) -> Row | None:
     """`stream_row` of a stream entry as the Redis client returns it (bytes field -> bytes
-    value), without decoding it into a dict first: the values are decoded in one go and
-    picked by a plan made once per order of the fields. None when the entry needs the
-    careful path (`stream_row` of `Entry.fields()`): bytes that are not UTF-8, a NUL,
-    str from a decoding client, or any check failing (which then names the field)."""
-    keys = tuple(raw)
+    value), without decoding it into a dict first; see `flat_row`."""
+    return flat_row([x for pair in raw.items() for x in pair], stream_id)
+
+
+def flat_row(flat: Sequence[Any], stream_id: str) -> Row | None:
+    """`stream_row` of a stream entry as Redis sends it (field, value, field, value...,
+    bytes): the values are decoded in one go and picked by a plan made once per order of
+    the fields. None when the entry needs the careful path (`stream_row` of
+    `Entry.fields()`): bytes that are not UTF-8, a NUL, a field twice, str from a decoding
+    client, or any check failing (which then names the field)."""
+    keys = tuple(flat[0::2])
     pick = _PLANS.get(keys) or _plan(keys)
     if pick is None:
         return None
     try:
-        text = b"\x00".join(raw.values()).decode()
+        text = b"\x00".join(flat[1::2]).decode()
     except (UnicodeDecodeError, TypeError):
         return None
     values = text.split("\x00")
@@ -269,25 +279,28 @@ def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
         or not values[_ENDED]
     ):
         return None
+    # every number and time is ASCII digits or empty: checked for all of them at once
+    digits = "".join(_NUMBERS(values))
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
     for i, limit in _INT_FIELDS:
         v = values[i]
-        if v == "":
-            values[i] = 0
-        elif v.isascii() and v.isdigit() and int(v) <= limit:
-            values[i] = int(v)
+        if v:
+            n = int(v)
+            if n > limit:
+                return None
+            values[i] = n
         else:
-            return None
+            values[i] = 0
     for i in _TIME_FIELDS:
         v = values[i]
-        if v == "":
+        if v:
+            ms = int(v)
+            if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
+                return None
+            values[i] = EPOCH + ms * _MS
+        else:
             values[i] = None
-            continue
-        if not (v.isascii() and v.isdigit()):
-            return None
-        ms = int(v)
-        if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
-            return None
-        values[i] = EPOCH + ms * _MS
     for i in _FLAG_FIELDS:
         v = values[i]
         if v not in ("", "0", "1"):
@@ -301,6 +314,107 @@ def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
     values.insert(STARTED_AT, started_at)
     values.insert(STREAM_ID_AT, stream_id)
     return tuple(values)
+
+
+# -- text rows: what the CDR writer copies ------------------------------------------------------
+
+
+def flat_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
+    """`text_row(flat_row(flat, stream_id))` without building a Python value per field:
+    what the ledger wrote is checked like `flat_row` does and kept as text (times in epoch
+    microseconds, None when absent) for PostgreSQL to convert (cdr/store.py). None when
+    the entry needs the careful path."""
+    try:
+        # the names in one string, hashed at once (a tuple of them hashes each name); the
+        # count tells names apart that only join alike (no cached name holds a NUL)
+        names = (len(flat), b"\x00".join(flat[0::2]))
+        pick = _JOINED_PLANS.get(names) or _joined_plan(names, flat)
+        if pick is None:
+            return None
+        text = b"\x00".join(flat[1::2]).decode()
+    except (UnicodeDecodeError, TypeError):
+        return None
+    values = text.split("\x00")
+    if len(values) * 2 != len(flat):
+        return None  # a NUL inside a value
+    values.append("")  # what a missing field reads
+    return _checked_text(list(pick(values)), stream_id, text)
+
+
+_JOINED_PLANS: dict[tuple[int, bytes], _Pick] = {}
+
+
+def _joined_plan(names: tuple[int, bytes], flat: Sequence[Any]) -> _Pick | None:
+    keys = tuple(flat[0::2])
+    if any(b"\x00" in k for k in keys):
+        return None
+    pick = _PLANS.get(keys) or _plan(keys)
+    if pick is not None:
+        if len(_JOINED_PLANS) >= _PLAN_CACHE:
+            _JOINED_PLANS.clear()
+        _JOINED_PLANS[names] = pick
+    return pick
+
+
+def _checked_text(values: list[Any], stream_id: str, text: str) -> Row | None:
+    """`_converted`'s checks, on source values in `_SOURCES` order; the values stay text."""
+    if (
+        (len(text) > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
+        or not CALL_ID.match(values[_CALL_ID_FIELD])
+        or not values[_ACCOUNT_FIELD]
+        or values[_STATE_FIELD] not in STATES
+        or not values[_ENDED]
+    ):
+        return None
+    digits = "".join(_NUMBERS(values))
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
+    for i, limit in _INT_FIELDS:
+        v = values[i]
+        if not v:
+            values[i] = "0"
+        elif len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
+            return None
+    authorized = values[_AUTHORIZED]
+    started = int(authorized) if authorized else int(values[_ENDED]) - int(values[_BILLSEC]) * 1000
+    if started < EARLIEST_MS:
+        return None
+    for i in _TIME_FIELDS:
+        v = values[i]
+        if not v:
+            values[i] = None
+        elif EARLIEST_MS <= int(v) < LATEST_MS:
+            values[i] = v + "000"  # microseconds, as text_row writes times
+        else:
+            return None
+    for i in _FLAG_FIELDS:
+        v = values[i]
+        if v != "1":
+            if v and v != "0":
+                return None
+            values[i] = "0"
+    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
+    values.insert(STARTED_AT, f"{started}000")
+    values.insert(STREAM_ID_AT, stream_id)
+    return tuple(values)
+
+
+def text_row(row: Row) -> Row:
+    """A row of Python values (`Cdr.row()`) as text for the writer's text table (None
+    stays NULL): numbers in digits, flags 1 or 0, times in microseconds since the epoch."""
+    return tuple(map(_text_value, row))
+
+
+def _text_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return str((value.astimezone(UTC) - EPOCH) // _US)
+    return str(value)
 
 
 class _Fields:

@@ -32,6 +32,18 @@ def month_of(at: datetime) -> datetime:
     return datetime(at.year, at.month, 1, tzinfo=UTC)
 
 
+def months_of(times: Iterable[datetime]) -> set[datetime]:
+    """`{month_of(t) for t in times}`, cheaper for UTC times (what the CDR writer makes)."""
+    months: set[tuple[int, int]] = set()
+    others: set[datetime] = set()
+    for t in times:
+        if t.tzinfo is UTC:
+            months.add((t.year, t.month))
+        else:
+            others.add(month_of(t))
+    return {datetime(y, m, 1, tzinfo=UTC) for y, m in months} | others
+
+
 def add_months(month: datetime, n: int) -> datetime:
     index = month.year * 12 + month.month - 1 + n
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)

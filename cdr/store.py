@@ -1,13 +1,16 @@
 """Writing a batch of CDRs to PostgreSQL in one transaction, idempotently.
 
-When every call of a batch is new, which is what a live writer mostly sees, the calls are
-claimed in `cdr_ids` and their rows stored in `cdrs` by two COPYs in a savepoint: a claim
-that exists already fails the first COPY, undoing the savepoint alone. Then (a replay, a
-late finish after the sweeper's expiry, a call another writer stored) the batch takes the
-general path: COPY into a per-connection temporary table, align each call on the partition
-it was first stored in, then one INSERT ... SELECT ... ON CONFLICT into `cdrs`. Replaying a
-batch that was already committed changes nothing, which is what lets the writer acknowledge
-stream entries only after the commit."""
+The rows come as text (`cdr.model.flat_text_row`, `text_row`) and go by one COPY into a
+per-connection temporary table of text columns; PostgreSQL converts them (numbers, epoch
+microseconds to times) on the way into `cdrs`, so the writer builds no Python value per
+field. When every call of a batch is new, which is what a live writer mostly sees, the
+calls are claimed in `cdr_ids` and their rows stored in `cdrs` by two INSERT ... SELECT in
+a savepoint: a claim that exists already fails the first, undoing the savepoint alone.
+Then (a replay, a late finish after the sweeper's expiry, a call another writer stored)
+the batch takes the general path: the rows go into a typed staging table, each call is
+aligned on the partition it was first stored in, then one INSERT ... SELECT ... ON
+CONFLICT into `cdrs`. Replaying a batch that was already committed changes nothing, which
+is what lets the writer acknowledge stream entries only after the commit."""
 
 from __future__ import annotations
 
@@ -19,17 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from cdr.model import (
-    ACCOUNT_AT,
-    CALL_ID_AT,
-    COLUMNS,
-    FINAL_STATES,
-    STARTED_AT,
-    SWITCH_AT,
-    Cdr,
-    Row,
-    row_identity,
-)
+from cdr.model import COLUMNS, FINAL_STATES, Cdr, Row, text_row
 from core.pg import Conn
 
 STAGE = "cdr_stage"
@@ -39,10 +32,48 @@ _KEY = ("switch", "account", "call_id")  # a call's identity (the same in cdr_id
 _SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
 _ON = " and ".join(f"i.{c} = s.{c}" for c in _KEY)
 
+TEXT = "cdr_text"  # the rows as the writer sends them: text, in COLUMNS order
 CREATE_STAGE = (
     f"create temporary table if not exists {STAGE} (like cdrs including defaults)"
     " on commit delete rows"
 )
+CREATE_TEXT = (
+    f"create temporary table if not exists {TEXT} ({', '.join(f'{c} text' for c in COLUMNS)})"
+    " on commit delete rows"
+)
+_TYPES = {
+    "granted_s": "integer",
+    "reserved": "bigint",
+    "deck_version": "integer",
+    "billsec": "integer",
+    "rated_cost": "bigint",
+    "cost": "bigint",
+}
+_TIMES = {"started_at", "authorized_at", "answered_at", "ended_at"}
+_FLAGS = {"answered", "emergency", "unauthorized"}
+
+
+def _typed(column: str) -> str:
+    """The SQL converting a column of the text table to its type in cdrs."""
+    if column in _TIMES:  # exact: microseconds below 2^53 survive the float factor
+        return f"timestamptz 'epoch' + {column}::bigint * interval '1 microsecond'"
+    if column in _FLAGS:
+        return f"{column} = '1'"
+    if column in _TYPES:
+        return f"{column}::{_TYPES[column]}"
+    return column
+
+
+_TYPED = ", ".join(_typed(c) for c in COLUMNS)
+_STARTED = _typed("started_at")
+# New calls only (the fast path): a call claimed before fails the first with a unique
+# violation. In key order, so that concurrent writers lock alike.
+CLAIM_NEW = (
+    f"insert into cdr_ids (switch, account, call_id, started_at)"
+    f" select switch, account, call_id, {_STARTED} from {TEXT} order by switch, account, call_id"
+)
+INSERT_NEW = f"insert into cdrs ({', '.join(COLUMNS)}) select {_TYPED} from {TEXT}"
+TO_STAGE = f"insert into {STAGE} ({', '.join(COLUMNS)}) select {_TYPED} from {TEXT}"
 # The first started_at seen for a call (switch, account, call id) is the only one it may ever
 # have (cdrs has a foreign key to it); rows in key order so that concurrent writers lock alike.
 CLAIM_IDS = (
@@ -100,8 +131,9 @@ class BatchResult:
 
 
 async def prepare(conn: Conn) -> None:
-    """Once per connection: the temporary staging table."""
+    """Once per connection: the temporary staging tables."""
     await conn.execute(CREATE_STAGE)
+    await conn.execute(CREATE_TEXT)
 
 
 async def write_batch(
@@ -109,47 +141,43 @@ async def write_batch(
 ) -> BatchResult:
     """Upsert `cdrs` (at most one per call) and store `rejects`, in one transaction.
     The partitions of the rows must exist."""
-    return await write_rows(conn, stream, [c.row() for c in cdrs], rejects)
+    return await write_rows(conn, stream, [text_row(c.row()) for c in cdrs], rejects)
 
 
 async def write_rows(
     conn: Conn, stream: str, rows: Sequence[Row], rejects: Sequence[Reject] = ()
 ) -> BatchResult:
-    """`write_batch` for rows in COLUMNS order (the writer's hot path builds no Cdr)."""
+    """`write_batch` for text rows in COLUMNS order (`cdr.model.flat_text_row`,
+    `text_row`): the writer's hot path builds no Cdr."""
     rejects = list(rejects)
     written = 0
     async with conn.transaction():
         if rows:
-            # in key order, so that concurrent writers lock alike
-            rows = sorted(rows, key=row_identity)
-            if await _copy_new(conn, rows):
+            await conn.copy_records_to_table(TEXT, records=rows, columns=list(COLUMNS))
+            if await _insert_new(conn):
                 written = len(rows)
             else:
-                written = await _merge(conn, rows)
+                written = await _merge(conn)
         if rejects:
             await conn.executemany(INSERT_REJECT, [r.args() for r in rejects])
     return BatchResult(written, len(rejects))
 
 
-async def _copy_new(conn: Conn, rows: Sequence[Row]) -> bool:
-    """The fast path, for a batch of new calls only: claim them and store their rows by
-    COPY, at the cost of a plain COPY. Returns False, having written nothing, as soon as one
-    of the calls was claimed before (a unique violation undoes the savepoint alone)."""
-    claims = [(r[SWITCH_AT], r[ACCOUNT_AT], r[CALL_ID_AT], r[STARTED_AT]) for r in rows]
+async def _insert_new(conn: Conn) -> bool:
+    """The fast path, for a batch of new calls only: claim them and store their rows.
+    Returns False, having written nothing, as soon as one of the calls was claimed before
+    (a unique violation undoes the savepoint alone)."""
     try:
         async with conn.transaction():  # a savepoint in write_rows' transaction
-            await conn.copy_records_to_table("cdr_ids", records=claims, columns=_CLAIM_COLUMNS)
-            await conn.copy_records_to_table("cdrs", records=rows, columns=list(COLUMNS))
+            await conn.execute(f"{CLAIM_NEW}; {INSERT_NEW}")  # one round trip
     except asyncpg.UniqueViolationError:
         return False
     return True
 
 
-async def _merge(conn: Conn, rows: Sequence[Row]) -> int:
+async def _merge(conn: Conn) -> int:
     """The general path: some calls of the batch were stored (or claimed) before."""
-    await conn.copy_records_to_table(STAGE, records=rows, columns=list(COLUMNS))
-    await conn.execute(CLAIM_IDS)  # the new calls of the batch
-    await conn.execute(ALIGN)  # calls seen before keep their partition
+    await conn.execute(f"{TO_STAGE}; {CLAIM_IDS}; {ALIGN}")  # one round trip
     return int((await conn.execute(UPSERT)).split()[-1])
 
 

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -26,26 +26,35 @@ from redis.exceptions import RedisError, ResponseError
 
 from cdr.metrics import CdrMetrics
 from cdr.model import (
+    EPOCH,
     STARTED_AT,
-    STREAM_ID_AT,
     BadCdr,
     Row,
-    raw_row,
+    flat_text_row,
     row_identity,
     row_is_final,
     stream_row,
+    text_row,
 )
 from cdr.partitions import (
     DEFAULT_RETENTION_MONTHS,
     MIN_RETENTION_MONTHS,
     ensure_months,
     existing_months,
-    month_of,
     months_ahead,
+    months_of,
     retention_cutoff,
 )
 from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_rows
-from cdr.stream import CdrStream, Entry, wait_for_new
+from cdr.stream import (
+    CdrStream,
+    Entry,
+    claim_idle_many,
+    read_new_many,
+    read_pending_many,
+    wait_for_new,
+    xinfo_groups_many,
+)
 from core.env import EnvReader, SettingsError
 from rating.keys import Keyspace
 
@@ -53,6 +62,10 @@ log = logging.getLogger("tollgate.cdr.writer")
 
 T = TypeVar("T")
 FUTURE_SLACK = timedelta(days=1)  # a CDR starting later than this from now is bogus
+_US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+TRIM_EVERY_S = 1.0  # a busy writer trims a stream at most this often, and when a round ends
+ACKS_AT_ONCE = 16  # streams acknowledged side by side (one Redis connection each)
 # asyncpg reports values it cannot encode as ValueError subclasses: also the rows' fault
 ROW_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, ValueError)
 PG_ERRORS: tuple[type[Exception], ...] = (
@@ -63,6 +76,11 @@ PG_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def _us(at: datetime) -> int:
+    """Microseconds since the epoch: how a text row holds its times."""
+    return (at - EPOCH) // _US
+
+
 def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -71,7 +89,7 @@ def default_consumer() -> str:
 class WriterSettings:
     group: str = "cdr-writer"
     consumer: str = field(default_factory=default_consumer)
-    batch_size: int = 2000  # larger batches: fewer round trips per CDR (bench/cdr_ingest.py)
+    batch_size: int = 2000  # entries per transaction, over all streams (bench/cdr_ingest.py)
     block_ms: int = 1000  # how long an idle writer waits on the streams per round
     claim_idle_ms: int = 30_000  # pending this long at another consumer: it is dead
     retention_months: int = DEFAULT_RETENTION_MONTHS  # older CDRs go to cdr_rejects
@@ -116,9 +134,17 @@ class CdrStoreUnavailable(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    entries: list[Entry]  # all of them are acknowledged once the batch is stored
+    """Entries of one stream or several, stored in one transaction."""
+
+    entries: list[tuple[CdrStream, list[Entry]]]  # acknowledged once the batch is stored
     rows: list[Row]  # at most one per call (switch, account, call id)
     rejects: list[Reject]
+    # where each row came from (stream key, entry), for a row PostgreSQL refuses
+    origins: dict[tuple[str, str, str], tuple[str, Entry]]
+
+    @property
+    def size(self) -> int:
+        return sum(len(entries) for _, entries in self.entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +171,8 @@ class CdrWriter:
         self.metrics = CdrMetrics(registry)
         s = self.settings
         self.streams = [
-            CdrStream(redis, keys.cdr_stream(t), s.group, s.consumer) for t in keys.tags()
+            CdrStream(redis, keys.cdr_stream(t), s.group, s.consumer, TRIM_EVERY_S)
+            for t in keys.tags()
         ]
         self._conn: asyncpg.Connection[Any] | None = None
         self._months: set[datetime] = set()  # partitions known to exist
@@ -205,11 +232,11 @@ class CdrWriter:
 
     async def _drain(self) -> DrainResult:
         """One round over every stream. Reading and converting run one batch ahead of
-        storing, across streams too: PostgreSQL stores a batch while this process reads
-        and converts the next (a shard's batches stay in order)."""
+        storing: PostgreSQL stores a batch while this process reads and converts the next
+        (a shard's batches stay in order)."""
         seen = written = 0
         skipped: dict[str, str] = {}
-        ready: asyncio.Queue[tuple[CdrStream, _Batch] | None] = asyncio.Queue(maxsize=1)
+        ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
 
         def skip(stream: CdrStream, exc: ResponseError) -> None:
             # this stream's own trouble (a clobbered key...): the others keep flowing
@@ -221,14 +248,10 @@ class CdrWriter:
 
         async def produce() -> None:
             try:
-                for stream in self.streams:
-                    try:
-                        async for batch in self._batches(stream):
-                            if stopping:
-                                return
-                            await ready.put((stream, batch))
-                    except ResponseError as exc:
-                        skip(stream, exc)
+                async for batch in self._batches(skipped, skip):
+                    if stopping:
+                        return
+                    await ready.put(batch)
             except BaseException:
                 if not stopping:
                     await ready.put(None)  # the consumer stops, then awaits this failure
@@ -238,17 +261,22 @@ class CdrWriter:
 
         producer = asyncio.create_task(produce())
         try:
-            while (item := await ready.get()) is not None:
-                stream, batch = item
-                if stream.key in skipped:
-                    continue  # what it read stays pending: read again next round
-                try:
-                    written += await self._commit(stream, batch)
-                except ResponseError as exc:
-                    skip(stream, exc)
+            while (batch := await ready.get()) is not None:
+                # what a skipped stream read is not acknowledged: read again next round
+                # (storing it meanwhile is harmless: storing is idempotent)
+                kept = [(st, es) for st, es in batch.entries if st.key not in skipped]
+                if not kept:
                     continue
-                seen += len(batch.entries)
+                batch = replace(batch, entries=kept)
+                written += await self._commit(batch, skip)
+                seen += batch.size
             await producer
+            for stream in self.streams:
+                if stream.key not in skipped:
+                    try:
+                        await stream.trim_owed()
+                    except ResponseError as exc:
+                        skip(stream, exc)
         except BaseException:
             # What the producer read stays pending: read again later. Cancelling it is not
             # enough (a Redis read may swallow the cancellation): it also finds the queue
@@ -267,102 +295,148 @@ class CdrWriter:
             await self.refresh_metrics()
         return DrainResult(seen, written, skipped)
 
-    async def _batches(self, stream: CdrStream) -> AsyncIterator[_Batch]:
-        """The stream's claimed and own pending entries, then new ones, batch by batch."""
+    async def _batches(
+        self, skipped: Mapping[str, str], skip: Callable[[CdrStream, ResponseError], None]
+    ) -> AsyncIterator[_Batch]:
+        """Every stream's claimed and own pending entries (rare: after a crash), then new
+        entries of all streams together: one round trip per step over all the streams
+        (there are 256 by default), not one per stream."""
         size = self.settings.batch_size
-        await stream.ensure_group()
-        await stream.claim_idle(self.settings.claim_idle_ms, size)
-        after = "0"
-        while entries := await stream.read_pending(size, after):
-            yield self._convert(stream.key, entries)
-            after = entries[-1].id
-        while entries := await stream.read_new(size):
-            yield self._convert(stream.key, entries)
+        for stream in self.streams:
+            try:
+                await stream.ensure_group()  # a round trip the first time only
+            except ResponseError as exc:
+                skip(stream, exc)
+        # one round trip for each step over all streams, however many there are
+        live = [s for s in self.streams if s.key not in skipped]
+        claims = await claim_idle_many(live, self.settings.claim_idle_ms, size)
+        for stream, claimed in zip(live, claims, strict=True):
+            if isinstance(claimed, ResponseError):
+                skip(stream, claimed)
+        live = [s for s in live if s.key not in skipped]
+        for stream, entries in zip(live, await read_pending_many(live, size), strict=True):
+            try:
+                if isinstance(entries, ResponseError):
+                    raise entries
+                while entries:
+                    yield self._convert([(stream, entries)])
+                    if len(entries) < size:
+                        break
+                    entries = await stream.read_pending(size, entries[-1].id)
+            except ResponseError as exc:
+                skip(stream, exc)
+        busy = [s for s in self.streams if s.key not in skipped]
+        while busy:
+            # a batch holds about `size` entries however many streams have some
+            count = -(-size // len(busy))
+            read: list[tuple[CdrStream, list[Entry]]] = []
+            full: list[CdrStream] = []
+            for stream, got in zip(busy, await read_new_many(busy, count), strict=True):
+                if isinstance(got, ResponseError):
+                    skip(stream, got)
+                elif got:
+                    read.append((stream, got))
+                    if len(got) == count:
+                        full.append(stream)  # may have more: read again
+            if read:
+                yield self._convert(read)
+            busy = [s for s in full if s.key not in skipped]
 
     # -- one batch -----------------------------------------------------------------------------
 
-    def _convert(self, stream: str, entries: list[Entry]) -> _Batch:
+    def _convert(self, read: list[tuple[CdrStream, list[Entry]]]) -> _Batch:
         now = datetime.now(UTC)
-        oldest = retention_cutoff(now, self.settings.retention_months)
-        latest = now + FUTURE_SLACK
+        oldest = _us(retention_cutoff(now, self.settings.retention_months))
+        latest = _us(now + FUTURE_SLACK)
         best: dict[tuple[str, str, str], Row] = {}
+        origins: dict[tuple[str, str, str], tuple[str, Entry]] = {}
         rejects: list[Reject] = []
-        for e in entries:
-            if not e.raw:
-                continue  # deleted from the stream while pending: nothing left to store
-            row = raw_row(e.raw, e.id)
-            if row is None:  # the careful path, which names what is wrong
-                try:
-                    row = stream_row(e.fields(), e.id)
-                except BadCdr as exc:
-                    rejects.append(Reject(stream, e.id, str(exc), e.printable()))
+        for stream, entries in read:
+            key = stream.key
+            for e in entries:
+                if not e.flat:
+                    continue  # deleted from the stream while pending: nothing left to store
+                row = flat_text_row(e.flat, e.id)
+                if row is None:  # the careful path, which names what is wrong
+                    try:
+                        row = text_row(stream_row(e.fields(), e.id))
+                    except BadCdr as exc:
+                        rejects.append(Reject(key, e.id, str(exc), e.printable()))
+                        continue
+                started_us = int(row[STARTED_AT])
+                if not oldest <= started_us < latest:
+                    started = (EPOCH + started_us * _US).isoformat()
+                    why = f"started_at {started} is outside the retention window"
+                    rejects.append(Reject(key, e.id, why, e.printable()))
                     continue
-            started_at: datetime = row[STARTED_AT]
-            if not oldest <= started_at < latest:
-                why = f"started_at {started_at.isoformat()} is outside the retention window"
-                rejects.append(Reject(stream, e.id, why, e.printable()))
-                continue
-            identity = row_identity(row)
-            kept = best.get(identity)
-            # one row per call in a batch (the upsert needs it): a final record replaces
-            # a non-final one (Cdr.supersedes)
-            if kept is None or (row_is_final(row) and not row_is_final(kept)):
-                best[identity] = row
-        return _Batch(entries, list(best.values()), rejects)
+                identity = row_identity(row)
+                kept = best.get(identity)
+                # one row per call in a batch (the upsert needs it): a final record replaces
+                # a non-final one (Cdr.supersedes)
+                if kept is None or (row_is_final(row) and not row_is_final(kept)):
+                    best[identity] = row
+                    origins[identity] = (key, e)
+        return _Batch(read, list(best.values()), rejects, origins)
 
-    async def _commit(self, stream: CdrStream, batch: _Batch) -> int:
-        """Store, then (only then) acknowledge."""
-        raw = {e.id: e for e in batch.entries}
-        result = await self._store(stream.key, batch.rows, batch.rejects, raw)
-        await stream.ack([e.id for e in batch.entries])
+    async def _commit(self, batch: _Batch, skip: Callable[[CdrStream, ResponseError], None]) -> int:
+        """Store, then (only then) acknowledge, every stream's entries at once."""
+        result = await self._store(batch)
+        # a few streams at a time: each acknowledgement in flight holds a Redis connection
+        for at in range(0, len(batch.entries), ACKS_AT_ONCE):
+            some = batch.entries[at : at + ACKS_AT_ONCE]
+            acks = await asyncio.gather(
+                *(stream.ack([e.id for e in entries]) for stream, entries in some),
+                return_exceptions=True,
+            )
+            for (stream, _), outcome in zip(some, acks, strict=True):
+                if isinstance(outcome, ResponseError):
+                    skip(stream, outcome)  # stored: stays pending, stored again harmlessly
+            for outcome in acks:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, ResponseError):
+                    raise outcome
         self.metrics.written.inc(result.written)
         self.metrics.rejects.inc(result.rejected)
         if result.rejected:
-            log.warning("%d CDR(s) of %s kept in cdr_rejects", result.rejected, stream.key)
+            keys = sorted({r.stream for r in batch.rejects})
+            log.warning("%d CDR(s) of %s kept in cdr_rejects", result.rejected, ", ".join(keys))
         return result.written
 
-    async def _store(
-        self, stream: str, rows: list[Row], rejects: list[Reject], raw: Mapping[str, Entry]
-    ) -> BatchResult:
+    async def _store(self, batch: _Batch) -> BatchResult:
+        rows, rejects = batch.rows, batch.rejects
         try:
             conn = await self._connection()
-            needed = {month_of(r[STARTED_AT]) for r in rows} | months_ahead(datetime.now(UTC))
+            days = {int(r[STARTED_AT]) // _DAY_US for r in rows}
+            needed = months_of(EPOCH + timedelta(days=d) for d in days)
+            needed |= months_ahead(datetime.now(UTC))
             missing = needed - self._months
             if missing:
                 await ensure_months(conn, missing)
                 self._months |= missing
             try:
-                return await write_rows(conn, stream, rows, rejects)
+                return await write_rows(conn, "", rows, rejects)
             except ROW_ERRORS as exc:
                 log.warning("PostgreSQL refused a CDR batch (%s): storing it row by row", exc)
-                return await self._store_singly(conn, stream, rows, rejects, raw)
+                return await self._store_singly(conn, batch)
         except PG_ERRORS as exc:
             self.metrics.write_errors.labels("postgresql").inc()
             await self._drop_connection()
             raise CdrStoreUnavailable(str(exc) or type(exc).__name__) from exc
 
-    async def _store_singly(
-        self,
-        conn: asyncpg.Connection[Any],
-        stream: str,
-        rows: list[Row],
-        rejects: list[Reject],
-        raw: Mapping[str, Entry],
-    ) -> BatchResult:
+    async def _store_singly(self, conn: asyncpg.Connection[Any], batch: _Batch) -> BatchResult:
         """Find the rows PostgreSQL refuses, so that they alone end up in cdr_rejects."""
         written = rejected = 0
-        refused = list(rejects)
-        for row in rows:
+        refused = list(batch.rejects)
+        for row in batch.rows:
             try:
-                one = await write_rows(conn, stream, [row])
+                one = await write_rows(conn, "", [row])
             except ROW_ERRORS as exc:
                 why = f"refused by PostgreSQL: {exc}"
-                entry_id: str = row[STREAM_ID_AT]
-                refused.append(Reject(stream, entry_id, why, raw[entry_id].printable()))
+                stream, entry = batch.origins[row_identity(row)]
+                refused.append(Reject(stream, entry.id, why, entry.printable()))
                 continue
             written += one.written
             rejected += one.rejected
-        rest = await write_rows(conn, stream, [], refused)
+        rest = await write_rows(conn, "", [], refused)
         return BatchResult(written, rejected + rest.rejected)
 
     async def _connection(self) -> asyncpg.Connection[Any]:
@@ -393,11 +467,14 @@ class CdrWriter:
         try:
             seconds, micros = await self.redis.time()
             now_ms = int(seconds) * 1000 + int(micros) // 1000
-            for stream in self.streams:
-                try:
-                    b = await stream.backlog()
-                except ResponseError:
+            groups = await xinfo_groups_many(self.streams)  # one round trip for all
+            for stream, info in zip(self.streams, groups, strict=True):
+                if isinstance(info, ResponseError):
                     continue  # missing (nothing owed) or broken (the drain reports it)
+                try:
+                    b = await stream.backlog(info)
+                except ResponseError:
+                    continue
                 age = max(0, now_ms - b.oldest_ms) / 1000 if b.oldest_ms is not None else 0.0
                 self.metrics.backlog.labels(stream.key).set(b.total)
                 self.metrics.oldest_pending.labels(stream.key).set(age)
