@@ -1,0 +1,219 @@
+"""A rates CSV read as a stream: validated row by row, hashed as it is read, given out one
+prefix at a time in the compiled form, so memory does not grow with the deck.
+
+The rows of one prefix that follow each other in the file make a run. A deck that lists
+each prefix's rows together (most do) has one run per prefix; another deck has several,
+which whoever stores the runs merges (`merge_runs`) and checks again afterwards."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from json.encoder import encode_basestring
+from operator import itemgetter
+from typing import BinaryIO, Protocol
+
+from rating.deck import (
+    COLUMNS,
+    PROGRESS_EVERY,
+    DeckError,
+    DeckHead,
+    PrefixCheck,
+    Progress,
+    Tail,
+    column_index,
+    duplicate,
+    is_blank,
+    parse_prefix,
+    parse_tail,
+)
+
+CHUNK = 1 << 20  # bytes read (and hashed) at a time
+TAILS_KEPT = 1 << 16  # distinct checked tails remembered: the same fees repeat down a deck
+
+# (band, from_s) -> line of the row: one prefix's tiers, in line order
+Tiers = dict[tuple[str, int], int]
+
+
+class Hasher(Protocol):
+    """What the deck's hash needs: `update(bytes)` (a hashlib object)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
+# A run as stored: (deck id, prefix, line of its first row, compiled rows), the compiled
+# rows a JSON text [[line, name, connect_fee, rate, rate_unit_s, increment_s, from_s, band],
+# ...] in line order.
+Run = tuple[int, str, int, str]
+
+
+class RateStream:
+    """Iterate it for the runs; once it is exhausted, `rows`, `runs`, `grouped` (every
+    prefix came in one run: the prefixes never went down) and `problem` (the first run that
+    failed `PrefixCheck`, reported after every row was read, as the whole-file reader does)
+    are known."""
+
+    def __init__(
+        self,
+        head: DeckHead,
+        source: BinaryIO,
+        digest: Hasher,
+        *,
+        file: str,
+        deck_id: int = 0,
+        lines: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
+        self.head = head
+        self.source = source
+        self.digest = digest
+        self.file = file
+        self.deck_id = deck_id
+        self.lines = lines  # the file's lines, for progress only
+        self.progress = progress
+        self.rows = 0
+        self.runs = 0
+        self.grouped = True
+        self.problem: DeckError | None = None
+        self._check = PrefixCheck(file, head.bands)
+        self._good: set[tuple[tuple[str, int], ...]] = set()  # run shapes that passed
+
+    def __iter__(self) -> Iterator[Run]:
+        reader = csv.reader(_lines(self.source, self.digest, self.file))
+        header = next(reader, None)
+        width = len(header) if header is not None else 0
+        index = column_index(header, self.file)
+        prefix_of, name_of = itemgetter(index["prefix"]), itemgetter(index["name"])
+        tail_of = itemgetter(*[index[c] for c in COLUMNS[2:]])
+        tails: dict[tuple[str, ...], tuple[tuple[str, int], str]] = {}
+        prefix, last_raw, first = "", None, 0
+        texts: list[str] = []
+        tiers: Tiers = {}
+        report = PROGRESS_EVERY
+        for cells in reader:
+            line = reader.line_num
+            if line >= report:
+                self._report(line)
+                report = line + PROGRESS_EVERY
+            if len(cells) != width or not prefix_of(cells):
+                if is_blank(cells):
+                    continue
+                if len(cells) != width:
+                    raise DeckError(self.file, f"expected {width} fields, got {len(cells)}", line)
+            raw = prefix_of(cells)
+            if raw != last_raw:  # a run's rows repeat the same cell: checked once
+                found = raw.strip().lstrip("+")
+                if not (found.isdigit() and found.isascii() and len(found) <= 15):
+                    parse_prefix(raw.strip(), self.file, line)  # raises, naming the cell
+                last_raw = raw
+                if found != prefix:
+                    if texts:
+                        yield self._run(prefix, first, texts, tiers)
+                        if found < prefix:
+                            self.grouped = False
+                    prefix, first, texts, tiers = found, line, [], {}
+            key = tail_of(cells)
+            tail = tails.get(key)
+            if tail is None:
+                if len(tails) >= TAILS_KEPT:
+                    tails.clear()
+                tail = tails[key] = self._tail(key, line)
+            tier = tail[0]
+            if tier in tiers:
+                raise duplicate(self.file, line, prefix, *tier, tiers[tier])
+            tiers[tier] = line
+            texts.append(f"[{line},{encode_basestring(name_of(cells).strip())}{tail[1]}")
+        if texts:
+            yield self._run(prefix, first, texts, tiers)
+        if self.rows == 0:
+            raise DeckError(self.file, "no rates")
+        if self.progress is not None:
+            self.progress(self.rows, self.rows)
+
+    def _report(self, line: int) -> None:
+        if self.progress is not None:
+            self.progress(line, max(line, self.lines))
+
+    def _tail(self, key: tuple[str, ...], line: int) -> tuple[tuple[str, int], str]:
+        """A tail checked once: its (band, from_s) and its compiled text after the name."""
+        cell = {c: v.strip() for c, v in zip(COLUMNS[2:], key, strict=True)}
+        tail: Tail = parse_tail(cell, self.file, line, self.head.bands)
+        fee, rate, unit, increment, from_s, band = tail
+        text = f",{fee},{rate},{unit},{increment},{from_s},{encode_basestring(band)}]"
+        return (band, from_s), text
+
+    def _run(self, prefix: str, first: int, texts: list[str], tiers: Tiers) -> Run:
+        self.rows += len(texts)
+        self.runs += 1
+        shape = tuple(tiers)
+        if shape not in self._good and self.problem is None:
+            self.problem = self._check.problem(prefix, tiers)
+            if self.problem is None and len(self._good) < 4096:
+                self._good.add(shape)
+        return (self.deck_id, prefix, first, "[" + ",".join(texts) + "]")
+
+
+def merged_problem(
+    check: PrefixCheck, prefix: str, rows: list[list[object]]
+) -> tuple[DeckError | None, DeckError | None]:
+    """A prefix put together from several runs, checked again: (its first duplicate row, its
+    prefix problem). `rows` are compiled rows in line order."""
+    tiers: Tiers = {}
+    dup: DeckError | None = None
+    for row in rows:
+        line, band, from_s = int(str(row[0])), str(row[7]), int(str(row[6]))
+        tier = (band, from_s)
+        if tier in tiers:
+            if dup is None:
+                dup = duplicate(check.file, line, prefix, band, from_s, tiers[tier])
+            continue
+        tiers[tier] = line
+    return dup, check.problem(prefix, tiers)
+
+
+def _lines(source: BinaryIO, digest: Hasher, file: str) -> Iterator[str]:
+    """The file's lines as csv wants them (newline=''), read in chunks, each chunk hashed
+    as it is read. A chunk is decoded up to its last line break, so a character or a
+    '\\r\\n' is never cut in two."""
+    rest = b""
+    offset = 0  # bytes before `rest`
+    newlines = 0  # line breaks before `rest`
+    first = True
+    while True:
+        chunk = source.read(CHUNK)
+        if chunk:
+            digest.update(chunk)
+            data = rest + chunk
+            cut = _cut(data)
+        else:
+            data, cut = rest, len(rest)
+        if cut:
+            text = _decode(data[:cut], file, offset, newlines)
+            if first:
+                text = text.removeprefix("\ufeff")
+                first = False
+            offset += cut
+            newlines += data.count(b"\n", 0, cut)
+            yield from io.StringIO(text, newline="")
+        rest = data[cut:]
+        if not chunk:
+            return
+
+
+def _cut(data: bytes) -> int:
+    """Where to cut: after the last '\\n', else after a '\\r' that is not the last byte."""
+    cut = data.rfind(b"\n") + 1
+    if cut == 0:
+        cut = data.rfind(b"\r", 0, len(data) - 1) + 1
+    return cut
+
+
+def _decode(data: bytes, file: str, offset: int, newlines: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = newlines + data.count(b"\n", 0, exc.start) + 1
+        raise DeckError(
+            file, f"not UTF-8 ({exc.reason} at byte {offset + exc.start})", line
+        ) from None
