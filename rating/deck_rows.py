@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from json.encoder import encode_basestring
 from operator import itemgetter
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from rating.deck import (
     COLUMNS,
@@ -80,50 +81,48 @@ class RateStream:
         self._good: set[tuple[tuple[str, int], ...]] = set()  # run shapes that passed
 
     def __iter__(self) -> Iterator[Run]:
-        reader = csv.reader(_lines(self.source, self.digest, self.file))
-        header = next(reader, None)
-        width = len(header) if header is not None else 0
-        index = column_index(header, self.file)
-        prefix_of, name_of = itemgetter(index["prefix"]), itemgetter(index["name"])
-        tail_of = itemgetter(*[index[c] for c in COLUMNS[2:]])
-        tails: dict[tuple[str, ...], tuple[tuple[str, int], str]] = {}
+        tails: dict[str | tuple[str, ...], tuple[tuple[str, int], str]] = {}
         prefix, last_raw, first = "", None, 0
+        last_name, name = None, ""
         texts: list[str] = []
         tiers: Tiers = {}
-        report = PROGRESS_EVERY
-        for cells in reader:
-            line = reader.line_num
-            if line >= report:
-                self._report(line)
-                report = line + PROGRESS_EVERY
-            if len(cells) != width or not prefix_of(cells):
-                if is_blank(cells):
+        report = 0
+        for start, batch in _batches(_texts(self.source, self.digest, self.file), self.file):
+            line = start - 1
+            if start >= report:
+                self._report(start)
+                report = start + PROGRESS_EVERY
+            for cells in batch:
+                line += 1
+                if len(cells) != 3 or not cells[0]:
+                    _odd_row(cells, self.file, line)  # raises, unless the line is blank
                     continue
-                if len(cells) != width:
-                    raise DeckError(self.file, f"expected {width} fields, got {len(cells)}", line)
-            raw = prefix_of(cells)
-            if raw != last_raw:  # a run's rows repeat the same cell: checked once
-                found = raw.strip().lstrip("+")
-                if not (found.isdigit() and found.isascii() and len(found) <= 15):
-                    parse_prefix(raw.strip(), self.file, line)  # raises, naming the cell
-                last_raw = raw
-                if found != prefix:
-                    if texts:
-                        yield self._run(prefix, first, texts, tiers)
-                        if found < prefix:
-                            self.grouped = False
-                    prefix, first, texts, tiers = found, line, [], {}
-            key = tail_of(cells)
-            tail = tails.get(key)
-            if tail is None:
-                if len(tails) >= TAILS_KEPT:
-                    tails.clear()
-                tail = tails[key] = self._tail(key, line)
-            tier = tail[0]
-            if tier in tiers:
-                raise duplicate(self.file, line, prefix, *tier, tiers[tier])
-            tiers[tier] = line
-            texts.append(f"[{line},{encode_basestring(name_of(cells).strip())}{tail[1]}")
+                raw = cells[0]
+                if raw != last_raw:  # a run's rows repeat the same cell: checked once
+                    found = raw.strip().lstrip("+")
+                    if not (found.isdigit() and found.isascii() and len(found) <= 15):
+                        parse_prefix(raw.strip(), self.file, line)  # raises, naming the cell
+                    last_raw = raw
+                    if found != prefix:
+                        if texts:
+                            yield self._run(prefix, first, texts, tiers)
+                            if found < prefix:
+                                self.grouped = False
+                        prefix, first, texts, tiers = found, line, [], {}
+                key = cells[2]
+                tail = tails.get(key)
+                if tail is None:
+                    if len(tails) >= TAILS_KEPT:
+                        tails.clear()
+                    tail = tails[key] = self._tail(key, line)
+                tier = tail[0]
+                if tier in tiers:
+                    raise duplicate(self.file, line, prefix, *tier, tiers[tier])
+                tiers[tier] = line
+                if cells[1] != last_name:
+                    last_name = cells[1]
+                    name = encode_basestring(last_name.strip())
+                texts.append(f"[{line},{name}{tail[1]}")
         if texts:
             yield self._run(prefix, first, texts, tiers)
         if self.rows == 0:
@@ -135,9 +134,15 @@ class RateStream:
         if self.progress is not None:
             self.progress(line, max(line, self.lines))
 
-    def _tail(self, key: tuple[str, ...], line: int) -> tuple[tuple[str, int], str]:
-        """A tail checked once: its (band, from_s) and its compiled text after the name."""
-        cell = {c: v.strip() for c, v in zip(COLUMNS[2:], key, strict=True)}
+    def _tail(self, key: str | tuple[str, ...], line: int) -> tuple[tuple[str, int], str]:
+        """A tail checked once: its (band, from_s) and its compiled text after the name.
+        `key` is the tail's cells, or their text as the line has it (no quotes)."""
+        cells = key.split(",") if isinstance(key, str) else key
+        if len(cells) != len(COLUMNS) - 2:
+            raise DeckError(
+                self.file, f"expected {len(COLUMNS)} fields, got {len(cells) + 2}", line
+            )
+        cell = {c: v.strip() for c, v in zip(COLUMNS[2:], cells, strict=True)}
         tail: Tail = parse_tail(cell, self.file, line, self.head.bands)
         fee, rate, unit, increment, from_s, band = tail
         text = f",{fee},{rate},{unit},{increment},{from_s},{encode_basestring(band)}]"
@@ -172,10 +177,87 @@ def merged_problem(
     return dup, check.problem(prefix, tiers)
 
 
-def _lines(source: BinaryIO, digest: Hasher, file: str) -> Iterator[str]:
-    """The file's lines as csv wants them (newline=''), read in chunks, each chunk hashed
-    as it is read. A chunk is decoded up to its last line break, so a character or a
-    '\\r\\n' is never cut in two."""
+# A batch of rows: (line of the first, rows), each row [prefix cell, name cell, the other
+# cells] where the other cells are their text as the line has it (a line without quotes,
+# split at commas) or a tuple of them (read by csv).
+Batch = tuple[int, list[list[Any]]]
+
+
+def _batches(texts: Iterator[str], file: str) -> Iterator[Batch]:
+    """The rows after the header. A file in the columns' own order is split at commas a
+    chunk at a time, as long as a chunk has no quote and no lone '\r' (what only csv reads
+    right); from the first chunk that has one, csv reads the rest."""
+    text = next(texts, "")
+    end = text.find("\n")
+    if _plain(text) and end >= 0:
+        header = text[:end].split(",")
+        if [h.strip() for h in header] == list(COLUMNS):
+            yield (2, [line.split(",", 2) for line in _split(text[end + 1 :])])
+            done = text.count("\n")
+            for text in texts:
+                if not _plain(text):
+                    yield from _csv_batches(itertools.chain([text], texts), file, done, COLUMNS)
+                    return
+                yield (done + 1, [line.split(",", 2) for line in _split(text)])
+                done += text.count("\n")
+            return
+    yield from _csv_batches(itertools.chain([text], texts), file, 0, None)
+
+
+def _plain(text: str) -> bool:
+    return '"' not in text and text.count("\r") == text.count("\r\n")
+
+
+def _split(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines[-1] == "":  # the text ends with a line break
+        lines.pop()
+    return lines
+
+
+def _csv_batches(
+    texts: Iterator[str], file: str, done: int, header: Sequence[str] | None
+) -> Iterator[Batch]:
+    """Rows read by csv, one batch each; `done` lines were read before, the header among
+    them when it is given."""
+    reader = csv.reader(line for text in texts for line in io.StringIO(text, newline=""))
+    try:
+        if header is None:
+            found = next(reader, None)
+            index = column_index(found, file)
+            header = found
+        else:
+            index = {c: i for i, c in enumerate(header)}
+        width = len(header or ())
+        name_of = itemgetter(index["prefix"], index["name"])
+        tail_of = itemgetter(*[index[c] for c in COLUMNS[2:]])
+        for cells in reader:
+            line = done + reader.line_num
+            if len(cells) != width:
+                if is_blank(cells):
+                    continue
+                raise DeckError(file, f"expected {width} fields, got {len(cells)}", line)
+            yield (line, [[*name_of(cells), tail_of(cells)]])
+    except csv.Error as exc:
+        raise DeckError(file, f"not readable as CSV: {exc}", done + reader.line_num) from None
+
+
+def _odd_row(cells: list[Any], file: str, line: int) -> None:
+    """A row without a prefix or with too few fields: blank (skipped) or an error."""
+    if len(cells) == 3 and isinstance(cells[2], tuple):
+        every = [cells[0], cells[1], *cells[2]]
+    else:
+        every = ",".join(cells).split(",")
+    if is_blank(every):
+        return
+    if len(every) < len(COLUMNS):
+        raise DeckError(file, f"expected {len(COLUMNS)} fields, got {len(every)}", line)
+    parse_prefix(cells[0].strip(), file, line)  # no prefix: raises, naming the cell
+
+
+def _texts(source: BinaryIO, digest: Hasher, file: str) -> Iterator[str]:
+    """The file decoded a chunk at a time, each chunk hashed as it is read. A chunk is
+    decoded up to its last line break, so a character or a '\r\n' is never cut in two."""
     rest = b""
     offset = 0  # bytes before `rest`
     newlines = 0  # line breaks before `rest`
@@ -195,7 +277,7 @@ def _lines(source: BinaryIO, digest: Hasher, file: str) -> Iterator[str]:
                 first = False
             offset += cut
             newlines += data.count(b"\n", 0, cut)
-            yield from io.StringIO(text, newline="")
+            yield text
         rest = data[cut:]
         if not chunk:
             return

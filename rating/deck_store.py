@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from json.encoder import encode_basestring
 from typing import Any
 
 from redis.asyncio import Redis
@@ -170,19 +169,18 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
         raise DeckNotFound(name, version)
     building = keys.deck_building(name, version)
     await redis.delete(building)
-    async with conn.transaction():  # a cursor lives in a transaction
-        pieces = conn.cursor(
-            "select prefix, rows from deck_prefixes where deck_id = $1", row["id"], prefetch=2000
-        )
-        parts, size, sep = ['{"prefixes":{'], 0, ""
-        async for piece in pieces:
-            text = sep + encode_basestring(piece["prefix"]) + ":" + encode_basestring(piece["rows"])
-            parts.append(text)
-            size += len(text)
+    last = await conn.fetchval(
+        "select max(first_line) from deck_prefixes where deck_id = $1", row["id"]
+    )
+    sep = '{"prefixes":{'
+    for start in range(0, (last or 0) + 1, PUBLISH_LINES):
+        # PostgreSQL writes each piece (`"prefix":"rows"`, the rows a JSON string) and joins
+        # a range of them: Python only passes the text on
+        text = await conn.fetchval(PIECES, row["id"], start, start + PUBLISH_LINES)
+        if text is not None:
+            await _append(redis, building, sep + text)
             sep = ","
-            if size >= PUBLISH_CHUNK:
-                await _append(redis, building, parts)
-                parts, size = [], 0
+    opened = "" if sep == "," else sep  # a version has rows: never in practice
     manifest = {
         "name": row["name"],
         "currency": row["currency"],
@@ -195,8 +193,7 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
         "sha256": row["sha256"],
         "rows": row["rows"],
     }
-    parts.append("}," + json.dumps(manifest, separators=(",", ":"))[1:])
-    await _append(redis, building, parts)
+    await _append(redis, building, opened + "}," + json.dumps(manifest, separators=(",", ":"))[1:])
     async with redis.pipeline(transaction=True) as pipe:
         pipe.rename(building, keys.deck_version(name, version))
         pipe.persist(keys.deck_version(name, version))
@@ -204,13 +201,17 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
         await pipe.execute()
 
 
-PUBLISH_CHUNK = 4 << 20  # characters appended to Redis at a time
+PUBLISH_LINES = 50_000  # lines of the deck whose prefixes are appended to Redis at a time
 BUILDING_TTL_S = 3600  # a publication that died half-way leaves nothing for long
+PIECES = (
+    "select string_agg(to_json(prefix)::text || ':' || to_json(rows)::text, ',')"
+    " from deck_prefixes where deck_id = $1 and first_line >= $2 and first_line < $3"
+)
 
 
-async def _append(redis: Redis, key: str, parts: list[str]) -> None:
+async def _append(redis: Redis, key: str, text: str) -> None:
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.append(key, "".join(parts))
+        pipe.append(key, text)
         pipe.expire(key, BUILDING_TTL_S)
         await pipe.execute()
 

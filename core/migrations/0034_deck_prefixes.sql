@@ -4,8 +4,11 @@
 -- no index per rate), and Redis gets its copy by concatenating them, so neither the import
 -- nor the publication holds the whole deck in memory. It replaces the row per rate
 -- (deck_rates) and the one-text copy of the whole deck (decks.compiled), converted here.
+-- No foreign key to decks: its check, a lookup per row, took longer than the import
+-- itself; the only writer takes deck_id from the decks row it inserted in the same
+-- transaction, and versions are never deleted.
 create table deck_prefixes (
-    deck_id    bigint not null references decks(id) on delete cascade,
+    deck_id    bigint not null,
     prefix     text not null,
     first_line integer not null,
     rows       text not null,
