@@ -140,6 +140,7 @@ def test_a_duplicate_across_runs_is_found_when_they_are_merged(tmp_path: Path) -
     csv = HEADER + "48,PL,0,0.1,60,60,0,*\n49,DE,0,1,60,60,0,*\n48,PL,0,0.2,60,60,0,*\n"
     reader, runs, _ = stream(write(tmp_path, csv))
     dup, problem = merged_problem(reader._check, "48", merged(runs)["48"])
+    assert problem is None
     assert dup is not None and dup.line == 4 and "first at line 2" in dup.why
     with pytest.raises(DeckError) as whole:
         load_deck(write(tmp_path, csv))
