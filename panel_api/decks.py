@@ -134,14 +134,14 @@ async def upload_deck(request: web.Request) -> web.Response:
     form = check_body(DeckUpload, {**fields, "rates": rates})
     manifest = form.manifest()
     head = parse_head(manifest, MANIFEST)
+    redis, keys = request.app[REDIS], request.app[SETTINGS].keyspace
     async with request.app[POOL].acquire() as conn:
         done = await import_stream(
             conn, head, manifest, io.BytesIO(rates), rates_file=rates_name,
-            source=f"panel:{rates_name}",
+            source=f"panel:{rates_name}", redis=redis, keys=keys,
         )  # fmt: skip
-        await publish_stored(
-            conn, request.app[REDIS], request.app[SETTINGS].keyspace, done.name, done.version
-        )
+        if not done.published:
+            await publish_stored(conn, redis, keys, done.name, done.version)
     return web.json_response(done.as_dict(), status=201 if done.created else 200)
 
 

@@ -407,6 +407,8 @@ class SipCredentials(SipLogin):
 
     username: str
     password: str
+
+
 class AuditEntry(Output):
     id: int
     at: datetime

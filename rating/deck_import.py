@@ -5,13 +5,19 @@ with the deck. Any error rolls the whole transaction back: nothing of the versio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from core.pg import Conn
 from rating.deck import DeckError, DeckHead, PrefixCheck, Progress, deck_hash
+from rating.deck_draft import Draft
 from rating.deck_rows import RateStream, Run, merged_problem
+from rating.keys import Keyspace
 
 COLUMNS = ["deck_id", "prefix", "first_line", "rows"]
 
@@ -25,6 +31,7 @@ class Imported:
     created: bool
     rows: int
     prefixes: int
+    published: bool = False  # its compiled form is current in Redis
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,10 +59,16 @@ async def import_stream(
     source: str,
     lines: int = 0,
     progress: Progress | None = None,
+    redis: Redis | None = None,
+    keys: Keyspace | None = None,
 ) -> Imported:
     """Store a deck read from `rates` (its CSV) as a new current version, in one
-    transaction; the same content as the current version creates nothing."""
+    transaction; the same content as the current version creates nothing. Given Redis,
+    the compiled form is written there as the runs go by and published after the commit
+    (unless prefixes came in several runs: then `published` is False, and the version is
+    published from what PostgreSQL stored)."""
     digest = deck_hash(manifest)
+    draft: Draft | None = None
     try:
         async with conn.transaction():
             current = await lock_head(conn, head.name)
@@ -64,15 +77,35 @@ async def import_stream(
                 head, rates, digest, file=rates_file, deck_id=deck_id, lines=lines,
                 progress=progress,
             )  # fmt: skip
-            await conn.copy_records_to_table("deck_prefixes", records=stream, columns=COLUMNS)
+            records: Iterable[Run] | AsyncIterator[Run] = stream
+            if redis is not None and keys is not None:
+                draft = await Draft(redis, keys, head.name, version).start()
+                records = _drafted(stream, draft)
+            await conn.copy_records_to_table("deck_prefixes", records=records, columns=COLUMNS)
             sha256 = digest.hexdigest()
             if current is not None and current["sha256"] == sha256:
                 raise _Unchanged(_imported(current, head.name, created=False))
             prefixes = await _settle(conn, deck_id, stream, PrefixCheck(rates_file, head.bands))
             await seal_version(conn, deck_id, head.name, version, sha256, stream.rows, prefixes)
+            if draft is not None and stream.grouped:
+                await draft.finish(head.manifest(), sha256, stream.rows)
+        if draft is not None and stream.grouped:
+            await draft.publish()
+            return Imported(head.name, version, True, stream.rows, prefixes, published=True)
     except _Unchanged as unchanged:
         return unchanged.same
+    finally:
+        if draft is not None:
+            with suppress(RedisError, OSError):  # the error that got here says more
+                await draft.discard()  # nothing once published: the key was renamed
     return Imported(head.name, version, True, stream.rows, prefixes)
+
+
+async def _drafted(stream: RateStream, draft: Draft) -> AsyncIterator[Run]:
+    for run in stream:
+        yield run
+        if draft.add(run[1], run[3]):
+            await draft.flush()
 
 
 async def lock_head(conn: Conn, name: str) -> Any:

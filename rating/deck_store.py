@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 from core.pg import Conn
 from rating.bands import parse_band
 from rating.deck import (
-    COMPILED_FORMAT,
     CompiledRows,
     Deck,
     DeckDigest,
@@ -20,6 +19,7 @@ from rating.deck import (
     deck_from_json,
     deck_to_json,
 )
+from rating.deck_draft import Draft
 from rating.deck_import import lock_head, new_version, seal_version, write_prefixes
 from rating.keys import Keyspace
 from rating.money import Rounding
@@ -167,20 +167,16 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
     )
     if row is None:
         raise DeckNotFound(name, version)
-    building = keys.deck_building(name, version)
-    await redis.delete(building)
+    draft = await Draft(redis, keys, name, version).start()
     last = await conn.fetchval(
         "select max(first_line) from deck_prefixes where deck_id = $1", row["id"]
     )
-    sep = '{"prefixes":{'
     for start in range(0, (last or 0) + 1, PUBLISH_LINES):
         # PostgreSQL writes each piece (`"prefix":"rows"`, the rows a JSON string) and joins
         # a range of them: Python only passes the text on
         text = await conn.fetchval(PIECES, row["id"], start, start + PUBLISH_LINES)
         if text is not None:
-            await _append(redis, building, sep + text)
-            sep = ","
-    opened = "" if sep == "," else sep  # a version has rows: never in practice
+            await draft.add_text(text)
     manifest = {
         "name": row["name"],
         "currency": row["currency"],
@@ -188,32 +184,16 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
         "decimals": row["decimals"],
         "rounding": row["rounding"],
         "bands": json.loads(row["bands"]),
-        "format": COMPILED_FORMAT,
-        "version": row["version"],
-        "sha256": row["sha256"],
-        "rows": row["rows"],
     }
-    await _append(redis, building, opened + "}," + json.dumps(manifest, separators=(",", ":"))[1:])
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.rename(building, keys.deck_version(name, version))
-        pipe.persist(keys.deck_version(name, version))
-        pipe.set(keys.deck_current(name), version)
-        await pipe.execute()
+    await draft.finish(manifest, row["sha256"], row["rows"])
+    await draft.publish()
 
 
 PUBLISH_LINES = 50_000  # lines of the deck whose prefixes are appended to Redis at a time
-BUILDING_TTL_S = 3600  # a publication that died half-way leaves nothing for long
 PIECES = (
     "select string_agg(to_json(prefix)::text || ':' || to_json(rows)::text, ',')"
     " from deck_prefixes where deck_id = $1 and first_line >= $2 and first_line < $3"
 )
-
-
-async def _append(redis: Redis, key: str, text: str) -> None:
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.append(key, text)
-        pipe.expire(key, BUILDING_TTL_S)
-        await pipe.execute()
 
 
 async def _publish_compiled(

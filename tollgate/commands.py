@@ -179,10 +179,11 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
         async with s.pool.acquire() as conn:
             done = await import_stream(
                 conn, head, manifest, rates, rates_file=str(rates_path), source=str(args.path),
-                lines=digest.lines, progress=bar,
+                lines=digest.lines, progress=bar, redis=s.redis, keys=keys,
             )  # fmt: skip
-    async with s.pool.acquire() as conn:
-        await publish_stored(conn, s.redis, keys, done.name, done.version)
+    if not done.published:
+        async with s.pool.acquire() as conn:
+            await publish_stored(conn, s.redis, keys, done.name, done.version)
     print_json(done.as_dict())
 
 

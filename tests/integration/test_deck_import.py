@@ -34,8 +34,11 @@ def write(tmp: Path, csv: str) -> Path:
     return tmp / "deck.toml"
 
 
-async def stream_in(svc: Services, path: Path) -> Imported:
+async def stream_in(svc: Services, path: Path, *, direct: bool = False) -> Imported:
+    """Import, and publish from PostgreSQL; `direct`: as `tollgate deck import` does, Redis
+    gets the compiled form during the import (from PostgreSQL if prefixes were merged)."""
     manifest, rates = read_manifest(path)
+    keys = svc.settings.keyspace
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         done = await import_stream(
@@ -45,8 +48,11 @@ async def stream_in(svc: Services, path: Path) -> Imported:
             io.BytesIO(rates.read_bytes()),
             rates_file=str(rates),
             source="test",
+            redis=svc.redis if direct else None,
+            keys=keys if direct else None,
         )
-        await publish_stored(conn, svc.redis, svc.settings.keyspace, done.name, done.version)
+        if not done.published:
+            await publish_stored(conn, svc.redis, keys, done.name, done.version)
     return done
 
 
@@ -68,6 +74,7 @@ BY_BAND = (  # sorted by band: every prefix comes in two runs, each alone incomp
 )  # fmt: skip
 
 
+@pytest.mark.parametrize("direct", [False, True])
 @pytest.mark.parametrize(
     "csv",
     [
@@ -77,11 +84,12 @@ BY_BAND = (  # sorted by band: every prefix comes in two runs, each alone incomp
     ],
 )
 async def test_what_is_stored_and_served_is_the_deck_read_whole(
-    svc: Services, tmp_path: Path, csv: str
+    svc: Services, tmp_path: Path, csv: str, direct: bool
 ) -> None:
     path = write(tmp_path, csv)
     whole = load_deck(path)
-    done = await stream_in(svc, path)
+    done = await stream_in(svc, path, direct=direct)
+    assert done.published == (direct and "night" not in csv)  # merged: from PostgreSQL
     assert (done.created, done.rows, done.prefixes) == (True, len(whole.rows), len(whole.prefixes))
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
@@ -93,8 +101,8 @@ async def test_what_is_stored_and_served_is_the_deck_read_whole(
         assert deck.manifest() == whole.manifest()
         for number in ("48312345", "4899", "491234"):
             assert deck.lookup(number) == whole.lookup(number)
-    again = await stream_in(svc, path)
-    assert (again.version, again.created) == (done.version, False)
+    again = await stream_in(svc, path, direct=direct)
+    assert (again.version, again.created, again.published) == (done.version, False, False)
     assert await stored_counts(svc) == (1, len(whole.prefixes), 1)
 
 
@@ -134,7 +142,7 @@ async def test_a_bad_row_at_line_900000_leaves_nothing_behind(
             f.write(f"{100_000 + n},Dest,0,0.1,60,60,0,*\n")
         f.write("4,Dest,0,0.1,sixty,60,0,*\n")
     with pytest.raises(DeckError) as err:
-        await stream_in(svc, good)
+        await stream_in(svc, good, direct=True)
     assert err.value.line == 900_000 and "rate_unit_s" in err.value.why
     assert await stored_counts(svc) == (1, 1, 1)  # the first version alone
     assert svc.pool is not None
