@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from rating.deck import COMPILED_FORMAT
 from rating.keys import Keyspace
 
-PIECE_CHARS = 4 << 20  # characters appended to Redis at a time
+PIECE_CHARS = 1 << 20  # characters appended to Redis at a time
 BUILDING_TTL_S = 3600  # a publication that died half-way leaves nothing for long
 
 
