@@ -36,8 +36,9 @@ class Draft:
         return self
 
     def add(self, prefix: str, rows: str) -> bool:
-        """One prefix's compiled rows; True when a piece is ready to `flush`."""
-        text = self._sep + encode_basestring(prefix) + ":" + encode_basestring(rows)
+        """One prefix's compiled rows; True when a piece is ready to `flush`. A prefix is
+        digits: it needs no escaping."""
+        text = f'{self._sep}"{prefix}":{encode_basestring(rows)}'
         self._sep = ","
         self._parts.append(text)
         self._size += len(text)

@@ -85,7 +85,7 @@ class RateStream:
         prefix, last_raw, first = "", None, 0
         last_name, name = None, ""
         texts: list[str] = []
-        tiers: Tiers = {}
+        tiers: list[tuple[str, int]] = []  # the run's (band, from_s), one per row
         report = 0
         for start, batch in _batches(_texts(self.source, self.digest, self.file), self.file):
             line = start - 1
@@ -108,7 +108,7 @@ class RateStream:
                             yield self._run(prefix, first, texts, tiers)
                             if found < prefix:
                                 self.grouped = False
-                        prefix, first, texts, tiers = found, line, [], {}
+                        prefix, first, texts, tiers = found, line, [], []
                 key = cells[2]
                 tail = tails.get(key)
                 if tail is None:
@@ -116,9 +116,10 @@ class RateStream:
                         tails.clear()
                     tail = tails[key] = self._tail(key, line)
                 tier = tail[0]
-                if tier in tiers:
-                    raise duplicate(self.file, line, prefix, *tier, tiers[tier])
-                tiers[tier] = line
+                if tier in tiers:  # a few rows, the same tuple objects: no hashing
+                    first_at = _line_of(texts[tiers.index(tier)])
+                    raise duplicate(self.file, line, prefix, *tier, first_at)
+                tiers.append(tier)
                 if cells[1] != last_name:
                     last_name = cells[1]
                     name = encode_basestring(last_name.strip())
@@ -148,15 +149,21 @@ class RateStream:
         text = f",{fee},{rate},{unit},{increment},{from_s},{encode_basestring(band)}]"
         return (band, from_s), text
 
-    def _run(self, prefix: str, first: int, texts: list[str], tiers: Tiers) -> Run:
+    def _run(self, prefix: str, first: int, texts: list[str], tiers: list[tuple[str, int]]) -> Run:
         self.rows += len(texts)
         self.runs += 1
         shape = tuple(tiers)
         if shape not in self._good and self.problem is None:
-            self.problem = self._check.problem(prefix, tiers)
+            lines = {tier: _line_of(text) for tier, text in zip(tiers, texts, strict=True)}
+            self.problem = self._check.problem(prefix, lines)
             if self.problem is None and len(self._good) < 4096:
                 self._good.add(shape)
         return (self.deck_id, prefix, first, "[" + ",".join(texts) + "]")
+
+
+def _line_of(text: str) -> int:
+    """The line of a compiled row: its first field."""
+    return int(text[1 : text.index(",")])
 
 
 def merged_problem(
