@@ -407,8 +407,6 @@ class SipCredentials(SipLogin):
 
     username: str
     password: str
-
-
 class AuditEntry(Output):
     id: int
     at: datetime
