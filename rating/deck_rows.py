@@ -3,7 +3,7 @@ prefix at a time in the compiled form, so memory does not grow with the deck.
 
 The rows of one prefix that follow each other in the file make a run. A deck that lists
 each prefix's rows together (most do) has one run per prefix; another deck has several,
-which whoever stores the runs merges (`merge_runs`) and checks again afterwards."""
+which whoever stores the runs merges and checks again (`merged_problem`)."""
 
 from __future__ import annotations
 
