@@ -1,10 +1,11 @@
 """Operators upload rate decks: the rates CSV as a file plus the manifest's fields.
 
-The whole deck is validated before anything is stored; an invalid one answers 422 with the
-file and line at fault (as `tollgate deck import` would) and changes nothing."""
+The deck is validated as it is stored, in one transaction; an invalid one answers 422 with
+the file and line at fault (as `tollgate deck import` would) and changes nothing."""
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -16,8 +17,9 @@ from panel_api.context import PANEL, POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply, check_body
 from panel_api.errors import BadRequest, PayloadTooLarge
 from panel_api.inputs import BANDS, DECIMALS, Checked, Input, string, text
-from rating.deck import DeckError, build_deck
-from rating.deck_store import import_deck, list_decks, publish
+from rating.deck import DeckError, parse_head
+from rating.deck_import import import_stream
+from rating.deck_store import list_decks, publish_stored
 from rating.money import Rounding
 
 api = Api("operator")
@@ -130,21 +132,17 @@ def _text(name: str, value: str) -> str:
 async def upload_deck(request: web.Request) -> web.Response:
     fields, rates, rates_name = await _read_form(request)
     form = check_body(DeckUpload, {**fields, "rates": rates})
-    deck = build_deck(form.manifest(), rates, manifest_file=MANIFEST, rates_file=rates_name)
+    manifest = form.manifest()
+    head = parse_head(manifest, MANIFEST)
+    redis, keys = request.app[REDIS], request.app[SETTINGS].keyspace
     async with request.app[POOL].acquire() as conn:
-        stored, created = await import_deck(conn, deck, source=f"panel:{rates_name}")
-    await publish(request.app[REDIS], request.app[SETTINGS].keyspace, stored)
-    return web.json_response(
-        {
-            "name": stored.name,
-            "version": stored.version,
-            "created": created,
-            "rows": len(stored.rows),
-            "prefixes": len(stored.prefixes),
-            "current": True,
-        },
-        status=201 if created else 200,
-    )
+        done = await import_stream(
+            conn, head, manifest, io.BytesIO(rates), rates_file=rates_name,
+            source=f"panel:{rates_name}", redis=redis, keys=keys,
+        )  # fmt: skip
+        if not done.published:
+            await publish_stored(conn, redis, keys, done.name, done.version)
+    return web.json_response(done.as_dict(), status=201 if done.created else 200)
 
 
 @api.get("/api/v1/decks", "Rate deck versions", access=Access.OPERATOR, ok=outputs.DeckVersions)

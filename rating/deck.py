@@ -210,9 +210,10 @@ class DeckDigest:
 
     name: str
     sha256: str
+    lines: int = 0  # line breaks in the CSV: how far a progress bar has to go
 
 
-def _manifest(path: Path) -> tuple[dict[str, Any], Path]:
+def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
     try:
         manifest = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -225,8 +226,8 @@ def _manifest(path: Path) -> tuple[dict[str, Any], Path]:
     return manifest, path.parent / rates_name
 
 
-def _digest(manifest: dict[str, Any]) -> Any:
-    """The deck's hash, fed the manifest; the CSV's bytes follow."""
+def deck_hash(manifest: dict[str, Any]) -> Any:
+    """The deck's hash (a hashlib object), fed the manifest; the CSV's bytes follow."""
     digest = hashlib.sha256()
     digest.update(repr(sorted((k, str(v)) for k, v in manifest.items())).encode())
     return digest
@@ -236,23 +237,25 @@ def deck_digest(manifest_path: str | Path) -> DeckDigest:
     """The name and `Deck.sha256` of a deck on disk, hashing its CSV in chunks without
     parsing it: an unchanged deck is recognised at the cost of reading it once."""
     path = Path(manifest_path)
-    manifest, rates_path = _manifest(path)
-    digest = _digest(manifest)
+    manifest, rates_path = read_manifest(path)
+    digest = deck_hash(manifest)
+    lines = 0
     try:
         with rates_path.open("rb") as f:
             while chunk := f.read(HASH_CHUNK):
                 digest.update(chunk)
+                lines += chunk.count(b"\n")
     except FileNotFoundError:
         raise DeckError(str(rates_path), "file not found") from None
     name = manifest.get("name")
-    return DeckDigest(name.strip() if isinstance(name, str) else "", digest.hexdigest())
+    return DeckDigest(name.strip() if isinstance(name, str) else "", digest.hexdigest(), lines)
 
 
 def load_deck(manifest_path: str | Path, progress: Progress | None = None) -> Deck:
     """Read and validate a deck from its manifest; raises DeckError naming file and line.
     `progress` is told how many rows were read, now and then."""
     path = Path(manifest_path)
-    manifest, rates_path = _manifest(path)
+    manifest, rates_path = read_manifest(path)
     try:
         data = rates_path.read_bytes()
     except FileNotFoundError:
@@ -262,15 +265,30 @@ def load_deck(manifest_path: str | Path, progress: Progress | None = None) -> De
     )
 
 
-def build_deck(
-    manifest: dict[str, Any],
-    rates_csv: bytes,
-    *,
-    manifest_file: str,
-    rates_file: str,
-    progress: Progress | None = None,
-) -> Deck:
-    """Validate a manifest (already parsed TOML) and the CSV bytes into a Deck."""
+@dataclass(frozen=True, slots=True)
+class DeckHead:
+    """A deck's manifest, validated: everything but its rates."""
+
+    name: str
+    currency: str
+    timezone: str
+    decimals: int
+    rounding: Rounding
+    bands: dict[str, Band]
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "currency": self.currency,
+            "timezone": self.timezone,
+            "decimals": self.decimals,
+            "rounding": self.rounding.value,
+            "bands": {b.name: list(b.windows) for b in self.bands.values()},
+        }
+
+
+def parse_head(manifest: dict[str, Any], manifest_file: str) -> DeckHead:
+    """Validate a manifest (already parsed TOML); raises DeckError naming the manifest."""
     name = _text(manifest, "name", manifest_file)
     if not is_deck_name(name):
         raise DeckError(
@@ -295,17 +313,30 @@ def build_deck(
             manifest_file, f"rounding must be up, half-up or down, got {manifest.get('rounding')!r}"
         ) from None
     bands = _bands(manifest.get("bands", {}), manifest_file)
-    rows = _rows(rates_csv, rates_file, bands, progress)
-    digest = _digest(manifest)
+    return DeckHead(name, currency, str(timezone), decimals, rounding, bands)
+
+
+def build_deck(
+    manifest: dict[str, Any],
+    rates_csv: bytes,
+    *,
+    manifest_file: str,
+    rates_file: str,
+    progress: Progress | None = None,
+) -> Deck:
+    """Validate a manifest (already parsed TOML) and the CSV bytes into a Deck."""
+    head = parse_head(manifest, manifest_file)
+    rows = _rows(rates_csv, rates_file, head.bands, progress)
+    digest = deck_hash(manifest)
     digest.update(rates_csv)
     try:
         return Deck(
-            name,
-            currency,
-            str(timezone),
-            decimals,
-            rounding,
-            bands,
+            head.name,
+            head.currency,
+            head.timezone,
+            head.decimals,
+            head.rounding,
+            head.bands,
             rows,
             sha256=digest.hexdigest(),
         )
@@ -335,15 +366,8 @@ def _bands(raw: Any, file: str) -> dict[str, Band]:
     return bands
 
 
-def _rows(
-    data: bytes, file: str, bands: dict[str, Band], progress: Progress | None = None
-) -> tuple[RateRow, ...]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DeckError(file, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+def column_index(header: list[str] | None, file: str) -> dict[str, int]:
+    """Where each column is in the CSV, from its header line; raises naming line 1."""
     if header is None:
         raise DeckError(file, "empty file, expected a header", 1)
     header = [h.strip() for h in header]
@@ -353,7 +377,25 @@ def _rows(
     extra = [c for c in header if c not in COLUMNS]
     if extra:
         raise DeckError(file, f"unknown column(s): {', '.join(extra)}", 1)
-    index = {c: header.index(c) for c in COLUMNS}
+    return {c: header.index(c) for c in COLUMNS}
+
+
+def is_blank(cells: list[str]) -> bool:
+    """An empty line, or one of empty cells: skipped."""
+    return not cells or all(not c.strip() for c in cells)
+
+
+def _rows(
+    data: bytes, file: str, bands: dict[str, Band], progress: Progress | None = None
+) -> tuple[RateRow, ...]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DeckError(file, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    width = len(header) if header is not None else 0
+    index = column_index(header, file)
     rows: list[RateRow] = []
     seen: dict[tuple[str, str, int], int] = {}
     total = text.count("\n") if progress is not None else 0
@@ -361,19 +403,14 @@ def _rows(
         line = reader.line_num
         if progress is not None and not line % PROGRESS_EVERY:
             progress(line - 1, total)
-        if not cells or all(not c.strip() for c in cells):
+        if is_blank(cells):
             continue
-        if len(cells) != len(header):
-            raise DeckError(file, f"expected {len(header)} fields, got {len(cells)}", line)
+        if len(cells) != width:
+            raise DeckError(file, f"expected {width} fields, got {len(cells)}", line)
         row = _row({c: cells[i].strip() for c, i in index.items()}, file, line, bands)
         key = (row.prefix, row.band, row.from_s)
         if key in seen:
-            raise DeckError(
-                file,
-                f"duplicate row for prefix {row.prefix} band {row.band} from_s {row.from_s} "
-                f"(first at line {seen[key]})",
-                line,
-            )
+            raise duplicate(file, line, row.prefix, row.band, row.from_s, seen[key])
         seen[key] = line
         rows.append(row)
     if not rows:
@@ -384,10 +421,27 @@ def _rows(
     return tuple(rows)
 
 
-def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> RateRow:
-    prefix = cell["prefix"].lstrip("+")
-    if not prefix.isdigit() or len(prefix) > 15:
-        raise DeckError(file, f"prefix must be 1-15 digits, got {cell['prefix']!r}", line)
+def duplicate(file: str, line: int, prefix: str, band: str, from_s: int, first: int) -> DeckError:
+    return DeckError(
+        file,
+        f"duplicate row for prefix {prefix} band {band} from_s {from_s} (first at line {first})",
+        line,
+    )
+
+
+def parse_prefix(text: str, file: str, line: int) -> str:
+    prefix = text.lstrip("+")
+    if not (prefix.isdigit() and prefix.isascii()) or len(prefix) > 15:
+        raise DeckError(file, f"prefix must be 1-15 digits, got {text!r}", line)
+    return prefix
+
+
+# A row's cells after its prefix and name, checked: connect_fee, rate, rate_unit_s,
+# increment_s, from_s (whole micro-units and seconds) and band.
+Tail = tuple[int, int, int, int, int, str]
+
+
+def parse_tail(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> Tail:
     band = cell["band"] or ANY_BAND
     if band != ANY_BAND and band not in bands:
         raise DeckError(file, f"unknown band {band!r} (not in the manifest's [bands])", line)
@@ -402,7 +456,12 @@ def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> 
     unit = _int(cell, "rate_unit_s", file, line, minimum=1)
     increment = _int(cell, "increment_s", file, line, minimum=1)
     from_s = _int(cell, "from_s", file, line, minimum=0)
-    return RateRow(line, prefix, cell["name"], connect_fee, rate, unit, increment, from_s, band)
+    return connect_fee, rate, unit, increment, from_s, band
+
+
+def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> RateRow:
+    prefix = parse_prefix(cell["prefix"], file, line)
+    return RateRow(line, prefix, cell["name"], *parse_tail(cell, file, line, bands))
 
 
 def _int(cell: dict[str, str], column: str, file: str, line: int, *, minimum: int) -> int:
@@ -415,53 +474,88 @@ def _int(cell: dict[str, str], column: str, file: str, line: int, *, minimum: in
         ) from None
 
 
-def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> None:
-    """Every prefix must have a first tier in every band it uses, and a rate at all times."""
-    by_prefix: dict[str, dict[str, list[RateRow]]] = {}
-    for row in rows:
-        by_prefix.setdefault(row.prefix, {}).setdefault(row.band, []).append(row)
-    week = set(range(7 * 1440))
-    whole_week: dict[frozenset[str], bool] = {}  # the answer depends on the bands alone
-    for prefix, by_band in by_prefix.items():
-        for band, band_rows in by_band.items():
-            if min(r.from_s for r in band_rows) != 0:
-                first = min(band_rows, key=lambda r: r.line)
-                raise DeckError(
-                    file, f"prefix {prefix} band {band} has no tier with from_s 0", first.line
-                )
-        if ANY_BAND in by_band:
-            continue
-        used = frozenset(by_band)
-        if used not in whole_week:
-            covered: set[int] = set()
-            for band in used:
-                for start, end in bands[band].minutes:
-                    covered.update(range(start, end))
-            whole_week[used] = covered == week
-        if not whole_week[used]:
-            first = min((r for rs in by_band.values() for r in rs), key=lambda r: r.line)
-            raise DeckError(
-                file,
+class PrefixCheck:
+    """The checks on one prefix's rows as a whole: a first tier (from_s 0) in every band it
+    uses, and a rate at all times. Answers are kept per shape (the bands and tiers used), so
+    a large deck pays for each shape once."""
+
+    def __init__(self, file: str, bands: dict[str, Band]) -> None:
+        self.file = file
+        self.bands = bands
+        self._shapes: dict[frozenset[tuple[str, int]], tuple[str | None, bool]] = {}
+
+    def problem(self, prefix: str, tiers: dict[tuple[str, int], int]) -> DeckError | None:
+        """`tiers`: (band, from_s) -> line, in line order. None when the prefix is good."""
+        shape = frozenset(tiers)
+        verdict = self._shapes.get(shape)
+        if verdict is None:
+            if len(self._shapes) > 4096:  # bounded: a deck may have many shapes
+                self._shapes.clear()
+            verdict = self._shapes[shape] = self._verdict(tiers)
+        no_first_tier, covered = verdict
+        if no_first_tier is not None:
+            first = min(line for (band, _), line in tiers.items() if band == no_first_tier)
+            return DeckError(
+                self.file, f"prefix {prefix} band {no_first_tier} has no tier with from_s 0", first
+            )
+        if not covered:
+            return DeckError(
+                self.file,
                 f"prefix {prefix} has no rate at some times: add a '*' row or bands covering "
                 "the whole week",
-                first.line,
+                min(tiers.values()),
             )
+        return None
+
+    def _verdict(self, tiers: dict[tuple[str, int], int]) -> tuple[str | None, bool]:
+        used = list(dict.fromkeys(band for band, _ in tiers))  # in order of first use
+        starts = {band for band, from_s in tiers if from_s == 0}
+        missing = next((band for band in used if band not in starts), None)
+        if ANY_BAND in used:
+            return missing, True
+        covered: set[int] = set()
+        for band in used:
+            for start, end in self.bands[band].minutes:
+                covered.update(range(start, end))
+        return missing, len(covered) == WEEK_MINUTES
+
+
+WEEK_MINUTES = 7 * 1440
+
+
+def _check_prefixes(rows: list[RateRow], file: str, bands: dict[str, Band]) -> None:
+    """Every prefix must have a first tier in every band it uses, and a rate at all times."""
+    by_prefix: dict[str, dict[tuple[str, int], int]] = {}
+    for row in rows:
+        by_prefix.setdefault(row.prefix, {})[(row.band, row.from_s)] = row.line
+    check = PrefixCheck(file, bands)
+    for prefix, tiers in by_prefix.items():
+        problem = check.problem(prefix, tiers)
+        if problem is not None:
+            raise problem
 
 
 COMPILED_FORMAT = 2  # rows grouped per prefix as lists; 1 (a dict per row) is still read
 
 
-def deck_to_json(deck: Deck, version: int | None = None) -> str:
-    """The compiled form kept in Redis (and with the version in PostgreSQL): each prefix's
-    rows as plain lists, so that loading it is one `json.loads` and nothing per row.
-    `version` stands for the deck's own when it is not numbered yet."""
+def compiled_prefixes(deck: Deck) -> dict[str, CompiledPrefix]:
+    """Each prefix's rows as the compiled form keeps them, prefixes in order of first use."""
+    if isinstance(deck.rows, CompiledRows):
+        return dict(deck.rows.raw)
     grouped: dict[str, list[list[Any]]] = {}
     for r in deck.rows:
         grouped.setdefault(r.prefix, []).append(
             [r.line, r.name, r.connect_fee, r.rate, r.rate_unit_s, r.increment_s, r.from_s, r.band]
         )
     compact = json.JSONEncoder(separators=(",", ":")).encode
-    prefixes = {p: compact(rows) for p, rows in grouped.items()}
+    return {p: compact(rows) for p, rows in grouped.items()}
+
+
+def deck_to_json(deck: Deck, version: int | None = None) -> str:
+    """The compiled form kept in Redis (and with the version in PostgreSQL): each prefix's
+    rows as plain lists, so that loading it is one `json.loads` and nothing per row.
+    `version` stands for the deck's own when it is not numbered yet."""
+    prefixes = compiled_prefixes(deck)
     return json.dumps(
         {
             **deck.manifest(),

@@ -10,7 +10,17 @@ from redis.asyncio import Redis
 
 from core.pg import Conn
 from rating.bands import parse_band
-from rating.deck import Deck, DeckDigest, RateRow, deck_from_json, deck_to_json
+from rating.deck import (
+    CompiledRows,
+    Deck,
+    DeckDigest,
+    DeckHead,
+    compiled_prefixes,
+    deck_from_json,
+    deck_to_json,
+)
+from rating.deck_draft import Draft
+from rating.deck_import import lock_head, new_version, seal_version, write_prefixes
 from rating.keys import Keyspace
 from rating.money import Rounding
 
@@ -24,76 +34,21 @@ class DeckNotFound(LookupError):
 
 
 async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
-    """Store a validated deck as a new version and make it current, in one transaction.
-
-    Importing the same content as the current version creates nothing (returns False)."""
+    """Store a deck already in memory (tests, examples) as a new version and make it
+    current, in one transaction; `tollgate deck import` streams a file instead
+    (`deck_import.import_stream`). The same content as the current version creates nothing."""
+    head = DeckHead(deck.name, deck.currency, deck.timezone, deck.decimals, deck.rounding,
+                    deck.bands)  # fmt: skip
     async with conn.transaction():
-        await conn.execute("select pg_advisory_xact_lock(hashtext($1))", deck.name)
-        head = await conn.fetchrow(
-            "select d.version, d.sha256 from deck_heads h join decks d"
-            " on d.name = h.name and d.version = h.current_version where h.name = $1",
-            deck.name,
-        )
-        if head is not None and head["sha256"] == deck.sha256:
-            return replace(deck, version=head["version"]), False
-        version = 1 + (
-            await conn.fetchval(
-                "select coalesce(max(version), 0) from decks where name = $1", deck.name
-            )
-        )
-        deck_id = await conn.fetchval(
-            "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
-            " source, sha256, rows, prefixes, compiled)"
-            " values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) returning id",
-            deck.name,
-            version,
-            deck.currency,
-            deck.timezone,
-            deck.decimals,
-            deck.rounding.value,
-            json.dumps(deck.manifest()["bands"]),
-            source,
-            deck.sha256,
-            len(deck.rows),
-            len(deck.prefixes),
-            deck_to_json(deck, version),
-        )
-        await conn.copy_records_to_table(
-            "deck_rates",
-            records=[
-                (
-                    deck_id,
-                    r.line,
-                    r.prefix,
-                    r.name,
-                    r.connect_fee,
-                    r.rate,
-                    r.rate_unit_s,
-                    r.increment_s,
-                    r.from_s,
-                    r.band,
-                )
-                for r in deck.rows
-            ],
-            columns=[
-                "deck_id",
-                "line",
-                "prefix",
-                "name",
-                "connect_fee",
-                "rate",
-                "rate_unit_s",
-                "increment_s",
-                "from_s",
-                "band",
-            ],
-        )
-        await conn.execute(
-            "insert into deck_heads (name, current_version) values ($1, $2)"
-            " on conflict (name) do update set current_version = excluded.current_version,"
-            " switched_at = now()",
-            deck.name,
-            version,
+        current = await lock_head(conn, deck.name)
+        if current is not None and current["sha256"] == deck.sha256:
+            return replace(deck, version=current["version"]), False
+        deck_id, version = await new_version(conn, head, source)
+        prefixes = compiled_prefixes(deck)
+        firsts = {r.prefix: r.line for r in reversed(deck.rows)}
+        await write_prefixes(conn, ((deck_id, p, firsts[p], t) for p, t in prefixes.items()))
+        await seal_version(
+            conn, deck_id, deck.name, version, deck.sha256, len(deck.rows), len(prefixes)
         )
     return replace(deck, version=version), True
 
@@ -139,17 +94,15 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
         if version is None:
             raise DeckNotFound(name)
     row = await conn.fetchrow(
-        "select id, name, version, currency, timezone, decimals, rounding, bands, sha256"
+        "select id, name, version, currency, timezone, decimals, rounding, bands, sha256, rows"
         " from decks where name = $1 and version = $2",
         name,
         version,
     )
     if row is None:
         raise DeckNotFound(name, version)
-    rates = await conn.fetch(
-        "select line, prefix, name, connect_fee, rate, rate_unit_s, increment_s, from_s, band"
-        " from deck_rates where deck_id = $1 order by line",
-        row["id"],
+    prefixes = await conn.fetch(
+        "select prefix, rows from deck_prefixes where deck_id = $1 order by first_line", row["id"]
     )
     bands = {n: parse_band(n, w) for n, w in json.loads(row["bands"]).items()}
     return Deck(
@@ -159,7 +112,7 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
         row["decimals"],
         Rounding(row["rounding"]),
         bands,
-        tuple(RateRow(**dict(r)) for r in rates),
+        CompiledRows({p["prefix"]: p["rows"] for p in prefixes}, row["rows"]),
         version=row["version"],
         sha256=row["sha256"],
     )
@@ -203,15 +156,44 @@ async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
 
 
 async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, version: int) -> None:
-    """`publish` a stored version: its compiled form, kept with it at import, is copied
-    rather than rebuilt row by row (versions imported before it was kept are rebuilt)."""
-    compiled = await conn.fetchval(
-        "select compiled from decks where name = $1 and version = $2", name, version
+    """`publish` a stored version without loading it: its prefixes, kept in the compiled
+    form, are appended to Redis piece by piece (a building key renamed into place with the
+    pointer switch), so memory does not grow with the deck."""
+    row = await conn.fetchrow(
+        "select id, name, version, currency, timezone, decimals, rounding, bands, sha256, rows"
+        " from decks where name = $1 and version = $2",
+        name,
+        version,
     )
-    if compiled is not None:
-        await _publish_compiled(redis, keys, name, version, compiled)
-    else:
-        await publish(redis, keys, await load_deck_version(conn, name, version))
+    if row is None:
+        raise DeckNotFound(name, version)
+    draft = await Draft(redis, keys, name, version).start()
+    last = await conn.fetchval(
+        "select max(first_line) from deck_prefixes where deck_id = $1", row["id"]
+    )
+    for start in range(0, (last or 0) + 1, PUBLISH_LINES):
+        # PostgreSQL writes each piece (`"prefix":"rows"`, the rows a JSON string) and joins
+        # a range of them: Python only passes the text on
+        text = await conn.fetchval(PIECES, row["id"], start, start + PUBLISH_LINES)
+        if text is not None:
+            await draft.add_text(text)
+    manifest = {
+        "name": row["name"],
+        "currency": row["currency"],
+        "timezone": row["timezone"],
+        "decimals": row["decimals"],
+        "rounding": row["rounding"],
+        "bands": json.loads(row["bands"]),
+    }
+    await draft.finish(manifest, row["sha256"], row["rows"])
+    await draft.publish()
+
+
+PUBLISH_LINES = 50_000  # lines of the deck whose prefixes are appended to Redis at a time
+PIECES = (
+    "select string_agg(to_json(prefix)::text || ':' || to_json(rows)::text, ',')"
+    " from deck_prefixes where deck_id = $1 and first_line >= $2 and first_line < $3"
+)
 
 
 async def _publish_compiled(

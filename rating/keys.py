@@ -104,6 +104,10 @@ class Keyspace:
     def deck_version(self, name: str, version: int) -> str:
         return f"{self.prefix}:{{deck:{name}}}:v{version}"
 
+    def deck_building(self, name: str, version: int) -> str:
+        """A version's compiled form while it is appended piece by piece, then renamed."""
+        return f"{self.prefix}:{{deck:{name}}}:v{version}:building"
+
 
 def call_ref(switch: str, call_id: str) -> str:
     """`switch/call_id`: neither a switch name nor a call id may contain '/'. An empty

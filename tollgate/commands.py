@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from core import db
@@ -20,10 +21,10 @@ from core.cliout import (
 from core.loop import run_async
 from core.progress import ProgressBar
 from rating.accounts import Account, AccountKind, AccountStatus
-from rating.deck import deck_digest, load_deck
+from rating.deck import DeckError, deck_digest, parse_head, read_manifest
+from rating.deck_import import import_stream
 from rating.deck_store import (
     current_if_unchanged,
-    import_deck,
     list_decks,
     load_deck_version,
     publish_stored,
@@ -168,21 +169,22 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
                 }
             )
             return
-    with ProgressBar(f"deck {digest.name or args.path}: rows") as bar:
-        deck = load_deck(args.path, progress=bar)
-    async with s.pool.acquire() as conn:
-        stored, created = await import_deck(conn, deck, source=str(args.path))
-        await publish_stored(conn, s.redis, keys, stored.name, stored.version)
-    print_json(
-        {
-            "name": stored.name,
-            "version": stored.version,
-            "created": created,
-            "rows": len(stored.rows),
-            "prefixes": len(stored.prefixes),
-            "current": True,
-        }
-    )
+    manifest, rates_path = read_manifest(Path(args.path))
+    head = parse_head(manifest, str(args.path))
+    try:
+        rates = rates_path.open("rb")
+    except FileNotFoundError:
+        raise DeckError(str(rates_path), "file not found") from None
+    with rates, ProgressBar(f"deck {head.name}: lines") as bar:
+        async with s.pool.acquire() as conn:
+            done = await import_stream(
+                conn, head, manifest, rates, rates_file=str(rates_path), source=str(args.path),
+                lines=digest.lines, progress=bar, redis=s.redis, keys=keys,
+            )  # fmt: skip
+    if not done.published:
+        async with s.pool.acquire() as conn:
+            await publish_stored(conn, s.redis, keys, done.name, done.version)
+    print_json(done.as_dict())
 
 
 async def cmd_deck_list(s: Services, args: argparse.Namespace) -> None:

@@ -216,7 +216,7 @@ async def test_an_unchanged_deck_is_recognised_by_its_hash_without_parsing(
     def no_parsing(*args: object, **kwargs: object) -> Deck:
         raise AssertionError("an unchanged deck was parsed")
 
-    monkeypatch.setattr(commands, "load_deck", no_parsing)
+    monkeypatch.setattr(commands, "import_stream", no_parsing)
     await svc.redis.delete(svc.settings.keyspace.deck_current("retail"))  # Redis lost it
     await commands.cmd_deck_import(svc, argparse.Namespace(path=str(RETAIL)))
     out = json.loads(capsys.readouterr().out)

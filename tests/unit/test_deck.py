@@ -30,22 +30,30 @@ def test_valid_deck_loads(tmp_path: Path) -> None:
     assert deck.timezone == "Europe/Warsaw" and deck.decimals == 4
 
 
-@pytest.mark.parametrize(
-    ("csv", "line", "words"),
-    [
-        ("prefix,name,rate\n48,x,1\n", 1, "missing column"),
-        (HEADER + "48,x,0,abc,60,60,0,*\n", 2, "rate"),
-        (HEADER + "48,x,0,0.1,60,60,0,*\n49,x,0,-0.5,60,60,0,*\n", 3, "negative"),
-        (HEADER + "48,x,0,0.1,60,60,0,*\n48,x,0,0.1,60,60,0,weekend\n", 3, "unknown band"),
-        (HEADER + "48,x,0,0.1,60,60,0,*\n48,x,0,0.2,60,60,0,*\n", 3, "duplicate"),
-        (HEADER + "48,x,0,0.1,60,0,0,*\n", 2, "increment_s"),
-        (HEADER + "4a,x,0,0.1,60,60,0,*\n", 2, "prefix"),
-        (HEADER + "48,x,0,0.1,60,60,30,*\n", 2, "from_s 0"),
-        (HEADER + "48,x,0,0.1,60,60,0,day\n", 2, "no rate at some times"),
-        (HEADER + "48,x,0,0.1234567,60,60,0,*\n", 2, "6 decimal"),
-        (HEADER + "48,x,0,0.1,60,60\n", 2, "fields"),
-    ],
-)
+BAD_ROWS = [
+    ("prefix,name,rate\n48,x,1\n", 1, "missing column"),
+    (HEADER + "48,x,0,abc,60,60,0,*\n", 2, "rate"),
+    (HEADER + "48,x,0,0.1,60,60,0,*\n49,x,0,-0.5,60,60,0,*\n", 3, "negative"),
+    (HEADER + "48,x,0,0.1,60,60,0,*\n48,x,0,0.1,60,60,0,weekend\n", 3, "unknown band"),
+    (HEADER + "48,x,0,0.1,60,60,0,*\n48,x,0,0.2,60,60,0,*\n", 3, "duplicate"),
+    (HEADER + "48,x,0,0.1,60,0,0,*\n", 2, "increment_s"),
+    (HEADER + "4a,x,0,0.1,60,60,0,*\n", 2, "prefix"),
+    (HEADER + "48,x,0,0.1,60,60,30,*\n", 2, "from_s 0"),
+    (HEADER + "48,x,0,0.1,60,60,0,day\n", 2, "no rate at some times"),
+    (HEADER + "48,x,0,0.1234567,60,60,0,*\n", 2, "6 decimal"),
+    (HEADER + "48,x,0,0.1,60,60\n", 2, "fields"),
+    (HEADER + "48,x,0,0.1,60,60,0,*,9\n", 2, "fields"),
+    (HEADER + "48,x\n", 2, "fields"),
+    (HEADER + ",x,0,0.1,60,60,0,*\n", 2, "prefix"),
+    (HEADER + "\u0664\u0668,x,0,0.1,60,60,0,*\n", 2, "prefix"),
+    (HEADER + "48,x,0,0.1,60,60,0,*\n\n48,y,0,0.1,60,60,0,*\n", 4, "first at line 2"),
+    (HEADER + "48,x,0,0.1,60,60,0,*\n4a,x,0,abc,60,60,0,*\n", 3, "prefix"),
+    ("", 1, "empty file"),
+    (HEADER, None, "no rates"),
+]
+
+
+@pytest.mark.parametrize(("csv", "line", "words"), BAD_ROWS)
 def test_bad_rows_name_file_and_line(tmp_path: Path, csv: str, line: int, words: str) -> None:
     with pytest.raises(DeckError) as err:
         load_deck(write(tmp_path, csv))

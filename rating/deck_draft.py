@@ -1,0 +1,84 @@
+"""A deck version's compiled form written to Redis piece by piece: appended to a building
+key (which expires if the writer dies), then renamed into place with the switch of the
+deck's `current` pointer in one MULTI. Memory holds one piece, never the whole deck."""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring
+from typing import Any
+
+from redis.asyncio import Redis
+
+from rating.deck import COMPILED_FORMAT
+from rating.keys import Keyspace
+
+PIECE_CHARS = 1 << 20  # characters appended to Redis at a time
+BUILDING_TTL_S = 3600  # a publication that died half-way leaves nothing for long
+
+
+class Draft:
+    """`{"prefixes":{"<prefix>":"<rows as a JSON string>",...},<manifest>,...}` built by
+    `add` (or `add_text` for pieces already written), then `finish` and `publish`."""
+
+    def __init__(self, redis: Redis, keys: Keyspace, name: str, version: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.name = name
+        self.version = version
+        self.building = keys.deck_building(name, version)
+        self._parts: list[str] = ['{"prefixes":{']
+        self._size = 0
+        self._sep = ""
+
+    async def start(self) -> Draft:
+        await self.redis.delete(self.building)
+        return self
+
+    def add(self, prefix: str, rows: str) -> bool:
+        """One prefix's compiled rows; True when a piece is ready to `flush`. A prefix is
+        digits: it needs no escaping."""
+        text = f'{self._sep}"{prefix}":{encode_basestring(rows)}'
+        self._sep = ","
+        self._parts.append(text)
+        self._size += len(text)
+        return self._size >= PIECE_CHARS
+
+    async def add_text(self, text: str) -> None:
+        """Pieces already written and joined (by PostgreSQL)."""
+        self._parts.append(self._sep + text)
+        self._sep = ","
+        await self.flush()
+
+    async def flush(self) -> None:
+        if self._parts:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.append(self.building, "".join(self._parts))
+                pipe.expire(self.building, BUILDING_TTL_S)
+                await pipe.execute()
+        self._parts, self._size = [], 0
+
+    async def finish(self, manifest: dict[str, Any], sha256: str, rows: int) -> None:
+        """The manifest and counts after the prefixes: the compiled form is complete."""
+        tail = {
+            **manifest,
+            "format": COMPILED_FORMAT,
+            "version": self.version,
+            "sha256": sha256,
+            "rows": rows,
+        }
+        self._parts.append("}," + json.dumps(tail, separators=(",", ":"))[1:])
+        await self.flush()
+
+    async def publish(self) -> None:
+        """Put the finished version in place and make it current."""
+        version_key = self.keys.deck_version(self.name, self.version)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rename(self.building, version_key)
+            pipe.persist(version_key)
+            pipe.set(self.keys.deck_current(self.name), self.version)
+            await pipe.execute()
+
+    async def discard(self) -> None:
+        self._parts = []
+        await self.redis.delete(self.building)

@@ -1,0 +1,212 @@
+"""A deck version written to PostgreSQL in one transaction, its rates streamed in with COPY
+as they are read and checked, one row per prefix (`deck_prefixes`): memory does not grow
+with the deck. Any error rolls the whole transaction back: nothing of the version is left."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from core.pg import Conn
+from rating.deck import DeckError, DeckHead, PrefixCheck, Progress, deck_hash
+from rating.deck_draft import Draft
+from rating.deck_rows import RateStream, Run, merged_problem
+from rating.keys import Keyspace
+
+COLUMNS = ["deck_id", "prefix", "first_line", "rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What an import did: the version now current, and whether it made it."""
+
+    name: str
+    version: int
+    created: bool
+    rows: int
+    prefixes: int
+    published: bool = False  # its compiled form is current in Redis
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "rows": self.rows,
+            "prefixes": self.prefixes,
+            "current": True,
+        }
+
+
+class _Unchanged(Exception):
+    def __init__(self, same: Imported) -> None:
+        self.same = same
+
+
+async def import_stream(
+    conn: Conn,
+    head: DeckHead,
+    manifest: dict[str, Any],
+    rates: BinaryIO,
+    *,
+    rates_file: str,
+    source: str,
+    lines: int = 0,
+    progress: Progress | None = None,
+    redis: Redis | None = None,
+    keys: Keyspace | None = None,
+) -> Imported:
+    """Store a deck read from `rates` (its CSV) as a new current version, in one
+    transaction; the same content as the current version creates nothing. Given Redis,
+    the compiled form is written there as the runs go by and published after the commit
+    (unless prefixes came in several runs: then `published` is False, and the version is
+    published from what PostgreSQL stored)."""
+    digest = deck_hash(manifest)
+    draft: Draft | None = None
+    try:
+        async with conn.transaction():
+            current = await lock_head(conn, head.name)
+            deck_id, version = await new_version(conn, head, source)
+            stream = RateStream(
+                head, rates, digest, file=rates_file, deck_id=deck_id, lines=lines,
+                progress=progress,
+            )  # fmt: skip
+            records: Iterable[Run] | AsyncIterator[Run] = stream
+            if redis is not None and keys is not None:
+                draft = await Draft(redis, keys, head.name, version).start()
+                records = _drafted(stream, draft)
+            await conn.copy_records_to_table("deck_prefixes", records=records, columns=COLUMNS)
+            sha256 = digest.hexdigest()
+            if current is not None and current["sha256"] == sha256:
+                raise _Unchanged(_imported(current, head.name, created=False))
+            prefixes = await _settle(conn, deck_id, stream, PrefixCheck(rates_file, head.bands))
+            await seal_version(conn, deck_id, head.name, version, sha256, stream.rows, prefixes)
+            if draft is not None and stream.grouped:
+                await draft.finish(head.manifest(), sha256, stream.rows)
+        if draft is not None and stream.grouped:
+            await draft.publish()
+            return Imported(head.name, version, True, stream.rows, prefixes, published=True)
+    except _Unchanged as unchanged:
+        return unchanged.same
+    finally:
+        if draft is not None:
+            with suppress(RedisError, OSError):  # the error that got here says more
+                await draft.discard()  # nothing once published: the key was renamed
+    return Imported(head.name, version, True, stream.rows, prefixes)
+
+
+async def _drafted(stream: RateStream, draft: Draft) -> AsyncIterator[Run]:
+    for run in stream:
+        yield run
+        if draft.add(run[1], run[3]):
+            await draft.flush()
+
+
+async def lock_head(conn: Conn, name: str) -> Any:
+    """Serialise imports of one deck (until the transaction ends); its current version."""
+    await conn.execute("select pg_advisory_xact_lock(hashtext($1))", name)
+    return await conn.fetchrow(
+        "select d.version, d.sha256, d.rows, d.prefixes from deck_heads h join decks d"
+        " on d.name = h.name and d.version = h.current_version where h.name = $1",
+        name,
+    )
+
+
+def _imported(row: Any, name: str, *, created: bool) -> Imported:
+    return Imported(name, row["version"], created, row["rows"], row["prefixes"])
+
+
+async def new_version(conn: Conn, head: DeckHead, source: str) -> tuple[int, int]:
+    """The next version's row (its hash and counts are set by `seal_version`)."""
+    version = 1 + await conn.fetchval(
+        "select coalesce(max(version), 0) from decks where name = $1", head.name
+    )
+    deck_id = await conn.fetchval(
+        "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
+        " source, sha256, rows, prefixes) values ($1,$2,$3,$4,$5,$6,$7,$8,'',0,0) returning id",
+        head.name,
+        version,
+        head.currency,
+        head.timezone,
+        head.decimals,
+        head.rounding.value,
+        json.dumps(head.manifest()["bands"]),
+        source,
+    )
+    return int(deck_id), int(version)
+
+
+async def write_prefixes(conn: Conn, runs: Iterable[Run]) -> None:
+    await conn.copy_records_to_table("deck_prefixes", records=runs, columns=COLUMNS)
+
+
+async def seal_version(
+    conn: Conn, deck_id: int, name: str, version: int, sha256: str, rows: int, prefixes: int
+) -> None:
+    """Give the version its hash and counts, and make it current."""
+    await conn.execute(
+        "update decks set sha256 = $2, rows = $3, prefixes = $4 where id = $1",
+        deck_id,
+        sha256,
+        rows,
+        prefixes,
+    )
+    await conn.execute(
+        "insert into deck_heads (name, current_version) values ($1, $2)"
+        " on conflict (name) do update set current_version = excluded.current_version,"
+        " switched_at = now()",
+        name,
+        version,
+    )
+
+
+async def _settle(conn: Conn, deck_id: int, stream: RateStream, check: PrefixCheck) -> int:
+    """Raise the deck's first error found across its rows; else its number of prefixes."""
+    if stream.grouped:  # one run per prefix: every prefix was checked whole as it was read
+        if stream.problem is not None:
+            raise stream.problem
+        return stream.runs
+    # prefixes that came in several runs are put together in line order: runs never
+    # interleave, so their rows in the order of their first lines are in line order
+    await conn.execute(
+        "create temp table deck_merged on commit drop as select prefix from deck_prefixes"
+        " where deck_id = $1 group by prefix having count(*) > 1",
+        deck_id,
+    )
+    await conn.execute(
+        "with gone as (delete from deck_prefixes d using deck_merged m"
+        " where d.deck_id = $1 and d.prefix = m.prefix"
+        " returning d.prefix, d.first_line, d.rows)"
+        " insert into deck_prefixes (deck_id, prefix, first_line, rows)"
+        " select $1, prefix, min(first_line), '[' || string_agg(substr(rows, 2,"
+        " length(rows) - 2), ',' order by first_line) || ']' from gone group by prefix",
+        deck_id,
+    )
+    # a run that failed may have been completed by another run of its prefix: look again
+    # at every prefix then, else at the merged ones only
+    where = "" if stream.problem is not None else " and prefix in (select prefix from deck_merged)"
+    dup: DeckError | None = None
+    problem: DeckError | None = None
+    async for row in conn.cursor(
+        f"select prefix, rows from deck_prefixes where deck_id = $1{where} order by first_line",
+        deck_id,
+    ):
+        found_dup, found = merged_problem(check, row["prefix"], json.loads(row["rows"]))
+        if found_dup is not None and (dup is None or _line(found_dup) < _line(dup)):
+            dup = found_dup
+        problem = problem or found
+    if dup is not None or problem is not None:
+        raise dup or problem  # type: ignore[misc]
+    return int(
+        await conn.fetchval("select count(*) from deck_prefixes where deck_id = $1", deck_id)
+    )
+
+
+def _line(error: DeckError) -> int:
+    return error.line or 0
