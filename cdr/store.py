@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from cdr.ids import CLAIM_COLUMNS, align, claim, claim_ids, twins_elsewhere
 from cdr.model import (
     ACCOUNT_AT,
     CALL_ID_AT,
@@ -37,24 +38,16 @@ _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
 _COLS = ", ".join(COLUMNS)
 _KEY = ("switch", "account", "call_id")  # a call's identity (the same in cdr_ids)
 _SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
-_ON = " and ".join(f"i.{c} = s.{c}" for c in _KEY)
 
 CREATE_STAGE = (
     f"create temporary table if not exists {STAGE} (like cdrs including defaults)"
     " on commit delete rows"
 )
 # The first started_at seen for a call (switch, account, call id) is the only one it may ever
-# have (cdrs has a foreign key to it); rows in key order so that concurrent writers lock alike.
-CLAIM_IDS = (
-    f"insert into cdr_ids (switch, account, call_id, started_at)"
-    f" select switch, account, call_id, started_at from {STAGE} order by switch, account, call_id"
-    " on conflict (switch, account, call_id) do nothing"
-)
-_CLAIM_COLUMNS = ["switch", "account", "call_id", "started_at"]
-ALIGN = (
-    f"update {STAGE} s set started_at = i.started_at from cdr_ids i"
-    f" where {_ON} and i.started_at <> s.started_at"
-)
+# have; rows in key order so that concurrent writers lock alike (cdr/ids.py: the claims'
+# layout, partitioned by month).
+CLAIM_IDS = claim_ids(STAGE)
+ALIGN = align(STAGE)
 # Only a final record replaces a non-final one (finished after expired); final ones stay.
 UPSERT = (
     f"insert into cdrs as c ({_COLS}) select {_COLS} from {STAGE}"
@@ -135,14 +128,20 @@ async def _copy_new(conn: Conn, rows: Sequence[Row]) -> bool:
     """The fast path, for a batch of new calls only: claim them and store their rows by
     COPY, at the cost of a plain COPY. Returns False, having written nothing, as soon as one
     of the calls was claimed before (a unique violation undoes the savepoint alone)."""
-    claims = [(r[SWITCH_AT], r[ACCOUNT_AT], r[CALL_ID_AT], r[STARTED_AT]) for r in rows]
+    claims = [claim(r[SWITCH_AT], r[ACCOUNT_AT], r[CALL_ID_AT], r[STARTED_AT]) for r in rows]
     try:
         async with conn.transaction():  # a savepoint in write_rows' transaction
-            await conn.copy_records_to_table("cdr_ids", records=claims, columns=_CLAIM_COLUMNS)
+            await conn.copy_records_to_table("cdr_ids", records=claims, columns=CLAIM_COLUMNS)
+            if await twins_elsewhere(conn, claims):  # claimed in the neighbouring month
+                raise _ClaimedElsewhere
             await conn.copy_records_to_table("cdrs", records=rows, columns=list(COLUMNS))
-    except asyncpg.UniqueViolationError:
+    except (asyncpg.UniqueViolationError, _ClaimedElsewhere):
         return False
     return True
+
+
+class _ClaimedElsewhere(Exception):
+    """Undoes the fast path's savepoint: a call of the batch has a claim in another month."""
 
 
 async def _merge(conn: Conn, rows: Sequence[Row]) -> int:
