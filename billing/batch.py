@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from redis.exceptions import RedisError
 
 from billing import batch_reads as reads
-from billing.bulk_entries import EntryDraft, book_entries
+from billing.bulk_entries import Booked, EntryDraft, book_entries
 from billing.bulk_issue import issue_many
 from billing.documents import Document, Draft, Kind, Line
 from billing.fees import fee_reference
-from billing.negative import after_now, keep_marks, marks_of, since_of
-from billing.period import Period
+from billing.negative import after_now, keep_marks, marks_of, since_of_many
+from billing.period import Period, add_months
 from billing.postpaid import allocate, invoice_source, is_overdue, today_of
-from billing.prepaid import act_on_balance, restore_foreign, topup_source
+from billing.prepaid import CLOSED, FOREIGN, act_on_balance, restore_foreign, topup_source
 from billing.proforma import due_periods, proforma_source
 from billing.report import RunReport
 from billing.rounding import rounding_reference
@@ -50,7 +50,10 @@ class Batch:
         accounts: Sequence[Account],
         settings: BillingSettings,
         report: RunReport,
+        balances: dict[str, int],
     ) -> None:
+        # the Redis balances read with the batch; entries this run books are added to them
+        self.balances = dict(balances)
         self.store, self.conn, self.settings, self.report = store, conn, settings, report
         self.period: Period = report.period
         self.now: datetime = report.now
@@ -88,6 +91,11 @@ class Batch:
         ]
         booked = await book_entries(self.store, self.conn, drafts, self.now)
         self.report.fees += booked.entries
+        self._booked(booked)
+
+    def _booked(self, booked: Booked) -> None:
+        for e in booked.entries:
+            self.balances[e.account] += e.amount
         for account, why in booked.failed.items():
             self.fail(account, why)
 
@@ -126,8 +134,7 @@ class Batch:
             ],
             self.now,
         )
-        for account, why in booked.failed.items():
-            self.fail(account, why)
+        self._booked(booked)
 
     async def _topup_drafts(self, prepaid: list[Account]) -> list[tuple[str, Draft]]:
         by_id = {a.id: a for a in prepaid}
@@ -202,8 +209,8 @@ class Batch:
 
     async def lifecycle(self) -> None:
         """Prepaid: the balance at the run's instant for the whole batch; the stretch of
-        negative balance and its actions only for the accounts below zero, and a lift only
-        for those with a block to lift."""
+        negative balance read at once for those below zero, and an account acted on alone
+        only when an action is due or a block is to be lifted."""
         accounts = [
             a
             for a in self.live
@@ -211,27 +218,37 @@ class Batch:
         ]
         if not accounts:
             return
-        balances = await self._balances(accounts)
-        after = await after_now(self.conn, list(balances), self.now)
-        at_now = {a: b - after.get(a, 0) for a, b in balances.items()}
-        negative = [a for a in accounts if at_now.get(a.id, 0) < 0]
-        cleared = [a for a in accounts if a.id in at_now and at_now[a.id] >= 0]
+        ids = [a.id for a in accounts]
+        after = await after_now(self.conn, ids, self.now)
+        at_now = {a: self.balances[a] - after.get(a, 0) for a in ids}
+        negative = {a: b for a, b in at_now.items() if b < 0}
+        cleared = [a for a in accounts if at_now[a.id] >= 0]
         blocked = await reads.open_foreign_blocks(self.conn, [a.id for a in cleared])
         for a in cleared:
             if a.id in blocked:
                 await self._act(a, None)
-        marks = await marks_of(self.conn, [a.id for a in accounts])
-        found: dict[str, datetime] = {}
-        for a in negative:
-            try:
-                since = await since_of(self.conn, a.id, at_now[a.id], self.now, marks.get(a.id))
-            except ACCOUNT_ERRORS as exc:
-                self.fail(a.id, f"{type(exc).__name__}: {exc}")
-                continue
-            if since is not None:
-                found[a.id] = since
-            await self._act(a, since)
-        await keep_marks(self.conn, found, [a.id for a in cleared if marks.get(a.id)], self.now)
+        marks = await marks_of(self.conn, ids)
+        found = await since_of_many(self.conn, negative, self.now, marks) if negative else {}
+        taken = await reads.lifecycle_taken(self.conn, list(found))
+        for a in accounts:
+            since = found.get(a.id)
+            if since is not None and self._due(a, since, taken.get(a.id, {})):
+                await self._act(a, since)
+        await keep_marks(self.conn, found, [a.id for a in cleared if a.id in marks], self.now)
+
+    def _due(self, account: Account, since: datetime, taken: dict[str, datetime]) -> bool:
+        """Whether a lifecycle action is due for a stretch that began at `since` (what
+        prepaid.act_on_balance checks again before acting)."""
+
+        def done(kind: str) -> bool:
+            last = taken.get(kind)
+            return last is not None and last >= since
+
+        foreign = since + timedelta(days=self.settings.foreign_after_days)
+        closing = add_months(since, self.settings.close_after_months, account.timezone)
+        return (self.now >= foreign and not done(FOREIGN)) or (
+            self.now >= closing and not done(CLOSED)
+        )
 
     async def _act(self, account: Account, since: datetime | None) -> None:
         try:
@@ -244,21 +261,6 @@ class Batch:
                 )
         except ACCOUNT_ERRORS as exc:
             self.fail(account.id, f"{type(exc).__name__}: {exc}")
-
-    async def _balances(self, accounts: list[Account]) -> dict[str, int]:
-        """The live balances in Redis, in one pipeline (by node on a cluster)."""
-        redis, keys = self.store.ledger.redis, self.store.ledger.keys
-        async with redis.pipeline(transaction=False) as pipe:
-            for a in accounts:
-                pipe.hget(keys.account(a.id), "balance")
-            values = await pipe.execute(raise_on_error=False)
-        out = {}
-        for a, v in zip(accounts, values, strict=True):
-            if isinstance(v, Exception) or v is None:
-                self.fail(a.id, f"{type(v).__name__}: {v}" if v is not None else "not in Redis")
-                continue
-            out[a.id] = int(v)
-        return out
 
     async def overdue(self) -> None:
         """Postpaid: what is owed and paid on every invoice of the batch, read at once; the

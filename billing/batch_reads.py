@@ -189,3 +189,16 @@ async def open_foreign_blocks(conn: Conn, accounts: Sequence[str]) -> set[str]:
         list(accounts),
     )
     return {r["account"] for r in rows}
+
+
+async def lifecycle_taken(conn: Conn, accounts: Sequence[str]) -> dict[str, dict[str, datetime]]:
+    """The last time each lifecycle action was taken, per account and kind."""
+    rows = await conn.fetch(
+        "select account, kind, max(effective_at) as last from billing_events"
+        " where account = any($1::text[]) group by account, kind",
+        list(accounts),
+    )
+    out: dict[str, dict[str, datetime]] = {}
+    for r in rows:
+        out.setdefault(r["account"], {})[r["kind"]] = r["last"]
+    return out

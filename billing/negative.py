@@ -86,6 +86,44 @@ async def since_of(
     return created
 
 
+WINDOWS = """
+select w.account, x.at, x.amount
+from unnest($1::text[], $2::timestamptz[]) as w(account, start_at)
+cross join lateral (
+    select created_at as at, amount from ledger_entries e
+    where e.account = w.account and e.created_at >= w.start_at and e.created_at <= $3
+    union all
+    select ended_at as at, -cost as amount from cdrs c
+    where c.account = w.account and c.cost > 0 and c.ended_at >= w.start_at
+      and c.ended_at <= $3 and c.started_at >= w.start_at - $4::interval and c.started_at <= $3
+) x
+order by w.account, x.at desc
+"""
+
+
+async def since_of_many(
+    conn: Conn, balances: dict[str, int], now: datetime, hints: dict[str, datetime]
+) -> dict[str, datetime]:
+    """`since_of` for many negative balances (account -> balance at `now`): one read of
+    each account's window (from its hint, or `WINDOW` back), then `since_of` alone for the
+    few whose stretch began before it."""
+    starts = {
+        a: h if (h := hints.get(a)) is not None and h <= now else now - WINDOW for a in balances
+    }
+    rows = await conn.fetch(WINDOWS, list(starts), list(starts.values()), now, CALL_SPAN)
+    events: dict[str, list[tuple[datetime, int]]] = {a: [] for a in balances}
+    for r in rows:
+        events[r["account"]].append((r["at"], r["amount"]))
+    out = {}
+    for account, balance in balances.items():
+        at = _crossing(balance, events[account])
+        if at is None:
+            at = await since_of(conn, account, balance, now)
+        if at is not None:
+            out[account] = at
+    return out
+
+
 async def marks_of(conn: Conn, accounts: Sequence[str]) -> dict[str, datetime]:
     rows = await conn.fetch(
         "select account, since from billing_negative_marks where account = any($1::text[])",

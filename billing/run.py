@@ -58,12 +58,14 @@ async def bill_run(
     async with store.pool.acquire() as conn:
         while page := await store.page(last, batch, shard):
             last = page[-1][0].id
-            fast = await _in_step(store, page, report)
-            alone = [a for a, _ in page if a.id not in report.failed and a not in fast]
+            balances = await _in_step(store, page, report)
+            fast = [a for a, _ in page if a.id in balances]
+            in_step = {a.id for a in fast}
+            alone = [a for a, _ in page if a.id not in report.failed and a.id not in in_step]
             for account in alone:  # repaired (or beyond repair): one by one
                 await _isolated(store, conn, account, report, settings, repair=True)
             try:
-                await Batch(store, conn, fast, settings, report).run()
+                await Batch(store, conn, fast, settings, report, balances).run()
             except ACCOUNT_ERRORS as exc:
                 log.warning("bill run: batch after %s failed (%s); account by account", last, exc)
                 for account in fast:
@@ -74,21 +76,21 @@ async def bill_run(
 
 async def _in_step(
     store: AccountStore, page: list[tuple[Account, int]], report: RunReport
-) -> list[Account]:
-    """The accounts of `page` Redis holds as PostgreSQL does (one pipeline); an account
-    whose key Redis refuses to read is failed."""
+) -> dict[str, int]:
+    """The accounts of `page` Redis holds as PostgreSQL does, with their balances (one
+    pipeline); an account whose key Redis refuses to read is failed."""
     redis, keys = store.ledger.redis, store.ledger.keys
     async with redis.pipeline(transaction=False) as pipe:
         for account, _ in page:
             pipe.hmget(keys.account(account.id), drift_fields(account))
         values = await pipe.execute(raise_on_error=False)
-    fast = []
+    fast = {}
     for (account, seq), v in zip(page, values, strict=True):
         if isinstance(v, Exception):
             log.error("bill run: account %s failed: %s", account.id, v)
             report.failed[account.id] = f"{type(v).__name__}: {v}"
         elif drift_in(v, account, seq) is None:
-            fast.append(account)
+            fast[account.id] = int(v[0])  # drift_fields starts with the balance
     return fast
 
 
