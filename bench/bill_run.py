@@ -1,8 +1,14 @@
-"""`bill run` over many accounts with a month of CDRs, against the physical limit measured in
-the same run: one plain `SELECT ... GROUP BY account, prefix` over the same month's CDRs
-(the aggregation the run cannot do without: every postpaid invoice's call lines come from
-it, and it reads every CDR of the month once). Prints accounts/s of the run, the time of
-the plain statement, their ratio, and the time of a repeat run with nothing to do.
+"""`bill run` over many accounts with a month of CDRs, against two limits measured in the
+same run:
+
+- read: one plain `SELECT ... GROUP BY account, prefix` over the same month's CDRs (the
+  issue's yardstick: every postpaid invoice's call lines come from that aggregation);
+- write: `INSERT ... SELECT` of the rows the run wrote (its documents and ledger entries)
+  into tables of the same columns and indexes, server-side: what writing them costs
+  PostgreSQL with no client, no Redis and no logic.
+
+Prints accounts/s of the run, both limits and their ratios, and the time of a repeat run
+with nothing to do.
 
 The data: a fifth of the accounts postpaid, the rest prepaid with a top-up each (an invoice
 per top-up); every account has a monthly subscription (a fee) and `--calls` calls in the
@@ -127,6 +133,25 @@ async def timed_limit(s: Services) -> float:
     return time.perf_counter() - started
 
 
+async def timed_write(s: Services) -> float:
+    """The run's rows (documents, entries booked at NOW) written again, server-side."""
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        for table in ("billing_documents", "ledger_entries"):
+            await conn.execute(f"create table bench_{table} (like {table} including all)")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(
+                "insert into bench_billing_documents select * from billing_documents"
+            )
+            await conn.execute(
+                "insert into bench_ledger_entries select * from ledger_entries"
+                " where created_at = $1",
+                NOW,
+            )
+        return time.perf_counter() - started
+
+
 async def one_size(accounts: int, calls: int) -> None:
     async with bench_services("bill") as s:
         try:
@@ -138,6 +163,7 @@ async def one_size(accounts: int, calls: int) -> None:
             report = await bill_run(s.accounts, PERIOD, BillingSettings(), NOW)
             took = time.perf_counter() - started
             limit = min(limit, await timed_limit(s))
+            write = await timed_write(s)
             started = time.perf_counter()
             again = await bill_run(s.accounts, PERIOD, BillingSettings(), NOW)
             repeat = time.perf_counter() - started
@@ -147,7 +173,8 @@ async def one_size(accounts: int, calls: int) -> None:
     print(
         f"{accounts:>7} accounts, {accounts * calls:>8} CDRs (filled in {filled:5.1f} s):"
         f" bill run {took:7.2f} s = {accounts / took:7.0f} accounts/s;"
-        f" plain GROUP BY {limit:6.2f} s; ratio {limit / took:5.3f};"
+        f" plain GROUP BY {limit:6.2f} s (ratio {limit / took:5.3f});"
+        f" its rows written server-side {write:6.2f} s (ratio {write / took:5.3f});"
         f" repeat run {repeat:6.2f} s",
         flush=True,
     )

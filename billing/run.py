@@ -17,6 +17,7 @@ work side by side, each on its `shard` of the accounts (by a hash of the id)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -54,24 +55,46 @@ async def bill_run(
 ) -> RunReport:
     """Bill every account (of `shard`: (index, count)) for `period` as of `now`."""
     report = RunReport(period, now)
-    last = ""
-    async with store.pool.acquire() as conn:
-        while page := await store.page(last, batch, shard):
-            last = page[-1][0].id
-            balances = await _in_step(store, page, report)
-            fast = [a for a, _ in page if a.id in balances]
-            in_step = {a.id for a in fast}
-            alone = [a for a, _ in page if a.id not in report.failed and a.id not in in_step]
-            for account in alone:  # repaired (or beyond repair): one by one
-                await _isolated(store, conn, account, report, settings, repair=True)
-            try:
-                await Batch(store, conn, fast, settings, report, balances).run()
-            except ACCOUNT_ERRORS as exc:
-                log.warning("bill run: batch after %s failed (%s); account by account", last, exc)
-                for account in fast:
-                    if account.id not in report.failed:
-                        await _isolated(store, conn, account, report, settings)
+    Page = tuple[list[tuple[Account, int]], dict[str, int]]
+
+    async def read(after: str) -> Page:
+        """A page of accounts with its drift read: the next one is read while a batch is
+        billed (its Redis and PostgreSQL waits overlap the batch's)."""
+        page = await store.page(after, batch, shard)
+        return page, (await _in_step(store, page, report) if page else {})
+
+    ahead: asyncio.Task[Page] = asyncio.create_task(read(""))
+    try:
+        async with store.pool.acquire() as conn:
+            while (got := await ahead)[0]:
+                page, balances = got
+                last = page[-1][0].id
+                ahead = asyncio.create_task(read(last))
+                await _bill_page(store, conn, page, balances, report, settings)
+    finally:
+        ahead.cancel()
     return report
+
+
+async def _bill_page(
+    store: AccountStore,
+    conn: Conn,
+    page: list[tuple[Account, int]],
+    balances: dict[str, int],
+    report: RunReport,
+    settings: BillingSettings,
+) -> None:
+    fast = [a for a, _ in page if a.id in balances]
+    alone = [a for a, _ in page if a.id not in report.failed and a.id not in balances]
+    for account in alone:  # repaired (or beyond repair): one by one
+        await _isolated(store, conn, account, report, settings, repair=True)
+    try:
+        await Batch(store, conn, fast, settings, report, balances).run()
+    except ACCOUNT_ERRORS as exc:
+        log.warning("bill run: batch of %s.. failed (%s); account by account", page[0][0].id, exc)
+        for account in fast:
+            if account.id not in report.failed:
+                await _isolated(store, conn, account, report, settings)
 
 
 async def _in_step(
