@@ -185,3 +185,15 @@ async def test_a_wrong_negative_mark_does_not_change_when_the_stretch_began(
     lifted = await bill_run(svc.accounts, PERIOD, SETTINGS, went + timedelta(days=16))
     assert [x.kind for x in lifted.lifecycle] == ["foreign_numbers_restored"]
     assert await mark() is None
+
+
+async def test_a_bad_shard_is_a_clear_error(svc: Services) -> None:
+    import pytest
+
+    from tollgate.cli import CliError, build_parser
+
+    for bad in ("2/2", "x/3", "1", "-1/2"):
+        args = build_parser().parse_args(["bill", "run", f"--shard={bad}"])
+        with pytest.raises(CliError) as err:
+            await args.run(svc, args)
+        assert err.value.code == 2 and "--shard" in str(err.value)
