@@ -29,9 +29,9 @@ ACCOUNT = "bench-export"
 
 # One statement makes the rows inside PostgreSQL: no client round trips, no Python objects.
 FILL_IDS = """
-insert into cdr_ids (switch, call_id, account, started_at)
-select 'bench', 'exp-' || g, $1, $2::timestamptz + g * interval '1 second'
-from generate_series(1, $3) g
+insert into cdr_ids (switch, call_id, account, started_at, month)
+select 'bench', 'exp-' || g, $1, t, date_trunc('month', t at time zone 'UTC')::date
+from (select g, $2::timestamptz + g * interval '1 second' as t from generate_series(1, $3) g) s
 """
 FILL_CDRS = """
 insert into cdrs (call_id, started_at, account, state, decision, reason, granted_s, reserved,

@@ -62,7 +62,8 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
             if args.period
             else Period.of(now, settings.timezone).shifted(-1)
         )
-        report = await bill_run(s.accounts, period, settings, now)
+        shard = _shard(args.shard)
+        report = await bill_run(s.accounts, period, settings, now, shard=shard)
     print_json(report.as_dict())
     if report.failed:
         raise CliError(
@@ -70,6 +71,16 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
             ' (see "failed" above); the others were; run again once mended',
             EXIT_UNAVAILABLE,
         )
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' (0 <= I < N): this run bills only the accounts whose id hashes to I of N."""
+    if not text:
+        return None
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise BillingError("--shard", f"I/N with 0 <= I < N expected, got {text!r}")
+    return int(index), int(count)
 
 
 async def cmd_listing(s: Services, args: argparse.Namespace) -> None:

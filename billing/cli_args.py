@@ -19,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rn = sub.add_parser("run", help="fees, invoices, overdue flags, prepaid lifecycle")
     rn.add_argument("--period", help="YYYY-MM (default: the month before --now)")
     rn.add_argument("--now", help=NOW_HELP)
+    rn.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="bill only the accounts whose id hashes to I of N (N runs side by side, I = 0..N-1)",
+    )
     rn.set_defaults(run=Lazy("billing.cli:cmd_run"))
 
     ls = sub.add_parser("listing", help="an account's calls in a period, with totals")

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from billing.buyer import buyer_of
-from billing.numbering import next_number
+from billing.numbering import Number, next_number
 from billing.parties import Party
 from billing.settings import BillingSettings
 from billing.vat import RateTotal, code_of_bp, to_minor, totals_by_rate
@@ -218,52 +218,65 @@ async def issue(
         if found is not None:
             return found, False
         issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
-        due = draft.due_date or (
-            issue_date + timedelta(days=settings.due_days)
-            if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
-            else None
-        )
-        default = code_of_bp(settings.vat_rate_bp)
-        lines = [line.as_dict(default) for line in draft.lines]
-        totals = totals_by_rate([(ln["vat"], ln["gross"]) for ln in lines], settings.vat_decimals)
-        net = sum(t.net for t in totals)
-        vat = sum(t.vat for t in totals)
         buyer = await buyer_of(conn, draft.account)
-        seller = None if settings.seller is None else settings.seller.party
         number = await next_number(conn, PREFIX[draft.kind], issue_date)
         row = await conn.fetchrow(
-            "insert into billing_documents (number, series, seq, kind, account, source, period,"
-            " corrects, currency, vat_rate_bp, net, vat, gross, sale_date, issue_date, due_date,"
-            " issued_at, lines, note, created_at, exact, vat_totals, seller, buyer,"
-            " payment_method) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
-            "$11,$12,$13,$14,$15,$16,$17,$18,$19,$17,$20,$21,$22,$23,$24) returning *",
-            str(number),
-            number.series,
-            number.seq,
-            draft.kind.value,
-            draft.account,
-            draft.source,
-            draft.period,
-            draft.corrects,
-            draft.currency,
-            settings.vat_rate_bp,
-            net,
-            vat,
-            draft.gross,
-            draft.sale_date,
-            issue_date,
-            due,
-            now,
-            json.dumps(lines),
-            draft.note,
-            draft.exact,
-            json.dumps([t.as_dict() for t in totals]),
-            None if seller is None else json.dumps(seller.as_dict()),
-            None if buyer is None else json.dumps(buyer.as_dict()),
-            draft.payment_method,
+            f"{INSERT} returning *", *row_values(draft, number, buyer, settings, now)
         )
     assert row is not None  # returning * always yields the row
     return Document.from_row(row), True
+
+
+INSERT = (
+    "insert into billing_documents (number, series, seq, kind, account, source, period,"
+    " corrects, currency, vat_rate_bp, net, vat, gross, sale_date, issue_date, due_date,"
+    " issued_at, lines, note, created_at, exact, vat_totals, seller, buyer,"
+    " payment_method) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+    "$11,$12,$13,$14,$15,$16,$17,$18,$19,$17,$20,$21,$22,$23,$24)"
+)
+
+
+def row_values(
+    draft: Draft, number: Number, buyer: Party | None, settings: BillingSettings, now: datetime
+) -> tuple[Any, ...]:
+    """INSERT's arguments for `draft` issued at `now` with `number`: dates, the VAT split
+    per rate, the parties as they are now."""
+    issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
+    due = draft.due_date or (
+        issue_date + timedelta(days=settings.due_days)
+        if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
+        else None
+    )
+    default = code_of_bp(settings.vat_rate_bp)
+    lines = [line.as_dict(default) for line in draft.lines]
+    totals = totals_by_rate([(ln["vat"], ln["gross"]) for ln in lines], settings.vat_decimals)
+    seller = None if settings.seller is None else settings.seller.party
+    return (
+        str(number),
+        number.series,
+        number.seq,
+        draft.kind.value,
+        draft.account,
+        draft.source,
+        draft.period,
+        draft.corrects,
+        draft.currency,
+        settings.vat_rate_bp,
+        sum(t.net for t in totals),
+        sum(t.vat for t in totals),
+        draft.gross,
+        draft.sale_date,
+        issue_date,
+        due,
+        now,
+        json.dumps(lines),
+        draft.note,
+        draft.exact,
+        json.dumps([t.as_dict() for t in totals]),
+        None if seller is None else json.dumps(seller.as_dict()),
+        None if buyer is None else json.dumps(buyer.as_dict()),
+        draft.payment_method,
+    )
 
 
 async def by_source(conn: Conn, source: str) -> Document | None:

@@ -7,8 +7,10 @@ note changes what is owed on the invoice it corrects."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from billing.documents import Document, Draft, Kind, Line, documents_of, issue
@@ -100,8 +102,7 @@ class InvoiceStatus:
         return self.owed - self.paid
 
     def overdue(self, today: date, block_days: int) -> bool:
-        due = self.document.due_date
-        return self.outstanding > 0 and due is not None and today >= due + timedelta(block_days)
+        return is_overdue(self.document.due_date, self.outstanding, today, block_days)
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -120,14 +121,32 @@ async def paid_total(conn: Conn, account: str) -> int:
     return int(total)
 
 
-async def invoice_statuses(conn: Conn, account: str) -> list[InvoiceStatus]:
-    """Every invoice of the account with what is owed and paid on it, oldest first."""
-    docs = await documents_of(conn, account)
+class Amounts(Protocol):
+    """What allocating payments needs of a document (a Document, or a batch's row)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def gross(self) -> int: ...
+    @property
+    def corrects(self) -> int | None: ...
+    @property
+    def due_date(self) -> date | None: ...
+
+
+D = TypeVar("D", bound=Amounts)
+
+
+def allocate(docs: Sequence[D], paid: int) -> list[tuple[D, int, int]]:
+    """(invoice, owed, paid on it) for every invoice of `docs` (one account's documents in
+    the order they were issued), `paid` settling them oldest first."""
     credits: dict[int, int] = {}
     for d in docs:
         if d.kind is Kind.CREDIT_NOTE and d.corrects is not None:
             credits[d.corrects] = credits.get(d.corrects, 0) + d.gross
-    remaining = await paid_total(conn, account)
+    remaining = paid
     out = []
     for d in docs:
         if d.kind is not Kind.INVOICE:
@@ -136,10 +155,21 @@ async def invoice_statuses(conn: Conn, account: str) -> list[InvoiceStatus]:
         if owed < 0:  # credited beyond the invoice: the excess pays later ones
             remaining -= owed
             owed = 0
-        paid = min(owed, remaining)
-        remaining -= paid
-        out.append(InvoiceStatus(d, owed, paid))
+        on_it = min(owed, remaining)
+        remaining -= on_it
+        out.append((d, owed, on_it))
     return out
+
+
+def is_overdue(due: date | None, outstanding: int, today: date, block_days: int) -> bool:
+    return outstanding > 0 and due is not None and today >= due + timedelta(block_days)
+
+
+async def invoice_statuses(conn: Conn, account: str) -> list[InvoiceStatus]:
+    """Every invoice of the account with what is owed and paid on it, oldest first."""
+    docs = await documents_of(conn, account)
+    paid = await paid_total(conn, account)
+    return [InvoiceStatus(d, owed, on_it) for d, owed, on_it in allocate(docs, paid)]
 
 
 def today_of(now: datetime, settings: BillingSettings) -> date:

@@ -23,6 +23,7 @@ from typing import Any
 import phonenumbers
 
 from billing.documents import Document, Draft, Kind, Line, issue
+from billing.negative import after_now, marks_of, since_of
 from billing.number_notices import foreign_numbers, tell_released, warn_release
 from billing.period import add_months
 from billing.postpaid import today_of
@@ -84,35 +85,13 @@ async def negative_since(
     """When the balance last went below zero and stayed there until `now` (None: it is not
     negative at `now`).
 
-    Walks back from the live balance in Redis (the ledger's truth, and it needs no CDRs
-    older than the stretch itself, which retention may have dropped), undoing ledger
-    entries and call debits newest first, until the balance before one was >= 0."""
+    From the live balance in Redis (the ledger's truth) less what happened after `now`,
+    walking back only as far as the stretch goes (billing/negative.py): it needs no CDRs
+    older than the stretch itself, which retention may have dropped."""
     balance = (await store.live(account)).balance
-    events = await conn.fetch(
-        "select created_at as at, amount from ledger_entries where account = $1"
-        " union all"
-        " select ended_at as at, -cost as amount from cdrs where account = $1 and cost > 0"
-        " order by at desc",
-        account,
-    )
-    for e in events:
-        if e["at"] <= now:
-            break
-        balance -= e["amount"]  # happened after `now`: not yet, as far as `now` knows
-    if balance >= 0:
-        return None
-    for e in events:
-        if e["at"] > now:
-            continue
-        before = balance - e["amount"]
-        if before >= 0:
-            at: datetime = e["at"]
-            return at
-        balance = before
-    created: datetime = await conn.fetchval(
-        "select created_at from accounts where id = $1", account
-    )
-    return created
+    balance -= (await after_now(conn, [account], now)).get(account, 0)
+    hint = (await marks_of(conn, [account])).get(account)
+    return await since_of(conn, account, balance, now, hint)
 
 
 def foreign_prefixes(country: str) -> tuple[str, ...]:
@@ -249,7 +228,21 @@ async def lifecycle(
     """Take the actions a negative balance calls for at `now` (idempotent)."""
     if account.kind is not AccountKind.PREPAID or account.status is AccountStatus.CLOSED:
         return []
-    since = await negative_since(store, conn, account.id, now)
+    return await act_on_balance(
+        store, conn, account, await negative_since(store, conn, account.id, now), settings, now
+    )
+
+
+async def act_on_balance(
+    store: AccountStore,
+    conn: Conn,
+    account: Account,
+    since: datetime | None,
+    settings: BillingSettings,
+    now: datetime,
+) -> list[LifecycleAction]:
+    """The lifecycle's actions for a prepaid account whose stretch of negative balance
+    began at `since` (None: not negative at `now`)."""
     if since is None:
         restored = await restore_foreign(store, conn, account, now)
         return [] if restored is None else [restored]

@@ -3,116 +3,147 @@
 For each account: first Redis is brought in step with PostgreSQL if it drifted (repair.py),
 then the period's subscription fees (once the period is over in the account's zone), then
 prepaid: invoices for new top-ups, pro-formas due (proforma.py) and the negative-balance
-lifecycle; postpaid: the period's
-invoice and the overdue flag. Everything is keyed (fee references, document sources,
-lifecycle events), so a second run with the same arguments issues nothing new.
+lifecycle; postpaid: the period's invoice and the overdue flag. Everything is keyed (fee
+references, document sources, lifecycle events), so a second run with the same arguments
+issues nothing new.
 
-Accounts are billed one by one and a failure stays with its account: the run bills every
-other account and reports the failures, which the CLI turns into a non-zero exit."""
+Accounts are read in batches (`BATCH`, in id order) and each batch is billed as set
+operations (batch.py): a constant number of statements and Redis pipelines per batch,
+whatever its size. An account that drifted from PostgreSQL is repaired and billed alone
+(`bill_account`, the same steps one account at a time), and so is every account of a batch
+whose set operation failed: a failure stays with its account, the run bills every other
+account and reports the failures, which the CLI turns into a non-zero exit. Several runs may
+work side by side, each on its `shard` of the accounts (by a hash of the id)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-import asyncpg
 from redis.exceptions import RedisError
 
-from billing.documents import Document
+from billing.batch import ACCOUNT_ERRORS, Batch
 from billing.fees import charge_fees
 from billing.period import Period
 from billing.postpaid import issue_period_invoice, refresh_overdue
-from billing.prepaid import LifecycleAction, invoice_topups, lifecycle
+from billing.prepaid import invoice_topups, lifecycle
 from billing.proforma import issue_proformas
+from billing.report import RunReport
 from billing.rounding import book_rounding
 from billing.settings import BillingSettings
 from core.pg import Conn
-from rating.account_store import AccountStore, LedgerEntry
+from rating.account_store import AccountStore
 from rating.accounts import Account, AccountKind, AccountStatus
-from rating.money import format_micro
-from rating.repair import Repair, ledger_seqs, repair_account
+from rating.repair import drift_fields, drift_in, repair_account
+
+__all__ = ["BATCH", "RunReport", "bill_account", "bill_run"]
 
 log = logging.getLogger("tollgate.billing")
 
-
-@dataclass
-class RunReport:
-    period: Period
-    now: datetime
-    fees: list[LedgerEntry] = field(default_factory=list)
-    documents: list[Document] = field(default_factory=list)
-    overdue_set: list[str] = field(default_factory=list)
-    overdue_cleared: list[str] = field(default_factory=list)
-    lifecycle: list[LifecycleAction] = field(default_factory=list)
-    not_over: list[str] = field(default_factory=list)  # the period still runs in their zone
-    repaired: list[Repair] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # account -> what went wrong
-
-    @property
-    def changed(self) -> bool:
-        return bool(
-            self.fees
-            or self.documents
-            or self.overdue_set
-            or self.overdue_cleared
-            or self.lifecycle
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "period": str(self.period),
-            "now": self.now.isoformat(),
-            "fees": [{**e.as_dict(), "amount": format_micro(e.amount)} for e in self.fees],
-            "documents": [
-                {
-                    "number": d.number,
-                    "kind": d.kind.value,
-                    "account": d.account,
-                    "gross": format_micro(d.gross, 2),
-                }
-                for d in self.documents
-            ],
-            "overdue_set": self.overdue_set,
-            "overdue_cleared": self.overdue_cleared,
-            "lifecycle": [a.as_dict() for a in self.lifecycle],
-            "period_not_over": self.not_over,
-            "repaired": [r.as_dict() for r in self.repaired],
-            "failed": [{"account": a, "error": e} for a, e in sorted(self.failed.items())],
-        }
+BATCH = 1000  # accounts per batch
 
 
 async def bill_run(
-    store: AccountStore, period: Period, settings: BillingSettings, now: datetime
+    store: AccountStore,
+    period: Period,
+    settings: BillingSettings,
+    now: datetime,
+    *,
+    shard: tuple[int, int] | None = None,
+    batch: int = BATCH,
 ) -> RunReport:
+    """Bill every account (of `shard`: (index, count)) for `period` as of `now`."""
     report = RunReport(period, now)
-    seqs = await ledger_seqs(store)
-    async with store.pool.acquire() as conn:
-        for account in await store.all():
-            try:
-                fixed = await repair_account(store, account, seqs.get(account.id, 0))
-                if fixed is not None:
-                    report.repaired.append(fixed)
-                await _bill_account(store, conn, account, report, settings)
-            # domain errors (ValueError, LookupError; RuntimeError: a ledger out of
-            # sequence) and an unreachable store stay with this account
-            except (
-                ValueError,
-                LookupError,
-                RuntimeError,
-                RedisError,
-                OSError,
-                asyncpg.PostgresError,
-            ) as exc:
-                log.error("bill run: account %s failed: %s", account.id, exc)
-                report.failed[account.id] = f"{type(exc).__name__}: {exc}"
+    Page = tuple[list[tuple[Account, int]], dict[str, int]]
+
+    async def read(after: str) -> Page:
+        """A page of accounts with its drift read: the next one is read while a batch is
+        billed (its Redis and PostgreSQL waits overlap the batch's)."""
+        page = await store.page(after, batch, shard)
+        return page, (await _in_step(store, page, report) if page else {})
+
+    ahead: asyncio.Task[Page] = asyncio.create_task(read(""))
+    try:
+        async with store.pool.acquire() as conn:
+            while (got := await ahead)[0]:
+                page, balances = got
+                last = page[-1][0].id
+                ahead = asyncio.create_task(read(last))
+                await _bill_page(store, conn, page, balances, report, settings)
+    finally:
+        ahead.cancel()
     return report
 
 
-async def _bill_account(
+async def _bill_page(
+    store: AccountStore,
+    conn: Conn,
+    page: list[tuple[Account, int]],
+    balances: dict[str, int],
+    report: RunReport,
+    settings: BillingSettings,
+) -> None:
+    fast = [a for a, _ in page if a.id in balances]
+    alone = [a for a, _ in page if a.id not in report.failed and a.id not in balances]
+    for account in alone:  # repaired (or beyond repair): one by one
+        await _isolated(store, conn, account, report, settings, repair=True)
+    try:
+        await Batch(store, conn, fast, settings, report, balances).run()
+    except ACCOUNT_ERRORS as exc:
+        log.warning("bill run: batch of %s.. failed (%s); account by account", page[0][0].id, exc)
+        for account in fast:
+            if account.id not in report.failed:
+                await _isolated(store, conn, account, report, settings)
+
+
+async def _in_step(
+    store: AccountStore, page: list[tuple[Account, int]], report: RunReport
+) -> dict[str, int]:
+    """The accounts of `page` Redis holds as PostgreSQL does, with their balances (one
+    pipeline); an account whose key Redis refuses to read is failed."""
+    redis, keys = store.ledger.redis, store.ledger.keys
+    async with redis.pipeline(transaction=False) as pipe:
+        for account, _ in page:
+            pipe.hmget(keys.account(account.id), drift_fields(account))
+        values = await pipe.execute(raise_on_error=False)
+    fast = {}
+    for (account, seq), v in zip(page, values, strict=True):
+        if isinstance(v, Exception):
+            log.error("bill run: account %s failed: %s", account.id, v)
+            report.failed[account.id] = f"{type(v).__name__}: {v}"
+        elif drift_in(v, account, seq) is None:
+            fast[account.id] = int(v[0])  # drift_fields starts with the balance
+    return fast
+
+
+async def _isolated(
+    store: AccountStore,
+    conn: Conn,
+    account: Account,
+    report: RunReport,
+    settings: BillingSettings,
+    *,
+    repair: bool = False,
+) -> None:
+    try:
+        if repair:
+            seq = int(
+                await conn.fetchval("select ledger_seq from accounts where id = $1", account.id)
+            )
+            fixed = await repair_account(store, account, seq)
+            if fixed is not None:
+                report.repaired.append(fixed)
+        await bill_account(store, conn, account, report, settings)
+    except (*ACCOUNT_ERRORS, RedisError) as exc:
+        log.error("bill run: account %s failed: %s", account.id, exc)
+        report.failed[account.id] = f"{type(exc).__name__}: {exc}"
+
+
+async def bill_account(
     store: AccountStore, conn: Conn, account: Account, report: RunReport, settings: BillingSettings
 ) -> None:
+    """Bill one account, step by step (what a batch does for many at once)."""
     period, now = report.period, report.now
     over = now >= period.bounds(account.timezone)[1]
     if not over:

@@ -17,12 +17,23 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from cdr.model import COLUMNS, FINAL_STATES, Cdr, Row, text_row
+from cdr.ids import Claim, align, claim, claim_ids, twins_elsewhere
+from cdr.model import (
+    ACCOUNT_AT,
+    CALL_ID_AT,
+    COLUMNS,
+    FINAL_STATES,
+    STARTED_AT,
+    SWITCH_AT,
+    Cdr,
+    Row,
+    text_row,
+)
 from core.pg import Conn
 
 STAGE = "cdr_stage"
@@ -30,7 +41,6 @@ _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
 _COLS = ", ".join(COLUMNS)
 _KEY = ("switch", "account", "call_id")  # a call's identity (the same in cdr_ids)
 _SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
-_ON = " and ".join(f"i.{c} = s.{c}" for c in _KEY)
 
 TEXT = "cdr_text"  # the rows as the writer sends them: text, in COLUMNS order
 CREATE_STAGE = (
@@ -69,23 +79,18 @@ _STARTED = _typed("started_at")
 # New calls only (the fast path): a call claimed before fails the first with a unique
 # violation. In key order, so that concurrent writers lock alike.
 CLAIM_NEW = (
-    f"insert into cdr_ids (switch, account, call_id, started_at)"
-    f" select switch, account, call_id, {_STARTED} from {TEXT} order by switch, account, call_id"
+    f"insert into cdr_ids (switch, account, call_id, started_at, month)"
+    f" select switch, account, call_id, {_STARTED},"
+    f" (date_trunc('month', ({_STARTED}) at time zone 'UTC'))::date"
+    f" from {TEXT} order by switch, account, call_id"
 )
 INSERT_NEW = f"insert into cdrs ({', '.join(COLUMNS)}) select {_TYPED} from {TEXT}"
 TO_STAGE = f"insert into {STAGE} ({', '.join(COLUMNS)}) select {_TYPED} from {TEXT}"
 # The first started_at seen for a call (switch, account, call id) is the only one it may ever
-# have (cdrs has a foreign key to it); rows in key order so that concurrent writers lock alike.
-CLAIM_IDS = (
-    f"insert into cdr_ids (switch, account, call_id, started_at)"
-    f" select switch, account, call_id, started_at from {STAGE} order by switch, account, call_id"
-    " on conflict (switch, account, call_id) do nothing"
-)
-_CLAIM_COLUMNS = ["switch", "account", "call_id", "started_at"]
-ALIGN = (
-    f"update {STAGE} s set started_at = i.started_at from cdr_ids i"
-    f" where {_ON} and i.started_at <> s.started_at"
-)
+# have; rows in key order so that concurrent writers lock alike (cdr/ids.py: the claims'
+# layout, partitioned by month).
+CLAIM_IDS = claim_ids(STAGE)
+ALIGN = align(STAGE)
 # Only a final record replaces a non-final one (finished after expired); final ones stay.
 UPSERT = (
     f"insert into cdrs as c ({_COLS}) select {_COLS} from {STAGE}"
@@ -154,7 +159,7 @@ async def write_rows(
     async with conn.transaction():
         if rows:
             await conn.copy_records_to_table(TEXT, records=rows, columns=list(COLUMNS))
-            if await _insert_new(conn):
+            if await _insert_new(conn, rows):
                 written = len(rows)
             else:
                 written = await _merge(conn)
@@ -163,16 +168,33 @@ async def write_rows(
     return BatchResult(written, len(rejects))
 
 
-async def _insert_new(conn: Conn) -> bool:
+async def _insert_new(conn: Conn, rows: Sequence[Row]) -> bool:
     """The fast path, for a batch of new calls only: claim them and store their rows.
     Returns False, having written nothing, as soon as one of the calls was claimed before
-    (a unique violation undoes the savepoint alone)."""
+    (a unique violation, or a claim in the neighbouring month, undoes the savepoint alone)."""
     try:
         async with conn.transaction():  # a savepoint in write_rows' transaction
             await conn.execute(f"{CLAIM_NEW}; {INSERT_NEW}")  # one round trip
-    except asyncpg.UniqueViolationError:
+            if await twins_elsewhere(conn, _edge_claims(rows)):
+                raise _ClaimedElsewhere
+    except (asyncpg.UniqueViolationError, _ClaimedElsewhere):
         return False
     return True
+
+
+class _ClaimedElsewhere(Exception):
+    """Undoes the fast path's savepoint: a call of the batch has a claim in another month."""
+
+
+def _edge_claims(rows: Sequence[Row]) -> list[Claim]:
+    """The claims of text rows (start in epoch microseconds) that lie near a month's edge:
+    only those can have a twin in the neighbouring month (cdr/ids.py)."""
+    out: list[Claim] = []
+    for r in rows:
+        started = datetime.fromtimestamp(int(str(r[STARTED_AT])) // 1_000_000, UTC)
+        if started.day <= 3 or started.day >= 27:  # a superset of ids.EDGE around the edge
+            out.append(claim(str(r[SWITCH_AT]), str(r[ACCOUNT_AT]), str(r[CALL_ID_AT]), started))
+    return out
 
 
 async def _merge(conn: Conn) -> int:

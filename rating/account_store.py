@@ -136,6 +136,22 @@ class AccountStore:
             raise AccountNotFound(account_id)
         return _account(row)
 
+    async def page(
+        self, after: str, limit: int, shard: tuple[int, int] | None = None
+    ) -> list[tuple[Account, int]]:
+        """Up to `limit` accounts with ids after `after`, in id order, with their last ledger
+        entry's number; `shard` (index, count): only the accounts whose id hashes to it."""
+        rows = await self.pool.fetch(
+            "select * from accounts where id > $1"
+            " and ($3::int is null or (hashtext(id) & 2147483647) % $3 = $4)"
+            " order by id limit $2",
+            after,
+            limit,
+            None if shard is None else shard[1],
+            None if shard is None else shard[0],
+        )
+        return [(_account(r), int(r["ledger_seq"])) for r in rows]
+
     async def all(self) -> list[Account]:
         return [_account(r) for r in await self.pool.fetch("select * from accounts order by id")]
 

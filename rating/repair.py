@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from rating.account_store import AccountStore
 from rating.accounts import Account
@@ -34,13 +35,23 @@ class Repair:
 _MONEY = ("balance", "ledger_seq")
 
 
+def drift_fields(account: Account) -> list[str]:
+    """The hash fields `drift_in` compares, in its order."""
+    return [*_MONEY, *account.redis_fields()]
+
+
 async def drift_of(store: AccountStore, account: Account, pg_seq: int) -> Drift | None:
     """How Redis differs from PostgreSQL for `account` (whose last entry is `pg_seq`)."""
+    values = await store.ledger.redis.hmget(
+        store.ledger.keys.account(account.id), drift_fields(account)
+    )
+    return drift_in(values, account, pg_seq)
+
+
+def drift_in(values: list[Any], account: Account, pg_seq: int) -> Drift | None:
+    """`drift_of` from the values of `drift_fields` as Redis returned them."""
     wanted = account.redis_fields()
     names = list(wanted)
-    values = await store.ledger.redis.hmget(
-        store.ledger.keys.account(account.id), [*_MONEY, *names]
-    )
     if values[0] is None:
         return Drift.REBUILT
     if int(values[1] or 0) != pg_seq:

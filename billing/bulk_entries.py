@@ -1,0 +1,118 @@
+"""Ledger entries for many accounts at once (a bill run's fees and roundings).
+
+What `AccountStore.add_entry` does for one entry, for a batch in a constant number of
+statements: the accounts' rows locked in id order (as add_entry locks one), entries whose
+reference is already booked left out (a repeat books nothing), sequence numbers taken on
+from each account's last, one INSERT and one UPDATE; then the entries are applied in Redis
+in pipelines (the ledger's apply_entry script, exactly once and in sequence). An account
+whose entries Redis refuses is reported, not raised: PostgreSQL holds them and the next
+run's repair applies them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.exceptions import RedisError
+
+from core.pg import Conn
+from core.redis_cluster import PipelinedScript
+from rating.account_store import AccountStore, LedgerEntry
+
+REDIS_BATCH = 2000  # entries per pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDraft:
+    account: str
+    kind: str  # 'fee' or 'adjustment'
+    amount: int
+    reference: str
+    note: str
+
+
+@dataclass
+class Booked:
+    entries: list[LedgerEntry]  # booked now, in the order of the drafts
+    failed: dict[str, str]  # account -> why Redis did not take its entries
+
+
+async def book_entries(
+    store: AccountStore, conn: Conn, drafts: Sequence[EntryDraft], now: datetime
+) -> Booked:
+    """Book `drafts` at `now` (idempotent on each account's reference)."""
+    if not drafts:
+        return Booked([], {})
+    accounts = sorted({d.account for d in drafts})
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "select id, status, ledger_seq from accounts where id = any($1::text[])"
+            " order by id for update",
+            accounts,
+        )
+        seqs = {r["id"]: int(r["ledger_seq"]) for r in rows}
+        booked = await conn.fetch(
+            "select account, reference from ledger_entries e join unnest($1::text[], $2::text[])"
+            " as d(account, reference) using (account, reference)",
+            [d.account for d in drafts],
+            [d.reference for d in drafts],
+        )
+        done = {(r["account"], r["reference"]) for r in booked}
+        new: list[LedgerEntry] = []
+        for d in drafts:
+            if d.account not in seqs or (d.account, d.reference) in done:
+                continue
+            done.add((d.account, d.reference))
+            seqs[d.account] += 1
+            new.append(
+                LedgerEntry(d.account, seqs[d.account], d.kind, d.amount, d.reference, d.note, now)
+            )
+        if new:
+            await conn.copy_records_to_table(
+                "ledger_entries",
+                records=[
+                    (e.account, e.seq, e.kind, e.amount, e.reference, e.note, e.created_at)
+                    for e in new
+                ],
+                columns=["account", "seq", "kind", "amount", "reference", "note", "created_at"],
+            )
+            last = {e.account: e.seq for e in new}
+            await conn.execute(
+                "update accounts a set ledger_seq = v.seq"
+                " from unnest($1::text[], $2::bigint[]) as v(id, seq) where a.id = v.id",
+                list(last),
+                list(last.values()),
+            )
+    return Booked(new, await apply_in_redis(store, new))
+
+
+async def apply_in_redis(store: AccountStore, entries: Sequence[LedgerEntry]) -> dict[str, str]:
+    """Apply `entries` (in sequence per account) to the Redis balances; returns the accounts
+    that failed and why."""
+    one = store.ledger.script("apply_entry")
+    text = one.script if isinstance(one.script, str) else bytes(one.script).decode()
+    script = PipelinedScript(store.ledger.redis, "apply_entry", text)
+    failed: dict[str, str] = {}
+    for start in range(0, len(entries), REDIS_BATCH):
+        batch = entries[start : start + REDIS_BATCH]
+        calls: list[tuple[list[str], list[int | str]]] = [
+            ([store.ledger.keys.account(e.account)], [e.seq, e.amount, e.kind]) for e in batch
+        ]
+        try:
+            results = await script.run(calls)
+        except RedisError:  # one account's key refused it: apply one by one, to know which
+            results = []
+            for keys, args in calls:
+                try:
+                    results.append(await one(keys=keys, args=args))
+                except RedisError as exc:
+                    results.append(exc)
+        for e, res in zip(batch, results, strict=True):
+            if isinstance(res, Exception):
+                failed[e.account] = f"{type(res).__name__}: {res}"
+                continue
+            status = res[0].decode() if isinstance(res[0], bytes) else str(res[0])
+            if status in ("GAP", "NO_ACCOUNT"):
+                failed[e.account] = f"RuntimeError: ledger of {e.account} {status} at {e.seq}"
+    return failed

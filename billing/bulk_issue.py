@@ -1,0 +1,94 @@
+"""Issuing many documents in one transaction (a bill run's invoices and pro-formas).
+
+The same documents `documents.issue` makes one by one, in a constant number of statements:
+every source locked (the advisory lock `issue` takes, in hash order so two batches never wait
+on each other in a cycle), sources already issued returned as they are, the buyers read at
+once, each series' numbers taken as one block (the counter row stays locked until commit, so
+numbers stay gapless and a rollback gives them all back), one COPY of the rows. Numbers
+follow the order of the drafts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from billing.buyer import party_of
+from billing.documents import PREFIX, Document, Draft, row_values
+from billing.numbering import Number, series_of
+from billing.settings import BillingSettings
+from core.pg import Conn
+from customers.store import customers_of_accounts
+
+_COLUMNS = [
+    "number", "series", "seq", "kind", "account", "source", "period", "corrects", "currency",
+    "vat_rate_bp", "net", "vat", "gross", "sale_date", "issue_date", "due_date", "issued_at",
+    "lines", "note", "exact", "vat_totals", "seller", "buyer", "payment_method", "created_at",
+]  # fmt: skip
+
+
+async def take_numbers(conn: Conn, series: str, count: int) -> list[Number]:
+    """The next `count` numbers of `series`; inside the transaction that issues them."""
+    await conn.execute(
+        "insert into document_series (series, last_seq) values ($1, 0)"
+        " on conflict (series) do nothing",
+        series,
+    )
+    last = int(
+        await conn.fetchval(
+            "update document_series set last_seq = last_seq + $2 where series = $1"
+            " returning last_seq",
+            series,
+            count,
+        )
+    )
+    return [Number(series, seq) for seq in range(last - count + 1, last + 1)]
+
+
+async def issue_many(
+    conn: Conn, drafts: Sequence[Draft], settings: BillingSettings, now: datetime
+) -> dict[str, tuple[Document, bool]]:
+    """Issue every draft whose source has no document yet: source -> (document, True if
+    issued by this call)."""
+    if not drafts:
+        return {}
+    sources = [d.source for d in drafts]
+    async with conn.transaction():
+        await conn.execute(
+            "select pg_advisory_xact_lock(h) from"
+            " (select distinct hashtext(s) as h from unnest($1::text[]) s order by 1) x",
+            sources,
+        )
+        out = {d.source: (d, False) for d in await _by_sources(conn, sources)}
+        new = [d for d in {d.source: d for d in drafts}.values() if d.source not in out]
+        if new:
+            customers = await customers_of_accounts(conn, sorted({d.account for d in new}))
+            issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
+            numbers: dict[str, Iterator[Number]] = {}
+            for prefix in dict.fromkeys(PREFIX[d.kind] for d in new):
+                count = sum(1 for d in new if PREFIX[d.kind] == prefix)
+                taken = await take_numbers(conn, series_of(prefix, issue_date), count)
+                numbers[prefix] = iter(taken)
+            records = []
+            for d in new:
+                buyer = customers.get(d.account)
+                values = row_values(
+                    d,
+                    next(numbers[PREFIX[d.kind]]),
+                    None if buyer is None else party_of(buyer),
+                    settings,
+                    now,
+                )
+                records.append((*values, now))
+            await conn.copy_records_to_table("billing_documents", records=records, columns=_COLUMNS)
+            out.update(
+                {d.source: (d, True) for d in await _by_sources(conn, [d.source for d in new])}
+            )
+    return {s: out[s] for s in sources}
+
+
+async def _by_sources(conn: Conn, sources: list[str]) -> list[Document]:
+    rows = await conn.fetch(
+        "select * from billing_documents where source = any($1::text[]) order by id", sources
+    )
+    return [Document.from_row(r) for r in rows]
