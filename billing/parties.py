@@ -68,6 +68,7 @@ class Party:
     email: str = ""
     iban: str = ""  # the seller's account for payments (compact)
     bank: str = ""
+    language: str = "pl"  # ISO 639-1: the buyer's, for a second language on documents
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class Party:
             "email": self.email,
             "iban": self.iban,
             "bank": self.bank,
+            "language": self.language,
         }
 
     @classmethod
@@ -94,6 +96,7 @@ class Party:
             email=d.get("email") or "",
             iban=d.get("iban") or "",
             bank=d.get("bank") or "",
+            language=d.get("language") or "pl",
         )
 
     @property
