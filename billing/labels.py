@@ -59,7 +59,6 @@ PDF_EN: dict[str, str] = {
     "Ilość": "Qty",
     "J.m.": "Unit",
     "Cena jedn. brutto": "Unit price (gross)",
-    "VAT": "VAT",
     "Wartość brutto": "Gross amount",
     "Stawka VAT": "VAT rate",
     "Netto": "Net",

@@ -27,6 +27,7 @@ from billing.documents import Draft, Kind, Line, by_number, issue
 from billing.ksef_xml import KsefError, fa3_xml
 from billing.parties import Party
 from billing.postpaid import invoice_statuses
+from billing.prepaid import invoice_topup
 from billing.printing import printable
 from billing.settings import BillingSettings
 from core.cliout import CliError
@@ -469,3 +470,55 @@ async def json_of(cmd: Any, svc: Services, args: argparse.Namespace) -> Any:
     with contextlib.redirect_stdout(out):
         await cmd(svc, args)
     return json.loads(out.getvalue())
+
+
+async def topup_invoice_pdf(
+    svc: Services, account: str, settings: BillingSettings, out: Path
+) -> tuple[str, str]:
+    """A top-up booked in the ledger, its invoice issued by billing as `bill run` does, and
+    the PDF as `bill pdf` writes it: (the document's number, the PDF's text)."""
+    acct = await svc.accounts.get(account)
+    entry, _ = await svc.accounts.add_entry(account, "topup", 50 * PLN, "P24-77", at=local(
+        "2026-12-03T10:00"))  # fmt: skip
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        doc, created = await invoice_topup(conn, acct, entry, settings, local("2026-12-03T10:05"))
+    assert created
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=doc.number, output=str(out)))
+    return doc.number, " ".join(pdf_text(out).split())
+
+
+async def test_line_texts_units_and_payment_are_polish_with_english_only_when_asked(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    pl = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, pl.id)
+    number, text = await topup_invoice_pdf(svc, pl.id, seller_env, tmp_path / "pl.pdf")
+    assert f"Faktura VAT nr {number}" in text
+    assert "Doładowanie konta przedpłaconego P24-77" in text
+    assert "Zapłacono: 50,00 PLN" in text and "Sposób płatności: przelew" in text
+    assert "szt." in text
+    for english in ("top-up", "Prepaid", "VAT invoice", "Amount", "Paid", "pcs"):
+        assert english not in text
+    # the line's Polish text is what KSeF gets; its English is kept beside it
+    async with svc.pool.acquire() as conn:  # type: ignore[union-attr]
+        doc = await by_number(conn, number)
+        assert doc is not None
+        p = await printable(conn, number, seller_env)
+    assert doc.lines[0]["text_en"] == "Prepaid credit top-up P24-77"
+    xml = etree.fromstring(fa3_xml(p))
+    assert xml.xpath("string(fa:Fa/fa:FaWiersz/fa:P_7)", namespaces=FA) == (
+        "Doładowanie konta przedpłaconego P24-77"
+    )
+    # a buyer whose record asks for English gets it as a second language, Polish first
+    en = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, en.id, id="cust-en", language="en")
+    number, text = await topup_invoice_pdf(svc, en.id, seller_env, tmp_path / "en.pdf")
+    assert f"Faktura VAT / VAT invoice nr {number}" in text
+    polish, english = "Doładowanie konta przedpłaconego P24-77", "Prepaid credit top-up P24-77"
+    assert polish in text and english in text and text.index(polish) < text.index(english)
+    assert text.index("szt.") < text.index("pcs")
+    assert "Zapłacono / Paid: 50,00 PLN" in text
+    assert "Sposób płatności / Payment method: przelew / bank transfer" in text
+    assert "Sprzedawca / Seller" in text and "Nabywca / Buyer" in text
+    assert text.index("Data wystawienia / Issue date") < text.index("Słownie / In words")
