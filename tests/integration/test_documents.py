@@ -33,8 +33,10 @@ from billing.settings import BillingSettings
 from core.cliout import CliError
 from customers.model import Customer, CustomerKind
 from customers.store import CustomerStore
+from panel_api.tokens import Role
 from runtime.services import Services
 from tests.conftest import AccountFactory
+from tests.integration.test_panel_api import bearer, panel_client, token
 from tests.ksef_standin import Standin
 from tests.unit.test_invoice_parts import SELLER
 
@@ -522,3 +524,89 @@ async def test_line_texts_units_and_payment_are_polish_with_english_only_when_as
     assert "Sposób płatności / Payment method: przelew / bank transfer" in text
     assert "Sprzedawca / Seller" in text and "Nabywca / Buyer" in text
     assert text.index("Data wystawienia / Issue date") < text.index("Słownie / In words")
+
+
+async def test_the_ksef_upo_is_fetched_kept_and_shown(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """KSeF accepts the invoice before its UPO is ready: the submission is kept with the UPO
+    pending, `bill ksef --upo` asks again until KSeF has it, then keeps it (asked no more),
+    and `bill show` shows the KSeF number and the UPO's state."""
+    standin, url = ksef
+    standin.upo_after = 100  # not produced while the send waits for it
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
+    monkeypatch.setenv("TOLLGATE_KSEF_UPO_POLLS", "3")
+    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    sent = await json_of(billing_cmds.cmd_ksef, svc, send)
+    assert (sent["status"], sent["upo"]) == ("accepted", "pending")
+    assert standin.upo_asked == 3  # TOLLGATE_KSEF_UPO_POLLS tries, then left for later
+    shown = await json_of(billing_cmds.cmd_show, svc, argparse.Namespace(number=number))
+    assert shown["number"] == number and shown["ksef"]["upo"] == "pending"
+    assert shown["ksef"]["ksef_number"] == sent["ksef_number"]
+
+    out = tmp_path / "upo.xml"
+    ask = argparse.Namespace(number=number, output=str(out), upo=True, now="2026-12-01T09:00")
+    later = await json_of(billing_cmds.cmd_ksef, svc, ask)
+    assert (later["upo"], later["fetched"]) == ("pending", False) and not out.exists()
+    standin.upo_after = 0
+    got = await json_of(billing_cmds.cmd_ksef, svc, ask)
+    assert (got["upo"], got["fetched"], got["file"]) == ("received", True, str(out))
+    upo = etree.fromstring(out.read_bytes())
+    ns = {"upo": "http://upo.schematy.mf.gov.pl/KSeF/v4-2"}
+    assert upo.xpath("string(//upo:NumerKSeFDokumentu)", namespaces=ns) == sent["ksef_number"]
+    asked = standin.upo_asked
+    again = await json_of(billing_cmds.cmd_ksef, svc, ask)
+    assert (again["upo"], again["fetched"]) == ("received", False)
+    assert standin.upo_asked == asked  # kept: KSeF is not asked again
+    shown = await json_of(billing_cmds.cmd_show, svc, argparse.Namespace(number=number))
+    assert shown["ksef"]["upo"] == "received"
+    assert shown["ksef"]["upo_at"] == local("2026-12-01T09:00").isoformat()
+    listed = await json_of(
+        billing_cmds.cmd_invoices, svc, argparse.Namespace(account=acct.id, now=None)
+    )
+    assert [d["ksef"]["upo"] for d in listed] == ["received"]
+    # the panel lists it the same way to the customer
+    async with panel_client(svc.settings) as client:
+        customer = bearer(await token(svc, Role.CUSTOMER, acct.id))
+        r = await client.get(f"/api/v1/accounts/{acct.id}/invoices", headers=customer)
+        [doc] = (await r.json())["items"]
+    assert doc["ksef"]["ksef_number"] == sent["ksef_number"] and doc["ksef"]["upo"] == "received"
+
+
+async def test_a_upo_of_another_document_or_before_acceptance_is_refused(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    standin.upo_hash = "bm90IHRoaXMgZG9jdW1lbnQ="  # a receipt for other bytes
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
+    ask = argparse.Namespace(number=number, output=None, upo=True, now="2026-12-01T09:00")
+    with pytest.raises(CliError, match=r"upo: KSeF has not accepted the document \(not sent\)"):
+        await billing_cmds.cmd_ksef(svc, ask)
+    # KSeF accepted the invoice: its number is kept, the receipt that is not its own is not
+    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    sent = await json_of(billing_cmds.cmd_ksef, svc, send)
+    assert (sent["status"], sent["upo"]) == ("accepted", "pending")
+    assert "is not the sent XML's" in sent["upo_error"]
+    with pytest.raises(CliError, match=r"upo: the UPO's document hash .* is not the sent XML's"):
+        await billing_cmds.cmd_ksef(svc, ask)
+    assert svc.pool is not None
+    assert await svc.pool.fetchval("select count(*) from ksef_submissions where upo is null") == 1
