@@ -2,10 +2,12 @@
 
 fpdf2 is pure Python (no browser, no system libraries), embeds and subsets TrueType fonts,
 and draws tables; the font is DejaVu Sans from Debian's fonts-dejavu-core unless
-TOLLGATE_PDF_FONT / TOLLGATE_PDF_FONT_BOLD name others."""
+TOLLGATE_PDF_FONT / TOLLGATE_PDF_FONT_BOLD name others, embedded from a reduced copy made
+once per process when the document's text allows (pdf_fonts.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from billing.documents import UNIT, Document, Kind
 from billing.errors import BillingError
 from billing.labels import UNITS_EN, pdf_word, second_language
 from billing.parties import Party, format_iban
+from billing.pdf_fonts import font_for
 from billing.words import amount_in_words
 from rating.money import MICRO
 
@@ -82,8 +85,9 @@ def render(
     pdf = FPDF(format="A4")
     pdf.set_title(f"{TITLE[doc.kind]} {doc.number}")
     pdf.set_creator("tollgate")
-    pdf.add_font(FAMILY, "", settings.font)
-    pdf.add_font(FAMILY, "B", settings.font_bold)
+    text = _printed_text(doc, seller, buyer, related)
+    pdf.add_font(FAMILY, "", font_for(settings.font, text))
+    pdf.add_font(FAMILY, "B", font_for(settings.font_bold, text))
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
     lang = second_language(buyer.language) if buyer is not None else ""
@@ -95,6 +99,14 @@ def render(
     _totals(pdf, doc, lang)
     _payment(pdf, doc, seller, related, lang)
     return bytes(pdf.output())
+
+
+def _printed_text(doc: Document, seller: Party, buyer: Party | None, related: Related) -> str:
+    """Every variable text the PDF may print (the fixed words are Polish and English):
+    what decides whether the reduced font has all its characters."""
+    parts = [doc.as_dict(), seller.as_dict(), buyer.as_dict() if buyer else None]
+    words = amount_in_words(doc.gross, doc.currency)
+    return json.dumps([parts, str(related), words], ensure_ascii=False, default=str)
 
 
 def _text(pdf: FPDF, text: str, size: float = 9, bold: bool = False, h: float = 5) -> None:
