@@ -77,6 +77,7 @@ PDF_EN: dict[str, str] = {
     "karta płatnicza": "payment card",
     "płatność online": "online payment",
     "(brak danych nabywcy)": "(no buyer data)",
+    "Odwrotne obciążenie": "Reverse charge",
 }
 
 

@@ -103,6 +103,18 @@ class Party:
     def business(self) -> bool:
         return bool(self.nip or self.vat_id) and not self.consumer
 
+    @property
+    def eu_business(self) -> bool:
+        """A business in another EU country (an EU VAT number, no Polish NIP): it accounts
+        for the VAT of services supplied to it (art. 28b), the invoice says so."""
+        return self.business and not self.nip and bool(self.vat_id)
+
+
+def reverse_charge(rates: list[str], buyer: Party | None) -> bool:
+    """Whether a document bears "odwrotne obciążenie" (art. 106e ust. 1 pkt 18): an
+    out-of-scope (np) line sold to a business in another EU country."""
+    return "np" in rates and buyer is not None and buyer.eu_business
+
 
 @dataclass(frozen=True)
 class SellerSettings:

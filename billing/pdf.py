@@ -20,7 +20,7 @@ from fpdf.enums import XPos, YPos
 from billing.documents import UNIT, Document, Kind
 from billing.errors import BillingError
 from billing.labels import UNITS_EN, pdf_word, second_language
-from billing.parties import Party, format_iban
+from billing.parties import Party, format_iban, reverse_charge
 from billing.pdf_fonts import font_for
 from billing.words import amount_in_words
 from rating.money import MICRO
@@ -97,7 +97,7 @@ def render(
         _correction(pdf, doc, related, lang)
     _lines(pdf, doc, lang)
     _totals(pdf, doc, lang)
-    _payment(pdf, doc, seller, related, lang)
+    _payment(pdf, doc, seller, buyer, related, lang)
     return bytes(pdf.output())
 
 
@@ -208,10 +208,14 @@ def _totals(pdf: FPDF, doc: Document, lang: str) -> None:
     pdf.ln(3)
 
 
-def _payment(pdf: FPDF, doc: Document, seller: Party, related: Related, lang: str) -> None:
+def _payment(
+    pdf: FPDF, doc: Document, seller: Party, buyer: Party | None, related: Related, lang: str
+) -> None:
     due_word = "Do zwrotu" if doc.gross < 0 else "Do zapłaty"
     if related.paid:
         due_word = "Zapłacono"
+    if reverse_charge(doc.rates, buyer):
+        _text(pdf, pdf_word("Odwrotne obciążenie", lang), bold=True)
     due_word = pdf_word(due_word, lang)
     _text(pdf, f"{due_word}: {money(abs(doc.gross))} {doc.currency}", 11, bold=True, h=6)
     _text(pdf, f"{pdf_word('Słownie', lang)}: {amount_in_words(doc.gross, doc.currency)}")

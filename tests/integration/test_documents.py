@@ -26,6 +26,7 @@ from billing import cli as billing_cmds
 from billing.documents import Draft, Kind, Line, by_number, issue
 from billing.ksef_xml import KsefError, fa3_xml
 from billing.parties import Party
+from billing.pdf import PdfSettings, render
 from billing.postpaid import invoice_statuses
 from billing.prepaid import invoice_topup
 from billing.printing import printable
@@ -239,7 +240,7 @@ FA = {"fa": "http://crd.gov.pl/wzor/2025/06/25/13775/"}
 
 
 async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
     acct = await make_account(at=local("2026-11-01T10:00"))
     number = await issue_mixed(svc, acct.id, seller_env)
@@ -278,6 +279,16 @@ async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
         "np II",
         "23",
     ]
+    # the EU buyer accounts for the VAT: "odwrotne obciążenie" in FA(3) (P_18) and on paper
+    assert one("fa:Fa/fa:Adnotacje/fa:P_18") == "2"
+    assert eu_xml.xpath("string(fa:Fa/fa:Adnotacje/fa:P_18)", namespaces=FA) == "1"
+    for printable_, says in ((p, False), (eu, True)):
+        pdf = tmp_path / "rc.pdf"
+        pdf.write_bytes(
+            render(printable_.document, printable_.seller, printable_.buyer, printable_.related,
+                   PdfSettings())
+        )  # fmt: skip
+        assert ("Odwrotne obciążenie" in pdf_text(pdf)) is says
 
 
 async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
