@@ -191,6 +191,20 @@ async def _upo(conn: Conn, document_id: int, args: argparse.Namespace, now: date
     print_json(out)
 
 
+async def cmd_ksef_pending(s: Services, args: argparse.Namespace) -> None:
+    """Send what KSeF has not accepted yet and fetch the UPOs it has not given yet."""
+    from billing.ksef_batch import ksef_pass
+    from billing.ksef_send import KsefClientGateway, KsefSettings
+
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError):
+        gateway = KsefClientGateway(KsefSettings.from_env())
+        async with s.pool.acquire() as conn:
+            report = await ksef_pass(conn, gateway, settings, _now(args, settings))
+    print_json(report.as_dict())
+
+
 async def cmd_show(s: Services, args: argparse.Namespace) -> None:
     """One document as issued, with where it stands in KSeF (number, UPO)."""
     from billing.ksef_state import ksef_states

@@ -621,3 +621,47 @@ async def test_a_upo_of_another_document_or_before_acceptance_is_refused(
         await billing_cmds.cmd_ksef(svc, ask)
     assert svc.pool is not None
     assert await svc.pool.fetchval("select count(*) from ksef_submissions where upo is null") == 1
+
+
+async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    standin.upo_after = 100
+    numbers = []
+    for _ in range(2):
+        acct = await make_account(at=local("2026-11-01T10:00"))
+        await customer_for(svc, acct.id)
+        numbers.append(await issue_mixed(svc, acct.id, seller_env))
+    consumer = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, consumer.id, kind=CustomerKind.CONSUMER, tax_id=None)
+    await issue_mixed(svc, consumer.id, seller_env)
+    for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
+    monkeypatch.setenv("TOLLGATE_KSEF_UPO_POLLS", "1")
+    args = argparse.Namespace(now="2026-12-01T08:00")
+    # KSeF unreachable: each document is reported, none is recorded, the pass ends
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", "http://127.0.0.1:9/")
+    down = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert [f["number"] for f in down["failed"]] == numbers and down["sent"] == []
+    assert all("KSeF did not take the invoice" in f["error"] for f in down["failed"])
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    first = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert [(d["number"], d["status"], d["upo"]) for d in first["sent"]] == [
+        (n, "accepted", "pending") for n in numbers
+    ]  # the consumer's invoice is not sent
+    assert (first["upo"], first["failed"]) == ([], [])
+    standin.upo_after = 0
+    second = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert second["sent"] == []
+    assert [(d["number"], d["upo"], d["fetched"]) for d in second["upo"]] == [
+        (n, "received", True) for n in numbers
+    ]
+    third = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert third == {"sent": [], "upo": [], "skipped": [], "failed": []}
+    assert len(standin.received) == 2  # each sent once
