@@ -1,11 +1,12 @@
-"""Sending FA(3) invoices to KSeF and keeping the number KSeF gives them.
+"""Sending FA(3) invoices to KSeF and keeping the number and the receipt KSeF gives them.
 
-Behind `KsefGateway` (one method: send an XML, get KSeF's verdict), the real client is the
-`ksef-client` package speaking KSeF 2.0's API: authentication with a KSeF token (encrypted
-with the Ministry's public key), an online session (the invoice AES-encrypted, the key
-RSA-encrypted), the invoice's status polled until KSeF accepts it (its KSeF number) or
-rejects it. These machines cannot reach the Ministry's service; tests run the same client
-against a local stand-in that speaks the same HTTP API (tests/ksef_standin.py).
+Behind `KsefGateway` (send an XML and get KSeF's verdict; ask for an accepted invoice's
+UPO), the real client is the `ksef-client` package speaking KSeF 2.0's API: authentication
+with a KSeF token (encrypted with the Ministry's public key), an online session (the invoice
+AES-encrypted, the key RSA-encrypted), the invoice's status polled until KSeF accepts it
+(its KSeF number) or rejects it. The operator's machines reach the Ministry's service; the
+test machines cannot, so tests run the same client against a local stand-in that speaks the
+same HTTP API (tests/ksef_standin.py).
 
 A document is sent once: an accepted submission is kept in ksef_submissions and a second
 `send` answers it; a rejected one may be sent again after the cause is mended.
