@@ -348,7 +348,7 @@ async def _credit(
             (_complaint_line(c.id, -amount),),
             period=c.period,
             corrects=corrects,
-            note=f"complaint {c.id}",
+            note=f"uznana reklamacja nr {c.id}",  # the reason printed on the korekta
         )
         doc, _ = await issue(conn, draft, settings, now)
         await book_rounding(store, doc, now)
