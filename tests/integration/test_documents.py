@@ -40,6 +40,7 @@ from tests.conftest import AccountFactory
 from tests.integration.test_panel_api import bearer, panel_client, token
 from tests.ksef_standin import Standin
 from tests.unit.test_invoice_parts import SELLER
+from tollgate.scheduler import SchedulerSettings, job_ksef
 
 PLN = 1_000_000
 GROSZ = 10_000
@@ -665,3 +666,27 @@ async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
     third = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
     assert third == {"sent": [], "upo": [], "skipped": [], "failed": []}
     assert len(standin.received) == 2  # each sent once
+
+
+async def test_the_scheduler_sends_to_ksef_once_configured(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    now = local("2026-12-01T03:00")
+    monkeypatch.delenv("TOLLGATE_KSEF_URL", raising=False)
+    assert await job_ksef(svc, SchedulerSettings(), now) == "KSeF not configured"
+    for key, value in (("URL", "http://127.0.0.1:9/"), ("TOKEN", "ksef-token-123"),
+                       ("NIP", "5260001246"), ("POLL_S", "0")):  # fmt: skip
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    with pytest.raises(RuntimeError, match=f"not in KSeF: {number}"):
+        await job_ksef(svc, SchedulerSettings(), now)  # a failed job: retried next tick
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    assert await job_ksef(svc, SchedulerSettings(), now) == "sent 1, UPOs asked 0"
+    assert len(standin.received) == 1
