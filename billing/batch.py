@@ -22,11 +22,12 @@ from billing.bulk_entries import Booked, EntryDraft, book_entries
 from billing.bulk_issue import issue_many
 from billing.documents import Document, Draft, Kind, Line
 from billing.fees import fee_reference
+from billing.labels import CALLS, line_text
 from billing.negative import after_now, keep_marks, marks_of, since_of_many
 from billing.period import Period, add_months
 from billing.postpaid import allocate, invoice_source, is_overdue, today_of
 from billing.prepaid import CLOSED, FOREIGN, act_on_balance, restore_foreign, topup_source
-from billing.proforma import due_periods, proforma_source
+from billing.proforma import due_periods, proforma_source, subscription_line
 from billing.report import RunReport
 from billing.rounding import rounding_reference
 from billing.settings import BillingSettings
@@ -142,7 +143,8 @@ class Batch:
         out = []
         for e in entries:
             a = by_id[e.account]
-            line = Line(f"Prepaid credit top-up {e.reference or e.seq}", e.amount)
+            pl, en = line_text("topup", ref=e.reference or e.seq)
+            line = Line(pl, e.amount, text_en=en)
             sale = today_of(e.created_at, self.settings)
             draft = Draft(
                 Kind.TOPUP_INVOICE, a.id, topup_source(a.id, e.seq), a.currency, sale, (line,)
@@ -167,7 +169,7 @@ class Batch:
                     proforma_source(a.id, sub.name, period),
                     a.currency,
                     max(period.first_day, sub.started_on),
-                    (Line(f"Abonament {sub.name} {period}", sub.monthly_fee, unit="mies."),),
+                    (subscription_line(sub, period),),
                     period=str(period),
                     payment_method="transfer",
                     due_date=None if activation else period.first_day,
@@ -184,11 +186,14 @@ class Batch:
         lines: dict[str, list[Line]] = {a.id: [] for a in todo}
         for c in sorted(await reads.call_lines(self.conn, todo, self.period), key=_by_prefix):
             rate = self.settings.rate_for_prefix(c.prefix)
-            text = f"Calls: {c.name} (+{c.prefix})"
-            lines[c.account].append(Line(text, c.charge, c.calls, c.billsec, rate))
+            pl, en = line_text("calls", name=c.name, prefix=c.prefix)
+            line = Line(pl, c.charge, c.calls, c.billsec, rate, unit=CALLS, text_en=en)
+            lines[c.account].append(line)
         for e in await reads.entry_lines(self.conn, todo, self.period):
-            what = "Fee" if e.kind == "fee" else "Adjustment"
-            lines[e.account].append(Line(f"{what}: {e.note or e.reference or e.seq}", -e.amount))
+            pl, en = line_text(
+                "fee" if e.kind == "fee" else "adjustment", what=e.note or e.reference or e.seq
+            )
+            lines[e.account].append(Line(pl, -e.amount, text_en=en))
         return [
             (
                 a.id,
@@ -247,8 +252,10 @@ class Batch:
         foreign = since + timedelta(days=self.settings.foreign_after_days)
         closing = add_months(since, self.settings.close_after_months, account.timezone)
         # Before the removal the §5.4 warning may be due (sent once per stretch by notify).
-        return self.now < foreign or (self.now >= foreign and not done(FOREIGN)) or (
-            self.now >= closing and not done(CLOSED)
+        return (
+            self.now < foreign
+            or (self.now >= foreign and not done(FOREIGN))
+            or (self.now >= closing and not done(CLOSED))
         )
 
     async def _act(self, account: Account, since: datetime | None) -> None:

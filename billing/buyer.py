@@ -25,6 +25,7 @@ def party_of(c: Customer) -> Party:
         vat_id="" if consumer or c.tax_id else c.vat_id or "",
         consumer=consumer,
         email=c.email,
+        language=c.language,
     )
 
 

@@ -14,9 +14,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from billing.documents import Kind, documents_of
+from billing.documents import Kind, by_number, documents_of
 from billing.errors import BillingError
 from billing.fees import subscribe, unsubscribe
+from billing.ksef_state import ksef_states
 from billing.listing import listing
 from billing.payments import pay
 from billing.period import Period
@@ -26,6 +27,7 @@ from billing.run import bill_run
 from billing.settings import BillingSettings
 from cdr.export_format import DIALECTS
 from core.cliout import EXIT_UNAVAILABLE, CliError, bad_input, print_json
+from core.pg import Conn
 from rating.accounts import AccountKind
 from rating.money import MoneyError, parse_micro
 from runtime.services import Services
@@ -103,10 +105,11 @@ async def cmd_invoices(s: Services, args: argparse.Namespace) -> None:
     async with s.pool.acquire() as conn:
         docs = await documents_of(conn, account.id)
         statuses = {st.document.id: st for st in await invoice_statuses(conn, account.id)}
+        ksef = await ksef_states(conn, [d.id for d in docs])
     today = today_of(_now(args, settings), settings)
     out = []
     for d in docs:
-        view = d.as_dict()
+        view = {**d.as_dict(), "ksef": ksef.get(d.id)}
         st = statuses.get(d.id)
         if d.kind is Kind.TOPUP_INVOICE:
             view["status"] = "paid"
@@ -160,6 +163,9 @@ async def cmd_ksef(s: Services, args: argparse.Namespace) -> None:
         async with s.pool.acquire() as conn:
             p = await printable(conn, args.number, settings)
             xml = fa3_xml(p, settings.exemption_basis)
+            if getattr(args, "upo", False):
+                await _upo(conn, p.document.id, args, _now(args, settings))
+                return
             if getattr(args, "send", False):
                 from billing.ksef_send import KsefClientGateway, KsefSettings, submit
 
@@ -175,6 +181,53 @@ async def cmd_ksef(s: Services, args: argparse.Namespace) -> None:
     except OSError as e:
         raise CliError(f"-o: cannot write {args.output}: {e.strerror}") from None
     print_json({"number": args.number, "file": args.output, "bytes": len(xml)})
+
+
+async def _upo(conn: Conn, document_id: int, args: argparse.Namespace, now: datetime) -> None:
+    """KSeF's UPO of an accepted document: fetched unless kept, written to -o when given."""
+    from billing.ksef_send import KsefClientGateway, KsefSettings, fetch_upo
+
+    gateway = KsefClientGateway(KsefSettings.from_env())
+    state = await fetch_upo(conn, document_id, gateway, now)
+    out = {"number": args.number, **state}
+    if args.output and state["upo"] == "received":
+        upo = await conn.fetchval(
+            "select upo from ksef_submissions where document_id = $1", document_id
+        )
+        try:
+            await asyncio.to_thread(Path(args.output).write_text, upo, "utf-8")
+        except OSError as e:
+            raise CliError(f"-o: cannot write {args.output}: {e.strerror}") from None
+        out["file"] = args.output
+    print_json(out)
+
+
+async def cmd_ksef_pending(s: Services, args: argparse.Namespace) -> None:
+    """Send what KSeF has not accepted yet and fetch the UPOs it has not given yet."""
+    from billing.ksef_batch import ksef_pass
+    from billing.ksef_send import KsefClientGateway, KsefSettings
+
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError):
+        gateway = KsefClientGateway(KsefSettings.from_env())
+        async with s.pool.acquire() as conn:
+            report = await ksef_pass(conn, gateway, settings, _now(args, settings))
+    print_json(report.as_dict())
+
+
+async def cmd_show(s: Services, args: argparse.Namespace) -> None:
+    """One document as issued, with where it stands in KSeF (number, UPO)."""
+    from billing.ksef_state import ksef_states
+
+    assert s.pool is not None
+    with bad_input(BillingError):
+        async with s.pool.acquire() as conn:
+            doc = await by_number(conn, args.number)
+            if doc is None:
+                raise BillingError("number", f"no document {args.number!r}")
+            ksef = (await ksef_states(conn, [doc.id])).get(doc.id)
+    print_json({**doc.as_dict(), "ksef": ksef})
 
 
 async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:

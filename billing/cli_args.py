@@ -12,7 +12,8 @@ NOW_HELP = "act as of this ISO 8601 time (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `bill run|listing|invoices|pay|pdf|ksef|subscribe|unsubscribe` and `cdr rerate`."""
+    """Add `bill run|listing|invoices|pay|pdf|ksef|ksef-pending|show|subscribe|unsubscribe` and
+    `cdr rerate`."""
     b = subparsers.add_parser("bill", help="billing: runs, call listings, invoices, payments")
     sub = b.add_subparsers(dest="bill", required=True)
 
@@ -69,8 +70,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ks.add_argument(
         "--send", action="store_true", help="send it to KSeF (TOLLGATE_KSEF_*) and keep its number"
     )
+    ks.add_argument(
+        "--upo",
+        action="store_true",
+        help="KSeF's receipt (UPO) of the accepted document: fetched unless kept; -o writes it",
+    )
     ks.add_argument("--now", help=NOW_HELP)
     ks.set_defaults(run=Lazy("billing.cli:cmd_ksef"))
+
+    kp = sub.add_parser(
+        "ksef-pending",
+        help="send the B2B documents KSeF has not accepted yet, fetch the UPOs not kept yet",
+    )
+    kp.add_argument("--now", help=NOW_HELP)
+    kp.set_defaults(run=Lazy("billing.cli:cmd_ksef_pending"))
+
+    sh = sub.add_parser("show", help="one document as issued, with its KSeF number and UPO")
+    sh.add_argument("number", help="the document's number")
+    sh.set_defaults(run=Lazy("billing.cli:cmd_show"))
 
     _bank(sub)
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from billing.documents import Draft, Kind, Line, by_source, issue
 from billing.errors import BillingError
+from billing.labels import line_text
 from billing.period import Period, add_months
 from billing.postpaid import invoice_source
 from billing.rounding import book_rounding
@@ -344,10 +345,10 @@ async def _credit(
             f"credit/{c.account}/{reference}",
             account.currency,
             now.astimezone(ZoneInfo(account.timezone)).date(),
-            (Line(f"Complaint {c.id} accepted", -amount),),
+            (_complaint_line(c.id, -amount),),
             period=c.period,
             corrects=corrects,
-            note=f"complaint {c.id}",
+            note=f"uznana reklamacja nr {c.id}",  # the reason printed on the korekta
         )
         doc, _ = await issue(conn, draft, settings, now)
         await book_rounding(store, doc, now)
@@ -359,3 +360,8 @@ async def _credit(
         number,
     )
     return Complaint.from_row(row)
+
+
+def _complaint_line(complaint: int, amount: int) -> Line:
+    pl, en = line_text("complaint", id=complaint)
+    return Line(pl, amount, text_en=en)

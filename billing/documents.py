@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from billing.business_days import next_business_day
 from billing.buyer import buyer_of
 from billing.numbering import Number, next_number
 from billing.parties import Party
@@ -43,17 +44,19 @@ VAT_DOCUMENTS = frozenset({Kind.INVOICE, Kind.TOPUP_INVOICE, Kind.CREDIT_NOTE})
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    text: str
+    text: str  # Polish: the document's language (billing/labels.py)
     gross: int  # micro-units, as booked in the ledger
     quantity: int = 1
     seconds: int = 0
     vat: str = ""  # rate code ('23', 'zw', 'np'); empty: the operator's default rate
     unit: str = ""  # as printed: 'szt.' when empty
+    text_en: str = ""  # the text in English, printed as a second language when asked
 
     def as_dict(self, default_rate: str) -> dict[str, Any]:
         """As printed: the gross in whole grosze, the rate resolved."""
         return {
             "text": self.text,
+            **({"text_en": self.text_en} if self.text_en else {}),
             "quantity": self.quantity,
             "seconds": self.seconds,
             "gross": to_minor(self.gross),
@@ -247,6 +250,8 @@ def row_values(
         if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
         else None
     )
+    if due is not None:
+        due = next_business_day(due)  # a day off moves a payment deadline on (art. 115 KC)
     default = code_of_bp(settings.vat_rate_bp)
     lines = [line.as_dict(default) for line in draft.lines]
     totals = totals_by_rate([(ln["vat"], ln["gross"]) for ln in lines], settings.vat_decimals)

@@ -7,7 +7,8 @@ the XML is built here with lxml from the document as issued: amounts are gross-b
 
 Rates map to the form's boxes: 23/22 -> P_13_1, 8/7 -> P_13_2, 5 -> P_13_3, 0 -> P_13_6_1
 ("0 KR"), zw -> P_13_7 (with the exemption's legal basis, TOLLGATE_BILLING_VAT_EXEMPTION_BASIS),
-np -> P_13_8 ("np I": a service whose place of supply is abroad)."""
+np -> P_13_8 ("np I": a service whose place of supply is abroad), or P_13_9 ("np II")
+for a business in another EU country, with P_18 = 1 (reverse charge, the buyer's VAT)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from lxml import etree
 
 from billing.documents import Kind
 from billing.errors import BillingError
-from billing.parties import Party
+from billing.parties import Party, reverse_charge
 from billing.printing import Printable
 from rating.money import MICRO
 
@@ -139,7 +140,7 @@ def _buyer(root: etree._Element, buyer: Party) -> None:
 
 
 def _box(code: str, buyer: Party | None) -> tuple[str, str | None, str]:
-    if code == "np" and buyer is not None and not buyer.nip and buyer.vat_id:
+    if code == "np" and buyer is not None and buyer.eu_business:
         return NP_EU
     return BOXES[code]
 
@@ -163,7 +164,12 @@ def _fa(root: etree._Element, p: Printable, exemption_basis: str) -> None:
             if vat_box is not None:
                 _sub(fa, vat_box, amount(vat))
     _sub(fa, "P_15", amount(doc.gross))
-    _annotations(fa, any(t.code == "zw" for t in doc.totals), exemption_basis)
+    _annotations(
+        fa,
+        any(t.code == "zw" for t in doc.totals),
+        exemption_basis,
+        reverse_charge(doc.rates, p.buyer),
+    )
     _sub(fa, "RodzajFaktury", "KOR" if doc.kind is Kind.CREDIT_NOTE else "VAT")
     if doc.kind is Kind.CREDIT_NOTE:
         _sub(fa, "PrzyczynaKorekty", doc.note or "korekta ceny")
@@ -193,10 +199,12 @@ def _fa(root: etree._Element, p: Printable, exemption_basis: str) -> None:
     _payment(fa, p)
 
 
-def _annotations(fa: etree._Element, exempt: bool, basis: str) -> None:
+def _annotations(fa: etree._Element, exempt: bool, basis: str, reverse: bool) -> None:
     node = _sub(fa, "Adnotacje")
-    for box in ("P_16", "P_17", "P_18", "P_18A"):
-        _sub(node, box, "2")  # no cash method, self-billing, reverse charge, split payment
+    _sub(node, "P_16", "2")  # no cash accounting method
+    _sub(node, "P_17", "2")  # no self-billing
+    _sub(node, "P_18", "1" if reverse else "2")  # "odwrotne obciążenie": the buyer's VAT
+    _sub(node, "P_18A", "2")  # no split payment
     exemption = _sub(node, "Zwolnienie")
     if exempt:
         _sub(exemption, "P_19", "1")

@@ -68,6 +68,7 @@ class Party:
     email: str = ""
     iban: str = ""  # the seller's account for payments (compact)
     bank: str = ""
+    language: str = "pl"  # ISO 639-1: the buyer's, for a second language on documents
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class Party:
             "email": self.email,
             "iban": self.iban,
             "bank": self.bank,
+            "language": self.language,
         }
 
     @classmethod
@@ -94,11 +96,24 @@ class Party:
             email=d.get("email") or "",
             iban=d.get("iban") or "",
             bank=d.get("bank") or "",
+            language=d.get("language") or "pl",
         )
 
     @property
     def business(self) -> bool:
         return bool(self.nip or self.vat_id) and not self.consumer
+
+    @property
+    def eu_business(self) -> bool:
+        """A business in another EU country (an EU VAT number, no Polish NIP): it accounts
+        for the VAT of services supplied to it (art. 28b), the invoice says so."""
+        return self.business and not self.nip and bool(self.vat_id)
+
+
+def reverse_charge(rates: list[str], buyer: Party | None) -> bool:
+    """Whether a document bears "odwrotne obciążenie" (art. 106e ust. 1 pkt 18): an
+    out-of-scope (np) line sold to a business in another EU country."""
+    return "np" in rates and buyer is not None and buyer.eu_business
 
 
 @dataclass(frozen=True)

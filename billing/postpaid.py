@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from billing.documents import Document, Draft, Kind, Line, documents_of, issue
+from billing.labels import CALLS, line_text
 from billing.listing import billed_calls
 from billing.period import Period
 from billing.settings import BillingSettings
@@ -45,10 +46,11 @@ async def invoice_lines(
         t[1] += call.cdr.billsec
         t[2] += call.charge
         names[call.cdr.prefix] = call.cdr.rate_name
-    lines = [
-        Line(f"Calls: {names[p]} (+{p})", cost, count, seconds, settings.rate_for_prefix(p))
-        for p, (count, seconds, cost) in sorted(by_prefix.items())
-    ]
+    lines = []
+    for p, (count, seconds, cost) in sorted(by_prefix.items()):
+        pl, en = line_text("calls", name=names[p], prefix=p)
+        rate = settings.rate_for_prefix(p)
+        lines.append(Line(pl, cost, count, seconds, rate, unit=CALLS, text_en=en))
     # the period's fees (booked after it ends) and the other charges and credits booked in it
     entries = await conn.fetch(
         "select seq, kind, amount, reference, note from ledger_entries"
@@ -66,8 +68,11 @@ async def invoice_lines(
         f"{ROUNDING_REF}%",
     )
     for e in entries:
-        what = "Fee" if e["kind"] == "fee" else "Adjustment"
-        lines.append(Line(f"{what}: {e['note'] or e['reference'] or e['seq']}", -e["amount"]))
+        pl, en = line_text(
+            "fee" if e["kind"] == "fee" else "adjustment",
+            what=e["note"] or e["reference"] or e["seq"],
+        )
+        lines.append(Line(pl, -e["amount"], text_en=en))
     return lines
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import phonenumbers
 
 from billing.documents import Document, Draft, Kind, Line, issue
+from billing.labels import line_text
 from billing.negative import after_now, marks_of, since_of
 from billing.number_notices import foreign_numbers, tell_released, warn_release
 from billing.period import add_months
@@ -53,9 +54,14 @@ async def invoice_topup(
         topup_source(account.id, entry.seq),
         account.currency,
         today_of(entry.created_at, settings),
-        (Line(f"Prepaid credit top-up {entry.reference or entry.seq}", entry.amount),),
+        (_topup_line(entry),),
     )
     return await issue(conn, draft, settings, now)
+
+
+def _topup_line(entry: LedgerEntry) -> Line:
+    pl, en = line_text("topup", ref=entry.reference or entry.seq)
+    return Line(pl, entry.amount, text_en=en)
 
 
 async def invoice_topups(

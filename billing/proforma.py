@@ -3,27 +3,40 @@ within two business days of activation, and 21 days before a paid period ends, o
 next period).
 
 For prepaid accounts' subscriptions, by `bill run` (daily): the activation's pro-forma on
-the first run on or after the day the subscription starts, the next month's from
-`proforma_days_before` days before the current month ends (in the account's zone). They are
+the first run on or after the day the subscription starts (a run later than 2 business days
+after it, by the Polish calendar in business_days.py, is logged as late), the next month's
+from `proforma_days_before` days before the current month ends (in the account's zone). They are
 numbered in their own series (PF/...), never count as VAT invoices (nothing is owed on them
-in the ledger), and are due when the period they ask for starts. The VAT invoice is issued
+in the ledger), and are due when the period they ask for starts (moved to the next
+business day when that is a day off, as every due date is). The VAT invoice is issued
 when the money comes in (the top-up's invoice)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from billing.business_days import add_business_days
 from billing.documents import Document, Draft, Kind, Line, issue
 from billing.fees import Subscription, subscriptions_of
+from billing.labels import MONTH, line_text
 from billing.period import Period
 from billing.settings import BillingSettings
 from core.pg import Conn
 from rating.accounts import Account, AccountKind, AccountStatus
 
+ACTIVATION_BUSINESS_DAYS = 2
+log = logging.getLogger("tollgate.billing")
+
 
 def proforma_source(account: str, name: str, period: Period) -> str:
     return f"proforma/{account}/{name}/{period}"
+
+
+def activation_deadline(sub: Subscription) -> date:
+    """The last day for the activation's pro-forma: 2 business days after the start."""
+    return add_business_days(sub.started_on, ACTIVATION_BUSINESS_DAYS)
 
 
 def due_periods(sub: Subscription, today: date, settings: BillingSettings) -> list[Period]:
@@ -60,7 +73,7 @@ async def issue_proformas(
                 proforma_source(account.id, sub.name, period),
                 account.currency,
                 max(period.first_day, sub.started_on),
-                (Line(f"Abonament {sub.name} {period}", sub.monthly_fee, unit="mies."),),
+                (subscription_line(sub, period),),
                 period=str(period),
                 payment_method="transfer",
                 due_date=None if activation else period.first_day,
@@ -68,4 +81,11 @@ async def issue_proformas(
             doc, created = await issue(conn, draft, settings, now)
             if created:
                 issued.append(doc)
+                if activation and day > activation_deadline(sub):
+                    log.warning("pro-forma %s issued after its deadline", doc.number)
     return issued
+
+
+def subscription_line(sub: Subscription, period: Period) -> Line:
+    pl, en = line_text("subscription", name=sub.name, period=period)
+    return Line(pl, sub.monthly_fee, unit=MONTH, text_en=en)

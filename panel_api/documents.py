@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from aiohttp import web
 
 from billing.documents import Kind, by_number, documents_of
+from billing.ksef_state import ksef_states
 from billing.listing import BILLED
 from billing.pdf import PdfSettings, render
 from billing.period import Period
@@ -92,16 +93,18 @@ async def statement(request: web.Request, account: str, path: StatementPath) -> 
 )
 async def invoices(request: web.Request, account: str) -> web.Response:
     """Invoices, top-up invoices and credit notes, oldest first; a postpaid invoice carries
-    what is owed, paid and outstanding on it, and whether it is overdue."""
+    what is owed, paid and outstanding on it, and whether it is overdue; a document sent to
+    KSeF its KSeF number and whether KSeF's receipt (UPO) is kept."""
     found = await request.app[SERVICES].accounts.get(account)
     settings = request.app[BILLING]
     async with request.app[POOL].acquire() as conn:
         docs = await documents_of(conn, found.id)
         statuses = {st.document.id: st for st in await invoice_statuses(conn, found.id)}
+        ksef = await ksef_states(conn, [d.id for d in docs])
     today = today_of(datetime.now(UTC), settings)
     out: list[dict[str, Any]] = []
     for doc in docs:
-        view = doc.as_dict()
+        view = {**doc.as_dict(), "ksef": ksef.get(doc.id)}
         status = statuses.get(doc.id)
         if doc.kind is Kind.TOPUP_INVOICE:
             view["status"] = "paid"  # a prepaid top-up is paid when it is invoiced

@@ -233,6 +233,13 @@ class Statement(Output):
     calls: list[StatementCall]
 
 
+class KsefState(Output):
+    status: Literal["sent", "accepted", "rejected"]
+    ksef_number: str | None
+    upo: Literal["received", "pending"] | None  # KSeF's receipt: kept, or not produced yet
+    upo_at: datetime | None
+
+
 class Document(Output):
     number: str
     kind: Literal["invoice", "topup_invoice", "credit_note", "proforma"]
@@ -258,6 +265,7 @@ class Document(Output):
     paid: Money2 | None = None
     outstanding: Money2 | None = None
     status: Literal["paid", "unpaid", "overdue"] | None = None
+    ksef: KsefState | None = None  # sent to KSeF: its number and UPO
 
 
 class Documents(Output):

@@ -52,6 +52,9 @@ class Standin:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     received: list[bytes] = field(default_factory=list)  # decrypted invoices, in order
     access: set[str] = field(default_factory=set)
+    upo_after: int = 0  # UPO requests answered 404 (not produced yet) before the UPO is there
+    upo_asked: int = 0
+    upo_hash: str = ""  # a wrong hash in the UPO (a receipt of another document), when set
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -65,6 +68,7 @@ class Standin:
         r.add_post("/v2/sessions/online/{ref}/invoices", self.send_invoice)
         r.add_post("/v2/sessions/online/{ref}/close", self.close)
         r.add_get("/v2/sessions/{ref}/invoices/{inv}", self.invoice_status)
+        r.add_get("/v2/sessions/{ref}/invoices/{inv}/upo", self.invoice_upo)
         return app
 
     def _authorized(self, request: web.Request) -> None:
@@ -192,6 +196,31 @@ class Standin:
     async def invoice_status(self, request: web.Request) -> web.Response:
         self._authorized(request)
         return web.json_response(self.invoices[request.match_info["inv"]])
+
+    async def invoice_upo(self, request: web.Request) -> web.Response:
+        """KSeF's receipt of an accepted invoice, as its UPO (v4-2) names it; the signature
+        KSeF adds is left out (nothing here checks it)."""
+        self._authorized(request)
+        invoice = self.invoices.get(request.match_info["inv"])
+        self.upo_asked += 1
+        if invoice is None or "ksefNumber" not in invoice or self.upo_asked <= self.upo_after:
+            return web.json_response({"status": 404, "detail": "UPO not available"}, status=404)
+        upo = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Potwierdzenie xmlns="http://upo.schematy.mf.gov.pl/KSeF/v4-2">
+ <NazwaPodmiotuPrzyjmujacego>Ministerstwo Finansów</NazwaPodmiotuPrzyjmujacego>
+ <NumerReferencyjnySesji>{request.match_info["ref"]}</NumerReferencyjnySesji>
+ <NazwaStrukturyLogicznej>schemat_FA(3)_v1-0E.xsd</NazwaStrukturyLogicznej>
+ <KodFormularza>FA (3)</KodFormularza>
+ <Dokument>
+  <NipSprzedawcy>{self.nip}</NipSprzedawcy>
+  <NumerKSeFDokumentu>{invoice["ksefNumber"]}</NumerKSeFDokumentu>
+  <DataPrzeslaniaDokumentu>{invoice["invoicingDate"]}</DataPrzeslaniaDokumentu>
+  <SkrotDokumentu>{self.upo_hash or invoice["invoiceHash"]}</SkrotDokumentu>
+  <TrybWysylki>Online</TrybWysylki>
+ </Dokument>
+</Potwierdzenie>
+"""
+        return web.Response(body=upo.encode(), content_type="application/xml")
 
 
 def _later() -> str:

@@ -5,7 +5,10 @@ TOLLGATE_SCHEDULER_AT_HOUR (3) local time on:
 - bill_run: `bill run` for the previous month (idempotent: fees, invoices, overdue flags,
   prepaid lifecycle are all keyed so a second run adds nothing);
 - cdr_partitions: create the coming months' CDR partitions, drop those past the retention
-  (TOLLGATE_CDR_RETENTION_MONTHS, at least 12: complaints may come 12 months late).
+  (TOLLGATE_CDR_RETENTION_MONTHS, at least 12: complaints may come 12 months late);
+- complaints: unanswered complaints past their deadline are deemed accepted;
+- ksef: after bill_run, the B2B documents KSeF has not accepted yet are sent and the UPOs
+  not kept yet fetched (`bill ksef-pending`), when TOLLGATE_KSEF_URL is set.
 
 Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
 (try-lock: a replica that does not get it skips the tick), and a job is due only when its
@@ -35,7 +38,7 @@ from runtime.services import Services
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions", "complaints")
+JOBS = ("bill_run", "cdr_partitions", "complaints", "ksef")
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,28 @@ async def job_complaints(s: Services, settings: SchedulerSettings, now: datetime
     return f"deemed accepted: {', '.join(str(c.id) for c in settled) or 'none'}"
 
 
+async def job_ksef(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """What KSeF still lacks (documents, UPOs); a document that failed fails the job, so it
+    is tried again at the next tick and shows in TollgateSchedulerLate if it keeps failing."""
+    from billing.ksef_batch import ksef_pass
+    from billing.ksef_send import KsefClientGateway, KsefSettings
+
+    ksef = KsefSettings.from_env()
+    if not ksef.url:
+        return "KSeF not configured"
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        report = await ksef_pass(conn, KsefClientGateway(ksef), BillingSettings.from_env(), now)
+    if report.failed:
+        raise RuntimeError(f"not in KSeF: {', '.join(f['number'] for f in report.failed)}")
+    return f"sent {len(report.sent)}, UPOs asked {len(report.upo)}"
+
+
 JOB_FUNCTIONS: dict[str, Job] = {
     "bill_run": job_bill_run,
     "cdr_partitions": job_cdr_partitions,
     "complaints": job_complaints,
+    "ksef": job_ksef,  # after bill_run: sends what that run issued
 }
 
 

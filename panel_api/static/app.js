@@ -134,6 +134,9 @@ async function loadDocuments() {
     cell(row, I18N.day(d.issue_date));
     cell(row, I18N.money(d.gross, d.currency), "num");
     cell(row, d.status ? t(`doc.status.${d.status}`) : "");
+    // the KSeF number once KSeF accepted it, and whether its receipt (UPO) is kept
+    const ksef = d.ksef && d.ksef.ksef_number ? d.ksef.ksef_number : "";
+    cell(row, ksef && d.ksef.upo ? `${ksef} (${t(`doc.upo.${d.ksef.upo}`)})` : ksef);
     const pdf = cell(row, "");
     if (state.paths.pdf) {
       const a = document.createElement("a");

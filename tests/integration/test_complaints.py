@@ -194,6 +194,9 @@ async def test_accepted_invoice_complaint_gets_a_credit_note(
     note = docs[-1]
     assert (note.kind, note.corrects, note.gross) == (Kind.CREDIT_NOTE, invoice.id, -12_350_000)
     assert accepted.credit_note == note.number and accepted.credited == 12_345_678
+    # in Polish: the line and the reason the korekta prints (and KSeF gets)
+    assert note.lines[0]["text"] == f"Reklamacja nr {c.id} uznana"
+    assert note.note == f"uznana reklamacja nr {c.id}"
     # the ledger gets the exact amount asked plus the document's rounding: 12.35 in all
     assert (await svc.accounts.live(acct.id)).balance == 12_350_000
 

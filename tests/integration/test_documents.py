@@ -26,16 +26,21 @@ from billing import cli as billing_cmds
 from billing.documents import Draft, Kind, Line, by_number, issue
 from billing.ksef_xml import KsefError, fa3_xml
 from billing.parties import Party
+from billing.pdf import PdfSettings, render
 from billing.postpaid import invoice_statuses
+from billing.prepaid import invoice_topup
 from billing.printing import printable
 from billing.settings import BillingSettings
 from core.cliout import CliError
 from customers.model import Customer, CustomerKind
 from customers.store import CustomerStore
+from panel_api.tokens import Role
 from runtime.services import Services
 from tests.conftest import AccountFactory
+from tests.integration.test_panel_api import bearer, panel_client, token
 from tests.ksef_standin import Standin
 from tests.unit.test_invoice_parts import SELLER
+from tollgate.scheduler import SchedulerSettings, job_ksef
 
 PLN = 1_000_000
 GROSZ = 10_000
@@ -236,7 +241,7 @@ FA = {"fa": "http://crd.gov.pl/wzor/2025/06/25/13775/"}
 
 
 async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
     acct = await make_account(at=local("2026-11-01T10:00"))
     number = await issue_mixed(svc, acct.id, seller_env)
@@ -275,6 +280,16 @@ async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
         "np II",
         "23",
     ]
+    # the EU buyer accounts for the VAT: "odwrotne obciążenie" in FA(3) (P_18) and on paper
+    assert one("fa:Fa/fa:Adnotacje/fa:P_18") == "2"
+    assert eu_xml.xpath("string(fa:Fa/fa:Adnotacje/fa:P_18)", namespaces=FA) == "1"
+    for printable_, says in ((p, False), (eu, True)):
+        pdf = tmp_path / "rc.pdf"
+        pdf.write_bytes(
+            render(printable_.document, printable_.seller, printable_.buyer, printable_.related,
+                   PdfSettings())
+        )  # fmt: skip
+        assert ("Odwrotne obciążenie" in pdf_text(pdf)) is says
 
 
 async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
@@ -469,3 +484,209 @@ async def json_of(cmd: Any, svc: Services, args: argparse.Namespace) -> Any:
     with contextlib.redirect_stdout(out):
         await cmd(svc, args)
     return json.loads(out.getvalue())
+
+
+async def topup_invoice_pdf(
+    svc: Services, account: str, settings: BillingSettings, out: Path
+) -> tuple[str, str]:
+    """A top-up booked in the ledger, its invoice issued by billing as `bill run` does, and
+    the PDF as `bill pdf` writes it: (the document's number, the PDF's text)."""
+    acct = await svc.accounts.get(account)
+    entry, _ = await svc.accounts.add_entry(account, "topup", 50 * PLN, "P24-77", at=local(
+        "2026-12-03T10:00"))  # fmt: skip
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        doc, created = await invoice_topup(conn, acct, entry, settings, local("2026-12-03T10:05"))
+    assert created
+    await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=doc.number, output=str(out)))
+    return doc.number, " ".join(pdf_text(out).split())
+
+
+async def test_line_texts_units_and_payment_are_polish_with_english_only_when_asked(
+    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+) -> None:
+    pl = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, pl.id)
+    number, text = await topup_invoice_pdf(svc, pl.id, seller_env, tmp_path / "pl.pdf")
+    assert f"Faktura VAT nr {number}" in text
+    assert "Doładowanie konta przedpłaconego P24-77" in text
+    assert "Zapłacono: 50,00 PLN" in text and "Sposób płatności: przelew" in text
+    assert "szt." in text
+    for english in ("top-up", "Prepaid", "VAT invoice", "Amount", "Paid", "pcs"):
+        assert english not in text
+    # the line's Polish text is what KSeF gets; its English is kept beside it
+    async with svc.pool.acquire() as conn:  # type: ignore[union-attr]
+        doc = await by_number(conn, number)
+        assert doc is not None
+        p = await printable(conn, number, seller_env)
+    assert doc.lines[0]["text_en"] == "Prepaid credit top-up P24-77"
+    xml = etree.fromstring(fa3_xml(p))
+    assert xml.xpath("string(fa:Fa/fa:FaWiersz/fa:P_7)", namespaces=FA) == (
+        "Doładowanie konta przedpłaconego P24-77"
+    )
+    # a buyer whose record asks for English gets it as a second language, Polish first
+    en = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, en.id, id="cust-en", language="en")
+    number, text = await topup_invoice_pdf(svc, en.id, seller_env, tmp_path / "en.pdf")
+    assert f"Faktura VAT / VAT invoice nr {number}" in text
+    polish, english = "Doładowanie konta przedpłaconego P24-77", "Prepaid credit top-up P24-77"
+    assert polish in text and english in text and text.index(polish) < text.index(english)
+    assert text.index("szt.") < text.index("pcs")
+    assert "Zapłacono / Paid: 50,00 PLN" in text
+    assert "Sposób płatności / Payment method: przelew / bank transfer" in text
+    assert "Sprzedawca / Seller" in text and "Nabywca / Buyer" in text
+    assert text.index("Data wystawienia / Issue date") < text.index("Słownie / In words")
+
+
+async def test_the_ksef_upo_is_fetched_kept_and_shown(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """KSeF accepts the invoice before its UPO is ready: the submission is kept with the UPO
+    pending, `bill ksef --upo` asks again until KSeF has it, then keeps it (asked no more),
+    and `bill show` shows the KSeF number and the UPO's state."""
+    standin, url = ksef
+    standin.upo_after = 100  # not produced while the send waits for it
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
+    monkeypatch.setenv("TOLLGATE_KSEF_UPO_POLLS", "3")
+    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    sent = await json_of(billing_cmds.cmd_ksef, svc, send)
+    assert (sent["status"], sent["upo"]) == ("accepted", "pending")
+    assert standin.upo_asked == 3  # TOLLGATE_KSEF_UPO_POLLS tries, then left for later
+    shown = await json_of(billing_cmds.cmd_show, svc, argparse.Namespace(number=number))
+    assert shown["number"] == number and shown["ksef"]["upo"] == "pending"
+    assert shown["ksef"]["ksef_number"] == sent["ksef_number"]
+
+    out = tmp_path / "upo.xml"
+    ask = argparse.Namespace(number=number, output=str(out), upo=True, now="2026-12-01T09:00")
+    later = await json_of(billing_cmds.cmd_ksef, svc, ask)
+    assert (later["upo"], later["fetched"]) == ("pending", False) and not out.exists()
+    standin.upo_after = 0
+    got = await json_of(billing_cmds.cmd_ksef, svc, ask)
+    assert (got["upo"], got["fetched"], got["file"]) == ("received", True, str(out))
+    upo = etree.fromstring(out.read_bytes())
+    ns = {"upo": "http://upo.schematy.mf.gov.pl/KSeF/v4-2"}
+    assert upo.xpath("string(//upo:NumerKSeFDokumentu)", namespaces=ns) == sent["ksef_number"]
+    asked = standin.upo_asked
+    again = await json_of(billing_cmds.cmd_ksef, svc, ask)
+    assert (again["upo"], again["fetched"]) == ("received", False)
+    assert standin.upo_asked == asked  # kept: KSeF is not asked again
+    shown = await json_of(billing_cmds.cmd_show, svc, argparse.Namespace(number=number))
+    assert shown["ksef"]["upo"] == "received"
+    assert shown["ksef"]["upo_at"] == local("2026-12-01T09:00").isoformat()
+    listed = await json_of(
+        billing_cmds.cmd_invoices, svc, argparse.Namespace(account=acct.id, now=None)
+    )
+    assert [d["ksef"]["upo"] for d in listed] == ["received"]
+    # the panel lists it the same way to the customer
+    async with panel_client(svc.settings) as client:
+        customer = bearer(await token(svc, Role.CUSTOMER, acct.id))
+        r = await client.get(f"/api/v1/accounts/{acct.id}/invoices", headers=customer)
+        [doc] = (await r.json())["items"]
+    assert doc["ksef"]["ksef_number"] == sent["ksef_number"] and doc["ksef"]["upo"] == "received"
+
+
+async def test_a_upo_of_another_document_or_before_acceptance_is_refused(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    standin.upo_hash = "bm90IHRoaXMgZG9jdW1lbnQ="  # a receipt for other bytes
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
+    ask = argparse.Namespace(number=number, output=None, upo=True, now="2026-12-01T09:00")
+    with pytest.raises(CliError, match=r"upo: KSeF has not accepted the document \(not sent\)"):
+        await billing_cmds.cmd_ksef(svc, ask)
+    # KSeF accepted the invoice: its number is kept, the receipt that is not its own is not
+    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    sent = await json_of(billing_cmds.cmd_ksef, svc, send)
+    assert (sent["status"], sent["upo"]) == ("accepted", "pending")
+    assert "is not the sent XML's" in sent["upo_error"]
+    with pytest.raises(CliError, match=r"upo: the UPO's document hash .* is not the sent XML's"):
+        await billing_cmds.cmd_ksef(svc, ask)
+    assert svc.pool is not None
+    assert await svc.pool.fetchval("select count(*) from ksef_submissions where upo is null") == 1
+
+
+async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    standin.upo_after = 100
+    numbers = []
+    for _ in range(2):
+        acct = await make_account(at=local("2026-11-01T10:00"))
+        await customer_for(svc, acct.id)
+        numbers.append(await issue_mixed(svc, acct.id, seller_env))
+    consumer = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, consumer.id, kind=CustomerKind.CONSUMER, tax_id=None)
+    await issue_mixed(svc, consumer.id, seller_env)
+    for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
+    monkeypatch.setenv("TOLLGATE_KSEF_UPO_POLLS", "1")
+    args = argparse.Namespace(now="2026-12-01T08:00")
+    # KSeF unreachable: each document is reported, none is recorded, the pass ends
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", "http://127.0.0.1:9/")
+    down = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert [f["number"] for f in down["failed"]] == numbers and down["sent"] == []
+    assert all("KSeF did not take the invoice" in f["error"] for f in down["failed"])
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    first = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert [(d["number"], d["status"], d["upo"]) for d in first["sent"]] == [
+        (n, "accepted", "pending") for n in numbers
+    ]  # the consumer's invoice is not sent
+    assert (first["upo"], first["failed"]) == ([], [])
+    standin.upo_after = 0
+    second = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert second["sent"] == []
+    assert [(d["number"], d["upo"], d["fetched"]) for d in second["upo"]] == [
+        (n, "received", True) for n in numbers
+    ]
+    third = await json_of(billing_cmds.cmd_ksef_pending, svc, args)
+    assert third == {"sent": [], "upo": [], "skipped": [], "failed": []}
+    assert len(standin.received) == 2  # each sent once
+
+
+async def test_the_scheduler_sends_to_ksef_once_configured(
+    svc: Services,
+    make_account: AccountFactory,
+    seller_env: BillingSettings,
+    ksef: tuple[Standin, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin, url = ksef
+    acct = await make_account(at=local("2026-11-01T10:00"))
+    await customer_for(svc, acct.id)
+    number = await issue_mixed(svc, acct.id, seller_env)
+    now = local("2026-12-01T03:00")
+    monkeypatch.delenv("TOLLGATE_KSEF_URL", raising=False)
+    assert await job_ksef(svc, SchedulerSettings(), now) == "KSeF not configured"
+    for key, value in (("URL", "http://127.0.0.1:9/"), ("TOKEN", "ksef-token-123"),
+                       ("NIP", "5260001246"), ("POLL_S", "0")):  # fmt: skip
+        monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
+    with pytest.raises(RuntimeError, match=f"not in KSeF: {number}"):
+        await job_ksef(svc, SchedulerSettings(), now)  # a failed job: retried next tick
+    monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
+    assert await job_ksef(svc, SchedulerSettings(), now) == "sent 1, UPOs asked 0"
+    assert len(standin.received) == 1

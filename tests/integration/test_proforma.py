@@ -65,7 +65,8 @@ async def test_activation_and_next_month_proformas_at_their_days(
     # a 31-day month: January's from 11 December
     assert await proformas_at(svc, "2026-12-10T23:59") == []
     assert await proformas_at(svc, "2026-12-11T00:00") == [
-        ("PF/2026/12/000001", "2027-01", date(2027, 1, 1)),
+        # due on the 1st, a holiday (New Year), then a weekend: the next business day
+        ("PF/2026/12/000001", "2027-01", date(2027, 1, 4)),
     ]
     # February is shorter: March's from 8 February; a month no run saw is not caught up
     assert await proformas_at(svc, "2027-02-07T23:59") == []

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from runtime.services import Services
 from tollgate.scheduler import (
     JOB_FUNCTIONS,
+    JOBS,
     LOCK_ID,
     SchedulerMetrics,
     SchedulerSettings,
@@ -55,11 +56,12 @@ def sample(metrics: SchedulerMetrics, name: str, **labels: str) -> float | None:
 async def test_a_tick_runs_what_is_due_once_and_exports_the_last_success(svc: Services) -> None:
     metrics = SchedulerMetrics(CollectorRegistry())
     ran = await tick(svc, SETTINGS, metrics, DST_DAY)
-    assert set(ran) == {"bill_run", "cdr_partitions", "complaints"}, ran
+    assert set(ran) == set(JOBS), ran
     assert ran["bill_run"] == "billed 2026-02", ran
     assert ran["complaints"] == "deemed accepted: none", ran
+    assert ran["ksef"] == "KSeF not configured", ran
     assert not any(v.startswith("failed") for v in ran.values()), ran
-    for job in ("bill_run", "cdr_partitions", "complaints"):
+    for job in JOBS:
         assert sample(metrics, "tollgate_scheduler_last_success_timestamp_seconds", task=job) == (
             DST_DAY.timestamp()
         )
@@ -67,7 +69,7 @@ async def test_a_tick_runs_what_is_due_once_and_exports_the_last_success(svc: Se
     # later the same local day: nothing is due; the next day everything is
     assert await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(hours=12)) == {}
     ran = await tick(svc, SETTINGS, metrics, DST_DAY + timedelta(days=1))
-    assert set(ran) == {"bill_run", "cdr_partitions", "complaints"}
+    assert set(ran) == set(JOBS)
 
 
 async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
@@ -86,7 +88,7 @@ async def test_two_replicas_at_once_run_each_job_once(svc: Services) -> None:
     results = await asyncio.gather(
         tick(svc, SETTINGS, metrics, DST_DAY), tick(svc, SETTINGS, second, DST_DAY)
     )
-    for job in ("bill_run", "cdr_partitions", "complaints"):
+    for job in JOBS:
         assert sum(job in r for r in results) == 1, results
         runs = [
             sample(m, "tollgate_scheduler_runs_total", task=job, result="ok")
