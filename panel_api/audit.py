@@ -120,7 +120,13 @@ def _concerns(
     account = info.get("account") or request.query.get("account") or state.get("account")
     if not account and state.get("running"):
         account = state["running"][0].get("account")
-    subject = info.get("finding") or info.get("call_id") or info.get("name")
+    subject = (
+        info.get("finding")
+        or info.get("call_id")
+        or info.get("name")
+        or info.get("customer")
+        or info.get("number")
+    )
     return (str(account) if account else None), subject
 
 
