@@ -32,6 +32,7 @@ from panel_api.logins import LoginRole, LoginStore
 from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
+from tests.integration.test_documents import customer_for
 from tests.integration.test_panel_api import (
     cdr,
     ensure_panel_db,
@@ -381,6 +382,7 @@ async def test_customer_portal(
         assert await visible(page, "#who") and await visible(page, "#sign-out")
         assert await page.js("document.getElementById('who-account').textContent") == a.id
         assert await page.js("document.getElementById('account-status').textContent") == ("Aktywne")
+        assert not await visible(page, "#topup-link")  # no payment gateway configured
         entries = await page.until(
             "(() => { const r = document.querySelectorAll('#entries tbody td');"
             " return r.length >= 4 ? [...r].map(td => td.textContent) : null; })()"
@@ -482,6 +484,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
     page, _, _ = chromium
     a = await make_account(balance=1_000_000)
     assert svc.pool is not None
+    await customer_for(svc, a.id, legal_name="Kwiaciarnia Róża", tax_id="526-025-02-74")
     logins = LoginStore(svc.pool)
     await logins.set("adam", LoginRole.ADMIN, PASSWORD)
     await logins.set("sue", LoginRole.SUPPORT, PASSWORD)
@@ -503,6 +506,25 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
             f"PLN{NBSP}1.00"
         )
 
+        # a customer found by its NIP typed without dashes: record, accounts, documents
+        await page.click('[data-tab="customers"]')
+        await type_into(page, "customer-search", "5260250274")
+        await page.key("Enter", 13, "\r")
+        await page.until(f"!!document.querySelector('[data-customer=\"cust-{a.id}\"]')")
+        assert await page.js("document.querySelectorAll('#customers tbody tr').length") == 1
+        await page.click(f'[data-customer="cust-{a.id}"]')
+        await page.until("document.getElementById('cu-name').textContent === 'Kwiaciarnia Róża'")
+        assert await page.js("document.getElementById('cu-nip').textContent") == "5260250274"
+        assert (await texts(page, "#cu-accounts tbody td"))[:3] == [
+            a.id,
+            "Active",
+            f"PLN{NBSP}1.00",
+        ]
+        assert await overflow(page) <= 0
+        await shoot(page, f"console-customer-{screen}")
+        await page.click(f'[data-open-account="{a.id}"]')
+        await page.until("!document.getElementById('tab-accounts').hidden")
+
         await type_into(page, "t-amount", "25,50")
         await type_into(page, "t-reference", "bank-1")
         await page.click("#topup")
@@ -523,6 +545,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         assert ("adam", "topup", a.id, "201") in actions
         assert ("adam", "set_status:suspend", a.id, "200") in actions
         assert ("adam", "get_account", a.id, "200") in actions  # reads are recorded too
+        assert ("adam", "get_record cust-" + a.id, "", "200") in actions  # the customer's
         top = next(row for row in audit if row[2] == "topup")
         assert "balance: 1.0000 → 26.5000" in top[5]
         sus = next(row for row in audit if row[2] == "set_status:suspend")
@@ -573,3 +596,77 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         "select actor, action, status from operator_audit where account = $1 order by id", a.id
     )
     assert ("sue", "set_status:resume", 403) in [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("screen", list(SIZES))
+async def test_password_reset_by_e_mail_and_the_top_up_link(
+    svc: Services,
+    settings: Settings,
+    make_account: AccountFactory,
+    chromium: tuple[Cdp, Cdp, Path],
+    screen: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forgotten password: asked for on the page, the link taken from the mail as it waits
+    in the outbox (SMTP itself is tested elsewhere), opened, the new password set, signed
+    in with it; and the gateway's top-up link, now that a gateway is configured."""
+    page, _, _ = chromium
+    a = await make_account(balance=1_000_000)
+    assert svc.pool is not None
+    await LoginStore(svc.pool).set("ola", LoginRole.CUSTOMER, PASSWORD, a.id, "ola@example.pl")
+    pay = "https://pay.example/topup?account={account}&currency={currency}"
+    monkeypatch.setenv("TOLLGATE_GATEWAY_PAY_URL", pay)
+    monkeypatch.setenv("TOLLGATE_GATEWAY_SECRET", "s3cret")
+    await speak(page, "pl-PL")
+    await size(page, screen)
+    async with panel_client(settings, public_url="https://panel.example") as client:
+        await open_page(page, str(client.make_url("/")))
+        await page.click("#forgot summary")
+        await type_into(page, "forgot-login", "OLA@example.pl")
+        await page.key("Enter", 13, "\r")
+        said = await page.until("document.getElementById('forgot-done').textContent")
+        assert said.startswith("Jeśli ten login lub adres jest u nas")
+        body = await svc.pool.fetchval("select body from mail_outbox where recipient = $1",
+                                       "ola@example.pl")  # fmt: skip
+        assert "https://panel.example/#reset=" in body
+        secret = body.split("#reset=")[1].split()[0]
+
+        await open_page(page, "about:blank")
+        await open_page(page, str(client.make_url("/")) + "#reset=" + secret)
+        await page.until("!document.getElementById('reset').hidden")
+        assert await page.js("location.hash") == ""  # the secret is off the address bar
+        assert not await visible(page, "#signin")
+        assert await page.js(
+            "[...document.querySelectorAll('input')].every(e => e.labels.length > 0)"
+        )
+        await type_into(page, "new-password", "short")
+        await page.key("Enter", 13, "\r")
+        error = await page.until("document.getElementById('reset-error').textContent")
+        assert error == "Hasło musi mieć co najmniej 10 znaków."
+        await type_into(page, "new-password", "nowe hasło do panelu")
+        await type_into(page, "new-password2", "nowe hasło do panelu")
+        assert await overflow(page) <= 0
+        await shoot(page, f"portal-reset-{screen}")
+        await page.key("Enter", 13, "\r")
+        await page.until("!document.getElementById('signin').hidden")
+        assert await page.js("document.getElementById('login').value") == "ola"
+        assert (await page.js("document.getElementById('status').textContent")).startswith(
+            "Hasło ustawione"
+        )
+        await type_into(page, "password", "nowe hasło do panelu")
+        await page.key("Enter", 13, "\r")
+        await page.until("document.getElementById('balance').textContent")
+        assert await visible(page, "#topup-link")
+        href = await page.js("document.getElementById('topup-href').href")
+        assert href == pay.format(account=a.id, currency="PLN")
+        assert await page.js("document.getElementById('topup-href').textContent") == (
+            "Doładuj online"
+        )
+        assert await overflow(page) <= 0
+    rows = await svc.pool.fetch(
+        "select actor, action, status from operator_audit where account = $1 order by id", a.id
+    )
+    assert [tuple(r) for r in rows] == [
+        ("ola", "password_reset_request", 202),
+        ("ola", "password_reset", 200),
+    ]
