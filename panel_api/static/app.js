@@ -34,9 +34,12 @@ async function discover() {
   };
 }
 
+// a path of the API document with its parameters filled in; a document number keeps its
+// slashes (INV/2026/11/000001): the route expects them as they are, not as %2F
 function fill(path, account, id) {
+  const segments = String(id || "").split("/").map(encodeURIComponent).join("/");
   return path.replace("{account}", encodeURIComponent(account))
-    .replace(/\{[a-z_]+\}/, encodeURIComponent(id || ""));
+    .replace(/\{[a-z_]+\}/, segments);
 }
 
 async function signIn(how) {
@@ -441,6 +444,9 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     setNewPassword();
   });
+  for (const id of ["new-password", "new-password2"]) {
+    $(id).addEventListener("input", () => { $("reset-error").textContent = ""; });
+  }
   $("forgot-form").addEventListener("submit", (event) => {
     event.preventDefault();
     askForReset();

@@ -21,13 +21,15 @@ import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from billing.documents import Draft, Kind, Line, issue
+from billing.settings import BillingSettings
 from panel_api.logins import LoginRole, LoginStore
 from runtime.services import Services
 from runtime.settings import Settings
@@ -40,6 +42,7 @@ from tests.integration.test_panel_api import (
     panel_settings,
     store_cdrs,
 )
+from tests.unit.test_invoice_parts import SELLER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) not installed")
@@ -599,7 +602,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
 
 
 @pytest.mark.parametrize("screen", list(SIZES))
-async def test_password_reset_by_e_mail_and_the_top_up_link(
+async def test_password_reset_by_e_mail_the_top_up_link_and_an_invoice_pdf(
     svc: Services,
     settings: Settings,
     make_account: AccountFactory,
@@ -609,10 +612,22 @@ async def test_password_reset_by_e_mail_and_the_top_up_link(
 ) -> None:
     """Forgotten password: asked for on the page, the link taken from the mail as it waits
     in the outbox (SMTP itself is tested elsewhere), opened, the new password set, signed
-    in with it; and the gateway's top-up link, now that a gateway is configured."""
-    page, _, _ = chromium
+    in with it; the gateway's top-up link, now that a gateway is configured; an invoice's
+    PDF downloaded from the documents' table."""
+    page, browser, downloads = chromium
     a = await make_account(balance=1_000_000)
     assert svc.pool is not None
+    await customer_for(svc, a.id)
+    for key, value in SELLER.items():
+        monkeypatch.setenv(key, value)
+    async with svc.pool.acquire() as conn:
+        invoice, _ = await issue(
+            conn,
+            Draft(Kind.INVOICE, a.id, f"invoice/{a.id}/2026-11", "PLN", date(2026, 11, 30),
+                  (Line("Połączenia", 61_350_000),), payment_method="transfer"),
+            BillingSettings.from_env(SELLER),
+            NOV_1 + timedelta(days=30, hours=1),
+        )  # fmt: skip
     await LoginStore(svc.pool).set("ola", LoginRole.CUSTOMER, PASSWORD, a.id, "ola@example.pl")
     pay = "https://pay.example/topup?account={account}&currency={currency}"
     monkeypatch.setenv("TOLLGATE_GATEWAY_PAY_URL", pay)
@@ -663,6 +678,11 @@ async def test_password_reset_by_e_mail_and_the_top_up_link(
             "Doładuj online"
         )
         assert await overflow(page) <= 0
+        await page.until("document.querySelectorAll('#docs tbody a').length === 1")
+        assert (await texts(page, "#docs tbody td"))[:2] == [invoice.number, "Faktura"]
+        name, pdf = await download(browser, downloads, page, "#docs tbody a")
+        assert name == invoice.number.replace("/", "-") + ".pdf"
+        assert pdf.startswith(b"%PDF-")
     rows = await svc.pool.fetch(
         "select actor, action, status from operator_audit where account = $1 order by id", a.id
     )
