@@ -221,7 +221,8 @@ function fillMonths(today) {
 }
 
 async function loadTotals() {
-  const s = await api(accountPath(`statements/${$("month").value}`));
+  // the month's billed totals without its calls (those come with the download)
+  const s = await api(accountPath(`statements/${$("month").value}?calls=false`));
   const body = $("by-class").querySelector("tbody");
   body.replaceChildren();
   const line = (label, totals, cls) => {
