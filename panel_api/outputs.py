@@ -421,6 +421,8 @@ class SipCredentials(SipLogin):
 
     username: str
     password: str
+
+
 class AuditEntry(Output):
     id: int
     at: datetime

@@ -80,7 +80,8 @@ class PasswordResets:
         """Mail a reset link to each login `who` names (a login or an e-mail address); what
         was issued is for the audit log, never for the one who asked."""
         issued: list[Issued] = []
-        for row in await self.pool.fetch(_MATCH, normalise(who)):
+        wanted = normalise(who).replace("\x00", "")  # PostgreSQL text holds no NUL
+        for row in await self.pool.fetch(_MATCH, wanted):
             if not row["recipient"]:
                 continue
             lang = row["language"] if row["language"] else language_of(language)

@@ -16,7 +16,7 @@ from panel_api import audit, outputs
 from panel_api.auth_guard import client_address
 from panel_api.context import AUTH_GUARD, PANEL, POOL, RESETS, TRUSTED
 from panel_api.endpoint import Access, Api, Reply
-from panel_api.errors import BadRequest, RateLimited, Unavailable
+from panel_api.errors import BadRequest, Forbidden, RateLimited
 from panel_api.inputs import Input, choice, string
 from panel_api.metrics import METRICS
 from panel_api.password_reset import ResetRefused
@@ -80,12 +80,12 @@ async def _audit(
     "Ask for a password-reset link by e-mail (the same answer whether the login exists)",
     access=Access.PUBLIC,
     replies=(Reply(202, "Taken: a link is mailed if the login exists", outputs.Accepted),),
-    errors=(400, 429, 503),
+    errors=(400, 403, 429, 503),
 )
 async def ask_reset(request: web.Request, body: ResetAsk) -> web.Response:
     public_url = request.app[PANEL].public_url
     if not public_url:
-        raise Unavailable("password reset by e-mail is not configured", code="RESET_NOT_CONFIGURED")
+        raise Forbidden("password reset by e-mail is not configured", code="RESET_NOT_CONFIGURED")
     address = await _guarded(request)
     now = datetime.now(UTC)  # read once, here at the edge
     issued = await request.app[RESETS].request(body.login, public_url, body.language, now)

@@ -35,7 +35,7 @@ class PanelSettings:
     login_lock_s: int = 900  # for this long
     session_s: int = 8 * 3600  # life of a token a sign-in gives
     # the portal's address as customers reach it (links in password-reset mail); empty: no
-    # reset by e-mail (requests get 503 RESET_NOT_CONFIGURED)
+    # reset by e-mail (requests get 403 RESET_NOT_CONFIGURED)
     public_url: str = ""
     reset_ttl_s: int = 3600  # life of a password-reset link
     reset_per_hour: int = 3  # reset links one login may be sent per hour

@@ -29,7 +29,7 @@ const CONSOLE_WORDS = {
     "c.customer": "This is a customer sign-in: use the customer portal.",
     "c.yes": "yes", "c.none": "Nothing here.",
     "c.customers": "Customers", "c.csearch": "Name, NIP, e-mail, account or number",
-    "c.csearch.help": "Part of any of them; an empty search lists every customer.",
+    "c.csearch.help": "Part of any of them; at most 50 customers are shown.",
     "c.cid": "Record", "c.name": "Name", "c.nip": "NIP", "c.email": "E-mail",
     "c.phone": "Phone", "c.address": "Address", "c.verification": "Verification",
     "c.customer.title": "Customer", "c.v.pending": "Pending", "c.v.verified": "Verified",
@@ -56,7 +56,7 @@ const CONSOLE_WORDS = {
     "c.customer": "To logowanie klienta: użyj portalu klienta.",
     "c.yes": "tak", "c.none": "Brak.",
     "c.customers": "Klienci", "c.csearch": "Nazwa, NIP, e-mail, konto lub numer",
-    "c.csearch.help": "Fragment dowolnego z nich; puste pole pokazuje wszystkich klientów.",
+    "c.csearch.help": "Fragment dowolnego z nich; pokazujemy najwyżej 50 klientów.",
     "c.cid": "Kartoteka", "c.name": "Nazwa", "c.nip": "NIP", "c.email": "E-mail",
     "c.phone": "Telefon", "c.address": "Adres", "c.verification": "Weryfikacja",
     "c.customer.title": "Klient", "c.v.pending": "Oczekuje", "c.v.verified": "Zweryfikowany",
@@ -151,8 +151,9 @@ async function loadAccounts() {
 
 async function loadCustomers() {
   const q = $("customer-search").value.trim();
-  const found = (await api(`/api/v1/customers${q ? `?q=${encodeURIComponent(q)}` : ""}`)).items;
   clear("customers");
+  if (!q) return;  // thousands of records are searched, not listed
+  const found = (await api(`/api/v1/customers?q=${encodeURIComponent(q)}`)).items;
   for (const c of found) {
     const row = rowIn("customers");
     cell(row, c.id);
