@@ -5,9 +5,12 @@ the new password works, the old one and every open session do not; the audit log
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from notify.mail_metrics import MailMetrics
 from notify.mail_settings import SmtpSettings
 from notify.sender import deliver_due
-from panel_api.logins import LoginRole, LoginStore, WrongCredentials
+from panel_api.logins import LoginError, LoginRole, LoginStore, WrongCredentials
 from panel_api.password_reset import SCRUBBED, PasswordResets, ResetPolicy, ResetRefused, digest
 from panel_api.tokens import TokenStore
 from runtime.services import Services
@@ -25,6 +28,7 @@ from tests.conftest import AccountFactory
 from tests.integration.test_documents import customer_for
 from tests.integration.test_mail import Sink, free_port
 from tests.integration.test_panel_api import bearer, ensure_panel_db, panel_client, panel_settings
+from tollgate.cli import build_parser
 
 PASSWORD = "correct horse battery"
 NEW = "a much better passphrase"
@@ -206,3 +210,32 @@ async def test_reset_over_http_answers_alike_and_is_audited(
         ("bob", "password_reset", 200, a.id),
     ]
     assert all("address" in r["detail"] for r in rows)
+
+
+async def cli(svc: Services, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    args = build_parser().parse_args(argv)
+    capsys.readouterr()
+    await args.run(svc, args)
+    return json.loads(capsys.readouterr().out)
+
+
+async def test_login_set_keeps_an_e_mail_until_another_is_given(
+    svc: Services,
+    make_account: AccountFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = await make_account()
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{PASSWORD}\n"))
+    shown = await cli(
+        svc, capsys, "login", "set", "carol", "--role", "customer", "--account", a.id,
+        "--email", "carol@example.pl",
+    )  # fmt: skip
+    assert shown["email"] == "carol@example.pl"
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{NEW}\n"))
+    again = await cli(svc, capsys, "login", "set", "carol", "--role", "customer", "--account", a.id)
+    assert again["email"] == "carol@example.pl"  # a new password keeps the address
+    assert svc.pool is not None
+    with pytest.raises(LoginError) as bad:
+        await LoginStore(svc.pool).set("carol", LoginRole.CUSTOMER, NEW, a.id, "not an address")
+    assert bad.value.field == "email"
