@@ -31,6 +31,7 @@ import pytest
 from billing.documents import Draft, Kind, Line, issue
 from billing.settings import BillingSettings
 from panel_api.logins import LoginRole, LoginStore
+from panel_api.tokens import Role, TokenStore
 from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
@@ -318,6 +319,12 @@ async def download(
     raw = await asyncio.to_thread(path.read_bytes)
     await asyncio.to_thread(path.unlink)  # the next download may bear the same name
     return path.name, raw
+
+
+async def operator_token(svc: Services) -> str:
+    assert svc.pool is not None
+    _, secret = await TokenStore(svc.pool).create(Role.OPERATOR, None, label="test")
+    return secret
 
 
 def texts(page: Cdp, selector: str) -> Any:
@@ -635,6 +642,23 @@ async def test_password_reset_by_e_mail_the_top_up_link_and_an_invoice_pdf(
     await speak(page, "pl-PL")
     await size(page, screen)
     async with panel_client(settings, public_url="https://panel.example") as client:
+        # a number and a SIP login for the account, as an operator gives them
+        op = {"Authorization": f"Bearer {await operator_token(svc)}"}
+        r = await client.post(
+            "/api/v1/numbers",
+            json={"number": "+48221234567", "carrier": "orange", "monthly_cost": "1.00",
+                  "monthly_price": "5.00"},
+            headers=op,
+        )  # fmt: skip
+        assert r.status == 201, await r.text()
+        r = await client.post(
+            "/api/v1/numbers/+48221234567/assign", json={"account": a.id}, headers=op
+        )
+        assert r.status == 200, await r.text()
+        r = await client.post(
+            f"/api/v1/accounts/{a.id}/sip-logins", json={"login": "4812345"}, headers=op
+        )
+        assert r.status == 201, await r.text()
         await open_page(page, str(client.make_url("/")))
         await page.click("#forgot summary")
         await type_into(page, "forgot-login", "OLA@example.pl")
@@ -678,13 +702,25 @@ async def test_password_reset_by_e_mail_the_top_up_link_and_an_invoice_pdf(
             "Doładuj online"
         )
         assert await overflow(page) <= 0
+        # SIP logins and numbers, as tables, every cell labelled on a phone
+        await page.until("!document.getElementById('sip').hidden")
+        sip = await texts(page, "#sip-logins tbody td")
+        assert sip[0] == "4812345" and sip[2:] == ["Aktywny", "Brak rejestracji"], sip
+        await page.until("!document.getElementById('numbers').hidden")
+        assert await texts(page, "#numbers-list tbody td") == ["+48221234567", "tak"]
+        assert await page.js(
+            "[...document.querySelectorAll('#sip-logins td, #numbers-list td')]"
+            ".every(td => td.dataset.label)"
+        )
         await page.until("document.querySelectorAll('#docs tbody a').length === 1")
         assert (await texts(page, "#docs tbody td"))[:2] == [invoice.number, "Faktura"]
         name, pdf = await download(browser, downloads, page, "#docs tbody a")
         assert name == invoice.number.replace("/", "-") + ".pdf"
         assert pdf.startswith(b"%PDF-")
     rows = await svc.pool.fetch(
-        "select actor, action, status from operator_audit where account = $1 order by id", a.id
+        "select actor, action, status from operator_audit where account = $1 and actor = 'ola'"
+        " order by id",
+        a.id,
     )
     assert [tuple(r) for r in rows] == [
         ("ola", "password_reset_request", 202),
