@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import quote
 
 from billing.errors import BillingError
 from billing.payments import PaymentResult, pay
@@ -66,6 +67,9 @@ class GatewaySettings:
     name: str = "gateway"
     secret: str = ""
     tolerance_s: int = 300
+    # the gateway's payment page for a top-up, {account} (and {currency}) filled in; the
+    # gateway sends the account back in its notification
+    pay_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -77,12 +81,34 @@ class GatewaySettings:
             name=env.get("TOLLGATE_GATEWAY_NAME", "") or "gateway",
             secret=env.get("TOLLGATE_GATEWAY_SECRET", ""),
             tolerance_s=int(tolerance),
+            pay_url=_pay_url(env.get("TOLLGATE_GATEWAY_PAY_URL", "").strip()),
         )
+
+    def top_up_url(self, account: str, currency: str) -> str | None:
+        """Where a customer pays a top-up; None unless notifications can be booked too."""
+        if not self.pay_url or not self.secret:
+            return None
+        return self.pay_url.format(account=quote(account, safe=""), currency=currency)
 
     def scheme(self) -> HmacScheme | None:
         if not self.secret:
             return None
         return HmacScheme(self.secret.encode(), tolerance_s=self.tolerance_s)
+
+
+def _pay_url(raw: str) -> str:
+    if not raw:
+        return raw
+    key = "TOLLGATE_GATEWAY_PAY_URL"
+    if not raw.startswith("https://"):
+        raise SettingsError(key, f"an https:// address, got {raw!r}")
+    if "{account}" not in raw:
+        raise SettingsError(key, "must contain {account}")
+    try:
+        raw.format(account="a", currency="PLN")
+    except (KeyError, IndexError, ValueError):
+        raise SettingsError(key, "only {account} and {currency} may be filled in") from None
+    return raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from panel_api import (
     operator,
     page,
     payments,
+    reset_api,
     session,
     sip,
 )
@@ -60,6 +61,7 @@ service = Api("service")
 APIS = (
     service,
     session.api,
+    reset_api.api,
     customer.api,
     documents.api,
     operator.api,

@@ -71,12 +71,24 @@ async def write(conn: Conn, entry: Entry, at: datetime) -> None:
         entry.subject,
         _json(entry.before),
         _json(entry.after),
-        json.dumps(entry.detail),
+        json.dumps(_storable(entry.detail)),
     )
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else json.dumps(_storable(value))
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every NUL character replaced: PostgreSQL's jsonb refuses \\u0000, and a
+    request that carried one must still be recorded (else a read is refused for it)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _action(request: web.Request) -> str:
@@ -120,7 +132,13 @@ def _concerns(
     account = info.get("account") or request.query.get("account") or state.get("account")
     if not account and state.get("running"):
         account = state["running"][0].get("account")
-    subject = info.get("finding") or info.get("call_id") or info.get("name")
+    subject = (
+        info.get("finding")
+        or info.get("call_id")
+        or info.get("name")
+        or info.get("customer")
+        or info.get("number")
+    )
     return (str(account) if account else None), subject
 
 

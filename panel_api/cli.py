@@ -72,7 +72,7 @@ async def cmd_login_set(s: Services, args: argparse.Namespace) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
     with bad_input(LoginError, AccountNotFound):
         login = await LoginStore(s.pool).set(
-            args.name, LoginRole(args.role), password, args.account
+            args.name, LoginRole(args.role), password, args.account, args.email
         )
     print_json(login.as_dict())
 

@@ -59,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     st.add_argument("name", help="3-64 of a-z 0-9 . _ @ -")
     st.add_argument("--role", choices=list(LOGIN_ROLES), required=True)
     st.add_argument("--account", help="the account a customer login reads")
+    st.add_argument(
+        "--email",
+        help="where a password reset is mailed (a customer login without one: its customer's)",
+    )
     st.set_defaults(run=Lazy("panel_api.cli:cmd_login_set"))
     ll = lsub.add_parser("list", help="logins with their role, failures and lock (no hashes)")
     ll.set_defaults(run=Lazy("panel_api.cli:cmd_login_list"))

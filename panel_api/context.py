@@ -20,6 +20,7 @@ from panel_api.auth_guard import AuthGuard, Network, networks
 from panel_api.export_gate import ExportGate
 from panel_api.logins import LoginPolicy, LoginStore
 from panel_api.metrics import METRICS
+from panel_api.password_reset import PasswordResets, ResetPolicy
 from panel_api.ratelimit import RateLimiter
 from panel_api.settings import PanelSettings
 from panel_api.tokens import LastUsed, TokenStore
@@ -42,6 +43,7 @@ AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
 TRUSTED = web.AppKey("trusted", tuple[Network, ...])
 TOKENS = web.AppKey("tokens", TokenStore)
 LOGINS = web.AppKey("logins", LoginStore)
+RESETS = web.AppKey("resets", PasswordResets)
 LAST_USED = web.AppKey("last_used", LastUsed)
 SERVICES = web.AppKey("services", Services)
 ARI = web.AppKey("ari", AriClient)  # set only when TOLLGATE_ARI_URL is
@@ -81,6 +83,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LOGINS] = LoginStore(
         pool, LoginPolicy(panel.login_failures, panel.login_lock_s, panel.session_s)
     )
+    app[RESETS] = PasswordResets(pool, ResetPolicy(panel.reset_ttl_s, panel.reset_per_hour))
     app[EXPORT_GATE] = ExportGate(
         exports, panel.exports_per_token, panel.send_timeout_s, panel.send_buffer_bytes
     )

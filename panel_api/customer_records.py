@@ -17,14 +17,14 @@ from customers.store import (
     accounts_of,
     customer_of_account,
     get_customer,
-    list_customers,
 )
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import POOL, SERVICES
+from panel_api.customer_search import search_customers
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import BadRequest, not_found
-from panel_api.inputs import ACCOUNT_PATTERN, TEXT, Input, choice, string
+from panel_api.inputs import ACCOUNT_PATTERN, QUERY_TEXT, TEXT, Input, choice, string
 from panel_api.tokens import Token
 
 api = Api("customers")
@@ -40,6 +40,11 @@ class CustomerPath(Input):
 class CustomersQuery(Input):
     verification: Annotated[str | None, choice(v.value for v in Verification)] = Field(
         None, description="Only records in this state"
+    )
+    q: Annotated[str | None, QUERY_TEXT] = Field(
+        None,
+        description="Part of the name, e-mail, record or account id, NIP or number"
+        " (at most 50 records)",
     )
 
 
@@ -115,7 +120,7 @@ def _nothing(body: Input) -> BadRequest:
 )
 async def list_records(request: web.Request, query: CustomersQuery) -> web.Response:
     status = Verification(query.verification) if query.verification else None
-    found = await list_customers(request.app[POOL], status)
+    found = await search_customers(request.app[POOL], query.q, status)
     return web.json_response({"items": [c.as_dict() for c in found]}, dumps=_dumps)
 
 

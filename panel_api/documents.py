@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
 from billing.documents import Kind, by_number, documents_of
 from billing.ksef_state import ksef_states
@@ -26,8 +27,16 @@ from panel_api.csv_export import Export, line_sql
 from panel_api.customer import CSV, download, format_field
 from panel_api.endpoint import Api, Reply
 from panel_api.errors import not_found
-from panel_api.inputs import PERIOD_PATTERN, Checked, Input, choice, refuse, string, text
-from panel_api.statement_stream import stream_statement
+from panel_api.inputs import (
+    PERIOD_PATTERN,
+    Checked,
+    Input,
+    choice,
+    refuse,
+    string,
+    text,
+)
+from panel_api.statement_stream import statement_totals, stream_statement
 from rating.accounts import AccountKind
 
 api = Api("customer")
@@ -43,6 +52,12 @@ def _period(value: object) -> Period:
 
 class StatementPath(Input):
     period: Annotated[Period, Checked(_period, {"type": "string", "pattern": PERIOD_PATTERN})]
+
+
+class StatementQuery(Input):
+    calls: Annotated[str | None, choice(("true", "false"))] = Field(
+        None, description="false: the totals only, no calls (default true)"
+    )
 
 
 class FormatQuery(Input):
@@ -78,9 +93,15 @@ async def statement_csv(
     " totals by class and destination",
     ok=outputs.Statement,
 )
-async def statement(request: web.Request, account: str, path: StatementPath) -> web.StreamResponse:
-    """Streamed, on the download budget: a month can hold many thousand calls."""
+async def statement(
+    request: web.Request, account: str, path: StatementPath, query: StatementQuery
+) -> web.StreamResponse:
+    """Streamed, on the download budget: a month can hold many thousand calls. Without
+    them (calls=false) it is a small answer, as the portal's totals need."""
     found = await request.app[SERVICES].accounts.get(account)
+    if query.calls == "false":
+        async with request.app[POOL].acquire() as conn:
+            return web.json_response(await statement_totals(conn, found, path.period))
     gate = request.app[EXPORT_GATE]
     async with gate.connection(principal(request).id) as conn:
         return await stream_statement(request, conn, found, path.period, gate)

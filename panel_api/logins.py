@@ -23,6 +23,7 @@ from panel_api.tokens import Role, Token, TokenStore
 from rating.accounts import AccountNotFound
 
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256  # argon2 takes any length; a bound keeps a request's cost bounded
 HASHER = PasswordHasher()  # argon2id with the library's (RFC 9106 "low memory") defaults
@@ -70,12 +71,14 @@ class Login:
     failures: int
     locked_until: datetime | None
     created_at: datetime
+    email: str | None = None  # where a password reset is sent (else the customer's)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "login": self.login,
             "role": self.role.value,
             "account": self.account,
+            "email": self.email,
             "failures": self.failures,
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "created_at": self.created_at.isoformat(),
@@ -96,6 +99,7 @@ def _login(row: asyncpg.Record) -> Login:
         row["failures"],
         row["locked_until"],
         row["created_at"],
+        row["email"],
     )
 
 
@@ -124,26 +128,36 @@ class LoginStore:
         self.policy = policy or LoginPolicy()
 
     async def set(
-        self, login: str, role: LoginRole, password: str, account: str | None = None
+        self,
+        login: str,
+        role: LoginRole,
+        password: str,
+        account: str | None = None,
+        email: str | None = None,
     ) -> Login:
-        """Create a login or give it a new password (and role); its lock is lifted."""
+        """Create a login or give it a new password (and role); its lock is lifted. An
+        e-mail given replaces the login's; none keeps it."""
         name = normalise(login)
         if not LOGIN.match(name):
             raise LoginError("login", "3-64 of a-z 0-9 . _ @ -, starting with a letter or digit")
         if (role is LoginRole.CUSTOMER) != (account is not None):
             raise LoginError("account", "a customer login needs an account; an operator's none")
+        if email is not None and not EMAIL.match(email.strip()):
+            raise LoginError("email", "an address like name@example.pl")
         hashed = await asyncio.to_thread(HASHER.hash, check_password(password))
         try:
             row = await self.pool.fetchrow(
-                "insert into panel_logins (login, role, account, password_hash)"
-                " values ($1, $2, $3, $4) on conflict (login) do update set"
+                "insert into panel_logins (login, role, account, password_hash, email)"
+                " values ($1, $2, $3, $4, $5) on conflict (login) do update set"
                 " role = excluded.role, account = excluded.account,"
                 " password_hash = excluded.password_hash, failures = 0, locked_until = null,"
+                " email = coalesce(excluded.email, panel_logins.email),"
                 " password_set_at = now() returning *",
                 name,
                 role.value,
                 account,
                 hashed,
+                None if email is None else email.strip(),
             )
         except asyncpg.ForeignKeyViolationError:
             raise AccountNotFound(account or "") from None

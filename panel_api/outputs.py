@@ -57,6 +57,20 @@ class Session(Token):
     token: str
 
 
+class Accepted(Output):
+    status: Literal["accepted"]
+
+
+class TopUpLink(Output):
+    url: str | None
+    gateway: str | None
+
+
+class ResetDone(Output):
+    login: str
+    sessions_ended: Count
+
+
 class LedgerEntry(Output):
     seq: int
     kind: EntryKind

@@ -64,3 +64,15 @@ async def gateway_notification(request: web.Request, body: GatewayNotification) 
         },
         status=201 if result.created else 200,
     )
+
+
+@api.get(
+    "/api/v1/accounts/{account}/topup-link",
+    "Where the customer pays a top-up online (url null: no payment gateway configured)",
+    ok=outputs.TopUpLink,
+)
+async def top_up_link(request: web.Request, account: str) -> web.Response:
+    settings = request.app[GATEWAY]
+    found = await request.app[SERVICES].accounts.get(account)
+    url = settings.top_up_url(found.id, found.currency)
+    return web.json_response({"url": url, "gateway": settings.name if url else None})

@@ -34,6 +34,11 @@ class PanelSettings:
     login_failures: int = 5  # wrong passwords in a row that lock a login
     login_lock_s: int = 900  # for this long
     session_s: int = 8 * 3600  # life of a token a sign-in gives
+    # the portal's address as customers reach it (links in password-reset mail); empty: no
+    # reset by e-mail (requests get 403 RESET_NOT_CONFIGURED)
+    public_url: str = ""
+    reset_ttl_s: int = 3600  # life of a password-reset link
+    reset_per_hour: int = 3  # reset links one login may be sent per hour
     # addresses of reverse proxies whose X-Forwarded-For names the client
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
@@ -62,6 +67,12 @@ class PanelSettings:
                 raise ValueError("must be > 0")
             return value
 
+        def url(raw: str) -> str:
+            value = raw.strip().rstrip("/")
+            if value and not value.startswith(("https://", "http://")):
+                raise ValueError("must start with https:// (or http://)")
+            return value
+
         base = cls()
         return cls(
             host=get("HOST", str, base.host),
@@ -88,5 +99,8 @@ class PanelSettings:
             login_failures=get("LOGIN_FAILURES", count, base.login_failures),
             login_lock_s=get("LOGIN_LOCK_S", count, base.login_lock_s),
             session_s=get("SESSION_S", count, base.session_s),
+            public_url=get("PUBLIC_URL", url, base.public_url),
+            reset_ttl_s=get("RESET_TTL_S", count, base.reset_ttl_s),
+            reset_per_hour=get("RESET_PER_HOUR", count, base.reset_per_hour),
             trusted_proxies=get("TRUSTED_PROXIES", addresses, base.trusted_proxies),
         )

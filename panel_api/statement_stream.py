@@ -87,6 +87,13 @@ async def _head(
     }
 
 
+async def statement_totals(conn: Conn, account: Account, period: Period) -> dict[str, Any]:
+    """The statement without its calls (`calls` empty): the totals alone, one snapshot."""
+    start, end = period.bounds(account.timezone)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return {**await _head(conn, account, period, start, end), "calls": []}
+
+
 async def stream_statement(
     request: web.Request, conn: Conn, account: Account, period: Period, gate: ExportGate
 ) -> web.StreamResponse:

@@ -1,6 +1,7 @@
 // The customer portal: sign in (login and password, or an API token), balance and status,
 // calls with filters and a CSV download, totals per month and kind of number, payments,
-// invoices; SIP logins, numbers, invoice PDFs and online top-up appear when the API has them.
+// invoices; SIP logins, numbers, invoice PDFs and online top-up appear when the API has them;
+// a forgotten password is reset through a link sent by e-mail.
 // Plain JavaScript, no dependencies; every value is put in the page as text, never as HTML.
 "use strict";
 
@@ -10,14 +11,10 @@ const t = (key, vars) => I18N.t(key, vars);
 
 const state = {
   token: null, account: null, currency: "PLN", filter: null, cursor: null, paths: {},
-  session: false,
+  session: false, reset: null, run: 0,
 };
 
 const api = (path, options) => call(state.token, path, options);
-
-function say(text) {
-  $("status").textContent = text;
-}
 
 function accountPath(rest) {
   return `/api/v1/accounts/${encodeURIComponent(state.account)}/${rest}`;
@@ -33,13 +30,16 @@ async function discover() {
     pdf: find(/\/(invoices|documents)\/\{[a-z_]+\}(\.pdf|\/pdf)$/),
     sip: find(/\/sip[-_]?(logins|accounts|users)?$/),
     numbers: find(/\/(numbers|dids)$/),
-    topup: mine.find((p) => /\/(checkout|topup-link|payments\/new)$/.test(p)),
+    topup: find(/\/topup-link$/),
   };
 }
 
+// a path of the API document with its parameters filled in; a document number keeps its
+// slashes (INV/2026/11/000001): the route expects them as they are, not as %2F
 function fill(path, account, id) {
+  const segments = String(id || "").split("/").map(encodeURIComponent).join("/");
   return path.replace("{account}", encodeURIComponent(account))
-    .replace(/\{[a-z_]+\}/, encodeURIComponent(id || ""));
+    .replace(/\{[a-z_]+\}/, segments);
 }
 
 async function signIn(how) {
@@ -83,7 +83,7 @@ async function signOut() {
   sessionStorage.removeItem(KEY);
   state.token = state.account = null;
   for (const body of document.querySelectorAll("main tbody")) body.replaceChildren();
-  for (const id of ["who", "sign-out", "account", "calls", "totals", "payments", "documents", "extras"]) {
+  for (const id of ["who", "sign-out", "account", "calls", "totals", "payments", "documents", "sip", "numbers"]) {
     $(id).hidden = true;
   }
   $("signin").hidden = false;
@@ -93,7 +93,11 @@ async function signOut() {
 }
 
 async function loadBalance() {
-  const b = await api(accountPath("balance?entries=0"));
+  // the gateway's page when one is configured (url null otherwise): no link without it
+  const [b, link] = await Promise.all([
+    api(accountPath("balance?entries=0")),
+    state.paths.topup ? api(fill(state.paths.topup, state.account)).catch(() => null) : null,
+  ]);
   state.currency = b.currency;
   I18N.zone = b.timezone;
   $("balance").textContent = I18N.money(b.balance, b.currency);
@@ -102,10 +106,8 @@ async function loadBalance() {
   $("account-status").textContent = t(`status.${b.status}`);
   $("blocked").hidden = !b.blocked;
   $("blocked").textContent = b.blocked ? t(`blocked.${b.blocked}`) : "";
-  if (state.paths.topup) {
-    $("topup-href").href = fill(state.paths.topup, state.account);
-    $("topup-link").hidden = false;
-  }
+  if (link && link.url) $("topup-href").href = link.url;
+  $("topup-link").hidden = !(link && link.url);
 }
 
 async function loadEntries() {
@@ -175,28 +177,34 @@ function downloadStatement() {
   return saveFile(accountPath(`statements/${month}.csv?format=${format}`), `${month}.csv`);
 }
 
+// SIP logins and numbers: each section shows when the API has it and the customer may
+// read it; one that fails is left out instead of stopping the page
 async function loadExtras() {
-  const box = $("extras");
-  box.replaceChildren();
-  for (const [key, title] of [["sip", "sip.title"], ["numbers", "numbers.title"]]) {
-    if (!state.paths[key]) continue;
-    // an optional section never stops the page: one it may not read is left out
-    const found = await api(fill(state.paths[key], state.account)).catch(() => null);
-    if (found === null) continue;
-    const items = Array.isArray(found) ? found : found.items || found.numbers || [];
-    const h = document.createElement("h2");
-    h.textContent = t(title);
-    const list = document.createElement("ul");
-    list.id = `${key}-list`;
-    for (const item of items) {
-      const li = document.createElement("li");
-      li.textContent = typeof item === "string" ? item
-        : item.number || item.e164 || item.username || item.login || item.id || JSON.stringify(item);
-      list.appendChild(li);
-    }
-    box.append(h, list);
-    box.hidden = false;
+  const get = (key) => (state.paths[key]
+    ? api(fill(state.paths[key], state.account)).catch(() => null) : null);
+  const [sip, numbers] = await Promise.all([get("sip"), get("numbers")]);
+  clear("sip-logins");
+  for (const l of (sip && sip.items) || []) {
+    const row = rowIn("sip-logins");
+    cell(row, l.login);
+    cell(row, l.realm || "");
+    const status = t(`sip.status.${l.status}`);
+    cell(row, l.status_reason ? `${status} (${l.status_reason})` : status);
+    const devices = (l.registrations || []).map((r) => r.user_agent || r.uri);
+    cell(row, devices.length ? devices.join(", ") : t("sip.none"));
   }
+  $("sip").hidden = !(sip && sip.items);
+  clear("numbers-list");
+  for (const n of (numbers && numbers.numbers) || []) {
+    const row = rowIn("numbers-list");
+    cell(row, n);
+    cell(row, n === numbers.caller_id ? t("yes") : "");
+  }
+  $("numbers").hidden = !(numbers && numbers.numbers && numbers.numbers.length);
+}
+
+function clear(id) {
+  $(id).querySelector("tbody").replaceChildren();
 }
 
 function fillMonths(today) {
@@ -216,7 +224,8 @@ function fillMonths(today) {
 }
 
 async function loadTotals() {
-  const s = await api(accountPath(`statements/${$("month").value}`));
+  // the month's billed totals without its calls (those come with the download)
+  const s = await api(accountPath(`statements/${$("month").value}?calls=false`));
   const body = $("by-class").querySelector("tbody");
   body.replaceChildren();
   const line = (label, totals, cls) => {
@@ -244,8 +253,9 @@ function currentFilter() {
 }
 
 // what the whole filter holds, however many pages of it are shown
-async function loadCallTotals() {
+async function loadCallTotals(run) {
   const s = await api(accountPath(`cdrs/totals?${state.filter}`));
+  if (run !== state.run) return;  // a newer listing started meanwhile
   $("calls-totals").textContent = s.total.calls === 0 ? "" : t("calls.totals", {
     n: I18N.count(s.total.calls),
     answered: I18N.count(s.total.answered),
@@ -273,14 +283,20 @@ async function loadCalls(fresh) {
     }
     state.filter = currentFilter();
     state.cursor = null;
+    state.run += 1;
     $("cdrs").querySelector("tbody").replaceChildren();
-    await loadCallTotals();
   }
+  // a listing asked for while another loads replaces it: the older one's rows, arriving
+  // late, are dropped instead of being mixed in
+  const run = state.run;
   const params = new URLSearchParams(state.filter);
   params.set("limit", String(PAGE_SIZE));
   if (state.cursor) params.set("cursor", state.cursor);
   say(t("loading"));
-  const page = await api(accountPath(`cdrs?${params}`));
+  const [page] = await Promise.all([
+    api(accountPath(`cdrs?${params}`)), fresh ? loadCallTotals(run) : null,
+  ]);
+  if (run !== state.run) return;
   for (const c of page.items) {
     const row = rowIn("cdrs");
     cell(row, I18N.when(c.started_at));
@@ -318,29 +334,70 @@ async function download() {
   }
 }
 
-function guard(fn) {
-  return async (event) => {
-    if (event) event.preventDefault();
-    try {
-      await fn(event);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401 && state.account) {
-        await signOut();
-        say(t("session.ended"));
-        return;
-      }
-      say(err.message);
-    }
-  };
+const guard = guarded(() => Boolean(state.account), () => signOut());
+
+// a password-reset link: the secret is in the URL's fragment, taken off the address bar
+// (and the history) at once and kept in memory only
+function resetLinkOpened() {
+  const found = /^#reset=([A-Za-z0-9_-]{20,128})$/.exec(location.hash);
+  if (!found) return false;
+  state.reset = found[1];
+  history.replaceState(null, "", location.pathname + location.search);
+  $("signin").hidden = true;
+  $("reset").hidden = false;
+  $("new-password").focus();
+  return true;
 }
 
-function signInError(err) {
-  if (err.code === "LOGIN_LOCKED" || err.code === "AUTH_RATE_LIMITED") {
-    return t("signin.locked", { min: Math.max(1, Math.ceil(err.retryAfter / 60)) });
+const RESET_ERRORS = {
+  RESET_LINK_UNKNOWN: "reset.unknown", RESET_LINK_USED: "reset.used",
+  RESET_LINK_EXPIRED: "reset.expired",
+};
+
+async function setNewPassword() {
+  const password = $("new-password").value;
+  const problem = password.length < 10 ? "reset.short"
+    : password !== $("new-password2").value ? "reset.differ" : null;
+  $("reset-error").textContent = problem ? t(problem) : "";
+  if (problem) {
+    $(problem === "reset.short" ? "new-password" : "new-password2").focus();
+    return;
   }
-  if (err.code === "SIGN_IN_REFUSED") return t("signin.wrong");
-  if (err.status === 401) return t("signin.badtoken");
-  return err.message;
+  $("reset-button").disabled = true;
+  try {
+    const done = await call(null, "/api/v1/session/reset/confirm",
+      json("POST", { token: state.reset, password }));
+    state.reset = null;
+    $("new-password").value = $("new-password2").value = "";
+    $("reset").hidden = true;
+    $("signin").hidden = false;
+    $("login").value = done.login;
+    say(t("reset.done", { login: done.login }));
+    $("password").focus();
+  } catch (err) {
+    const key = RESET_ERRORS[err.code] || ((err.details || {}).field === "password" ? "reset.short" : null);
+    $("reset-error").textContent = key ? t(key) : signInError(err);
+  } finally {
+    $("reset-button").disabled = false;
+  }
+}
+
+async function askForReset() {
+  const who = $("forgot-login").value.trim();
+  if (!who) {
+    $("forgot-login").focus();
+    return;
+  }
+  $("forgot-button").disabled = true;
+  try {
+    await call(null, "/api/v1/session/reset", json("POST", { login: who, language: I18N.lang }));
+    $("forgot-done").textContent = t("forgot.sent");
+  } catch (err) {
+    $("forgot-done").textContent = err.code === "RESET_NOT_CONFIGURED" ? t("forgot.off")
+      : signInError(err);
+  } finally {
+    $("forgot-button").disabled = false;
+  }
 }
 
 async function rerender() {
@@ -387,6 +444,18 @@ document.addEventListener("DOMContentLoaded", () => {
   $("download").addEventListener("click", guard(download));
   $("totals-form").addEventListener("submit", guard(loadTotals));
   $("statement-download").addEventListener("click", guard(downloadStatement));
+  $("reset-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setNewPassword();
+  });
+  for (const id of ["new-password", "new-password2"]) {
+    $(id).addEventListener("input", () => { $("reset-error").textContent = ""; });
+  }
+  $("forgot-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    askForReset();
+  });
+  if (resetLinkOpened()) return;
   const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
   if (saved) guard(() => signIn(saved))();
 });

@@ -8,9 +8,6 @@ const KEY = "tollgate.console";
 const t = (key, vars) => I18N.t(key, vars);
 const state = { token: null, me: null, account: null, finding: null };
 const api = (path, options) => call(state.token, path, options);
-const json = (method, body) => ({
-  method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
-});
 
 const CONSOLE_WORDS = {
   en: {
@@ -31,6 +28,12 @@ const CONSOLE_WORDS = {
     "c.deckbad": "{file}, line {line}: {why}", "c.uploaded": "Deck {name} version {version} stored.",
     "c.customer": "This is a customer sign-in: use the customer portal.",
     "c.yes": "yes", "c.none": "Nothing here.",
+    "c.customers": "Customers", "c.csearch": "Name, NIP, e-mail, account or number",
+    "c.csearch.help": "Part of any of them; at most 50 customers are shown.",
+    "c.cid": "Record", "c.name": "Name", "c.nip": "NIP", "c.email": "E-mail",
+    "c.phone": "Phone", "c.address": "Address", "c.verification": "Verification",
+    "c.customer.title": "Customer", "c.v.pending": "Pending", "c.v.verified": "Verified",
+    "c.v.rejected": "Rejected", "c.callerid": "Caller ID",
   },
   pl: {
     "c.console": "konsola operatora", "c.accounts": "Konta", "c.live": "Trwające połączenia",
@@ -52,12 +55,14 @@ const CONSOLE_WORDS = {
     "c.uploaded": "Cennik {name} w wersji {version} zapisany.",
     "c.customer": "To logowanie klienta: użyj portalu klienta.",
     "c.yes": "tak", "c.none": "Brak.",
+    "c.customers": "Klienci", "c.csearch": "Nazwa, NIP, e-mail, konto lub numer",
+    "c.csearch.help": "Fragment dowolnego z nich; pokazujemy najwyżej 50 klientów.",
+    "c.cid": "Kartoteka", "c.name": "Nazwa", "c.nip": "NIP", "c.email": "E-mail",
+    "c.phone": "Telefon", "c.address": "Adres", "c.verification": "Weryfikacja",
+    "c.customer.title": "Klient", "c.v.pending": "Oczekuje", "c.v.verified": "Zweryfikowany",
+    "c.v.rejected": "Odrzucony", "c.callerid": "Prezentowany numer",
   },
 };
-
-function say(text) {
-  $("status").textContent = text;
-}
 
 function button(row, label, onClick, className) {
   const td = cell(row, "");
@@ -105,7 +110,7 @@ async function signOut() {
   state.token = state.me = state.account = state.finding = null;
   // the next operator at this browser starts from an empty page
   for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
-  $("detail").hidden = $("finding").hidden = true;
+  $("detail").hidden = $("finding").hidden = $("customer").hidden = true;
   $("who").hidden = $("sign-out").hidden = $("app").hidden = true;
   $("signin").hidden = false;
   $("password").value = $("token").value = "";
@@ -113,6 +118,7 @@ async function signOut() {
 }
 
 const LOADERS = {
+  customers: () => loadCustomers(),
   accounts: () => loadAccounts(),
   live: () => loadLive(),
   findings: () => loadFindings(),
@@ -141,6 +147,76 @@ async function loadAccounts() {
     cell(row, a.deck || "");
     button(row, t("c.open"), () => openAccount(a.id)).dataset.account = a.id;
   }
+}
+
+async function loadCustomers() {
+  const q = $("customer-search").value.trim();
+  clear("customers");
+  if (!q) return;  // thousands of records are searched, not listed
+  const found = (await api(`/api/v1/customers?q=${encodeURIComponent(q)}`)).items;
+  for (const c of found) {
+    const row = rowIn("customers");
+    cell(row, c.id);
+    cell(row, c.legal_name);
+    cell(row, c.tax_id || "");
+    cell(row, c.email);
+    cell(row, t(`c.v.${c.verification}`));
+    button(row, t("c.open"), () => openCustomer(c.id)).dataset.customer = c.id;
+  }
+  if (!found.length) cell(rowIn("customers"), t("c.none"));
+}
+
+// a customer with its accounts, numbers and documents (each read is in the audit log)
+async function openCustomer(id) {
+  const c = await api(`/api/v1/customers/${encodeURIComponent(id)}`);
+  const path = (a, rest) => `/api/v1/accounts/${encodeURIComponent(a)}${rest}`;
+  const each = await Promise.all(c.accounts.map((a) => Promise.all([
+    api(path(a, "/balance?entries=0")),
+    api(path(a, "/numbers")).catch(() => ({ numbers: [] })),
+    api(path(a, "/invoices")).catch(() => ({ items: [] })),
+  ])));
+  // drawn once everything is in, so a detail is never half another customer's
+  $("cu-name").textContent = c.legal_name;
+  $("cu-id").textContent = c.id;
+  $("cu-nip").textContent = c.tax_id || c.vat_id || "—";
+  $("cu-email").textContent = c.email;
+  $("cu-phone").textContent = c.phone || "—";
+  $("cu-address").textContent = [c.street, `${c.postal_code} ${c.city}`.trim(), c.country]
+    .filter(Boolean).join(", ");
+  $("cu-verification").textContent = t(`c.v.${c.verification}`);
+  for (const table of ["cu-accounts", "cu-numbers", "cu-docs"]) clear(table);
+  c.accounts.forEach((a, i) => {
+    const [b, numbers, docs] = each[i];
+    const row = rowIn("cu-accounts");
+    cell(row, a);
+    cell(row, t(`status.${b.status}`));
+    cell(row, I18N.money(b.balance, b.currency), "num");
+    button(row, t("c.open"), () => showAccount(a)).dataset.openAccount = a;
+    for (const n of numbers.numbers || []) {
+      const r = rowIn("cu-numbers");
+      cell(r, n);
+      cell(r, a);
+      cell(r, n === numbers.caller_id ? t("c.yes") : "");
+    }
+    for (const d of docs.items || []) {
+      const r = rowIn("cu-docs");
+      cell(r, d.number);
+      cell(r, a);
+      cell(r, t(`doc.kind.${d.kind}`));
+      cell(r, I18N.day(d.issue_date));
+      cell(r, I18N.money(d.gross, d.currency), "num");
+      cell(r, d.status ? t(`doc.status.${d.status}`) : "");
+    }
+  });
+  for (const table of ["cu-accounts", "cu-numbers", "cu-docs"]) {
+    if (!$(table).querySelector("tbody tr")) cell(rowIn(table), t("c.none"));
+  }
+  $("customer").hidden = false;
+}
+
+async function showAccount(id) {
+  await show("accounts");
+  await openAccount(id);
 }
 
 async function openAccount(id) {
@@ -311,21 +387,7 @@ function change(before, after) {
     .join("; ");
 }
 
-function guard(fn) {
-  return async (event) => {
-    if (event && event.preventDefault) event.preventDefault();
-    try {
-      await fn(event);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401 && state.me) {
-        await signOut();
-        say(t("session.ended"));
-        return;
-      }
-      say(err.message);
-    }
-  };
-}
+const guard = guarded(() => Boolean(state.me), () => signOut());
 
 document.addEventListener("DOMContentLoaded", () => {
   I18N.init(CONSOLE_WORDS);
@@ -343,9 +405,7 @@ document.addEventListener("DOMContentLoaded", () => {
       say(t("signedin"));
     } catch (err) {
       state.token = null;
-      $("signin-error").textContent = err.code === "SIGN_IN_REFUSED" ? t("signin.wrong")
-        : err.code === "LOGIN_LOCKED" ? t("signin.locked", { min: Math.ceil(err.retryAfter / 60) })
-        : err.status === 401 ? t("signin.badtoken") : err.message;
+      $("signin-error").textContent = signInError(err);
     } finally {
       $("signin-button").disabled = false;
     }
@@ -355,6 +415,7 @@ document.addEventListener("DOMContentLoaded", () => {
     b.addEventListener("click", guard(() => show(b.dataset.tab)));
   }
   $("search-form").addEventListener("submit", guard(loadAccounts));
+  $("customer-search-form").addEventListener("submit", guard(loadCustomers));
   $("topup-form").addEventListener("submit", guard(topup));
   $("suspend").addEventListener("click", guard(() => setStatus("suspend")));
   $("resume").addEventListener("click", guard(() => setStatus("resume")));

@@ -111,7 +111,31 @@ const WORDS = {
     "doc.upo.pending": "UPO pending",
     "sip.title": "SIP logins",
     "numbers.title": "Numbers",
+    "numbers.callerid": "Shown to those you call",
+    "sip.login": "SIP login",
+    "sip.server": "Server (realm)",
+    "sip.devices": "Registered devices",
+    "sip.none": "None registered",
+    "sip.status.active": "Active",
+    "sip.status.disabled": "Disabled",
+    "sip.status.locked": "Locked",
+    "yes": "yes",
     "topup.link": "Top up online",
+    "forgot": "Forgot your password?",
+    "forgot.who": "Login or e-mail address",
+    "forgot.send": "Send me a link",
+    "forgot.sent": "If this login or address is ours, a link to set a new password is on its way to the e-mail address we have. It works once, for an hour.",
+    "forgot.off": "Resetting a password by e-mail is not available: contact us.",
+    "reset.title": "Set a new password",
+    "reset.password": "New password (at least 10 characters)",
+    "reset.repeat": "New password again",
+    "reset.save": "Set the password",
+    "reset.short": "The password needs at least 10 characters.",
+    "reset.differ": "The two passwords differ.",
+    "reset.done": "Password set; every other session of {login} has ended. Sign in with the new password.",
+    "reset.unknown": "This link is not valid. Ask for a new one.",
+    "reset.used": "This link was used already or replaced by a newer one. Ask for a new one if you need it.",
+    "reset.expired": "This link has expired. Ask for a new one.",
     "reason.INSUFFICIENT_CREDIT": "no credit",
     "reason.PREMIUM_BLOCKED": "premium number",
     "reason.DESTINATION_BLOCKED": "destination blocked",
@@ -230,7 +254,31 @@ const WORDS = {
     "doc.upo.pending": "UPO w oczekiwaniu",
     "sip.title": "Konta SIP",
     "numbers.title": "Numery",
+    "numbers.callerid": "Prezentowany rozmówcom",
+    "sip.login": "Login SIP",
+    "sip.server": "Serwer (realm)",
+    "sip.devices": "Zarejestrowane urządzenia",
+    "sip.none": "Brak rejestracji",
+    "sip.status.active": "Aktywny",
+    "sip.status.disabled": "Wyłączony",
+    "sip.status.locked": "Zablokowany",
+    "yes": "tak",
     "topup.link": "Doładuj online",
+    "forgot": "Nie pamiętasz hasła?",
+    "forgot.who": "Login lub adres e-mail",
+    "forgot.send": "Wyślij odnośnik",
+    "forgot.sent": "Jeśli ten login lub adres jest u nas, na zapisany adres e-mail wysłaliśmy odnośnik do ustawienia nowego hasła. Działa jeden raz, przez godzinę.",
+    "forgot.off": "Zmiana hasła przez e-mail jest niedostępna: skontaktuj się z nami.",
+    "reset.title": "Ustaw nowe hasło",
+    "reset.password": "Nowe hasło (co najmniej 10 znaków)",
+    "reset.repeat": "Powtórz nowe hasło",
+    "reset.save": "Ustaw hasło",
+    "reset.short": "Hasło musi mieć co najmniej 10 znaków.",
+    "reset.differ": "Hasła się różnią.",
+    "reset.done": "Hasło ustawione; pozostałe sesje loginu {login} zostały zakończone. Zaloguj się nowym hasłem.",
+    "reset.unknown": "Ten odnośnik jest nieprawidłowy. Poproś o nowy.",
+    "reset.used": "Ten odnośnik został już użyty lub zastąpiony nowszym. W razie potrzeby poproś o nowy.",
+    "reset.expired": "Ten odnośnik wygasł. Poproś o nowy.",
     "reason.INSUFFICIENT_CREDIT": "brak środków",
     "reason.PREMIUM_BLOCKED": "numer premium",
     "reason.DESTINATION_BLOCKED": "kierunek zablokowany",
@@ -329,51 +377,3 @@ const I18N = {
     }).format(new Date());
   },
 };
-
-// calendar arithmetic on plain dates (no zone involved)
-function addDays(day, n) {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + n);
-  return d.toISOString().slice(0, 10);
-}
-
-// the shared page plumbing of the portal and the console
-const $ = (id) => document.getElementById(id);
-
-class ApiError extends Error {
-  constructor(status, body, headers) {
-    const error = (body && body.error) || {};
-    super(error.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = error.code || "HTTP_" + status;
-    this.details = error.details || {};
-    this.retryAfter = Number((headers && headers.get("Retry-After")) || 0);
-  }
-}
-
-async function call(token, path, options = {}) {
-  const headers = { Accept: "application/json", ...(options.headers || {}) };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { ...options, headers });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body, response.headers);
-  return body;
-}
-
-function cell(row, text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  // the column's name, shown beside the value when a phone turns rows into cards
-  const table = row.closest("table");
-  const th = table ? table.querySelectorAll("thead th")[row.children.length] : null;
-  if (th) td.dataset.label = th.textContent;
-  row.appendChild(td);
-  return td;
-}
-
-function rowIn(tableId) {
-  const row = document.createElement("tr");
-  $(tableId).querySelector("tbody").appendChild(row);
-  return row;
-}

@@ -21,17 +21,21 @@ import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from billing.documents import Draft, Kind, Line, issue
+from billing.settings import BillingSettings
 from panel_api.logins import LoginRole, LoginStore
+from panel_api.tokens import Role, TokenStore
 from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
+from tests.integration.test_documents import customer_for
 from tests.integration.test_panel_api import (
     cdr,
     ensure_panel_db,
@@ -39,6 +43,7 @@ from tests.integration.test_panel_api import (
     panel_settings,
     store_cdrs,
 )
+from tests.unit.test_invoice_parts import SELLER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) not installed")
@@ -316,6 +321,12 @@ async def download(
     return path.name, raw
 
 
+async def operator_token(svc: Services) -> str:
+    assert svc.pool is not None
+    _, secret = await TokenStore(svc.pool).create(Role.OPERATOR, None, label="test")
+    return secret
+
+
 def texts(page: Cdp, selector: str) -> Any:
     return page.js(
         f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent)"
@@ -381,6 +392,7 @@ async def test_customer_portal(
         assert await visible(page, "#who") and await visible(page, "#sign-out")
         assert await page.js("document.getElementById('who-account').textContent") == a.id
         assert await page.js("document.getElementById('account-status').textContent") == ("Aktywne")
+        assert not await visible(page, "#topup-link")  # no payment gateway configured
         entries = await page.until(
             "(() => { const r = document.querySelectorAll('#entries tbody td');"
             " return r.length >= 4 ? [...r].map(td => td.textContent) : null; })()"
@@ -482,6 +494,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
     page, _, _ = chromium
     a = await make_account(balance=1_000_000)
     assert svc.pool is not None
+    await customer_for(svc, a.id, legal_name="Kwiaciarnia Róża", tax_id="526-025-02-74")
     logins = LoginStore(svc.pool)
     await logins.set("adam", LoginRole.ADMIN, PASSWORD)
     await logins.set("sue", LoginRole.SUPPORT, PASSWORD)
@@ -503,6 +516,25 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
             f"PLN{NBSP}1.00"
         )
 
+        # a customer found by its NIP typed without dashes: record, accounts, documents
+        await page.click('[data-tab="customers"]')
+        await type_into(page, "customer-search", "5260250274")
+        await page.key("Enter", 13, "\r")
+        await page.until(f"!!document.querySelector('[data-customer=\"cust-{a.id}\"]')")
+        assert await page.js("document.querySelectorAll('#customers tbody tr').length") == 1
+        await page.click(f'[data-customer="cust-{a.id}"]')
+        await page.until("document.getElementById('cu-name').textContent === 'Kwiaciarnia Róża'")
+        assert await page.js("document.getElementById('cu-nip').textContent") == "5260250274"
+        assert (await texts(page, "#cu-accounts tbody td"))[:3] == [
+            a.id,
+            "Active",
+            f"PLN{NBSP}1.00",
+        ]
+        assert await overflow(page) <= 0
+        await shoot(page, f"console-customer-{screen}")
+        await page.click(f'[data-open-account="{a.id}"]')
+        await page.until("!document.getElementById('tab-accounts').hidden")
+
         await type_into(page, "t-amount", "25,50")
         await type_into(page, "t-reference", "bank-1")
         await page.click("#topup")
@@ -523,6 +555,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         assert ("adam", "topup", a.id, "201") in actions
         assert ("adam", "set_status:suspend", a.id, "200") in actions
         assert ("adam", "get_account", a.id, "200") in actions  # reads are recorded too
+        assert ("adam", "get_record cust-" + a.id, "", "200") in actions  # the customer's
         top = next(row for row in audit if row[2] == "topup")
         assert "balance: 1.0000 → 26.5000" in top[5]
         sus = next(row for row in audit if row[2] == "set_status:suspend")
@@ -573,3 +606,123 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         "select actor, action, status from operator_audit where account = $1 order by id", a.id
     )
     assert ("sue", "set_status:resume", 403) in [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("screen", list(SIZES))
+async def test_password_reset_by_e_mail_the_top_up_link_and_an_invoice_pdf(
+    svc: Services,
+    settings: Settings,
+    make_account: AccountFactory,
+    chromium: tuple[Cdp, Cdp, Path],
+    screen: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forgotten password: asked for on the page, the link taken from the mail as it waits
+    in the outbox (SMTP itself is tested elsewhere), opened, the new password set, signed
+    in with it; the gateway's top-up link, now that a gateway is configured; an invoice's
+    PDF downloaded from the documents' table."""
+    page, browser, downloads = chromium
+    a = await make_account(balance=1_000_000)
+    assert svc.pool is not None
+    await customer_for(svc, a.id)
+    for key, value in SELLER.items():
+        monkeypatch.setenv(key, value)
+    async with svc.pool.acquire() as conn:
+        invoice, _ = await issue(
+            conn,
+            Draft(Kind.INVOICE, a.id, f"invoice/{a.id}/2026-11", "PLN", date(2026, 11, 30),
+                  (Line("Połączenia", 61_350_000),), payment_method="transfer"),
+            BillingSettings.from_env(SELLER),
+            NOV_1 + timedelta(days=30, hours=1),
+        )  # fmt: skip
+    await LoginStore(svc.pool).set("ola", LoginRole.CUSTOMER, PASSWORD, a.id, "ola@example.pl")
+    pay = "https://pay.example/topup?account={account}&currency={currency}"
+    monkeypatch.setenv("TOLLGATE_GATEWAY_PAY_URL", pay)
+    monkeypatch.setenv("TOLLGATE_GATEWAY_SECRET", "s3cret")
+    await speak(page, "pl-PL")
+    await size(page, screen)
+    async with panel_client(settings, public_url="https://panel.example") as client:
+        # a number and a SIP login for the account, as an operator gives them
+        op = {"Authorization": f"Bearer {await operator_token(svc)}"}
+        r = await client.post(
+            "/api/v1/numbers",
+            json={"number": "+48221234567", "carrier": "orange", "monthly_cost": "1.00",
+                  "monthly_price": "5.00"},
+            headers=op,
+        )  # fmt: skip
+        assert r.status == 201, await r.text()
+        r = await client.post(
+            "/api/v1/numbers/+48221234567/assign", json={"account": a.id}, headers=op
+        )
+        assert r.status == 200, await r.text()
+        r = await client.post(
+            f"/api/v1/accounts/{a.id}/sip-logins", json={"login": "4812345"}, headers=op
+        )
+        assert r.status == 201, await r.text()
+        await open_page(page, str(client.make_url("/")))
+        await page.click("#forgot summary")
+        await type_into(page, "forgot-login", "OLA@example.pl")
+        await page.key("Enter", 13, "\r")
+        said = await page.until("document.getElementById('forgot-done').textContent")
+        assert said.startswith("Jeśli ten login lub adres jest u nas")
+        body = await svc.pool.fetchval("select body from mail_outbox where recipient = $1",
+                                       "ola@example.pl")  # fmt: skip
+        assert "https://panel.example/#reset=" in body
+        secret = body.split("#reset=")[1].split()[0]
+
+        await open_page(page, "about:blank")
+        await open_page(page, str(client.make_url("/")) + "#reset=" + secret)
+        await page.until("!document.getElementById('reset').hidden")
+        assert await page.js("location.hash") == ""  # the secret is off the address bar
+        assert not await visible(page, "#signin")
+        assert await page.js(
+            "[...document.querySelectorAll('input')].every(e => e.labels.length > 0)"
+        )
+        await type_into(page, "new-password", "short")
+        await page.key("Enter", 13, "\r")
+        error = await page.until("document.getElementById('reset-error').textContent")
+        assert error == "Hasło musi mieć co najmniej 10 znaków."
+        await type_into(page, "new-password", "nowe hasło do panelu")
+        await type_into(page, "new-password2", "nowe hasło do panelu")
+        assert await overflow(page) <= 0
+        await shoot(page, f"portal-reset-{screen}")
+        await page.key("Enter", 13, "\r")
+        await page.until("!document.getElementById('signin').hidden")
+        assert await page.js("document.getElementById('login').value") == "ola"
+        assert (await page.js("document.getElementById('status').textContent")).startswith(
+            "Hasło ustawione"
+        )
+        await type_into(page, "password", "nowe hasło do panelu")
+        await page.key("Enter", 13, "\r")
+        await page.until("document.getElementById('balance').textContent")
+        assert await visible(page, "#topup-link")
+        href = await page.js("document.getElementById('topup-href').href")
+        assert href == pay.format(account=a.id, currency="PLN")
+        assert await page.js("document.getElementById('topup-href').textContent") == (
+            "Doładuj online"
+        )
+        assert await overflow(page) <= 0
+        # SIP logins and numbers, as tables, every cell labelled on a phone
+        await page.until("!document.getElementById('sip').hidden")
+        sip = await texts(page, "#sip-logins tbody td")
+        assert sip[0] == "4812345" and sip[2:] == ["Aktywny", "Brak rejestracji"], sip
+        await page.until("!document.getElementById('numbers').hidden")
+        assert await texts(page, "#numbers-list tbody td") == ["+48221234567", "tak"]
+        assert await page.js(
+            "[...document.querySelectorAll('#sip-logins td, #numbers-list td')]"
+            ".every(td => td.dataset.label)"
+        )
+        await page.until("document.querySelectorAll('#docs tbody a').length === 1")
+        assert (await texts(page, "#docs tbody td"))[:2] == [invoice.number, "Faktura"]
+        name, pdf = await download(browser, downloads, page, "#docs tbody a")
+        assert name == invoice.number.replace("/", "-") + ".pdf"
+        assert pdf.startswith(b"%PDF-")
+    rows = await svc.pool.fetch(
+        "select actor, action, status from operator_audit where account = $1 and actor = 'ola'"
+        " order by id",
+        a.id,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("ola", "password_reset_request", 202),
+        ("ola", "password_reset", 200),
+    ]

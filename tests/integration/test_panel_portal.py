@@ -345,7 +345,16 @@ async def test_bill_listing_csv_is_the_panel_s_export_byte_for_byte(
         statement = (await st.read()).decode()
         # the JSON statement is still where it was
         js = await client.get(f"/api/v1/accounts/{a.id}/statements/2026-11", headers=bearer(secret))
-        assert js.status == 200 and (await js.json())["total"]["count"] == 3
+        full = await js.json()
+        assert js.status == 200 and full["total"]["count"] == 3 and len(full["calls"]) == 3
+        # the portal's totals: the same statement without its calls
+        r = await client.get(
+            f"/api/v1/accounts/{a.id}/statements/2026-11",
+            params={"calls": "false"},
+            headers=bearer(secret),
+        )
+        assert r.status == 200
+        assert await r.json() == {**full, "calls": []}
     assert listed == downloaded == statement
     assert listed.count("\r\n") == 4
 
