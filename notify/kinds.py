@@ -23,8 +23,19 @@ BALANCE_NEGATIVE = Kind("balance_negative", optional=False)
 COMPLAINT_RECEIVED = Kind("complaint_received", optional=False)
 COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
 
+ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to stop
+ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
+
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (LOW_BALANCE, BALANCE_NEGATIVE, COMPLAINT_RECEIVED, COMPLAINT_ANSWERED)
+    k.name: k
+    for k in (
+        LOW_BALANCE,
+        BALANCE_NEGATIVE,
+        COMPLAINT_RECEIVED,
+        COMPLAINT_ANSWERED,
+        ABUSE_WARNING,
+        ABUSE_SUSPENDED,
+    )
 }
 
 

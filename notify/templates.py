@@ -65,6 +65,36 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Amount credited: {credited}.",
         ),
     },
+    "abuse_warning": {
+        "pl": (
+            "Wezwanie do zaprzestania naruszeń na koncie {account}",
+            "Na koncie {account} wykryliśmy: {rule_pl} (zgłoszenie nr {finding}), co narusza "
+            "zasady korzystania z usługi.\n"
+            "Wzywamy do zaprzestania naruszeń do {deadline}. Jeśli będą trwały po tym terminie, "
+            "połączenia wychodzące zostaną zawieszone (poza numerami alarmowymi).",
+        ),
+        "en": (
+            "Request to stop a violation on account {account}",
+            "On account {account} we detected {rule_en} (finding {finding}), which breaks the "
+            "acceptable-use policy.\n"
+            "Please stop by {deadline}. If it continues after then, outgoing calls (emergency "
+            "numbers excepted) will be suspended.",
+        ),
+    },
+    "abuse_suspended": {
+        "pl": (
+            "Zawieszenie połączeń wychodzących na koncie {account}",
+            "Połączenia wychodzące konta {account} zostały zawieszone (poza numerami "
+            "alarmowymi): {rule_pl} (zgłoszenie nr {finding}). {reason_pl}\n"
+            "Skontaktuj się z nami, aby wyjaśnić sprawę.",
+        ),
+        "en": (
+            "Outgoing calls suspended on account {account}",
+            "Outgoing calls of account {account} are suspended (emergency numbers excepted): "
+            "{rule_en} (finding {finding}). {reason_en}\n"
+            "Please contact us to resolve it.",
+        ),
+    },
 }
 
 DECISIONS = {  # complaint status -> (pl, en)

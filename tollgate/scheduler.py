@@ -6,6 +6,10 @@ TOLLGATE_SCHEDULER_AT_HOUR (3) local time on:
   prepaid lifecycle are all keyed so a second run adds nothing);
 - cdr_partitions: create the coming months' CDR partitions, drop those past the retention
   (TOLLGATE_CDR_RETENTION_MONTHS, at least 12: complaints may come 12 months late).
+And at every tick:
+- abuse_deadlines: suspend the accounts whose abuse warning's deadline passed with the
+  behaviour going on (terms §5.1; abuse/warnings.py). Listed in a tick's outcome only when
+  it suspended someone.
 
 Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
 (try-lock: a replica that does not get it skips the tick), and a job is due only when its
@@ -35,7 +39,8 @@ from runtime.services import Services
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions", "complaints")
+JOBS = ("bill_run", "cdr_partitions", "complaints", "abuse_deadlines")
+EVERY_TICK = frozenset({"abuse_deadlines"})  # not once a day: a deadline is an instant
 
 
 @dataclass(frozen=True)
@@ -130,10 +135,23 @@ async def job_complaints(s: Services, settings: SchedulerSettings, now: datetime
     return f"deemed accepted: {', '.join(str(c.id) for c in settled) or 'none'}"
 
 
+async def job_abuse_deadlines(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Warned accounts that went on past the deadline are suspended; "" when none."""
+    from abuse.warnings import enforce
+    from notify.settings import NotifySettings
+
+    assert s.pool is not None
+    done = await enforce(s.pool, s.accounts, NotifySettings.from_env(), now)
+    if not done:
+        return ""
+    return "suspended after the deadline: " + ", ".join(f"#{f.id} {f.account}" for f in done)
+
+
 JOB_FUNCTIONS: dict[str, Job] = {
     "bill_run": job_bill_run,
     "cdr_partitions": job_cdr_partitions,
     "complaints": job_complaints,
+    "abuse_deadlines": job_abuse_deadlines,
 }
 
 
@@ -177,7 +195,10 @@ async def tick(
             try:
                 last = await last_successes(s.pool)
                 for job, fn in jobs.items():
-                    if is_due(last.get(job), now, timezone, settings.at_hour):
+                    if job in EVERY_TICK:
+                        if outcome := await _run(s, settings, metrics, job, fn, now):
+                            ran[job] = outcome
+                    elif is_due(last.get(job), now, timezone, settings.at_hour):
                         ran[job] = await _run(s, settings, metrics, job, fn, now)
             finally:
                 await lock_conn.execute("select pg_advisory_unlock($1)", LOCK_ID)
@@ -218,5 +239,6 @@ async def _run(
         now,
     )
     metrics.runs.labels(job, "ok").inc()
-    log.info("scheduled job %s: %s", job, outcome)
+    if outcome:
+        log.info("scheduled job %s: %s", job, outcome)
     return outcome
