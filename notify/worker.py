@@ -13,6 +13,7 @@ from notify.complaints import scan as complaint_notices
 from notify.delivery import deliver_due
 from notify.metrics import NotifyMetrics
 from notify.notices import enqueue
+from notify.price_changes import scan as price_change_notices
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
 from rating.accounts import Account, AccountKind, AccountNotFound, AccountStatus
@@ -64,7 +65,11 @@ async def tick(
     metrics: NotifyMetrics | None = None,
 ) -> dict[str, Any]:
     assert s.pool is not None
-    created = await scan(s, settings, now) + await complaint_notices(s.pool, settings, now)
+    created = (
+        await scan(s, settings, now)
+        + await complaint_notices(s.pool, settings, now)
+        + await price_change_notices(s.pool, settings, now)
+    )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:
         metrics.delivered(delivered.sent, delivered.retried, delivered.failed)

@@ -183,6 +183,8 @@ class DeckResult(Output):
     rows: int
     prefixes: int
     current: bool
+    effective_at: datetime | None = None
+    increases: int | None = None
 
 
 class DeckVersion(Output):
@@ -190,6 +192,7 @@ class DeckVersion(Output):
     version: int
     currency: str
     imported_at: datetime
+    effective_at: datetime
     source: str
     current: bool
     rows: int
