@@ -50,6 +50,8 @@ def message(row: Any, settings: SmtpSettings, now: datetime) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
     msg["X-Tollgate-Key"] = row["key"]
     msg.set_content(row["body"])
+    if row["language"]:
+        msg["Content-Language"] = row["language"]  # after set_content, which clears Content-*
     if row["attachment"] is not None:
         main, _, sub = str(row["attachment_type"]).partition("/")
         msg.add_attachment(

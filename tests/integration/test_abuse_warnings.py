@@ -21,6 +21,7 @@ from abuse.runner import AbuseDetector
 from abuse.settings import Action
 from notify import contacts
 from notify.delivery import deliver_due
+from notify.mail_settings import SmtpSettings
 from notify.notices import Notice, list_notices
 from notify.settings import NotifySettings
 from rating.deck import Deck
@@ -144,7 +145,7 @@ async def test_warned_then_suspended_when_it_goes_on_past_the_deadline(
     assert (emergency.decision.value, emergency.reason) == ("ALLOW", "EMERGENCY")
 
     # both notices reach the customer's mailbox, in Polish, the deadline in Warsaw time
-    settings = NotifySettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none")
+    settings = NotifySettings(smtp=SmtpSettings("127.0.0.1", smtp.port, sender="bok@op.pl"))
     assert (await deliver_due(svc.pool, settings, at)).sent == 2
     warned_mail, suspended_mail = sorted(smtp.messages, key=lambda m: m["Subject"])
     assert warned_mail["Subject"] == f"Wezwanie do zaprzestania naruszeń na koncie {a.id}"

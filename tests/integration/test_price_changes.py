@@ -21,6 +21,7 @@ from billing.rerate import rerate
 from billing.settings import BillingSettings
 from notify import contacts
 from notify.delivery import deliver_due
+from notify.mail_settings import SmtpSettings
 from notify.price_changes import scan
 from notify.settings import NotifySettings
 from rating.accounts import AccountStatus
@@ -235,7 +236,7 @@ async def test_customers_on_the_deck_are_told_once_with_the_changed_destinations
     await svc.accounts.set_status(gone.id, AccountStatus.CLOSED, "test", at=now)
     switch = earliest_effective(now, SETTINGS)
     await import_at(svc, changed(retail), switch, now)
-    settings = NotifySettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none")
+    settings = NotifySettings(smtp=SmtpSettings("127.0.0.1", smtp.port, sender="bok@op.pl"))
     assert await scan(svc.pool, settings, now) == 2
     assert await scan(svc.pool, settings, now) == 0  # once
     assert (await deliver_due(svc.pool, settings, now)).sent == 2
