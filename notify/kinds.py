@@ -26,6 +26,7 @@ COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
 ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to stop
 ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
 PRICE_CHANGE = Kind("price_change", optional=False)  # terms §7.1
+OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -37,6 +38,7 @@ KINDS: dict[str, Kind] = {
         ABUSE_WARNING,
         ABUSE_SUSPENDED,
         PRICE_CHANGE,
+        OUTAGE_COMPENSATION,
     )
 }
 

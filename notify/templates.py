@@ -111,6 +111,20 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "accept the change, you may end the contract before it comes into force.",
         ),
     },
+    "outage_compensation": {
+        "pl": (
+            "Rekompensata za przerwę w świadczeniu usług",
+            "Z powodu przerwy w świadczeniu usług od {start} do {end} (dni: {days}) "
+            "zapisaliśmy na koncie {account} rekompensatę {amount}: 1/30 średniego "
+            "miesięcznego użycia za każdy rozpoczęty dzień przerwy (§9.7 regulaminu).",
+        ),
+        "en": (
+            "Compensation for a service outage",
+            "For the outage from {start} to {end} ({days} days) we credited account {account} "
+            "with {amount}: 1/30 of the average monthly use for each started day of the "
+            "outage (terms §9.7).",
+        ),
+    },
 }
 
 DECISIONS = {  # complaint status -> (pl, en)

@@ -13,6 +13,7 @@ from notify.complaints import scan as complaint_notices
 from notify.delivery import deliver_due
 from notify.metrics import NotifyMetrics
 from notify.notices import enqueue
+from notify.outages import scan as outage_notices
 from notify.price_changes import scan as price_change_notices
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
@@ -69,6 +70,7 @@ async def tick(
         await scan(s, settings, now)
         + await complaint_notices(s.pool, settings, now)
         + await price_change_notices(s.pool, settings, now)
+        + await outage_notices(s.pool, settings, now)
     )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:
