@@ -75,12 +75,13 @@ async def warn(
             )
             await add_event(conn, earlier, "continued", detail={"finding": f.id}, at=at)
             return Warned(None, earlier)
-        deadline = at + timedelta(hours=settings.warn_deadline_h)
-        await conn.execute(
-            "update abuse_findings set warned_at = $2, deadline_at = $3 where id = $1",
+        # a replay (crash before the action was remembered) keeps the first deadline
+        deadline = await conn.fetchval(
+            "update abuse_findings set warned_at = coalesce(warned_at, $2),"
+            " deadline_at = coalesce(deadline_at, $3) where id = $1 returning deadline_at",
             f.id,
             at,
-            deadline,
+            at + timedelta(hours=settings.warn_deadline_h),
         )
         await customer_notices.warning(conn, notify, account, f, deadline, at)
         return Warned(deadline, None)

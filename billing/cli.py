@@ -225,6 +225,37 @@ async def cmd_outage_list(s: Services, args: argparse.Namespace) -> None:
         print_json([o.as_dict() for o in await outages.list_outages(conn)])
 
 
+async def cmd_trial_start(s: Services, args: argparse.Namespace) -> None:
+    from billing import trials
+
+    assert s.pool is not None
+    with bad_input(BillingError, MoneyError):
+        now = _now(args, BillingSettings.from_env())
+        credit = parse_micro(args.credit)
+        async with s.pool.acquire() as conn:
+            t = await trials.start(
+                s.accounts, conn, args.account, credit, trials.TrialSettings.from_env(), now
+            )
+    print_json(t.as_dict())
+
+
+async def cmd_trial_list(s: Services, args: argparse.Namespace) -> None:
+    from billing import trials
+
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        print_json([t.as_dict() for t in await trials.list_trials(conn)])
+
+
+async def cmd_trial_advance(s: Services, args: argparse.Namespace) -> None:
+    from billing import trials
+
+    assert s.pool is not None
+    with bad_input(BillingError):
+        now = _now(args, BillingSettings.from_env())
+    print_json(await trials.advance(s.accounts, s.pool, now))
+
+
 def _instant(text: str, option: str, settings: BillingSettings) -> datetime:
     try:
         at = datetime.fromisoformat(text)

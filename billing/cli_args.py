@@ -100,6 +100,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ocp.set_defaults(run=Lazy("billing.cli:cmd_outage_compensate"))
     osub.add_parser("list").set_defaults(run=Lazy("billing.cli:cmd_outage_list"))
 
+    tg = subparsers.add_parser("trial", help="trial accounts: a credit and an end date")
+    tsub = tg.add_subparsers(dest="trial", required=True)
+    ts = tsub.add_parser("start", help="open an account's trial (once)")
+    ts.add_argument("account")
+    ts.add_argument("--credit", default="0", help="amount credited, e.g. 10.00")
+    ts.add_argument("--now", help=NOW_HELP)
+    ts.set_defaults(run=Lazy("billing.cli:cmd_trial_start"))
+    tsub.add_parser("list").set_defaults(run=Lazy("billing.cli:cmd_trial_list"))
+    ta = tsub.add_parser("advance", help="take the due steps now (the scheduler does it)")
+    ta.add_argument("--now", help=NOW_HELP)
+    ta.set_defaults(run=Lazy("billing.cli:cmd_trial_advance"))
+
     rr = cdr_group(subparsers).add_parser("rerate", help="re-rate a period's calls with a deck")
     rr.add_argument("--account", required=True)
     rr.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")

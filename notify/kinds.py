@@ -27,6 +27,9 @@ ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to 
 ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
 PRICE_CHANGE = Kind("price_change", optional=False)  # terms §7.1
 OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
+TRIAL_ENDING = Kind("trial_ending", optional=False)
+TRIAL_BLOCKED = Kind("trial_blocked", optional=False)
+TRIAL_CLOSING = Kind("trial_closing", optional=False)
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -39,6 +42,9 @@ KINDS: dict[str, Kind] = {
         ABUSE_SUSPENDED,
         PRICE_CHANGE,
         OUTAGE_COMPENSATION,
+        TRIAL_ENDING,
+        TRIAL_BLOCKED,
+        TRIAL_CLOSING,
     )
 }
 

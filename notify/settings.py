@@ -24,6 +24,7 @@ class NotifySettings:
     max_attempts: int = 8  # then the notice is failed for an operator to see
     batch: int = 200  # notices delivered per pass
     interval_s: float = 30.0  # the worker's pass interval
+    trial_notice_days: int = 3  # TOLLGATE_TRIAL_NOTICE_DAYS: told this long before a step
 
     def __post_init__(self) -> None:
         if self.language not in ("pl", "en"):
@@ -52,6 +53,9 @@ class NotifySettings:
             max_attempts=r.get("MAX_ATTEMPTS", int, base.max_attempts),
             batch=r.get("BATCH", int, base.batch),
             interval_s=r.get("INTERVAL_S", float, base.interval_s),
+            trial_notice_days=EnvReader("TOLLGATE_TRIAL_", env).get(
+                "NOTICE_DAYS", int, base.trial_notice_days
+            ),
         )
 
 

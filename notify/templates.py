@@ -125,6 +125,43 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "outage (terms §9.7).",
         ),
     },
+    "trial_ending": {
+        "pl": (
+            "Okres próbny konta {account} kończy się {ends}",
+            "Okres próbny konta {account} kończy się {ends}. Jeśli do tego czasu nie "
+            "wpłacisz środków, połączenia wychodzące (poza numerami alarmowymi) zostaną "
+            "zablokowane.",
+        ),
+        "en": (
+            "The trial of account {account} ends on {ends}",
+            "The trial of account {account} ends on {ends}. Without a payment by then, "
+            "outgoing calls (emergency numbers excepted) will be blocked.",
+        ),
+    },
+    "trial_blocked": {
+        "pl": (
+            "Okres próbny konta {account} zakończył się",
+            "Okres próbny konta {account} zakończył się: połączenia wychodzące (poza numerami "
+            "alarmowymi) są zablokowane do czasu wpłaty. Bez wpłaty konto zostanie zamknięte "
+            "{close}.",
+        ),
+        "en": (
+            "The trial of account {account} has ended",
+            "The trial of account {account} has ended: outgoing calls (emergency numbers "
+            "excepted) are blocked until a payment. Without one the account will be closed on "
+            "{close}.",
+        ),
+    },
+    "trial_closing": {
+        "pl": (
+            "Konto {account} zostanie zamknięte {close}",
+            "Bez wpłaty konto {account} zostanie zamknięte {close}.",
+        ),
+        "en": (
+            "Account {account} will be closed on {close}",
+            "Without a payment account {account} will be closed on {close}.",
+        ),
+    },
 }
 
 DECISIONS = {  # complaint status -> (pl, en)

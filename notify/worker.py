@@ -17,6 +17,7 @@ from notify.outages import scan as outage_notices
 from notify.price_changes import scan as price_change_notices
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
+from notify.trials import scan as trial_notices
 from rating.accounts import Account, AccountKind, AccountNotFound, AccountStatus
 from runtime.services import Services
 
@@ -71,6 +72,7 @@ async def tick(
         + await complaint_notices(s.pool, settings, now)
         + await price_change_notices(s.pool, settings, now)
         + await outage_notices(s.pool, settings, now)
+        + await trial_notices(s.pool, settings, now, settings.trial_notice_days)
     )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:

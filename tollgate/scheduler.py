@@ -8,8 +8,10 @@ TOLLGATE_SCHEDULER_AT_HOUR (3) local time on:
   (TOLLGATE_CDR_RETENTION_MONTHS, at least 12: complaints may come 12 months late).
 And at every tick:
 - abuse_deadlines: suspend the accounts whose abuse warning's deadline passed with the
-  behaviour going on (terms §5.1; abuse/warnings.py). Listed in a tick's outcome only when
-  it suspended someone.
+  behaviour going on (terms §5.1; abuse/warnings.py);
+- trials: each trial's due step (paid: resumed; ended: blocked; later: closed;
+  billing/trials.py).
+Listed in a tick's outcome only when they did something.
 
 Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
 (try-lock: a replica that does not get it skips the tick), and a job is due only when its
@@ -39,8 +41,8 @@ from runtime.services import Services
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions", "complaints", "abuse_deadlines")
-EVERY_TICK = frozenset({"abuse_deadlines"})  # not once a day: a deadline is an instant
+JOBS = ("bill_run", "cdr_partitions", "complaints", "abuse_deadlines", "trials")
+EVERY_TICK = frozenset({"abuse_deadlines", "trials"})  # not once a day: deadlines are instants
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,21 @@ async def job_abuse_deadlines(s: Services, settings: SchedulerSettings, now: dat
     return "suspended after the deadline: " + ", ".join(f"#{f.id} {f.account}" for f in done)
 
 
+async def job_trials(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Each open trial's due step; "" when none was due."""
+    from billing.trials import advance
+
+    assert s.pool is not None
+    done = await advance(s.accounts, s.pool, now)
+    return "; ".join(f"{step}: {', '.join(a)}" for step, a in done.items() if a)
+
+
 JOB_FUNCTIONS: dict[str, Job] = {
     "bill_run": job_bill_run,
     "cdr_partitions": job_cdr_partitions,
     "complaints": job_complaints,
     "abuse_deadlines": job_abuse_deadlines,
+    "trials": job_trials,
 }
 
 
