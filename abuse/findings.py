@@ -257,6 +257,7 @@ CUSTOMER_EVENTS = {
     "continued": "continued",
     "suspend": "suspended",
     "lifted": "lifted",
+    "resumed": "resumed",
     "closed": "closed",
     "closure_accepted": "account_closed",
 }
@@ -384,6 +385,9 @@ async def lift(
         AccountStatus.ACTIVE,
         f"abuse finding #{finding.id} lifted by {who}" + (f": {why}" if why else ""),
     )
+    async with pool.acquire() as conn:
+        # the customer is told (notify/abuse.py reads these lines)
+        await add_event(conn, finding.id, "resumed", who, why)
     return finding, True
 
 

@@ -25,6 +25,7 @@ COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
 
 ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to stop
 ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
+ABUSE_RESUMED = Kind("abuse_resumed", optional=False)
 PRICE_CHANGE = Kind("price_change", optional=False)  # terms §7.1
 OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
 TRIAL_ENDING = Kind("trial_ending", optional=False)
@@ -40,6 +41,7 @@ KINDS: dict[str, Kind] = {
         COMPLAINT_ANSWERED,
         ABUSE_WARNING,
         ABUSE_SUSPENDED,
+        ABUSE_RESUMED,
         PRICE_CHANGE,
         OUTAGE_COMPENSATION,
         TRIAL_ENDING,

@@ -95,6 +95,18 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Please contact us to resolve it.",
         ),
     },
+    "abuse_resumed": {
+        "pl": (
+            "Przywrócenie połączeń wychodzących na koncie {account}",
+            "Zawieszenie połączeń wychodzących konta {account} (zgłoszenie nr {finding}) "
+            "zostało zniesione.",
+        ),
+        "en": (
+            "Outgoing calls restored on account {account}",
+            "The suspension of outgoing calls of account {account} (finding {finding}) has "
+            "been lifted.",
+        ),
+    },
     "price_change": {
         "pl": (
             "Zmiana cennika połączeń od {effective}",

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from notify import contacts
+from notify.abuse import scan as resumed_notices
 from notify.complaints import scan as complaint_notices
 from notify.delivery import deliver_due
 from notify.metrics import NotifyMetrics
@@ -73,6 +74,7 @@ async def tick(
         + await price_change_notices(s.pool, settings, now)
         + await outage_notices(s.pool, settings, now)
         + await trial_notices(s.pool, settings, now, settings.trial_notice_days)
+        + await resumed_notices(s.pool, settings, now)
     )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:

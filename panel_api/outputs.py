@@ -313,7 +313,14 @@ class Findings(Output):
 
 class CustomerFindingEvent(Output):
     event: Literal[
-        "detected", "warned", "continued", "suspended", "lifted", "closed", "account_closed"
+        "detected",
+        "warned",
+        "continued",
+        "suspended",
+        "lifted",
+        "resumed",
+        "closed",
+        "account_closed",
     ]
     at: datetime
     deadline: datetime | None = None

@@ -20,6 +20,7 @@ from abuse.findings import Finding, FindingStateError, Status
 from abuse.runner import AbuseDetector
 from abuse.settings import Action
 from notify import contacts
+from notify.abuse import scan as scan_resumed
 from notify.delivery import deliver_due
 from notify.mail_settings import SmtpSettings
 from notify.notices import Notice, list_notices
@@ -158,8 +159,13 @@ async def test_warned_then_suspended_when_it_goes_on_past_the_deadline(
     # lifting resumes the account; the customer sees the whole timeline
     _, resumed = await findings.lift(svc.pool, svc.accounts, f.id, "eve", "talked to them")
     assert resumed
+    assert await scan_resumed(svc.pool, settings, at) == 1
+    assert await scan_resumed(svc.pool, settings, at) == 0  # once
+    (told,) = await notices(svc, a.id, "abuse_resumed")
+    assert told.subject == f"Przywrócenie połączeń wychodzących na koncie {a.id}"
     stranger = await make_account()
-    await customer_sees(svc, a.id, f, ["detected", "warned", "suspended", "lifted"], stranger.id)
+    steps = ["detected", "warned", "suspended", "lifted", "resumed"]
+    await customer_sees(svc, a.id, f, steps, stranger.id)
 
 
 async def test_a_next_day_finding_continues_the_warning_and_counts_after_the_deadline(
