@@ -77,7 +77,6 @@ class Actions:
             continues = warned.continues
             if warned.deadline is not None:
                 self.metrics.warnings.inc()
-            if warned.deadline is not None:
                 detail["deadline"] = warned.deadline.isoformat()
             if continues is not None:
                 detail["continues"] = continues
