@@ -90,3 +90,39 @@ async def test_an_email_notice_goes_through_the_outbox_and_follows_its_message(
     assert mail["Content-Language"] == "en" and mail["X-Tollgate-Key"] == outbox_key(nid)
     assert mail["Subject"] == f"Negative balance on account {acct.id}"
     assert (await deliver_due(svc.pool, up, retry_at)).sent == 0  # once
+
+
+class Refusing:
+    """An SMTP server that refuses every recipient (550), as for a mailbox that is gone."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        return "550 5.1.1 no such mailbox"
+
+
+async def test_a_refused_recipient_fails_the_notice_at_once(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    assert svc.pool is not None
+    acct = await make_account(at=T0)
+    async with svc.pool.acquire() as conn:
+        contact = await contacts.put(
+            conn, contacts.Contact(acct.id, language="pl", email="gone@example.pl"), T0
+        )
+        data = {"account": acct.id, "currency": "PLN", "balance_micro": -1, "threshold_micro": 0}
+        await enqueue(conn, NotifySettings(), contact, "balance_negative", data, "k", T0)
+    port = closed_port()
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        refusing = NotifySettings(smtp=SmtpSettings("127.0.0.1", port, sender="bok@op.pl"))
+        done = await deliver_due(svc.pool, refusing, T0)
+    finally:
+        controller.stop()
+    assert (done.sent, done.retried, done.failed) == (0, 0, 1)
+    async with svc.pool.acquire() as conn:
+        (n,) = await list_notices(conn, acct.id)
+    assert (n.status, n.attempts) == ("failed", 1) and "no such mailbox" in n.last_error
