@@ -26,7 +26,6 @@ COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
 ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to stop
 ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
 ABUSE_RESUMED = Kind("abuse_resumed", optional=False)
-PRICE_CHANGE = Kind("price_change", optional=False)  # terms §7.1
 OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
 TRIAL_ENDING = Kind("trial_ending", optional=False)
 TRIAL_BLOCKED = Kind("trial_blocked", optional=False)
@@ -42,7 +41,6 @@ KINDS: dict[str, Kind] = {
         ABUSE_WARNING,
         ABUSE_SUSPENDED,
         ABUSE_RESUMED,
-        PRICE_CHANGE,
         OUTAGE_COMPENSATION,
         TRIAL_ENDING,
         TRIAL_BLOCKED,

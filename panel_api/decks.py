@@ -5,22 +5,19 @@ file and line at fault (as `tollgate deck import` would) and changes nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic_core import PydanticCustomError
 
-from billing import price_changes
-from billing.settings import BillingSettings
 from panel_api import outputs
 from panel_api.context import PANEL, POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply, check_body
 from panel_api.errors import BadRequest, PayloadTooLarge
-from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string, text
+from panel_api.inputs import BANDS, DECIMALS, Checked, Input, string, text
 from rating.deck import DeckError, build_deck
-from rating.deck_store import import_deck, list_decks, publish_stored
+from rating.deck_store import import_deck, list_decks, publish
 from rating.money import Rounding
 
 api = Api("operator")
@@ -37,16 +34,13 @@ class DeckUpload(Input):
     decimals: Annotated[int | None, DECIMALS] = None
     rounding: Annotated[str | None, string(enum=[r.value for r in Rounding])] = None
     bands: Annotated[Any, BANDS] = None
-    # from when the version prices calls (default: now); a price increase needs a billing
-    # period's notice (terms §7.1), else 422 PRICE_NOTICE_TOO_SHORT (forcing is the CLI's)
-    effective_at: Annotated[datetime | None, MOMENT] = None
     rates: Annotated[
         bytes,
         Checked(bytes, {"type": "string", "format": "binary", "description": "The rates CSV"}),
     ]
 
     def manifest(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"rates", "effective_at"}, exclude_none=True)
+        return self.model_dump(exclude={"rates"}, exclude_none=True)
 
 
 TEXT_FIELDS = tuple(name for name in DeckUpload.model_fields if name != "rates")
@@ -137,25 +131,9 @@ async def upload_deck(request: web.Request) -> web.Response:
     fields, rates, rates_name = await _read_form(request)
     form = check_body(DeckUpload, {**fields, "rates": rates})
     deck = build_deck(form.manifest(), rates, manifest_file=MANIFEST, rates_file=rates_name)
-    now = datetime.now(UTC)  # the notice is given now (the edge reads the clock)
-    guard = price_changes.guard(BillingSettings.from_env(), now)
     async with request.app[POOL].acquire() as conn:
-        stored, created = await import_deck(
-            conn, deck, source=f"panel:{rates_name}", effective_at=form.effective_at, guard=guard
-        )
-        await publish_stored(
-            conn, request.app[REDIS], request.app[SETTINGS].keyspace, stored.name, stored.version
-        )
-        effective = await conn.fetchval(
-            "select effective_at from decks where name = $1 and version = $2",
-            stored.name,
-            stored.version,
-        )
-        increases = await conn.fetchval(
-            "select increases from deck_price_changes where deck = $1 and version = $2",
-            stored.name,
-            stored.version,
-        )
+        stored, created = await import_deck(conn, deck, source=f"panel:{rates_name}")
+    await publish(request.app[REDIS], request.app[SETTINGS].keyspace, stored)
     return web.json_response(
         {
             "name": stored.name,
@@ -164,8 +142,6 @@ async def upload_deck(request: web.Request) -> web.Response:
             "rows": len(stored.rows),
             "prefixes": len(stored.prefixes),
             "current": True,
-            "effective_at": effective.isoformat(),
-            "increases": increases or 0,
         },
         status=201 if created else 200,
     )

@@ -183,8 +183,6 @@ class DeckResult(Output):
     rows: int
     prefixes: int
     current: bool
-    effective_at: datetime | None = None
-    increases: int | None = None
 
 
 class DeckVersion(Output):
@@ -192,7 +190,6 @@ class DeckVersion(Output):
     version: int
     currency: str
     imported_at: datetime
-    effective_at: datetime
     source: str
     current: bool
     rows: int

@@ -1,18 +1,12 @@
 """Compiled decks held in process memory for the hot path, refreshed from Redis.
 
-Which version prices a call is decided by the call's start: the highest version whose
-effective instant has come (the deck's schedule in Redis, published with the version
-itself), so a scheduled price change switches at its instant in every process at once,
-however stale the cache. A version published just now is seen within `refresh_s`; every
-grant records the version it used. A deck published without a schedule (before effective
-dates) is priced by its `current` pointer."""
+A deck switch in Redis is seen within `refresh_s`; every grant records the version it used."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -26,19 +20,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Head:
-    version: int | None  # the `current` pointer
+    version: int | None
     checked: float
-    # (effective epoch ms, version), by version, newest first
-    schedule: list[tuple[int, int]] = field(default_factory=list)
-
-    def at(self, at_ms: int) -> int | None:
-        """The highest version in force at `at_ms` (a newer one supersedes any older one)."""
-        if not self.schedule:
-            return self.version
-        for effective_ms, version in self.schedule:
-            if effective_ms <= at_ms:
-                return version
-        return None
 
 
 class DeckCache:
@@ -49,14 +32,13 @@ class DeckCache:
         self._heads: dict[str, _Head] = {}
         self._decks: dict[tuple[str, int], Deck] = {}
 
-    async def current(self, name: str, at: datetime | None = None) -> Deck | None:
-        """The version pricing a call that starts at `at` (the ledger passes its instant;
-        default: the wall clock)."""
+    async def current(self, name: str) -> Deck | None:
         head = self._heads.get(name)
         now = time.monotonic()
         if head is None or now - head.checked >= self._refresh_s:
+            raw: bytes | str | int | None
             try:
-                head = await self._read(name, now)
+                raw = await self._redis.get(self._keys.deck_current(name))
             except (RedisError, OSError):
                 # On a cluster the deck's pointer lives on one master: while that master
                 # fails over, every account's calls would fail with it. The version known
@@ -64,23 +46,12 @@ class DeckCache:
                 if head is None or head.version is None:
                     raise
                 log.warning("deck %s: current version unreadable, keeping %s", name, head.version)
-                head = _Head(head.version, now, head.schedule)
+                raw = head.version
+            head = _Head(int(raw) if raw is not None else None, now)
             self._heads[name] = head
-        at_ms = int((time.time() if at is None else at.timestamp()) * 1000)
-        version = head.at(at_ms)
-        if version is None:
+        if head.version is None:
             return None
-        return await self.version(name, version)
-
-    async def _read(self, name: str, now: float) -> _Head:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._keys.deck_current(name))
-            pipe.hgetall(self._keys.deck_schedule(name))
-            raw, schedule = await pipe.execute()
-        entries = sorted(((int(v), int(ms)) for v, ms in schedule.items()), reverse=True)
-        return _Head(
-            int(raw) if raw is not None else None, now, [(ms, v) for v, ms in entries]
-        )
+        return await self.version(name, head.version)
 
     async def version(self, name: str, version: int) -> Deck | None:
         deck = self._decks.get((name, version))

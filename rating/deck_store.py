@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,25 +23,10 @@ class DeckNotFound(LookupError):
         self.version = version
 
 
-# Run inside the import's transaction once the new version's rates are stored, before it
-# becomes the head: (conn, deck name, new version, its effective instant). Raising refuses
-# the import (nothing is stored); the price-change check of billing is one.
-ImportGuard = Callable[[Conn, str, int, datetime], Awaitable[None]]
-SERVED_VERSIONS = 32  # the newest versions whose effective instants Redis is told
+async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
+    """Store a validated deck as a new version and make it current, in one transaction.
 
-
-async def import_deck(
-    conn: Conn,
-    deck: Deck,
-    source: str,
-    *,
-    effective_at: datetime | None = None,
-    guard: ImportGuard | None = None,
-) -> tuple[Deck, bool]:
-    """Store a validated deck as a new version and make it the head, in one transaction.
-    It prices calls that start at or after `effective_at` (default: the import's instant).
-
-    Importing the same content as the head version creates nothing (returns False)."""
+    Importing the same content as the current version creates nothing (returns False)."""
     async with conn.transaction():
         await conn.execute("select pg_advisory_xact_lock(hashtext($1))", deck.name)
         head = await conn.fetchrow(
@@ -60,11 +43,8 @@ async def import_deck(
         )
         deck_id = await conn.fetchval(
             "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
-            " source, sha256, rows, prefixes, compiled, effective_at)"
-            " values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,"
-            # to the millisecond, as calls' starts are recorded and Redis is told
-            " date_trunc('milliseconds', coalesce($13, now())))"
-            " returning id",
+            " source, sha256, rows, prefixes, compiled)"
+            " values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) returning id",
             deck.name,
             version,
             deck.currency,
@@ -77,7 +57,6 @@ async def import_deck(
             len(deck.rows),
             len(deck.prefixes),
             deck_to_json(deck, version),
-            effective_at,
         )
         await conn.copy_records_to_table(
             "deck_rates",
@@ -109,9 +88,6 @@ async def import_deck(
                 "band",
             ],
         )
-        if guard is not None:
-            effective = await conn.fetchval("select effective_at from decks where id = $1", deck_id)
-            await guard(conn, deck.name, version, effective)
         await conn.execute(
             "insert into deck_heads (name, current_version) values ($1, $2)"
             " on conflict (name) do update set current_version = excluded.current_version,"
@@ -191,43 +167,19 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
 
 async def list_decks(conn: Conn) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "select d.name, d.version, d.currency, d.imported_at, d.effective_at, d.source,"
+        "select d.name, d.version, d.currency, d.imported_at, d.source,"
         " (h.current_version = d.version) as current, d.rows"
         " from decks d left join deck_heads h on h.name = d.name order by d.name, d.version"
     )
     return [
-        {
-            **dict(r),
-            "imported_at": r["imported_at"].isoformat(),
-            "effective_at": r["effective_at"].isoformat(),
-            "current": bool(r["current"]),
-        }
+        {**dict(r), "imported_at": r["imported_at"].isoformat(), "current": bool(r["current"])}
         for r in rows
     ]
 
 
-async def version_in_force(conn: Conn, name: str, at: datetime) -> int:
-    """The version pricing a call that starts at `at`: the highest whose instant has come."""
-    version = await conn.fetchval(
-        "select max(version) from decks where name = $1 and effective_at <= $2", name, at
-    )
-    if version is None:
-        raise DeckNotFound(name)
-    return int(version)
-
-
-async def effective_instants(conn: Conn, name: str) -> dict[int, datetime]:
-    """Every version of the deck and the instant it takes effect."""
-    rows = await conn.fetch("select version, effective_at from decks where name = $1", name)
-    return {r["version"]: r["effective_at"] for r in rows}
-
-
 async def publish(redis: Redis, keys: Keyspace, deck: Deck) -> None:
-    """Compile a deck version into Redis, in force from any instant, then point `current`
-    at it (one MULTI). Stored versions go through `publish_stored` (their own instants)."""
-    await _publish_compiled(
-        redis, keys, deck.name, deck.version, deck_to_json(deck), {deck.version: 0}
-    )
+    """Compile a deck version into Redis, then point `current` at it (one MULTI)."""
+    await _publish_compiled(redis, keys, deck.name, deck.version, deck_to_json(deck))
 
 
 async def publish_version(redis: Redis, keys: Keyspace, deck: Deck) -> None:
@@ -245,17 +197,6 @@ async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
         # already compiled in Redis at this version: start-up does not grow with deck size
         if await published_version(redis, keys, name) == version:
             continue
-        # the version in force now and the ones scheduled after it, oldest first (the
-        # head last, so `current` ends at it)
-        served = await conn.fetch(
-            "select version from decks where name = $1 and version >= coalesce("
-            " (select max(version) from decks where name = $1 and effective_at <= now()), 1)"
-            " order by version",
-            name,
-        )
-        for row in served:
-            if not await redis.exists(keys.deck_version(name, row["version"])):
-                await publish_stored(conn, redis, keys, name, row["version"])
         await publish_stored(conn, redis, keys, name, version)
         published += 1
     return published
@@ -267,32 +208,17 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
     compiled = await conn.fetchval(
         "select compiled from decks where name = $1 and version = $2", name, version
     )
-    if compiled is None:
-        compiled = deck_to_json(await load_deck_version(conn, name, version))
-    rows = await conn.fetch(
-        "select version, effective_at from decks where name = $1 order by version desc"
-        " limit $2",
-        name,
-        SERVED_VERSIONS,
-    )
-    instants = {r["version"]: int(r["effective_at"].timestamp() * 1000) for r in rows}
-    await _publish_compiled(redis, keys, name, version, compiled, instants)
+    if compiled is not None:
+        await _publish_compiled(redis, keys, name, version, compiled)
+    else:
+        await publish(redis, keys, await load_deck_version(conn, name, version))
 
 
 async def _publish_compiled(
-    redis: Redis,
-    keys: Keyspace,
-    name: str,
-    version: int,
-    compiled: str,
-    instants: dict[int, int],
+    redis: Redis, keys: Keyspace, name: str, version: int, compiled: str
 ) -> None:
-    """The version's compiled form, the versions' effective instants (epoch ms) and the
-    `current` pointer (the newest published), in one MULTI: a process reading the schedule
-    never sees a version whose compiled form is not there yet."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.deck_version(name, version), compiled)
-        pipe.hset(keys.deck_schedule(name), mapping={str(v): ms for v, ms in instants.items()})
         pipe.set(keys.deck_current(name), version)
         await pipe.execute()
 

@@ -99,9 +99,6 @@ class CallRequest:
     rdnis: str = ""  # the redirecting number of a forwarded leg (abuse detection reads it)
     switch: str = ""  # the switch whose call id this is; "" = this ledger's switch_host
     inbound: bool = False  # a carrier's call to the account's number (`dialled` is the DID)
-    # the call's start, which picks the deck version in force; None: now (tests and replays
-    # pin it)
-    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +279,7 @@ class Ledger:
     ) -> tuple[list[str], list[str], Number | None]:
         """KEYS and ARGV of the authorize script for a request (also used by benchmarks)."""
         meta = await self._account_meta(req.account, refresh=refresh)
-        now = req.at or datetime.now(UTC)
+        now = datetime.now(UTC)
         cap = min(req.cap_s or self.settings.max_call_s, self.settings.max_call_s)
         try:
             number: Number | None = normalise(req.dialled, meta.country)
@@ -295,7 +292,7 @@ class Ledger:
         curve = ""
         deck: Deck | None = None
         if number is not None and number.number_class is not NumberClass.EMERGENCY and meta.deck:
-            deck = await self.decks.current(meta.deck, now)
+            deck = await self.decks.current(meta.deck)
         if deck is not None and number is not None:
             rates = deck.lookup(number.digits)
             if rates is not None:
@@ -314,7 +311,7 @@ class Ledger:
             if number is not None and free:
                 prefix, rate_name, curve = "inbound", "free", _free_curve(cap)
             elif number is not None:
-                deck = await self.decks.current(self.settings.inbound_deck, now)
+                deck = await self.decks.current(self.settings.inbound_deck)
                 rates = deck.lookup(number.digits) if deck is not None else None
                 encoded = self._curve(deck, rates, now, cap) if deck and rates else None
                 if deck is not None and rates is not None and encoded is not None:
@@ -506,7 +503,7 @@ class Ledger:
         prefix = name = ""
         version = rated = billable = 0
         currency = ""
-        deck = await self.decks.current(meta.deck, answered_at) if meta.deck else None
+        deck = await self.decks.current(meta.deck) if meta.deck else None
         if deck and number and number.number_class is not NumberClass.EMERGENCY:
             try:
                 r = rate_call(

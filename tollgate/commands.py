@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -169,33 +168,11 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
                 }
             )
             return
-    now = datetime.now(UTC)  # the notice is given now (the edge reads the clock)
-    effective_at = _instant("--effective-at", args.effective_at)
-    if args.force and not args.reason.strip():
-        raise CliError("--force needs --reason (it is written to the audit log)")
     with ProgressBar(f"deck {digest.name or args.path}: rows") as bar:
         deck = load_deck(args.path, progress=bar)
-    from billing import price_changes
-    from billing.settings import BillingSettings
-
-    force = price_changes.Force(args.by or getpass.getuser(), args.reason) if args.force else None
-    guard = price_changes.guard(BillingSettings.from_env(), now, force)
     async with s.pool.acquire() as conn:
-        stored, created = await import_deck(
-            conn, deck, source=str(args.path), effective_at=effective_at, guard=guard
-        )
+        stored, created = await import_deck(conn, deck, source=str(args.path))
         await publish_stored(conn, s.redis, keys, stored.name, stored.version)
-        change = await conn.fetchrow(
-            "select effective_at, increases, earliest_at, forced from deck_price_changes"
-            " where deck = $1 and version = $2",
-            stored.name,
-            stored.version,
-        )
-        effective = await conn.fetchval(
-            "select effective_at from decks where name = $1 and version = $2",
-            stored.name,
-            stored.version,
-        )
     print_json(
         {
             "name": stored.name,
@@ -204,25 +181,8 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
             "rows": len(stored.rows),
             "prefixes": len(stored.prefixes),
             "current": True,
-            "effective_at": effective.isoformat(),
-            "in_force": effective <= now,
-            "increases": change["increases"] if change else 0,
-            "earliest_at": change["earliest_at"].isoformat() if change else None,
-            "forced": bool(change and change["forced"]),
         }
     )
-
-
-def _instant(option: str, text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option}: not an ISO 8601 date-time: {text!r}") from None
-    if at.tzinfo is None:
-        raise CliError(f"{option}: give a zone (e.g. {text}+01:00 or Z)")
-    return at.astimezone(UTC)
 
 
 async def cmd_deck_list(s: Services, args: argparse.Namespace) -> None:
