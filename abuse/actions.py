@@ -1,24 +1,30 @@
 """What a finding does, by severity: record (the row and a metric), alert (a webhook POST
-that never holds detection up) and suspend outbound calls (the account's status, then a
-hook that lets the call controller hang up the calls already running). Emergency calls
-are untouched: the ledger lets them through whatever the account's status."""
+that never holds detection up), warn (the customer is told to stop by a deadline; the
+scheduler suspends if it goes on, abuse/warnings.py) and suspend outbound calls (the
+account's status, then a hook that lets the call controller hang up the calls already
+running). A new finding repeating an earlier episode proposes closing the account to an
+operator. Emergency calls are untouched: the ledger lets them through whatever the
+account's status."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import asyncpg
 
-from abuse import findings
+from abuse import customer_notices, findings, warnings
 from abuse.findings import Finding, Recorded
 from abuse.metrics import AbuseMetrics
 from abuse.settings import AbuseSettings, Action
+from abuse.suspension import suspend_account
+from notify.settings import NotifySettings
 from rating.account_store import AccountStore
-from rating.accounts import AccountNotFound, AccountStatus
+from rating.accounts import AccountStatus
 
 log = logging.getLogger("tollgate.abuse.actions")
 
@@ -37,17 +43,20 @@ class Actions:
         settings: AbuseSettings,
         metrics: AbuseMetrics,
         on_suspend: SuspendHook = no_hook,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.pool = pool
         self.accounts = accounts
         self.settings = settings
         self.metrics = metrics
         self.on_suspend = on_suspend
+        self.notify = notify or NotifySettings.from_env()
         self._session: aiohttp.ClientSession | None = None
         self._alerts: set[asyncio.Task[None]] = set()
 
-    async def apply(self, rec: Recorded) -> Finding:
-        """Carry out what the finding's severity calls for and has not been done yet."""
+    async def apply(self, rec: Recorded, at: datetime) -> Finding:
+        """Carry out what the finding's severity calls for and has not been done yet; `at`
+        is the instant of the event that fired it."""
         f = rec.finding
         if rec.created or rec.escalated:
             self.metrics.findings.labels(f.rule, f.severity.value).inc()
@@ -57,41 +66,54 @@ class Actions:
         if wanted.rank <= f.action.rank and not rec.escalated:
             return f
         suspended = False
+        detail: dict[str, Any] = {}
         if wanted is Action.SUSPEND and f.action is not Action.SUSPEND:
-            suspended = await self.suspend(f)
+            suspended = await self.suspend(f, at)
+        continues: int | None = None
+        if wanted is Action.WARN and f.action.rank < Action.WARN.rank:
+            warned = await warnings.warn(
+                self.pool, self.accounts, self.settings, self.notify, f, at
+            )
+            continues = warned.continues
+            if warned.deadline is not None:
+                self.metrics.warnings.inc()
+                detail["deadline"] = warned.deadline.isoformat()
+            if continues is not None:
+                detail["continues"] = continues
+        if rec.created and wanted.rank >= Action.WARN.rank and continues is None:
+            prior = await warnings.propose_closure_on_repeat(self.pool, self.settings, f, at)
+            if prior is not None:
+                self.metrics.closures_proposed.inc()
+                detail["closure_proposed"] = True
         if wanted.rank >= Action.ALERT.rank:
-            self.alert(f, escalated=rec.escalated, suspended=suspended)
+            self.alert(f, escalated=rec.escalated, suspended=suspended, detail=detail)
         if wanted.rank > f.action.rank:
-            await findings.set_action(self.pool, f.id, wanted, suspended)
+            await findings.set_action(self.pool, f.id, wanted, suspended, at=at, detail=detail)
         return f
 
-    async def suspend(self, f: Finding) -> bool:
+    async def suspend(self, f: Finding, at: datetime) -> bool:
         """Suspend the account's outbound calls; True if this finding now holds it."""
-        try:
-            account = await self.accounts.get(f.account)
-        except AccountNotFound:
-            log.warning("finding #%d: account %s does not exist", f.id, f.account)
+        s = await suspend_account(self.pool, self.accounts, f, at)
+        if s.account is None or s.account.status is AccountStatus.CLOSED:
             return False
-        if account.status is AccountStatus.CLOSED:
-            return False
-        holds = True
-        if account.status is AccountStatus.ACTIVE:
-            reason = f"abuse finding #{f.id}: {f.rule} {f.subject}".strip()
-            await self.accounts.set_status(f.account, AccountStatus.SUSPENDED, reason)
+        if s.changed:
             self.metrics.suspensions.inc()
-            log.warning("suspended %s: %s (%s)", f.account, reason, f.severity.value)
-        else:
-            # Suspended already: by another finding (then this one holds it too) or by an
-            # operator (then lifting this finding must not resume the account).
-            async with self.pool.acquire() as conn:
-                holds = await findings.holds_suspension(conn, f.account, f.id)
+            async with self.pool.acquire() as conn, conn.transaction():
+                await customer_notices.suspension(conn, self.notify, s.account, f, "critical", at)
         try:
             await self.on_suspend(f.account)
         except Exception:  # the controller's hook: its failure must not stop detection
             log.exception("on_suspend hook failed for %s", f.account)
-        return holds
+        return s.holds
 
-    def alert(self, f: Finding, *, escalated: bool, suspended: bool) -> None:
+    def alert(
+        self,
+        f: Finding,
+        *,
+        escalated: bool,
+        suspended: bool,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         """POST the finding to the webhook in the background (bounded by a short timeout)."""
         if not self.settings.webhook_url:
             return
@@ -100,6 +122,7 @@ class Actions:
             "action": self.settings.action_for(f.severity).value,
             "escalated": escalated,
             "suspended": suspended,
+            **(detail or {}),
         }
         task = asyncio.create_task(self._post(payload))
         self._alerts.add(task)

@@ -10,11 +10,14 @@ from core.lazy import Lazy
 
 # abuse.findings.Status and abuse.detectors.DETECTORS (tests/unit/test_cli_startup.py checks)
 STATUSES = ("open", "acknowledged", "lifted", "closed")
+CLOSURES = ("proposed", "accepted", "rejected")
+NOW_HELP = "act as of this ISO 8601 instant, with a zone (default: now)"
 RULES = ("autodialing", "broadcasting", "forwarding", "premium", "revenue_share", "wangiri")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `abuse list|ack|lift|close|override|run` to tollgate's sub-commands."""
+    """Add `abuse list|show|ack|lift|close|closure|deadlines|override|run` to tollgate's
+    sub-commands."""
     ab = subparsers.add_parser("abuse", help="abuse and fraud findings, and the detector")
     sub = ab.add_subparsers(dest="abuse", required=True)
 
@@ -23,7 +26,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ls.add_argument("--status", choices=list(STATUSES))
     ls.add_argument("--rule", choices=sorted(RULES))
     ls.add_argument("--limit", type=whole_number, default=100)
+    ls.add_argument(
+        "--closure", choices=CLOSURES, help="only findings whose account closure is ..."
+    )
     ls.set_defaults(run=Lazy("abuse.cli:cmd_list"))
+
+    sh = sub.add_parser("show", help="one finding with its timeline")
+    sh.add_argument("id", type=whole_number)
+    sh.set_defaults(run=Lazy("abuse.cli:cmd_show"))
+
+    cl = sub.add_parser(
+        "closure", help="accept (closes the account) or reject a closure proposed on a repeat"
+    )
+    cl.add_argument("id", type=whole_number)
+    cl.add_argument("decision", choices=("accept", "reject"))
+    cl.add_argument("--reason", default="")
+    cl.add_argument("--by", help="who (default: the login name)")
+    cl.add_argument("--now", help=NOW_HELP)
+    cl.set_defaults(run=Lazy("abuse.cli:cmd_closure"))
+
+    dl = sub.add_parser(
+        "deadlines", help="suspend warned accounts that went on past the deadline (once)"
+    )
+    dl.add_argument("--now", help=NOW_HELP)
+    dl.set_defaults(run=Lazy("abuse.cli:cmd_deadlines"))
 
     for name, fn, text in (
         ("ack", Lazy("abuse.cli:cmd_ack"), "acknowledge: someone is looking into it"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -69,6 +69,12 @@ class Finding:
     status_by: str | None = None
     status_reason: str | None = None
     status_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    warned_at: datetime | None = None
+    deadline_at: datetime | None = None
+    warning_id: int | None = None  # the warned finding this one continues
+    closure: str | None = None  # proposed | accepted | rejected
+    closure_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -91,8 +97,18 @@ class Finding:
             "updated_at": self.updated_at.isoformat(),
             "status_by": self.status_by,
             "status_reason": self.status_reason,
-            "status_at": self.status_at.isoformat() if self.status_at else None,
+            "status_at": _iso(self.status_at),
+            "last_seen_at": _iso(self.last_seen_at),
+            "warned_at": _iso(self.warned_at),
+            "deadline_at": _iso(self.deadline_at),
+            "warning_id": self.warning_id,
+            "closure": self.closure,
+            "closure_at": _iso(self.closure_at),
         }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +118,7 @@ class Recorded:
     escalated: bool
 
 
-def _finding(row: asyncpg.Record) -> Finding:
+def from_row(row: asyncpg.Record) -> Finding:
     evidence = row["evidence"]
     return Finding(
         id=row["id"],
@@ -121,6 +137,12 @@ def _finding(row: asyncpg.Record) -> Finding:
         status_by=row["status_by"],
         status_reason=row["status_reason"],
         status_at=row["status_at"],
+        last_seen_at=row["last_seen_at"],
+        warned_at=row["warned_at"],
+        deadline_at=row["deadline_at"],
+        warning_id=row["warning_id"],
+        closure=row["closure"],
+        closure_at=row["closure_at"],
     )
 
 
@@ -135,22 +157,32 @@ def evidence(signal: Signal, call_ids: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def signal_at(signal: Signal) -> datetime:
+    """The instant of the event that fired the signal (the CDR's, not the detector's clock)."""
+    return datetime.fromtimestamp(signal.at_ms / 1000, UTC)
+
+
 async def record(pool: asyncpg.Pool, signal: Signal, call_ids: Sequence[str]) -> Recorded:
     """Store a signal as a new finding or as a hit on its window's finding."""
     data = json.dumps(evidence(signal, call_ids))
+    at = signal_at(signal)
     key = (signal.account, signal.rule, signal.subject, signal.window_key)
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "insert into abuse_findings (account, rule, subject, window_key, severity, evidence)"
-            " values ($1, $2, $3, $4, $5, $6)"
+            "insert into abuse_findings"
+            " (account, rule, subject, window_key, severity, evidence, last_seen_at)"
+            " values ($1, $2, $3, $4, $5, $6, $7)"
             " on conflict (account, rule, subject, window_key) do nothing returning *",
             *key,
             signal.severity.value,
             data,
+            at,
         )
         if row is not None:
-            created = _finding(row)
-            await _event(conn, created.id, "created", detail={"severity": created.severity})
+            created = from_row(row)
+            await add_event(
+                conn, created.id, "created", detail={"severity": created.severity}, at=at
+            )
             return Recorded(created, True, False)
         row = await conn.fetchrow(
             "select * from abuse_findings where account = $1 and rule = $2 and subject = $3"
@@ -158,29 +190,38 @@ async def record(pool: asyncpg.Pool, signal: Signal, call_ids: Sequence[str]) ->
             *key,
         )
         assert row is not None  # the insert conflicted with it and findings are never deleted
-        current = _finding(row)
+        current = from_row(row)
         escalated = current.active and signal.severity.rank > current.severity.rank
         row = await conn.fetchrow(
             "update abuse_findings set hits = hits + 1, updated_at = now(),"
-            " evidence = case when $2 then $3::jsonb else evidence end, severity = $4"
-            " where id = $1 returning *",
+            " evidence = case when $2 then $3::jsonb else evidence end, severity = $4,"
+            " last_seen_at = greatest(last_seen_at, $5) where id = $1 returning *",
             current.id,
             current.active,
             data,
             (signal.severity if escalated else current.severity).value,
+            at,
         )
         assert row is not None
         if escalated:
-            await _event(
+            await add_event(
                 conn,
                 current.id,
                 "escalated",
                 detail={"from": current.severity, "to": signal.severity},
+                at=at,
             )
-        return Recorded(_finding(row), False, escalated)
+        return Recorded(from_row(row), False, escalated)
 
 
-async def set_action(pool: asyncpg.Pool, finding_id: int, action: Action, suspended: bool) -> None:
+async def set_action(
+    pool: asyncpg.Pool,
+    finding_id: int,
+    action: Action,
+    suspended: bool,
+    at: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
     """Remember the strongest action carried out (so a restart does not repeat it)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -190,7 +231,9 @@ async def set_action(pool: asyncpg.Pool, finding_id: int, action: Action, suspen
             action.value,
             suspended,
         )
-        await _event(conn, finding_id, action.value, detail={"suspended": suspended})
+        await add_event(
+            conn, finding_id, action.value, detail={"suspended": suspended, **(detail or {})}, at=at
+        )
 
 
 async def holds_suspension(conn: Conn, account: str, other_than: int) -> bool:
@@ -205,6 +248,81 @@ async def holds_suspension(conn: Conn, account: str, other_than: int) -> bool:
     return bool(found)
 
 
+# -- the timeline ----------------------------------------------------------------------------------
+
+# what the customer sees of a finding's history, and under which name
+CUSTOMER_EVENTS = {
+    "created": "detected",
+    "warn": "warned",
+    "continued": "continued",
+    "suspend": "suspended",
+    "lifted": "lifted",
+    "resumed": "resumed",
+    "closed": "closed",
+    "closure_accepted": "account_closed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    event: str
+    at: datetime
+    who: str
+    why: str
+    detail: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "at": self.at.isoformat(),
+            "who": self.who,
+            "why": self.why,
+            "detail": self.detail,
+        }
+
+    def for_customer(self) -> dict[str, Any]:
+        """No operator names, notes or evidence: the step, when, and a warning's deadline."""
+        out: dict[str, Any] = {"event": CUSTOMER_EVENTS[self.event], "at": self.at.isoformat()}
+        if self.event == "warn" and self.detail.get("deadline"):
+            out["deadline"] = self.detail["deadline"]
+        return out
+
+
+async def timeline(conn: Conn, finding_id: int) -> list[Event]:
+    """The finding's history in order (created, warned with its deadline, continued,
+    suspended, lifted, closed, closure proposed and decided)."""
+    rows = await conn.fetch(
+        "select event, at, who, why, detail from abuse_finding_events where finding_id = $1"
+        " order by at, id",
+        finding_id,
+    )
+    return [
+        Event(
+            r["event"],
+            r["at"],
+            r["who"],
+            r["why"],
+            json.loads(r["detail"]) if isinstance(r["detail"], str) else dict(r["detail"]),
+        )
+        for r in rows
+    ]
+
+
+def customer_view(f: Finding, events: Sequence[Event]) -> dict[str, Any]:
+    """A finding as its own account's customer sees it."""
+    return {
+        "id": f.id,
+        "rule": f.rule,
+        "severity": f.severity.value,
+        "status": f.status.value,
+        "suspended": f.suspended,
+        "warned_at": _iso(f.warned_at),
+        "deadline_at": _iso(f.deadline_at),
+        "created_at": f.created_at.isoformat(),
+        "timeline": [e.for_customer() for e in events if e.event in CUSTOMER_EVENTS],
+    }
+
+
 # -- operators ---------------------------------------------------------------------------------
 
 
@@ -212,7 +330,7 @@ async def get(pool: asyncpg.Pool, finding_id: int) -> Finding:
     row = await pool.fetchrow("select * from abuse_findings where id = $1", finding_id)
     if row is None:
         raise FindingNotFound(finding_id)
-    return _finding(row)
+    return from_row(row)
 
 
 async def list_findings(
@@ -222,17 +340,20 @@ async def list_findings(
     status: Status | None = None,
     rule: str | None = None,
     limit: int = 100,
+    closure: str | None = None,
 ) -> list[Finding]:
     rows = await pool.fetch(
         "select * from abuse_findings where ($1::text is null or account = $1)"
         " and ($2::text is null or status = $2) and ($3::text is null or rule = $3)"
+        " and ($5::text is null or closure = $5)"
         " order by created_at desc, id desc limit $4",
         account,
         status.value if status else None,
         rule,
         limit,
+        closure,
     )
-    return [_finding(r) for r in rows]
+    return [from_row(r) for r in rows]
 
 
 async def acknowledge(pool: asyncpg.Pool, finding_id: int, who: str, why: str = "") -> Finding:
@@ -264,6 +385,9 @@ async def lift(
         AccountStatus.ACTIVE,
         f"abuse finding #{finding.id} lifted by {who}" + (f": {why}" if why else ""),
     )
+    async with pool.acquire() as conn:
+        # the customer is told (notify/abuse.py reads these lines)
+        await add_event(conn, finding.id, "resumed", who, why)
     return finding, True
 
 
@@ -283,7 +407,7 @@ async def _change(
         )
         if row is None:
             raise FindingNotFound(finding_id)
-        current = _finding(row)
+        current = from_row(row)
         if current.status not in allowed_from:
             raise FindingStateError(finding_id, current.status.value, verb)
         row = await conn.fetchrow(
@@ -297,24 +421,27 @@ async def _change(
             why,
         )
         assert row is not None
-        await _event(conn, finding_id, to.value, who, why, {"suspended": current.suspended})
-        return current, _finding(row)
+        await add_event(conn, finding_id, to.value, who, why, {"suspended": current.suspended})
+        return current, from_row(row)
 
 
-async def _event(
+async def add_event(
     conn: Conn,
     finding_id: int,
     event: str,
     who: str = "",
     why: str = "",
     detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
+    """One line of the finding's timeline; `at` the instant it happened (default: now)."""
     await conn.execute(
-        "insert into abuse_finding_events (finding_id, event, who, why, detail)"
-        " values ($1, $2, $3, $4, $5)",
+        "insert into abuse_finding_events (finding_id, event, who, why, detail, at)"
+        " values ($1, $2, $3, $4, $5, coalesce($6, now()))",
         finding_id,
         event,
         who,
         why,
         json.dumps(detail or {}, default=str),
+        at,
     )

@@ -29,6 +29,16 @@ class AbuseMetrics:
             "Accounts suspended by the abuse detector.",
             registry=self.registry,
         )
+        self.warnings = Counter(
+            "tollgate_abuse_warnings_total",
+            "Warnings with a deadline sent to customers (terms §5.1).",
+            registry=self.registry,
+        )
+        self.closures_proposed = Counter(
+            "tollgate_abuse_closures_proposed_total",
+            "Account closures proposed to an operator because abuse repeated.",
+            registry=self.registry,
+        )
         self.processed = Counter(
             "tollgate_abuse_cdrs_processed_total",
             "CDR stream entries the abuse detector processed and acknowledged.",

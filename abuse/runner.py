@@ -99,7 +99,7 @@ class AbuseDetector:
         if s.inbound_stream:
             self.inbound = CdrStream(self.redis, inbound_stream_key(self.keys), s.group, s.consumer)
         self._homes: dict[str, str] = {}
-        self._written: dict[tuple[str, str, str, str], tuple[int, float]] = {}
+        self._written: dict[tuple[str, str, str, str], tuple[int, float, int]] = {}
 
     @property
     def all_streams(self) -> list[CdrStream]:
@@ -263,12 +263,16 @@ class AbuseDetector:
         key = (signal.account, signal.rule, signal.subject, signal.window_key)
         last = self._written.get(key)
         now = time.monotonic()
+        refresh_ms = self.settings.evidence_refresh_s * 1000
         if (
             last is not None
             and signal.severity.rank <= last[0]
             and now - last[1] < self.settings.evidence_refresh_s
+            and signal.at_ms - last[2] < refresh_ms
         ):
-            return None  # stored moments ago at this severity: nothing new to act on
+            # stored moments ago at this severity, for events moments apart: nothing new
+            # (a replay hours of event time later still moves last_seen_at: deadlines use it)
+            return None
         call_ids = list(signal.call_ids)
         if signal.lookup is not None:
             members = await self.redis.zrangebyscore(
@@ -282,8 +286,8 @@ class AbuseDetector:
         # windows count calls by switch/call id; the evidence names the call ids
         call_ids = [parse_ref(c)[1] for c in call_ids]
         rec = await findings.record(self.pool, signal, call_ids[:EVIDENCE_CALLS])
-        finding = await self.actions.apply(rec)
-        self._written[key] = (finding.severity.rank, now)
+        finding = await self.actions.apply(rec, findings.signal_at(signal))
+        self._written[key] = (finding.severity.rank, now, signal.at_ms)
         if len(self._written) > 100_000:
             self._written.clear()  # only a write-saving cache: forgetting costs a write
         if rec.created or rec.escalated:

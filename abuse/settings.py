@@ -1,8 +1,10 @@
 """Settings of the abuse detector, from TOLLGATE_ABUSE_* environment variables or a mapping.
 
-Actions are graded (record < alert < suspend, each including the ones before) and chosen per
-severity; rule thresholds given here replace the code's defaults for every account (per-
-account overrides live in PostgreSQL, table abuse_overrides)."""
+Actions are graded (record < alert < warn < suspend, each including the ones before) and
+chosen per severity; a warning gives the customer a deadline (terms §5.1), after which the
+behaviour continuing suspends the account, and a repeat within `repeat_window_days` proposes
+closing the account to an operator; rule thresholds given here replace the code's defaults
+for every account (per-account overrides live in PostgreSQL, table abuse_overrides)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ T = TypeVar("T")
 class Action(StrEnum):
     RECORD = "record"  # a finding row and a metric
     ALERT = "alert"  # ... and a webhook POST
+    WARN = "warn"  # ... and a warning to the customer with a deadline to stop
     SUSPEND = "suspend"  # ... and the account's outbound calls stopped
 
     @property
@@ -36,7 +39,7 @@ class Action(StrEnum):
 DEFAULT_ACTIONS: Mapping[Severity, Action] = MappingProxyType(
     {
         Severity.INFO: Action.RECORD,
-        Severity.WARNING: Action.ALERT,
+        Severity.WARNING: Action.WARN,
         Severity.CRITICAL: Action.SUSPEND,
     }
 )
@@ -63,12 +66,18 @@ class AbuseSettings:
     inbound_stream: bool = True  # also read {prefix}:inbound (Wangiri)
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
+    warn_deadline_h: float = 72.0  # the customer's time to stop after a warning
+    repeat_window_days: int = 180  # abuse again within this after a warning: closure proposed
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.block_ms <= 0:
             raise SettingsError("TOLLGATE_ABUSE_BATCH_SIZE", "batch size and block time > 0")
         if self.webhook_timeout_s <= 0:
             raise SettingsError("TOLLGATE_ABUSE_WEBHOOK_TIMEOUT_S", "must be > 0")
+        if self.warn_deadline_h <= 0:
+            raise SettingsError("TOLLGATE_ABUSE_WARN_DEADLINE_H", "must be > 0")
+        if self.repeat_window_days < 0:
+            raise SettingsError("TOLLGATE_ABUSE_REPEAT_WINDOW_DAYS", "must be >= 0")
 
     def params(self, rule: str) -> RuleParams:
         found = self.rules.get(rule)
@@ -89,7 +98,7 @@ class AbuseSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "") -> AbuseSettings:
         """Keys are the field names; values are strings (environment) or native values.
-        `actions`: "info=record,warning=alert,critical=suspend" or a mapping; `rules`: JSON
+        `actions`: "info=record,warning=warn,critical=suspend" or a mapping; `rules`: JSON
         text or a mapping {rule: {threshold: value}}."""
 
         def name(key: str) -> str:
@@ -125,6 +134,8 @@ class AbuseSettings:
             evidence_refresh_s=get("evidence_refresh_s", float, base.evidence_refresh_s),
             seen_keep_s=get("seen_keep_s", int, base.seen_keep_s),
             inbound_stream=get("inbound_stream", _flag, base.inbound_stream),
+            warn_deadline_h=get("warn_deadline_h", float, base.warn_deadline_h),
+            repeat_window_days=get("repeat_window_days", int, base.repeat_window_days),
         )
 
 

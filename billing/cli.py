@@ -252,6 +252,82 @@ async def cmd_unsubscribe(s: Services, args: argparse.Namespace) -> None:
     print_json(sub.as_dict())
 
 
+async def cmd_outage_record(s: Services, args: argparse.Namespace) -> None:
+    import getpass
+
+    from billing import outages
+
+    assert s.pool is not None
+    settings = BillingSettings.from_env()
+    with bad_input(BillingError):
+        now = _now(args, settings)
+        start = _instant(args.start, "--start", settings)
+        end = _instant(args.end, "--end", settings)
+        async with s.pool.acquire() as conn:
+            outage = await outages.record(
+                conn, start, end, args.account, args.reason, args.by or getpass.getuser(), now
+            )
+    print_json(outage.as_dict())
+
+
+async def cmd_outage_compensate(s: Services, args: argparse.Namespace) -> None:
+    from billing import outages
+
+    assert s.pool is not None
+    with bad_input(BillingError):
+        now = _now(args, BillingSettings.from_env())
+        async with s.pool.acquire() as conn:
+            done = await outages.compensate(s.accounts, conn, args.id, now)
+    print_json({"outage": args.id, "compensations": [c.as_dict() for c in done]})
+
+
+async def cmd_outage_list(s: Services, args: argparse.Namespace) -> None:
+    from billing import outages
+
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        print_json([o.as_dict() for o in await outages.list_outages(conn)])
+
+
+async def cmd_trial_start(s: Services, args: argparse.Namespace) -> None:
+    from billing import trials
+
+    assert s.pool is not None
+    with bad_input(BillingError, MoneyError):
+        now = _now(args, BillingSettings.from_env())
+        credit = parse_micro(args.credit)
+        async with s.pool.acquire() as conn:
+            t = await trials.start(
+                s.accounts, conn, args.account, credit, trials.TrialSettings.from_env(), now
+            )
+    print_json(t.as_dict())
+
+
+async def cmd_trial_list(s: Services, args: argparse.Namespace) -> None:
+    from billing import trials
+
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        print_json([t.as_dict() for t in await trials.list_trials(conn)])
+
+
+async def cmd_trial_advance(s: Services, args: argparse.Namespace) -> None:
+    from billing import trials
+
+    assert s.pool is not None
+    with bad_input(BillingError):
+        now = _now(args, BillingSettings.from_env())
+    print_json(await trials.advance(s.accounts, s.pool, now))
+
+
+def _instant(text: str, option: str, settings: BillingSettings) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise BillingError(option, f"not an ISO 8601 date-time: {text!r}") from None
+    return (at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timezone))).astimezone(UTC)
+
+
 async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):

@@ -27,6 +27,13 @@ COMPLAINT_ANSWERED = Kind("complaint_answered", optional=False)
 # the date) and when it happened.
 NUMBERS_RELEASE_WARNING = Kind("foreign_numbers_release_warning", optional=False)
 NUMBERS_RELEASED = Kind("foreign_numbers_released", optional=False)
+ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to stop
+ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
+ABUSE_RESUMED = Kind("abuse_resumed", optional=False)
+OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
+TRIAL_ENDING = Kind("trial_ending", optional=False)
+TRIAL_BLOCKED = Kind("trial_blocked", optional=False)
+TRIAL_CLOSING = Kind("trial_closing", optional=False)
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -37,6 +44,13 @@ KINDS: dict[str, Kind] = {
         COMPLAINT_ANSWERED,
         NUMBERS_RELEASE_WARNING,
         NUMBERS_RELEASED,
+        ABUSE_WARNING,
+        ABUSE_SUSPENDED,
+        ABUSE_RESUMED,
+        OUTAGE_COMPENSATION,
+        TRIAL_ENDING,
+        TRIAL_BLOCKED,
+        TRIAL_CLOSING,
     )
 }
 

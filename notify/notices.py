@@ -1,4 +1,5 @@
-"""Creating notices (repeat-safe on account, kind, channel and a dedupe key) and listing them."""
+"""Creating notices (repeat-safe on account, kind, channel and a dedupe key) and listing them.
+An e-mail notice is written to the mail outbox in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from core.pg import Conn
 from notify.contacts import Contact
 from notify.kinds import kind as kind_of
+from notify.outbox import Mail
+from notify.outbox import enqueue as to_outbox
 from notify.settings import NotifySettings
 from notify.templates import check_language, render
 
@@ -117,9 +120,19 @@ async def enqueue(
             now,
             error,
         )
-        if new_id is not None:
-            created.append(new_id)
+        if new_id is None:
+            continue
+        created.append(new_id)
+        if channel == "email" and status == "pending":
+            # e-mail goes through the outbox (one SMTP configuration, its retries); the
+            # notice follows the message's fate (delivery.sync_email)
+            mail = Mail(outbox_key(new_id), recipient, subject, body, language=lang)
+            await to_outbox(conn, mail, now)
     return created
+
+
+def outbox_key(notice_id: int) -> str:
+    return f"notice/{notice_id}"
 
 
 async def list_notices(

@@ -22,6 +22,7 @@ class Mail:
     subject: str
     body: str
     attachment: Attachment | None = None
+    language: str = ""  # Content-Language, when known
 
 
 async def enqueue(conn: Conn, mail: Mail, now: datetime) -> bool:
@@ -29,8 +30,8 @@ async def enqueue(conn: Conn, mail: Mail, now: datetime) -> bool:
     a = mail.attachment
     inserted = await conn.fetchval(
         "insert into mail_outbox (key, recipient, subject, body, attachment_name,"
-        " attachment_type, attachment, created_at, next_attempt_at)"
-        " values ($1,$2,$3,$4,$5,$6,$7,$8,$8) on conflict (key) do nothing returning id",
+        " attachment_type, attachment, created_at, next_attempt_at, language)"
+        " values ($1,$2,$3,$4,$5,$6,$7,$8,$8,$9) on conflict (key) do nothing returning id",
         mail.key,
         mail.recipient,
         mail.subject,
@@ -39,6 +40,7 @@ async def enqueue(conn: Conn, mail: Mail, now: datetime) -> bool:
         None if a is None else a.media_type,
         None if a is None else a.data,
         now,
+        mail.language,
     )
     return inserted is not None
 

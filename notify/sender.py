@@ -2,8 +2,9 @@
 
 A message is locked while it is sent (FOR UPDATE SKIP LOCKED), so two senders never send
 one message twice; a failure is written back with the next attempt's time (backoff_s,
-doubling, at most an hour) and, after max_attempts, the message is marked failed. Nothing
-here is awaited by billing: billing only writes the outbox."""
+doubling, at most an hour) and, after max_attempts (at once for a refused recipient), the
+message is marked failed. Nothing here is awaited by billing: billing only writes the
+outbox."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def message(row: Any, settings: SmtpSettings, now: datetime) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
     msg["X-Tollgate-Key"] = row["key"]
     msg.set_content(row["body"])
+    if row["language"]:
+        msg["Content-Language"] = row["language"]  # after set_content, which clears Content-*
     if row["attachment"] is not None:
         main, _, sub = str(row["attachment_type"]).partition("/")
         msg.add_attachment(
@@ -116,7 +119,9 @@ async def _deliver_one(
         try:
             await send(msg, settings)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            gave_up = attempts >= settings.max_attempts
+            # a refused recipient will be refused again: given up at once
+            refused = isinstance(exc, aiosmtplib.SMTPRecipientsRefused)
+            gave_up = refused or attempts >= settings.max_attempts
             log.warning(
                 "mail %s to %s: attempt %d failed: %r", row["key"], row["recipient"], attempts, exc
             )

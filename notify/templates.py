@@ -97,6 +97,99 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "{released_on}.",
         ),
     },
+    "abuse_warning": {
+        "pl": (
+            "Wezwanie do zaprzestania naruszeń na koncie {account}",
+            "Na koncie {account} wykryliśmy: {rule_pl} (zgłoszenie nr {finding}), co narusza "
+            "zasady korzystania z usługi.\n"
+            "Wzywamy do zaprzestania naruszeń do {deadline}. Jeśli będą trwały po tym terminie, "
+            "połączenia wychodzące zostaną zawieszone (poza numerami alarmowymi).",
+        ),
+        "en": (
+            "Request to stop a violation on account {account}",
+            "On account {account} we detected {rule_en} (finding {finding}), which breaks the "
+            "acceptable-use policy.\n"
+            "Please stop by {deadline}. If it continues after then, outgoing calls (emergency "
+            "numbers excepted) will be suspended.",
+        ),
+    },
+    "abuse_suspended": {
+        "pl": (
+            "Zawieszenie połączeń wychodzących na koncie {account}",
+            "Połączenia wychodzące konta {account} zostały zawieszone (poza numerami "
+            "alarmowymi): {rule_pl} (zgłoszenie nr {finding}). {reason_pl}\n"
+            "Skontaktuj się z nami, aby wyjaśnić sprawę.",
+        ),
+        "en": (
+            "Outgoing calls suspended on account {account}",
+            "Outgoing calls of account {account} are suspended (emergency numbers excepted): "
+            "{rule_en} (finding {finding}). {reason_en}\n"
+            "Please contact us to resolve it.",
+        ),
+    },
+    "abuse_resumed": {
+        "pl": (
+            "Przywrócenie połączeń wychodzących na koncie {account}",
+            "Zawieszenie połączeń wychodzących konta {account} (zgłoszenie nr {finding}) "
+            "zostało zniesione.",
+        ),
+        "en": (
+            "Outgoing calls restored on account {account}",
+            "The suspension of outgoing calls of account {account} (finding {finding}) has "
+            "been lifted.",
+        ),
+    },
+    "outage_compensation": {
+        "pl": (
+            "Rekompensata za przerwę w świadczeniu usług",
+            "Z powodu przerwy w świadczeniu usług od {start} do {end} (dni: {days}) "
+            "zapisaliśmy na koncie {account} rekompensatę {amount}: 1/30 średniego "
+            "miesięcznego użycia za każdy rozpoczęty dzień przerwy (§9.7 regulaminu).",
+        ),
+        "en": (
+            "Compensation for a service outage",
+            "For the outage from {start} to {end} ({days} days) we credited account {account} "
+            "with {amount}: 1/30 of the average monthly use for each started day of the "
+            "outage (terms §9.7).",
+        ),
+    },
+    "trial_ending": {
+        "pl": (
+            "Okres próbny konta {account} kończy się {ends}",
+            "Okres próbny konta {account} kończy się {ends}. Jeśli do tego czasu nie "
+            "wpłacisz środków, połączenia wychodzące (poza numerami alarmowymi) zostaną "
+            "zablokowane.",
+        ),
+        "en": (
+            "The trial of account {account} ends on {ends}",
+            "The trial of account {account} ends on {ends}. Without a payment by then, "
+            "outgoing calls (emergency numbers excepted) will be blocked.",
+        ),
+    },
+    "trial_blocked": {
+        "pl": (
+            "Okres próbny konta {account} zakończył się",
+            "Okres próbny konta {account} zakończył się: połączenia wychodzące (poza numerami "
+            "alarmowymi) są zablokowane do czasu wpłaty. Bez wpłaty konto zostanie zamknięte "
+            "{close}.",
+        ),
+        "en": (
+            "The trial of account {account} has ended",
+            "The trial of account {account} has ended: outgoing calls (emergency numbers "
+            "excepted) are blocked until a payment. Without one the account will be closed on "
+            "{close}.",
+        ),
+    },
+    "trial_closing": {
+        "pl": (
+            "Konto {account} zostanie zamknięte {close}",
+            "Bez wpłaty konto {account} zostanie zamknięte {close}.",
+        ),
+        "en": (
+            "Account {account} will be closed on {close}",
+            "Without a payment account {account} will be closed on {close}.",
+        ),
+    },
 }
 
 DECISIONS = {  # complaint status -> (pl, en)

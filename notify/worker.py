@@ -9,12 +9,15 @@ from typing import Any
 import aiohttp
 
 from notify import contacts
+from notify.abuse import scan as resumed_notices
 from notify.complaints import scan as complaint_notices
 from notify.delivery import deliver_due
 from notify.metrics import NotifyMetrics
 from notify.notices import enqueue
+from notify.outages import scan as outage_notices
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
+from notify.trials import scan as trial_notices
 from rating.accounts import Account, AccountKind, AccountNotFound, AccountStatus
 from runtime.services import Services
 
@@ -64,7 +67,13 @@ async def tick(
     metrics: NotifyMetrics | None = None,
 ) -> dict[str, Any]:
     assert s.pool is not None
-    created = await scan(s, settings, now) + await complaint_notices(s.pool, settings, now)
+    created = (
+        await scan(s, settings, now)
+        + await complaint_notices(s.pool, settings, now)
+        + await outage_notices(s.pool, settings, now)
+        + await trial_notices(s.pool, settings, now, settings.trial_notice_days)
+        + await resumed_notices(s.pool, settings, now)
+    )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:
         metrics.delivered(delivered.sent, delivered.retried, delivered.failed)

@@ -294,6 +294,14 @@ class GatewayPayment(Output):
     invoice: str | None  # prepaid: the top-up's invoice number
 
 
+class FindingEvent(Output):
+    event: str
+    at: datetime
+    who: str
+    why: str
+    detail: dict[str, Any]
+
+
 class Finding(Output):
     id: int
     account: str
@@ -302,7 +310,7 @@ class Finding(Output):
     window: str
     severity: Literal["info", "warning", "critical"]
     status: Status
-    action: Literal["record", "alert", "suspend"]
+    action: Literal["record", "alert", "warn", "suspend"]
     suspended: bool
     hits: int
     evidence: dict[str, Any]
@@ -311,11 +319,49 @@ class Finding(Output):
     status_by: str | None = None
     status_reason: str | None = None
     status_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    warned_at: datetime | None = None
+    deadline_at: datetime | None = None
+    warning_id: int | None = None
+    closure: Literal["proposed", "accepted", "rejected"] | None = None
+    closure_at: datetime | None = None
     account_resumed: bool | None = None
+    timeline: list[FindingEvent] | None = None
 
 
 class Findings(Output):
     items: list[Finding]
+
+
+class CustomerFindingEvent(Output):
+    event: Literal[
+        "detected",
+        "warned",
+        "continued",
+        "suspended",
+        "lifted",
+        "resumed",
+        "closed",
+        "account_closed",
+    ]
+    at: datetime
+    deadline: datetime | None = None
+
+
+class CustomerFinding(Output):
+    id: int
+    rule: str
+    severity: Literal["info", "warning", "critical"]
+    status: Status
+    suspended: bool
+    warned_at: datetime | None
+    deadline_at: datetime | None
+    created_at: datetime
+    timeline: list[CustomerFindingEvent]
+
+
+class CustomerFindings(Output):
+    items: list[CustomerFinding]
 
 
 class RunningCall(Output):

@@ -9,6 +9,12 @@ TOLLGATE_SCHEDULER_AT_HOUR (3) local time on:
 - complaints: unanswered complaints past their deadline are deemed accepted;
 - ksef: after bill_run, the B2B documents KSeF has not accepted yet are sent and the UPOs
   not kept yet fetched (`bill ksef-pending`), when TOLLGATE_KSEF_URL is set.
+And at every tick:
+- abuse_deadlines: suspend the accounts whose abuse warning's deadline passed with the
+  behaviour going on (terms §5.1; abuse/warnings.py);
+- trials: each trial's due step (paid: resumed; ended: blocked; later: closed;
+  billing/trials.py).
+Listed in a tick's outcome only when they did something.
 
 Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
 (try-lock: a replica that does not get it skips the tick), and a job is due only when its
@@ -38,7 +44,8 @@ from runtime.services import Services
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions", "complaints", "ksef")
+JOBS = ("bill_run", "cdr_partitions", "complaints", "ksef", "abuse_deadlines", "trials")
+EVERY_TICK = frozenset({"abuse_deadlines", "trials"})  # not once a day: deadlines are instants
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,25 @@ async def job_ksef(s: Services, settings: SchedulerSettings, now: datetime) -> s
     if report.failed:
         raise RuntimeError(f"not in KSeF: {', '.join(f['number'] for f in report.failed)}")
     return f"sent {len(report.sent)}, UPOs asked {len(report.upo)}"
+async def job_abuse_deadlines(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Warned accounts that went on past the deadline are suspended; "" when none."""
+    from abuse.warnings import enforce
+    from notify.settings import NotifySettings
+
+    assert s.pool is not None
+    done = await enforce(s.pool, s.accounts, NotifySettings.from_env(), now)
+    if not done:
+        return ""
+    return "suspended after the deadline: " + ", ".join(f"#{f.id} {f.account}" for f in done)
+
+
+async def job_trials(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Each open trial's due step; "" when none was due."""
+    from billing.trials import advance
+
+    assert s.pool is not None
+    done = await advance(s.accounts, s.pool, now)
+    return "; ".join(f"{step}: {', '.join(a)}" for step, a in done.items() if a)
 
 
 JOB_FUNCTIONS: dict[str, Job] = {
@@ -155,6 +181,8 @@ JOB_FUNCTIONS: dict[str, Job] = {
     "cdr_partitions": job_cdr_partitions,
     "complaints": job_complaints,
     "ksef": job_ksef,  # after bill_run: sends what that run issued
+    "abuse_deadlines": job_abuse_deadlines,
+    "trials": job_trials,
 }
 
 
@@ -198,7 +226,10 @@ async def tick(
             try:
                 last = await last_successes(s.pool)
                 for job, fn in jobs.items():
-                    if is_due(last.get(job), now, timezone, settings.at_hour):
+                    if job in EVERY_TICK:
+                        if outcome := await _run(s, settings, metrics, job, fn, now):
+                            ran[job] = outcome
+                    elif is_due(last.get(job), now, timezone, settings.at_hour):
                         ran[job] = await _run(s, settings, metrics, job, fn, now)
             finally:
                 await lock_conn.execute("select pg_advisory_unlock($1)", LOCK_ID)
@@ -239,5 +270,6 @@ async def _run(
         now,
     )
     metrics.runs.labels(job, "ok").inc()
-    log.info("scheduled job %s: %s", job, outcome)
+    if outcome:
+        log.info("scheduled job %s: %s", job, outcome)
     return outcome

@@ -221,7 +221,7 @@ async def test_autodialer_is_suspended_and_emergency_still_goes_out(
             "select event from abuse_finding_events where finding_id = $1 order by id", f.id
         )
     ]
-    assert history == ["created", "alert", "escalated", "suspend"]
+    assert history == ["created", "warn", "escalated", "suspend"]
 
 
 async def test_sequential_dialling_through_the_ledger(
@@ -232,7 +232,7 @@ async def test_sequential_dialling_through_the_ledger(
     assert all(g.allowed for g in grants)
     await abuse_detector().drain_once()
     f = one(await listed(svc, account=a.id), "autodialing", "sequential")
-    assert (f.severity, f.action) == (Severity.WARNING, Action.ALERT)
+    assert (f.severity, f.action) == (Severity.WARNING, Action.WARN)
     assert f.evidence["figures"] == {"run": 6, "first": "+48221234500"}
     assert sorted(f.evidence["call_ids"]) == sorted(g.call_id for g in grants)
     assert await status_everywhere(svc, a.id) == ("active", "active")
@@ -263,11 +263,11 @@ async def test_broadcast_alert_reaches_the_webhook(
     await d.drain_once()
     await d.actions.flush()
     f = one(await listed(svc, account=a.id), "broadcasting")
-    assert (f.subject, f.severity, f.action) == ("+48225550000", Severity.WARNING, Action.ALERT)
+    assert (f.subject, f.severity, f.action) == ("+48225550000", Severity.WARNING, Action.WARN)
     assert f.evidence["figures"]["distinct"] >= 30 and f.evidence["figures"]["asr"] < 0.6
     sent = [p for p in webhook.received if p["finding"]["rule"] == "broadcasting"]
     assert len(sent) == 1
-    assert sent[0]["finding"]["id"] == f.id and sent[0]["action"] == "alert"
+    assert sent[0]["finding"]["id"] == f.id and sent[0]["action"] == "warn"
     alerted = sent[0]["finding"]["evidence"]  # as it was when it fired; the row moved on
     assert alerted["figures"]["distinct"] == 30 and len(alerted["call_ids"]) == 30
     assert set(alerted["call_ids"]) <= set(f.evidence["call_ids"])
@@ -284,7 +284,7 @@ async def test_failed_alerts_are_metered_and_never_block(
     await broken.drain_once()
     await broken.actions.flush()
     assert metric(broken, "tollgate_abuse_alert_failures_total") >= 1
-    assert one(await listed(svc, account=a.id), "broadcasting").action is Action.ALERT
+    assert one(await listed(svc, account=a.id), "broadcasting").action is Action.WARN
     await broken.close()
     # nobody listening at all, and a tiny timeout: still recorded, still counted
     gone = abuse_detector(
@@ -400,7 +400,7 @@ async def test_wangiri_bait_then_callback(
     assert back.reason == "NO_RATE"
     await d.drain_once()
     f = one(await listed(svc, account=a.id), "wangiri", "+2327612")
-    assert (f.severity, f.action) == (Severity.WARNING, Action.ALERT)
+    assert (f.severity, f.action) == (Severity.WARNING, Action.WARN)
     assert f.evidence["figures"] == {"short_inbound": 6, "callbacks": 1}
     assert f.evidence["call_ids"] == [back.call_id]
 
@@ -413,7 +413,7 @@ async def test_premium_attempts_through_the_ledger(
     assert {g.reason for g in grants} == {"PREMIUM_BLOCKED"}
     await abuse_detector().drain_once()
     f = one(await listed(svc, account=a.id), "premium")
-    assert (f.severity, f.action) == (Severity.WARNING, Action.ALERT)
+    assert (f.severity, f.action) == (Severity.WARNING, Action.WARN)
     assert sorted(f.evidence["call_ids"]) == sorted(g.call_id for g in grants)
 
 
@@ -508,7 +508,7 @@ async def test_crash_before_ack_counts_nothing_twice(
     assert await again.drain_once() == 4
     f = one(await listed(svc, account=a.id), "premium")
     assert f.evidence["figures"] == {"premium_denials": 4}  # not 8
-    assert f.action is Action.ALERT
+    assert f.action is Action.WARN
     assert await abuse_detector().drain_once() == 0  # all acknowledged now
 
 

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from notify import contacts
 from notify.errors import NotifyError
+from notify.mail_settings import SmtpSettings
 from notify.metrics import NotifyMetrics
 from notify.notices import enqueue, list_notices
 from notify.settings import NotifySettings
@@ -98,7 +99,7 @@ def smtp() -> Any:
 
 
 def notify_settings(**changes: Any) -> NotifySettings:
-    return replace(NotifySettings(webhook_secret=SECRET, smtp_tls="none"), **changes)
+    return replace(NotifySettings(webhook_secret=SECRET), **changes)
 
 
 async def _contact(svc: Services, account: str, now: datetime = T0, **fields: Any) -> None:
@@ -237,7 +238,7 @@ async def test_email_in_the_customers_language(
 ) -> None:
     acct = await make_account(balance=5 * PLN, at=T0)
     await _contact(svc, acct.id, email="jan@example.pl", language="pl")
-    settings = notify_settings(smtp_host="127.0.0.1", smtp_port=smtp.port, mail_from="bok@op.pl")
+    settings = notify_settings(smtp=SmtpSettings("127.0.0.1", smtp.port, sender="bok@op.pl"))
     result = await tick(svc, settings, T0)
     assert result["sent"] == 1
     (mail,) = smtp.messages

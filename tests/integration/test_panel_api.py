@@ -167,7 +167,13 @@ async def test_openapi_documents_exactly_the_api_routes(settings: Settings) -> N
         # a regex route stands for one documented path per action
         actions = {
             "/api/v1/accounts/{account}/{action}": ("suspend", "resume", "close"),
-            "/api/v1/findings/{finding}/{action}": ("acknowledge", "lift", "close"),
+            "/api/v1/findings/{finding}/{action}": (
+                "acknowledge",
+                "lift",
+                "close",
+                "accept-closure",
+                "reject-closure",
+            ),
             "/api/v1/numbers/{number}/{action}": ("assign", "release", "port-out"),
             "/api/v1/sip-logins/{login}/{action}": ("disable", "enable"),
             "/api/v1/complaints/{complaint}/{action}": ("acknowledge", "accept", "reject"),

@@ -1,0 +1,49 @@
+"""Notices of outage compensation (terms §9.7), read from the compensations billing booked
+(its table, never its code): once per outage and account, the outage's times in the
+account's zone and the amount credited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from notify import contacts
+from notify.notices import enqueue
+from notify.settings import NotifySettings
+
+_PENDING = (
+    "select c.outage_id, c.account, c.days, c.amount, o.started_at, o.ended_at, a.timezone,"
+    " a.currency from outage_compensations c join outages o on o.id = c.outage_id"
+    " join accounts a on a.id = c.account"
+    " where not exists (select 1 from notices n where n.account = c.account"
+    " and n.kind = 'outage_compensation' and n.dedupe_key = c.outage_id::text)"
+    " order by c.outage_id, c.account limit $1"
+)
+
+
+def _local(at: datetime, timezone: str) -> str:
+    return f"{at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M}"
+
+
+async def scan(pool: asyncpg.Pool, settings: NotifySettings, now: datetime) -> int:
+    """Record the compensation notices not yet recorded; how many were created."""
+    created = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for row in await conn.fetch(_PENDING, settings.batch):
+            data = {
+                "account": row["account"],
+                "currency": row["currency"],
+                "outage": row["outage_id"],
+                "days": row["days"],
+                "amount_micro": row["amount"],
+                "start": _local(row["started_at"], row["timezone"]),
+                "end": f"{_local(row['ended_at'], row['timezone'])} {row['timezone']}",
+            }
+            contact = await contacts.get(conn, row["account"])
+            key = str(row["outage_id"])
+            created += len(
+                await enqueue(conn, settings, contact, "outage_compensation", data, key, now)
+            )
+    return created
