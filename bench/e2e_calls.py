@@ -1,5 +1,6 @@
 """SIP calls at a fixed rate through a real Asterisk: once through tollgate's dialplan (FastAGI
-authorize against `tollgate serve`, the outcome parked in AstDB and collected over AMI), once
+authorize against `tollgate serve`, the outcome written to the outcome log by cdr_custom and
+tailed by tollgate), once
 through an identical dialplan without tollgate, in the same run. Prints calls/s sustained,
 failed calls, post-dial delay (INVITE -> 180) p50/p99 and Asterisk's CPU time per call for
 both, and the ratios. Several rates (`--rate 50,100,150`) run one after the other on the same
@@ -280,8 +281,9 @@ def main() -> None:
     )
     rig = AsteriskRig(config)
     log = Path(tempfile.mkdtemp(prefix="bench-tollgate-")) / "serve.log"
-    # the outcomes the dialplan parks in AstDB are collected over AMI, as in production
+    # every call's outcome comes through the outcome log, as in production; AMI as deployed
     ami = {
+        "TOLLGATE_OUTCOME_LOG": str(rig.outcome_log),
         "TOLLGATE_AMI_HOST": "127.0.0.1",
         "TOLLGATE_AMI_PORT": str(config.ami_port),
         "TOLLGATE_AMI_USER": config.ari_user,

@@ -189,6 +189,22 @@ class AsteriskRig:
         """Asterisk's own CDRs, one CSV row per record, columns as in CDR_FIELDS."""
         return self._path("CDR_CSV")
 
+    @property
+    def outcome_log(self) -> Path:
+        """The outcome log cdr_custom appends to (tollgate's TOLLGATE_OUTCOME_LOG)."""
+        return self.cdr_csv.with_name("tollgate-outcomes.csv")
+
+    def outcome_lines(self) -> list[str]:
+        """Complete, non-empty lines of the outcome log."""
+        if not self.outcome_log.exists():
+            return []
+        text = self.outcome_log.read_text(encoding="utf-8", errors="replace")
+        return [line for line in text.split("\n")[:-1] if line.strip()]
+
+    def discard_outcomes(self) -> None:
+        """Drop the outcome log (what an earlier test left): Asterisk starts a new one."""
+        self.outcome_log.unlink(missing_ok=True)
+
     def cdr_rows(self) -> list[dict[str, str]]:
         if not self.cdr_csv.exists():
             return []

@@ -155,7 +155,7 @@ async def test_kill_9_mid_call_is_cut_at_the_last_grant_and_finished_once(ari: E
     # cut by Asterisk's own deadline: the first slice (10 s), not the phone's 60 s
     assert result.answer_to_bye_s is not None and result.answer_to_bye_s <= SLICE_S + 1.5
     assert bye_epoch(result) - killed_at <= SLICE_S
-    ari.tollgate.start()  # reconnects, collects the outcome parked in AstDB
+    ari.tollgate.start()  # reconnects, settles the outcome waiting in the outcome log
     [cdr] = await ari.cdrs("phone-b", 1, wait_s=20)
     assert cdr["call_id"] == call_id
     assert abs(int(cdr["billsec"]) - result.answer_to_bye_s) <= 1
@@ -189,7 +189,7 @@ async def test_call_that_ends_during_a_redis_outage_is_billed_once(
     ari: E2E, redis_proxy: CuttableProxy
 ) -> None:
     """Issue 11 item 2: Redis lost 3 s after the answer, back after the call was cut at the
-    end of its slice. The finish is retried (and parked in AstDB) until settled, the
+    end of its slice. The finish is retried (and its line in the outcome log) until settled, the
     controller survives, the call is billed for its talk time exactly once."""
     await ari.account("phone-f", balance=100_000_000)
     call = asyncio.ensure_future(ari.call(MOBILE, "phone-f", max_wait_s=60))
@@ -212,7 +212,7 @@ async def test_call_that_ends_during_a_redis_outage_is_billed_once(
     deferred = await asyncio.to_thread(
         ari.metric, 'tollgate_session_events_total{kind="finish_deferred"}'
     )
-    parked = await asyncio.to_thread(ari.metric, "tollgate_parked_outcomes_settled_total")
+    parked = await asyncio.to_thread(ari.metric, "tollgate_outcome_log_failures_total")
     assert deferred + parked >= 1  # operators saw the outage's finishes wait
     # the controller lived through it: the next call is controlled as usual
     again = await ari.call(MOBILE, "phone-f", hangup_after_ms=2000)
