@@ -41,6 +41,8 @@ from switch.parking import ParkingLot
 log = logging.getLogger("tollgate.switch.outcome_log")
 
 ENV_PATH = "TOLLGATE_OUTCOME_LOG"
+# PostgreSQL (the stored offset) unreachable or the connection lost
+_PG_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class OutcomeLogError(RuntimeError):
@@ -183,7 +185,7 @@ class OutcomeLog:
         if self._pos is None:
             try:
                 self._pos = await self.store.load()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except _PG_DOWN as exc:
                 raise OutcomeLogError(str(self.path), f"offset unreadable: {exc}") from exc
             if self._pos is None and current is not None:
                 self._pos = Position(current.st_ino, 0)
@@ -192,7 +194,7 @@ class OutcomeLog:
     async def _move(self, pos: Position) -> Position:
         try:
             await self.store.save(pos)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except _PG_DOWN as exc:
             raise OutcomeLogError(str(self.path), f"offset not stored: {exc}") from exc
         self._pos = pos
         return pos
@@ -271,7 +273,7 @@ class OutcomeLog:
         new = Position(pos.inode, done, first)
         try:
             await self.store.save(new, rejects)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except _PG_DOWN as exc:
             # Settled but not recorded: the next round replays these lines (idempotent).
             log.warning("outcome log offset not stored, lines will be replayed: %s", exc)
             total.failed = True

@@ -19,6 +19,7 @@ from tests.conftest import TEST_REDIS
 from tests.e2e.conftest import E2E, ROOT, TollgateProcess
 from tests.e2e.proxy import CuttableProxy
 from tests.e2e.rig import CallResult, RigConfig
+from tests.e2e.test_fastagi import outcome_lines
 
 MOBILE = "601234567"  # 0.19 PLN/min, per second: 3_166.67 micro-units a second
 SLICE_S = 10
@@ -155,6 +156,9 @@ async def test_kill_9_mid_call_is_cut_at_the_last_grant_and_finished_once(ari: E
     # cut by Asterisk's own deadline: the first slice (10 s), not the phone's 60 s
     assert result.answer_to_bye_s is not None and result.answer_to_bye_s <= SLICE_S + 1.5
     assert bye_epoch(result) - killed_at <= SLICE_S
+    # the hangup handler reported it through the CDR (CDR() writes work after ARI)
+    lines = await outcome_lines(ari, 1)
+    assert [line for line in lines if line.startswith(f"{call_id}|e2e-b|")], lines
     ari.tollgate.start()  # reconnects, settles the outcome waiting in the outcome log
     [cdr] = await ari.cdrs("phone-b", 1, wait_s=20)
     assert cdr["call_id"] == call_id
