@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,6 +139,25 @@ def start_tollgate(
         time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"tollgate serve did not start: {log.read_text()[-1000:]}")
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def settled(port: int, placed: int, wait_s: float = 30) -> int:
+    """Outcomes tollgate settled from the outcome log, once it caught up (or gave up)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        done = metric(port, "tollgate_outcome_log_settled_total")
+        if done >= placed and metric(port, "tollgate_outcome_log_lag_bytes") == 0:
+            break
+        time.sleep(0.5)
+    return int(metric(port, "tollgate_outcome_log_settled_total"))
 
 
 def cpu_s(pid: int) -> float:
@@ -290,7 +310,9 @@ def main() -> None:
         "TOLLGATE_AMI_SECRET": config.ari_password,
     }
     # as deployed (docker-compose): the CDR writer is its own process, not in serve's loop
-    tollgate, _ = start_tollgate(settings, config.agi_port, log, ami | {"TOLLGATE_CDR_WRITER": "0"})
+    tollgate, metrics_port = start_tollgate(
+        settings, config.agi_port, log, ami | {"TOLLGATE_CDR_WRITER": "0"}
+    )
     writer = subprocess.Popen(
         [sys.executable, "-m", "tollgate.cli", "cdr-writer"],
         env={
@@ -330,6 +352,9 @@ def main() -> None:
                 )
                 results.append((rate, gated, direct))
                 report(rate, args.calls, args.hold_ms, gated, direct)
+            placed = sum(g.ok + g.failed for _, g, _ in results)
+            print(f"outcomes settled from the outcome log: {settled(metrics_port, placed)}"
+                  f" of {placed} calls placed through tollgate")  # fmt: skip
     finally:
         rig.stop()
         for proc in (tollgate, writer):

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -201,8 +201,7 @@ class OutcomeLog:
 
     def _locate(self, pos: Position, current: os.stat_result | None) -> Path | None:
         """The file holding `pos`: the path itself, or a rotated sibling (path.*)."""
-        candidates = [self.path, *sorted(self.path.parent.glob(self.path.name + ".*"))]
-        for candidate in candidates:
+        for candidate in self._candidates():
             st = current if candidate == self.path else _stat(candidate)
             if st is None or st.st_ino != pos.inode:
                 continue
@@ -217,6 +216,11 @@ class OutcomeLog:
         if pos.offset == 0 and current is not None:
             return self.path  # nothing read yet: just start the file that is there
         return None
+
+    def _candidates(self) -> Iterator[Path]:
+        yield self.path
+        # only listed when the path is not the file (after a rotation)
+        yield from sorted(self.path.parent.glob(self.path.name + ".*"))
 
     # -- reading and settling ----------------------------------------------------------------
 
