@@ -250,9 +250,8 @@ class OutcomeLog:
         for raw in chunk.split(b"\n")[:-1]:
             lines.append((offset, raw))
             offset += len(raw) + 1
-        first = pos.first_line or (
-            lines[0][1].decode("utf-8", "replace") if pos.offset == 0 else ""
-        )
+        # the file's first non-empty line: nothing but empty lines came before this chunk
+        first = pos.first_line or next((_text(raw) for _, raw in lines if raw.strip()), "")
         done = pos.offset
         step = self.settings.concurrency
         rejects: list[Reject] = []
@@ -287,7 +286,7 @@ class OutcomeLog:
 
     async def _settle(self, at: int, raw: bytes) -> bool | Reject | None:
         """True settled, False nothing to settle (empty line), Reject set aside, None retry."""
-        text = raw.decode("utf-8", "replace").strip()
+        text = _text(raw)
         if not text:
             return False
         try:
@@ -350,9 +349,15 @@ def _stat(path: Path) -> os.stat_result | None:
 
 
 def _first_line(path: Path) -> str:
+    """The file's first complete non-empty line (what Position.first_line holds)."""
     try:
         with path.open("rb") as f:
-            head = f.readline(65536)
+            head = f.read(65536)
     except OSError:
         return ""
-    return head.rstrip(b"\n").decode("utf-8", "replace") if head.endswith(b"\n") else ""
+    complete = head[: head.rfind(b"\n") + 1].split(b"\n")[:-1]
+    return next((_text(raw) for raw in complete if raw.strip()), "")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").strip()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rating.accounts import AccountKind, AccountStatus
+from rating.ledger import CallRequest
 from tests.e2e.conftest import E2E
 
 PLN = 1_000_000
@@ -244,6 +245,27 @@ async def test_outcomes_logged_while_tollgate_is_killed_are_settled_once(e2e: E2
     await asyncio.sleep(3)
     assert len(await e2e.cdrs("phone-a", 3, wait_s=0)) == 2
     assert await asyncio.to_thread(e2e.metric, "tollgate_outcome_log_settled_total") == 0
+
+
+async def test_an_outcome_an_older_dialplan_parked_in_astdb_is_drained_at_start_up(
+    e2e: E2E,
+) -> None:
+    """Upgrade: what the AstDB-parking dialplan left in tollgate_pending is settled once by
+    the next `tollgate serve` (AMI set) and deleted from AstDB."""
+    await e2e.account("phone-a", balance=100 * PLN)
+    call_id = f"legacy-{time.time_ns()}"
+    request = CallRequest("e2e-a", call_id, MOBILE, cap_s=120)
+    assert (await e2e.svc.ledger.authorize(request)).allowed
+    e2e.tollgate.stop()
+    value = f"e2e-a|ANSWER|30000|16|{MOBILE}|0|{time.time():.3f}"
+    e2e.rig.cli(f"database put tollgate_pending {call_id} {value}")
+    assert parked(e2e) == [f"/tollgate_pending/{call_id}"]
+    e2e.tollgate.start()
+    [cdr] = await e2e.cdrs("phone-a", 1, wait_s=20)
+    assert (cdr["call_id"], cdr["billsec"], cdr["disposition"]) == (call_id, "30", "ANSWER")
+    assert parked(e2e) == []
+    live = await e2e.svc.accounts.live("e2e-a")
+    assert (live.balance, live.reserved) == (100 * PLN - int(cdr["cost"]), 0)
 
 
 async def test_call_refused_while_tollgate_is_frozen_is_never_authorized_afterwards(

@@ -202,3 +202,29 @@ async def test_an_unreadable_log_is_an_error_and_nothing_is_consumed(
     with pytest.raises(OutcomeLogError, match="outcomes-dir"):
         await outcomes.collect()
     assert outcomes.clear_since is None
+
+
+async def test_a_new_file_that_reuses_the_inode_number_is_read_from_its_start(
+    svc: Services, retail: Deck, make_account: AccountFactory, tmp_path: Path
+) -> None:
+    """Filesystems reuse a deleted file's inode number: the stored first line tells the
+    files apart, so the new file is not read from the old one's offset."""
+    a = await make_account(balance=10 * PLN)
+    log = tmp_path / "tollgate-outcomes.csv"
+    old = await authorized(svc.ledger, a.id)
+    append(log, b"\n" + line(old, a.id))  # an empty first line: the first non-empty counts
+    assert (await tail(svc, log).collect()).settled == 1
+    log.unlink()
+    calls = [await authorized(svc.ledger, a.id) for _ in range(2)]
+    append(log, b"\n" + b"".join(line(c, a.id, talk_ms=1000) for c in calls))
+    assert svc.pool is not None
+    # as if the new file had got the old one's inode number (offset within the new file)
+    await svc.pool.execute(
+        "update outcome_log_offsets set inode = $1, byte_offset = 10 where log = $2",
+        log.stat().st_ino,
+        str(log),
+    )
+    scan = await tail(svc, log).collect()
+    assert (scan.settled, scan.failed) == (2, 0)
+    for cid in calls:
+        assert (await svc.ledger.call(a.id, cid))["state"] == "finished"
