@@ -149,6 +149,18 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
+def answered_within(port: int, le: str) -> str:
+    """Share of serve's authorizations answered within `le` seconds (its histogram)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    name = "tollgate_authorize_duration_seconds"
+    fast = [x for x in lines if x.startswith(f"{name}_bucket{{") and f'le="{le}"' in x]
+    total = [x for x in lines if x.startswith(f"{name}_count{{") and 'switch="fastagi"' in x]
+    if not fast or not total or not float(total[0].split()[-1]):
+        return "n/a"
+    return f"{float(fast[0].split()[-1]) / float(total[0].split()[-1]):.3f}"
+
+
 def settled(port: int, placed: int, wait_s: float = 30) -> int:
     """Outcomes tollgate settled from the outcome log, once it caught up (or gave up)."""
     deadline = time.monotonic() + wait_s
@@ -355,6 +367,11 @@ def main() -> None:
             placed = sum(g.ok + g.failed for _, g, _ in results)
             print(f"outcomes settled from the outcome log: {settled(metrics_port, placed)}"
                   f" of {placed} calls placed through tollgate")  # fmt: skip
+            within = [answered_within(metrics_port, le) for le in ("0.005", "0.025")]
+            print(
+                f"authorizations answered by serve within 5 ms / 25 ms: {within[0]} / {within[1]}"
+                " (serve process only; workers export their own)"
+            )
     finally:
         rig.stop()
         for proc in (tollgate, writer):

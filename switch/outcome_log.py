@@ -77,7 +77,10 @@ class OutcomeLogSettings:
             raise SettingsError("TOLLGATE_OUTCOME_INTERVAL_S", f"not a number: {raw!r}") from None
         if not 0 < interval <= 60:
             raise SettingsError("TOLLGATE_OUTCOME_INTERVAL_S", "must be > 0 and <= 60")
-        return cls(path=env.get(ENV_PATH, ""), interval_s=interval)
+        raw = env.get("TOLLGATE_OUTCOME_CONCURRENCY", "") or "64"
+        if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+            raise SettingsError("TOLLGATE_OUTCOME_CONCURRENCY", f"not 1..1024: {raw!r}")
+        return cls(path=env.get(ENV_PATH, ""), interval_s=interval, concurrency=int(raw))
 
 
 @dataclass(frozen=True)
