@@ -38,8 +38,10 @@ FROM debian:sid-slim AS asterisk
 RUN apt-get update \
  && apt-get install -y --no-install-recommends asterisk asterisk-modules ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /var/lib/tollgate-asterisk \
- && chown asterisk:asterisk /var/lib/tollgate-asterisk
+ && mkdir -p /var/lib/tollgate-asterisk/log/cdr-custom \
+ && chown -R asterisk:asterisk /var/lib/tollgate-asterisk
+# log/cdr-custom exists in the image so the volume shared with tollgate (the outcome log,
+# docker-compose.yml) starts owned by asterisk.
 # configs/asterisk holds templates (@NAME@ placeholders); the entrypoint renders them from
 # the environment (scripts/asterisk/render.sh, the renderer the test rig uses too) into the
 # run directory and starts Asterisk. docs/asterisk-integration.md lists the variables.

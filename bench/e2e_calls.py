@@ -1,5 +1,6 @@
 """SIP calls at a fixed rate through a real Asterisk: once through tollgate's dialplan (FastAGI
-authorize against `tollgate serve`, the outcome parked in AstDB and collected over AMI), once
+authorize against `tollgate serve`, the outcome written to the outcome log by cdr_custom and
+tailed by tollgate), once
 through an identical dialplan without tollgate, in the same run. Prints calls/s sustained,
 failed calls, post-dial delay (INVITE -> 180) p50/p99 and Asterisk's CPU time per call for
 both, and the ratios. Several rates (`--rate 50,100,150`) run one after the other on the same
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,6 +139,37 @@ def start_tollgate(
         time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"tollgate serve did not start: {log.read_text()[-1000:]}")
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def answered_within(port: int, le: str) -> str:
+    """Share of serve's authorizations answered within `le` seconds (its histogram)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    name = "tollgate_authorize_duration_seconds"
+    fast = [x for x in lines if x.startswith(f"{name}_bucket{{") and f'le="{le}"' in x]
+    total = [x for x in lines if x.startswith(f"{name}_count{{") and 'switch="fastagi"' in x]
+    if not fast or not total or not float(total[0].split()[-1]):
+        return "n/a"
+    return f"{float(fast[0].split()[-1]) / float(total[0].split()[-1]):.3f}"
+
+
+def settled(port: int, placed: int, wait_s: float = 30) -> int:
+    """Outcomes tollgate settled from the outcome log, once it caught up (or gave up)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        done = metric(port, "tollgate_outcome_log_settled_total")
+        if done >= placed and metric(port, "tollgate_outcome_log_lag_bytes") == 0:
+            break
+        time.sleep(0.5)
+    return int(metric(port, "tollgate_outcome_log_settled_total"))
 
 
 def cpu_s(pid: int) -> float:
@@ -280,15 +313,18 @@ def main() -> None:
     )
     rig = AsteriskRig(config)
     log = Path(tempfile.mkdtemp(prefix="bench-tollgate-")) / "serve.log"
-    # the outcomes the dialplan parks in AstDB are collected over AMI, as in production
+    # every call's outcome comes through the outcome log, as in production; AMI as deployed
     ami = {
+        "TOLLGATE_OUTCOME_LOG": str(rig.outcome_log),
         "TOLLGATE_AMI_HOST": "127.0.0.1",
         "TOLLGATE_AMI_PORT": str(config.ami_port),
         "TOLLGATE_AMI_USER": config.ari_user,
         "TOLLGATE_AMI_SECRET": config.ari_password,
     }
     # as deployed (docker-compose): the CDR writer is its own process, not in serve's loop
-    tollgate, _ = start_tollgate(settings, config.agi_port, log, ami | {"TOLLGATE_CDR_WRITER": "0"})
+    tollgate, metrics_port = start_tollgate(
+        settings, config.agi_port, log, ami | {"TOLLGATE_CDR_WRITER": "0"}
+    )
     writer = subprocess.Popen(
         [sys.executable, "-m", "tollgate.cli", "cdr-writer"],
         env={
@@ -328,6 +364,14 @@ def main() -> None:
                 )
                 results.append((rate, gated, direct))
                 report(rate, args.calls, args.hold_ms, gated, direct)
+            placed = sum(g.ok + g.failed for _, g, _ in results)
+            print(f"outcomes settled from the outcome log: {settled(metrics_port, placed)}"
+                  f" of {placed} calls placed through tollgate")  # fmt: skip
+            within = [answered_within(metrics_port, le) for le in ("0.005", "0.025")]
+            print(
+                f"authorizations answered by serve within 5 ms / 25 ms: {within[0]} / {within[1]}"
+                " (serve process only; workers export their own)"
+            )
     finally:
         rig.stop()
         for proc in (tollgate, writer):

@@ -101,8 +101,8 @@ async def main() -> None:
         "TOLLGATE_METRICS_PORT": "0",
         "TOLLGATE_CDR_WRITER": "0",
         "TOLLGATE_ABUSE": "0",
-        "TOLLGATE_AMI_HOST": "127.0.0.1",  # nothing answers: the collector retries, serve runs
-        "TOLLGATE_AMI_PORT": "9",
+        # no Asterisk writes it: the tail finds no file yet, serve runs
+        "TOLLGATE_OUTCOME_LOG": os.path.join(tempfile.mkdtemp(), "tollgate-outcomes.csv"),
     }
     admin = await asyncpg.connect(PG_DSN)
     await admin.execute(f'create database "{name}"')

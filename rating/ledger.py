@@ -633,7 +633,7 @@ class Ledger:
 
     async def sweep_counted(self, limit: int = 1000, *, due_before_ms: int | None = None) -> Swept:
         """Like sweep; only calls due before `due_before_ms` (epoch ms) when given: those
-        whose outcome can no longer be on its way (see switch.parking)."""
+        whose outcome can no longer be on its way (see switch.outcome_log)."""
         seconds, micros = await self.redis.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         if due_before_ms is not None:

@@ -303,12 +303,15 @@ def calls_through_asterisk() -> None:
     accounts = {"phone-a": "erin", "phone-b": "alice", "phone-c": "bob", "phone-d": "dave"}
     config = RigConfig.with_free_ports("demo", accounts=accounts, pg_dsn=ENV["TOLLGATE_PG_DSN"])
     metrics_port = free_tcp_port()
+    rig = AsteriskRig(config)
     env = {
         **ENV,
         "TOLLGATE_AGI_PORT": str(config.agi_port),
         "TOLLGATE_METRICS_PORT": str(metrics_port),
         "TOLLGATE_SWITCH_HOST": "demo-pbx",  # reconciliation compares this switch's calls
-        # outcomes parked in AstDB while tollgate was away are collected over AMI
+        # every call's outcome: the file Asterisk's cdr_custom appends to
+        "TOLLGATE_OUTCOME_LOG": str(rig.outcome_log),
+        # AMI: `tollgate asterisk check`, SIP guard, outcomes older dialplans left in AstDB
         "TOLLGATE_AMI_HOST": "127.0.0.1",
         "TOLLGATE_AMI_PORT": str(config.ami_port),
         "TOLLGATE_AMI_USER": config.ari_user,
@@ -318,7 +321,6 @@ def calls_through_asterisk() -> None:
     serve = subprocess.Popen(
         [TOLLGATE, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
-    rig = AsteriskRig(config)
     calls_from = datetime.now(UTC) - timedelta(seconds=5)
     try:
         _wait_port(config.agi_port, serve, log)

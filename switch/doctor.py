@@ -8,12 +8,14 @@ What is checked (docs/asterisk-integration.md explains each fix):
   connected);
 - the modules tollgate needs are running;
 - the dialplan contexts tollgate ships are loaded (over AMI: ARI cannot list the dialplan);
-- Asterisk reads the realtime SIP tables: it finds an active SIP login tollgate wrote.
+- Asterisk reads the realtime SIP tables: it finds an active SIP login tollgate wrote;
+- the outcome log (TOLLGATE_OUTCOME_LOG) is set and tollgate can read it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,9 @@ from switch.ari import AriSettings
 REQUIRED_MODULES = {
     "res_agi.so": "FastAGI: every call is authorized through it",
     "app_dial.so": "Dial(): the carrier leg",
-    "func_db.so": "DB(): the hangup handler parks call outcomes in AstDB",
+    "func_db.so": "DB(): inbound numbers older deployments map in AstDB",
+    "func_cdr.so": "CDR(): the hangup handlers put each call's outcome into its CDR",
+    "cdr_custom.so": "cdr_custom: appends every outcome to the outcome log tollgate tails",
     "res_ari.so": "ARI: session control and this check",
     "res_stasis.so": "Stasis(): calls held by tollgate's session controller",
     "chan_pjsip.so": "PJSIP channels",
@@ -178,6 +182,23 @@ async def check_realtime(ari: Ari, probe: str | None) -> Item:
     return Item("realtime", False, f"Asterisk does not find SIP login {probe} ({status})", fix)
 
 
+def check_outcome_log(path: str) -> Item:
+    fix = (
+        "set TOLLGATE_OUTCOME_LOG to Asterisk's log/cdr-custom/tollgate-outcomes.csv as this"
+        " host sees it (cdr_custom.conf [tollgate-outcomes.csv]); tollgate's user must read it"
+    )
+    if not path:
+        return Item("outcome-log", False, "TOLLGATE_OUTCOME_LOG is not set", fix)
+    if os.path.isfile(path):
+        if os.access(path, os.R_OK):
+            return Item("outcome-log", True, f"{path} readable ({os.path.getsize(path)} bytes)")
+        return Item("outcome-log", False, f"{path} is not readable by this user", fix)
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(folder) and os.access(folder, os.R_OK | os.X_OK):
+        return Item("outcome-log", True, f"{path} not written yet (no call ended since)")
+    return Item("outcome-log", False, f"no folder {folder} here", fix)
+
+
 async def run_checks(
     ari_settings: AriSettings,
     ami: AmiSettings,
@@ -195,4 +216,5 @@ async def run_checks(
         items.append(await check_contexts(ami))
         if first.ok:
             items.append(await check_realtime(ari, await probe_login()))
+    items.append(check_outcome_log(os.environ.get("TOLLGATE_OUTCOME_LOG", "")))
     return Report(tuple(items))

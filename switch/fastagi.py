@@ -8,8 +8,9 @@ Dialplan contract (configs/asterisk/extensions.conf):
   authorize  -> args: when the dialplan asked (epoch.ms), its budget (s); a request that
                 arrives with its budget spent is refused without touching the ledger
   with ARI session control, grants are slices and CONTROL=ari sends calls to Stasis
-  outcomes   -> the hangup handler parks every outcome in AstDB (switch.parking collects it
-                over AMI); no second AGI session per call
+  outcomes   -> the hangup handler puts every outcome into CDR(tollgate_outcome); cdr_custom
+                appends it to the outcome log (switch.outcome_log tails it); no second AGI
+                session per call
   finish     -> (older dialplans) args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled
                 number, emergency, hangup time (epoch.ms); sets TOLLGATE_FINISHED=1 once settled
 """

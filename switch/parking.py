@@ -1,4 +1,5 @@
-"""Call outcomes the dialplan parked in AstDB: how every call's finish reaches tollgate.
+"""Call outcomes dialplans before the outcome log parked in AstDB (switch.outcome_log now
+carries every call's finish; serve drains this family once at start-up when AMI is set).
 
 The hangup handler parks `account|status|answered ms|cause|dialled|emergency|end epoch` in
 `DB(tollgate_pending/<call id>)` for every call: one AstDB write instead of a second FastAGI

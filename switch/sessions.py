@@ -24,9 +24,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from rating.ledger import Decision, Grant, Ledger, Outcome, Reason
-from switch.ami import AmiError
 from switch.ari import AriClient, AriError, Connected
-from switch.parking import ParkingLot
+from switch.outcome_log import OutcomeLog, OutcomeLogError
 
 log = logging.getLogger("tollgate.switch.sessions")
 
@@ -91,7 +90,7 @@ class SessionController:
         *,
         on_event: Callable[[str], None] | None = None,
         on_renewal: Callable[[Grant, float], None] | None = None,
-        parking: ParkingLot | None = None,
+        outcomes: OutcomeLog | None = None,
         finish_backoff_max_s: float = 30.0,
     ) -> None:
         self.ari = ari
@@ -99,7 +98,7 @@ class SessionController:
         self.settings = settings
         self.on_event = on_event or (lambda kind: None)
         self.on_renewal = on_renewal or (lambda grant, seconds: None)
-        self.parking = parking
+        self.outcomes = outcomes
         self.finish_backoff_max_s = finish_backoff_max_s
         self.sessions: dict[str, Session] = {}
         # Finishes the ledger could not take yet (Redis down), retried until settled.
@@ -388,12 +387,12 @@ class SessionController:
         """After a (re)connect: settle, finish or adopt whatever happened while we were away."""
         counts = {"parked": 0, "vanished": 0, "adopted": 0}
         collected = True
-        if self.parking is not None:
+        if self.outcomes is not None:
             try:
-                counts["parked"] = (await self.parking.collect()).settled
-            except AmiError as exc:
+                counts["parked"] = (await self.outcomes.collect()).settled
+            except OutcomeLogError as exc:
                 collected = False
-                log.warning("parked outcomes not collected: %s", exc)
+                log.warning("outcome log not read: %s", exc)
         alive = {str(c.get("id")): c for c in await self.ari.channels()}
         for s in list(self.sessions.values()):
             if s.a_chan not in alive:
@@ -410,7 +409,7 @@ class SessionController:
                 counts["adopted"] += 1
                 await self._adopt(record, alive)
             elif collected:
-                # Only once the parking lot was read: the real outcome may be waiting there.
+                # Only once the outcome log was read: the real outcome may be waiting there.
                 counts["vanished"] += 1
                 await self._finish_vanished(record)
         log.info("reconciled after connect: %s", counts)

@@ -440,18 +440,18 @@ def _iso(ms: str | None) -> str | None:
 
 
 async def cmd_sweep(s: Services, args: argparse.Namespace) -> None:
-    from switch.ami import AmiError, AmiSettings
-    from switch.parking import ParkingLot
+    from switch.outcome_log import OutcomeLog, OutcomeLogError, OutcomeLogSettings
 
-    # As serve's sweeper: with AMI set, collect parked outcomes first and expire only calls
-    # whose outcome cannot be waiting in AstDB any more.
+    # As serve's sweeper: with the outcome log set, read it first and expire only calls
+    # whose outcome cannot be waiting in it any more.
     due: int | None = None
-    ami = AmiSettings.from_env()
-    if ami.enabled:
-        parking = ParkingLot(ami, s.ledger)
-        with contextlib.suppress(AmiError):
-            await parking.collect()
-        due = int(parking.clear_since * 1000) if parking.clear_since is not None else 0
+    settings = OutcomeLogSettings.from_env()
+    if settings.enabled and s.pool is not None:
+        outcomes = OutcomeLog(settings, s.ledger, s.pool)
+        with contextlib.suppress(OutcomeLogError):
+            await outcomes.collect()
+        clear = outcomes.clear_since
+        due = int(clear * 1000) if clear is not None else 0
     swept = await s.ledger.sweep_counted(due_before_ms=due)
     print_json({"released": swept.released, "estimated": swept.estimated})
 

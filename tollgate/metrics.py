@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from rating.ledger import Decision, Grant, Reason
 from rating.repair import Drift, Repair
 from switch.fastagi import Decided
+from switch.outcome_log import LogScan
 from switch.parking import Scan
 from switch.sessions import SessionController
 
@@ -94,13 +95,33 @@ class Metrics:
             "Scans of AstDB's parked outcomes that failed (AMI unreachable or refused).",
             registry=self.registry,
         )
+        self.outcome_lag = Gauge(
+            "tollgate_outcome_log_lag_bytes",
+            "Bytes of Asterisk's outcome log not settled yet at the last read.",
+            registry=self.registry,
+        )
+        self.outcome_settled = Counter(
+            "tollgate_outcome_log_settled_total",
+            "Call outcomes read from the outcome log and settled (replays included).",
+            registry=self.registry,
+        )
+        self.outcome_rejected = Counter(
+            "tollgate_outcome_log_rejected_total",
+            "Outcome log lines no ledger can accept, set aside in outcome_log_rejects.",
+            registry=self.registry,
+        )
+        self.outcome_failures = Counter(
+            "tollgate_outcome_log_failures_total",
+            "Reads of the outcome log that stopped: file unreadable or a settlement failed.",
+            registry=self.registry,
+        )
         self.task_restarts = Counter(
             "tollgate_task_restarts_total",
             "Background tasks of tollgate serve that died and were restarted.",
             ["task"],
             registry=self.registry,
         )
-        for task in ("sweeper", "sessions", "parking", "repair", "worker"):
+        for task in ("sweeper", "sessions", "outcomes", "repair", "worker"):
             self.task_restarts.labels(task)
         self.session_events = Counter(
             "tollgate_session_events_total",
@@ -151,6 +172,15 @@ class Metrics:
         self.reserved_credit.clear()
         for currency, micro in totals.items():
             self.reserved_credit.labels(currency).set(micro / 1_000_000)
+
+    def outcome_scan(self, scan: LogScan | None) -> None:
+        if scan is None or scan.failed:
+            self.outcome_failures.inc()
+        if scan is None:
+            return
+        self.outcome_lag.set(scan.lag_bytes)
+        self.outcome_settled.inc(scan.settled)
+        self.outcome_rejected.inc(scan.rejected)
 
     def parked_scan(self, scan: Scan | None) -> None:
         if scan is None:

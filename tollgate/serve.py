@@ -1,7 +1,8 @@
 """`tollgate serve`: the long-running process next to an Asterisk.
 
 Runs the FastAGI server, the ARI session controller (when TOLLGATE_ARI_URL is set), the
-collector of outcomes parked in AstDB (when TOLLGATE_AMI_HOST is set), the
+tail of Asterisk's outcome log (TOLLGATE_OUTCOME_LOG; with TOLLGATE_AMI_HOST it also drains
+outcomes an older dialplan parked in AstDB), the
 CDR writer (unless TOLLGATE_CDR_WRITER=0), abuse detection (unless TOLLGATE_ABUSE=0), the
 reservation sweeper and a Prometheus endpoint. At start it brings Redis up to date from
 PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost)."""
@@ -35,6 +36,7 @@ from switch.agi import AgiSettings, FastAgiServer
 from switch.ami import AmiSettings
 from switch.ari import AriClient, AriSettings
 from switch.fastagi import FastAgiAdapter
+from switch.outcome_log import ENV_PATH, OutcomeLog, OutcomeLogSettings
 from switch.parking import ParkingLot
 from switch.sessions import ControlSettings, SessionController
 from tollgate.metrics import Metrics
@@ -44,18 +46,19 @@ log = logging.getLogger("tollgate.serve")
 
 
 async def sweep_forever(
-    ledger: Ledger, interval_s: float, metrics: Metrics, parking: ParkingLot | None = None
+    ledger: Ledger, interval_s: float, metrics: Metrics, outcomes: OutcomeLog | None = None
 ) -> None:
     """Release orphaned reservations; sample open calls and reserved credit for metrics.
 
-    With a parking lot, only calls whose deadline passed before its last clean scan: until
-    then their outcome may still be parked in AstDB, and expiring them would settle them
-    on a guess."""
+    With an outcome log, only calls whose deadline passed before its last clean read to the
+    end: until then their outcome may still be waiting in it, and expiring them would
+    settle them on a guess."""
     while True:
         try:
             due: int | None = None
-            if parking is not None:
-                due = int(parking.clear_since * 1000) if parking.clear_since is not None else 0
+            if outcomes is not None:
+                clear = outcomes.clear_since
+                due = int(clear * 1000) if clear is not None else 0
             swept = await ledger.sweep_counted(due_before_ms=due)
             if swept.released:
                 metrics.swept.inc(swept.released)
@@ -103,14 +106,15 @@ async def serve(settings: Settings) -> None:
     ari_settings = AriSettings.from_env()
     control = ControlSettings.from_env()
     ami_settings = AmiSettings.from_env()
-    if not ami_settings.enabled:
-        # Every call's outcome reaches tollgate through AstDB and AMI: without a collector
+    log_settings = OutcomeLogSettings.from_env()
+    if not log_settings.enabled:
+        # Every call's outcome reaches tollgate through Asterisk's outcome log: without it
         # calls would be allowed and never billed. Not starting means not listening, and
         # Asterisk refuses the calls (fail closed).
         raise SettingsError(
-            "TOLLGATE_AMI_HOST",
-            "required: the dialplan parks every call's outcome in AstDB and tollgate"
-            " collects it over AMI (also TOLLGATE_AMI_PORT, _USER, _SECRET)",
+            ENV_PATH,
+            "required: the path of the file Asterisk's cdr_custom appends call outcomes to"
+            " (log/cdr-custom/tollgate-outcomes.csv), readable by tollgate",
         )
     async with services(settings) as s:
         moved = await s.ledger.upgrade_calls()
@@ -130,17 +134,15 @@ async def serve(settings: Settings) -> None:
         assert s.pool is not None  # services() opened PostgreSQL
         routed = await NumberStore(s.pool, s.accounts, NumberingSettings.from_env()).publish()
         log.info("start-up sync: %d number(s) routed", routed)
-        parking = (
-            ParkingLot(
-                ami_settings,
-                s.ledger,
-                # every call's outcome arrives this way: the interval is how long a
-                # finished call's reservation may still be held
-                interval_s=float(os.environ.get("TOLLGATE_PARKED_INTERVAL_S", "0.5") or 0.5),
-                on_scan=metrics.parked_scan,
-            )
+        outcomes = OutcomeLog(
+            log_settings,
+            s.ledger,
+            s.pool,
+            # outcomes a dialplan from before the outcome log parked in AstDB
+            legacy=ParkingLot(ami_settings, s.ledger, on_scan=metrics.parked_scan)
             if ami_settings.enabled
-            else None
+            else None,
+            on_scan=metrics.outcome_scan,
         )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (
@@ -150,7 +152,7 @@ async def serve(settings: Settings) -> None:
                 control,
                 on_event=metrics.session_event,
                 on_renewal=metrics.renewal,
-                parking=parking,
+                outcomes=outcomes,
             )
             if ari is not None
             else None
@@ -185,7 +187,7 @@ async def serve(settings: Settings) -> None:
         sweeper = asyncio.create_task(
             supervise(
                 "sweeper",
-                lambda: sweep_forever(s.ledger, settings.sweep_interval_s, metrics, parking),
+                lambda: sweep_forever(s.ledger, settings.sweep_interval_s, metrics, outcomes),
                 metrics,
             )
         )
@@ -194,11 +196,7 @@ async def serve(settings: Settings) -> None:
             if controller is not None
             else None
         )
-        collecting = (
-            asyncio.create_task(supervise("parking", parking.run, metrics))
-            if parking is not None
-            else None
-        )
+        collecting = asyncio.create_task(supervise("outcomes", outcomes.run, metrics))
         repairer = asyncio.create_task(
             supervise(
                 "repair",

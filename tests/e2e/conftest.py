@@ -182,12 +182,14 @@ def tollgate(
         "TOLLGATE_REDIS_PREFIX": e2e_settings.keyspace.prefix,
         "TOLLGATE_SHARDS": str(e2e_settings.keyspace.shards),
         "TOLLGATE_AGI_PORT": str(rig_config.agi_port),
-        # outcomes the dialplan parks in AstDB while tollgate is away, collected over AMI
+        # every call's outcome: the file Asterisk's cdr_custom appends to
+        "TOLLGATE_OUTCOME_LOG": str(asterisk.outcome_log),
+        "TOLLGATE_OUTCOME_INTERVAL_S": "1",
+        # AMI: drains what older dialplans parked in AstDB, `asterisk check`, SIP guard
         "TOLLGATE_AMI_HOST": "127.0.0.1",
         "TOLLGATE_AMI_PORT": str(rig_config.ami_port),
         "TOLLGATE_AMI_USER": rig_config.ari_user,
         "TOLLGATE_AMI_SECRET": rig_config.ari_password,
-        "TOLLGATE_PARKED_INTERVAL_S": "1",
         "TOLLGATE_METRICS_PORT": str(free_tcp_port()),
         "TOLLGATE_SWEEP_INTERVAL_S": "1",
         "TOLLGATE_DECK_REFRESH_S": "0",
@@ -393,8 +395,8 @@ async def e2e(
     rig_config: RigConfig,
 ) -> AsyncIterator[E2E]:
     tollgate.thaw()
-    # Outcomes an earlier test left parked must not land in this test's accounts.
-    asterisk.cli("database deltree tollgate_pending")
+    # Outcomes an earlier test left in the outcome log must not land in this test's accounts.
+    asterisk.discard_outcomes()
     tollgate.start()
     await _truncate(e2e_settings.pg_dsn)
     async with services(e2e_settings) as svc:
@@ -409,5 +411,5 @@ async def e2e(
         yield E2E(svc, asterisk, carrier, tollgate, rig_config, len(carrier.calls()))
     tollgate.thaw()
     # Nor may they be settled while the next test truncates the CDR tables.
-    asterisk.cli("database deltree tollgate_pending")
+    asterisk.discard_outcomes()
     tollgate.start()

@@ -189,6 +189,34 @@ class AsteriskRig:
         """Asterisk's own CDRs, one CSV row per record, columns as in CDR_FIELDS."""
         return self._path("CDR_CSV")
 
+    @property
+    def outcome_log(self) -> Path:
+        """The outcome log cdr_custom appends to (tollgate's TOLLGATE_OUTCOME_LOG)."""
+        return self.cdr_csv.with_name("tollgate-outcomes.csv")
+
+    def outcome_lines(self) -> list[str]:
+        """Complete, non-empty lines of the outcome log."""
+        if not self.outcome_log.exists():
+            return []
+        text = self.outcome_log.read_text(encoding="utf-8", errors="replace")
+        return [line for line in text.split("\n")[:-1] if line.strip()]
+
+    def wait_idle(self, timeout: float = 15) -> None:
+        """Until no channel is up, and a moment more: Asterisk writes a channel's CDR (and
+        its outcome line) only after the channel is gone."""
+        deadline = time.monotonic() + timeout
+        while not self.cli("core show channels count").startswith("0 active channels"):
+            if time.monotonic() > deadline:
+                raise RigError(f"channels still up after {timeout} s")
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+    def discard_outcomes(self) -> None:
+        """Drop the outcome log (what an earlier test left) once every call's line is in it:
+        Asterisk starts a new one, and no late line lands in the next test's accounts."""
+        self.wait_idle()
+        self.outcome_log.unlink(missing_ok=True)
+
     def cdr_rows(self) -> list[dict[str, str]]:
         if not self.cdr_csv.exists():
             return []

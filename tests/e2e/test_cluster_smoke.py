@@ -49,7 +49,7 @@ async def e2e_cluster(
         keyspace=Keyspace(f"tge2c{uuid.uuid4().hex[:8]}", 16),
     )
     tollgate.stop()
-    asterisk.cli("database deltree tollgate_pending")
+    asterisk.discard_outcomes()
     await _truncate(settings.pg_dsn)
     log = tollgate.log.with_name("serve-cluster.log")
     own = TollgateProcess({**tollgate.env, **settings_env(settings)}, rig_config.agi_port, log)
@@ -65,7 +65,7 @@ async def e2e_cluster(
             await drop_prefix(svc.redis, settings.keyspace.prefix)
     finally:
         own.stop()
-        asterisk.cli("database deltree tollgate_pending")
+        asterisk.discard_outcomes()
         tollgate.start()
 
 

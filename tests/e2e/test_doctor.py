@@ -22,9 +22,12 @@ from tests.e2e.conftest import E2E, PHONE_ACCOUNTS, ROOT
 from tests.e2e.rig import AsteriskRig, RigConfig, free_tcp_port
 
 
-def doctor(config: RigConfig, pg_dsn: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def doctor(
+    config: RigConfig, pg_dsn: str, *extra: str, outcome_log: str = ""
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
     env |= {
+        "TOLLGATE_OUTCOME_LOG": outcome_log,
         "TOLLGATE_ARI_URL": f"http://127.0.0.1:{config.ari_port}",
         "TOLLGATE_ARI_USER": config.ari_user,
         "TOLLGATE_ARI_PASSWORD": config.ari_password,
@@ -79,10 +82,16 @@ async def test_the_rig_running_the_production_configuration_passes_every_check(
     auth = {"Authorization": aiohttp.encode_basic_auth(config.ari_user, config.ari_password)}
     # What `tollgate serve` with TOLLGATE_ARI_URL does: hold the app's event websocket.
     async with aiohttp.ClientSession(headers=auth) as http, http.ws_connect(url):
-        res = await asyncio.to_thread(doctor, config, e2e.tollgate.env["TOLLGATE_PG_DSN"])
+        res = await asyncio.to_thread(
+            doctor,
+            config,
+            e2e.tollgate.env["TOLLGATE_PG_DSN"],
+            outcome_log=str(e2e.rig.outcome_log),
+        )
     assert res.returncode == 0, res.stdout + res.stderr
     items = lines_of(res.stdout)
-    assert set(items) == {"ari", "stasis-app", "modules", "contexts", "realtime"}, res.stdout
+    names = {"ari", "stasis-app", "modules", "contexts", "realtime", "outcome-log"}
+    assert set(items) == names, res.stdout
     assert all(line.startswith("OK") for line in items.values()), res.stdout
 
 
@@ -124,6 +133,8 @@ async def test_a_broken_rig_fails_the_missing_items_with_their_fix(
     assert items["stasis-app"].startswith("FAIL") and "tollgate serve" in items["stasis-app"]
     realtime = items["realtime"]
     assert realtime.startswith("FAIL") and "5550001" in realtime, res.stdout
+    outcome_log = items["outcome-log"]
+    assert outcome_log.startswith("FAIL") and "TOLLGATE_OUTCOME_LOG" in outcome_log, res.stdout
 
 
 def test_asterisk_metrics_are_relayed_from_its_loopback(asterisk: AsteriskRig) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rating.accounts import AccountKind, AccountStatus
+from rating.ledger import CallRequest
 from tests.e2e.conftest import E2E
 
 PLN = 1_000_000
@@ -181,9 +182,20 @@ async def wangiri(e2e: E2E, severity: str) -> dict[str, str]:
 
 
 def parked(e: E2E) -> list[str]:
-    """Keys of the outcomes the dialplan parked in AstDB (tollgate_pending)."""
+    """Keys in AstDB's tollgate_pending (where dialplans before the outcome log parked)."""
     out = e.rig.cli("database show tollgate_pending")
     return [line.split(":")[0].strip() for line in out.splitlines() if "/tollgate_pending/" in line]
+
+
+async def outcome_lines(e: E2E, count: int, wait_s: float = 10) -> list[str]:
+    """The outcome log's non-empty lines, once it has at least `count` (CDRs are written
+    just after the channel is gone)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        lines = e.rig.outcome_lines()
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        await asyncio.sleep(0.1)
 
 
 async def open_calls(e: E2E, account: str, wait_s: float = 15) -> list[str]:
@@ -198,9 +210,10 @@ async def open_calls(e: E2E, account: str, wait_s: float = 15) -> list[str]:
     raise AssertionError(f"no open call of {account}")
 
 
-async def test_outcomes_parked_while_tollgate_is_killed_are_collected_once(e2e: E2E) -> None:
-    """FastAGI only (no ARI): the dialplan parks what it could not report; tollgate collects
-    it over AMI when it is back. Every call gets exactly one CDR and AstDB is left empty."""
+async def test_outcomes_logged_while_tollgate_is_killed_are_settled_once(e2e: E2E) -> None:
+    """FastAGI only (no ARI): Asterisk's cdr_custom appends every call's outcome to the
+    outcome log whether tollgate runs or not; tollgate, restarted, reads on from its stored
+    offset. Every call gets exactly one CDR, and nothing is written to AstDB."""
     await e2e.account("phone-a", balance=100 * PLN)
     running = asyncio.ensure_future(e2e.call(MOBILE, "phone-a", hangup_after_ms=4000))
     [call_id] = await open_calls(e2e, "e2e-a")
@@ -209,7 +222,11 @@ async def test_outcomes_parked_while_tollgate_is_killed_are_collected_once(e2e: 
     emergency = await e2e.call("112", "phone-a", hangup_after_ms=1000)
     result = await running
     assert result.answered and emergency.answered
-    assert len(parked(e2e)) == 2  # both reports waited in AstDB while tollgate was away
+    lines = await outcome_lines(e2e, 2)
+    # both outcomes waited in the log while tollgate was away, one line per call
+    assert len(lines) == 2 and {line.split("|")[0] for line in lines} >= {call_id}
+    assert [line.split("|")[6] for line in lines].count("1") == 1  # the emergency flag
+    assert parked(e2e) == []
     e2e.tollgate.start()
     cdrs = await e2e.cdrs("phone-a", 2, wait_s=30)
     await asyncio.sleep(3)  # a second settlement of either would show up now
@@ -219,10 +236,36 @@ async def test_outcomes_parked_while_tollgate_is_killed_are_collected_once(e2e: 
     other = next(c for c in cdrs if c["call_id"] != call_id)
     assert (other["reason"], other["class"], other["cost"]) == ("EMERGENCY", "emergency", "0")
     assert abs(int(normal["billsec"]) - 4) <= 1 and int(normal["cost"]) > 0
-    assert parked(e2e) == []
     live = await e2e.svc.accounts.live("e2e-a")
     assert (live.balance, live.reserved) == (100 * PLN - int(normal["cost"]), 0)
-    assert await asyncio.to_thread(e2e.metric, "tollgate_parked_outcomes_settled_total") >= 2
+    assert await asyncio.to_thread(e2e.metric, "tollgate_outcome_log_settled_total") >= 2
+    # the offset is stored: a restart replays nothing (no line is read twice into a CDR)
+    e2e.tollgate.stop()
+    e2e.tollgate.start()
+    await asyncio.sleep(3)
+    assert len(await e2e.cdrs("phone-a", 3, wait_s=0)) == 2
+    assert await asyncio.to_thread(e2e.metric, "tollgate_outcome_log_settled_total") == 0
+
+
+async def test_an_outcome_an_older_dialplan_parked_in_astdb_is_drained_at_start_up(
+    e2e: E2E,
+) -> None:
+    """Upgrade: what the AstDB-parking dialplan left in tollgate_pending is settled once by
+    the next `tollgate serve` (AMI set) and deleted from AstDB."""
+    await e2e.account("phone-a", balance=100 * PLN)
+    call_id = f"legacy-{time.time_ns()}"
+    request = CallRequest("e2e-a", call_id, MOBILE, cap_s=120)
+    assert (await e2e.svc.ledger.authorize(request)).allowed
+    e2e.tollgate.stop()
+    value = f"e2e-a|ANSWER|30000|16|{MOBILE}|0|{time.time():.3f}"
+    e2e.rig.cli(f"database put tollgate_pending {call_id} {value}")
+    assert parked(e2e) == [f"/tollgate_pending/{call_id}"]
+    e2e.tollgate.start()
+    [cdr] = await e2e.cdrs("phone-a", 1, wait_s=20)
+    assert (cdr["call_id"], cdr["billsec"], cdr["disposition"]) == (call_id, "30", "ANSWER")
+    assert parked(e2e) == []
+    live = await e2e.svc.accounts.live("e2e-a")
+    assert (live.balance, live.reserved) == (100 * PLN - int(cdr["cost"]), 0)
 
 
 async def test_call_refused_while_tollgate_is_frozen_is_never_authorized_afterwards(

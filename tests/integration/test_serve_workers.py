@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -55,9 +56,8 @@ def serve(
         "TOLLGATE_AGI_PORT": str(agi_port),
         "TOLLGATE_METRICS_PORT": str(metrics_port),
         "TOLLGATE_SERVE_WORKERS": str(workers),
-        # nothing listens there: the collector retries in the background, calls still work
-        "TOLLGATE_AMI_HOST": "127.0.0.1",
-        "TOLLGATE_AMI_PORT": str(free_tcp_port()),
+        # no Asterisk writes it here: the tail finds no file yet, calls still work
+        "TOLLGATE_OUTCOME_LOG": os.path.join(tempfile.mkdtemp(), "tollgate-outcomes.csv"),
         "TOLLGATE_ABUSE": "0",
         "TOLLGATE_CDR_WRITER": "0",
     }

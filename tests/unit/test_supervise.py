@@ -32,5 +32,5 @@ async def test_a_task_that_dies_is_restarted_and_counted() -> None:
     assert restarts == 1
     # known tasks are exported at 0 before their first restart, so the first one is seen
     assert (
-        metrics.registry.get_sample_value("tollgate_task_restarts_total", {"task": "parking"}) == 0
+        metrics.registry.get_sample_value("tollgate_task_restarts_total", {"task": "outcomes"}) == 0
     )

@@ -1,0 +1,65 @@
+"""One line of Asterisk's outcome log: what the hangup handler put in CDR(tollgate_outcome).
+
+    call id|account|status|answered ms|cause|dialled|emergency|end epoch
+
+cdr_custom appends one line per CDR (configs/asterisk/cdr_custom.conf); CDRs of legs that
+ran no tollgate hangup handler give empty lines, which carry nothing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rating.ledger import CALL_ID, Outcome
+
+FIELDS = 8
+_DIALLED = re.compile(r"^\+?[0-9]{1,20}$")
+_EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
+_MS = re.compile(r"^[0-9]{1,12}$")
+
+
+class OutcomeLineError(ValueError):
+    """A line no ledger can accept; `code` is stable, `why` names the field."""
+
+    def __init__(self, code: str, why: str) -> None:
+        super().__init__(f"{code}: {why}")
+        self.code = code
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    call_id: str
+    account: str
+    outcome: Outcome
+
+
+def parse_line(line: str) -> Report:
+    """Raises OutcomeLineError naming the field that is wrong."""
+    parts = line.split("|")
+    if len(parts) != FIELDS:
+        raise OutcomeLineError("MALFORMED_OUTCOME", f"{len(parts)} fields, expected {FIELDS}")
+    call_id, account, status, ms, cause, dialled, _emergency, ended = parts
+    if not CALL_ID.match(call_id):
+        raise OutcomeLineError("BAD_CALL_ID", f"call id {call_id[:64]!r} is not acceptable")
+    if not _EPOCH.match(ended):
+        raise OutcomeLineError("BAD_END", f"end {ended[:32]!r} is not an epoch")
+    if ms and not _MS.match(ms):
+        raise OutcomeLineError("BAD_ANSWERED_MS", f"answered ms {ms[:32]!r} is not a number")
+    return Report(call_id, account, outcome(status, ms, cause, dialled, float(ended)))
+
+
+def outcome(status: str, ms: str, cause: str, dialled: str, ended_at: float) -> Outcome:
+    """The Outcome the FastAGI finish and AstDB parking also build (same rounding)."""
+    answered = status == "ANSWER"
+    talk_ms = int(ms) if ms.isdigit() else 0
+    return Outcome(
+        answered=answered,
+        billsec=(talk_ms + 500) // 1000 if answered else 0,
+        ended_at=datetime.fromtimestamp(ended_at, UTC),
+        disposition=status or "NOANSWER",
+        hangup_cause=cause if cause.isdigit() else "",
+        answered_at=datetime.fromtimestamp(ended_at - talk_ms / 1000, UTC) if answered else None,
+        dialled=dialled if _DIALLED.match(dialled) else "",
+    )

@@ -1,0 +1,48 @@
+"""The outcome log's line format: what the hangup handler writes, read back exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from switch.outcome_line import OutcomeLineError, parse_line
+
+
+def test_an_answered_call_is_read_with_its_talk_time_and_end() -> None:
+    r = parse_line("c-1|acct-a|ANSWER|61499|16|+48601234567|0|1796185764.599")
+    assert (r.call_id, r.account) == ("c-1", "acct-a")
+    o = r.outcome
+    assert (o.answered, o.billsec, o.disposition, o.hangup_cause) == (True, 61, "ANSWER", "16")
+    assert o.ended_at == datetime.fromtimestamp(1796185764.599, UTC)
+    assert o.answered_at == datetime.fromtimestamp(1796185764.599 - 61.499, UTC)
+    assert o.dialled == "+48601234567"
+    assert parse_line("c-1|a|ANSWER|61500|16|+48601234567|0|1.0").outcome.billsec == 62
+
+
+def test_a_call_that_never_dialled_is_unanswered_and_free() -> None:
+    o = parse_line("c-2|acct-a||0|21|0601234567|0|1796185764").outcome
+    assert (o.answered, o.billsec, o.disposition, o.answered_at) == (False, 0, "NOANSWER", None)
+    assert o.dialled == "0601234567"
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("c-1|acct-a|ANSWER|1000|16|+48601234567|0", "MALFORMED_OUTCOME"),
+        ("c-1|acct-a|ANSWER|1000|16|+48601234567|0|1.0|x", "MALFORMED_OUTCOME"),
+        ("bad id|acct-a|ANSWER|1000|16|+486|0|1.0", "BAD_CALL_ID"),
+        ("|acct-a|ANSWER|1000|16|+486|0|1.0", "BAD_CALL_ID"),
+        ("c-1|acct-a|ANSWER|1000|16|+486|0|yesterday", "BAD_END"),
+        ("c-1|acct-a|ANSWER|-5|16|+486|0|1.0", "BAD_ANSWERED_MS"),
+    ],
+)
+def test_a_line_no_ledger_can_accept_names_what_is_wrong(line: str, code: str) -> None:
+    with pytest.raises(OutcomeLineError) as err:
+        parse_line(line)
+    assert err.value.code == code
+
+
+def test_odd_values_from_the_switch_are_not_trusted() -> None:
+    o = parse_line("c-3|acct-a|ANSWER|1000|x16|12ab|0|1.0").outcome
+    assert (o.hangup_cause, o.dialled) == ("", "")
