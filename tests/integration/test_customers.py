@@ -266,8 +266,10 @@ async def test_unverified_customer_cannot_call_out_except_emergency(
     svc: Services, make_account: AccountFactory
 ) -> None:
     store = _store(svc)
-    a = await make_account(balance=10_000_000)
-    legacy = await make_account(balance=10_000_000)  # no customer record: as before
+    # Each allowed call below keeps its reservation (up to the longest call at the rate of
+    # the hour it runs): enough credit for all of them at the day rate too.
+    a = await make_account(balance=1_000_000_000)
+    legacy = await make_account(balance=1_000_000_000)  # no customer record: as before
     await store.create(acme(), at=T0, actor="op", accounts=(a.id,))
     denied = await _call(svc.ledger, a.id, "0221234567")
     assert (denied.decision, denied.reason) == (Decision.DENY, "CUSTOMER_UNVERIFIED")
