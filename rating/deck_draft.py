@@ -85,7 +85,9 @@ class Draft:
         never sees a version whose compiled form is not there yet."""
         version_key = self.keys.deck_version(self.name, self.version)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rename(self.building, version_key)
+            # as a raw command: redis-py's cluster pipeline refuses `rename` by name (its
+            # keys could be on two slots), though both keys here share the deck's hash tag
+            pipe.execute_command("RENAME", self.building, version_key)
             pipe.persist(version_key)
             if schedule:
                 pipe.hset(
