@@ -26,9 +26,11 @@ from notify.price_changes import scan
 from notify.settings import NotifySettings
 from rating.accounts import AccountStatus
 from rating.deck import Deck, RateRow, load_deck
+from rating.deck_draft import epoch_ms
 from rating.deck_store import import_deck, list_decks, publish_stored
 from rating.ledger import CallRequest, Outcome
 from runtime.services import Services
+from runtime.settings import Settings
 from tests.conftest import RETAIL, AccountFactory
 from tests.integration.test_billing import call, this_period
 from tests.integration.test_notify import smtp  # noqa: F401  (the SMTP server fixture)
@@ -309,3 +311,50 @@ async def _decks(svc: Services) -> list[dict[str, Any]]:
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         return [d for d in await list_decks(conn) if d["name"] == "retail"]
+
+
+async def test_the_panel_upload_takes_an_effective_instant_and_refuses_an_early_increase(
+    svc: Services, settings: Settings
+) -> None:
+    from tests.integration.test_panel_api import Role, bearer, deck_form, panel_client, token
+
+    op = bearer(await token(svc, Role.OPERATOR))
+    rates = (RETAIL.parent / "rates.csv").read_bytes()
+    dearer = rates.replace(b"4860,Poland mobile,0,0.1900,", b"4860,Poland mobile,0,0.2500,")
+    assert dearer != rates
+    bands = json.dumps(
+        {
+            "day": ["mon-fri 08:00-18:00"],
+            "offpeak": ["mon-fri 00:00-08:00", "mon-fri 18:00-24:00", "sat-sun 00:00-24:00"],
+        }
+    )
+    keys = svc.settings.keyspace
+    async with panel_client(settings) as client:
+        r = await client.post("/api/v1/decks", data=deck_form(rates, bands=bands), headers=op)
+        assert r.status == 201, await r.text()
+        first = await r.json()
+        assert first["increases"] == 0
+        r = await client.post("/api/v1/decks", data=deck_form(dearer, bands=bands), headers=op)
+        assert r.status == 422, await r.text()
+        error = (await r.json())["error"]
+        earliest = earliest_effective(datetime.now(UTC), SETTINGS)
+        assert error["code"] == "PRICE_NOTICE_TOO_SHORT"
+        assert error["details"]["increases"] == 1
+        assert datetime.fromisoformat(error["details"]["earliest_at"]) == earliest
+        # nothing stored, nothing told to Redis
+        assert await svc.redis.hkeys(keys.deck_schedule("panel-retail")) == [b"1"]
+
+        form = deck_form(dearer, bands=bands, effective_at=earliest.isoformat())
+        r = await client.post("/api/v1/decks", data=form, headers=op)
+        assert r.status == 201, await r.text()
+        second = await r.json()
+    assert (second["version"], second["increases"]) == (2, 1)
+    assert datetime.fromisoformat(second["effective_at"]) == earliest
+    # the streamed import told Redis both instants, to the millisecond, with the version
+    schedule = await svc.redis.hgetall(keys.deck_schedule("panel-retail"))
+    imported_at = datetime.fromisoformat(first["effective_at"])
+    assert schedule == {
+        b"1": str(epoch_ms(imported_at)).encode(),
+        b"2": str(epoch_ms(earliest)).encode(),
+    }
+    assert imported_at.microsecond % 1000 == 0  # kept to the millisecond
