@@ -137,7 +137,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rr = cdr_group(subparsers).add_parser("rerate", help="re-rate a period's calls with a deck")
     rr.add_argument("--account", required=True)
     rr.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
-    rr.add_argument("--deck", required=True, help="NAME or NAME:VERSION (default: current)")
+    rr.add_argument(
+        "--deck",
+        required=True,
+        help="NAME (each call with the version in force at its start) or NAME:VERSION",
+    )
     rr.add_argument("--apply", action="store_true", help="book the difference (once)")
     rr.add_argument("--now", help=NOW_HELP)
     rr.set_defaults(run=Lazy("billing.cli:cmd_rerate"))

@@ -13,6 +13,7 @@ credit note for the difference (negative when the customer is credited)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from core.pg import Conn
 from rating.account_store import AccountStore, LedgerEntry
 from rating.accounts import Account, AccountKind
 from rating.deck import Deck
-from rating.deck_store import load_deck_version
+from rating.deck_store import DeckNotFound, effective_instants, load_deck_version
 from rating.money import format_micro
 from rating.tariff import NoRate, rate_call
 
@@ -101,8 +102,17 @@ class RerateResult:
         }
 
 
-def rerate_reference(period: Period, deck: str, version: int) -> str:
-    return f"rerate/{period}/{deck}:{version}"
+def rerate_reference(period: Period, deck: str, version: int | Sequence[int]) -> str:
+    """'rerate/2026-11/retail:2', or ':1+2' for calls priced by the versions in force at
+    their starts (one version in force for all is the same as naming it)."""
+    versions = [version] if isinstance(version, int) else sorted(set(version))
+    return f"rerate/{period}/{deck}:{'+'.join(str(v) for v in versions)}"
+
+
+def _in_force(instants: dict[int, datetime], at: datetime) -> int | None:
+    """The highest version whose effective instant has come by `at`."""
+    found = [v for v, effective in instants.items() if effective <= at]
+    return max(found) if found else None
 
 
 def _line(deck: Deck, call: BilledCall) -> RerateLine:
@@ -126,24 +136,47 @@ async def rerate(
     apply: bool = False,
     settings: BillingSettings | None = None,
 ) -> RerateResult:
-    """Price the period's answered calls with deck `deck_name` (`version`, default the
-    current one); with apply=True book the difference (once), as of `now`."""
+    """Price the period's answered calls with deck `deck_name`: `version`, or (None) each
+    call with the version in force at its start (terms §7.1: a price change applies to calls
+    that start after it); with apply=True book the difference (once), as of `now`."""
     account = await store.get(account_id)
     async with store.pool.acquire() as conn:
-        deck = await load_deck_version(conn, deck_name, version)
-        if deck.currency != account.currency:
-            raise BillingError("deck", f"{deck.currency} deck for a {account.currency} account")
-        ref = rerate_reference(period, deck.name, deck.version)
         start, end = period.bounds(account.timezone)
+        calls = [
+            c
+            for c in await billed_calls(conn, account.id, start, end)
+            # free by law, or nothing a deck could price
+            if not (c.cdr.emergency or not c.cdr.e164 or c.cdr.billsec <= 0)
+        ]
+        instants = await effective_instants(conn, deck_name)
+        if not instants:
+            raise DeckNotFound(deck_name)
+        chosen = {
+            c.cdr.call_id: version if version is not None else _in_force(instants, c.cdr.started_at)
+            for c in calls
+        }
+        used = sorted({v for v in chosen.values() if v is not None})
+        if not used:  # no calls (or none a version was in force for): the one named, or head
+            used = [version if version is not None else max(instants)]
+        decks: dict[int, Deck] = {}
+        for v in used:
+            decks[v] = await load_deck_version(conn, deck_name, v)
+            if decks[v].currency != account.currency:
+                raise BillingError(
+                    "deck", f"{decks[v].currency} deck for a {account.currency} account"
+                )
+        ref = rerate_reference(period, deck_name, used)
         lines, unrated = [], []
-        for call in await billed_calls(conn, account.id, start, end):
-            if call.cdr.emergency or not call.cdr.e164 or call.cdr.billsec <= 0:
-                continue  # free by law, or nothing a deck could price
+        for call in calls:
+            picked = chosen[call.cdr.call_id]
+            if picked is None:
+                unrated.append({"call_id": call.cdr.call_id, "why": "no deck version in force"})
+                continue
             try:
-                lines.append(_line(deck, call))
+                lines.append(_line(decks[picked], call))
             except NoRate as exc:
                 unrated.append({"call_id": call.cdr.call_id, "why": str(exc)})
-        result = RerateResult(account.id, period, deck.name, deck.version, ref, lines, unrated)
+        result = RerateResult(account.id, period, deck_name, max(used), ref, lines, unrated)
         if await conn.fetchval(
             "select 1 from rerates where account = $1 and reference = $2", account.id, ref
         ):

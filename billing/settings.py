@@ -38,6 +38,9 @@ class BillingSettings:
     proformas: bool = False
     proforma_days_before: int = 21  # a pro-forma is issued this long before a period ends
     exemption_basis: str = ""  # the legal basis printed for zw (exempt) lines
+    # terms §7.1: a price increase takes effect no earlier than the start of the billing
+    # period after this many whole periods following the notice
+    price_notice_periods: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.vat_rate_bp <= 10_000:
@@ -46,6 +49,8 @@ class BillingSettings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise SettingsError("TOLLGATE_BILLING_TIMEZONE", f"unknown {self.timezone!r}") from None
+        if self.price_notice_periods < 0:
+            raise SettingsError("TOLLGATE_BILLING_PRICE_NOTICE_PERIODS", "must be >= 0")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BillingSettings:
@@ -65,6 +70,7 @@ class BillingSettings:
             foreign_block=block in ("yes", "true", "1", "on"),
             numbering=NumberingSettings.from_env(env),
             notify=NotifySettings.from_env(env),
+            price_notice_periods=_whole(env, "TOLLGATE_BILLING_PRICE_NOTICE_PERIODS", 1),
         )
 
     @property
@@ -79,6 +85,15 @@ class BillingSettings:
             if prefix.startswith(rule) and len(rule) >= len(best):
                 best, code = rule, rule_code
         return code
+
+
+def _whole(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise SettingsError(key, f"a whole number, got {raw!r}")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], key: str) -> bool:

@@ -34,6 +34,7 @@ OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
 TRIAL_ENDING = Kind("trial_ending", optional=False)
 TRIAL_BLOCKED = Kind("trial_blocked", optional=False)
 TRIAL_CLOSING = Kind("trial_closing", optional=False)
+PRICE_CHANGE = Kind("price_change", optional=False)  # terms §7.1
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -51,6 +52,7 @@ KINDS: dict[str, Kind] = {
         TRIAL_ENDING,
         TRIAL_BLOCKED,
         TRIAL_CLOSING,
+        PRICE_CHANGE,
     )
 }
 

@@ -190,6 +190,22 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Without a payment account {account} will be closed on {close}.",
         ),
     },
+    "price_change": {
+        "pl": (
+            "Zmiana cennika połączeń od {effective}",
+            "Od {effective} rosną ceny połączeń konta {account} do {increases} kierunków "
+            "(cennik {deck}, wersja {version}):\n{changes_pl}\n"
+            "Połączenia rozpoczęte przed tą chwilą rozliczamy po dotychczasowych cenach. "
+            "Jeśli nie akceptujesz zmian, możesz wypowiedzieć umowę przed ich wejściem w życie.",
+        ),
+        "en": (
+            "Call prices change from {effective}",
+            "From {effective} the prices of calls from account {account} to {increases} "
+            "destinations go up (deck {deck}, version {version}):\n{changes_en}\n"
+            "Calls started before then are charged at the current prices. If you do not "
+            "accept the change, you may end the contract before it comes into force.",
+        ),
+    },
 }
 
 DECISIONS = {  # complaint status -> (pl, en)

@@ -15,6 +15,7 @@ from notify.delivery import deliver_due
 from notify.metrics import NotifyMetrics
 from notify.notices import enqueue
 from notify.outages import scan as outage_notices
+from notify.price_changes import scan as price_change_notices
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
 from notify.trials import scan as trial_notices
@@ -73,6 +74,7 @@ async def tick(
         + await outage_notices(s.pool, settings, now)
         + await trial_notices(s.pool, settings, now, settings.trial_notice_days)
         + await resumed_notices(s.pool, settings, now)
+        + await price_change_notices(s.pool, settings, now)
     )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:

@@ -6,17 +6,20 @@ the file and line at fault (as `tollgate deck import` would) and changes nothing
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic_core import PydanticCustomError
 
+from billing import price_changes
+from billing.settings import BillingSettings
 from panel_api import outputs
 from panel_api.context import PANEL, POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply, check_body
 from panel_api.errors import BadRequest, PayloadTooLarge
-from panel_api.inputs import BANDS, DECIMALS, Checked, Input, string, text
+from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string, text
 from rating.deck import DeckError, parse_head
 from rating.deck_import import import_stream
 from rating.deck_store import list_decks, publish_stored
@@ -36,13 +39,16 @@ class DeckUpload(Input):
     decimals: Annotated[int | None, DECIMALS] = None
     rounding: Annotated[str | None, string(enum=[r.value for r in Rounding])] = None
     bands: Annotated[Any, BANDS] = None
+    # from when the version prices calls (default: now); a price increase needs a billing
+    # period's notice (terms §7.1), else 422 PRICE_NOTICE_TOO_SHORT (forcing is the CLI's)
+    effective_at: Annotated[datetime | None, MOMENT] = None
     rates: Annotated[
         bytes,
         Checked(bytes, {"type": "string", "format": "binary", "description": "The rates CSV"}),
     ]
 
     def manifest(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"rates"}, exclude_none=True)
+        return self.model_dump(exclude={"rates", "effective_at"}, exclude_none=True)
 
 
 TEXT_FIELDS = tuple(name for name in DeckUpload.model_fields if name != "rates")
@@ -135,14 +141,21 @@ async def upload_deck(request: web.Request) -> web.Response:
     manifest = form.manifest()
     head = parse_head(manifest, MANIFEST)
     redis, keys = request.app[REDIS], request.app[SETTINGS].keyspace
+    now = datetime.now(UTC)  # the notice is given now (the edge reads the clock)
+    guard = price_changes.guard(BillingSettings.from_env(), now)
     async with request.app[POOL].acquire() as conn:
         done = await import_stream(
             conn, head, manifest, io.BytesIO(rates), rates_file=rates_name,
             source=f"panel:{rates_name}", redis=redis, keys=keys,
+            effective_at=form.effective_at, guard=guard,
         )  # fmt: skip
         if not done.published:
             await publish_stored(conn, redis, keys, done.name, done.version)
-    return web.json_response(done.as_dict(), status=201 if done.created else 200)
+        timing = await price_changes.outcome(conn, done.name, done.version)
+    body = {**done.as_dict(), "effective_at": timing["effective_at"]}
+    return web.json_response(
+        {**body, "increases": timing["increases"]}, status=201 if done.created else 200
+    )
 
 
 @api.get("/api/v1/decks", "Rate deck versions", access=Access.OPERATOR, ok=outputs.DeckVersions)

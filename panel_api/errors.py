@@ -18,6 +18,7 @@ from abuse.findings import FindingNotFound, FindingStateError
 from billing.complaints import ComplaintError
 from billing.errors import BillingError
 from billing.gateway import SignatureError
+from billing.price_changes import PriceNoticeTooShort
 from customers.model import CustomerConflict, CustomerError, CustomerNotFound
 from customers.sip import SipError, SipLoginNotFound
 from numbering.model import NumberConflict, NumberError, NumberNotFound
@@ -208,6 +209,16 @@ def translate(exc: BaseException) -> ApiError | None:
         )
     if isinstance(exc, DeckNotFound):
         return not_found("deck", exc.name)
+    if isinstance(exc, PriceNoticeTooShort):
+        return Unprocessable(
+            str(exc),
+            {
+                "field": exc.field,
+                "earliest_at": exc.earliest_at.isoformat(),
+                "increases": exc.increases,
+            },
+            code=exc.code,
+        )
     if isinstance(exc, FindingNotFound):
         return not_found("finding", exc.finding_id)
     if isinstance(exc, FindingStateError):

@@ -200,6 +200,8 @@ class DeckResult(Output):
     rows: int
     prefixes: int
     current: bool
+    effective_at: datetime | None = None
+    increases: int | None = None
 
 
 class DeckVersion(Output):
@@ -207,6 +209,7 @@ class DeckVersion(Output):
     version: int
     currency: str
     imported_at: datetime
+    effective_at: datetime
     source: str
     current: bool
     rows: int

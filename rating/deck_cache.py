@@ -1,17 +1,24 @@
 """Compiled decks held in process memory for the hot path, refreshed from Redis.
 
-A deck switch in Redis is seen within `refresh_s`; every grant records the version it used."""
+Which version prices a call is decided by the call's start: the highest version whose
+effective instant has come (the deck's schedule in Redis, published with the version
+itself), so a scheduled price change switches at its instant in every process at once,
+however stale the cache. A version published just now is seen within `refresh_s`; every
+grant records the version it used. A deck published without a schedule (before effective
+dates) is priced by its `current` pointer."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from rating.deck import Deck
+from rating.deck_draft import epoch_ms
 from rating.deck_store import fetch_from_redis
 from rating.keys import Keyspace
 
@@ -20,8 +27,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Head:
-    version: int | None
+    version: int | None  # the `current` pointer
     checked: float
+    # (effective epoch ms, version), by version, newest first
+    schedule: list[tuple[int, int]] = field(default_factory=list)
+
+    def at(self, at_ms: int) -> int | None:
+        """The highest version in force at `at_ms` (a newer one supersedes any older one)."""
+        if not self.schedule:
+            return self.version
+        for effective_ms, version in self.schedule:
+            if effective_ms <= at_ms:
+                return version
+        return None
 
 
 class DeckCache:
@@ -32,13 +50,14 @@ class DeckCache:
         self._heads: dict[str, _Head] = {}
         self._decks: dict[tuple[str, int], Deck] = {}
 
-    async def current(self, name: str) -> Deck | None:
+    async def current(self, name: str, at: datetime | None = None) -> Deck | None:
+        """The version pricing a call that starts at `at` (the ledger passes its instant;
+        default: the wall clock)."""
         head = self._heads.get(name)
         now = time.monotonic()
         if head is None or now - head.checked >= self._refresh_s:
-            raw: bytes | str | int | None
             try:
-                raw = await self._redis.get(self._keys.deck_current(name))
+                head = await self._read(name, now)
             except (RedisError, OSError):
                 # On a cluster the deck's pointer lives on one master: while that master
                 # fails over, every account's calls would fail with it. The version known
@@ -46,12 +65,23 @@ class DeckCache:
                 if head is None or head.version is None:
                     raise
                 log.warning("deck %s: current version unreadable, keeping %s", name, head.version)
-                raw = head.version
-            head = _Head(int(raw) if raw is not None else None, now)
+                head = _Head(head.version, now, head.schedule)
             self._heads[name] = head
-        if head.version is None:
+        at_ms = epoch_ms(datetime.now(UTC) if at is None else at)
+        version = head.at(at_ms)
+        if version is None:
             return None
-        return await self.version(name, head.version)
+        return await self.version(name, version)
+
+    async def _read(self, name: str, now: float) -> _Head:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._keys.deck_current(name))
+            pipe.hgetall(self._keys.deck_schedule(name))
+            raw, schedule = await pipe.execute()
+        entries = sorted(((int(v), int(ms)) for v, ms in schedule.items()), reverse=True)
+        return _Head(
+            int(raw) if raw is not None else None, now, [(ms, v) for v, ms in entries]
+        )
 
     async def version(self, name: str, version: int) -> Deck | None:
         deck = self._decks.get((name, version))

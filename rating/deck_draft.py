@@ -5,6 +5,7 @@ deck's `current` pointer in one MULTI. Memory holds one piece, never the whole d
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -12,6 +13,14 @@ from redis.asyncio import Redis
 
 from rating.deck import COMPILED_FORMAT
 from rating.keys import Keyspace
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(at: datetime) -> int:
+    """An instant in whole epoch milliseconds, exactly (no float rounding at the switch)."""
+    return (at - _EPOCH) // timedelta(milliseconds=1)
+
 
 PIECE_CHARS = 1 << 20  # characters appended to Redis at a time
 BUILDING_TTL_S = 3600  # a publication that died half-way leaves nothing for long
@@ -70,12 +79,21 @@ class Draft:
         self._parts.append("}," + json.dumps(tail, separators=(",", ":"))[1:])
         await self.flush()
 
-    async def publish(self) -> None:
-        """Put the finished version in place and make it current."""
+    async def publish(self, schedule: dict[int, int]) -> None:
+        """Put the finished version in place, tell the versions' effective instants (epoch
+        ms, by version) and make it current, in one MULTI: a process reading the schedule
+        never sees a version whose compiled form is not there yet."""
         version_key = self.keys.deck_version(self.name, self.version)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rename(self.building, version_key)
+            # as a raw command: redis-py's cluster pipeline refuses `rename` by name (its
+            # keys could be on two slots), though both keys here share the deck's hash tag
+            pipe.execute_command("RENAME", self.building, version_key)
             pipe.persist(version_key)
+            if schedule:
+                pipe.hset(
+                    self.keys.deck_schedule(self.name),
+                    mapping={str(v): ms for v, ms in schedule.items()},
+                )
             pipe.set(self.keys.deck_current(self.name), self.version)
             await pipe.execute()
 

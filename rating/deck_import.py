@@ -5,9 +5,10 @@ with the deck. Any error rolls the whole transaction back: nothing of the versio
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from redis.asyncio import Redis
@@ -15,11 +16,17 @@ from redis.exceptions import RedisError
 
 from core.pg import Conn
 from rating.deck import DeckError, DeckHead, PrefixCheck, Progress, deck_hash
-from rating.deck_draft import Draft
+from rating.deck_draft import Draft, epoch_ms
 from rating.deck_rows import RateStream, Run, merged_problem
 from rating.keys import Keyspace
 
 COLUMNS = ["deck_id", "prefix", "first_line", "rows"]
+
+# Run inside the import's transaction once the new version's rates are stored and checked,
+# before it becomes the head: (conn, deck name, new version, its effective instant). Raising
+# refuses the import (nothing is stored); the price-change check of billing is one.
+ImportGuard = Callable[[Conn, str, int, datetime], Awaitable[None]]
+SERVED_VERSIONS = 32  # the newest versions whose effective instants Redis is told
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +68,13 @@ async def import_stream(
     progress: Progress | None = None,
     redis: Redis | None = None,
     keys: Keyspace | None = None,
+    effective_at: datetime | None = None,
+    guard: ImportGuard | None = None,
 ) -> Imported:
     """Store a deck read from `rates` (its CSV) as a new current version, in one
-    transaction; the same content as the current version creates nothing. Given Redis,
+    transaction; the same content as the current version creates nothing. The version
+    prices calls that start at or after `effective_at` (default: the import's instant);
+    `guard` may refuse it before it becomes the head. Given Redis,
     the compiled form is written there as the runs go by and published after the commit
     (unless prefixes came in several runs: then `published` is False, and the version is
     published from what PostgreSQL stored)."""
@@ -72,7 +83,7 @@ async def import_stream(
     try:
         async with conn.transaction():
             current = await lock_head(conn, head.name)
-            deck_id, version = await new_version(conn, head, source)
+            deck_id, version = await new_version(conn, head, source, effective_at)
             stream = RateStream(
                 head, rates, digest, file=rates_file, deck_id=deck_id, lines=lines,
                 progress=progress,
@@ -86,11 +97,14 @@ async def import_stream(
             if current is not None and current["sha256"] == sha256:
                 raise _Unchanged(_imported(current, head.name, created=False))
             prefixes = await _settle(conn, deck_id, stream, PrefixCheck(rates_file, head.bands))
-            await seal_version(conn, deck_id, head.name, version, sha256, stream.rows, prefixes)
+            await seal_version(
+                conn, deck_id, head.name, version, sha256, stream.rows, prefixes, guard
+            )
             if draft is not None and stream.grouped:
                 await draft.finish(head.manifest(), sha256, stream.rows)
+                served = await schedule(conn, head.name)
         if draft is not None and stream.grouped:
-            await draft.publish()
+            await draft.publish(served)
             return Imported(head.name, version, True, stream.rows, prefixes, published=True)
     except _Unchanged as unchanged:
         return unchanged.same
@@ -122,14 +136,19 @@ def _imported(row: Any, name: str, *, created: bool) -> Imported:
     return Imported(name, row["version"], created, row["rows"], row["prefixes"])
 
 
-async def new_version(conn: Conn, head: DeckHead, source: str) -> tuple[int, int]:
-    """The next version's row (its hash and counts are set by `seal_version`)."""
+async def new_version(
+    conn: Conn, head: DeckHead, source: str, effective_at: datetime | None = None
+) -> tuple[int, int]:
+    """The next version's row (its hash and counts are set by `seal_version`), in force
+    from `effective_at` (default: now) kept to the millisecond, as calls' starts are
+    recorded and Redis is told."""
     version = 1 + await conn.fetchval(
         "select coalesce(max(version), 0) from decks where name = $1", head.name
     )
     deck_id = await conn.fetchval(
         "insert into decks (name, version, currency, timezone, decimals, rounding, bands,"
-        " source, sha256, rows, prefixes) values ($1,$2,$3,$4,$5,$6,$7,$8,'',0,0) returning id",
+        " source, sha256, rows, prefixes, effective_at) values ($1,$2,$3,$4,$5,$6,$7,$8,'',0,0,"
+        " date_trunc('milliseconds', coalesce($9, now()))) returning id",
         head.name,
         version,
         head.currency,
@@ -138,6 +157,7 @@ async def new_version(conn: Conn, head: DeckHead, source: str) -> tuple[int, int
         head.rounding.value,
         json.dumps(head.manifest()["bands"]),
         source,
+        effective_at,
     )
     return int(deck_id), int(version)
 
@@ -147,16 +167,26 @@ async def write_prefixes(conn: Conn, runs: Iterable[Run]) -> None:
 
 
 async def seal_version(
-    conn: Conn, deck_id: int, name: str, version: int, sha256: str, rows: int, prefixes: int
+    conn: Conn,
+    deck_id: int,
+    name: str,
+    version: int,
+    sha256: str,
+    rows: int,
+    prefixes: int,
+    guard: ImportGuard | None = None,
 ) -> None:
-    """Give the version its hash and counts, and make it current."""
-    await conn.execute(
-        "update decks set sha256 = $2, rows = $3, prefixes = $4 where id = $1",
+    """Give the version its hash and counts, let `guard` refuse it, and make it current."""
+    effective = await conn.fetchval(
+        "update decks set sha256 = $2, rows = $3, prefixes = $4 where id = $1"
+        " returning effective_at",
         deck_id,
         sha256,
         rows,
         prefixes,
     )
+    if guard is not None:
+        await guard(conn, name, version, effective)
     await conn.execute(
         "insert into deck_heads (name, current_version) values ($1, $2)"
         " on conflict (name) do update set current_version = excluded.current_version,"
@@ -164,6 +194,18 @@ async def seal_version(
         name,
         version,
     )
+
+
+async def schedule(conn: Conn, name: str) -> dict[int, int]:
+    """The newest versions of the deck and the instants (epoch ms) they take effect, as
+    Redis is told with each publication."""
+    rows = await conn.fetch(
+        "select version, effective_at from decks where name = $1 order by version desc"
+        " limit $2",
+        name,
+        SERVED_VERSIONS,
+    )
+    return {r["version"]: epoch_ms(r["effective_at"]) for r in rows}
 
 
 async def _settle(conn: Conn, deck_id: int, stream: RateStream, check: PrefixCheck) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,7 +21,14 @@ from rating.deck import (
     deck_to_json,
 )
 from rating.deck_draft import Draft
-from rating.deck_import import lock_head, new_version, seal_version, write_prefixes
+from rating.deck_import import (
+    ImportGuard,
+    lock_head,
+    new_version,
+    schedule,
+    seal_version,
+    write_prefixes,
+)
 from rating.keys import Keyspace
 from rating.money import Rounding
 
@@ -33,22 +41,31 @@ class DeckNotFound(LookupError):
         self.version = version
 
 
-async def import_deck(conn: Conn, deck: Deck, source: str) -> tuple[Deck, bool]:
+async def import_deck(
+    conn: Conn,
+    deck: Deck,
+    source: str,
+    *,
+    effective_at: datetime | None = None,
+    guard: ImportGuard | None = None,
+) -> tuple[Deck, bool]:
     """Store a deck already in memory (tests, examples) as a new version and make it
     current, in one transaction; `tollgate deck import` streams a file instead
-    (`deck_import.import_stream`). The same content as the current version creates nothing."""
+    (`deck_import.import_stream`). It prices calls that start at or after `effective_at`
+    (default: the import's instant); `guard` may refuse it. The same content as the
+    current version creates nothing."""
     head = DeckHead(deck.name, deck.currency, deck.timezone, deck.decimals, deck.rounding,
                     deck.bands)  # fmt: skip
     async with conn.transaction():
         current = await lock_head(conn, deck.name)
         if current is not None and current["sha256"] == deck.sha256:
             return replace(deck, version=current["version"]), False
-        deck_id, version = await new_version(conn, head, source)
+        deck_id, version = await new_version(conn, head, source, effective_at)
         prefixes = compiled_prefixes(deck)
         firsts = {r.prefix: r.line for r in reversed(deck.rows)}
         await write_prefixes(conn, ((deck_id, p, firsts[p], t) for p, t in prefixes.items()))
         await seal_version(
-            conn, deck_id, deck.name, version, deck.sha256, len(deck.rows), len(prefixes)
+            conn, deck_id, deck.name, version, deck.sha256, len(deck.rows), len(prefixes), guard
         )
     return replace(deck, version=version), True
 
@@ -120,19 +137,43 @@ async def load_deck_version(conn: Conn, name: str, version: int | None = None) -
 
 async def list_decks(conn: Conn) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "select d.name, d.version, d.currency, d.imported_at, d.source,"
+        "select d.name, d.version, d.currency, d.imported_at, d.effective_at, d.source,"
         " (h.current_version = d.version) as current, d.rows"
         " from decks d left join deck_heads h on h.name = d.name order by d.name, d.version"
     )
     return [
-        {**dict(r), "imported_at": r["imported_at"].isoformat(), "current": bool(r["current"])}
+        {
+            **dict(r),
+            "imported_at": r["imported_at"].isoformat(),
+            "effective_at": r["effective_at"].isoformat(),
+            "current": bool(r["current"]),
+        }
         for r in rows
     ]
 
 
+async def version_in_force(conn: Conn, name: str, at: datetime) -> int:
+    """The version pricing a call that starts at `at`: the highest whose instant has come."""
+    version = await conn.fetchval(
+        "select max(version) from decks where name = $1 and effective_at <= $2", name, at
+    )
+    if version is None:
+        raise DeckNotFound(name)
+    return int(version)
+
+
+async def effective_instants(conn: Conn, name: str) -> dict[int, datetime]:
+    """Every version of the deck and the instant it takes effect."""
+    rows = await conn.fetch("select version, effective_at from decks where name = $1", name)
+    return {r["version"]: r["effective_at"] for r in rows}
+
+
 async def publish(redis: Redis, keys: Keyspace, deck: Deck) -> None:
-    """Compile a deck version into Redis, then point `current` at it (one MULTI)."""
-    await _publish_compiled(redis, keys, deck.name, deck.version, deck_to_json(deck))
+    """Compile a deck version into Redis, in force from any instant, then point `current`
+    at it (one MULTI). Stored versions go through `publish_stored` (their own instants)."""
+    await _publish_compiled(
+        redis, keys, deck.name, deck.version, deck_to_json(deck), {deck.version: 0}
+    )
 
 
 async def publish_version(redis: Redis, keys: Keyspace, deck: Deck) -> None:
@@ -150,6 +191,18 @@ async def publish_all(conn: Conn, redis: Redis, keys: Keyspace) -> int:
         # already compiled in Redis at this version: start-up does not grow with deck size
         if await published_version(redis, keys, name) == version:
             continue
+        # the version in force now and the ones scheduled after it, oldest first (the head
+        # last, so `current` ends at it)
+        served = await conn.fetch(
+            "select version from decks where name = $1 and version < $2 and version >="
+            " coalesce((select max(version) from decks where name = $1"
+            " and effective_at <= now()), 1) order by version",
+            name,
+            version,
+        )
+        for row in served:
+            if not await redis.exists(keys.deck_version(name, row["version"])):
+                await publish_stored(conn, redis, keys, name, row["version"])
         await publish_stored(conn, redis, keys, name, version)
         published += 1
     return published
@@ -186,7 +239,7 @@ async def publish_stored(conn: Conn, redis: Redis, keys: Keyspace, name: str, ve
         "bands": json.loads(row["bands"]),
     }
     await draft.finish(manifest, row["sha256"], row["rows"])
-    await draft.publish()
+    await draft.publish(await schedule(conn, name))
 
 
 PUBLISH_LINES = 50_000  # lines of the deck whose prefixes are appended to Redis at a time
@@ -197,10 +250,13 @@ PIECES = (
 
 
 async def _publish_compiled(
-    redis: Redis, keys: Keyspace, name: str, version: int, compiled: str
+    redis: Redis, keys: Keyspace, name: str, version: int, compiled: str, instants: dict[int, int]
 ) -> None:
+    """The version's compiled form, the effective instants (epoch ms) and `current`, in one
+    MULTI (as `Draft.publish`)."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.deck_version(name, version), compiled)
+        pipe.hset(keys.deck_schedule(name), mapping={str(v): ms for v, ms in instants.items()})
         pipe.set(keys.deck_current(name), version)
         await pipe.execute()
 

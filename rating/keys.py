@@ -101,6 +101,10 @@ class Keyspace:
     def deck_current(self, name: str) -> str:
         return f"{self.prefix}:{{deck:{name}}}:current"
 
+    def deck_schedule(self, name: str) -> str:
+        """Hash: version -> epoch ms from which it prices calls."""
+        return f"{self.prefix}:{{deck:{name}}}:schedule"
+
     def deck_version(self, name: str, version: int) -> str:
         return f"{self.prefix}:{{deck:{name}}}:v{version}"
 

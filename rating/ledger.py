@@ -99,6 +99,9 @@ class CallRequest:
     rdnis: str = ""  # the redirecting number of a forwarded leg (abuse detection reads it)
     switch: str = ""  # the switch whose call id this is; "" = this ledger's switch_host
     inbound: bool = False  # a carrier's call to the account's number (`dialled` is the DID)
+    # the call's start, which picks the deck version in force; None: now (tests and replays
+    # pin it)
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +286,7 @@ class Ledger:
     ) -> tuple[list[str], list[str], Number | None]:
         """KEYS and ARGV of the authorize script for a request (also used by benchmarks)."""
         meta = await self._account_meta(req.account, refresh=refresh)
-        now = datetime.now(UTC)
+        now = req.at or datetime.now(UTC)
         cap = min(req.cap_s or self.settings.max_call_s, self.settings.max_call_s)
         try:
             number: Number | None = normalise(req.dialled, meta.country)
@@ -296,7 +299,7 @@ class Ledger:
         curve = ""
         deck: Deck | None = None
         if number is not None and number.number_class is not NumberClass.EMERGENCY and meta.deck:
-            deck = await self.decks.current(meta.deck)
+            deck = await self.decks.current(meta.deck, now)
         if deck is not None and number is not None:
             rates = deck.lookup(number.digits)
             if rates is not None:
@@ -315,7 +318,7 @@ class Ledger:
             if number is not None and free:
                 prefix, rate_name, curve = "inbound", "free", _free_curve(cap)
             elif number is not None:
-                deck = await self.decks.current(self.settings.inbound_deck)
+                deck = await self.decks.current(self.settings.inbound_deck, now)
                 rates = deck.lookup(number.digits) if deck is not None else None
                 encoded = self._curve(deck, rates, now, cap) if deck and rates else None
                 if deck is not None and rates is not None and encoded is not None:
@@ -508,7 +511,7 @@ class Ledger:
         prefix = name = ""
         version = rated = billable = 0
         currency = ""
-        deck = await self.decks.current(meta.deck) if meta.deck else None
+        deck = await self.decks.current(meta.deck, answered_at) if meta.deck else None
         if deck and number and number.number_class is not NumberClass.EMERGENCY:
             try:
                 r = rate_call(

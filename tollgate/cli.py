@@ -46,6 +46,7 @@ BAD_INPUT_ERRORS = (
     ("rating.retag", "LayoutMismatch"),
     ("rating.account_import", "ImportErrors"),
     ("notify.errors", "NotifyError"),
+    ("billing.price_changes", "PriceNoticeTooShort"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -83,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     dk = sub.add_parser("deck", help="rate decks").add_subparsers(dest="deck", required=True)
     di = dk.add_parser("import", help="validate and store a deck as a new current version")
     di.add_argument("path")
+    di.add_argument(
+        "--effective-at",
+        help="ISO 8601 instant with a zone from which it prices calls (default: now); a"
+        " price increase needs a billing period's notice",
+    )
+    di.add_argument("--force", action="store_true", help="an increase sooner (audited)")
+    di.add_argument("--reason", default="", help="why it is forced")
+    di.add_argument("--by", help="who forces it (default: the login name)")
     di.set_defaults(run=Lazy("tollgate.commands:cmd_deck_import"))
     dk.add_parser("list").set_defaults(run=Lazy("tollgate.commands:cmd_deck_list"))
     ds = dk.add_parser("show")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -169,6 +170,15 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
                 }
             )
             return
+    now = datetime.now(UTC)  # the notice is given now (the edge reads the clock)
+    effective_at = _instant("--effective-at", args.effective_at)
+    if args.force and not args.reason.strip():
+        raise CliError("--force needs --reason (it is written to the audit log)")
+    from billing import price_changes
+    from billing.settings import BillingSettings
+
+    force = price_changes.Force(args.by or getpass.getuser(), args.reason) if args.force else None
+    guard = price_changes.guard(BillingSettings.from_env(), now, force)
     manifest, rates_path = read_manifest(Path(args.path))
     head = parse_head(manifest, str(args.path))
     try:
@@ -180,11 +190,26 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
             done = await import_stream(
                 conn, head, manifest, rates, rates_file=str(rates_path), source=str(args.path),
                 lines=digest.lines, progress=bar, redis=s.redis, keys=keys,
+                effective_at=effective_at, guard=guard,
             )  # fmt: skip
-    if not done.published:
-        async with s.pool.acquire() as conn:
+    async with s.pool.acquire() as conn:
+        if not done.published:
             await publish_stored(conn, s.redis, keys, done.name, done.version)
-    print_json(done.as_dict())
+        timing = await price_changes.outcome(conn, done.name, done.version)
+    in_force = datetime.fromisoformat(timing["effective_at"]) <= now
+    print_json({**done.as_dict(), **timing, "in_force": in_force})
+
+
+def _instant(option: str, text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option}: not an ISO 8601 date-time: {text!r}") from None
+    if at.tzinfo is None:
+        raise CliError(f"{option}: give a zone (e.g. {text}+01:00 or Z)")
+    return at.astimezone(UTC)
 
 
 async def cmd_deck_list(s: Services, args: argparse.Namespace) -> None:

@@ -321,5 +321,3 @@ async def customer_sees(
             assert datetime.fromisoformat(warned["deadline"]) == f.deadline_at
         theirs = await client.get(f"/api/v1/accounts/{account}/findings", headers=other)
         assert theirs.status in (403, 404)
-
-

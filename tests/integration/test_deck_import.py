@@ -149,9 +149,13 @@ async def test_a_bad_row_at_line_900000_leaves_nothing_behind(
     assert await svc.pool.fetchval("select current_version from deck_heads") == first.version
     keys = svc.settings.keyspace
     left = [k async for k in svc.redis.scan_iter(match=keys.deck_current("stream")[:-7] + "*")]
-    assert sorted(left) == sorted(
-        k.encode() for k in (keys.deck_current("stream"), keys.deck_version("stream", 1))
+    first_only = (
+        keys.deck_current("stream"),
+        keys.deck_schedule("stream"),
+        keys.deck_version("stream", 1),
     )
+    assert sorted(left) == sorted(k.encode() for k in first_only)
+    assert await svc.redis.hkeys(keys.deck_schedule("stream")) == [b"1"]  # v2 never told
 
 
 def test_the_progress_bar_shows_on_a_terminal_only(tmp_path: Path, svc: Services) -> None:
