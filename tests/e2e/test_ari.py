@@ -283,14 +283,15 @@ async def finding(e: E2E, account: str, rule: str, wait_s: float = 20) -> dict[s
     while time.monotonic() < deadline:
         row = await e.svc.pool.fetchrow(
             "select rule, subject, severity, action, suspended, evidence from abuse_findings"
-            " where account = $1 and rule = $2 and severity = 'critical'",
+            # the row is stored before the suspension it calls for is recorded on it
+            " where account = $1 and rule = $2 and severity = 'critical' and suspended",
             account,
             rule,
         )
         if row is not None:
             return dict(row)
         await asyncio.sleep(0.2)
-    raise AssertionError(f"no critical {rule} finding for {account}")
+    raise AssertionError(f"no critical {rule} finding that suspended {account}")
 
 
 async def test_autodialer_over_sequential_numbers_is_suspended_and_its_calls_cut(

@@ -46,7 +46,7 @@ PHONE_TIMEOUT_S = 40
 @pytest.fixture(scope="module")
 def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[AsteriskRig]:
     """A second Asterisk with the pyVoIP endpoints, authorizing through the session's
-    tollgate (collecting this Asterisk's parked outcomes meanwhile); its carrier port is
+    tollgate (following this Asterisk's outcome log meanwhile); its carrier port is
     where the callee phone will listen."""
     while True:
         config = RigConfig.with_free_ports(
@@ -63,11 +63,13 @@ def pyvoip_rig(rig_config: RigConfig, tollgate: TollgateProcess) -> Iterator[Ast
             break
     rig = AsteriskRig(config)
     rig.start()
-    # Call outcomes are parked in the AstDB of the Asterisk that carried the call: while this
-    # module runs, tollgate collects them from this one (one tollgate per switch, as deployed).
+    # Call outcomes are written by the Asterisk that carried the call (its outcome log; its
+    # AMI for live calls): while this module runs, tollgate follows this one (one tollgate per
+    # switch, as deployed).
     saved = dict(tollgate.env)
     tollgate.stop()
     tollgate.env["TOLLGATE_AMI_PORT"] = str(config.ami_port)
+    tollgate.env["TOLLGATE_OUTCOME_LOG"] = str(rig.outcome_log)
     tollgate.start()
     try:
         yield rig
