@@ -256,7 +256,7 @@ async def test_cli_files_acknowledges_and_answers(
         "--period",
         "2025-01",
         "--now",
-        "2026-03-15T00:30",
+        "2026-03-15T00:30+01:00",
     )
     assert late.returncode == 2
     assert late.stderr == (
@@ -275,12 +275,12 @@ async def test_cli_files_acknowledges_and_answers(
         "--requested",
         "1.50",
         "--now",
-        "2026-03-15T00:30",  # the billing zone: Warsaw
+        "2026-03-15T00:30+01:00",  # a zone is required: Warsaw's winter time
     )
     assert filed.returncode == 0, filed.stderr
     c = json.loads(filed.stdout)
     assert (c["answer_days"], c["due_at"]) == (7, "2026-03-22T23:00:00+00:00")
-    acked = await run("ack", str(c["id"]), "--now", "2026-03-16T10:00")
+    acked = await run("ack", str(c["id"]), "--now", "2026-03-16T10:00+01:00")
     assert json.loads(acked.stdout)["status"] == "acknowledged"
     answered = await run(
         "answer",
@@ -292,7 +292,7 @@ async def test_cli_files_acknowledges_and_answers(
         "--credit",
         "1.00",
         "--now",
-        "2026-03-16T11:00",
+        "2026-03-16T11:00+01:00",
     )
     assert answered.returncode == 0, answered.stderr
     assert json.loads(answered.stdout)["credited"] == "1.00"
