@@ -86,3 +86,13 @@ async def store_cdrs(pool: asyncpg.Pool, cdrs: Sequence[Cdr]) -> None:
         await ensure_months(conn, {month_of(c.started_at) for c in cdrs})
         await prepare(conn)
         await write_batch(conn, "test", cdrs)
+
+
+def deck_form(rates: bytes, **fields: str) -> aiohttp.FormData:
+    """The panel's deck upload form: the rates file and the deck's fields."""
+    form = aiohttp.FormData()
+    defaults = {"name": "panel-retail", "currency": "PLN", "decimals": "4", "rounding": "up"}
+    for name, value in {**defaults, **fields}.items():
+        form.add_field(name, value)
+    form.add_field("rates", rates, filename="rates.csv", content_type="text/csv")
+    return form

@@ -33,7 +33,7 @@ from runtime.services import Services
 from runtime.settings import Settings
 from switch.ari import AriSettings
 from tests.conftest import RETAIL, AccountFactory, PanelFactory
-from tests.panel import NOW, bearer, cdr, store_cdrs, token
+from tests.panel import NOW, bearer, cdr, deck_form, store_cdrs, token
 
 pytestmark = pytest.mark.panel_db
 
@@ -445,15 +445,6 @@ async def test_operator_input_that_is_accepted_but_wrong_is_refused(
         assert (await r.json())["error"]["details"]["field"] == field
     assert (await svc.accounts.live(a.id)).balance == 5_000_000
     assert (await svc.accounts.get(a.id)).deck == "retail"
-
-
-def deck_form(rates: bytes, **fields: str) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    defaults = {"name": "panel-retail", "currency": "PLN", "decimals": "4", "rounding": "up"}
-    for name, value in {**defaults, **fields}.items():
-        form.add_field(name, value)
-    form.add_field("rates", rates, filename="rates.csv", content_type="text/csv")
-    return form
 
 
 async def test_deck_upload_stores_a_valid_deck_and_names_file_and_line_of_an_invalid_one(
