@@ -58,8 +58,19 @@ def inbound_stream_key(keys: Keyspace) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
+    account: str
     plan: Plan
     checks: list[Evaluate]
+
+
+def _by_account(jobs: list[_Job]) -> list[Plan]:
+    """The plans of one hash tag, each account's together and in order: a script call then
+    sets each key's TTL and trims each window once for all of an account's events in it
+    (accounts share no keys, so only the order within an account matters)."""
+    grouped: dict[str, list[Plan]] = {}
+    for job in jobs:
+        grouped.setdefault(job.account, []).append(job.plan)
+    return [plan for plans in grouped.values() for plan in plans]
 
 
 class AbuseDetector:
@@ -174,9 +185,9 @@ class AbuseDetector:
             if job is not None:
                 by_tag.setdefault(self.keys.tag(ev.account), []).append(job)
         calls = [
-            [job.plan for job in tagged[i : i + SCRIPT_EVENTS]]
-            for tagged in by_tag.values()
-            for i in range(0, len(tagged), SCRIPT_EVENTS)
+            plans[i : i + SCRIPT_EVENTS]
+            for plans in (_by_account(tagged) for tagged in by_tag.values())
+            for i in range(0, len(plans), SCRIPT_EVENTS)
         ]
         if calls:
             for plans, reply in zip(calls, await self._observe(calls), strict=True):
@@ -243,7 +254,7 @@ class AbuseDetector:
                 check = detector.on_call(ev, params, plan, scope)
             if check is not None:
                 checks.append(check)
-        return _Job(plan, checks) if plan else None
+        return _Job(ev.account, plan, checks) if plan else None
 
     async def _load_homes(self, accounts: set[str]) -> None:
         """Home countries of accounts receiving inbound calls (for "foreign")."""

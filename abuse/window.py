@@ -57,24 +57,32 @@ class SeqRun:
 class Slot(Generic[T]):
     """A figure the plan will read; its value is there once the plan has run."""
 
-    __slots__ = ("_convert", "_index", "_plan")
+    __slots__ = ("_arg", "_convert", "_index", "_plan")
 
-    def __init__(self, plan: Plan, index: int, convert: Callable[[Any], T]) -> None:
+    def __init__(
+        self, plan: Plan, index: int, convert: Callable[[Any, Any], T], arg: Any = None
+    ) -> None:
         self._plan = plan
         self._index = index
-        self._convert = convert
+        self._convert = convert  # a module function, not a closure: made for every read
+        self._arg = arg
 
     @property
     def value(self) -> T:
-        return self._convert(self._plan.result(self._index))
+        return self._convert(self._plan.result(self._index), self._arg)
 
 
 class Plan:
+    """An event's window operations, kept as one flat list (`OPS` gives each one's arity):
+    a plan is built for every CDR, so it allocates as little as it can."""
+
+    __slots__ = ("_head", "_keys", "_ops", "_reads", "_results", "at_ms", "fresh")
+
     def __init__(self, seen_key: str, event_id: str, at_ms: int, seen_keep_ms: int) -> None:
         self.at_ms = at_ms
         self._keys: dict[str, int] = {seen_key: 1}
-        self._head: list[Any] = [event_id, at_ms, seen_keep_ms, seen_keep_ms // 1000 + 60]
-        self._ops: list[list[Any]] = []
+        self._head: tuple[Any, ...] = (event_id, at_ms, seen_keep_ms, seen_keep_ms // 1000 + 60)
+        self._ops: list[Any] = []
         self._reads = 0
         self._results: Sequence[Any] | None = None
         self.fresh = True
@@ -85,16 +93,16 @@ class Plan:
     def _key(self, key: str) -> int:
         return self._keys.setdefault(key, len(self._keys) + 1)
 
-    def _read(self, convert: Callable[[Any], T]) -> Slot[T]:
+    def _read(self, convert: Callable[[Any, Any], T], arg: Any = None) -> Slot[T]:
         self._reads += 1
-        return Slot(self, self._reads - 1, convert)
+        return Slot(self, self._reads - 1, convert, arg)
 
     # -- writes ------------------------------------------------------------------------------
 
     def add(self, key: str, member: str, score: int, span_ms: int) -> None:
         """Put a member in a time window kept for `span_ms` (plus slack for late events)."""
         keep = span_ms + LATE_SLACK_MS
-        self._ops.append(["add", self._key(key), member, score, keep, _ttl(keep)])
+        self._ops += ("add", self._key(key), member, score, keep, _ttl(keep))
 
     def bump(
         self, key: str, bucket_ms: int, span_ms: int, at_ms: int | None = None, **amounts: int
@@ -102,7 +110,8 @@ class Plan:
         """Add amounts to the time bucket of this event (or of `at_ms`) in a bucketed window."""
         bucket = (self.at_ms if at_ms is None else at_ms) // bucket_ms
         keep = span_ms // bucket_ms + 1
-        self._ops.append(["bump", self._key(key), bucket, keep, _ttl(span_ms), amounts])
+        flat = [x for item in amounts.items() for x in item]
+        self._ops += ("bump", self._key(key), bucket, keep, _ttl(span_ms), flat)
 
     def agg(
         self,
@@ -115,24 +124,22 @@ class Plan:
     ) -> Slot[list[int]]:
         """Put a call with values in a window kept for exactly `span_ms`; read the window's
         count and the sums of each value (running sums: no scan of the window)."""
-        member = "|".join([call_id, *(str(v) for v in values)])
-        self._ops.append(
-            ["agg", self._key(key), self._key(sums_key), key, member, score, span_ms, _ttl(span_ms)]
-        )
-        n = len(values) + 1
-        return self._read(lambda v: [*(int(x) for x in v), *([0] * (n - len(v)))][:n])
+        member = "|".join([call_id, *map(str, values)])
+        k = self._key(key)
+        self._ops += ("agg", k, self._key(sums_key), key, member, score, span_ms, _ttl(span_ms))
+        return self._read(_sums, len(values) + 1)
 
     # -- reads -------------------------------------------------------------------------------
 
     def sums(self, key: str, sums_key: str, n: int) -> Slot[list[int]]:
         """Count and sums of `n` values of an `agg` window, without adding to it."""
-        self._ops.append(["sums", self._key(key), self._key(sums_key), key])
-        return self._read(lambda v: [*(int(x) for x in v), *([0] * (n + 1 - len(v)))][: n + 1])
+        self._ops += ("sums", self._key(key), self._key(sums_key), key)
+        return self._read(_sums, n + 1)
 
     def count(self, key: str, span_ms: int) -> Slot[int]:
         """Members of a window in the `span_ms` up to this event."""
-        self._ops.append(["count", self._key(key), self.at_ms - span_ms, self.at_ms])
-        return self._read(int)
+        self._ops += ("count", self._key(key), self.at_ms - span_ms, self.at_ms)
+        return self._read(_int)
 
     def total(
         self,
@@ -148,27 +155,16 @@ class Plan:
         at = self.at_ms if at_ms is None else at_ms
         high = at // bucket_ms - (1 if skip_current else 0)
         low = high - span_ms // bucket_ms + 1
-        fields = [f"{b}:{n}" for b in range(low, high + 1) for n in names]
-        self._ops.append(["total", self._key(key), fields, list(names)])
-        return self._read(lambda v: dict(zip(names, (int(x) for x in v), strict=True)))
+        self._ops += ("total", self._key(key), low, high, names)
+        return self._read(_named, names)
 
     def seq(
         self, key: str, ids_key: str, digits: str, call_id: str, span_ms: int, cap: int
     ) -> Slot[SeqRun]:
         """Add a dialled number; read the run of consecutive numbers around it."""
-        self._ops.append(
-            [
-                "seq",
-                self._key(key),
-                self._key(ids_key),
-                digits,
-                call_id,
-                span_ms,
-                _ttl(span_ms),
-                cap,
-            ]
-        )
-        return self._read(lambda v: SeqRun(int(v[0]), _text(v[1]), tuple(_text(x) for x in v[2])))
+        k = self._key(key)
+        self._ops += ("seq", k, self._key(ids_key), digits, call_id, span_ms, _ttl(span_ms), cap)
+        return self._read(_run)
 
     def overlap(
         self, key: str, call_id: str, start_ms: int, end_ms: int, span_ms: int
@@ -176,8 +172,8 @@ class Plan:
         """Add a call's interval; read how many kept calls overlap it (itself included)."""
         keep = span_ms + LATE_SLACK_MS
         member = f"{call_id}|{start_ms}|{end_ms}"
-        self._ops.append(["overlap", self._key(key), member, start_ms, end_ms, keep, _ttl(keep)])
-        return self._read(int)
+        self._ops += ("overlap", self._key(key), member, start_ms, end_ms, keep, _ttl(keep))
+        return self._read(_int)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -213,6 +209,24 @@ def bind(plans: Sequence[Plan], reply: Any) -> None:
     """Hand each plan its answer from the reply of `command(plans)`."""
     for plan, answer in zip(plans, reply, strict=True):
         plan.bind(answer)
+
+
+def _int(value: Any, _: Any) -> int:
+    return int(value)
+
+
+def _sums(value: Any, n: int) -> list[int]:
+    """A count and n-1 sums, zeros where the window had none yet."""
+    out = [int(x) for x in value[:n]]
+    return out + [0] * (n - len(out)) if len(out) < n else out
+
+
+def _named(value: Any, names: tuple[str, ...]) -> dict[str, int]:
+    return dict(zip(names, map(int, value), strict=True))
+
+
+def _run(value: Any, _: Any) -> SeqRun:
+    return SeqRun(int(value[0]), _text(value[1]), tuple(_text(x) for x in value[2]))
 
 
 def _ttl(keep_ms: int) -> int:

@@ -26,9 +26,8 @@ from tests.unit.test_abuse_rules import T0, ledger_entry
 S = 1000
 MIN = 60 * S
 RECORDED = Path(__file__).parent / "data" / "abuse_flood_signals.json"
-ROLES = ("dialer", "irsf", "wangiri", "robo", "fwd", "premium") + tuple(
-    f"office{i}" for i in range(12)
-)
+OFFICES = tuple(f"office{i}" for i in range(12))
+ROLES = ("dialer", "irsf", "wangiri", "robo", "fwd", "premium", *OFFICES)
 
 
 def flood(ids: dict[str, str]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -41,36 +40,95 @@ def flood(ids: dict[str, str]) -> tuple[list[dict[str, str]], list[dict[str, str
 
     for i in range(400):  # every 9 s, numbers in order now and then, few answered briefly
         to = f"+4860{(5_000_000 + i) if i % 7 < 3 else r.randrange(10**7):07d}"
-        add("dialer", i, T0 + i * 9 * S, to, "mobile", r.randint(2, 9) if i % 4 == 0 else 0,
-            caller="+48221110000", cost=60_000 if i % 4 == 0 else 0)
+        add(
+            "dialer",
+            i,
+            T0 + i * 9 * S,
+            to,
+            "mobile",
+            r.randint(2, 9) if i % 4 == 0 else 0,
+            caller="+48221110000",
+            cost=60_000 if i % 4 == 0 else 0,
+        )
     for i in range(60):  # +882 tests, then long calls side by side, expensive
         to = f"+88213{r.randrange(10**6):06d}"
         long = i % 3 == 0
-        add("irsf", i, T0 + i * 2 * MIN, to, "high_risk", 1800 if long else r.randint(0, 20),
-            caller="+48221110002", cost=300_000_000 if long else 1_000_000)
+        add(
+            "irsf",
+            i,
+            T0 + i * 2 * MIN,
+            to,
+            "high_risk",
+            1800 if long else r.randint(0, 20),
+            caller="+48221110002",
+            cost=300_000_000 if long else 1_000_000,
+        )
     for i in range(12):  # callbacks to the bait range
-        add("wangiri", i, T0 + 40 * MIN + i * 5 * MIN, f"+2327612{i:04d}", "international",
-            r.randint(0, 40), caller="+48221110003", cost=500_000)
+        add(
+            "wangiri",
+            i,
+            T0 + 40 * MIN + i * 5 * MIN,
+            f"+2327612{i:04d}",
+            "international",
+            r.randint(0, 40),
+            caller="+48221110003",
+            cost=500_000,
+        )
     for i in range(150):  # one caller id, many numbers, short uniform recordings
-        add("robo", i, T0 + i * 20 * S, f"+4822{r.randrange(10**7):07d}", "geographic",
-            20 if i % 3 == 0 else 0, caller="+48221110004", cost=30_000 if i % 3 == 0 else 0)
+        add(
+            "robo",
+            i,
+            T0 + i * 20 * S,
+            f"+4822{r.randrange(10**7):07d}",
+            "geographic",
+            20 if i % 3 == 0 else 0,
+            caller="+48221110004",
+            cost=30_000 if i % 3 == 0 else 0,
+        )
     for i in range(80):  # forwarded legs, some abroad
         intl = i % 5 == 0
-        add("fwd", i, T0 + i * 80 * S, "+4930123456" if intl else f"+4860{i:07d}",
-            "international" if intl else "mobile", 60, cost=100_000, rdnis="+48221110005")
+        add(
+            "fwd",
+            i,
+            T0 + i * 80 * S,
+            "+4930123456" if intl else f"+4860{i:07d}",
+            "international" if intl else "mobile",
+            60,
+            cost=100_000,
+            rdnis="+48221110005",
+        )
     for i in range(15):
-        add("premium", i, T0 + i * 7 * MIN, "+48701234567", "premium", 0,
-            state="denied", reason="PREMIUM_BLOCKED")
+        add(
+            "premium",
+            i,
+            T0 + i * 7 * MIN,
+            "+48701234567",
+            "premium",
+            0,
+            state="denied",
+            reason="PREMIUM_BLOCKED",
+        )
     for i in range(1200):
         role = f"office{r.randrange(12)}"
         answered = r.random() < 0.75
-        add(role, i, T0 + r.randrange(2 * 60 * MIN), f"+4822{r.randrange(10**7):07d}",
-            "geographic", r.randint(10, 600) if answered else 0, caller="+48221119999",
-            cost=r.randrange(1_000_000) if answered else 0)
+        add(
+            role,
+            i,
+            T0 + r.randrange(2 * 60 * MIN),
+            f"+4822{r.randrange(10**7):07d}",
+            "geographic",
+            r.randint(10, 600) if answered else 0,
+            caller="+48221119999",
+            cost=r.randrange(1_000_000) if answered else 0,
+        )
     out.sort(key=lambda e: int(e["ended_at"]))
     bait = [
-        {"account": ids["wangiri"], "caller": f"+2327612{i:04d}", "duration": "1",
-         "ts": str(T0 + 10 * MIN + i * 20 * S)}
+        {
+            "account": ids["wangiri"],
+            "caller": f"+2327612{i:04d}",
+            "duration": "1",
+            "ts": str(T0 + 10 * MIN + i * 20 * S),
+        }
         for i in range(8)
     ]
     return out, bait
@@ -92,16 +150,33 @@ def as_json(signals: list[Signal], found: list[Finding], roles: dict[str, str]) 
 
     rows = sorted(
         json.dumps(
-            [roles[s.account], s.rule, s.subject, s.severity.value, s.at_ms, dict(s.figures),
-             dict(s.threshold), s.window_s, strip(s.call_ids), dict(s.detail)],
+            [
+                roles[s.account],
+                s.rule,
+                s.subject,
+                s.severity.value,
+                s.at_ms,
+                dict(s.figures),
+                dict(s.threshold),
+                s.window_s,
+                strip(s.call_ids),
+                dict(s.detail),
+            ],
             sort_keys=True,
         )
         for s in signals
     )
     kept = sorted(
         json.dumps(
-            [roles[f.account], f.rule, f.subject, f.window_key, f.severity.value,
-             f.evidence.get("figures"), strip(f.evidence.get("call_ids", []))],
+            [
+                roles[f.account],
+                f.rule,
+                f.subject,
+                f.window_key,
+                f.severity.value,
+                f.evidence.get("figures"),
+                strip(f.evidence.get("call_ids", [])),
+            ],
             sort_keys=True,
         )
         for f in found
@@ -110,7 +185,10 @@ def as_json(signals: list[Signal], found: list[Finding], roles: dict[str, str]) 
 
 
 async def test_a_recorded_flood_gives_the_recorded_signals(
-    svc: Services, retail: Deck, make_account: AccountFactory, abuse_detector: Make,
+    svc: Services,
+    retail: Deck,
+    make_account: AccountFactory,
+    abuse_detector: Make,
     tmp_path: Path,
 ) -> None:
     ids = {role: (await make_account(allow_high_risk=role == "irsf")).id for role in ROLES}
