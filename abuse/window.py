@@ -20,6 +20,7 @@ from rating.keys import Keyspace
 T = TypeVar("T")
 TTL_SLACK_S = 3600  # keys outlive their longest window a little: late events still count
 LATE_SLACK_MS = 15 * 60_000  # windows keep this much before their span: out-of-order CDRs
+NAMES_KEPT = 32  # key names remembered per account
 _SAFE = re.compile(r"^[0-9A-Za-z+*#._-]{1,40}$")
 
 
@@ -37,14 +38,20 @@ def part(text: str) -> str:
 class AccountKeys:
     """Names of an account's abuse keys: `{prefix}:{tag}:abuse:{account}:...`."""
 
-    __slots__ = ("account", "base")
+    __slots__ = ("_names", "account", "base")
 
     def __init__(self, keyspace: Keyspace, account: str) -> None:
         self.account = account
         self.base = f"{keyspace.prefix}:{keyspace.tag(account)}:abuse:{account}:"
+        self._names: dict[tuple[str, ...], str] = {}  # the rules' fixed names, built once
 
     def __call__(self, *parts: str) -> str:
-        return self.base + ":".join(parts)
+        name = self._names.get(parts)
+        if name is None:
+            name = self.base + ":".join(parts)
+            if len(self._names) < NAMES_KEPT:  # not every caller id or range dialled
+                self._names[parts] = name
+        return name
 
 
 @dataclass(frozen=True, slots=True)
