@@ -40,7 +40,7 @@ from rating.keys import Keyspace, parse_ref
 from runtime.services import Services
 
 log = logging.getLogger("tollgate.abuse")
-Command = tuple[list[str], list[str]]  # KEYS and ARGV of one script call
+Command = tuple[list[str], list[Any]]  # KEYS and ARGV of one script call
 
 EVIDENCE_CALLS = 50  # call ids kept in a finding's evidence
 # Events per script call: a call's fixed cost is paid once for them, and Redis is held at

@@ -7,7 +7,6 @@ the account's hash tag, so the script runs unchanged on Redis Cluster."""
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Callable, Sequence
@@ -118,7 +117,7 @@ class Plan:
         bucket = (self.at_ms if at_ms is None else at_ms) // bucket_ms
         keep = span_ms // bucket_ms + 1
         flat = [x for item in amounts.items() for x in item]
-        self._ops += ("bump", self._key(key), bucket, keep, _ttl(span_ms), flat)
+        self._ops += ("bump", self._key(key), bucket, keep, _ttl(span_ms), len(flat), *flat)
 
     def agg(
         self,
@@ -162,7 +161,7 @@ class Plan:
         at = self.at_ms if at_ms is None else at_ms
         high = at // bucket_ms - (1 if skip_current else 0)
         low = high - span_ms // bucket_ms + 1
-        self._ops += ("total", self._key(key), low, high, names)
+        self._ops += ("total", self._key(key), low, high, len(names), *names)
         return self._read(_named, names)
 
     def seq(
@@ -184,14 +183,18 @@ class Plan:
 
     # -- running -----------------------------------------------------------------------------
 
-    def command(self) -> tuple[list[str], list[str]]:
+    def command(self) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of the script running this plan alone."""
         return command([self])
 
-    def event(self, index: dict[str, int]) -> list[Any]:
-        """This plan as one event of a batch whose keys are numbered in `index` (grown)."""
-        keymap = [index.setdefault(k, len(index) + 1) for k in self._keys]
-        return [*self._head, keymap, self._ops]
+    def event(self, index: dict[str, int], out: list[Any]) -> None:
+        """This plan as one event of a batch, put on `out` (the script's ARGV); its keys are
+        numbered in `index` (grown)."""
+        out += self._head
+        out.append(len(self._keys))
+        out += [index.setdefault(k, len(index) + 1) for k in self._keys]
+        out.append(len(self._ops))
+        out += self._ops
 
     def bind(self, reply: Any) -> None:
         """Take this plan's answer ({fresh, figures}) from the script's reply."""
@@ -204,12 +207,15 @@ class Plan:
         return self._results[index]
 
 
-def command(plans: Sequence[Plan]) -> tuple[list[str], list[str]]:
+def command(plans: Sequence[Plan]) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of one script call running `plans` in order; their keys must share a
-    hash tag (one account's, or one shard's accounts) for Redis Cluster."""
+    hash tag (one account's, or one shard's accounts) for Redis Cluster. ARGV is flat (no
+    JSON to encode here and decode in the script): the number of events, then each one."""
     index: dict[str, int] = {}
-    events = [plan.event(index) for plan in plans]
-    return list(index), [json.dumps(events, separators=(",", ":"))]
+    argv: list[Any] = [len(plans)]
+    for plan in plans:
+        plan.event(index, argv)
+    return list(index), argv
 
 
 def bind(plans: Sequence[Plan], reply: Any) -> None:

@@ -1,11 +1,13 @@
 -- Events' effect on accounts' sliding windows, and the figures the detectors read, for a
 -- batch of events run in order (one call per stream read: what one call costs is paid once).
--- KEYS: every key of the batch (one hash tag). ARGV[1]: a JSON list of events, each
--- [event_id, at_ms, seen_keep_ms, seen_ttl_s, keymap, ops]: keymap lists the KEYS index of
--- the event's own keys (its first is its account's "seen" set of event ids), ops a flat list
--- of operations (name, key_index, args...) whose key indices point into keymap. An event
--- already seen changes nothing (a re-delivered entry is not counted twice) but still
--- answers every read, so its findings can be stored again. Answers {fresh, out} per event.
+-- KEYS: every key of the batch (one hash tag). ARGV: one flat list (no JSON to decode), the
+-- number of events, then per event: event_id, at_ms, seen_keep_ms, seen_ttl_s, the number
+-- of its keys and their KEYS indices (its first is its account's "seen" set of event ids),
+-- the number of items of its operations and the operations one after the other: name,
+-- key index (into the event's keys), arguments (`ARITY`; bump and total then name how
+-- many more follow). An event already seen changes nothing (a re-delivered entry is not
+-- counted twice) but still answers every read, so its findings can be stored again.
+-- Answers {fresh, out} per event.
 --
 -- Cheap by design (this runs for every CDR): a window's old members are trimmed once per
 -- key and call (at the latest cutoff asked) instead of at every event, with the same
@@ -17,6 +19,7 @@ local ttls = {}     -- key -> longest TTL asked for: one EXPIRE per key and batc
 local pending = {}  -- key -> the cutoff members scored under should have gone by now
 local seqs = {}     -- sequence key -> its ids hash (their old members go together)
 local function touch(k, ttl)
+  ttl = tonumber(ttl)
   if (ttls[k] or 0) < ttl then ttls[k] = ttl end
 end
 local function flush(k)
@@ -39,12 +42,13 @@ end
 -- have survived the trims so far, so they are done now and it stays until the next
 local function before(k, score)
   local cutoff = pending[k]
-  if cutoff and score < cutoff then flush(k) end
+  if cutoff and tonumber(score) < cutoff then flush(k) end
 end
 local function trim(k, cutoff)
   if (pending[k] or -math.huge) < cutoff then pending[k] = cutoff end
 end
 local function low(k, from)
+  from = tonumber(from)
   local cutoff = pending[k]
   if cutoff and cutoff > from then return cutoff end
   return from
@@ -68,26 +72,32 @@ local function apply(sums, m, sign)
 end
 
 local BATCH_KEYS = KEYS
--- operations follow each other in one flat list: each name, then this many arguments
+-- arguments after an operation's name (bump and total: then as many more as the last says)
 local ARITY = {add = 5, count = 3, bump = 5, agg = 7, sums = 3, total = 4, seq = 7, overlap = 6}
+local A = ARGV
 
-local function observe(event)
-local id, at = event[1], tonumber(event[2])
+-- the event starting at ARGV index p; answers its reply and the index after it
+local function observe(p)
+local id, at = A[p], tonumber(A[p + 1])
 local KEYS = {}
-for i, ki in ipairs(event[5]) do KEYS[i] = BATCH_KEYS[ki] end
+local nkeys = tonumber(A[p + 4])
+for j = 1, nkeys do KEYS[j] = BATCH_KEYS[tonumber(A[p + 4 + j])] end
+p = p + 5 + nkeys
+local last = p + tonumber(A[p])  -- the event's last item
 before(KEYS[1], at)
 local fresh = redis.call('ZADD', KEYS[1], 'NX', at, id) == 1
 if fresh then
-  trim(KEYS[1], at - tonumber(event[3]))
-  touch(KEYS[1], tonumber(event[4]))
+  trim(KEYS[1], at - tonumber(A[p - 3 - nkeys]))
+  touch(KEYS[1], tonumber(A[p - 2 - nkeys]))
 end
 
 local out = {}
-local o, i = event[6], 1
-while i <= #o do
+local o, i = A, p + 1
+while i <= last do
   local op, base = o[i], i - 1
-  local k = KEYS[o[i + 1]]
+  local k = KEYS[tonumber(o[i + 1])]
   i = i + 1 + (ARITY[op] or 0)
+  if op == 'bump' or op == 'total' then i = i + tonumber(o[i - 1]) end
   if op == 'add' then
     -- member score keep_ms ttl_s: a call in a window (a sorted set scored by time)
     if fresh then
@@ -100,18 +110,18 @@ while i <= #o do
     -- low high: members in a window
     out[#out + 1] = redis.call('ZCOUNT', k, digits(low(k, o[base + 3])), digits(o[base + 4]))
   elseif op == 'bump' then
-    -- bucket keep_buckets ttl_s [name, amount, ...]: sums per time bucket (a hash)
+    -- bucket keep_buckets ttl_s n name amount ...: sums per time bucket (a hash)
     if fresh then
-      local amounts, grown = o[base + 6], false
-      for j = 1, #amounts, 2 do
-        local amount = amounts[j + 1]
+      local n, grown = tonumber(o[base + 6]), false
+      for j = base + 7, base + 6 + n, 2 do
+        local amount = tonumber(o[j + 1])
         -- a field at its first amount is new: only then can old buckets be due to go
-        if redis.call('HINCRBY', k, o[base + 3] .. ':' .. amounts[j], amount) == amount then
+        if redis.call('HINCRBY', k, o[base + 3] .. ':' .. o[j], amount) == amount then
           grown = true
         end
       end
       touch(k, o[base + 5])
-      if grown and redis.call('HLEN', k) > 2 * (o[base + 4] + 1) * (#amounts / 2) then
+      if grown and redis.call('HLEN', k) > 2 * (o[base + 4] + 1) * (n / 2) then
         for _, f in ipairs(redis.call('HKEYS', k)) do
           local bucket = tonumber(string.match(f, '^(%d+):'))
           if bucket and bucket < o[base + 3] - o[base + 4] then redis.call('HDEL', k, f) end
@@ -122,7 +132,7 @@ while i <= #o do
     -- sums_key field member score keep_ms ttl_s: a call ("id|v1|v2...") in a window kept
     -- for exactly keep_ms, with the window's running count and sums of v1, v2... kept in one
     -- hash field ("count,sum1,sum2..."): each call is added once and taken out once.
-    local h, field, member, score = KEYS[o[base + 3]], o[base + 4], o[base + 5], o[base + 6]
+    local h, field, member, score = KEYS[tonumber(o[base + 3])], o[base + 4], o[base + 5], o[base + 6]
     -- the sums hash outlives a window whose calls all expired: then its sums are stale
     local sums = parse(redis.call('EXISTS', k) == 1 and redis.call('HGET', h, field))
     if fresh then
@@ -146,10 +156,11 @@ while i <= #o do
     out[#out + 1] = sums
   elseif op == 'sums' then
     -- field: the running count and sums of an 'agg' window, read only
-    out[#out + 1] = parse(redis.call('EXISTS', k) == 1 and redis.call('HGET', KEYS[o[base + 3]], o[base + 4]))
+    out[#out + 1] = parse(redis.call('EXISTS', k) == 1 and redis.call('HGET', KEYS[tonumber(o[base + 3])], o[base + 4]))
   elseif op == 'total' then
-    -- low_bucket high_bucket names: the sums of each name over the buckets low..high
-    local from, to, names = o[base + 3], o[base + 4], o[base + 5]
+    -- low_bucket high_bucket n names...: the sums of each name over the buckets low..high
+    local from, to, names = tonumber(o[base + 3]), tonumber(o[base + 4]), {}
+    for j = base + 6, base + 5 + tonumber(o[base + 5]) do names[#names + 1] = o[j] end
     local fields = {}
     for b = from, to do
       for j = 1, #names do fields[#fields + 1] = b .. ':' .. names[j] end
@@ -165,8 +176,9 @@ while i <= #o do
   elseif op == 'seq' then
     -- ids_key number call_id keep_ms ttl_s cap: the run of consecutive numbers (n-1, n,
     -- n+1...) dialled within keep_ms, whatever their order. Answers {length, first, ids}.
-    local ids = KEYS[o[base + 3]]
-    local member, n, keep, cap = o[base + 4], tonumber(o[base + 4]), o[base + 6], o[base + 8]
+    local ids = KEYS[tonumber(o[base + 3])]
+    local member, n = o[base + 4], tonumber(o[base + 4])
+    local keep, cap = tonumber(o[base + 6]), tonumber(o[base + 8])
     if fresh then
       seqs[k] = ids
       before(k, at)
@@ -196,7 +208,7 @@ while i <= #o do
   elseif op == 'overlap' then
     -- member start_ms end_ms keep_ms ttl_s: calls (member "id|start|end", scored by end)
     -- whose time overlaps this one's, itself included
-    local start, stop = o[base + 4], o[base + 5]
+    local start, stop = tonumber(o[base + 4]), tonumber(o[base + 5])
     if fresh then
       before(k, stop)
       redis.call('ZADD', k, stop, o[base + 3])
@@ -213,11 +225,11 @@ while i <= #o do
     error('unknown operation ' .. tostring(op))
   end
 end
-return {fresh and 1 or 0, out}
+return {fresh and 1 or 0, out}, last + 1
 end
 
-local replies = {}
-for i, event in ipairs(cjson.decode(ARGV[1])) do replies[i] = observe(event) end
+local replies, p = {}, 2
+for e = 1, tonumber(ARGV[1]) do replies[e], p = observe(p) end
 for k in pairs(pending) do flush(k) end
 for k, ttl in pairs(ttls) do redis.call('EXPIRE', k, ttl) end
 return replies
