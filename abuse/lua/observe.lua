@@ -62,6 +62,19 @@ local function parse(kept)
   end
   return sums
 end
+-- the sums of an 'agg' window written in this call, as stored: an account's later events
+-- in the call need not read them again (the window exists: it holds at least that call)
+local running = {}
+local function stored(k, h, field)
+  local known = running[k .. '\0' .. h .. '\0' .. field]
+  if known then
+    local copy = {}  -- a reply is converted when the script returns: never share a table
+    for j = 1, #known do copy[j] = known[j] end
+    return copy
+  end
+  -- the sums hash outlives a window whose calls all expired: then its sums are stale
+  return parse(redis.call('EXISTS', k) == 1 and redis.call('HGET', h, field))
+end
 local function apply(sums, m, sign)
   local j = 1
   sums[1] = (sums[1] or 0) + sign
@@ -132,9 +145,9 @@ while i <= last do
     -- sums_key field member score keep_ms ttl_s: a call ("id|v1|v2...") in a window kept
     -- for exactly keep_ms, with the window's running count and sums of v1, v2... kept in one
     -- hash field ("count,sum1,sum2..."): each call is added once and taken out once.
-    local h, field, member, score = KEYS[tonumber(o[base + 3])], o[base + 4], o[base + 5], o[base + 6]
-    -- the sums hash outlives a window whose calls all expired: then its sums are stale
-    local sums = parse(redis.call('EXISTS', k) == 1 and redis.call('HGET', h, field))
+    local h, field = KEYS[tonumber(o[base + 3])], o[base + 4]
+    local member, score = o[base + 5], o[base + 6]
+    local sums = stored(k, h, field)
     if fresh then
       local changed = redis.call('ZADD', k, score, member) == 1
       if changed then apply(sums, member, 1) end
@@ -152,11 +165,14 @@ while i <= last do
       end
       touch(k, o[base + 8])
       touch(h, o[base + 8])
+      local kept = {}
+      for j = 1, #sums do kept[j] = sums[j] end
+      running[k .. '\0' .. h .. '\0' .. field] = kept
     end
     out[#out + 1] = sums
   elseif op == 'sums' then
     -- field: the running count and sums of an 'agg' window, read only
-    out[#out + 1] = parse(redis.call('EXISTS', k) == 1 and redis.call('HGET', KEYS[tonumber(o[base + 3])], o[base + 4]))
+    out[#out + 1] = stored(k, KEYS[tonumber(o[base + 3])], o[base + 4])
   elseif op == 'total' then
     -- low_bucket high_bucket n names...: the sums of each name over the buckets low..high
     local from, to, names = tonumber(o[base + 3]), tonumber(o[base + 4]), {}
