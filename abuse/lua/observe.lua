@@ -62,9 +62,11 @@ local function parse(kept)
   end
   return sums
 end
--- the sums of an 'agg' window written in this call, as stored: an account's later events
--- in the call need not read them again (the window exists: it holds at least that call)
-local running = {}
+-- the sums of an 'agg' window written in this call: an account's later events in the call
+-- need not read them again (the window exists: it holds at least that call), and they are
+-- stored once, when the call ends
+local running = {}  -- window, hash, field -> sums
+local dirty = {}    -- the same -> {hash, field, sums} to store
 local function stored(k, h, field)
   local known = running[k .. '\0' .. h .. '\0' .. field]
   if known then
@@ -158,16 +160,13 @@ while i <= last do
         redis.call('ZREMRANGEBYSCORE', k, '-inf', cutoff)
         changed = true
       end
-      if changed then
-        local text = {}
-        for j = 1, #sums do text[j] = digits(sums[j]) end
-        redis.call('HSET', h, field, table.concat(text, ','))
-      end
       touch(k, o[base + 8])
       touch(h, o[base + 8])
       local kept = {}
       for j = 1, #sums do kept[j] = sums[j] end
-      running[k .. '\0' .. h .. '\0' .. field] = kept
+      local id = k .. '\0' .. h .. '\0' .. field
+      running[id] = kept
+      if changed then dirty[id] = {h, field, kept} end
     end
     out[#out + 1] = sums
   elseif op == 'sums' then
@@ -247,5 +246,10 @@ end
 local replies, p = {}, 2
 for e = 1, tonumber(ARGV[1]) do replies[e], p = observe(p) end
 for k in pairs(pending) do flush(k) end
+for _, d in pairs(dirty) do  -- before the TTLs: EXPIRE on a hash not written yet does nothing
+  local text = {}
+  for j = 1, #d[3] do text[j] = digits(d[3][j]) end
+  redis.call('HSET', d[1], d[2], table.concat(text, ','))
+end
 for k, ttl in pairs(ttls) do redis.call('EXPIRE', k, ttl) end
 return replies
