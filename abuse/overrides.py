@@ -77,6 +77,7 @@ class Thresholds:
         self._overrides: dict[tuple[str, str], RuleParams] = {}
         self._global = {rule: settings.params(rule) for rule in DETECTORS}
         self._loaded_at: float | None = None
+        self.version = object()
 
     async def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -94,6 +95,7 @@ class Thresholds:
                 log.error("ignoring abuse override of %s: %s", o.account, exc)
         self._overrides = loaded
         self._loaded_at = now
+        self.version = object()  # a new one at every load: what was derived from the old goes
 
     def params(self, account: str, rule: str) -> RuleParams:
         found = self._overrides.get((account, rule))

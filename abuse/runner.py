@@ -27,8 +27,10 @@ from abuse.detectors import DETECTORS
 from abuse.detectors.base import Detector, Evaluate, Scope
 from abuse.events import CallEvent, InboundEvent
 from abuse.findings import Finding
+from abuse.gc_pause import CollectorPause
 from abuse.metrics import AbuseMetrics
 from abuse.overrides import Thresholds
+from abuse.params import RuleParams
 from abuse.settings import AbuseSettings
 from abuse.signals import Signal
 from abuse.window import AccountKeys, Plan, bind, command, script_text
@@ -38,11 +40,13 @@ from rating.keys import Keyspace, parse_ref
 from runtime.services import Services
 
 log = logging.getLogger("tollgate.abuse")
+Command = tuple[list[str], list[Any]]  # KEYS and ARGV of one script call
 
 EVIDENCE_CALLS = 50  # call ids kept in a finding's evidence
 # Events per script call: a call's fixed cost is paid once for them, and Redis is held at
 # most this many events' work (~0.1 ms each) at a time, so authorizations are not held up.
 SCRIPT_EVENTS = 32
+ACCOUNTS_KEPT = 100_000  # accounts whose keys, scope and thresholds are kept at hand
 ERRORS: tuple[type[Exception], ...] = (
     RedisError,
     OSError,
@@ -58,8 +62,26 @@ def inbound_stream_key(keys: Keyspace) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
+    account: str
     plan: Plan
     checks: list[Evaluate]
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    seen: str  # its set of event ids seen
+    scope: Scope
+    rules: list[tuple[Detector[Any], RuleParams]]  # the enabled rules and their thresholds
+
+
+def _by_account(jobs: list[_Job]) -> list[Plan]:
+    """The plans of one hash tag, each account's together and in order: a script call then
+    sets each key's TTL and trims each window once for all of an account's events in it
+    (accounts share no keys, so only the order within an account matters)."""
+    grouped: dict[str, list[Plan]] = {}
+    for job in jobs:
+        grouped.setdefault(job.account, []).append(job.plan)
+    return [plan for plans in grouped.values() for plan in plans]
 
 
 class AbuseDetector:
@@ -99,6 +121,9 @@ class AbuseDetector:
         if s.inbound_stream:
             self.inbound = CdrStream(self.redis, inbound_stream_key(self.keys), s.group, s.consumer)
         self._homes: dict[str, str] = {}
+        self.collector = CollectorPause()
+        self._accounts: dict[str, _Account] = {}
+        self._accounts_of: object = None  # the thresholds' version they were made with
         self._written: dict[tuple[str, str, str, str], tuple[int, float, int]] = {}
 
     @property
@@ -163,8 +188,13 @@ class AbuseDetector:
     # -- one batch -----------------------------------------------------------------------------
 
     async def _process(self, stream: CdrStream, entries: list[Entry]) -> None:
+        with self.collector.paused():
+            await self._batch(stream, entries)
+
+    async def _batch(self, stream: CdrStream, entries: list[Entry]) -> None:
         inbound = stream is self.inbound
-        events = [e for e in (self._event(entry, inbound) for entry in entries) if e is not None]
+        parsed = (self._event(entry, inbound) for entry in entries)
+        events = [e for e in parsed if e is not None]
         if inbound:
             await self._load_homes({e.account for e in events})
         # A stream's accounts share its hash tag; the inbound stream's do not (Cluster).
@@ -174,44 +204,51 @@ class AbuseDetector:
             if job is not None:
                 by_tag.setdefault(self.keys.tag(ev.account), []).append(job)
         calls = [
-            [job.plan for job in tagged[i : i + SCRIPT_EVENTS]]
-            for tagged in by_tag.values()
-            for i in range(0, len(tagged), SCRIPT_EVENTS)
+            plans[i : i + SCRIPT_EVENTS]
+            for plans in (_by_account(tagged) for tagged in by_tag.values())
+            for i in range(0, len(plans), SCRIPT_EVENTS)
         ]
+        commands = [command(plans) for plans in calls]
+        signals: list[Signal] = []
         if calls:
-            for plans, reply in zip(calls, await self._observe(calls), strict=True):
+            replies = await self._observe(commands)
+            for plans, reply in zip(calls, replies, strict=True):
                 bind(plans, reply)
-        jobs = [job for tagged in by_tag.values() for job in tagged]
-        for job in jobs:
-            for check in job.checks:
-                for signal in check():
-                    await self._found(signal)
+            # judging only reads the figures: every check runs before any finding is stored
+            signals = [
+                signal
+                for tagged in by_tag.values()
+                for job in tagged
+                for check in job.checks
+                for signal in check()
+            ]
+        for signal in signals:
+            await self._found(signal)
         await stream.ack([e.id for e in entries])
         (self.metrics.inbound if inbound else self.metrics.processed).inc(len(entries))
 
-    async def _observe(self, calls: list[list[Plan]]) -> list[Any]:
-        """Every batch of plans (one script call each) in one pipeline; the replies in order."""
+    async def _observe(self, commands: list[Command]) -> list[Any]:
+        """Every script call (a batch of plans each) in one pipeline; the replies in order."""
         if self.function is None:
             pipe = self.redis.pipeline(transaction=False)
-            for plans in calls:
-                keys, argv = command(plans)
+            for keys, argv in commands:
                 await self.script(keys=keys, args=argv, client=pipe)
             return list(await pipe.execute())
         try:
-            return await self._fcall(self.function, calls)
+            return await self._fcall(self.function, commands)
         except ResponseError as exc:
             if not is_missing_function(exc):
                 raise
         # a node that never had it (added since): load everywhere and run the batch again;
         # the plans are guarded by event id, so nothing counts twice
         await self.function.load(self.redis, again=True)
-        return await self._fcall(self.function, calls)
+        return await self._fcall(self.function, commands)
 
-    async def _fcall(self, function: ClusterFunction, calls: list[list[Plan]]) -> list[Any]:
+    async def _fcall(self, function: ClusterFunction, commands: list[Command]) -> list[Any]:
         await function.load(self.redis)
         pipe = self.redis.pipeline(transaction=False)
-        for plans in calls:
-            function.queue(pipe, *command(plans))
+        for keys, argv in commands:
+            function.queue(pipe, keys, argv)
         return list(await pipe.execute())
 
     def _event(self, entry: Entry, inbound: bool) -> CallEvent | InboundEvent | None:
@@ -228,22 +265,41 @@ class AbuseDetector:
         return ev if ev.counted else None
 
     def _plan(self, ev: CallEvent | InboundEvent) -> _Job | None:
-        keys = AccountKeys(self.keys, ev.account)
+        account = self._account(ev.account)
         event_id = f"in:{ev.id}" if isinstance(ev, InboundEvent) else ev.call_id
-        plan = Plan(keys("seen"), event_id, ev.at_ms, self.settings.seen_keep_s * 1000)
-        scope = Scope(ev.account, keys, self._homes.get(ev.account, self.home_default))
+        plan = Plan(account.seen, event_id, ev.at_ms, self.settings.seen_keep_s * 1000)
+        scope = account.scope
         checks: list[Evaluate] = []
-        for name, detector in self.detectors.items():
-            params = self.thresholds.params(ev.account, name)
-            if not params.enabled:
-                continue
-            if isinstance(ev, InboundEvent):
+        if isinstance(ev, InboundEvent):
+            for detector, params in account.rules:
                 check = detector.on_inbound(ev, params, plan, scope)
-            else:
+                if check is not None:
+                    checks.append(check)
+        else:
+            for detector, params in account.rules:
                 check = detector.on_call(ev, params, plan, scope)
-            if check is not None:
-                checks.append(check)
-        return _Job(plan, checks) if plan else None
+                if check is not None:
+                    checks.append(check)
+        return _Job(ev.account, plan, checks) if plan else None
+
+    def _account(self, account: str) -> _Account:
+        """What every event of an account needs, kept until the thresholds are reloaded."""
+        if self._accounts_of is not self.thresholds.version:
+            self._accounts.clear()
+            self._accounts_of = self.thresholds.version
+        found = self._accounts.get(account)
+        if found is None:
+            if len(self._accounts) >= ACCOUNTS_KEPT:
+                self._accounts.clear()
+            keys = AccountKeys(self.keys, account)
+            scope = Scope(account, keys, self._homes.get(account, self.home_default))
+            rules = [
+                (detector, params)
+                for name, detector in self.detectors.items()
+                if (params := self.thresholds.params(account, name)).enabled
+            ]
+            found = self._accounts[account] = _Account(keys("seen"), scope, rules)
+        return found
 
     async def _load_homes(self, accounts: set[str]) -> None:
         """Home countries of accounts receiving inbound calls (for "foreign")."""
@@ -256,6 +312,7 @@ class AbuseDetector:
         for account, country in zip(missing, await pipe.execute(), strict=True):
             if country:
                 self._homes[account] = country.decode() if isinstance(country, bytes) else country
+                self._accounts.pop(account, None)  # its scope names the home country
 
     # -- findings ------------------------------------------------------------------------------
 

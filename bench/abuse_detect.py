@@ -205,8 +205,8 @@ async def main() -> None:
             for account in ["dialer", "premium", "irsf"] + [f"acct-{i}" for i in range(ACCOUNTS)]:
                 await s.accounts.create(Account(account, allow_high_risk=account == "irsf"))
             now_ms = int(time.time() * 1000)
-            entries = traffic(args.cdrs, now_ms)
-            await fill_streams(redis, keys, entries)
+            # not kept: the detector's process holds no heap of CDRs (the collector would walk it)
+            await fill_streams(redis, keys, traffic(args.cdrs, now_ms))
             for tag in keys.tags():  # both groups exist before either reads: nothing trimmed
                 for group in ("bare", "abuse"):
                     await redis.xgroup_create(keys.cdr_stream(tag), group, id="0", mkstream=True)
@@ -217,9 +217,10 @@ async def main() -> None:
                 registry=CollectorRegistry(),
             )
             try:
-                start = time.perf_counter()
+                cpu, start = time.process_time(), time.perf_counter()
                 done = await detector.drain_once()
                 ours = done / (time.perf_counter() - start)
+                cpu_us = (time.process_time() - cpu) / max(done, 1) * 1e6
             finally:
                 await detector.close()
             if done != args.cdrs:
@@ -237,6 +238,7 @@ async def main() -> None:
     print(f"abuse detectors, all rules  : {ours:10.0f} CDRs/s  (batch {args.batch})")
     print(f"bare XREADGROUP + XACK loop : {limit:10.0f} CDRs/s  (the limit of reading the streams)")
     print(f"ratio                       : {ours / limit:10.2f}  ({args.cdrs} CDRs)")
+    print(f"detector's own CPU per CDR  : {cpu_us:10.0f} µs  (Redis's share is not counted)")
     summary = sorted({(f["account"], f"{f['rule']}/{f['subject']}", f["severity"]) for f in found})
     print(f"findings                    : {len(found)}  {summary}")
 

@@ -10,38 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import ROOT, scratch
+
 GOAL = 5_000  # accounts/s
-
-
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-def tollgate(env: dict[str, str], *argv: str) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "tollgate.cli", *argv],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - started
 
 
 def write_csv(path: Path, count: int) -> None:
@@ -87,34 +67,15 @@ async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--accounts", type=int, default=100_000)
     args = p.parse_args()
-    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"benchacct{uuid.uuid4().hex[:8]}"
-    dsn = with_database(PG_DSN, name)
-    env = {
-        **os.environ,
-        "TOLLGATE_PG_DSN": dsn,
-        "TOLLGATE_REDIS_URL": REDIS_URL,
-        "TOLLGATE_REDIS_PREFIX": prefix,
-    }
-    admin = await asyncpg.connect(PG_DSN)
-    await admin.execute(f'create database "{name}"')
-    redis = Redis.from_url(REDIS_URL)
-    try:
+    async with scratch("acct") as run:
         with tempfile.TemporaryDirectory() as tmp:
             csv_path = Path(tmp) / "accounts.csv"
             write_csv(csv_path, args.accounts)
-            tollgate(env, "db", "upgrade")
-            tollgate(env, "deck", "import", str(ROOT / "examples/decks/retail/deck.toml"))
-            ours = tollgate(env, "account", "import", str(csv_path))
-            again = tollgate(env, "account", "import", str(csv_path))
-            limit = await raw_pipelined(redis, prefix, args.accounts)
-    finally:
-        doomed = [k async for k in redis.scan_iter(match=f"{prefix}*", count=5000)]
-        for start in range(0, len(doomed), 5000):  # one round trip per 5,000 keys
-            await redis.unlink(*doomed[start : start + 5000])
-        await redis.aclose()
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
+            run.tollgate("db", "upgrade")
+            run.tollgate("deck", "import", str(ROOT / "examples/decks/retail/deck.toml"))
+            ours = run.tollgate("account", "import", str(csv_path))
+            again = run.tollgate("account", "import", str(csv_path))
+            limit = await raw_pipelined(run.redis, run.prefix, args.accounts)
     n = args.accounts
     print(f"tollgate account import (CLI)   : {n / ours:9.0f} accounts/s ({ours:.2f} s)")
     print(f"raw pipelined Redis HSET        : {n / limit:9.0f} accounts/s (the limit)")

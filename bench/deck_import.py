@@ -16,19 +16,17 @@ import argparse
 import asyncio
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from redis.asyncio import Redis
 
-REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import scratch
+
 RSS_LIMIT_MB = 150
 MANIFEST = """name = "big"
 currency = "PLN"
@@ -60,21 +58,6 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-def tollgate(env: dict[str, str], *argv: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", "from tollgate.cli import main; main()", *argv],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - start
-
-
 async def plain_copy(dsn: str, csv_path: Path) -> float:
     conn = await asyncpg.connect(dsn)
     try:
@@ -92,40 +75,22 @@ async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--rows", type=int, default=200_000)
     args = p.parse_args()
-    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"benchdeck{uuid.uuid4().hex[:8]}"
-    dsn = with_database(PG_DSN, name)
-    env = {
-        **os.environ,
-        "TOLLGATE_PG_DSN": dsn,
-        "TOLLGATE_REDIS_URL": REDIS_URL,
-        "TOLLGATE_REDIS_PREFIX": prefix,
-    }
-    admin = await asyncpg.connect(PG_DSN)
-    await admin.execute(f'create database "{name}"')
-    redis = Redis.from_url(REDIS_URL)
-    try:
+    async with scratch("deck") as run:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = write_deck(Path(tmp), args.rows)
-            tollgate(env, "db", "upgrade")
+            run.tollgate("db", "upgrade")
             # the limit is timed just before and just after the import: the shared machine's
             # load moves within seconds, and their mean stands beside the import
-            before = await plain_copy(dsn, Path(tmp) / "rates.csv")
+            before = await plain_copy(run.dsn, Path(tmp) / "rates.csv")
             load = os.getloadavg()[0]
             cpu_before = _children_cpu()
-            ours = tollgate(env, "deck", "import", str(manifest))
+            ours = run.tollgate("deck", "import", str(manifest))
             cpu = _children_cpu() - cpu_before
             peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            after = await plain_copy(dsn, Path(tmp) / "rates.csv")
+            after = await plain_copy(run.dsn, Path(tmp) / "rates.csv")
             limit = (before + after) / 2
-            again = tollgate(env, "deck", "import", str(manifest))
-            floor = tollgate(env, "db", "upgrade")  # nothing to apply: connecting, no work
-    finally:
-        async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
-            await redis.delete(key)
-        await redis.aclose()
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
+            again = run.tollgate("deck", "import", str(manifest))
+            floor = run.tollgate("db", "upgrade")  # nothing to apply: connecting, no work
     rows = args.rows
     print(f"tollgate deck import           : {rows / ours:10.0f} rows/s  ({ours:.2f} s)")
     print(

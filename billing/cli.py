@@ -3,14 +3,14 @@
 `register(subparsers)` adds the commands to tollgate's parser. Like tollgate's own, each is
 `async (Services, argparse.Namespace)` and prints one JSON document (`bill listing --csv`
 prints CSV); bad input is the CLI's exit-2 error. `--now` lets a run act as of another
-moment (a naive time is in the billing zone, TOLLGATE_BILLING_TIMEZONE)."""
+moment (an ISO 8601 instant with a zone; core.cliout.now_of)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,24 +26,11 @@ from billing.rerate import rerate
 from billing.run import bill_run
 from billing.settings import BillingSettings
 from cdr.export_format import DIALECTS
-from core.cliout import EXIT_UNAVAILABLE, CliError, bad_input, print_json
+from core.cliout import EXIT_UNAVAILABLE, CliError, bad_input, instant, now_of, print_json
 from core.pg import Conn
 from rating.accounts import AccountKind
 from rating.money import MoneyError, parse_micro
 from runtime.services import Services
-
-
-def _now(args: argparse.Namespace, settings: BillingSettings) -> datetime:
-    """The one instant a command acts at: --now, else the wall clock (read here, at the
-    edge, and passed down; nothing below reads it)."""
-    text = getattr(args, "now", None)
-    if not text:
-        return datetime.now(UTC)
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise BillingError("--now", f"not an ISO 8601 date-time: {text!r}") from None
-    return (at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timezone))).astimezone(UTC)
 
 
 def _day(text: str | None, what: str, default: date) -> date:
@@ -58,7 +45,7 @@ def _day(text: str | None, what: str, default: date) -> date:
 async def cmd_run(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):
-        now = _now(args, settings)
+        now = now_of(args.now)
         period = (
             Period.parse(args.period)
             if args.period
@@ -106,7 +93,7 @@ async def cmd_invoices(s: Services, args: argparse.Namespace) -> None:
         docs = await documents_of(conn, account.id)
         statuses = {st.document.id: st for st in await invoice_statuses(conn, account.id)}
         ksef = await ksef_states(conn, [d.id for d in docs])
-    today = today_of(_now(args, settings), settings)
+    today = today_of(now_of(args.now), settings)
     out = []
     for d in docs:
         view = {**d.as_dict(), "ksef": ksef.get(d.id)}
@@ -131,7 +118,7 @@ async def cmd_pay(s: Services, args: argparse.Namespace) -> None:
             amount,
             args.reference,
             settings,
-            _now(args, settings),
+            now_of(args.now),
             args.note,
         )
     print_json(result.as_dict())
@@ -164,13 +151,13 @@ async def cmd_ksef(s: Services, args: argparse.Namespace) -> None:
             p = await printable(conn, args.number, settings)
             xml = fa3_xml(p, settings.exemption_basis)
             if getattr(args, "upo", False):
-                await _upo(conn, p.document.id, args, _now(args, settings))
+                await _upo(conn, p.document.id, args, now_of(args.now))
                 return
             if getattr(args, "send", False):
                 from billing.ksef_send import KsefClientGateway, KsefSettings, submit
 
                 gateway = KsefClientGateway(KsefSettings.from_env())
-                verdict = await submit(conn, p.document.id, xml, gateway, _now(args, settings))
+                verdict = await submit(conn, p.document.id, xml, gateway, now_of(args.now))
                 print_json({"number": args.number, **verdict})
                 return
     if not args.output:
@@ -212,7 +199,7 @@ async def cmd_ksef_pending(s: Services, args: argparse.Namespace) -> None:
     with bad_input(BillingError):
         gateway = KsefClientGateway(KsefSettings.from_env())
         async with s.pool.acquire() as conn:
-            report = await ksef_pass(conn, gateway, settings, _now(args, settings))
+            report = await ksef_pass(conn, gateway, settings, now_of(args.now))
     print_json(report.as_dict())
 
 
@@ -235,7 +222,7 @@ async def cmd_subscribe(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):
         fee = parse_micro(args.fee)
-        since = _day(args.start, "--from", today_of(_now(args, settings), settings))
+        since = _day(args.start, "--from", today_of(now_of(args.now), settings))
         await s.accounts.get(args.account)
         async with s.pool.acquire() as conn:
             sub = await subscribe(conn, args.account, args.name, fee, since)
@@ -246,7 +233,7 @@ async def cmd_unsubscribe(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):
-        on = _day(args.on, "--on", today_of(_now(args, settings), settings))
+        on = _day(args.on, "--on", today_of(now_of(args.now), settings))
         async with s.pool.acquire() as conn:
             sub = await unsubscribe(conn, args.account, args.name, on)
     print_json(sub.as_dict())
@@ -260,9 +247,9 @@ async def cmd_outage_record(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     settings = BillingSettings.from_env()
     with bad_input(BillingError):
-        now = _now(args, settings)
-        start = _instant(args.start, "--start", settings)
-        end = _instant(args.end, "--end", settings)
+        now = now_of(args.now)
+        start = instant(args.start, "--start", ZoneInfo(settings.timezone))
+        end = instant(args.end, "--end", ZoneInfo(settings.timezone))
         async with s.pool.acquire() as conn:
             outage = await outages.record(
                 conn, start, end, args.account, args.reason, args.by or getpass.getuser(), now
@@ -275,7 +262,7 @@ async def cmd_outage_compensate(s: Services, args: argparse.Namespace) -> None:
 
     assert s.pool is not None
     with bad_input(BillingError):
-        now = _now(args, BillingSettings.from_env())
+        now = now_of(args.now)
         async with s.pool.acquire() as conn:
             done = await outages.compensate(s.accounts, conn, args.id, now)
     print_json({"outage": args.id, "compensations": [c.as_dict() for c in done]})
@@ -294,7 +281,7 @@ async def cmd_trial_start(s: Services, args: argparse.Namespace) -> None:
 
     assert s.pool is not None
     with bad_input(BillingError, MoneyError):
-        now = _now(args, BillingSettings.from_env())
+        now = now_of(args.now)
         credit = parse_micro(args.credit)
         async with s.pool.acquire() as conn:
             t = await trials.start(
@@ -316,16 +303,8 @@ async def cmd_trial_advance(s: Services, args: argparse.Namespace) -> None:
 
     assert s.pool is not None
     with bad_input(BillingError):
-        now = _now(args, BillingSettings.from_env())
+        now = now_of(args.now)
     print_json(await trials.advance(s.accounts, s.pool, now))
-
-
-def _instant(text: str, option: str, settings: BillingSettings) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise BillingError(option, f"not an ISO 8601 date-time: {text!r}") from None
-    return (at if at.tzinfo else at.replace(tzinfo=ZoneInfo(settings.timezone))).astimezone(UTC)
 
 
 async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
@@ -341,11 +320,8 @@ async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
             period,
             name,
             int(version) if version else None,
-            now=_now(args, settings),
+            now=now_of(args.now),
             apply=args.apply,
             settings=settings,
         )
     print_json(result.as_dict())
-
-
-NOW_HELP = "act as of this ISO 8601 time (default: now)"

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 
 from cdr.cli_args import cdr_group
+from core.cliout import NOW_HELP
 from core.lazy import Lazy
-
-NOW_HELP = "act as of this ISO 8601 time (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

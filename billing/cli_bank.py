@@ -7,12 +7,11 @@ import asyncio
 from pathlib import Path
 
 from billing.bank import assign, import_credits, unmatched
-from billing.cli import _now
 from billing.errors import BillingError
 from billing.parties import PartyError, valid_iban
 from billing.settings import BillingSettings
 from billing.statements import parse_statement
-from core.cliout import bad_input, print_json
+from core.cliout import bad_input, now_of, print_json
 from runtime.services import Services
 
 
@@ -25,7 +24,7 @@ async def cmd_import(s: Services, args: argparse.Namespace) -> None:
             raise BillingError(args.file, f"cannot read: {e.strerror}") from None
         credits = parse_statement(data, Path(args.file).name)
         report = await import_credits(
-            s.accounts, credits, Path(args.file).name, settings, _now(args, settings)
+            s.accounts, credits, Path(args.file).name, settings, now_of(args.now)
         )
     print_json(report.as_dict())
 
@@ -40,7 +39,7 @@ async def cmd_assign(s: Services, args: argparse.Namespace) -> None:
     settings = BillingSettings.from_env()
     with bad_input(BillingError):
         result = await assign(
-            s.accounts, args.bank_ref, args.account, args.by, settings, _now(args, settings)
+            s.accounts, args.bank_ref, args.account, args.by, settings, now_of(args.now)
         )
     print_json(result.as_dict())
 

@@ -4,28 +4,18 @@ document on stdout each."""
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from billing import complaints
-from billing.cli import _now
 from billing.errors import BillingError
 from billing.settings import BillingSettings
-from core.cliout import bad_input, print_json
+from core.cliout import bad_input, instant, now_of, print_json
 from rating.money import MoneyError, parse_micro
 from runtime.services import Services
 
 
 def _settings() -> tuple[BillingSettings, int]:
     return BillingSettings.from_env(), complaints.answer_days_from_env()
-
-
-def _instant(text: str, what: str, zone: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise BillingError(what, f"not an ISO 8601 date-time: {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(zone))
 
 
 def _money(text: str, what: str) -> int:
@@ -41,7 +31,7 @@ async def cmd_file(s: Services, args: argparse.Namespace) -> None:
     with bad_input(BillingError):
         filing = complaints.Filing(
             args.account,
-            _instant(args.event_at, "--event-at", settings.timezone),
+            instant(args.event_at, "--event-at", ZoneInfo(settings.timezone)),
             args.description,
             tuple(args.call),
             args.invoice,
@@ -49,7 +39,7 @@ async def cmd_file(s: Services, args: argparse.Namespace) -> None:
             _money(args.requested, "--requested"),
         )
         async with s.pool.acquire() as conn:
-            c = await complaints.file(conn, filing, days, _now(args, settings))
+            c = await complaints.file(conn, filing, days, now_of(args.now))
     print_json(c.as_dict())
 
 
@@ -68,12 +58,11 @@ async def cmd_show(s: Services, args: argparse.Namespace) -> None:
 
 
 async def cmd_ack(s: Services, args: argparse.Namespace) -> None:
-    settings, _ = _settings()
     assert s.pool is not None
     with bad_input(BillingError):
         async with s.pool.acquire() as conn:
             await complaints.get(conn, args.id)
-            c = await complaints.acknowledge(conn, args.id, _now(args, settings))
+            c = await complaints.acknowledge(conn, args.id, now_of(args.now))
     print_json(c.as_dict())
 
 
@@ -90,7 +79,7 @@ async def cmd_answer(s: Services, args: argparse.Namespace) -> None:
                 args.id,
                 args.decision == "accept",
                 args.text,
-                _now(args, settings),
+                now_of(args.now),
                 credit,
             )
     print_json(c.as_dict())
@@ -100,5 +89,5 @@ async def cmd_settle(s: Services, args: argparse.Namespace) -> None:
     settings, _ = _settings()
     assert s.pool is not None
     async with s.pool.acquire() as conn:
-        settled = await complaints.settle_overdue(s.accounts, conn, settings, _now(args, settings))
+        settled = await complaints.settle_overdue(s.accounts, conn, settings, now_of(args.now))
     print_json([c.as_dict() for c in settled])

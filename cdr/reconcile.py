@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cdr.model import Cdr
-from core.cliout import CliError, print_json
+from core.cliout import CliError, instant, print_json
 from core.pg import Conn
 from runtime.services import Services
 
@@ -353,14 +353,6 @@ async def reconcile(
 # -- command line ----------------------------------------------------------------------------
 
 
-def _instant(text: str, what: str, timezone: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise ReconcileError(what, f"not an ISO 8601 date-time: {text!r}") from None
-    return (at if at.tzinfo else at.replace(tzinfo=_zone(timezone))).astimezone(UTC)
-
-
 def window_of(args: argparse.Namespace) -> Window:
     if args.period and (args.start or args.end):
         raise ReconcileError("--period", "give --period or --from/--to, not both")
@@ -368,7 +360,8 @@ def window_of(args: argparse.Namespace) -> Window:
         return Window.month(args.period, args.tz)
     if not (args.start and args.end):
         raise ReconcileError("--period", "give --period YYYY-MM or both --from and --to")
-    return Window(_instant(args.start, "--from", args.tz), _instant(args.end, "--to", args.tz))
+    zone = _zone(args.tz)  # a wall-clock --from/--to is in --tz
+    return Window(instant(args.start, "--from", zone), instant(args.end, "--to", zone))
 
 
 async def cmd_cdr_reconcile(s: Services, args: argparse.Namespace) -> None:

@@ -7,29 +7,16 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from datetime import UTC, datetime
 
 import aiohttp
 
-from core.cliout import CliError, bad_input, print_json
+from core.cliout import CliError, bad_input, now_of, print_json
 from notify import contacts
 from notify.errors import NotifyError
 from notify.notices import list_notices
 from notify.settings import NotifySettings, parse_thresholds
 from notify.worker import tick
 from runtime.services import Services
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)  # the edge reads the clock; everything below takes it
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"--now: not an ISO 8601 date-time: {text!r}") from None
-    if at.tzinfo is None:
-        raise CliError(f"--now: give a zone (e.g. {text}+01:00 or Z)")
-    return at.astimezone(UTC)
 
 
 async def cmd_run(s: Services, args: argparse.Namespace) -> None:
@@ -40,14 +27,14 @@ async def cmd_run(s: Services, args: argparse.Namespace) -> None:
     metrics = NotifyMetrics(standalone_metrics())
     async with aiohttp.ClientSession() as session:
         if args.once or args.now:
-            print_json(await tick(s, settings, _now(args.now), session, metrics))
+            print_json(await tick(s, settings, now_of(args.now), session, metrics))
             return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         while not stop.is_set():
-            await tick(s, settings, _now(None), session, metrics)
+            await tick(s, settings, now_of(None), session, metrics)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.interval_s)
     print_json({"stopped": True})
@@ -71,7 +58,7 @@ async def cmd_set(s: Services, args: argparse.Namespace) -> None:
     )
     with bad_input(NotifyError):
         async with s.pool.acquire() as conn:
-            stored = await contacts.put(conn, contact, _now(args.now))
+            stored = await contacts.put(conn, contact, now_of(args.now))
     print_json(stored.as_dict())
 
 

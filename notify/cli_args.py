@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from core.cliout import whole_number
+from core.cliout import NOW_HELP, whole_number
 from core.lazy import Lazy
-
-NOW_HELP = "act as of this ISO 8601 instant, with a zone (default: now)"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,9 +4,8 @@ one JSON document; bad input is the CLI's exit-2 error."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
-from core.cliout import bad_input, print_json
+from core.cliout import bad_input, now_of, print_json
 from numbering.model import NumberError, NumberStatus, NumberType
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore, get_number, list_numbers
@@ -14,21 +13,8 @@ from rating.money import MoneyError, parse_micro
 from runtime.services import Services
 
 
-def _now(args: argparse.Namespace) -> datetime:
-    """--now (a naive time is UTC), else the wall clock: read here, at the edge."""
-    text = getattr(args, "now", None)
-    if not text:
-        return datetime.now(UTC)
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise NumberError("--now", f"not an ISO 8601 date-time: {text!r}") from None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _store(s: Services) -> NumberStore:
-    assert s.pool is not None
-    return NumberStore(s.pool, s.accounts, NumberingSettings.from_env())
+    return NumberStore(s.postgres, s.accounts, NumberingSettings.from_env())
 
 
 def _money(text: str, field: str) -> int:
@@ -45,7 +31,7 @@ async def cmd_add(s: Services, args: argparse.Namespace) -> None:
         monthly_cost=_money(args.cost, "cost"),
         monthly_price=_money(args.price, "price"),
         type=NumberType(args.type) if args.type else None,
-        at=_now(args),
+        at=now_of(args.now),
         actor=args.by,
     )
     print_json(did.as_dict())
@@ -53,43 +39,45 @@ async def cmd_add(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_assign(s: Services, args: argparse.Namespace) -> None:
     did = await _store(s).assign(
-        args.number, args.account, at=_now(args), actor=args.by, caller_id=args.caller_id
+        args.number, args.account, at=now_of(args.now), actor=args.by, caller_id=args.caller_id
     )
     print_json(did.as_dict())
 
 
 async def cmd_release(s: Services, args: argparse.Namespace) -> None:
-    did = await _store(s).release(args.number, at=_now(args), actor=args.by, reason=args.reason)
+    did = await _store(s).release(
+        args.number, at=now_of(args.now), actor=args.by, reason=args.reason
+    )
     print_json(did.as_dict())
 
 
 async def cmd_port_out(s: Services, args: argparse.Namespace) -> None:
-    print_json((await _store(s).port_out(args.number, at=_now(args), actor=args.by)).as_dict())
+    print_json(
+        (await _store(s).port_out(args.number, at=now_of(args.now), actor=args.by)).as_dict()
+    )
 
 
 async def cmd_caller_id(s: Services, args: argparse.Namespace) -> None:
-    await _store(s).set_caller_id(args.account, args.number, at=_now(args))
+    await _store(s).set_caller_id(args.account, args.number, at=now_of(args.now))
     account = await s.accounts.get(args.account)
     print_json({"account": account.id, "caller_id": account.caller_id})
 
 
 async def cmd_sweep(s: Services, args: argparse.Namespace) -> None:
-    print_json({"returned_to_pool": await _store(s).sweep(_now(args))})
+    print_json({"returned_to_pool": await _store(s).sweep(now_of(args.now))})
 
 
 async def cmd_list(s: Services, args: argparse.Namespace) -> None:
-    assert s.pool is not None
     status = NumberStatus(args.status) if args.status else None
-    found = await list_numbers(s.pool, status=status, account=args.account)
+    found = await list_numbers(s.postgres, status=status, account=args.account)
     print_json([d.as_dict() for d in found])
 
 
 async def cmd_show(s: Services, args: argparse.Namespace) -> None:
-    assert s.pool is not None
     with bad_input(NumberError):
         e164 = _store(s).canonical(args.number)
-    did = await get_number(s.pool, e164)
-    events = await s.pool.fetch(
+    did = await get_number(s.postgres, e164)
+    events = await s.postgres.fetch(
         "select event, account, actor, detail, at from number_events where number = $1 order by id",
         e164,
     )

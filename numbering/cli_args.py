@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from core.cliout import NOW_HELP
 from core.lazy import Lazy
 
-NOW_HELP = "act as of this ISO 8601 time (default: now)"
 TYPES = ("geographic", "mobile", "non_geographic", "foreign")  # numbering.model.NumberType
 STATUSES = ("free", "assigned", "quarantined", "ported_out")  # numbering.model.NumberStatus
 

@@ -39,6 +39,13 @@ class Services:
             raise RuntimeError("PostgreSQL was not opened for this command")
         return AccountStore(self.pool, self.ledger)
 
+    @property
+    def postgres(self) -> asyncpg.Pool:
+        """The pool, for a command that needs PostgreSQL (it was opened for it)."""
+        if self.pool is None:
+            raise RuntimeError("PostgreSQL was not opened for this command")
+        return self.pool
+
 
 class BoundedPool(asyncpg.Pool):
     """A pool whose every acquire (also a bare pool.fetch) gives up after a timeout: a

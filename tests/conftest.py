@@ -10,6 +10,7 @@ import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from core import db
@@ -73,16 +76,39 @@ def migrated() -> str:
     return fresh_database(TEST_DSN)
 
 
-@pytest.fixture
-def settings(migrated: str) -> Settings:
-    prefix = f"tgt{uuid.uuid4().hex[:10]}"
+# The panel tests' own database, named after the test database (parallel suites on other test
+# databases never share it), so they never race other suites' truncates.
+PANEL_DB = f"{urlsplit(TEST_DSN).path.lstrip('/') or 'tollgate_test'}_panel"
+PANEL_DSN = urlunsplit(urlsplit(TEST_DSN)._replace(path=f"/{PANEL_DB}"))
+
+
+def ensure_panel_db() -> str:
+    """The panel tests' database, migrated once per run."""
+    return fresh_database(PANEL_DSN)
+
+
+def settings_on(dsn: str, prefix: str = "tgt") -> Settings:
+    """Settings on the test services with a key prefix of their own."""
     return Settings(
         redis_url=TEST_REDIS,
-        pg_dsn=migrated,
-        keyspace=Keyspace(prefix, 4),
+        pg_dsn=dsn,
+        keyspace=Keyspace(f"{prefix}{uuid.uuid4().hex[:10]}", 4),
         ledger=LedgerSettings(switch_host="test"),
         deck_refresh_s=0.0,
     )
+
+
+def panel_settings(dsn: str) -> Settings:
+    return settings_on(dsn, "tgp")
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """A test marked `panel_db` (the panel's) gets the panel tests' database; the others the
+    test database. Either way tables are truncated and the key prefix is the test's own."""
+    if request.node.get_closest_marker("panel_db"):
+        return panel_settings(ensure_panel_db())
+    return settings_on(request.getfixturevalue("migrated"))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -208,3 +234,22 @@ async def abuse_detector(svc: Services) -> AsyncIterator[Callable[..., Any]]:
     yield make
     for detector in made:
         await detector.close()
+
+
+PanelClient = TestClient[web.Request, web.Application]
+PanelFactory = Callable[..., Awaitable[PanelClient]]
+
+
+@pytest.fixture
+async def panel(settings: Settings) -> AsyncIterator[PanelFactory]:
+    """Start the panel app on a loopback port: `await panel(**PanelSettings fields,
+    registry=...)` gives a client (no ARI, no metrics listener unless asked); every panel
+    started is stopped after the test."""
+    from tests.panel import panel_client
+
+    async with AsyncExitStack() as stack:
+
+        async def start(**fields: Any) -> PanelClient:
+            return await stack.enter_async_context(panel_client(settings, **fields))
+
+        yield start

@@ -17,6 +17,7 @@ from core import db
 from core.cliout import (
     EXIT_UNAVAILABLE,
     CliError,
+    instant,
     print_json,
 )
 from core.loop import run_async
@@ -171,7 +172,7 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
             )
             return
     now = datetime.now(UTC)  # the notice is given now (the edge reads the clock)
-    effective_at = _instant("--effective-at", args.effective_at)
+    effective_at = instant(args.effective_at, "--effective-at") if args.effective_at else None
     if args.force and not args.reason.strip():
         raise CliError("--force needs --reason (it is written to the audit log)")
     from billing import price_changes
@@ -198,18 +199,6 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
         timing = await price_changes.outcome(conn, done.name, done.version)
     in_force = datetime.fromisoformat(timing["effective_at"]) <= now
     print_json({**done.as_dict(), **timing, "in_force": in_force})
-
-
-def _instant(option: str, text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option}: not an ISO 8601 date-time: {text!r}") from None
-    if at.tzinfo is None:
-        raise CliError(f"{option}: give a zone (e.g. {text}+01:00 or Z)")
-    return at.astimezone(UTC)
 
 
 async def cmd_deck_list(s: Services, args: argparse.Namespace) -> None:

@@ -11,12 +11,11 @@ from typing import Any
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from billing.cli import _now
 from billing.errors import BillingError
 from billing.mailing import queue_documents
 from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
-from core.cliout import bad_input, print_json
+from core.cliout import bad_input, now_of, print_json
 from notify.mail_metrics import MailMetrics
 from notify.mail_settings import SmtpSettings
 from notify.sender import deliver_due
@@ -36,7 +35,7 @@ async def one_pass(s: Services, metrics: MailMetrics, now: datetime) -> dict[str
 
 async def cmd_send(s: Services, args: argparse.Namespace) -> None:
     with bad_input(BillingError):
-        now = _now(args, BillingSettings.from_env())
+        now = now_of(args.now)
     print_json(await one_pass(s, MailMetrics(CollectorRegistry()), now))
 
 

@@ -7,7 +7,7 @@ import argparse
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from core.cliout import CliError, print_json
+from core.cliout import CliError, instant, print_json
 from rating.deck import load_deck
 from rating.money import format_micro
 from rating.numbers import NumberClass, normalise
@@ -21,7 +21,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
 def cmd_rate(args: argparse.Namespace) -> None:
     deck = load_deck(args.deck)
     number = normalise(args.to, args.country)
-    at = _parse_at(args.at, deck.timezone)
+    zone = ZoneInfo(deck.timezone)  # a wall-clock --at is in the deck's zone, and so printed
+    at = instant(args.at, "--at", zone).astimezone(zone) if args.at else datetime.now(UTC)
     if args.seconds < 0:
         raise CliError("--seconds must be >= 0")
     if number.number_class is NumberClass.EMERGENCY:
@@ -65,15 +66,3 @@ def cmd_rate(args: argparse.Namespace) -> None:
             ],
         }
     )
-
-
-def _parse_at(text: str | None, timezone: str) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"--at: not an ISO 8601 date-time: {text!r}") from None
-    if at.tzinfo is None:  # a wall-clock time in the deck's zone
-        at = at.replace(tzinfo=ZoneInfo(timezone))
-    return at

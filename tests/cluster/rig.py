@@ -11,8 +11,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from rating.keys import Keyspace
+from runtime.settings import Settings
 
 NODE_TIMEOUT_MS = 5000  # silence before a replica takes over; shorter misfires on a loaded box
 
@@ -169,3 +175,24 @@ def wait_until(check: object, *, what: str, timeout_s: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError(f"waited {timeout_s} s for {what}")
+
+
+@contextmanager
+def running_cluster() -> Iterator[Cluster]:
+    """A cluster of its own for the `with` block (a fixture's scope), stopped after it."""
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def on_cluster(settings: Settings, cluster: Cluster, prefix: str) -> Settings:
+    """`settings` pointed at `cluster`, under a fresh key prefix starting with `prefix`."""
+    # 64 tags: enough that every master holds several, few enough to keep rounds short
+    return replace(
+        settings,
+        redis_url=cluster.url,
+        redis_mode="cluster",
+        keyspace=Keyspace(f"{prefix}{uuid.uuid4().hex[:10]}", 64),
+    )

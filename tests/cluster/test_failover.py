@@ -16,17 +16,16 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
 
 from core.redis_cluster import slot_of
-from rating.keys import Keyspace
 from rating.ledger import CallRequest, Outcome
 from runtime.services import Services
 from runtime.settings import Settings
-from tests.cluster.rig import Cluster, wait_until
+from tests.cluster.rig import Cluster, on_cluster, running_cluster, wait_until
 from tests.conftest import AccountFactory
 
 # Opt-in (TOLLGATE_TEST_FAILOVER=1, also bench/cluster_failover.py): on a shared 2-core machine
@@ -45,21 +44,13 @@ ACCOUNTS_PER_MASTER = 3
 
 @pytest.fixture(scope="module")
 def own_cluster() -> Iterator[Cluster]:
-    cluster = Cluster().start()
-    try:
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
 def settings(settings: Settings, own_cluster: Cluster) -> Settings:
-    return replace(
-        settings,
-        redis_url=own_cluster.url,
-        redis_mode="cluster",
-        keyspace=Keyspace(f"tgf{uuid.uuid4().hex[:10]}", 64),
-    )
+    return on_cluster(settings, own_cluster, "tgf")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from rating.deck_store import import_deck, publish
 from rating.keys import Keyspace
 from runtime.services import services
 from runtime.settings import Settings
-from tests.cluster.rig import Cluster
+from tests.cluster.rig import Cluster, running_cluster
 from tests.conftest import RETAIL, _truncate, drop_prefix, settings_env
 from tests.e2e import test_fastagi
 from tests.e2e.conftest import E2E, TollgateProcess, _recreate_groups
@@ -26,11 +26,8 @@ from tests.e2e.rig import AsteriskRig, RigConfig, SippCarrier
 
 @pytest.fixture(scope="module")
 def redis_cluster() -> Iterator[Cluster]:
-    cluster = Cluster().start()
-    try:
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

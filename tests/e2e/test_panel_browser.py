@@ -36,17 +36,14 @@ from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
 from tests.integration.test_documents import customer_for
-from tests.integration.test_panel_api import (
-    cdr,
-    ensure_panel_db,
-    panel_client,
-    panel_settings,
-    store_cdrs,
-)
+from tests.panel import cdr, panel_client, store_cdrs
 from tests.unit.test_invoice_parts import SELLER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) not installed")
+pytestmark = [
+    pytest.mark.panel_db,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) not installed"),
+]
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -59,16 +56,6 @@ FLAGS = (
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )
-
-
-@pytest.fixture(scope="session")
-def panel_db() -> str:
-    return ensure_panel_db()
-
-
-@pytest.fixture
-def settings(panel_db: str) -> Settings:
-    return panel_settings(panel_db)
 
 
 class Cdp:

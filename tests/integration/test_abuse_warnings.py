@@ -256,7 +256,7 @@ async def test_critical_suspends_at_once_and_a_repeat_proposes_closure(
     # b's closure accepted by an operator in the panel: the account is closed
     (rep_b,) = [p for p in proposed if p.account == b.id]
     from panel_api.tokens import Role
-    from tests.integration.test_panel_api import bearer, panel_client, token
+    from tests.panel import bearer, panel_client, token
 
     op = bearer(await token(svc, Role.OPERATOR))
     cust = bearer(await token(svc, Role.CUSTOMER, b.id))
@@ -306,7 +306,7 @@ async def customer_sees(
 ) -> None:
     """The account's customer reads the finding's timeline in the panel; another does not."""
     from panel_api.tokens import Role
-    from tests.integration.test_panel_api import bearer, panel_client, token
+    from tests.panel import bearer, panel_client, token
 
     mine = bearer(await token(svc, Role.CUSTOMER, account))
     other = bearer(await token(svc, Role.CUSTOMER, stranger))

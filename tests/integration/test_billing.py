@@ -853,6 +853,7 @@ async def test_cli_reports_bad_input_as_exit_2_errors(
     for argv in (
         ("bill", "run", "--period", "2026-13"),
         ("bill", "run", "--now", "yesterday"),
+        ("bill", "run", "--now", "2026-11-20T12:00"),  # no zone: refused, not guessed
         ("bill", "listing", "--account", a.id, "--period", "11/2026"),
         ("bill", "pay", "--account", a.id, "--amount", "-5", "--reference", "r"),
         ("cdr", "rerate", "--account", a.id, "--period", "2026-11", "--deck", "retail:x"),

@@ -30,7 +30,7 @@ from billing.postpaid import invoice_source
 from billing.settings import BillingSettings
 from rating.accounts import AccountKind
 from runtime.services import Services
-from tests.conftest import AccountFactory
+from tests.conftest import AccountFactory, PanelFactory
 
 PLN = 1_000_000
 # 00:30 on 15 March in Warsaw, still 14 March in New York; the deadline spans the night
@@ -256,7 +256,7 @@ async def test_cli_files_acknowledges_and_answers(
         "--period",
         "2025-01",
         "--now",
-        "2026-03-15T00:30",
+        "2026-03-15T00:30+01:00",
     )
     assert late.returncode == 2
     assert late.stderr == (
@@ -275,12 +275,12 @@ async def test_cli_files_acknowledges_and_answers(
         "--requested",
         "1.50",
         "--now",
-        "2026-03-15T00:30",  # the billing zone: Warsaw
+        "2026-03-15T00:30+01:00",  # a zone is required: Warsaw's winter time
     )
     assert filed.returncode == 0, filed.stderr
     c = json.loads(filed.stdout)
     assert (c["answer_days"], c["due_at"]) == (7, "2026-03-22T23:00:00+00:00")
-    acked = await run("ack", str(c["id"]), "--now", "2026-03-16T10:00")
+    acked = await run("ack", str(c["id"]), "--now", "2026-03-16T10:00+01:00")
     assert json.loads(acked.stdout)["status"] == "acknowledged"
     answered = await run(
         "answer",
@@ -292,7 +292,7 @@ async def test_cli_files_acknowledges_and_answers(
         "--credit",
         "1.00",
         "--now",
-        "2026-03-16T11:00",
+        "2026-03-16T11:00+01:00",
     )
     assert answered.returncode == 0, answered.stderr
     assert json.loads(answered.stdout)["credited"] == "1.00"
@@ -302,10 +302,10 @@ async def test_cli_files_acknowledges_and_answers(
 
 
 async def test_panel_customers_file_and_read_their_own_operators_answer(
-    svc: Services, make_account: AccountFactory
+    svc: Services, make_account: AccountFactory, panel: PanelFactory
 ) -> None:
     from panel_api.tokens import Role
-    from tests.integration.test_panel_api import bearer, panel_client, token
+    from tests.panel import bearer, token
 
     mine = await make_account()
     other = await make_account()
@@ -314,41 +314,41 @@ async def test_panel_customers_file_and_read_their_own_operators_answer(
     # the panel files at the wall clock: the event is a day before whatever now is
     event = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     body = {"event_at": event, "description": "dropped calls", "call_ids": ["sw1/x"]}
-    async with panel_client(svc.settings) as client:
-        filed = await client.post(
-            f"/api/v1/accounts/{mine.id}/complaints",
-            json={**body, "requested": "2.50"},
-            headers=cust,
-        )
-        assert filed.status == 201, await filed.text()
-        c = await filed.json()
-        assert c["status"] == "filed" and c["requested"] == "2.50" and c["due_at"] > c["filed_at"]
-        path = f"/api/v1/accounts/{mine.id}/complaints/{c['id']}"
-        assert (await client.get(path, headers=cust)).status == 200
-        theirs = f"/api/v1/accounts/{other.id}/complaints"
-        assert (await client.get(theirs, headers=cust)).status == 404
-        assert (await client.post(theirs, json=body, headers=cust)).status == 404
-        wrong = f"/api/v1/accounts/{other.id}/complaints/{c['id']}"
-        assert (await client.get(wrong, headers=op)).status == 404  # not that account's
-        accept = f"/api/v1/complaints/{c['id']}/accept"
-        assert (await client.post(accept, json={"text": "ok"}, headers=cust)).status == 403
-        late = await client.post(
-            f"/api/v1/accounts/{mine.id}/complaints",
-            json={**body, "event_at": "2001-01-01T00:00:00Z"},
-            headers=cust,
-        )
-        assert (await late.json())["error"]["code"] == "COMPLAINT_TOO_LATE"
-        no_reason = await client.post(accept, json={}, headers=op)
-        assert no_reason.status == 400
-        acked = await client.post(f"/api/v1/complaints/{c['id']}/acknowledge", headers=op)
-        assert (await acked.json())["status"] == "acknowledged"
-        done = await client.post(accept, json={"text": "confirmed"}, headers=op)
-        assert done.status == 200, await done.text()
-        assert (await done.json())["credited"] == "2.50"
-        again = await client.post(accept, json={"text": "twice"}, headers=op)
-        assert (await again.json())["error"]["code"] == "COMPLAINT_CLOSED"
-        listed = await client.get("/api/v1/complaints?status=accepted", headers=op)
-        assert [x["id"] for x in (await listed.json())["items"]] == [c["id"]]
+    client = await panel()
+    filed = await client.post(
+        f"/api/v1/accounts/{mine.id}/complaints",
+        json={**body, "requested": "2.50"},
+        headers=cust,
+    )
+    assert filed.status == 201, await filed.text()
+    c = await filed.json()
+    assert c["status"] == "filed" and c["requested"] == "2.50" and c["due_at"] > c["filed_at"]
+    path = f"/api/v1/accounts/{mine.id}/complaints/{c['id']}"
+    assert (await client.get(path, headers=cust)).status == 200
+    theirs = f"/api/v1/accounts/{other.id}/complaints"
+    assert (await client.get(theirs, headers=cust)).status == 404
+    assert (await client.post(theirs, json=body, headers=cust)).status == 404
+    wrong = f"/api/v1/accounts/{other.id}/complaints/{c['id']}"
+    assert (await client.get(wrong, headers=op)).status == 404  # not that account's
+    accept = f"/api/v1/complaints/{c['id']}/accept"
+    assert (await client.post(accept, json={"text": "ok"}, headers=cust)).status == 403
+    late = await client.post(
+        f"/api/v1/accounts/{mine.id}/complaints",
+        json={**body, "event_at": "2001-01-01T00:00:00Z"},
+        headers=cust,
+    )
+    assert (await late.json())["error"]["code"] == "COMPLAINT_TOO_LATE"
+    no_reason = await client.post(accept, json={}, headers=op)
+    assert no_reason.status == 400
+    acked = await client.post(f"/api/v1/complaints/{c['id']}/acknowledge", headers=op)
+    assert (await acked.json())["status"] == "acknowledged"
+    done = await client.post(accept, json={"text": "confirmed"}, headers=op)
+    assert done.status == 200, await done.text()
+    assert (await done.json())["credited"] == "2.50"
+    again = await client.post(accept, json={"text": "twice"}, headers=op)
+    assert (await again.json())["error"]["code"] == "COMPLAINT_CLOSED"
+    listed = await client.get("/api/v1/complaints?status=accepted", headers=op)
+    assert [x["id"] for x in (await listed.json())["items"]] == [c["id"]]
     assert (await svc.accounts.live(mine.id)).balance == 2_500_000
 
 

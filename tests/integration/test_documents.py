@@ -36,9 +36,9 @@ from customers.model import Customer, CustomerKind
 from customers.store import CustomerStore
 from panel_api.tokens import Role
 from runtime.services import Services
-from tests.conftest import AccountFactory
-from tests.integration.test_panel_api import bearer, panel_client, token
+from tests.conftest import AccountFactory, PanelFactory
 from tests.ksef_standin import Standin
+from tests.panel import bearer, token
 from tests.unit.test_invoice_parts import SELLER
 from tollgate.scheduler import SchedulerSettings, job_ksef
 
@@ -419,7 +419,7 @@ async def test_a_b2b_invoice_is_sent_to_ksef_once_and_keeps_its_number(
     monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
     monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "ksef-token-123")
     monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
-    args = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    args = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00+01:00")
     first = await json_of(billing_cmds.cmd_ksef, svc, args)
     assert first["status"] == "accepted" and first["sent"] is True
     assert first["ksef_number"].startswith("5260001246-")
@@ -545,6 +545,7 @@ async def test_the_ksef_upo_is_fetched_kept_and_shown(
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    panel: PanelFactory,
 ) -> None:
     """KSeF accepts the invoice before its UPO is ready: the submission is kept with the UPO
     pending, `bill ksef --upo` asks again until KSeF has it, then keeps it (asked no more),
@@ -558,7 +559,7 @@ async def test_the_ksef_upo_is_fetched_kept_and_shown(
         monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
     monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
     monkeypatch.setenv("TOLLGATE_KSEF_UPO_POLLS", "3")
-    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00+01:00")
     sent = await json_of(billing_cmds.cmd_ksef, svc, send)
     assert (sent["status"], sent["upo"]) == ("accepted", "pending")
     assert standin.upo_asked == 3  # TOLLGATE_KSEF_UPO_POLLS tries, then left for later
@@ -567,7 +568,7 @@ async def test_the_ksef_upo_is_fetched_kept_and_shown(
     assert shown["ksef"]["ksef_number"] == sent["ksef_number"]
 
     out = tmp_path / "upo.xml"
-    ask = argparse.Namespace(number=number, output=str(out), upo=True, now="2026-12-01T09:00")
+    ask = argparse.Namespace(number=number, output=str(out), upo=True, now="2026-12-01T09:00+01:00")
     later = await json_of(billing_cmds.cmd_ksef, svc, ask)
     assert (later["upo"], later["fetched"]) == ("pending", False) and not out.exists()
     standin.upo_after = 0
@@ -588,10 +589,10 @@ async def test_the_ksef_upo_is_fetched_kept_and_shown(
     )
     assert [d["ksef"]["upo"] for d in listed] == ["received"]
     # the panel lists it the same way to the customer
-    async with panel_client(svc.settings) as client:
-        customer = bearer(await token(svc, Role.CUSTOMER, acct.id))
-        r = await client.get(f"/api/v1/accounts/{acct.id}/invoices", headers=customer)
-        [doc] = (await r.json())["items"]
+    client = await panel()
+    customer = bearer(await token(svc, Role.CUSTOMER, acct.id))
+    r = await client.get(f"/api/v1/accounts/{acct.id}/invoices", headers=customer)
+    [doc] = (await r.json())["items"]
     assert doc["ksef"]["ksef_number"] == sent["ksef_number"] and doc["ksef"]["upo"] == "received"
 
 
@@ -610,11 +611,11 @@ async def test_a_upo_of_another_document_or_before_acceptance_is_refused(
     for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
         monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
     monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
-    ask = argparse.Namespace(number=number, output=None, upo=True, now="2026-12-01T09:00")
+    ask = argparse.Namespace(number=number, output=None, upo=True, now="2026-12-01T09:00+01:00")
     with pytest.raises(CliError, match=r"upo: KSeF has not accepted the document \(not sent\)"):
         await billing_cmds.cmd_ksef(svc, ask)
     # KSeF accepted the invoice: its number is kept, the receipt that is not its own is not
-    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00")
+    send = argparse.Namespace(number=number, output=None, send=True, now="2026-12-01T08:00+01:00")
     sent = await json_of(billing_cmds.cmd_ksef, svc, send)
     assert (sent["status"], sent["upo"]) == ("accepted", "pending")
     assert "is not the sent XML's" in sent["upo_error"]
@@ -645,7 +646,7 @@ async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
         monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
     monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
     monkeypatch.setenv("TOLLGATE_KSEF_UPO_POLLS", "1")
-    args = argparse.Namespace(now="2026-12-01T08:00")
+    args = argparse.Namespace(now="2026-12-01T08:00+01:00")
     # KSeF unreachable: each document is reported, none is recorded, the pass ends
     monkeypatch.setenv("TOLLGATE_KSEF_URL", "http://127.0.0.1:9/")
     down = await json_of(billing_cmds.cmd_ksef_pending, svc, args)

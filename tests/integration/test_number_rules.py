@@ -24,9 +24,9 @@ from rating.accounts import Account, AccountStatus
 from rating.keys import DID_GONE
 from runtime.services import Services
 from runtime.settings import Settings
-from tests.conftest import AccountFactory
+from tests.conftest import AccountFactory, PanelFactory
 from tests.integration.test_customers import _cli
-from tests.integration.test_panel_api import bearer, panel_client, token
+from tests.panel import bearer, token
 
 PLN = 1_000_000
 SETTINGS = BillingSettings()
@@ -184,7 +184,7 @@ async def test_the_prepaid_lifecycle_closes_with_the_numbers(
 
 
 async def test_operators_close_through_the_cli_and_the_panel_with_the_numbers(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, settings: Settings, make_account: AccountFactory, panel: PanelFactory
 ) -> None:
     by_cli, by_panel = _did("PL"), _did("PL")
     a, _ = await _with_numbers(svc, make_account, by_cli)
@@ -196,19 +196,19 @@ async def test_operators_close_through_the_cli_and_the_panel_with_the_numbers(
         "closed", [], [by_cli],
     )  # fmt: skip
     op = bearer(await token(svc, Role.OPERATOR))
-    async with panel_client(settings) as client:
-        # a login created in the panel is what the account's inbound calls ring
-        created = await client.post(
-            f"/api/v1/accounts/{b.id}/sip-logins", json={"login": "7000201"}, headers=op
-        )
-        assert created.status == 201, await created.text()
-        ring = await svc.redis.hget(svc.settings.keyspace.account(b.id), "sip_logins")
-        assert ring == b"7000201"
-        closed = await client.post(
-            f"/api/v1/accounts/{b.id}/close", json={"reason": "fraud"}, headers=op
-        )
-        assert closed.status == 200, await closed.text()
-        assert (await closed.json())["numbers"] == []
+    client = await panel()
+    # a login created in the panel is what the account's inbound calls ring
+    created = await client.post(
+        f"/api/v1/accounts/{b.id}/sip-logins", json={"login": "7000201"}, headers=op
+    )
+    assert created.status == 201, await created.text()
+    ring = await svc.redis.hget(svc.settings.keyspace.account(b.id), "sip_logins")
+    assert ring == b"7000201"
+    closed = await client.post(
+        f"/api/v1/accounts/{b.id}/close", json={"reason": "fraud"}, headers=op
+    )
+    assert closed.status == 200, await closed.text()
+    assert (await closed.json())["numbers"] == []
     assert svc.pool is not None
     for n in (by_cli, by_panel):
         assert (await get_number(svc.pool, n)).status is NumberStatus.QUARANTINED

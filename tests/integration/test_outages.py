@@ -22,7 +22,7 @@ from notify.settings import NotifySettings
 from rating.accounts import AccountStatus
 from runtime.services import Services
 from tests.conftest import AccountFactory
-from tests.integration.test_panel_api import cdr, store_cdrs
+from tests.panel import cdr, store_cdrs
 
 PLN = 1_000_000
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from panel_api.app import document
 from panel_api.tokens import Role
 from runtime.services import Services
-from runtime.settings import Settings
-from tests.conftest import AccountFactory
-from tests.integration import test_panel_api as panel_tests
-from tests.integration.test_panel_api import bearer, panel_client, token
+from tests.conftest import AccountFactory, PanelFactory
+from tests.panel import bearer, token
 
-# the panel tests' fixtures: their own database, settings, no tokens left over
-panel_db = panel_tests.panel_db
-settings = panel_tests.settings
-_no_tokens = panel_tests._no_tokens
+pytestmark = pytest.mark.panel_db  # the panel tests' database
+
 
 # not plain ASCII digits: an exponent, a separator, another script's digits, a double sign
 NOT_PLAIN = ("1e2", "1_0", "\u0661", "--5", "+-1")
@@ -49,25 +47,25 @@ async def _refused(response: Any, name: str, code: str, where: str = "parameter"
 
 
 async def test_every_documented_integer_parameter_is_parsed_plainly_within_its_bounds(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     op = bearer(await token(svc, Role.OPERATOR))
     cases = [(m, p, q) for m, p, o in _operations() for q in _query(o, "integer")]
     assert len(cases) >= 4  # entries, limit (x2), findings' limit
-    async with panel_client(settings) as client:
-        for method, path, param in cases:
-            name, schema = param["name"], param["schema"]
-            url = _url(path, a.id)
-            for bad in (*NOT_PLAIN, str(schema["maximum"] + 1), str(schema["minimum"] - 1)):
-                r = await client.request(method, url, params={name: bad}, headers=op)
-                await _refused(r, name, "INVALID_PARAMETER")
-            r = await client.request(method, url, params={name: str(schema["maximum"])}, headers=op)
-            assert r.status == 200, (path, name)
+    client = await panel()
+    for method, path, param in cases:
+        name, schema = param["name"], param["schema"]
+        url = _url(path, a.id)
+        for bad in (*NOT_PLAIN, str(schema["maximum"] + 1), str(schema["minimum"] - 1)):
+            r = await client.request(method, url, params={name: bad}, headers=op)
+            await _refused(r, name, "INVALID_PARAMETER")
+        r = await client.request(method, url, params={name: str(schema["maximum"])}, headers=op)
+        assert r.status == 200, (path, name)
 
 
 async def test_every_documented_text_parameter_is_held_to_its_bound(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     op = bearer(await token(svc, Role.OPERATOR))
@@ -78,16 +76,16 @@ async def test_every_documented_text_parameter_is_held_to_its_bound(
         if "maxLength" in q["schema"]
     ]
     assert {q["name"] for _, _, q in cases} >= {"account", "cursor"}
-    async with panel_client(settings) as client:
-        for method, path, param in cases:
-            name, bound = param["name"], param["schema"]["maxLength"]
-            for bad in ("x" * (bound + 1), "a\x00b"):
-                r = await client.request(method, _url(path, a.id), params={name: bad}, headers=op)
-                await _refused(r, name, "INVALID_PARAMETER")
+    client = await panel()
+    for method, path, param in cases:
+        name, bound = param["name"], param["schema"]["maxLength"]
+        for bad in ("x" * (bound + 1), "a\x00b"):
+            r = await client.request(method, _url(path, a.id), params={name: bad}, headers=op)
+            await _refused(r, name, "INVALID_PARAMETER")
 
 
 async def test_every_documented_money_field_goes_through_the_plain_parser(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     """Money in bodies is a decimal string: anything else is INVALID_AMOUNT naming the field."""
     a = await make_account()
@@ -105,35 +103,35 @@ async def test_every_documented_money_field_goes_through_the_plain_parser(
         if prop.get("pattern", "").endswith(r"(\.[0-9]{1,6})?$")  # a decimal string
     ]
     assert {f for _, f in fields} == {"credit_limit", "daily_cap", "amount"}
-    async with panel_client(settings) as client:
-        for target, name in fields:
-            method, url, base = targets[target]
-            for bad in ("1e3", "1_000", "\u0661", "1e999999", "12.3456789"):
-                r = await client.request(method, url, json={**base, name: bad}, headers=op)
-                await _refused(r, name, "INVALID_AMOUNT", "field")
-            r = await client.request(method, url, json={**base, name: 12}, headers=op)
-            await _refused(r, name, "INVALID_FIELD", "field")
+    client = await panel()
+    for target, name in fields:
+        method, url, base = targets[target]
+        for bad in ("1e3", "1_000", "\u0661", "1e999999", "12.3456789"):
+            r = await client.request(method, url, json={**base, name: bad}, headers=op)
+            await _refused(r, name, "INVALID_AMOUNT", "field")
+        r = await client.request(method, url, json={**base, name: 12}, headers=op)
+        await _refused(r, name, "INVALID_FIELD", "field")
 
 
 async def test_access_is_decided_before_the_input_is_looked_at(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     """A customer asking about another account gets 404 whatever it sends, and an operator
     endpoint answers a customer 403 before reading the body."""
     a, b = await make_account(), await make_account()
     customer = bearer(await token(svc, Role.CUSTOMER, a.id))
-    async with panel_client(settings) as client:
-        r = await client.get(
-            f"/api/v1/accounts/{b.id}/balance", params={"entries": "1e2"}, headers=customer
-        )
-        assert r.status == 404
-        r = await client.get(f"/api/v1/accounts/{b.id}/statements/2026-13", headers=customer)
-        assert r.status == 404
-        r = await client.post(
-            f"/api/v1/accounts/{a.id}/topups", json={"amount": "1e3"}, headers=customer
-        )
-        assert r.status == 403
-        r = await client.get(
-            f"/api/v1/accounts/{a.id}/balance", params={"entries": "1e2"}, headers=customer
-        )
-        await _refused(r, "entries", "INVALID_PARAMETER")
+    client = await panel()
+    r = await client.get(
+        f"/api/v1/accounts/{b.id}/balance", params={"entries": "1e2"}, headers=customer
+    )
+    assert r.status == 404
+    r = await client.get(f"/api/v1/accounts/{b.id}/statements/2026-13", headers=customer)
+    assert r.status == 404
+    r = await client.post(
+        f"/api/v1/accounts/{a.id}/topups", json={"amount": "1e3"}, headers=customer
+    )
+    assert r.status == 403
+    r = await client.get(
+        f"/api/v1/accounts/{a.id}/balance", params={"entries": "1e2"}, headers=customer
+    )
+    await _refused(r, "entries", "INVALID_PARAMETER")

@@ -32,36 +32,12 @@ from panel_api.tokens import Role, TokenStore
 from runtime.services import Services
 from runtime.settings import Settings
 from switch.ari import AriSettings
-from tests.conftest import AccountFactory
-from tests.integration.test_panel_api import (
-    NOW,
-    bearer,
-    cdr,
-    ensure_panel_db,
-    panel_client,
-    panel_settings,
-    store_cdrs,
-    token,
-)
+from tests.conftest import AccountFactory, PanelFactory
+from tests.panel import NOW, bearer, cdr, store_cdrs, token
+
+pytestmark = pytest.mark.panel_db
 
 BOUND = 30  # seconds: only ever reached when the panel hangs, i.e. the test fails
-
-
-@pytest.fixture(scope="session")
-def panel_db() -> str:
-    return ensure_panel_db()
-
-
-@pytest.fixture
-def settings(panel_db: str) -> Settings:
-    """The panel tests' database, as in test_panel_api."""
-    return panel_settings(panel_db)
-
-
-@pytest.fixture(autouse=True)
-async def _no_tokens(svc: Services) -> None:
-    assert svc.pool is not None
-    await svc.pool.execute("truncate panel_tokens cascade")
 
 
 # -- raw clients -------------------------------------------------------------------------------
@@ -126,7 +102,7 @@ def counter(app: Any, name: str) -> float:
 
 
 async def test_stalled_downloads_leave_other_customers_answered(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a, b = await make_account(), await make_account(balance=5_000_000)
     assert svc.pool is not None
@@ -134,116 +110,116 @@ async def test_stalled_downloads_leave_other_customers_answered(
     await store_cdrs(svc.pool, [cdr(a.id, n, NOW - timedelta(seconds=n)) for n in range(1, 20_001)])
     tokens_a = [await token(svc, Role.CUSTOMER, a.id) for _ in range(5)]
     secret_b = await token(svc, Role.CUSTOMER, b.id)
-    panel = {
+    limits = {
         "export_pool_size": 3,
         "exports_per_token": 2,
         "send_timeout_s": 600.0,  # held for the whole test
         "pool_acquire_timeout_s": 0.2,
         "send_buffer_bytes": 16384,
     }
-    async with panel_client(settings, **panel) as client:
-        path = f"/api/v1/accounts/{a.id}/cdrs.csv"
-        held: list[tuple[int, dict[str, str], Any]] = []
-        # 10 stalled downloads: two by each of 5 tokens of one customer
-        for secret in tokens_a:
-            for _ in range(2):
-                held.append(await stalled_get(client.port, path, secret))
-        assert [status for status, _, _ in held].count(200) == 3  # the export pool, no more
-        refused = [headers for status, headers, _ in held if status != 200]
-        assert {status for status, _, _ in held} == {200, 503}
-        assert all(int(headers["retry-after"]) >= 1 for headers in refused)
+    client = await panel(**limits)
+    path = f"/api/v1/accounts/{a.id}/cdrs.csv"
+    held: list[tuple[int, dict[str, str], Any]] = []
+    # 10 stalled downloads: two by each of 5 tokens of one customer
+    for secret in tokens_a:
+        for _ in range(2):
+            held.append(await stalled_get(client.port, path, secret))
+    assert [status for status, _, _ in held].count(200) == 3  # the export pool, no more
+    refused = [headers for status, headers, _ in held if status != 200]
+    assert {status for status, _, _ in held} == {200, 503}
+    assert all(int(headers["retry-after"]) >= 1 for headers in refused)
 
-        # another customer, and /health, are answered meanwhile
-        r = await asyncio.wait_for(
-            client.get(f"/api/v1/accounts/{b.id}/balance", headers=bearer(secret_b)), BOUND
-        )
-        assert r.status == 200 and (await r.json())["balance"] == "5.0000"
-        assert (await asyncio.wait_for(client.get("/health"), BOUND)).status == 200
-        for _, _, sock in held:
-            sock.close()
+    # another customer, and /health, are answered meanwhile
+    r = await asyncio.wait_for(
+        client.get(f"/api/v1/accounts/{b.id}/balance", headers=bearer(secret_b)), BOUND
+    )
+    assert r.status == 200 and (await r.json())["balance"] == "5.0000"
+    assert (await asyncio.wait_for(client.get("/health"), BOUND)).status == 200
+    for _, _, sock in held:
+        sock.close()
 
 
 async def test_a_stalled_download_is_cut_off_and_gives_its_connection_back(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     assert svc.pool is not None
     await store_cdrs(svc.pool, [cdr(a.id, n, NOW - timedelta(seconds=n)) for n in range(1, 20_001)])
     secrets = [await token(svc, Role.CUSTOMER, a.id) for _ in range(3)]
-    panel = {"export_pool_size": 3, "send_timeout_s": 0.5, "send_buffer_bytes": 16384}
-    async with panel_client(settings, **panel) as client:
-        path = f"/api/v1/accounts/{a.id}/cdrs.csv"
-        held = [await stalled_get(client.port, path, secret) for secret in secrets]
-        assert [status for status, _, _ in held] == [200, 200, 200]
-        # the send timeout runs out: each transfer is aborted
-        await until(lambda: counter(client.app, "downloads_stalled") >= 3)
-        for _, _, sock in held:
-            received, _ = await asyncio.wait_for(read_to_end(sock), BOUND)
-            assert received < 1_000_000  # cut short, not delivered (the whole is ~2 MB)
-            sock.close()
-        # their connections went back: the same tokens download again, completely
-        for secret in secrets:
-            r = await asyncio.wait_for(client.get(path, headers=bearer(secret)), BOUND)
-            assert r.status == 200 and (await r.text()).count("\n") == 20_001
+    limits = {"export_pool_size": 3, "send_timeout_s": 0.5, "send_buffer_bytes": 16384}
+    client = await panel(**limits)
+    path = f"/api/v1/accounts/{a.id}/cdrs.csv"
+    held = [await stalled_get(client.port, path, secret) for secret in secrets]
+    assert [status for status, _, _ in held] == [200, 200, 200]
+    # the send timeout runs out: each transfer is aborted
+    await until(lambda: counter(client.app, "downloads_stalled") >= 3)
+    for _, _, sock in held:
+        received, _ = await asyncio.wait_for(read_to_end(sock), BOUND)
+        assert received < 1_000_000  # cut short, not delivered (the whole is ~2 MB)
+        sock.close()
+    # their connections went back: the same tokens download again, completely
+    for secret in secrets:
+        r = await asyncio.wait_for(client.get(path, headers=bearer(secret)), BOUND)
+        assert r.status == 200 and (await r.text()).count("\n") == 20_001
 
 
 async def test_one_token_runs_only_its_share_of_downloads(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     assert svc.pool is not None
     await store_cdrs(svc.pool, [cdr(a.id, n, NOW - timedelta(seconds=n)) for n in range(1, 20_001)])
     made, secret = await TokenStore(svc.pool).create(Role.CUSTOMER, a.id)
-    panel = {
+    limits = {
         "exports_per_token": 2,
         "export_pool_size": 4,
         "send_timeout_s": 600.0,
         "send_buffer_bytes": 16384,
     }
-    async with panel_client(settings, **panel) as client:
-        path = f"/api/v1/accounts/{a.id}/cdrs.csv"
-        held = [await stalled_get(client.port, path, secret) for _ in range(3)]
-        assert [status for status, _, _ in held] == [200, 200, 429]
-        assert held[2][1]["retry-after"]
-        # the export link counts for the token that asked for it
-        r = await client.post(f"/api/v1/accounts/{a.id}/cdrs/exports", headers=bearer(secret))
-        link = (await r.json())["url"]
-        status, _, sock = await stalled_get(client.port, link)
-        assert status == 429
-        for _, _, s in [*held, (0, {}, sock)]:
-            s.close()
-        # the refused link was not used up: once a download ends, it works
-        await until(lambda: client.app[EXPORT_GATE].running(made.id) < 2)
-        r = await client.get(link)
-        assert r.status == 200 and (await r.text()).count("\n") == 20_001
+    client = await panel(**limits)
+    path = f"/api/v1/accounts/{a.id}/cdrs.csv"
+    held = [await stalled_get(client.port, path, secret) for _ in range(3)]
+    assert [status for status, _, _ in held] == [200, 200, 429]
+    assert held[2][1]["retry-after"]
+    # the export link counts for the token that asked for it
+    r = await client.post(f"/api/v1/accounts/{a.id}/cdrs/exports", headers=bearer(secret))
+    link = (await r.json())["url"]
+    status, _, sock = await stalled_get(client.port, link)
+    assert status == 429
+    for _, _, s in [*held, (0, {}, sock)]:
+        s.close()
+    # the refused link was not used up: once a download ends, it works
+    await until(lambda: client.app[EXPORT_GATE].running(made.id) < 2)
+    r = await client.get(link)
+    assert r.status == 200 and (await r.text()).count("\n") == 20_001
 
 
 async def test_a_request_that_gets_no_connection_soon_is_503_with_retry_after(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     secret = await token(svc, Role.CUSTOMER, a.id)
-    async with panel_client(settings, pool_acquire_timeout_s=0.2) as client:
-        pool = client.app[POOL]
-        taken = [await pool.acquire() for _ in range(pool.get_max_size())]
-        try:
-            r = await asyncio.wait_for(
-                client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(secret)), BOUND
-            )
-            assert r.status == 503 and int(r.headers["Retry-After"]) >= 1
-            assert (await r.json())["error"]["code"] == "BUSY"
-        finally:
-            for conn in taken:
-                await pool.release(conn)
-        r = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(secret))
-        assert r.status == 200
+    client = await panel(pool_acquire_timeout_s=0.2)
+    pool = client.app[POOL]
+    taken = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        r = await asyncio.wait_for(
+            client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(secret)), BOUND
+        )
+        assert r.status == 503 and int(r.headers["Retry-After"]) >= 1
+        assert (await r.json())["error"]["code"] == "BUSY"
+    finally:
+        for conn in taken:
+            await pool.release(conn)
+    r = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(secret))
+    assert r.status == 200
 
 
 # -- 2: the statement is streamed ---------------------------------------------------------------
 
 
 async def test_statement_is_streamed_and_says_what_the_listing_says(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account(timezone="Europe/Warsaw")
     started = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -264,11 +240,11 @@ async def test_statement_is_streamed_and_says_what_the_listing_says(
     assert svc.pool is not None
     await store_cdrs(svc.pool, calls)
     secret = await token(svc, Role.CUSTOMER, a.id)
-    async with panel_client(settings) as client:
-        r = await client.get(f"/api/v1/accounts/{a.id}/statements/2026-03", headers=bearer(secret))
-        assert r.status == 200
-        assert "Content-Length" not in r.headers  # streamed, not built in one piece
-        body = json.loads(await r.read())
+    client = await panel()
+    r = await client.get(f"/api/v1/accounts/{a.id}/statements/2026-03", headers=bearer(secret))
+    assert r.status == 200
+    assert "Content-Length" not in r.headers  # streamed, not built in one piece
+    body = json.loads(await r.read())
     async with svc.pool.acquire() as conn:
         expected = (await listing(conn, await svc.accounts.get(a.id), Period(2026, 3))).as_dict()
     assert body == json.loads(json.dumps(expected))
@@ -370,57 +346,57 @@ async def test_connections_beyond_the_cap_are_refused(settings: Settings) -> Non
 
 
 async def test_failed_authentication_is_limited_per_address_before_the_database(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     good = await token(svc, Role.CUSTOMER, a.id)
     path = f"/api/v1/accounts/{a.id}/balance"
     guesser = {"X-Forwarded-For": "203.0.113.7"}  # through a proxy on loopback (trusted)
-    async with panel_client(settings, auth_failures=5, auth_failure_window_s=60) as client:
-        statuses = []
-        for n in range(30):
-            r = await client.get(path, headers={**bearer(f"tgp_guess{n}"), **guesser})
-            statuses.append(r.status)
-        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
-        assert int(r.headers["Retry-After"]) >= 1
-        assert (await r.json())["error"]["code"] == "AUTH_RATE_LIMITED"
-        # refused before its token is looked at: even a good token, from that address
-        r = await client.get(path, headers={**bearer(good), **guesser})
-        assert r.status == 429
-        # another address is not affected
-        r = await client.get(path, headers={**bearer(good), "X-Forwarded-For": "198.51.100.1"})
-        assert r.status == 200
+    client = await panel(auth_failures=5, auth_failure_window_s=60)
+    statuses = []
+    for n in range(30):
+        r = await client.get(path, headers={**bearer(f"tgp_guess{n}"), **guesser})
+        statuses.append(r.status)
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+    assert int(r.headers["Retry-After"]) >= 1
+    assert (await r.json())["error"]["code"] == "AUTH_RATE_LIMITED"
+    # refused before its token is looked at: even a good token, from that address
+    r = await client.get(path, headers={**bearer(good), **guesser})
+    assert r.status == 429
+    # another address is not affected
+    r = await client.get(path, headers={**bearer(good), "X-Forwarded-For": "198.51.100.1"})
+    assert r.status == 200
     # X-Forwarded-For from a peer that is not a trusted proxy proves nothing
-    async with panel_client(settings, auth_failures=3, trusted_proxies=()) as client:
-        for n in range(3):
-            spoof = {"X-Forwarded-For": f"192.0.2.{n}"}
-            r = await client.get(path, headers={**bearer(f"tgp_guess{n}"), **spoof})
-            assert r.status == 401
-        r = await client.get(path, headers={**bearer(good), "X-Forwarded-For": "192.0.2.99"})
-        assert r.status == 429
+    client = await panel(auth_failures=3, trusted_proxies=())
+    for n in range(3):
+        spoof = {"X-Forwarded-For": f"192.0.2.{n}"}
+        r = await client.get(path, headers={**bearer(f"tgp_guess{n}"), **spoof})
+        assert r.status == 401
+    r = await client.get(path, headers={**bearer(good), "X-Forwarded-For": "192.0.2.99"})
+    assert r.status == 429
 
 
 # -- 7 and 8: export links, token expiry and rotation -------------------------------------------
 
 
 async def test_an_export_link_dies_with_its_token(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     assert svc.pool is not None
     await store_cdrs(svc.pool, [cdr(a.id, n, NOW - timedelta(minutes=n)) for n in range(1, 4)])
     store = TokenStore(svc.pool)
     made, secret = await store.create(Role.CUSTOMER, a.id)
-    async with panel_client(settings) as client:
-        r = await client.post(f"/api/v1/accounts/{a.id}/cdrs/exports", headers=bearer(secret))
-        link = (await r.json())["url"]
-        await store.revoke(made.id)
-        r = await client.get(link)
-        assert r.status == 404 and (await r.json())["error"]["code"] == "EXPORT_NOT_FOUND"
+    client = await panel()
+    r = await client.post(f"/api/v1/accounts/{a.id}/cdrs/exports", headers=bearer(secret))
+    link = (await r.json())["url"]
+    await store.revoke(made.id)
+    r = await client.get(link)
+    assert r.status == 404 and (await r.json())["error"]["code"] == "EXPORT_NOT_FOUND"
 
 
 async def test_tokens_expire(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account()
     assert svc.pool is not None
@@ -434,16 +410,16 @@ async def test_tokens_expire(
     assert await store.authenticate(old_secret, now) is None
     assert await store.authenticate(fresh_secret, now) is not None
     assert await store.authenticate(fresh_secret, now + timedelta(days=91)) is None
-    async with panel_client(settings) as client:
-        assert (await client.get("/api/v1/me", headers=bearer(old_secret))).status == 401
-        me = await (await client.get("/api/v1/me", headers=bearer(fresh_secret))).json()
-        assert fresh.expires_at is not None
-        assert me["expires_at"] == fresh.expires_at.isoformat()
+    client = await panel()
+    assert (await client.get("/api/v1/me", headers=bearer(old_secret))).status == 401
+    me = await (await client.get("/api/v1/me", headers=bearer(fresh_secret))).json()
+    assert fresh.expires_at is not None
+    assert me["expires_at"] == fresh.expires_at.isoformat()
 
 
 async def test_cli_rotates_tokens_and_lists_expiry_and_last_use(
     svc: Services,
-    settings: Settings,
+    panel: PanelFactory,
     make_account: AccountFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -461,9 +437,9 @@ async def test_cli_rotates_tokens_and_lists_expiry_and_last_use(
     with pytest.raises(CliError):  # a customer token must expire
         await run("token", "create", "--role", "customer", "--account", a.id, "--expires-days", "0")
     capsys.readouterr()
-    async with panel_client(settings, last_used_flush_s=3600) as client:
-        assert (await client.get("/api/v1/me", headers=bearer(created["token"]))).status == 200
-    # the shutdown flush recorded its use
+    client = await panel(last_used_flush_s=3600)
+    assert (await client.get("/api/v1/me", headers=bearer(created["token"]))).status == 200
+    await client.close()  # the shutdown flush records its use
     rotated = await run("token", "rotate", created["id"], "--expires-days", "7")
     assert rotated["token"] != created["token"] and rotated["rotated_from"] == created["id"]
     assert rotated["account"] == a.id and rotated["role"] == "customer"
@@ -483,14 +459,14 @@ async def test_cli_rotates_tokens_and_lists_expiry_and_last_use(
 # -- 15: /health says a status, never a service's error -----------------------------------------
 
 
-async def test_health_says_a_status_only(settings: Settings) -> None:
-    async with panel_client(settings) as client:
-        assert await (await client.get("/health")).json() == {"status": "ok"}
-        redis = client.app[REDIS]
-        # Redis goes away: new connections are refused
-        await redis.connection_pool.disconnect()
-        redis.connection_pool.connection_kwargs["port"] = 1
-        redis.connection_pool.reset()
-        r = await client.get("/health")
-        assert r.status == 503 and r.headers["Retry-After"]
-        assert await r.json() == {"status": "unavailable"}  # no "Connection refused", no host
+async def test_health_says_a_status_only(panel: PanelFactory) -> None:
+    client = await panel()
+    assert await (await client.get("/health")).json() == {"status": "ok"}
+    redis = client.app[REDIS]
+    # Redis goes away: new connections are refused
+    await redis.connection_pool.disconnect()
+    redis.connection_pool.connection_kwargs["port"] = 1
+    redis.connection_pool.reset()
+    r = await client.get("/health")
+    assert r.status == 503 and r.headers["Retry-After"]
+    assert await r.json() == {"status": "unavailable"}  # no "Connection refused", no host

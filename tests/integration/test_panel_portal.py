@@ -13,33 +13,16 @@ import pytest
 from panel_api.logins import LoginLocked, LoginPolicy, LoginRole, LoginStore, WrongCredentials
 from panel_api.tokens import Role, TokenStore
 from runtime.services import Services
-from runtime.settings import Settings
-from tests.conftest import AccountFactory
-from tests.integration.test_panel_api import (
-    bearer,
-    cdr,
-    ensure_panel_db,
-    panel_client,
-    panel_settings,
-    store_cdrs,
-    token,
-)
+from tests.conftest import AccountFactory, PanelFactory
+from tests.panel import bearer, cdr, store_cdrs, token
+
+pytestmark = pytest.mark.panel_db
 
 PASSWORD = "correct horse battery"
 # local midnights in Warsaw, winter (CET, +01:00) and summer (CEST, +02:00)
 NOV_1 = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
 DEC_1 = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
 JUL_1 = datetime(2026, 6, 30, 22, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def panel_db() -> str:
-    return ensure_panel_db()
-
-
-@pytest.fixture
-def settings(panel_db: str) -> Settings:
-    return panel_settings(panel_db)
 
 
 def logins(svc: Services, **policy: int) -> LoginStore:
@@ -118,84 +101,82 @@ async def test_lockout_after_failures_in_a_row_then_unlocked_by_time(
 
 
 async def test_sign_in_over_http_then_sign_out(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account(balance=5_000_000)
     await logins(svc).set("alice", LoginRole.CUSTOMER, PASSWORD, a.id)
-    async with panel_client(settings, login_failures=2) as client:
-        wrong = await client.post("/api/v1/session", json={"login": "alice", "password": "x"})
-        assert wrong.status == 401
-        assert (await wrong.json())["error"]["code"] == "SIGN_IN_REFUSED"
-        missing = await client.post("/api/v1/session", json={"login": "alice"})
-        assert missing.status == 400
-        assert (await missing.json())["error"]["details"]["field"] == "password"
-        r = await client.post("/api/v1/session", json={"login": "alice", "password": PASSWORD})
-        assert r.status == 201
-        session = await r.json()
-        assert session["role"] == "customer" and session["account"] == a.id
-        assert session["token"].startswith("tgp_") and session["expires_at"]
-        balance = await client.get(
-            f"/api/v1/accounts/{a.id}/balance", headers=bearer(session["token"])
-        )
-        assert balance.status == 200 and (await balance.json())["balance"] == "5.0000"
-        out = await client.post("/api/v1/session/end", headers=bearer(session["token"]))
-        assert out.status == 200 and (await out.json())["revoked_at"]
-        again = await client.get("/api/v1/me", headers=bearer(session["token"]))
-        assert again.status == 401
-        # two more failures lock the login: 429 with Retry-After, even for the right password
-        for _ in range(2):
-            await client.post("/api/v1/session", json={"login": "alice", "password": "nope"})
-        locked = await client.post("/api/v1/session", json={"login": "alice", "password": PASSWORD})
-        assert locked.status == 429
-        assert (await locked.json())["error"]["code"] == "LOGIN_LOCKED"
-        assert int(locked.headers["Retry-After"]) > 0
+    client = await panel(login_failures=2)
+    wrong = await client.post("/api/v1/session", json={"login": "alice", "password": "x"})
+    assert wrong.status == 401
+    assert (await wrong.json())["error"]["code"] == "SIGN_IN_REFUSED"
+    missing = await client.post("/api/v1/session", json={"login": "alice"})
+    assert missing.status == 400
+    assert (await missing.json())["error"]["details"]["field"] == "password"
+    r = await client.post("/api/v1/session", json={"login": "alice", "password": PASSWORD})
+    assert r.status == 201
+    session = await r.json()
+    assert session["role"] == "customer" and session["account"] == a.id
+    assert session["token"].startswith("tgp_") and session["expires_at"]
+    balance = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(session["token"]))
+    assert balance.status == 200 and (await balance.json())["balance"] == "5.0000"
+    out = await client.post("/api/v1/session/end", headers=bearer(session["token"]))
+    assert out.status == 200 and (await out.json())["revoked_at"]
+    again = await client.get("/api/v1/me", headers=bearer(session["token"]))
+    assert again.status == 401
+    # two more failures lock the login: 429 with Retry-After, even for the right password
+    for _ in range(2):
+        await client.post("/api/v1/session", json={"login": "alice", "password": "nope"})
+    locked = await client.post("/api/v1/session", json={"login": "alice", "password": PASSWORD})
+    assert locked.status == 429
+    assert (await locked.json())["error"]["code"] == "LOGIN_LOCKED"
+    assert int(locked.headers["Retry-After"]) > 0
 
 
 async def test_support_reads_admin_changes_and_the_audit_log_has_both(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account(balance=1_000_000)
     store = logins(svc)
     await store.set("sue", LoginRole.SUPPORT, PASSWORD)
     await store.set("adam", LoginRole.ADMIN, PASSWORD)
     customer = await token(svc, Role.CUSTOMER, a.id)
-    async with panel_client(settings) as client:
+    client = await panel()
 
-        async def sign_in(login: str) -> str:
-            r = await client.post("/api/v1/session", json={"login": login, "password": PASSWORD})
-            body = await r.json()
-            assert r.status == 201 and body["role"] == "operator"
-            assert body["read_only"] is (login == "sue")
-            return str(body["token"])
+    async def sign_in(login: str) -> str:
+        r = await client.post("/api/v1/session", json={"login": login, "password": PASSWORD})
+        body = await r.json()
+        assert r.status == 201 and body["role"] == "operator"
+        assert body["read_only"] is (login == "sue")
+        return str(body["token"])
 
-        sue, adam = await sign_in("sue"), await sign_in("adam")
-        read = await client.get(f"/api/v1/accounts/{a.id}", headers=bearer(sue))
-        assert read.status == 200
-        refused = await client.post(
-            f"/api/v1/accounts/{a.id}/topups", json={"amount": "5.00"}, headers=bearer(sue)
-        )
-        assert refused.status == 403
-        assert (await refused.json())["error"]["code"] == "READ_ONLY"
-        for path in (f"/api/v1/accounts/{a.id}/suspend", f"/api/v1/accounts/{a.id}"):
-            r = await client.post(path, json={}, headers=bearer(sue))
-            assert r.status in (403, 405), path
-        topped = await client.post(
-            f"/api/v1/accounts/{a.id}/topups",
-            json={"amount": "5.00", "reference": "pay-1"},
-            headers=bearer(adam),
-        )
-        assert topped.status == 201
-        suspended = await client.post(
-            f"/api/v1/accounts/{a.id}/suspend", json={"reason": "checking"}, headers=bearer(adam)
-        )
-        assert suspended.status == 200
-        # a customer's own reads are not operator actions: not in the log
-        assert (
-            await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(customer))
-        ).status == 200
-        log = await client.get(f"/api/v1/audit?account={a.id}", headers=bearer(sue))
-        assert log.status == 200
-        items = (await log.json())["items"]
+    sue, adam = await sign_in("sue"), await sign_in("adam")
+    read = await client.get(f"/api/v1/accounts/{a.id}", headers=bearer(sue))
+    assert read.status == 200
+    refused = await client.post(
+        f"/api/v1/accounts/{a.id}/topups", json={"amount": "5.00"}, headers=bearer(sue)
+    )
+    assert refused.status == 403
+    assert (await refused.json())["error"]["code"] == "READ_ONLY"
+    for path in (f"/api/v1/accounts/{a.id}/suspend", f"/api/v1/accounts/{a.id}"):
+        r = await client.post(path, json={}, headers=bearer(sue))
+        assert r.status in (403, 405), path
+    topped = await client.post(
+        f"/api/v1/accounts/{a.id}/topups",
+        json={"amount": "5.00", "reference": "pay-1"},
+        headers=bearer(adam),
+    )
+    assert topped.status == 201
+    suspended = await client.post(
+        f"/api/v1/accounts/{a.id}/suspend", json={"reason": "checking"}, headers=bearer(adam)
+    )
+    assert suspended.status == 200
+    # a customer's own reads are not operator actions: not in the log
+    assert (
+        await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(customer))
+    ).status == 200
+    log = await client.get(f"/api/v1/audit?account={a.id}", headers=bearer(sue))
+    assert log.status == 200
+    items = (await log.json())["items"]
     by = [(i["actor"], i["action"], i["status"]) for i in reversed(items)]
     assert by == [
         ("sue", "get_account", 200),
@@ -216,7 +197,7 @@ async def test_support_reads_admin_changes_and_the_audit_log_has_both(
 
 
 async def test_days_are_the_account_s_local_days_around_midnight(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account(timezone="Europe/Warsaw")
     half = timedelta(minutes=30)
@@ -230,36 +211,34 @@ async def test_days_are_the_account_s_local_days_around_midnight(
     assert svc.pool is not None
     await store_cdrs(svc.pool, calls)
     secret = await token(svc, Role.CUSTOMER, a.id)
-    async with panel_client(settings) as client:
+    client = await panel()
 
-        async def ids(**params: str) -> list[str]:
-            r = await client.get(
-                f"/api/v1/accounts/{a.id}/cdrs", params=params, headers=bearer(secret)
-            )
-            assert r.status == 200
-            return sorted(c["call_id"].rsplit("-", 1)[1] for c in (await r.json())["items"])
-
-        assert await ids(**{"from": "2026-11-01", "to": "2026-12-01"}) == ["2", "3"]
-        r = await client.get(
-            f"/api/v1/accounts/{a.id}/cdrs/totals",
-            params={"from": "2026-11-01", "to": "2026-12-01"},
-            headers=bearer(secret),
-        )
+    async def ids(**params: str) -> list[str]:
+        r = await client.get(f"/api/v1/accounts/{a.id}/cdrs", params=params, headers=bearer(secret))
         assert r.status == 200
-        sums = await r.json()
-        assert sums["total"] == {"calls": 2, "answered": 2, "billsec": 120, "cost": "0.3800"}
-        assert sums["by_class"] == {"mobile": sums["total"]}
-        assert sums["filter"]["timezone"] == "Europe/Warsaw"
-        assert await ids(**{"from": "2026-07-01", "to": "2026-07-02"}) == ["5"]
-        # an explicit instant is taken as given
-        assert await ids(**{"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}) == [
-            "3",
-            "4",
-        ]
+        return sorted(c["call_id"].rsplit("-", 1)[1] for c in (await r.json())["items"])
+
+    assert await ids(**{"from": "2026-11-01", "to": "2026-12-01"}) == ["2", "3"]
+    r = await client.get(
+        f"/api/v1/accounts/{a.id}/cdrs/totals",
+        params={"from": "2026-11-01", "to": "2026-12-01"},
+        headers=bearer(secret),
+    )
+    assert r.status == 200
+    sums = await r.json()
+    assert sums["total"] == {"calls": 2, "answered": 2, "billsec": 120, "cost": "0.3800"}
+    assert sums["by_class"] == {"mobile": sums["total"]}
+    assert sums["filter"]["timezone"] == "Europe/Warsaw"
+    assert await ids(**{"from": "2026-07-01", "to": "2026-07-02"}) == ["5"]
+    # an explicit instant is taken as given
+    assert await ids(**{"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}) == [
+        "3",
+        "4",
+    ]
 
 
 async def test_csv_in_both_dialects_local_times_and_the_range_s_file_name(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account(timezone="Europe/Warsaw")
     start = NOV_1 + timedelta(minutes=30)  # 1 Nov 00:30:00 local
@@ -271,17 +250,17 @@ async def test_csv_in_both_dialects_local_times_and_the_range_s_file_name(
     await store_cdrs(svc.pool, calls)
     secret = await token(svc, Role.CUSTOMER, a.id)
     days = {"from": "2026-11-01", "to": "2026-12-01"}  # 1-30 November, both inclusive
-    async with panel_client(settings) as client:
-        url = f"/api/v1/accounts/{a.id}/cdrs.csv"
-        std = await client.get(url, params=days, headers=bearer(secret))
-        excel = await client.get(url, params={**days, "format": "excel-pl"}, headers=bearer(secret))
-        bad = await client.get(url, params={**days, "format": "xls"}, headers=bearer(secret))
-        assert bad.status == 400 and (await bad.json())["error"]["details"]["parameter"] == "format"
-        for r in (std, excel):
-            assert r.status == 200
-            name = f"cdrs-{a.id}-20261101-20261130.csv"
-            assert r.headers["Content-Disposition"] == f'attachment; filename="{name}"'
-        std_raw, excel_raw = await std.read(), await excel.read()
+    client = await panel()
+    url = f"/api/v1/accounts/{a.id}/cdrs.csv"
+    std = await client.get(url, params=days, headers=bearer(secret))
+    excel = await client.get(url, params={**days, "format": "excel-pl"}, headers=bearer(secret))
+    bad = await client.get(url, params={**days, "format": "xls"}, headers=bearer(secret))
+    assert bad.status == 400 and (await bad.json())["error"]["details"]["parameter"] == "format"
+    for r in (std, excel):
+        assert r.status == 200
+        name = f"cdrs-{a.id}-20261101-20261130.csv"
+        assert r.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+    std_raw, excel_raw = await std.read(), await excel.read()
     assert not std_raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(std_raw.decode(), newline="")))
     assert rows[0]["started_at"] == "2026-11-01T00:30:00+01:00"
@@ -306,7 +285,7 @@ async def test_csv_in_both_dialects_local_times_and_the_range_s_file_name(
 @pytest.mark.parametrize("dialect", ["standard", "excel-pl"])
 async def test_bill_listing_csv_is_the_panel_s_export_byte_for_byte(
     svc: Services,
-    settings: Settings,
+    panel: PanelFactory,
     make_account: AccountFactory,
     capsys: pytest.CaptureFixture[str],
     dialect: str,
@@ -327,40 +306,40 @@ async def test_bill_listing_csv_is_the_panel_s_export_byte_for_byte(
         svc, capsys, "bill", "listing", "--account", a.id, "--period", "2026-11", "--csv",
         "--format", dialect,
     )  # fmt: skip
-    async with panel_client(settings) as client:
-        r = await client.get(
-            f"/api/v1/accounts/{a.id}/cdrs.csv",
-            params={"from": "2026-11-01", "to": "2026-12-01", "format": dialect},
-            headers=bearer(secret),
-        )
-        downloaded = (await r.read()).decode()
-        st = await client.get(
-            f"/api/v1/accounts/{a.id}/statements/2026-11.csv",
-            params={"format": dialect},
-            headers=bearer(secret),
-        )
-        assert st.status == 200
-        name = f"statement-{a.id}-2026-11.csv"
-        assert st.headers["Content-Disposition"] == f'attachment; filename="{name}"'
-        statement = (await st.read()).decode()
-        # the JSON statement is still where it was
-        js = await client.get(f"/api/v1/accounts/{a.id}/statements/2026-11", headers=bearer(secret))
-        full = await js.json()
-        assert js.status == 200 and full["total"]["count"] == 3 and len(full["calls"]) == 3
-        # the portal's totals: the same statement without its calls
-        r = await client.get(
-            f"/api/v1/accounts/{a.id}/statements/2026-11",
-            params={"calls": "false"},
-            headers=bearer(secret),
-        )
-        assert r.status == 200
-        assert await r.json() == {**full, "calls": []}
+    client = await panel()
+    r = await client.get(
+        f"/api/v1/accounts/{a.id}/cdrs.csv",
+        params={"from": "2026-11-01", "to": "2026-12-01", "format": dialect},
+        headers=bearer(secret),
+    )
+    downloaded = (await r.read()).decode()
+    st = await client.get(
+        f"/api/v1/accounts/{a.id}/statements/2026-11.csv",
+        params={"format": dialect},
+        headers=bearer(secret),
+    )
+    assert st.status == 200
+    name = f"statement-{a.id}-2026-11.csv"
+    assert st.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+    statement = (await st.read()).decode()
+    # the JSON statement is still where it was
+    js = await client.get(f"/api/v1/accounts/{a.id}/statements/2026-11", headers=bearer(secret))
+    full = await js.json()
+    assert js.status == 200 and full["total"]["count"] == 3 and len(full["calls"]) == 3
+    # the portal's totals: the same statement without its calls
+    r = await client.get(
+        f"/api/v1/accounts/{a.id}/statements/2026-11",
+        params={"calls": "false"},
+        headers=bearer(secret),
+    )
+    assert r.status == 200
+    assert await r.json() == {**full, "calls": []}
     assert listed == downloaded == statement
     assert listed.count("\r\n") == 4
 
 
 async def test_an_operator_read_that_cannot_be_audited_is_refused(
-    svc: Services, settings: Settings, make_account: AccountFactory
+    svc: Services, panel: PanelFactory, make_account: AccountFactory
 ) -> None:
     a = await make_account(balance=1_000_000)
     operator = await token(svc, Role.OPERATOR)
@@ -368,17 +347,17 @@ async def test_an_operator_read_that_cannot_be_audited_is_refused(
     assert svc.pool is not None
     await svc.pool.execute("alter table operator_audit rename to operator_audit_away")
     try:
-        async with panel_client(settings) as client:
-            read = await client.get(f"/api/v1/accounts/{a.id}", headers=bearer(operator))
-            assert read.status == 503
-            assert (await read.json())["error"]["code"] == "AUDIT_UNAVAILABLE"
-            # a change has happened by then: it stands (and the failure is logged loudly)
-            topped = await client.post(
-                f"/api/v1/accounts/{a.id}/topups", json={"amount": "1.00"}, headers=bearer(operator)
-            )
-            assert topped.status == 201
-            # customers' own reads are not operator reads: unaffected
-            mine = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(customer))
-            assert mine.status == 200 and (await mine.json())["balance"] == "2.0000"
+        client = await panel()
+        read = await client.get(f"/api/v1/accounts/{a.id}", headers=bearer(operator))
+        assert read.status == 503
+        assert (await read.json())["error"]["code"] == "AUDIT_UNAVAILABLE"
+        # a change has happened by then: it stands (and the failure is logged loudly)
+        topped = await client.post(
+            f"/api/v1/accounts/{a.id}/topups", json={"amount": "1.00"}, headers=bearer(operator)
+        )
+        assert topped.status == 201
+        # customers' own reads are not operator reads: unaffected
+        mine = await client.get(f"/api/v1/accounts/{a.id}/balance", headers=bearer(customer))
+        assert mine.status == 200 and (await mine.json())["balance"] == "2.0000"
     finally:
         await svc.pool.execute("alter table operator_audit_away rename to operator_audit")

@@ -21,23 +21,16 @@ from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
 from tests.e2e.rig import free_tcp_port
-from tests.integration.test_panel_api import ensure_panel_db, panel_settings, token
 from tests.integration.test_panel_hardening import real_panel
+from tests.panel import token
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "configs" / "nginx" / "nginx.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx (Debian: nginx-light)")
-
-
-@pytest.fixture(scope="session")
-def panel_db() -> str:
-    return ensure_panel_db()
-
-
-@pytest.fixture
-def settings(panel_db: str) -> Settings:
-    return panel_settings(panel_db)
+pytestmark = [
+    pytest.mark.panel_db,
+    pytest.mark.skipif(NGINX is None, reason="nginx (Debian: nginx-light)"),
+]
 
 
 def render(tmp: Path, panel_port: int, http_port: int, https_port: int) -> Path:

@@ -23,28 +23,19 @@ from panel_api.logins import LoginError, LoginRole, LoginStore, WrongCredentials
 from panel_api.password_reset import SCRUBBED, PasswordResets, ResetPolicy, ResetRefused, digest
 from panel_api.tokens import TokenStore
 from runtime.services import Services
-from runtime.settings import Settings
-from tests.conftest import AccountFactory
+from tests.conftest import AccountFactory, PanelFactory
 from tests.integration.test_documents import customer_for
 from tests.integration.test_mail import Sink, free_port
-from tests.integration.test_panel_api import bearer, ensure_panel_db, panel_client, panel_settings
+from tests.panel import bearer
 from tollgate.cli import build_parser
+
+pytestmark = pytest.mark.panel_db
 
 PASSWORD = "correct horse battery"
 NEW = "a much better passphrase"
 URL = "https://panel.operator.example"
 T0 = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # any instant: time is an argument
 LINK = re.compile(r"https://panel\.operator\.example/#reset=([A-Za-z0-9_-]{43})")
-
-
-@pytest.fixture(scope="session")
-def panel_db() -> str:
-    return ensure_panel_db()
-
-
-@pytest.fixture
-def settings(panel_db: str) -> Settings:
-    return panel_settings(panel_db)
 
 
 @pytest.fixture
@@ -150,7 +141,7 @@ async def test_links_expire_are_replaced_and_are_limited_per_hour(
 
 
 async def test_reset_over_http_answers_alike_and_is_audited(
-    svc: Services, settings: Settings, make_account: AccountFactory, smtp_sink: tuple[Sink, int]
+    svc: Services, panel: PanelFactory, make_account: AccountFactory, smtp_sink: tuple[Sink, int]
 ) -> None:
     sink, port = smtp_sink
     assert svc.pool is not None
@@ -158,49 +149,47 @@ async def test_reset_over_http_answers_alike_and_is_audited(
     await LoginStore(svc.pool).set(
         "bob", LoginRole.CUSTOMER, PASSWORD, a.id, email="bob@example.pl"
     )
-    async with panel_client(settings) as off:
-        r = await off.post("/api/v1/session/reset", json={"login": "bob"})
-        assert r.status == 403
-        assert (await r.json())["error"]["code"] == "RESET_NOT_CONFIGURED"
-    async with panel_client(settings, public_url=URL, login_failures=2) as client:
-        answers = []
-        for who in ("bob", "nobody-at-all", "bob@example.pl"):
-            r = await client.post("/api/v1/session/reset", json={"login": who, "language": "en"})
-            answers.append((r.status, await r.json()))
-        assert answers == [(202, {"status": "accepted"})] * 3
-        bad = await client.post("/api/v1/session/reset", json={"language": "en"})
-        assert bad.status == 400
-        assert (await bad.json())["error"]["details"]["field"] == "login"
-        # lock bob out first: the reset lifts the lock
-        for _ in range(2):
-            await client.post("/api/v1/session", json={"login": "bob", "password": "wrong one!"})
-        session = await client.post("/api/v1/session", json={"login": "bob", "password": PASSWORD})
-        assert session.status == 429
-        messages = await mailed(svc, port, sink, datetime.now(UTC))
-        assert [to for to, _ in messages] == ["bob@example.pl"] * 2
-        first, secret = secret_in(messages[0][1]), secret_in(messages[1][1])
-        replaced = await client.post(
-            "/api/v1/session/reset/confirm", json={"token": first, "password": NEW}
-        )
-        assert (await replaced.json())["error"]["code"] == "RESET_LINK_USED"
-        short = await client.post(
-            "/api/v1/session/reset/confirm", json={"token": secret, "password": "short"}
-        )
-        assert short.status == 400
-        assert (await short.json())["error"]["details"]["field"] == "password"
-        unknown = await client.post(
-            "/api/v1/session/reset/confirm", json={"token": "nope", "password": NEW}
-        )
-        assert (await unknown.json())["error"]["code"] == "RESET_LINK_UNKNOWN"
-        ok = await client.post(
-            "/api/v1/session/reset/confirm", json={"token": secret, "password": NEW}
-        )
-        assert ok.status == 200, await ok.text()
-        assert await ok.json() == {"login": "bob", "sessions_ended": 0}
-        signed = await client.post("/api/v1/session", json={"login": "bob", "password": NEW})
-        assert signed.status == 201
-        me = await client.get("/api/v1/me", headers=bearer((await signed.json())["token"]))
-        assert me.status == 200
+    off = await panel()
+    r = await off.post("/api/v1/session/reset", json={"login": "bob"})
+    assert r.status == 403
+    assert (await r.json())["error"]["code"] == "RESET_NOT_CONFIGURED"
+    client = await panel(public_url=URL, login_failures=2)
+    answers = []
+    for who in ("bob", "nobody-at-all", "bob@example.pl"):
+        r = await client.post("/api/v1/session/reset", json={"login": who, "language": "en"})
+        answers.append((r.status, await r.json()))
+    assert answers == [(202, {"status": "accepted"})] * 3
+    bad = await client.post("/api/v1/session/reset", json={"language": "en"})
+    assert bad.status == 400
+    assert (await bad.json())["error"]["details"]["field"] == "login"
+    # lock bob out first: the reset lifts the lock
+    for _ in range(2):
+        await client.post("/api/v1/session", json={"login": "bob", "password": "wrong one!"})
+    session = await client.post("/api/v1/session", json={"login": "bob", "password": PASSWORD})
+    assert session.status == 429
+    messages = await mailed(svc, port, sink, datetime.now(UTC))
+    assert [to for to, _ in messages] == ["bob@example.pl"] * 2
+    first, secret = secret_in(messages[0][1]), secret_in(messages[1][1])
+    replaced = await client.post(
+        "/api/v1/session/reset/confirm", json={"token": first, "password": NEW}
+    )
+    assert (await replaced.json())["error"]["code"] == "RESET_LINK_USED"
+    short = await client.post(
+        "/api/v1/session/reset/confirm", json={"token": secret, "password": "short"}
+    )
+    assert short.status == 400
+    assert (await short.json())["error"]["details"]["field"] == "password"
+    unknown = await client.post(
+        "/api/v1/session/reset/confirm", json={"token": "nope", "password": NEW}
+    )
+    assert (await unknown.json())["error"]["code"] == "RESET_LINK_UNKNOWN"
+    ok = await client.post("/api/v1/session/reset/confirm", json={"token": secret, "password": NEW})
+    assert ok.status == 200, await ok.text()
+    assert await ok.json() == {"login": "bob", "sessions_ended": 0}
+    signed = await client.post("/api/v1/session", json={"login": "bob", "password": NEW})
+    assert signed.status == 201
+    me = await client.get("/api/v1/me", headers=bearer((await signed.json())["token"]))
+    assert me.status == 200
     rows = await svc.pool.fetch(
         "select actor, action, status, account, detail from operator_audit order by id"
     )

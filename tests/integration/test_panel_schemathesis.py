@@ -30,9 +30,9 @@ from rating.deck_store import import_deck, publish
 from rating.ledger import CallRequest
 from runtime.services import services
 from switch.ari import AriSettings
-from tests.conftest import RETAIL, _truncate, drop_prefix
+from tests.conftest import RETAIL, _truncate, drop_prefix, ensure_panel_db, panel_settings
 from tests.e2e.rig import free_tcp_port
-from tests.integration.test_panel_api import NOW, cdr, ensure_panel_db, panel_settings, store_cdrs
+from tests.panel import NOW, cdr, store_cdrs
 
 schema = schemathesis.openapi.from_dict(document())
 negative = schemathesis.openapi.from_dict(document())

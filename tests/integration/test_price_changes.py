@@ -30,8 +30,7 @@ from rating.deck_draft import epoch_ms
 from rating.deck_store import import_deck, list_decks, publish_stored
 from rating.ledger import CallRequest, Outcome
 from runtime.services import Services
-from runtime.settings import Settings
-from tests.conftest import RETAIL, AccountFactory
+from tests.conftest import RETAIL, AccountFactory, PanelFactory
 from tests.integration.test_billing import call, this_period
 from tests.integration.test_notify import smtp  # noqa: F401  (the SMTP server fixture)
 
@@ -314,9 +313,10 @@ async def _decks(svc: Services) -> list[dict[str, Any]]:
 
 
 async def test_the_panel_upload_takes_an_effective_instant_and_refuses_an_early_increase(
-    svc: Services, settings: Settings
+    svc: Services, panel: PanelFactory
 ) -> None:
-    from tests.integration.test_panel_api import Role, bearer, deck_form, panel_client, token
+    from panel_api.tokens import Role
+    from tests.panel import bearer, deck_form, token
 
     op = bearer(await token(svc, Role.OPERATOR))
     rates = (RETAIL.parent / "rates.csv").read_bytes()
@@ -329,25 +329,25 @@ async def test_the_panel_upload_takes_an_effective_instant_and_refuses_an_early_
         }
     )
     keys = svc.settings.keyspace
-    async with panel_client(settings) as client:
-        r = await client.post("/api/v1/decks", data=deck_form(rates, bands=bands), headers=op)
-        assert r.status == 201, await r.text()
-        first = await r.json()
-        assert first["increases"] == 0
-        r = await client.post("/api/v1/decks", data=deck_form(dearer, bands=bands), headers=op)
-        assert r.status == 422, await r.text()
-        error = (await r.json())["error"]
-        earliest = earliest_effective(datetime.now(UTC), SETTINGS)
-        assert error["code"] == "PRICE_NOTICE_TOO_SHORT"
-        assert error["details"]["increases"] == 1
-        assert datetime.fromisoformat(error["details"]["earliest_at"]) == earliest
-        # nothing stored, nothing told to Redis
-        assert await svc.redis.hkeys(keys.deck_schedule("panel-retail")) == [b"1"]
+    client = await panel()
+    r = await client.post("/api/v1/decks", data=deck_form(rates, bands=bands), headers=op)
+    assert r.status == 201, await r.text()
+    first = await r.json()
+    assert first["increases"] == 0
+    r = await client.post("/api/v1/decks", data=deck_form(dearer, bands=bands), headers=op)
+    assert r.status == 422, await r.text()
+    error = (await r.json())["error"]
+    earliest = earliest_effective(datetime.now(UTC), SETTINGS)
+    assert error["code"] == "PRICE_NOTICE_TOO_SHORT"
+    assert error["details"]["increases"] == 1
+    assert datetime.fromisoformat(error["details"]["earliest_at"]) == earliest
+    # nothing stored, nothing told to Redis
+    assert await svc.redis.hkeys(keys.deck_schedule("panel-retail")) == [b"1"]
 
-        form = deck_form(dearer, bands=bands, effective_at=earliest.isoformat())
-        r = await client.post("/api/v1/decks", data=form, headers=op)
-        assert r.status == 201, await r.text()
-        second = await r.json()
+    form = deck_form(dearer, bands=bands, effective_at=earliest.isoformat())
+    r = await client.post("/api/v1/decks", data=form, headers=op)
+    assert r.status == 201, await r.text()
+    second = await r.json()
     assert (second["version"], second["increases"]) == (2, 1)
     assert datetime.fromisoformat(second["effective_at"]) == earliest
     # the streamed import told Redis both instants, to the millisecond, with the version

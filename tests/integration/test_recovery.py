@@ -102,7 +102,7 @@ async def test_redis_failing_after_postgresql_committed_is_repaired_by_the_next_
 
     from tollgate.cli import build_parser
 
-    args = build_parser().parse_args(["bill", "run", "--now", "2026-11-20T12:00"])
+    args = build_parser().parse_args(["bill", "run", "--now", "2026-11-20T12:00+01:00"])
     capsys.readouterr()
     await args.run(svc, args)
     report = json.loads(capsys.readouterr().out)

@@ -17,8 +17,8 @@ from customers.sip_settings import SipSettings
 from panel_api.tokens import Role
 from runtime.services import Services
 from runtime.settings import Settings
-from tests.conftest import AccountFactory
-from tests.integration.test_panel_api import bearer, panel_client, token
+from tests.conftest import AccountFactory, PanelFactory
+from tests.panel import bearer, token
 
 SETTINGS = SipSettings(realm="tollgate-test", context="tollgate-outbound", codecs="alaw,ulaw")
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # pinned: registrations are read as of it
@@ -175,61 +175,61 @@ def _base_env() -> dict[str, str]:
 
 
 async def test_panel_operators_manage_and_customers_only_see_their_own(
-    settings: Settings, svc: Services, make_account: AccountFactory
+    panel: PanelFactory, svc: Services, make_account: AccountFactory
 ) -> None:
     mine = await make_account()
     other = await make_account()
     op = bearer(await token(svc, Role.OPERATOR))
     cust = bearer(await token(svc, Role.CUSTOMER, mine.id))
-    async with panel_client(settings) as client:
-        created = await client.post(
-            f"/api/v1/accounts/{mine.id}/sip-logins", json={"login": "2223334"}, headers=op
-        )
-        assert created.status == 201, await created.text()
-        body = await created.json()
-        assert body["username"] == "2223334" and len(body["password"]) == 20
+    client = await panel()
+    created = await client.post(
+        f"/api/v1/accounts/{mine.id}/sip-logins", json={"login": "2223334"}, headers=op
+    )
+    assert created.status == 201, await created.text()
+    body = await created.json()
+    assert body["username"] == "2223334" and len(body["password"]) == 20
 
-        # the customer sees the login, never a password
-        listed = await client.get(f"/api/v1/accounts/{mine.id}/sip-logins", headers=cust)
-        assert listed.status == 200
-        items = (await listed.json())["items"]
-        assert [i["login"] for i in items] == ["2223334"]
-        assert "password" not in items[0] and body["password"] not in await listed.text()
-        other_logins = f"/api/v1/accounts/{other.id}/sip-logins"
-        resp = await client.get(other_logins, headers=cust)
-        assert resp.status == 404  # as if it did not exist
-        for method, path in (
-            ("POST", other_logins),
-            ("POST", f"/api/v1/accounts/{mine.id}/sip-logins"),
-            ("POST", "/api/v1/sip-logins/2223334/disable"),
-            ("POST", "/api/v1/sip-logins/2223334/password"),
-            ("DELETE", "/api/v1/sip-logins/2223334"),
-        ):
-            resp = await client.request(method, path, headers=cust, json={})
-            assert resp.status == 403, (method, path)
+    # the customer sees the login, never a password
+    listed = await client.get(f"/api/v1/accounts/{mine.id}/sip-logins", headers=cust)
+    assert listed.status == 200
+    items = (await listed.json())["items"]
+    assert [i["login"] for i in items] == ["2223334"]
+    assert "password" not in items[0] and body["password"] not in await listed.text()
+    other_logins = f"/api/v1/accounts/{other.id}/sip-logins"
+    resp = await client.get(other_logins, headers=cust)
+    assert resp.status == 404  # as if it did not exist
+    for method, path in (
+        ("POST", other_logins),
+        ("POST", f"/api/v1/accounts/{mine.id}/sip-logins"),
+        ("POST", "/api/v1/sip-logins/2223334/disable"),
+        ("POST", "/api/v1/sip-logins/2223334/password"),
+        ("DELETE", "/api/v1/sip-logins/2223334"),
+    ):
+        resp = await client.request(method, path, headers=cust, json={})
+        assert resp.status == 403, (method, path)
 
-        again = await client.post(
-            f"/api/v1/accounts/{mine.id}/sip-logins", json={"login": "2223334"}, headers=op
-        )
-        assert again.status == 409 and (await again.json())["error"]["code"] == "SIP_LOGIN_EXISTS"
-        bad = await client.post(
-            f"/api/v1/accounts/{mine.id}/sip-logins", json={"max_contacts": 0}, headers=op
-        )
-        assert bad.status == 400 and "max_contacts" in await bad.text()
+    again = await client.post(
+        f"/api/v1/accounts/{mine.id}/sip-logins", json={"login": "2223334"}, headers=op
+    )
+    assert again.status == 409 and (await again.json())["error"]["code"] == "SIP_LOGIN_EXISTS"
+    bad = await client.post(
+        f"/api/v1/accounts/{mine.id}/sip-logins", json={"max_contacts": 0}, headers=op
+    )
+    assert bad.status == 400 and "max_contacts" in await bad.text()
 
-        disabled = await client.post(
-            "/api/v1/sip-logins/2223334/disable", json={"reason": "fraud"}, headers=op
-        )
-        assert disabled.status == 200
-        assert (await disabled.json())["status"] == "disabled"
-        assert set((await projection(svc, "2223334")).values()) == {None}
-        enabled = await client.post("/api/v1/sip-logins/2223334/enable", headers=op)
-        assert (await enabled.json())["status"] == "active"
-        pw = await client.post("/api/v1/sip-logins/2223334/password", headers=op)
-        assert (await pw.json())["password"] != body["password"]
-        shown = await client.get("/api/v1/sip-logins/2223334", headers=op)
-        assert "password" not in await shown.json()
-        gone = await client.delete("/api/v1/sip-logins/2223334", headers=op)
-        assert gone.status == 204
-        missing = await client.get("/api/v1/sip-logins/2223334", headers=op)
-        assert missing.status == 404
+    disabled = await client.post(
+        "/api/v1/sip-logins/2223334/disable", json={"reason": "fraud"}, headers=op
+    )
+    assert disabled.status == 200
+    assert (await disabled.json())["status"] == "disabled"
+    assert set((await projection(svc, "2223334")).values()) == {None}
+    enabled = await client.post("/api/v1/sip-logins/2223334/enable", headers=op)
+    assert (await enabled.json())["status"] == "active"
+    pw = await client.post("/api/v1/sip-logins/2223334/password", headers=op)
+    assert (await pw.json())["password"] != body["password"]
+    shown = await client.get("/api/v1/sip-logins/2223334", headers=op)
+    assert "password" not in await shown.json()
+    gone = await client.delete("/api/v1/sip-logins/2223334", headers=op)
+    assert gone.status == 204
+    missing = await client.get("/api/v1/sip-logins/2223334", headers=op)
+    assert missing.status == 404

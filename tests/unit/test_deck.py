@@ -108,6 +108,7 @@ def test_cli_rate_contract(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert '"cost": "0.3600"' in ok.stdout and '"billable_seconds": 36' in ok.stdout
+    assert '"at": "2026-11-20T11:00:00+01:00"' in ok.stdout  # no zone: the deck's (Warsaw)
     none = cli("rate", "--deck", str(path), "--to", "+4930123456", "--seconds", "5")
     assert none.returncode == 3 and len(none.stderr.strip().splitlines()) == 1
     bad = write(tmp_path, HEADER + "48,PL,0,x,60,30,0,*\n")
