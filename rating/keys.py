@@ -96,6 +96,10 @@ class Keyspace:
         """The account a number (DID) is assigned to: where inbound calls are routed."""
         return f"{self.prefix}:did:{e164}"
 
+    def carriers(self) -> str:
+        """Every carrier, one JSON document (carriers are few and read together)."""
+        return f"{self.prefix}:{{carriers}}:all"
+
     # A deck's keys share the deck's own tag: publishing writes the version and the pointer
     # to it in one MULTI, which Redis Cluster allows only within one slot.
     def deck_current(self, name: str) -> str:

@@ -1,0 +1,36 @@
+"""The inputs of `routes.plan_routes` as the authorization sees them: the carriers' copy in
+Redis and the decks Redis serves as current (through the process's deck cache)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from rating.carrier_store import mirrored_carriers
+from rating.carriers import Carrier
+from rating.deck import Deck
+from rating.deck_cache import DeckCache
+from rating.keys import Keyspace
+from rating.routes import NO_RULES, RoutePlan, RouteRules, plan_routes
+
+
+async def buy_decks(
+    redis: Redis, keys: Keyspace, decks: DeckCache
+) -> list[tuple[Carrier, Deck | None]]:
+    """Every mirrored carrier with its current buy deck (None: not published)."""
+    carriers = await mirrored_carriers(redis, keys) or []
+    return [(c, await decks.current(c.deck)) for c in carriers]
+
+
+async def routes_for(
+    redis: Redis,
+    keys: Keyspace,
+    decks: DeckCache,
+    sell: Deck,
+    digits: str,
+    at: datetime,
+    seconds: int,
+    rules: RouteRules = NO_RULES,
+) -> RoutePlan:
+    return plan_routes(digits, sell, await buy_decks(redis, keys, decks), at, seconds, rules)

@@ -1,0 +1,143 @@
+"""Carriers against the real PostgreSQL and Redis: the CLI (`tollgate carrier ...`,
+`tollgate routes`), the event history, the copy in Redis and its repair, and the routes the
+authorization would compute from what Redis holds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rating.carrier_store import CarrierStore, mirrored_carriers
+from rating.carriers import Carrier, CarrierConflict, CarrierError, CarrierNotFound
+from rating.deck import Deck, build_deck
+from runtime.services import Services
+from runtime.settings import Settings
+from tests.conftest import AccountFactory, install_deck, settings_env
+from tollgate.cli import build_parser
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # Friday 11:00 in Warsaw (retail 'day' band)
+HEAD = "prefix,name,connect_fee,rate,rate_unit_s,increment_s,from_s,band\n"
+
+
+def buy(name: str, csv: str, currency: str = "PLN") -> Deck:
+    data = {"name": name, "currency": currency, "rates": "rates.csv", "bands": {}}
+    return build_deck(data, (HEAD + csv).encode(), manifest_file="m.toml", rates_file="r.csv")
+
+
+async def cli(svc: Services, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    args = build_parser().parse_args(argv)
+    capsys.readouterr()
+    await args.run(svc, args)
+    return json.loads(capsys.readouterr().out)
+
+
+async def _decks(svc: Services) -> None:
+    # retail sells Warsaw at 0.09/min per second, mobile at 0.19/min per second
+    await install_deck(svc, buy("b-cheap", "4822,Warsaw,0,0.0200,60,1,0,*\n"
+                                           "4860,Mobile,0,0.2500,60,1,0,*\n"))  # fmt: skip
+    await install_deck(svc, buy("b-mid", "48,Poland,0,0.0400,60,1,0,*\n"))
+
+
+async def test_carrier_cli_history_and_redis_copy(
+    svc: Services, make_account: AccountFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await make_account(id="alice")
+    await _decks(svc)
+    made = await cli(svc, capsys, "carrier", "create", "cheap", "--deck", "b-cheap",
+                     "--trunk", "trunk-cheap", "--max-calls", "2", "--now", T0.isoformat())
+    assert (made["endpoint"], made["max_calls"], made["priority"]) == ("trunk-cheap", 2, 100)
+    await cli(svc, capsys, "carrier", "create", "mid", "--deck", "b-mid", "--priority", "5")
+    assert [c["name"] for c in await cli(svc, capsys, "carrier", "list")] == ["cheap", "mid"]
+
+    routes = await cli(svc, capsys, "routes", "--account", "alice", "--to", "22 123 45 67",
+                       "--at", T0.isoformat(), "--seconds", "90")  # fmt: skip
+    assert routes["number"] == "+48221234567"
+    assert routes["sell"]["cost"] == "0.1350"  # 90 s x 0.09/min, per second
+    assert [(r["carrier"], r["cost"], r["endpoint"]) for r in routes["routes"]] == [
+        ("cheap", "0.0300", "trunk-cheap"), ("mid", "0.0600", "mid"),
+    ]  # fmt: skip
+    # mobile: cheap buys at 0.25 > 0.19 sold -> dropped; mid has 48 at 0.04
+    mobile = await cli(svc, capsys, "routes", "--account", "alice", "--to", "601234567",
+                       "--at", T0.isoformat())  # fmt: skip
+    assert [r["carrier"] for r in mobile["routes"]] == ["mid"]
+    assert mobile["skipped"] == [{"carrier": "cheap", "why": "UNPROFITABLE"}]
+
+    await cli(svc, capsys, "carrier", "disable", "mid", "--by", "ops-anna")
+    refused = await cli(svc, capsys, "routes", "--account", "alice", "--to", "601234567")
+    assert refused["refused"] == "NO_PROFITABLE_ROUTE" and refused["routes"] == []
+    updated = await cli(svc, capsys, "carrier", "update", "cheap", "--priority", "7",
+                        "--max-calls", "0")  # fmt: skip
+    assert (updated["priority"], updated["max_calls"]) == (7, 0)
+
+    shown = await cli(svc, capsys, "carrier", "show", "mid")
+    assert shown["disabled"] is True
+    assert [(h["event"], h["actor"]) for h in shown["history"]] == [
+        ("created", "operator"), ("disabled", "ops-anna"),
+    ]  # fmt: skip
+
+    keys = svc.settings.keyspace
+    mirrored = await mirrored_carriers(svc.redis, keys)
+    assert mirrored is not None
+    assert [(c.name, c.priority, c.disabled) for c in mirrored] == [
+        ("cheap", 7, False), ("mid", 5, True),
+    ]  # fmt: skip
+    await svc.redis.delete(keys.carriers())  # Redis lost its data: sync repairs the copy
+    assert await mirrored_carriers(svc.redis, keys) is None
+    assert await cli(svc, capsys, "carrier", "sync") == {"mirrored": 2}
+    assert [c.name for c in await mirrored_carriers(svc.redis, keys) or []] == ["cheap", "mid"]
+
+
+async def test_bad_carrier_input_changes_nothing(svc: Services, retail: Deck) -> None:
+    assert svc.pool is not None
+    store = CarrierStore(svc.pool, svc.redis, svc.settings.keyspace)
+    await _decks(svc)
+    await store.create(Carrier("cheap", "b-cheap"), at=T0, actor="op")
+    cases: list[tuple[Carrier, str]] = [
+        (Carrier("cheap", "b-mid"), "name"),  # exists
+        (Carrier("new", "nosuchdeck"), "deck"),
+        (Carrier("new", "b-mid", trunk="PJSIP/x"), "trunk"),
+        (Carrier("new", "b-mid", cps=-1), "cps"),
+    ]
+    for carrier, field in cases:
+        with pytest.raises(CarrierError) as bad:
+            await store.create(carrier, at=T0, actor="op")
+        assert bad.value.field == field
+    with pytest.raises(CarrierConflict):
+        await store.create(Carrier("cheap", "b-cheap"), at=T0, actor="op")
+    with pytest.raises(CarrierNotFound):
+        await store.update("nobody", {"priority": 1}, at=T0, actor="op")
+    with pytest.raises(CarrierError) as bad:
+        await store.update("cheap", {"deck": "nosuchdeck"}, at=T0, actor="op")
+    assert bad.value.field == "deck"
+    assert await svc.pool.fetchval("select count(*) from carriers") == 1
+    assert await svc.pool.fetchval("select count(*) from carrier_events") == 1
+    mirrored = await mirrored_carriers(svc.redis, svc.settings.keyspace)
+    assert [(c.name, c.deck) for c in mirrored or []] == [("cheap", "b-cheap")]
+
+
+def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**settings_env(settings), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "tollgate.cli", *argv], capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+
+
+async def test_cli_errors_are_one_line_with_stable_exit_codes(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    await make_account(id="alice")
+    await _decks(svc)
+    for argv, code, words in [
+        (("carrier", "create", "x", "--deck", "nosuchdeck"), 2, "deck: unknown deck"),
+        (("carrier", "show", "nobody"), 2, "unknown carrier 'nobody'"),
+        (("routes", "--account", "alice", "--to", "22x"), 2, ""),
+        (("routes", "--account", "alice", "--to", "+33123456789"), 3, "no rate"),
+    ]:
+        done = _cli(svc.settings, *argv)
+        assert done.returncode == code, (argv, done.stderr)
+        assert "Traceback" not in done.stderr and words in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

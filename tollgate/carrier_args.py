@@ -1,0 +1,71 @@
+"""`tollgate carrier ...` and `tollgate routes`: the arguments only; the handlers
+(tollgate/carrier_cmd.py) are imported when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cliout import whole_number
+from core.lazy import Lazy
+
+NOW_HELP = "act as of this ISO 8601 time (default: now)"
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"yes or no, not {text!r}")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `carrier create|update|disable|list|show|sync` and `routes`."""
+    c = subparsers.add_parser("carrier", help="carriers: buy-rate decks, trunks, capacity")
+    sub = c.add_subparsers(dest="carrier_cmd", required=True)
+
+    cr = sub.add_parser("create", help="add a carrier priced by a buy-rate deck")
+    cr.add_argument("name")
+    cr.add_argument("--deck", required=True, help="its buy-rate deck (imported already)")
+    cr.add_argument("--trunk", default="", help="the Asterisk endpoint (default: the name)")
+    cr.add_argument("--priority", type=whole_number, default=100, help="lower first (100)")
+    cr.add_argument("--max-calls", type=whole_number, default=0, help="0 = unlimited")
+    cr.add_argument("--cps", type=whole_number, default=0, help="0 = unlimited")
+
+    up = sub.add_parser("update", help="change a carrier's deck, trunk, priority, capacity")
+    up.add_argument("name")
+    up.add_argument("--deck")
+    up.add_argument("--trunk")
+    up.add_argument("--priority", type=whole_number)
+    up.add_argument("--max-calls", type=whole_number)
+    up.add_argument("--cps", type=whole_number)
+    up.add_argument("--disabled", type=_bool, metavar="yes|no")
+
+    ds = sub.add_parser("disable", help="stop routing calls to a carrier")
+    ds.add_argument("name")
+
+    for name, p in (("create", cr), ("update", up), ("disable", ds)):
+        p.add_argument("--by", default="operator", help="who makes the change (recorded)")
+        p.add_argument("--now", help=NOW_HELP)
+        p.set_defaults(run=Lazy(f"tollgate.carrier_cmd:cmd_{name}"))
+
+    sub.add_parser("list", help="every carrier").set_defaults(
+        run=Lazy("tollgate.carrier_cmd:cmd_list")
+    )
+    sh = sub.add_parser("show", help="a carrier and its history")
+    sh.add_argument("name")
+    sh.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_show"))
+    sub.add_parser("sync", help="rewrite the carriers' copy in Redis").set_defaults(
+        run=Lazy("tollgate.carrier_cmd:cmd_sync")
+    )
+
+    r = subparsers.add_parser(
+        "routes", help="the carriers a call would try, cheapest first (least-cost routing)"
+    )
+    r.add_argument("--account", required=True)
+    r.add_argument("--to", required=True)
+    r.add_argument("--at", help="call start, ISO 8601 (no zone = UTC); default now")
+    r.add_argument(
+        "--seconds", type=whole_number, default=60, help="duration priced and checked (60)"
+    )
+    r.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_routes"))
