@@ -446,6 +446,34 @@ class Numbers(Output):
     items: list[Number]
 
 
+class Carrier(Output):
+    name: str
+    deck: str
+    trunk: str
+    endpoint: str
+    priority: int
+    max_calls: int
+    cps: int
+    disabled: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class Carriers(Output):
+    items: list[Carrier]
+
+
+class CarrierEvent(Output):
+    event: str
+    actor: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class CarrierWithHistory(Carrier):
+    history: list[CarrierEvent]
+
+
 class AccountNumbers(Output):
     numbers: list[str]
     caller_id: str | None
