@@ -22,6 +22,7 @@ from rating.carriers import (
     carriers_to_json,
 )
 from rating.keys import Keyspace
+from rating.route_rules import RouteRule, rules_from_json, rules_to_json
 
 _COLUMNS = ("name", "deck", "trunk", "priority", "max_calls", "cps", "disabled", "created_at",
             "updated_at")  # fmt: skip
@@ -50,6 +51,19 @@ async def carrier_history(conn: Conn | asyncpg.Pool, name: str) -> list[dict[str
     )
     return [{**dict(r), "detail": json.loads(r["detail"]), "at": r["at"].isoformat()}
             for r in rows]  # fmt: skip
+
+
+async def list_rules(conn: Conn | asyncpg.Pool) -> list[RouteRule]:
+    rows = await conn.fetch(
+        "select account, prefix, pin, exclude, allow_loss from route_rules order by account, prefix"
+    )
+    return [RouteRule(r["account"], r["prefix"], tuple(r["pin"]), tuple(r["exclude"]),
+                      r["allow_loss"]) for r in rows]  # fmt: skip
+
+
+async def mirrored_rules(redis: Redis, keys: Keyspace) -> list[RouteRule]:
+    raw = await redis.get(keys.route_rules())
+    return [] if raw is None else rules_from_json(raw)
 
 
 async def mirrored_carriers(redis: Redis, keys: Keyspace) -> list[Carrier] | None:
@@ -108,10 +122,40 @@ class CarrierStore:
         await self.mirror()
         return after
 
+    async def set_rule(self, rule: RouteRule, *, at: datetime, actor: str) -> RouteRule | None:
+        """Store the rule of (account, prefix), replacing the one there; a rule that pins,
+        excludes and allows nothing removes it (None)."""
+        rule = rule.checked()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if rule.account and not await conn.fetchval(
+                "select 1 from accounts where id = $1", rule.account
+            ):
+                raise CarrierError("account", f"unknown account {rule.account!r}")
+            await conn.execute(
+                "delete from route_rules where account = $1 and prefix = $2",
+                rule.account,
+                rule.prefix,
+            )
+            empty = not (rule.pin or rule.exclude or rule.allow_loss)
+            if not empty:
+                await conn.execute(
+                    "insert into route_rules (account, prefix, pin, exclude, allow_loss,"
+                    " updated_at, updated_by) values ($1, $2, $3, $4, $5, $6, $7)",
+                    rule.account, rule.prefix, list(rule.pin), list(rule.exclude),
+                    rule.allow_loss, at, actor,
+                )  # fmt: skip
+        await self.mirror()
+        return None if empty else rule
+
     async def mirror(self) -> int:
-        """Write every carrier to Redis (one document); returns how many."""
+        """Write every carrier and routing rule to Redis (one MULTI: both documents share
+        the carriers' tag); returns how many carriers."""
         found = await list_carriers(self.pool)
-        await self.redis.set(self.keys.carriers(), carriers_to_json(found))
+        rules = await list_rules(self.pool)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.carriers(), carriers_to_json(found))
+            pipe.set(self.keys.route_rules(), rules_to_json(rules))
+            await pipe.execute()
         return len(found)
 
 

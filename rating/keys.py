@@ -100,6 +100,10 @@ class Keyspace:
         """Every carrier, one JSON document (carriers are few and read together)."""
         return f"{self.prefix}:{{carriers}}:all"
 
+    def route_rules(self) -> str:
+        """Operators' routing rules (pin, exclude, allow a loss), one JSON document."""
+        return f"{self.prefix}:{{carriers}}:rules"
+
     # A deck's keys share the deck's own tag: publishing writes the version and the pointer
     # to it in one MULTI, which Redis Cluster allows only within one slot.
     def deck_current(self, name: str) -> str:

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from rating.carrier_store import mirrored_carriers
+from rating.carrier_store import mirrored_carriers, mirrored_rules
 from rating.carriers import Carrier
 from rating.deck import Deck
 from rating.deck_cache import DeckCache
 from rating.keys import Keyspace
-from rating.routes import NO_RULES, RoutePlan, RouteRules, plan_routes
+from rating.route_rules import combine
+from rating.routes import RoutePlan, plan_routes
 
 
 async def buy_decks(
@@ -27,10 +28,12 @@ async def routes_for(
     redis: Redis,
     keys: Keyspace,
     decks: DeckCache,
+    account: str,
     sell: Deck,
     digits: str,
     at: datetime,
     seconds: int,
-    rules: RouteRules = NO_RULES,
 ) -> RoutePlan:
+    """The plan for the account's call to `digits`, with the operator's rules for it."""
+    rules = combine(await mirrored_rules(redis, keys), account, digits)
     return plan_routes(digits, sell, await buy_decks(redis, keys, decks), at, seconds, rules)

@@ -59,6 +59,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         run=Lazy("tollgate.carrier_cmd:cmd_sync")
     )
 
+    rs = sub.add_parser(
+        "rule",
+        help="pin or exclude carriers, or allow a loss, per account and destination prefix",
+    ).add_subparsers(dest="rule_cmd", required=True)
+    st = rs.add_parser("set", help="replace the rule of (account, prefix); empty: removed")
+    st.add_argument("--account", help="default: every account")
+    st.add_argument("--prefix", help="E.164 digits (default: every destination)")
+    st.add_argument("--pin", action="append", default=[], metavar="CARRIER",
+                    help="tried first, in the order given")  # fmt: skip
+    st.add_argument("--exclude", action="append", default=[], metavar="CARRIER")
+    st.add_argument("--allow-loss", action="store_true", help="route even below cost")
+    st.add_argument("--by", default="operator", help="who makes the change (recorded)")
+    st.add_argument("--now", help=NOW_HELP)
+    st.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_rule_set"))
+    rs.add_parser("list", help="every rule").set_defaults(
+        run=Lazy("tollgate.carrier_cmd:cmd_rule_list")
+    )
+
     r = subparsers.add_parser(
         "routes", help="the carriers a call would try, cheapest first (least-cost routing)"
     )

@@ -8,11 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.cliout import CliError, print_json
-from rating.carrier_store import CarrierStore, carrier_history, get_carrier, list_carriers
+from rating.carrier_store import (
+    CarrierStore,
+    carrier_history,
+    get_carrier,
+    list_carriers,
+    list_rules,
+)
 from rating.carriers import Carrier, CarrierError
 from rating.deck_cache import DeckCache
 from rating.numbers import normalise
 from rating.route_lookup import routes_for
+from rating.route_rules import RouteRule
 from rating.routes import NoUsableRoute
 from runtime.services import Services
 
@@ -88,8 +95,22 @@ async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
         raise CliError(f"deck {account.deck!r} is not published: run `tollgate deck import`")
     at = _instant(args.at, "--at")
     try:
-        plan = await routes_for(s.redis, keys, decks, sell, number.digits, at, args.seconds)
+        plan = await routes_for(
+            s.redis, keys, decks, account.id, sell, number.digits, at, args.seconds
+        )
     except NoUsableRoute as exc:
         print_json({**exc.plan.as_dict(), "refused": exc.code})
         return
     print_json(plan.as_dict())
+
+
+async def cmd_rule_set(s: Services, args: argparse.Namespace) -> None:
+    rule = RouteRule(args.account or "", args.prefix or "", tuple(args.pin), tuple(args.exclude),
+                     args.allow_loss)  # fmt: skip
+    done = await _store(s).set_rule(rule, at=_instant(args.now, "--now"), actor=args.by)
+    print_json(done.as_dict() if done else {**rule.checked().as_dict(), "removed": True})
+
+
+async def cmd_rule_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    print_json([r.as_dict() for r in await list_rules(s.pool)])

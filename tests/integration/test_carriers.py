@@ -67,6 +67,25 @@ async def test_carrier_cli_history_and_redis_copy(
     assert [r["carrier"] for r in mobile["routes"]] == ["mid"]
     assert mobile["skipped"] == [{"carrier": "cheap", "why": "UNPROFITABLE"}]
 
+    # the operator allows a loss on alice's mobile calls, and pins mid for Warsaw
+    rule = await cli(svc, capsys, "carrier", "rule", "set", "--account", "alice", "--prefix",
+                     "+4860", "--allow-loss")  # fmt: skip
+    assert rule == {"account": "alice", "prefix": "4860", "pin": [], "exclude": [],
+                    "allow_loss": True}  # fmt: skip
+    await cli(svc, capsys, "carrier", "rule", "set", "--prefix", "4822", "--pin", "mid")
+    lossy = await cli(svc, capsys, "routes", "--account", "alice", "--to", "601234567",
+                      "--at", T0.isoformat())  # fmt: skip
+    assert [(r["carrier"], r["margin_micro"]) for r in lossy["routes"]] == [
+        ("mid", 190_000 - 40_000), ("cheap", 190_000 - 250_000),
+    ]  # fmt: skip
+    pinned = await cli(svc, capsys, "routes", "--account", "alice", "--to", "221234567",
+                       "--at", T0.isoformat())  # fmt: skip
+    assert [r["carrier"] for r in pinned["routes"]] == ["mid", "cheap"]
+    removed = await cli(svc, capsys, "carrier", "rule", "set", "--account", "alice",
+                        "--prefix", "4860")  # fmt: skip
+    assert removed["removed"] is True
+    assert [r["prefix"] for r in await cli(svc, capsys, "carrier", "rule", "list")] == ["4822"]
+
     await cli(svc, capsys, "carrier", "disable", "mid", "--by", "ops-anna")
     refused = await cli(svc, capsys, "routes", "--account", "alice", "--to", "601234567")
     assert refused["refused"] == "NO_PROFITABLE_ROUTE" and refused["routes"] == []
@@ -134,6 +153,8 @@ async def test_cli_errors_are_one_line_with_stable_exit_codes(
     for argv, code, words in [
         (("carrier", "create", "x", "--deck", "nosuchdeck"), 2, "deck: unknown deck"),
         (("carrier", "show", "nobody"), 2, "unknown carrier 'nobody'"),
+        (("carrier", "rule", "set", "--account", "nobody", "--allow-loss"), 2, "account:"),
+        (("carrier", "rule", "set", "--prefix", "48-22", "--allow-loss"), 2, "prefix:"),
         (("routes", "--account", "alice", "--to", "22x"), 2, ""),
         (("routes", "--account", "alice", "--to", "+33123456789"), 3, "no rate"),
     ]:

@@ -186,3 +186,25 @@ def test_order_money_and_refusal_properties(
     # without the loss flag, exactly the carriers not dearer than the sale at both ends stay
     profitable = {n for n, (full, one, _) in buys.items() if full <= sell and one <= short}
     assert {r.carrier for r in plan.routes} == (set(buys) if loss else profitable)
+
+
+def test_rules_combine_excludes_loss_and_the_most_specific_pin() -> None:
+    from rating.route_rules import RouteRule, combine
+
+    rules = [
+        RouteRule("", "", pin=("a",)),
+        RouteRule("", "48", exclude=("x",)),
+        RouteRule("alice", "48", pin=("b", "c")),
+        RouteRule("", "4860", pin=("d",), allow_loss=True),
+        RouteRule("bob", "", exclude=("y",), allow_loss=True),
+    ]
+    assert combine(rules, "alice", "48221234567") == RouteRules(("b", "c"), frozenset({"x"}))
+    assert combine(rules, "alice", "48601234567") == RouteRules(("d",), frozenset({"x"}), True)
+    assert combine(rules, "bob", "4930123") == RouteRules(("a",), frozenset({"y"}), True)
+    assert combine([], "bob", "4930123") == RouteRules()
+    for bad, field in ((RouteRule(prefix="48x"), "prefix"), (RouteRule(pin=("a/b",)), "pin"),
+                       (RouteRule(pin=("a",), exclude=("a",)), "pin")):  # fmt: skip
+        with pytest.raises(CarrierError) as err:
+            bad.checked()
+        assert err.value.field == field
+    assert RouteRule(prefix="+4870").checked().prefix == "4870"
