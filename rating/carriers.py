@@ -12,9 +12,9 @@ from typing import Any
 
 from rating.codes import is_deck_name
 
-# An endpoint name as PJSIP takes it in Dial(PJSIP/<trunk>/...): no '/', no ',' (ARRAY()
-# splits the grant on commas), no spaces.
-TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}", re.ASCII)
+# An endpoint name as PJSIP takes it in Dial(PJSIP/<number>@<trunk>): no '/', ',' (ARRAY()
+# splits the grant on commas), '|' or ':' (they separate routes in the grant), no spaces.
+TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 MAX_PRIORITY = 1_000_000
 MAX_CAPACITY = 1_000_000
 DEFAULT_PRIORITY = 100
@@ -66,7 +66,7 @@ class Carrier:
         if not is_deck_name(self.deck):
             raise CarrierError("deck", f"not a deck name: {self.deck!r}")
         if self.trunk and TRUNK.fullmatch(self.trunk) is None:
-            raise CarrierError("trunk", "1-64 of letters, digits, '_', '.', '@', ':', '-'")
+            raise CarrierError("trunk", "1-64 of letters, digits, '_', '.', '-' (not first)")
         for name, value, high in (
             ("priority", self.priority, MAX_PRIORITY),
             ("max_calls", self.max_calls, MAX_CAPACITY),

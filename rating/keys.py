@@ -100,6 +100,10 @@ class Keyspace:
         """Every carrier, one JSON document (carriers are few and read together)."""
         return f"{self.prefix}:{{carriers}}:all"
 
+    def carrier_open(self, name: str) -> str:
+        """A carrier's open calls (zset: expiry member -> hold limit, ms): its capacity."""
+        return f"{self.prefix}:{{carrier:{name}}}:open"
+
     def route_rules(self) -> str:
         """Operators' routing rules (pin, exclude, allow a loss), one JSON document."""
         return f"{self.prefix}:{{carriers}}:rules"

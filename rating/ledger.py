@@ -20,10 +20,13 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from core.redis_pipe import CommandPipe, Unusable
+from rating.carrier_cache import CarrierCache
 from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
-from rating.keys import Keyspace, call_ref, parse_member
+from rating.keys import Keyspace, call_ref, expiry_member, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
+from rating.route_rules import combine
+from rating.routes import NoUsableRoute, plan_routes
 from rating.tariff import Curve, NoRate, grant_curve, rate_call
 
 log = logging.getLogger("tollgate.rating.ledger")
@@ -54,6 +57,9 @@ class Reason(StrEnum):
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INVALID_REQUEST = "INVALID_REQUEST"  # the switch's request itself is malformed
+    NO_PROFITABLE_ROUTE = "NO_PROFITABLE_ROUTE"  # every carrier would cost more than the sale
+    NO_ROUTE = "NO_ROUTE"  # carriers are configured, none has a rate for the number
+    CARRIERS_BUSY = "CARRIERS_BUSY"  # every usable carrier is at its max calls
 
 
 class LedgerError(RuntimeError):
@@ -83,6 +89,10 @@ class LedgerSettings:
     # none: inbound calls are free.
     inbound_deck: str = ""
     switch_host: str = field(default_factory=socket.gethostname)
+    # Carriers' max calls are counted in the authorize script; their counters live in the
+    # carrier's own hash slot, so on Redis Cluster (where a script keeps to one slot) they
+    # are not counted (runtime.services turns this off in cluster mode).
+    carrier_capacity: bool = True
 
     @property
     def ttl_extra_s(self) -> int:
@@ -116,6 +126,7 @@ class Grant:
     detail: str = ""
     caller_id: str = ""  # the number the call presents (an owned one; "" = withheld)
     ring: tuple[str, ...] = ()  # an inbound call: the account's SIP logins to ring
+    routes: tuple[str, ...] = ()  # the carriers' endpoints to try, in order (none: one trunk)
 
     @property
     def allowed(self) -> bool:
@@ -137,6 +148,8 @@ class Grant:
             out["caller_id"] = self.caller_id
         if self.ring:
             out["ring"] = list(self.ring)
+        if self.routes:
+            out["routes"] = list(self.routes)
         if self.replay:
             out["replay"] = True
         return out
@@ -197,8 +210,10 @@ class Ledger:
         settings: LedgerSettings,
         *,
         pipe: CommandPipe | None = None,
+        carriers: CarrierCache | None = None,
     ) -> None:
         self.redis = redis
+        self.carriers = carriers or CarrierCache(redis, keys)
         # Authorizations (the switch's hot path) go pipelined over `pipe` when given; every
         # other command through redis-py.
         self.pipe = pipe
@@ -267,6 +282,7 @@ class Ledger:
                     _s(res[5]),
                     _s(res[6]) if len(res) > 6 else "",
                     tuple(x for x in _s(res[7]).split(",") if x) if len(res) > 7 else (),
+                    tuple(x for x in _s(res[8]).split("|") if x) if len(res) > 8 else (),
                 )
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
@@ -311,6 +327,9 @@ class Ledger:
                         deck.version,
                         encoded,
                     )
+        routes, route_keys = "", list[str]()
+        if not req.inbound and deck is not None and number is not None and prefix:
+            routes, route_keys = await self._routes(req.account, deck, number.digits, now, cap)
         free = False
         if req.inbound:
             klass, deck, free = "inbound", None, not self.settings.inbound_deck
@@ -356,12 +375,37 @@ class Ledger:
             "" if req.inbound else _presented(req.caller, meta.country),
             "in" if req.inbound else "out",
             "1" if free else "0",
+            routes,
+            str(self.settings.max_call_s + self.settings.ttl_extra_s),
         ]
         return (
-            self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch)),
+            self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch))
+            + route_keys,
             argv,
             number,
         )
+
+    async def _routes(
+        self, account: str, sell: Deck, digits: str, now: datetime, cap: int
+    ) -> tuple[str, list[str]]:
+        """The script's route argument: '' without carriers (the single trunk), '!CODE' when
+        no carrier may take the call, else `carrier:endpoint:max_calls` joined by ';' in try
+        order; and the carriers' capacity keys (counted by the script) when kept in Redis."""
+        carriers, rules = await self.carriers.current()
+        if not carriers:
+            return "", []
+        buys = [(c, await self.decks.current(c.deck)) for c in carriers]
+        try:
+            plan = plan_routes(digits, sell, buys, now, cap, combine(rules, account, digits))
+        except NoUsableRoute as exc:
+            return f"!{exc.code}", []
+        except NoRate:
+            return "", []  # the sell side has no rate: the script refuses NO_RATE
+        limit = {c.name: c.max_calls for c in carriers}
+        spec = ";".join(f"{r.carrier}:{r.endpoint}:{limit[r.carrier]}" for r in plan.routes)
+        if not self.settings.carrier_capacity:
+            return spec, []
+        return spec, [self.keys.carrier_open(r.carrier) for r in plan.routes]
 
     def _curve(self, deck: Deck, rates: PrefixRates, now: datetime, cap: int) -> str | None:
         """The encoded grant curve for a call starting within `now`'s second (None: no rate).
@@ -492,6 +536,9 @@ class Ledger:
             ],
         )
         status = _s(res[0])
+        if call.get("carrier_held") == "1":  # its place on the carrier is free (repeat-safe)
+            held = self.keys.carrier_open(call.get("carrier", ""))
+            await self.redis.zrem(held, expiry_member(account, switch, call_id))
         if status == "DUPLICATE":
             return Settlement(call_id, status, int(res[2]), 0, 0, _s(res[1]))
         if int(res[3]):
