@@ -25,8 +25,7 @@ from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
 from rating.keys import Keyspace, call_ref, expiry_member, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
-from rating.route_rules import combine
-from rating.routes import NoUsableRoute, plan_routes
+from rating.route_grants import RouteGrants
 from rating.tariff import Curve, NoRate, grant_curve, rate_call
 
 log = logging.getLogger("tollgate.rating.ledger")
@@ -214,6 +213,7 @@ class Ledger:
     ) -> None:
         self.redis = redis
         self.carriers = carriers or CarrierCache(redis, keys)
+        self._route_grants = RouteGrants()
         # Authorizations (the switch's hot path) go pipelined over `pipe` when given; every
         # other command through redis-py.
         self.pipe = pipe
@@ -395,17 +395,10 @@ class Ledger:
         if not carriers:
             return "", []
         buys = [(c, await self.decks.current(c.deck)) for c in carriers]
-        try:
-            plan = plan_routes(digits, sell, buys, now, cap, combine(rules, account, digits))
-        except NoUsableRoute as exc:
-            return f"!{exc.code}", []
-        except NoRate:
-            return "", []  # the sell side has no rate: the script refuses NO_RATE
-        limit = {c.name: c.max_calls for c in carriers}
-        spec = ";".join(f"{r.carrier}:{r.endpoint}:{limit[r.carrier]}" for r in plan.routes)
+        spec, names = self._route_grants.spec(account, sell, digits, now, cap, buys, rules)
         if not self.settings.carrier_capacity:
             return spec, []
-        return spec, [self.keys.carrier_open(r.carrier) for r in plan.routes]
+        return spec, [self.keys.carrier_open(n) for n in names]
 
     def _curve(self, deck: Deck, rates: PrefixRates, now: datetime, cap: int) -> str | None:
         """The encoded grant curve for a call starting within `now`'s second (None: no rate).

@@ -208,3 +208,24 @@ def test_rules_combine_excludes_loss_and_the_most_specific_pin() -> None:
             bad.checked()
         assert err.value.field == field
     assert RouteRule(prefix="+4870").checked().prefix == "4870"
+
+
+def test_route_grants_are_shared_by_calls_that_price_alike() -> None:
+    from rating.route_grants import RouteGrants
+
+    grants = RouteGrants()
+    buys = [(carrier("cheap", CHEAP), CHEAP), (carrier("mid", MID), MID)]
+    warsaw = grants.spec("a", SELL, "48221234567", FRIDAY_11, 60, buys, [])
+    assert warsaw == ("cheap:cheap:0;mid:mid:0", ("cheap", "mid"))
+    assert grants.spec("a", SELL, "48229999999", FRIDAY_11, 60, buys, []) is warsaw
+    mobile = grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys, [])
+    assert mobile == ("mid:mid:0", ("mid",))  # cheap is dearer than the sale
+    assert grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys[:1], []) == (
+        "!NO_PROFITABLE_ROUTE", (),
+    )  # fmt: skip
+    from rating.route_rules import RouteRule
+
+    lossy = [RouteRule("a", "4860", allow_loss=True)]
+    assert grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys[:1], lossy)[1] == ("cheap",)
+    assert grants.spec("b", SELL, "48601234567", FRIDAY_11, 60, buys[:1], lossy)[1] == ()
+    assert grants.spec("a", SELL, "3312345", FRIDAY_11, 60, buys, []) == ("", ())  # NO_RATE
