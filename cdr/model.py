@@ -71,6 +71,9 @@ class Cdr:
     prior_state: str = ""
     rdnis: str = ""
     direction: str = "out"  # "in": a carrier's call to the account's number
+    routes: str = ""  # the carriers the grant offered, in try order ("" = the single trunk)
+    carrier: str = ""  # the carrier the call went out through last
+    attempts: str = ""  # every carrier tried: `carrier:sip code;`
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -152,6 +155,9 @@ class Cdr:
             prior_state=f.text("prior_state"),
             rdnis=f.text("rdnis"),
             direction="in" if f.text("direction") == "in" else "out",
+            routes=f.text("routes"),
+            carrier=f.text("carrier_used"),
+            attempts=f.text("attempts"),
             stream_id=stream_id,
         )
 
@@ -168,7 +174,7 @@ SWITCH_AT = COLUMNS.index("switch")
 STREAM_ID_AT = COLUMNS.index("stream_id")
 
 # The stream's name of each column `stream_row` reads as it is (texts), and the numbers.
-_RENAMED = {"number_class": "class", "granted_s": "granted"}
+_RENAMED = {"number_class": "class", "granted_s": "granted", "carrier": "carrier_used"}
 _DERIVED = {"started_at", "stream_id"}
 _INTEGERS = {
     "granted_s": INT32,

@@ -165,6 +165,8 @@ class Outcome:
     hangup_cause: str = ""
     answered_at: datetime | None = None
     dialled: str = ""  # for calls the ledger never authorized (emergency bypass)
+    endpoint: str = ""  # the carrier endpoint the call went out through last (routed calls)
+    attempts: str = ""  # the carriers' endpoints tried, `endpoint:sip code;` each
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +528,7 @@ class Ledger:
                 str(self.settings.record_ttl_s),
                 *fallback,
                 call_ref(switch, call_id),
+                *_carriers_used(call, outcome),
             ],
         )
         status = _s(res[0])
@@ -731,6 +734,19 @@ def _monotonic(call: dict[str, str], outcome: Outcome) -> Outcome:
     if (ended, answered) == (outcome.ended_at, outcome.answered_at):
         return outcome
     return replace(outcome, ended_at=ended, answered_at=answered)
+
+
+def _carriers_used(call: dict[str, str], outcome: Outcome) -> tuple[str, str]:
+    """The carrier the call went out through last and its attempts (`carrier:code;`), by
+    the names the grant offered (an endpoint it did not offer is kept as the switch said)."""
+    names = dict(zip(call.get("endpoints", "").split("|"), call.get("routes", "").split(","),
+                     strict=False))  # fmt: skip
+    tried = []
+    for attempt in filter(None, outcome.attempts.split(";")):
+        endpoint, _, code = attempt.partition(":")
+        tried.append(f"{names.get(endpoint, endpoint)}:{code};")
+    used = names.get(outcome.endpoint, outcome.endpoint) if outcome.endpoint else ""
+    return used, "".join(tried)
 
 
 def _s(value: Any) -> str:

@@ -41,6 +41,12 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     assert e2e.new_carrier_calls() == ["+48221234567"]  # then the next one, which answered
     [cdr] = await e2e.cdrs("phone-a", 1)
     assert (cdr["decision"], cdr["reason"], cdr["disposition"]) == ("ALLOW", "OK", "ANSWER")
+    # the CDR names the carriers offered, the one used and each failed attempt's SIP code
+    assert e2e.svc.pool is not None
+    row = await e2e.svc.pool.fetchrow(
+        "select routes, carrier, attempts from cdrs where call_id = $1", cdr["call_id"]
+    )
+    assert dict(row) == {"routes": "down,up", "carrier": "up", "attempts": "down:503;"}
 
 
 async def test_a_destination_only_a_dearer_carrier_serves_is_refused(e2e: E2E) -> None:

@@ -6,8 +6,10 @@ reservation (parallel calls cannot exceed it) and a finished call frees its plac
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from cdr.model import Cdr
 from rating.carrier_store import CarrierStore
 from rating.carriers import Carrier
 from rating.deck import Deck
@@ -110,3 +112,22 @@ async def test_without_carriers_the_single_trunk_grant_is_unchanged(
     assert (grant.reason, grant.routes) == (Reason.OK, ())
     value = FastAgiAdapter(svc.ledger).grant_value(grant)
     assert len(value.split(",")) == len(GRANT_FIELDS)
+
+
+async def test_the_finish_records_the_carrier_used_and_failed_attempts(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=50 * PLN)
+    await _carriers(svc)
+    await svc.ledger.authorize(CallRequest(a.id, "f1", WARSAW))
+    done = replace(_out(), endpoint="trunk-b", attempts="trunk-a:503;")
+    await svc.ledger.finish(a.id, "f1", done)
+    call = await svc.ledger.call(a.id, "f1")
+    assert (call["routes"], call["carrier_used"], call["attempts"]) == (
+        "cheap,mid", "mid", "cheap:503;",
+    )  # fmt: skip
+    [(_, entries)] = await svc.redis.xread(
+        {svc.settings.keyspace.cdr_stream(svc.settings.keyspace.tag(a.id)): "0"}
+    )
+    cdr = Cdr.from_stream({k.decode(): v.decode() for k, v in entries[-1][1].items()})
+    assert (cdr.routes, cdr.carrier, cdr.attempts) == ("cheap,mid", "mid", "cheap:503;")
