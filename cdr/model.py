@@ -74,6 +74,9 @@ class Cdr:
     routes: str = ""  # the carriers the grant offered, in try order ("" = the single trunk)
     carrier: str = ""  # the carrier the call went out through last
     attempts: str = ""  # every carrier tried: `carrier:sip code;`
+    buy_deck: str = ""  # the carrier's deck the buy cost was rated with
+    buy_deck_version: int = 0
+    buy_cost: int = 0  # micro-units; the margin is cost - buy_cost
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -158,6 +161,9 @@ class Cdr:
             routes=f.text("routes"),
             carrier=f.text("carrier_used"),
             attempts=f.text("attempts"),
+            buy_deck=f.text("buy_deck"),
+            buy_deck_version=f.integer("buy_deck_version", INT32),
+            buy_cost=f.integer("buy_cost", INT64),
             stream_id=stream_id,
         )
 
@@ -183,6 +189,8 @@ _INTEGERS = {
     "billsec": INT32,
     "rated_cost": INT64,
     "cost": INT64,
+    "buy_deck_version": INT32,
+    "buy_cost": INT64,
 }
 _TIMES = {"ended_at", "authorized_at", "answered_at"}
 _FLAGS = {"answered", "emergency", "unauthorized"}

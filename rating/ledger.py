@@ -512,6 +512,7 @@ class Ledger:
         else:
             fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at, switch)
         day = outcome.ended_at.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
+        used = _carriers_used(call, outcome)
         res = await self._scripts["finish"](
             keys=self.keys.call_keys(account, call_id, switch),
             args=[
@@ -528,7 +529,8 @@ class Ledger:
                 str(self.settings.record_ttl_s),
                 *fallback,
                 call_ref(switch, call_id),
-                *_carriers_used(call, outcome),
+                *used,
+                *await self._buy(used[0], call, outcome, answered_at),
             ],
         )
         status = _s(res[0])
@@ -540,6 +542,23 @@ class Ledger:
         if int(res[3]):
             log.warning("call %s of %s finished without authorization", call_id, account)
         return Settlement(call_id, status, int(res[2]), rated, billable, _s(res[1]))
+
+    async def _buy(
+        self, carrier: str, call: dict[str, str], outcome: Outcome, answered_at: datetime
+    ) -> tuple[str, str, str]:
+        """(buy deck, version, exact cost) of an answered call on the carrier it used, by the
+        carrier's current buy deck; nothing for other calls."""
+        if not (carrier and outcome.answered and call.get("state") in ("open", "expired")):
+            return "", "0", "0"
+        found = {c.name: c for c in (await self.carriers.current())[0]}.get(carrier)
+        deck = await self.decks.current(found.deck) if found else None
+        if deck is None:
+            return "", "0", "0"
+        try:
+            cost = rate_call(deck, call["e164"].lstrip("+"), answered_at, outcome.billsec).cost
+        except NoRate:
+            return deck.name, str(deck.version), "0"
+        return deck.name, str(deck.version), str(cost)
 
     async def _unauthorized(
         self, meta: _Meta, outcome: Outcome, answered_at: datetime, switch: str

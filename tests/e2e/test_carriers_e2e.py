@@ -34,7 +34,7 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     await _carrier(e2e, "down", "carrier-b", "4822,Warsaw,0,0.0100,60,1,0,*\n")
     await _carrier(e2e, "up", "carrier", "48,Poland,0,0.0300,60,1,0,*\n")
     with SippCarrier(e2e.config.carrier_port, ip="127.0.0.11", scenario="uas_503.xml") as down:
-        result = await e2e.call("221234567", "phone-a", hangup_after_ms=500)
+        result = await e2e.call("221234567", "phone-a", hangup_after_ms=1500)
         refused = down.numbers()
     assert result.status == 200 and result.answered
     assert refused == ["+48221234567"]  # tried first, answered 503
@@ -44,9 +44,15 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     # the CDR names the carriers offered, the one used and each failed attempt's SIP code
     assert e2e.svc.pool is not None
     row = await e2e.svc.pool.fetchrow(
-        "select routes, carrier, attempts from cdrs where call_id = $1", cdr["call_id"]
+        "select routes, carrier, attempts, buy_deck, buy_cost, billsec from cdrs"
+        " where call_id = $1",
+        cdr["call_id"],
     )
-    assert dict(row) == {"routes": "down,up", "carrier": "up", "attempts": "down:503;"}
+    assert row is not None
+    assert (row["routes"], row["carrier"], row["attempts"]) == ("down,up", "up", "down:503;")
+    # bought from "up" at 0.03/min, per second: 500 micro-units a second
+    assert row["billsec"] >= 1
+    assert (row["buy_deck"], row["buy_cost"]) == ("buy-up", 500 * row["billsec"])
 
 
 async def test_a_destination_only_a_dearer_carrier_serves_is_refused(e2e: E2E) -> None:

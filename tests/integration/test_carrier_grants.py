@@ -131,3 +131,6 @@ async def test_the_finish_records_the_carrier_used_and_failed_attempts(
     )
     cdr = Cdr.from_stream({k.decode(): v.decode() for k, v in entries[-1][1].items()})
     assert (cdr.routes, cdr.carrier, cdr.attempts) == ("cheap,mid", "mid", "cheap:503;")
+    # 30 s on mid's deck at 0.04/min, per second; the margin is what the sale adds
+    assert (cdr.buy_deck, cdr.buy_cost) == ("b-mid", 20_000)
+    assert cdr.cost - cdr.buy_cost in (45_000 - 20_000, 22_500 - 20_000)  # day or evening
