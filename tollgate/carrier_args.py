@@ -77,6 +77,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         run=Lazy("tollgate.carrier_cmd:cmd_rule_list")
     )
 
+    rp = subparsers.add_parser("report", help="reports over the CDRs").add_subparsers(
+        dest="report", required=True
+    )
+    mg = rp.add_parser(
+        "margin", help="sell - buy of routed calls: per carrier, destination, account"
+    )
+    mg.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
+    mg.add_argument("--tz", default="Europe/Warsaw", help="zone of the month (Europe/Warsaw)")
+    mg.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_report_margin"))
+
     r = subparsers.add_parser(
         "routes", help="the carriers a call would try, cheapest first (least-cost routing)"
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.cliout import CliError
 from rating.carrier_store import CarrierStore, mirrored_carriers
 from rating.carriers import Carrier, CarrierConflict, CarrierError, CarrierNotFound
 from rating.deck import Deck, build_deck
@@ -162,3 +163,33 @@ async def test_cli_errors_are_one_line_with_stable_exit_codes(
         assert done.returncode == code, (argv, done.stderr)
         assert "Traceback" not in done.stderr and words in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_margin_report_per_carrier_destination_and_account(
+    svc: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_panel_api import cdr, store_cdrs
+
+    assert svc.pool is not None
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    calls = [
+        cdr("alice", 1, at, carrier="up", routes="down,up", cost=190_000, buy_cost=80_000),
+        cdr("alice", 2, at, carrier="up", routes="up", cost=190_000, buy_cost=250_000),
+        cdr("bob", 3, at, carrier="down", routes="down", cost=90_000, buy_cost=20_000,
+            prefix="4822", rate_name="Poland Warsaw"),
+        cdr("bob", 4, at, cost=90_000),  # the single trunk: no buy side, not counted
+        cdr("bob", 5, datetime(2026, 12, 1, 9, 0, tzinfo=UTC), carrier="up", buy_cost=1),
+    ]
+    await store_cdrs(svc.pool, calls)
+    report = await cli(svc, capsys, "report", "margin", "--period", "2026-11")
+    assert [(c["carrier"], c["calls"], c["margin"]) for c in report["carriers"]] == [
+        ("up", 2, "0.0500"), ("down", 1, "0.0700"),
+    ]  # fmt: skip
+    assert [(d["prefix"], d["margin_micro"]) for d in report["destinations"]] == [
+        ("4860", 50_000), ("4822", 70_000),
+    ]  # fmt: skip
+    assert [(a["account"], a["sell"], a["buy"]) for a in report["accounts"]] == [
+        ("alice", "0.3800", "0.3300"), ("bob", "0.0900", "0.0200"),
+    ]  # fmt: skip
+    with pytest.raises(CliError, match="YYYY-MM"):
+        await cli(svc, capsys, "report", "margin", "--period", "2026-13")
