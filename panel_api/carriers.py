@@ -3,17 +3,22 @@ store and checks as `tollgate carrier ...`; every request is in the audit log)."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+from pydantic import Field
 
+from billing.period import Period
+from cdr.margin import margin_report
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api
 from panel_api.errors import BadRequest
-from panel_api.inputs import COUNT, FLAG, Input, string
+from panel_api.inputs import COUNT, FLAG, PERIOD_PATTERN, Checked, Input, refuse, string, text
 from rating.carrier_store import CarrierStore, carrier_history, get_carrier, list_carriers
 from rating.carriers import TRUNK, Carrier
 from rating.codes import DECK_NAME
@@ -42,6 +47,29 @@ class CarrierFields(Input):
 
 class CarrierCreate(CarrierFields):
     name: Annotated[str, string(64, pattern=NAME_PATTERN).required()]
+
+
+def _period(value: object) -> Period:
+    if not re.fullmatch(PERIOD_PATTERN, text(value)):
+        raise refuse("a month, YYYY-MM")
+    return Period.parse(str(value))
+
+
+def _zone(value: object) -> str:
+    try:
+        ZoneInfo(text(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise refuse("an IANA time zone, e.g. Europe/Warsaw") from None
+    return str(value)
+
+
+class MarginQuery(Input):
+    period: Annotated[
+        Period, Checked(_period, {"type": "string", "pattern": PERIOD_PATTERN}).required()
+    ]
+    tz: Annotated[str | None, Checked(_zone, {"type": "string"})] = Field(
+        None, description="Zone of the month (default Europe/Warsaw)"
+    )
 
 
 def _store(request: web.Request) -> CarrierStore:
@@ -109,3 +137,16 @@ async def update_carrier(
         path.carrier, changes, at=datetime.now(UTC), actor=_who(request)
     )
     return web.json_response(done.as_dict())
+
+
+@api.get(
+    "/api/v1/reports/margin",
+    "Sell, buy and margin of routed calls of a month per carrier, destination and account",
+    access=OPERATOR,
+    ok=outputs.MarginReport,
+)
+async def margin(request: web.Request, query: MarginQuery) -> web.Response:
+    start, end = query.period.bounds(query.tz or "Europe/Warsaw")
+    async with request.app[POOL].acquire() as conn:
+        found = await margin_report(conn, start, end)
+    return web.json_response({"period": str(query.period), **found})

@@ -474,6 +474,29 @@ class CarrierWithHistory(Carrier):
     history: list[CarrierEvent]
 
 
+class MarginLine(Output):
+    carrier: str | None = None
+    prefix: str | None = None
+    rate_name: str | None = None
+    account: str | None = None
+    currency: str
+    calls: int
+    billsec: int
+    sell: Money
+    buy: Money
+    margin: Money
+    margin_micro: int
+
+
+class MarginReport(Output):
+    period: str
+    from_: Annotated[datetime, Field(alias="from")]
+    to: datetime
+    carriers: list[MarginLine]
+    destinations: list[MarginLine]
+    accounts: list[MarginLine]
+
+
 class AccountNumbers(Output):
     numbers: list[str]
     caller_id: str | None

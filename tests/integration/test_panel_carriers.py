@@ -57,7 +57,29 @@ async def test_operator_keeps_carriers_and_customers_cannot_see_them(
     assert ("PATCH", "/api/v1/carriers/orange") in [(r["method"], r["path"]) for r in audited]
 
 
+async def test_operator_reads_the_margin_report(svc: Services, settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from tests.integration.test_panel_api import cdr, store_cdrs
+
+    assert svc.pool is not None
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    await store_cdrs(svc.pool, [cdr("alice", 1, at, carrier="up", cost=190_000,
+                                    buy_cost=80_000)])  # fmt: skip
+    op = bearer(await token(svc, Role.OPERATOR))
+    async with panel_client(settings) as client:
+        r = await client.get("/api/v1/reports/margin?period=2026-11", headers=op)
+        assert r.status == 200, await r.text()
+        body = await r.json()
+        assert [(c["carrier"], c["margin"]) for c in body["carriers"]] == [("up", "0.1100")]
+        assert body["from"] == "2026-10-31T23:00:00+00:00"  # the month in Warsaw
+        for bad in ("period=2026-13", "period=2026-11&tz=Mars/Base", ""):
+            r = await client.get(f"/api/v1/reports/margin?{bad}", headers=op)
+            assert r.status == 400, bad
+
+
 def test_the_document_declares_the_carrier_endpoints() -> None:
     paths = document()["paths"]
+    assert "get" in paths["/api/v1/reports/margin"]
     assert {"get", "post"} <= set(paths["/api/v1/carriers"])
     assert {"get", "patch"} <= set(paths["/api/v1/carriers/{carrier}"])
