@@ -31,8 +31,15 @@ class CarrierCache:
         now = time.monotonic()
         if now - self._checked >= self._refresh_s:
             try:
-                self._carriers = await mirrored_carriers(self._redis, self._keys) or []
-                self._rules = await mirrored_rules(self._redis, self._keys)
+                found = await mirrored_carriers(self._redis, self._keys)
+                if found is None and self._carriers:
+                    # the copy vanished (Redis lost its data; carriers are never deleted):
+                    # keep routing and checking margins with the last one until the repair
+                    # loop writes it again, rather than sending calls to the single trunk
+                    log.warning("carriers' copy missing in Redis: keeping the one read before")
+                else:
+                    self._carriers = found or []
+                    self._rules = await mirrored_rules(self._redis, self._keys)
             except (RedisError, OSError):
                 if self._carriers is None:  # never read: fail closed, the caller refuses
                     raise

@@ -134,3 +134,21 @@ async def test_the_finish_records_the_carrier_used_and_failed_attempts(
     # 30 s on mid's deck at 0.04/min, per second; the margin is what the sale adds
     assert (cdr.buy_deck, cdr.buy_cost) == ("b-mid", 20_000)
     assert cdr.cost - cdr.buy_cost in (45_000 - 20_000, 22_500 - 20_000)  # day or evening
+
+
+async def test_a_lost_carriers_copy_never_opens_the_single_trunk(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from runtime.recovery import catch_up
+
+    a = await make_account(balance=50 * PLN)
+    store = await _carriers(svc)
+    await store.update("mid", {"disabled": True}, at=datetime.now(UTC), actor="test")
+    first = await svc.ledger.authorize(CallRequest(a.id, "l1", MOBILE))
+    assert first.reason == Reason.NO_PROFITABLE_ROUTE
+    keys = svc.settings.keyspace
+    await svc.redis.delete(keys.carriers())  # Redis lost it: the last copy still decides
+    again = await svc.ledger.authorize(CallRequest(a.id, "l2", MOBILE))
+    assert again.reason == Reason.NO_PROFITABLE_ROUTE
+    done = await catch_up(svc)  # start-up (and the repair loop) write it again
+    assert done.carriers == 2 and await svc.redis.exists(keys.carriers())
