@@ -104,21 +104,35 @@ async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
     print_json(plan.as_dict())
 
 
-async def cmd_report_margin(s: Services, args: argparse.Namespace) -> None:
+def _month(args: argparse.Namespace) -> tuple[datetime, datetime]:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from billing.errors import BillingError
     from billing.period import Period
-    from cdr.margin import margin_report
 
     try:
         ZoneInfo(args.tz)
-        start, end = Period.parse(args.period).bounds(args.tz)
+        return Period.parse(args.period).bounds(args.tz)
     except (BillingError, ZoneInfoNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
+
+
+async def cmd_report_margin(s: Services, args: argparse.Namespace) -> None:
+    from cdr.margin import margin_report
+
+    start, end = _month(args)
     assert s.pool is not None
     async with s.pool.acquire() as conn:
         print_json({"period": args.period, **await margin_report(conn, start, end)})
+
+
+async def cmd_report_carriers(s: Services, args: argparse.Namespace) -> None:
+    from cdr.carrier_quality import carrier_quality
+
+    start, end = _month(args)
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        print_json({"period": args.period, "carriers": await carrier_quality(conn, start, end)})
 
 
 async def cmd_rule_set(s: Services, args: argparse.Namespace) -> None:

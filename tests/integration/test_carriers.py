@@ -193,3 +193,25 @@ async def test_margin_report_per_carrier_destination_and_account(
     ]  # fmt: skip
     with pytest.raises(CliError, match="YYYY-MM"):
         await cli(svc, capsys, "report", "margin", "--period", "2026-13")
+
+
+async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.integration.test_panel_api import cdr, store_cdrs
+
+    assert svc.pool is not None
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    await store_cdrs(svc.pool, [
+        cdr("alice", 1, at, routes="down,up", carrier="up", attempts="down:503;"),
+        cdr("alice", 2, at, routes="up", carrier="up", billsec=30),
+        cdr("bob", 3, at, routes="down", carrier="down"),
+        cdr("bob", 4, at, routes="down,up", carrier="up", attempts="down:503;", answered=False,
+            billsec=0, disposition="NOANSWER"),
+        cdr("bob", 5, at),  # the single trunk: not a carrier's
+    ])  # fmt: skip
+    report = await cli(svc, capsys, "report", "carriers", "--period", "2026-11")
+    assert report["carriers"] == [
+        {"carrier": "down", "attempts": 3, "answered": 1, "asr_percent": 33.3, "acd_s": 60.0,
+         "failure_codes": {"503": 2}},
+        {"carrier": "up", "attempts": 3, "answered": 2, "asr_percent": 66.7, "acd_s": 45.0,
+         "failure_codes": {}},
+    ]  # fmt: skip
