@@ -5,6 +5,7 @@ serves is refused with 403 and reaches no carrier."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from rating.carrier_store import CarrierStore
@@ -53,6 +54,11 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     # bought from "up" at 0.03/min, per second: 500 micro-units a second
     assert row["billsec"] >= 1
     assert (row["buy_deck"], row["buy_cost"]) == ("buy-up", 500 * row["billsec"])
+    # carrier quality in tollgate serve's metrics, per trunk
+    failures = 'tollgate_carrier_failures_total{code="503",trunk="carrier-b"}'
+    answered = 'tollgate_carrier_answered_total{trunk="carrier"}'
+    assert await asyncio.to_thread(e2e.metric, failures) >= 1
+    assert await asyncio.to_thread(e2e.metric, answered) >= 1
 
 
 async def test_a_destination_only_a_dearer_carrier_serves_is_refused(e2e: E2E) -> None:
