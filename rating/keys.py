@@ -104,6 +104,10 @@ class Keyspace:
         """A carrier's open calls (zset: expiry member -> hold limit, ms): its capacity."""
         return f"{self.prefix}:{{carrier:{name}}}:open"
 
+    def carrier_rate(self, name: str) -> str:
+        """A carrier's calls-per-second clock (GCRA theoretical arrival time, microseconds)."""
+        return f"{self.prefix}:{{carrier:{name}}}:tat"
+
     def route_rules(self) -> str:
         """Operators' routing rules (pin, exclude, allow a loss), one JSON document."""
         return f"{self.prefix}:{{carriers}}:rules"

@@ -391,8 +391,9 @@ class Ledger:
         self, account: str, sell: Deck, digits: str, now: datetime, cap: int
     ) -> tuple[str, list[str]]:
         """The script's route argument: '' without carriers (the single trunk), '!CODE' when
-        no carrier may take the call, else `carrier:endpoint:max_calls` joined by ';' in try
-        order; and the carriers' capacity keys (counted by the script) when kept in Redis."""
+        no carrier may take the call, else `carrier:endpoint:max_calls:cps` joined by ';' in
+        try order; and each carrier's open calls and CPS clock keys (counted by the script)
+        when capacity is kept in Redis."""
         carriers, rules = await self.carriers.current()
         if not carriers:
             return "", []
@@ -400,7 +401,8 @@ class Ledger:
         spec, names = self._route_grants.spec(account, sell, digits, now, cap, buys, rules)
         if not self.settings.carrier_capacity:
             return spec, []
-        return spec, [self.keys.carrier_open(n) for n in names]
+        keys = self.keys
+        return spec, [k for n in names for k in (keys.carrier_open(n), keys.carrier_rate(n))]
 
     def _curve(self, deck: Deck, rates: PrefixRates, now: datetime, cap: int) -> str | None:
         """The encoded grant curve for a call starting within `now`'s second (None: no rate).

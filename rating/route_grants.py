@@ -32,7 +32,7 @@ class RouteGrants:
         buys: Sequence[tuple[Carrier, Deck | None]],
         rules: Sequence[RouteRule],
     ) -> tuple[str, tuple[str, ...]]:
-        """('' | '!CODE' | 'carrier:endpoint:max_calls;...', carriers in try order)."""
+        """('' | '!CODE' | 'carrier:endpoint:max_calls:cps;...', carriers in try order)."""
         second = int(now.timestamp())
         if second != self._second:
             self._specs.clear()
@@ -66,6 +66,6 @@ def _spec(
         return f"!{exc.code}", ()
     except NoRate:
         return "", ()  # the sell side has no rate: the script refuses NO_RATE
-    limit = {c.name: c.max_calls for c, _ in buys}
+    limit = {c.name: f"{c.max_calls}:{c.cps}" for c, _ in buys}
     spec = ";".join(f"{r.carrier}:{r.endpoint}:{limit[r.carrier]}" for r in plan.routes)
     return spec, tuple(r.carrier for r in plan.routes)

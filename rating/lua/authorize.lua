@@ -7,8 +7,9 @@
 --       limits and credit apply, and a free inbound curve needs no credit)
 --       (ref = switch/call_id: a call is its switch's call id, per account)
 --       routes hold_ms: '' (no carriers: the single trunk), '!REASON' (no carrier may take
---       the call: refused), else `carrier:endpoint:max_calls` joined by ';' in try order;
---       KEYS[7..] are then those carriers' open-call zsets, when capacity is counted here.
+--       the call: refused), else `carrier:endpoint:max_calls:cps` joined by ';' in try
+--       order; KEYS[7..] are then each carrier's open-call zset and CPS clock, in turn,
+--       when capacity is counted here.
 local A, O, C, X, S, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -160,21 +161,29 @@ if secs <= 0 then
   return deny('INSUFFICIENT_CREDIT')
 end
 
--- Carriers at their max calls are skipped; the call holds a place on the first one left
--- (the one it goes out through unless that fails) until it finishes or `hold_s` passes.
+-- Carriers at their max calls or calls per second are skipped; the call holds a place on
+-- the first one left (the one it goes out through unless that fails) until it finishes or
+-- `hold_s` passes, and counts in that one's calls per second.
 local names, endpoints, held = {}, {}, nil
 local i = 0
 for entry in string.gmatch(routes, '[^;]+') do
   i = i + 1
-  local name, endpoint, limit = string.match(entry, '^([^:]+):([^:]+):(%d+)$')
-  local key = KEYS[6 + i]
-  local full = false
-  if key and tonumber(limit) > 0 then
+  local name, endpoint, limit, cps = string.match(entry, '^([^:]+):([^:]+):(%d+):(%d+)$')
+  local key, clock = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  limit, cps = tonumber(limit), tonumber(cps)
+  local full, tat = false, nil
+  if key and limit > 0 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
-    full = redis.call('ZCARD', key) >= tonumber(limit)
+    full = redis.call('ZCARD', key) >= limit
+  end
+  if not full and clock and cps > 0 then
+    -- GCRA as the account's cps: `cps` calls a second, bursts of `cps`
+    local interval = 1000000 / cps
+    tat = math.max(num(redis.call('GET', clock)), now) + interval
+    full = tat - now > cps * interval
   end
   if not full then
-    if held == nil then held = {name, key} end
+    if held == nil then held = {name, key, clock, tat} end
     names[#names + 1] = name
     endpoints[#endpoints + 1] = endpoint
   end
@@ -182,6 +191,9 @@ end
 if routes ~= '' and held == nil then return deny('CARRIERS_BUSY') end
 if held ~= nil and held[2] then
   redis.call('ZADD', held[2], istr(now_ms + hold_s * 1000), member)
+end
+if held ~= nil and held[4] then
+  redis.call('SET', held[3], istr(math.ceil(held[4])), 'PX', 60000)
 end
 
 -- Spoofing protection: the call presents the number it names only if the account owns it,

@@ -152,3 +152,18 @@ async def test_a_lost_carriers_copy_never_opens_the_single_trunk(
     assert again.reason == Reason.NO_PROFITABLE_ROUTE
     done = await catch_up(svc)  # start-up (and the repair loop) write it again
     assert done.carriers == 2 and await svc.redis.exists(keys.carriers())
+
+
+async def test_a_carrier_over_its_calls_per_second_is_skipped(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    a = await make_account(balance=500 * PLN)
+    store = await _carriers(svc)
+    await store.update("cheap", {"cps": 1}, at=datetime.now(UTC), actor="test")
+    grants = await asyncio.gather(
+        *(svc.ledger.authorize(CallRequest(a.id, f"r{i}", WARSAW)) for i in range(6))
+    )
+    firsts = [g.routes[0] for g in grants]
+    # one call a second on cheap (a burst of one): the others of this instant go to mid
+    assert firsts.count("trunk-a") >= 1 and "trunk-b" in firsts
+    assert all(g.reason == Reason.OK for g in grants)

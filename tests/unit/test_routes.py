@@ -216,10 +216,10 @@ def test_route_grants_are_shared_by_calls_that_price_alike() -> None:
     grants = RouteGrants()
     buys = [(carrier("cheap", CHEAP), CHEAP), (carrier("mid", MID), MID)]
     warsaw = grants.spec("a", SELL, "48221234567", FRIDAY_11, 60, buys, [])
-    assert warsaw == ("cheap:cheap:0;mid:mid:0", ("cheap", "mid"))
+    assert warsaw == ("cheap:cheap:0:0;mid:mid:0:0", ("cheap", "mid"))
     assert grants.spec("a", SELL, "48229999999", FRIDAY_11, 60, buys, []) is warsaw
     mobile = grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys, [])
-    assert mobile == ("mid:mid:0", ("mid",))  # cheap is dearer than the sale
+    assert mobile == ("mid:mid:0:0", ("mid",))  # cheap is dearer than the sale
     assert grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys[:1], []) == (
         "!NO_PROFITABLE_ROUTE", (),
     )  # fmt: skip
