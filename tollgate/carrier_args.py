@@ -55,6 +55,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sh = sub.add_parser("show", help="a carrier and its history")
     sh.add_argument("name")
     sh.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_show"))
+    rc = sub.add_parser("reconcile", help="compare a carrier's CDR file (CSV) with our CDRs")
+    rc.add_argument("name")
+    rc.add_argument("--csv", required=True, help="the carrier's CDRs, CSV with a header")
+    rc.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
+    rc.add_argument("--tz", default="Europe/Warsaw", help="zone of the month and of naive times")
+    rc.add_argument("--columns", default="",
+                    help="their column names: number=C,start=C,seconds=C,cost=C")  # fmt: skip
+    rc.add_argument("--country", default="PL", help="home country of national numbers")
+    rc.add_argument("--window-s", type=whole_number, default=10, help="start times match within")
+    rc.add_argument("--tolerance-s", type=whole_number, default=1, help="billed seconds")
+    rc.add_argument("--tolerance-cost", default="0.0001", help="cost, currency units")
+    rc.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_reconcile"))
     sub.add_parser("sync", help="rewrite the carriers' copy in Redis").set_defaults(
         run=Lazy("tollgate.carrier_cmd:cmd_sync")
     )

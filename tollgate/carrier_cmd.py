@@ -117,6 +117,31 @@ def _month(args: argparse.Namespace) -> tuple[datetime, datetime]:
         raise CliError(str(exc)) from None
 
 
+async def cmd_reconcile(s: Services, args: argparse.Namespace) -> None:
+    from cdr.carrier_reconcile import (
+        CarrierFileError,
+        carrier_reconcile,
+        columns,
+        read_calls,
+    )
+    from rating.money import MoneyError, parse_micro
+
+    start, end = _month(args)
+    assert s.pool is not None
+    await get_carrier(s.pool, args.name)
+    try:
+        tolerance = parse_micro(args.tolerance_cost)
+        theirs = read_calls(args.csv, columns(args.columns), args.country, args.tz)
+    except (CarrierFileError, MoneyError) as exc:
+        raise CliError(str(exc)) from None
+    async with s.pool.acquire() as conn:
+        found = await carrier_reconcile(
+            conn, args.name, theirs, start, end, window_s=args.window_s,
+            tolerance_s=args.tolerance_s, tolerance_cost=tolerance,
+        )  # fmt: skip
+    print_json({"period": args.period, **found})
+
+
 async def cmd_report_margin(s: Services, args: argparse.Namespace) -> None:
     from cdr.margin import margin_report
 

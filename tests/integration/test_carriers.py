@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -215,3 +215,40 @@ async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixtu
         {"carrier": "up", "attempts": 3, "answered": 2, "asr_percent": 66.7, "acd_s": 45.0,
          "failure_codes": {}},
     ]  # fmt: skip
+
+
+async def test_carrier_reconciliation_against_its_cdr_file(
+    svc: Services, retail: Deck, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from tests.integration.test_panel_api import cdr, store_cdrs
+
+    assert svc.pool is not None
+    await CarrierStore(svc.pool, svc.redis, svc.settings.keyspace).create(
+        Carrier("up", "retail"), at=T0, actor="test"
+    )
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)  # answered 5 s later (10:00:05 Warsaw)
+    await store_cdrs(svc.pool, [
+        cdr("alice", 1, at, carrier="up", buy_cost=40_000),
+        cdr("alice", 2, at + timedelta(hours=1), carrier="up", buy_cost=40_000),
+        cdr("bob", 3, at + timedelta(hours=2), carrier="up", e164="+48221234567"),
+        cdr("bob", 4, at, carrier="other"),  # another carrier's call
+    ])  # fmt: skip
+    theirs = tmp_path / "up.csv"
+    theirs.write_text(
+        "Called,Date,Dur,Amount\n"
+        "0048601234567,2026-11-10T10:00:07,60,0.0400\n"  # call 1, as we have it
+        "601234567,2026-11-10T11:00:05,75,0.0500\n"  # call 2: longer and dearer there
+        "+48229999999,2026-11-10T12:00:00,30,0.0100\n"  # not ours
+    )
+    columns = "number=Called,start=Date,seconds=Dur,cost=Amount"
+    found = await cli(svc, capsys, "carrier", "reconcile", "up", "--csv", str(theirs),
+                      "--period", "2026-11", "--columns", columns)  # fmt: skip
+    assert (found["theirs"], found["ours"], found["matched"]) == (3, 3, 2)
+    assert [(d["kind"], d.get("line"), d.get("call_id")) for d in found["differences"]] == [
+        ("duration", 3, "call-alice-2"), ("cost", 3, "call-alice-2"),
+        ("missing_in_tollgate", 4, None), ("missing_at_carrier", None, "call-bob-3"),
+    ]  # fmt: skip
+    theirs.write_text("Called,Date,Dur\n601234567,2026-11-10T10:00:07,6o\n")
+    with pytest.raises(CliError, match=r"up.csv:2: Dur: whole seconds"):
+        await cli(svc, capsys, "carrier", "reconcile", "up", "--csv", str(theirs),
+                  "--period", "2026-11", "--columns", columns)  # fmt: skip
