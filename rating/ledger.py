@@ -397,7 +397,7 @@ class Ledger:
         carriers, rules = await self.carriers.current()
         if not carriers:
             return "", []
-        buys = [(c, await self.decks.current(c.deck)) for c in carriers]
+        buys = [(c, await self.decks.current(c.deck, now)) for c in carriers]
         spec, names = self._route_grants.spec(account, sell, digits, now, cap, buys, rules)
         if not self.settings.carrier_capacity:
             return spec, []
@@ -549,11 +549,11 @@ class Ledger:
         self, carrier: str, call: dict[str, str], outcome: Outcome, answered_at: datetime
     ) -> tuple[str, str, str]:
         """(buy deck, version, exact cost) of an answered call on the carrier it used, by the
-        carrier's current buy deck; nothing for other calls."""
+        carrier's buy deck in effect at the answer; nothing for other calls."""
         if not (carrier and outcome.answered and call.get("state") in ("open", "expired")):
             return "", "0", "0"
         found = {c.name: c for c in (await self.carriers.current())[0]}.get(carrier)
-        deck = await self.decks.current(found.deck) if found else None
+        deck = await self.decks.current(found.deck, answered_at) if found else None
         if deck is None:
             return "", "0", "0"
         try:

@@ -17,11 +17,11 @@ from rating.routes import RoutePlan, plan_routes
 
 
 async def buy_decks(
-    redis: Redis, keys: Keyspace, decks: DeckCache
+    redis: Redis, keys: Keyspace, decks: DeckCache, at: datetime
 ) -> list[tuple[Carrier, Deck | None]]:
-    """Every mirrored carrier with its current buy deck (None: not published)."""
+    """Every mirrored carrier with its buy deck in effect at `at` (None: not published)."""
     carriers = await mirrored_carriers(redis, keys) or []
-    return [(c, await decks.current(c.deck)) for c in carriers]
+    return [(c, await decks.current(c.deck, at)) for c in carriers]
 
 
 async def routes_for(
@@ -36,4 +36,4 @@ async def routes_for(
 ) -> RoutePlan:
     """The plan for the account's call to `digits`, with the operator's rules for it."""
     rules = combine(await mirrored_rules(redis, keys), account, digits)
-    return plan_routes(digits, sell, await buy_decks(redis, keys, decks), at, seconds, rules)
+    return plan_routes(digits, sell, await buy_decks(redis, keys, decks, at), at, seconds, rules)

@@ -90,10 +90,10 @@ async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
     number = normalise(args.to, account.country)
     keys = s.settings.keyspace
     decks = DeckCache(s.redis, keys, 0.0)
-    sell = await decks.current(account.deck)
+    at = _instant(args.at, "--at")
+    sell = await decks.current(account.deck, at)
     if sell is None:
         raise CliError(f"deck {account.deck!r} is not published: run `tollgate deck import`")
-    at = _instant(args.at, "--at")
     try:
         plan = await routes_for(
             s.redis, keys, decks, account.id, sell, number.digits, at, args.seconds
