@@ -252,3 +252,28 @@ async def test_carrier_reconciliation_against_its_cdr_file(
     with pytest.raises(CliError, match=r"up.csv:2: Dur: whole seconds"):
         await cli(svc, capsys, "carrier", "reconcile", "up", "--csv", str(theirs),
                   "--period", "2026-11", "--columns", columns)  # fmt: skip
+
+
+async def test_routes_price_with_the_buy_deck_in_effect_at_the_instant(
+    svc: Services, make_account: AccountFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rating.deck_store import import_deck, publish_stored
+
+    assert svc.pool is not None
+    await make_account(id="alice")
+    await _decks(svc)
+    await cli(svc, capsys, "carrier", "create", "mid", "--deck", "b-mid")
+    # the first version is in effect from its import (now), the new prices from `change`
+    soon = datetime.now(UTC) + timedelta(days=1)
+    change = soon + timedelta(days=30)
+    async with svc.pool.acquire() as conn:
+        dearer = buy("b-mid", "48,Poland,0,0.5000,60,1,0,*\n")
+        stored, _ = await import_deck(conn, dearer, "test", effective_at=change)
+        await publish_stored(conn, svc.redis, svc.settings.keyspace, stored.name, stored.version)
+    before = await cli(svc, capsys, "routes", "--account", "alice", "--to", "221234567",
+                       "--at", soon.isoformat())  # fmt: skip
+    assert [(r["carrier"], r["cost"]) for r in before["routes"]] == [("mid", "0.0400")]
+    after = await cli(svc, capsys, "routes", "--account", "alice", "--to", "221234567",
+                      "--at", (change + timedelta(hours=1)).isoformat())  # fmt: skip
+    assert after["refused"] == "NO_PROFITABLE_ROUTE"
+    assert after["skipped"] == [{"carrier": "mid", "why": "UNPROFITABLE"}]
