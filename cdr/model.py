@@ -71,6 +71,12 @@ class Cdr:
     prior_state: str = ""
     rdnis: str = ""
     direction: str = "out"  # "in": a carrier's call to the account's number
+    routes: str = ""  # the carriers the grant offered, in try order ("" = the single trunk)
+    carrier: str = ""  # the carrier the call went out through last
+    attempts: str = ""  # every carrier tried: `carrier:sip code;`
+    buy_deck: str = ""  # the carrier's deck the buy cost was rated with
+    buy_deck_version: int = 0
+    buy_cost: int = 0  # micro-units; the margin is cost - buy_cost
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -152,6 +158,12 @@ class Cdr:
             prior_state=f.text("prior_state"),
             rdnis=f.text("rdnis"),
             direction="in" if f.text("direction") == "in" else "out",
+            routes=f.text("routes"),
+            carrier=f.text("carrier_used"),
+            attempts=f.text("attempts"),
+            buy_deck=f.text("buy_deck"),
+            buy_deck_version=f.integer("buy_deck_version", INT32),
+            buy_cost=f.integer("buy_cost", INT64),
             stream_id=stream_id,
         )
 
@@ -168,7 +180,7 @@ SWITCH_AT = COLUMNS.index("switch")
 STREAM_ID_AT = COLUMNS.index("stream_id")
 
 # The stream's name of each column `stream_row` reads as it is (texts), and the numbers.
-_RENAMED = {"number_class": "class", "granted_s": "granted"}
+_RENAMED = {"number_class": "class", "granted_s": "granted", "carrier": "carrier_used"}
 _DERIVED = {"started_at", "stream_id"}
 _INTEGERS = {
     "granted_s": INT32,
@@ -177,6 +189,8 @@ _INTEGERS = {
     "billsec": INT32,
     "rated_cost": INT64,
     "cost": INT64,
+    "buy_deck_version": INT32,
+    "buy_cost": INT64,
 }
 _TIMES = {"ended_at", "authorized_at", "answered_at"}
 _FLAGS = {"answered", "emergency", "unauthorized"}

@@ -58,6 +58,8 @@ _TYPES = {
     "billsec": "integer",
     "rated_cost": "bigint",
     "cost": "bigint",
+    "buy_deck_version": "integer",
+    "buy_cost": "bigint",
 }
 _TIMES = {"started_at", "authorized_at", "answered_at", "ended_at"}
 _FLAGS = {"answered", "emergency", "unauthorized"}

@@ -17,6 +17,7 @@ from billing.settings import BillingSettings
 from panel_api import (
     audit,
     calls,
+    carriers,
     complaints,
     customer,
     customer_records,
@@ -70,6 +71,7 @@ APIS = (
     calls.api,
     customer_records.api,
     numbers.api,
+    carriers.api,
     sip.api,
     payments.api,
     audit.api,

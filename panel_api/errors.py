@@ -26,6 +26,7 @@ from panel_api.logins import LoginError
 from panel_api.tokens import TokenError, TokenNotFound
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
+from rating.carriers import CarrierConflict, CarrierError, CarrierNotFound
 from rating.deck import DeckError
 from rating.deck_store import DeckNotFound
 from rating.money import MoneyError, format_micro
@@ -243,6 +244,12 @@ def translate(exc: BaseException) -> ApiError | None:
         return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, CustomerNotFound):
         return not_found("customer", exc.customer)
+    if isinstance(exc, CarrierNotFound):
+        return not_found("carrier", exc.name)
+    if isinstance(exc, CarrierConflict):
+        return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
+    if isinstance(exc, CarrierError):
+        return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, NumberNotFound):
         return not_found("number", exc.number)
     if isinstance(exc, CustomerConflict | NumberConflict):

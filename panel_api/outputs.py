@@ -446,6 +446,57 @@ class Numbers(Output):
     items: list[Number]
 
 
+class Carrier(Output):
+    name: str
+    deck: str
+    trunk: str
+    endpoint: str
+    priority: int
+    max_calls: int
+    cps: int
+    disabled: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class Carriers(Output):
+    items: list[Carrier]
+
+
+class CarrierEvent(Output):
+    event: str
+    actor: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class CarrierWithHistory(Carrier):
+    history: list[CarrierEvent]
+
+
+class MarginLine(Output):
+    carrier: str | None = None
+    prefix: str | None = None
+    rate_name: str | None = None
+    account: str | None = None
+    currency: str
+    calls: int
+    billsec: int
+    sell: Money
+    buy: Money
+    margin: Money
+    margin_micro: int
+
+
+class MarginReport(Output):
+    period: str
+    from_: Annotated[datetime, Field(alias="from")]
+    to: datetime
+    carriers: list[MarginLine]
+    destinations: list[MarginLine]
+    accounts: list[MarginLine]
+
+
 class AccountNumbers(Output):
     numbers: list[str]
     caller_id: str | None

@@ -96,6 +96,22 @@ class Keyspace:
         """The account a number (DID) is assigned to: where inbound calls are routed."""
         return f"{self.prefix}:did:{e164}"
 
+    def carriers(self) -> str:
+        """Every carrier, one JSON document (carriers are few and read together)."""
+        return f"{self.prefix}:{{carriers}}:all"
+
+    def carrier_open(self, name: str) -> str:
+        """A carrier's open calls (zset: expiry member -> hold limit, ms): its capacity."""
+        return f"{self.prefix}:{{carrier:{name}}}:open"
+
+    def carrier_rate(self, name: str) -> str:
+        """A carrier's calls-per-second clock (GCRA theoretical arrival time, microseconds)."""
+        return f"{self.prefix}:{{carrier:{name}}}:tat"
+
+    def route_rules(self) -> str:
+        """Operators' routing rules (pin, exclude, allow a loss), one JSON document."""
+        return f"{self.prefix}:{{carriers}}:rules"
+
     # A deck's keys share the deck's own tag: publishing writes the version and the pointer
     # to it in one MULTI, which Redis Cluster allows only within one slot.
     def deck_current(self, name: str) -> str:

@@ -20,10 +20,12 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from core.redis_pipe import CommandPipe, Unusable
+from rating.carrier_cache import CarrierCache
 from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
-from rating.keys import Keyspace, call_ref, parse_member
+from rating.keys import Keyspace, call_ref, expiry_member, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
+from rating.route_grants import RouteGrants
 from rating.tariff import Curve, NoRate, grant_curve, rate_call
 
 log = logging.getLogger("tollgate.rating.ledger")
@@ -54,6 +56,9 @@ class Reason(StrEnum):
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INVALID_REQUEST = "INVALID_REQUEST"  # the switch's request itself is malformed
+    NO_PROFITABLE_ROUTE = "NO_PROFITABLE_ROUTE"  # every carrier would cost more than the sale
+    NO_ROUTE = "NO_ROUTE"  # carriers are configured, none has a rate for the number
+    CARRIERS_BUSY = "CARRIERS_BUSY"  # every usable carrier is at its max calls
 
 
 class LedgerError(RuntimeError):
@@ -83,6 +88,10 @@ class LedgerSettings:
     # none: inbound calls are free.
     inbound_deck: str = ""
     switch_host: str = field(default_factory=socket.gethostname)
+    # Carriers' max calls are counted in the authorize script; their counters live in the
+    # carrier's own hash slot, so on Redis Cluster (where a script keeps to one slot) they
+    # are not counted (runtime.services turns this off in cluster mode).
+    carrier_capacity: bool = True
 
     @property
     def ttl_extra_s(self) -> int:
@@ -116,6 +125,7 @@ class Grant:
     detail: str = ""
     caller_id: str = ""  # the number the call presents (an owned one; "" = withheld)
     ring: tuple[str, ...] = ()  # an inbound call: the account's SIP logins to ring
+    routes: tuple[str, ...] = ()  # the carriers' endpoints to try, in order (none: one trunk)
 
     @property
     def allowed(self) -> bool:
@@ -137,6 +147,8 @@ class Grant:
             out["caller_id"] = self.caller_id
         if self.ring:
             out["ring"] = list(self.ring)
+        if self.routes:
+            out["routes"] = list(self.routes)
         if self.replay:
             out["replay"] = True
         return out
@@ -153,6 +165,8 @@ class Outcome:
     hangup_cause: str = ""
     answered_at: datetime | None = None
     dialled: str = ""  # for calls the ledger never authorized (emergency bypass)
+    endpoint: str = ""  # the carrier endpoint the call went out through last (routed calls)
+    attempts: str = ""  # the carriers' endpoints tried, `endpoint:sip code;` each
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +211,11 @@ class Ledger:
         settings: LedgerSettings,
         *,
         pipe: CommandPipe | None = None,
+        carriers: CarrierCache | None = None,
     ) -> None:
         self.redis = redis
+        self.carriers = carriers or CarrierCache(redis, keys)
+        self._route_grants = RouteGrants()
         # Authorizations (the switch's hot path) go pipelined over `pipe` when given; every
         # other command through redis-py.
         self.pipe = pipe
@@ -267,6 +284,7 @@ class Ledger:
                     _s(res[5]),
                     _s(res[6]) if len(res) > 6 else "",
                     tuple(x for x in _s(res[7]).split(",") if x) if len(res) > 7 else (),
+                    tuple(x for x in _s(res[8]).split("|") if x) if len(res) > 8 else (),
                 )
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
@@ -311,6 +329,9 @@ class Ledger:
                         deck.version,
                         encoded,
                     )
+        routes, route_keys = "", list[str]()
+        if not req.inbound and deck is not None and number is not None and prefix:
+            routes, route_keys = await self._routes(req.account, deck, number.digits, now, cap)
         free = False
         if req.inbound:
             klass, deck, free = "inbound", None, not self.settings.inbound_deck
@@ -356,12 +377,32 @@ class Ledger:
             "" if req.inbound else _presented(req.caller, meta.country),
             "in" if req.inbound else "out",
             "1" if free else "0",
+            routes,
+            str(self.settings.max_call_s + self.settings.ttl_extra_s),
         ]
         return (
-            self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch)),
+            self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch))
+            + route_keys,
             argv,
             number,
         )
+
+    async def _routes(
+        self, account: str, sell: Deck, digits: str, now: datetime, cap: int
+    ) -> tuple[str, list[str]]:
+        """The script's route argument: '' without carriers (the single trunk), '!CODE' when
+        no carrier may take the call, else `carrier:endpoint:max_calls:cps` joined by ';' in
+        try order; and each carrier's open calls and CPS clock keys (counted by the script)
+        when capacity is kept in Redis."""
+        carriers, rules = await self.carriers.current()
+        if not carriers:
+            return "", []
+        buys = [(c, await self.decks.current(c.deck, now)) for c in carriers]
+        spec, names = self._route_grants.spec(account, sell, digits, now, cap, buys, rules)
+        if not self.settings.carrier_capacity:
+            return spec, []
+        keys = self.keys
+        return spec, [k for n in names for k in (keys.carrier_open(n), keys.carrier_rate(n))]
 
     def _curve(self, deck: Deck, rates: PrefixRates, now: datetime, cap: int) -> str | None:
         """The encoded grant curve for a call starting within `now`'s second (None: no rate).
@@ -473,6 +514,7 @@ class Ledger:
         else:
             fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at, switch)
         day = outcome.ended_at.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
+        used = _carriers_used(call, outcome)
         res = await self._scripts["finish"](
             keys=self.keys.call_keys(account, call_id, switch),
             args=[
@@ -489,14 +531,36 @@ class Ledger:
                 str(self.settings.record_ttl_s),
                 *fallback,
                 call_ref(switch, call_id),
+                *used,
+                *await self._buy(used[0], call, outcome, answered_at),
             ],
         )
         status = _s(res[0])
+        if call.get("carrier_held") == "1":  # its place on the carrier is free (repeat-safe)
+            held = self.keys.carrier_open(call.get("carrier", ""))
+            await self.redis.zrem(held, expiry_member(account, switch, call_id))
         if status == "DUPLICATE":
             return Settlement(call_id, status, int(res[2]), 0, 0, _s(res[1]))
         if int(res[3]):
             log.warning("call %s of %s finished without authorization", call_id, account)
         return Settlement(call_id, status, int(res[2]), rated, billable, _s(res[1]))
+
+    async def _buy(
+        self, carrier: str, call: dict[str, str], outcome: Outcome, answered_at: datetime
+    ) -> tuple[str, str, str]:
+        """(buy deck, version, exact cost) of an answered call on the carrier it used, by the
+        carrier's buy deck in effect at the answer; nothing for other calls."""
+        if not (carrier and outcome.answered and call.get("state") in ("open", "expired")):
+            return "", "0", "0"
+        found = {c.name: c for c in (await self.carriers.current())[0]}.get(carrier)
+        deck = await self.decks.current(found.deck, answered_at) if found else None
+        if deck is None:
+            return "", "0", "0"
+        try:
+            cost = rate_call(deck, call["e164"].lstrip("+"), answered_at, outcome.billsec).cost
+        except NoRate:
+            return deck.name, str(deck.version), "0"
+        return deck.name, str(deck.version), str(cost)
 
     async def _unauthorized(
         self, meta: _Meta, outcome: Outcome, answered_at: datetime, switch: str
@@ -691,6 +755,19 @@ def _monotonic(call: dict[str, str], outcome: Outcome) -> Outcome:
     if (ended, answered) == (outcome.ended_at, outcome.answered_at):
         return outcome
     return replace(outcome, ended_at=ended, answered_at=answered)
+
+
+def _carriers_used(call: dict[str, str], outcome: Outcome) -> tuple[str, str]:
+    """The carrier the call went out through last and its attempts (`carrier:code;`), by
+    the names the grant offered (an endpoint it did not offer is kept as the switch said)."""
+    names = dict(zip(call.get("endpoints", "").split("|"), call.get("routes", "").split(","),
+                     strict=False))  # fmt: skip
+    tried = []
+    for attempt in filter(None, outcome.attempts.split(";")):
+        endpoint, _, code = attempt.partition(":")
+        tried.append(f"{names.get(endpoint, endpoint)}:{code};")
+    used = names.get(outcome.endpoint, outcome.endpoint) if outcome.endpoint else ""
+    return used, "".join(tried)
 
 
 def _s(value: Any) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis.exceptions import RedisError
 
+from rating.carrier_store import CarrierStore, mirrored_carriers
 from rating.deck_store import publish_all
 from rating.repair import Drift, Repair, repair_all
 from runtime.services import Services
@@ -28,6 +29,7 @@ log = logging.getLogger("runtime.recovery")
 class CatchUp:
     decks: int
     repairs: tuple[Repair, ...]
+    carriers: int = 0
 
     @property
     def entries(self) -> int:
@@ -43,6 +45,7 @@ async def catch_up(s: Services) -> CatchUp:
     assert pool is not None
     async with pool.acquire() as conn:
         decks = await publish_all(conn, s.redis, s.settings.keyspace)
+    carriers = await CarrierStore(pool, s.redis, s.settings.keyspace).mirror()
     repairs = await repair_all(s.accounts)
     if repairs:
         log.warning(
@@ -50,7 +53,7 @@ async def catch_up(s: Services) -> CatchUp:
             len(repairs),
             ", ".join(f"{r.account} ({r.drift})" for r in repairs),
         )
-    return CatchUp(decks, tuple(repairs))
+    return CatchUp(decks, tuple(repairs), carriers)
 
 
 async def repair_forever(
@@ -63,5 +66,15 @@ async def repair_forever(
             for r in await repair_all(s.accounts):
                 log.warning("repaired %s in Redis: %s, %d entries", r.account, r.drift, r.entries)
                 on_repair(r)
+            await _carriers_back(s)
         except (OSError, RedisError, asyncpg.PostgresError) as exc:
             log.error("repair: a store is unreachable, next try in %g s: %s", interval_s, exc)
+
+
+async def _carriers_back(s: Services) -> None:
+    """The carriers' copy, written again when Redis lost it."""
+    assert s.pool is not None
+    if await mirrored_carriers(s.redis, s.settings.keyspace) is None:
+        found = await CarrierStore(s.pool, s.redis, s.settings.keyspace).mirror()
+        if found:
+            log.warning("carriers' copy was missing in Redis: %d carrier(s) written again", found)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -14,6 +14,7 @@ from core.redis_cluster import cluster_from_url
 from core.redis_fast import redis_from_url
 from core.redis_pipe import CommandPipe
 from rating.account_store import AccountStore
+from rating.carrier_cache import CarrierCache
 from rating.deck_cache import DeckCache
 from rating.ledger import Ledger
 from rating.retag import ensure_layout
@@ -107,7 +108,13 @@ async def services(settings: Settings, *, pg: bool = True) -> AsyncIterator[Serv
         # The pipe speaks to one node; a cluster routes per slot, so it gets redis-py's client.
         plain = settings.redis_pipeline and settings.redis_mode == "standalone"
         pipe = CommandPipe.from_url(settings.redis_url) if plain else None
-        ledger = Ledger(redis, settings.keyspace, decks, settings.ledger, pipe=pipe)
+        carriers = CarrierCache(redis, settings.keyspace, settings.deck_refresh_s)
+        ledger_settings = settings.ledger
+        if settings.redis_mode == "cluster":  # a script keeps to one slot: see LedgerSettings
+            ledger_settings = replace(ledger_settings, carrier_capacity=False)
+        ledger = Ledger(
+            redis, settings.keyspace, decks, ledger_settings, pipe=pipe, carriers=carriers
+        )
         pool = await open_pool(settings) if pg else None
         try:
             yield Services(settings, redis, ledger, pool)

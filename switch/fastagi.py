@@ -61,12 +61,20 @@ SIP_CODES: dict[str, int] = {
     # fault either, so not a 4xx that says the INVITE was wrong.
     Reason.INVALID_REQUEST: 500,
     "AUTHORIZE_TIMEOUT": 503,
+    # A refusal that retrying will not change (the prices decide): 403, not 503 (which
+    # invites the caller's switch to retry the same call here).
+    Reason.NO_PROFITABLE_ROUTE: 403,
+    Reason.NO_ROUTE: 404,  # as NO_RATE: nobody terminates the number
+    Reason.CARRIERS_BUSY: 503,  # every carrier at its max calls: try again shortly
 }
 _DIGITS = re.compile(r"^\+?[0-9]{1,20}$")
 # The fields of TOLLGATE_GRANT, in the order the dialplan's ARRAY() assigns them.
 GRANT_FIELDS = ("DECISION", "REASON", "SIP_CODE", "MAX_MS", "DIAL", "CALL_ID", "CONTROL", "CLI")
 # An inbound call's grant has one more: the endpoints to ring.
 INCOMING_GRANT_FIELDS = (*GRANT_FIELDS, "RING")
+# An outbound call routed over carriers has one more: their endpoints, '|'-joined, in the
+# order the dialplan tries them (absent without carriers: the single trunk's grant as before).
+ROUTED_GRANT_FIELDS = (*GRANT_FIELDS, "ROUTES")
 _INT = re.compile(r"^[0-9]{1,9}$")
 _EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _BUDGET = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3})?$")
@@ -263,7 +271,7 @@ class FastAgiAdapter:
         number = grant.number.e164 if grant.number is not None else ""
         allowed = grant.allowed and bool(_DIGITS.match(number))
         control = "ari" if allowed and self.slice_s and grant.reason == Reason.OK else ""
-        fields = (
+        fields: tuple[str, ...] = (
             # ALLOW only with a number and a limit in place
             grant.decision.value if (allowed or not grant.allowed) else "DENY",
             grant.reason,
@@ -275,6 +283,8 @@ class FastAgiAdapter:
             # the number the call presents: one the account owns, else none (withheld)
             grant.caller_id if allowed and _DIGITS.match(grant.caller_id) else "",
         )
+        if allowed and grant.routes:
+            fields = (*fields, "|".join(grant.routes))
         # ARRAY() splits on commas: none of these may hold one (call ids cannot, CALL_ID)
         if any("," in f for f in fields):
             return f"DENY,{Reason.INVALID_REQUEST},500,0,,,,"

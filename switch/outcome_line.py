@@ -1,6 +1,9 @@
 """One line of Asterisk's outcome log: what the hangup handler put in CDR(tollgate_outcome).
 
-    call id|account|status|answered ms|cause|dialled|emergency|end epoch
+    call id|account|status|answered ms|cause|dialled|emergency|end epoch[|endpoint|attempts]
+
+The last two come from dialplans that route over carriers: the endpoint the call went out
+through last and every attempt as `endpoint:sip code;` (empty for the single trunk).
 
 cdr_custom appends one line per CDR (configs/asterisk/cdr_custom.conf); CDRs of legs that
 ran no tollgate hangup handler give empty lines, which carry nothing."""
@@ -8,12 +11,15 @@ ran no tollgate hangup handler give empty lines, which carry nothing."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from rating.ledger import CALL_ID, Outcome
 
 FIELDS = 8
+ROUTED_FIELDS = 10
+_ENDPOINT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")
+_ATTEMPTS = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}:[0-9]{0,3};){0,16}$")
 _DIALLED = re.compile(r"^\+?[0-9]{1,20}$")
 _EPOCH = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _MS = re.compile(r"^[0-9]{1,12}$")
@@ -38,16 +44,24 @@ class Report:
 def parse_line(line: str) -> Report:
     """Raises OutcomeLineError naming the field that is wrong."""
     parts = line.split("|")
-    if len(parts) != FIELDS:
-        raise OutcomeLineError("MALFORMED_OUTCOME", f"{len(parts)} fields, expected {FIELDS}")
-    call_id, account, status, ms, cause, dialled, _emergency, ended = parts
+    if len(parts) not in (FIELDS, ROUTED_FIELDS):
+        raise OutcomeLineError(
+            "MALFORMED_OUTCOME", f"{len(parts)} fields, expected {FIELDS} or {ROUTED_FIELDS}"
+        )
+    endpoint, attempts = parts[FIELDS:] or ("", "")
+    if not _ENDPOINT.match(endpoint):
+        raise OutcomeLineError("BAD_ENDPOINT", f"endpoint {endpoint[:64]!r} is not a name")
+    if not _ATTEMPTS.match(attempts):
+        raise OutcomeLineError("BAD_ATTEMPTS", f"attempts {attempts[:64]!r} are not endpoint:code;")
+    call_id, account, status, ms, cause, dialled, _emergency, ended = parts[:FIELDS]
     if not CALL_ID.match(call_id):
         raise OutcomeLineError("BAD_CALL_ID", f"call id {call_id[:64]!r} is not acceptable")
     if not _EPOCH.match(ended):
         raise OutcomeLineError("BAD_END", f"end {ended[:32]!r} is not an epoch")
     if ms and not _MS.match(ms):
         raise OutcomeLineError("BAD_ANSWERED_MS", f"answered ms {ms[:32]!r} is not a number")
-    return Report(call_id, account, outcome(status, ms, cause, dialled, float(ended)))
+    done = outcome(status, ms, cause, dialled, float(ended))
+    return Report(call_id, account, replace(done, endpoint=endpoint, attempts=attempts))
 
 
 def outcome(status: str, ms: str, cause: str, dialled: str, ended_at: float) -> Outcome:

@@ -32,7 +32,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from core.env import SettingsError
-from rating.ledger import Ledger, LedgerError
+from rating.ledger import Ledger, LedgerError, Outcome
 from switch.ami import AmiError
 from switch.outcome_line import OutcomeLineError, parse_line
 from switch.outcome_offsets import OffsetStore, Position, Reject
@@ -110,6 +110,7 @@ class OutcomeLog:
         *,
         legacy: ParkingLot | None = None,
         on_scan: Callable[[LogScan | None], None] | None = None,
+        on_settled: Callable[[Outcome], None] | None = None,
     ) -> None:
         if not settings.enabled:
             raise SettingsError(ENV_PATH, "required: the path of Asterisk's outcome log")
@@ -120,6 +121,7 @@ class OutcomeLog:
         # AstDB parking of dialplans from before the upgrade: drained until one clean scan.
         self.legacy = legacy
         self.on_scan = on_scan or (lambda scan: None)
+        self.on_settled = on_settled or (lambda outcome: None)  # first settlements only
         # Epoch start of the last round that read the log to its end cleanly (None: not yet).
         self.clear_since: float | None = None
         self._pos: Position | None = None
@@ -301,6 +303,8 @@ class OutcomeLog:
         except (RedisError, OSError, ConnectionError) as exc:
             log.warning("outcome at byte %d not settled yet: %s", at, exc)
             return None
+        if settled.status == "FINISHED":
+            self.on_settled(report.outcome)
         log.debug(
             "settled %s (%s): cost %d (%s)",
             report.call_id,

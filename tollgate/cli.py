@@ -23,6 +23,7 @@ from notify.mail_cli_args import register as register_mail
 from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
+from tollgate.carrier_args import register as register_carriers
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -47,6 +48,8 @@ BAD_INPUT_ERRORS = (
     ("rating.account_import", "ImportErrors"),
     ("notify.errors", "NotifyError"),
     ("billing.price_changes", "PriceNoticeTooShort"),
+    ("rating.carriers", "CarrierError"),
+    ("rating.carriers", "CarrierNotFound"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_asterisk(sub)
     register_notify(sub)
     register_complaints(sub)
+    register_carriers(sub)
 
     sc = sub.add_parser(
         "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rating.ledger import Decision, Grant, Reason
+from rating.ledger import Decision, Grant, Outcome, Reason
 from rating.repair import Drift, Repair
 from switch.fastagi import Decided
 from switch.outcome_log import LogScan
@@ -115,6 +115,32 @@ class Metrics:
             "Reads of the outcome log that stopped: file unreadable or a settlement failed.",
             registry=self.registry,
         )
+        # Carriers' quality, per trunk (few labels: the operator's carriers, SIP codes):
+        # ASR = answered / attempts, ACD = billsec / answered.
+        self.carrier_attempts = Counter(
+            "tollgate_carrier_attempts_total",
+            "Calls offered to a carrier trunk (failed attempts and the one used).",
+            ["trunk"],
+            registry=self.registry,
+        )
+        self.carrier_answered = Counter(
+            "tollgate_carrier_answered_total",
+            "Calls a carrier trunk answered.",
+            ["trunk"],
+            registry=self.registry,
+        )
+        self.carrier_billsec = Counter(
+            "tollgate_carrier_billsec_total",
+            "Billed seconds of calls a carrier trunk answered.",
+            ["trunk"],
+            registry=self.registry,
+        )
+        self.carrier_failures = Counter(
+            "tollgate_carrier_failures_total",
+            "Failed attempts on a carrier trunk, by SIP code (the call moved on or ended).",
+            ["trunk", "code"],
+            registry=self.registry,
+        )
         self.task_restarts = Counter(
             "tollgate_task_restarts_total",
             "Background tasks of tollgate serve that died and were restarted.",
@@ -159,6 +185,18 @@ class Metrics:
                 allow = reason in ALLOW_REASONS
                 decision = Decision.ALLOW if allow else Decision.DENY
                 self.authorizations.labels(switch, decision.value, reason.value)
+
+    def carrier_outcome(self, outcome: Outcome) -> None:
+        """A settled call routed over carriers: its failed attempts and the trunk it used."""
+        for attempt in filter(None, outcome.attempts.split(";")):
+            trunk, _, code = attempt.partition(":")
+            self.carrier_attempts.labels(trunk).inc()
+            self.carrier_failures.labels(trunk, code or "none").inc()
+        if outcome.endpoint:
+            self.carrier_attempts.labels(outcome.endpoint).inc()
+            if outcome.answered:
+                self.carrier_answered.labels(outcome.endpoint).inc()
+                self.carrier_billsec.labels(outcome.endpoint).inc(outcome.billsec)
 
     def repaired(self, r: Repair) -> None:
         self.ledger_repairs.labels(r.drift.value).inc()

@@ -143,6 +143,7 @@ async def serve(settings: Settings) -> None:
             if ami_settings.enabled
             else None,
             on_scan=metrics.outcome_scan,
+            on_settled=metrics.carrier_outcome,
         )
         ari = AriClient(ari_settings) if ari_settings.enabled else None
         controller = (

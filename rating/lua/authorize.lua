@@ -6,6 +6,10 @@
 --       (direction 'in': a carrier's call to the account's number; only the account's status,
 --       limits and credit apply, and a free inbound curve needs no credit)
 --       (ref = switch/call_id: a call is its switch's call id, per account)
+--       routes hold_ms: '' (no carriers: the single trunk), '!REASON' (no carrier may take
+--       the call: refused), else `carrier:endpoint:max_calls:cps` joined by ';' in try
+--       order; KEYS[7..] are then each carrier's open-call zset and CPS clock, in turn,
+--       when capacity is counted here.
 local A, O, C, X, S, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -18,12 +22,14 @@ local ref = ARGV[22]
 local refuse_unverified = ARGV[23] == '1'
 local presented = ARGV[24] or ''
 local inbound = ARGV[25] == 'in'
+local routes = ARGV[27] or ''
+local hold_s = tonumber(ARGV[28] or '0')
 
 -- Idempotent on call_id: a repeated request gets the first answer, nothing moves.
 if redis.call('EXISTS', C) == 1 then
   local g = redis.call('HMGET', C, 'decision', 'reason', 'granted', 'reserved', 'detail', 'cli',
-    'ring')
-  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or '', g[6] or '', g[7] or ''}
+    'ring', 'endpoints')
+  return {g[1], g[2], num(g[3]), num(g[4]), 1, g[5] or '', g[6] or '', g[7] or '', g[8] or ''}
 end
 
 local now = now_us()
@@ -121,6 +127,9 @@ for p in string.gmatch(acct.blocked_prefixes or '', '[^,]+') do
   if string.sub(digits, 1, #p) == p then return deny('DESTINATION_BLOCKED', p) end
 end
 if (acct.deck or '') == '' or prefix == '' then return deny('NO_RATE') end
+-- Margin protection and least-cost routing were decided by the caller (decks are not in
+-- this slot); only carriers' capacity is counted here, with the account's reservation.
+if string.sub(routes, 1, 1) == '!' then return deny(string.sub(routes, 2)) end
 
 local max_calls = num(acct.max_calls)
 if max_calls > 0 and redis.call('HLEN', O) >= max_calls then return deny('TOO_MANY_CALLS') end
@@ -152,6 +161,41 @@ if secs <= 0 then
   return deny('INSUFFICIENT_CREDIT')
 end
 
+-- Carriers at their max calls or calls per second are skipped; the call holds a place on
+-- the first one left (the one it goes out through unless that fails) until it finishes or
+-- `hold_s` passes, and counts in that one's calls per second.
+local names, endpoints, held = {}, {}, nil
+local i = 0
+for entry in string.gmatch(routes, '[^;]+') do
+  i = i + 1
+  local name, endpoint, limit, cps = string.match(entry, '^([^:]+):([^:]+):(%d+):(%d+)$')
+  local key, clock = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  limit, cps = tonumber(limit), tonumber(cps)
+  local full, tat = false, nil
+  if key and limit > 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+    full = redis.call('ZCARD', key) >= limit
+  end
+  if not full and clock and cps > 0 then
+    -- GCRA as the account's cps: `cps` calls a second, bursts of `cps`
+    local interval = 1000000 / cps
+    tat = math.max(num(redis.call('GET', clock)), now) + interval
+    full = tat - now > cps * interval
+  end
+  if not full then
+    if held == nil then held = {name, key, clock, tat} end
+    names[#names + 1] = name
+    endpoints[#endpoints + 1] = endpoint
+  end
+end
+if routes ~= '' and held == nil then return deny('CARRIERS_BUSY') end
+if held ~= nil and held[2] then
+  redis.call('ZADD', held[2], istr(now_ms + hold_s * 1000), member)
+end
+if held ~= nil and held[4] then
+  redis.call('SET', held[3], istr(math.ceil(held[4])), 'PX', 60000)
+end
+
 -- Spoofing protection: the call presents the number it names only if the account owns it,
 -- else the account's caller id ('' = none: the dialplan withholds the number).
 local cli = acct.caller_id or ''
@@ -165,5 +209,10 @@ redis.call('HINCRBY', A, 'reserved', istr(cost))
 redis.call('HSET', O, ref, istr(cost))
 record('ALLOW', 'OK', secs, cost, 'open', '')
 redis.call('HSET', C, 'cli', cli)
+local tried = table.concat(endpoints, '|')
+if held ~= nil then
+  redis.call('HSET', C, 'routes', table.concat(names, ','), 'endpoints', tried,
+    'carrier', held[1], 'carrier_held', held[2] and 1 or 0)
+end
 redis.call('ZADD', X, istr(now_ms + (secs + ttl_extra) * 1000), member)
-return {'ALLOW', 'OK', secs, cost, 0, '', cli}
+return {'ALLOW', 'OK', secs, cost, 0, '', cli, '', tried}

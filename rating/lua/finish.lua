@@ -9,6 +9,10 @@ local answered, billsec, rated = ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARG
 local answered_at, ended_at = ARGV[6], ARGV[7]
 local disposition, cause, day, record_ttl = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local ref = ARGV[22]
+-- the carrier the call went out through last and its attempts (carrier:code;...)
+local carrier_used, attempts = ARGV[23] or '', ARGV[24] or ''
+-- and its price of the call: buy deck, version, exact cost (micro-units)
+local buy_deck, buy_version, buy_cost = ARGV[25] or '', ARGV[26] or '0', ARGV[27] or '0'
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
@@ -67,6 +71,10 @@ redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'bil
   'rated_cost', istr(rated), 'cost', istr(cost), 'answered_at', answered_at, 'ended_at', ended_at,
   'disposition', disposition, 'hangup_cause', cause, 'prior_state', state or 'none',
   'evidence', 'outcome')
+if carrier_used ~= '' or attempts ~= '' then
+  redis.call('HSET', C, 'carrier_used', carrier_used, 'attempts', attempts,
+    'buy_deck', buy_deck, 'buy_deck_version', buy_version, 'buy_cost', buy_cost)
+end
 emit_cdr(S, C)
 redis.call('EXPIRE', C, record_ttl)
 return {'FINISHED', state or 'none', cost, unauthorized}

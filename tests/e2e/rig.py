@@ -354,9 +354,11 @@ class SippCarrier:
         workdir: Path | None = None,
         ip: str = "127.0.0.1",
         answer_delay_ms: int = 0,
+        scenario: str = "uas_carrier.xml",  # uas_503.xml: a carrier refusing every call
     ) -> None:
         self.port = port
         self.ip = ip
+        self.scenario = scenario
         self.answer_delay_ms = answer_delay_ms
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tollgate-carrier-"))
         self.trace = self.workdir / f"carrier-{port}.msg"
@@ -368,7 +370,7 @@ class SippCarrier:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.trace.unlink(missing_ok=True)
         cmd = [
-            _sipp(), "-sf", str(SIPP_DIR / "uas_carrier.xml"), "-i", self.ip,
+            _sipp(), "-sf", str(SIPP_DIR / self.scenario), "-i", self.ip,
             "-p", str(self.port), "-mp", str(free_udp_port(self.ip)),
             "-d", str(self.answer_delay_ms), "-nostdin",
             "-trace_msg", "-message_file", str(self.trace),

@@ -35,6 +35,10 @@ def test_a_call_that_never_dialled_is_unanswered_and_free() -> None:
         ("|acct-a|ANSWER|1000|16|+486|0|1.0", "BAD_CALL_ID"),
         ("c-1|acct-a|ANSWER|1000|16|+486|0|yesterday", "BAD_END"),
         ("c-1|acct-a|ANSWER|-5|16|+486|0|1.0", "BAD_ANSWERED_MS"),
+        ("c-1|acct-a|ANSWER|1000|16|+486|0|1.0|x", "MALFORMED_OUTCOME"),
+        ("c-1|acct-a|ANSWER|1000|16|+486|0|1.0|a/b|", "BAD_ENDPOINT"),
+        ("c-1|acct-a|ANSWER|1000|16|+486|0|1.0|up|down:503", "BAD_ATTEMPTS"),
+        ("c-1|acct-a|ANSWER|1000|16|+486|0|1.0|up|down:5030;", "BAD_ATTEMPTS"),
     ],
 )
 def test_a_line_no_ledger_can_accept_names_what_is_wrong(line: str, code: str) -> None:
@@ -46,3 +50,10 @@ def test_a_line_no_ledger_can_accept_names_what_is_wrong(line: str, code: str) -
 def test_odd_values_from_the_switch_are_not_trusted() -> None:
     o = parse_line("c-3|acct-a|ANSWER|1000|x16|12ab|0|1.0").outcome
     assert (o.hangup_cause, o.dialled) == ("", "")
+
+
+def test_a_routed_call_names_its_carrier_and_failed_attempts() -> None:
+    o = parse_line("c-3|acct-a|ANSWER|2000|16|+48221234567|0|1.0|trunk-b|trunk-a:503;").outcome
+    assert (o.endpoint, o.attempts, o.billsec) == ("trunk-b", "trunk-a:503;", 2)
+    single = parse_line("c-4|acct-a|ANSWER|2000|16|+48221234567|0|1.0||").outcome
+    assert (single.endpoint, single.attempts) == ("", "")

@@ -1,0 +1,172 @@
+"""`tollgate carrier ...` and `tollgate routes` handlers: each is `async (Services,
+argparse.Namespace)` and prints one JSON document; bad input is the CLI's exit-2 error."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from core.cliout import CliError, print_json
+from rating.carrier_store import (
+    CarrierStore,
+    carrier_history,
+    get_carrier,
+    list_carriers,
+    list_rules,
+)
+from rating.carriers import Carrier, CarrierError
+from rating.deck_cache import DeckCache
+from rating.numbers import normalise
+from rating.route_lookup import routes_for
+from rating.route_rules import RouteRule
+from rating.routes import NoUsableRoute
+from runtime.services import Services
+
+
+def _instant(text: str | None, flag: str) -> datetime:
+    """An ISO 8601 option (a naive time is UTC), else the wall clock: read here, at the edge."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CarrierError(flag, f"not an ISO 8601 date-time: {text!r}") from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _store(s: Services) -> CarrierStore:
+    assert s.pool is not None
+    return CarrierStore(s.pool, s.redis, s.settings.keyspace)
+
+
+async def cmd_create(s: Services, args: argparse.Namespace) -> None:
+    carrier = Carrier(
+        args.name, args.deck, args.trunk, args.priority, args.max_calls, args.cps
+    )
+    made = await _store(s).create(carrier, at=_instant(args.now, "--now"), actor=args.by)
+    print_json(made.as_dict())
+
+
+async def cmd_update(s: Services, args: argparse.Namespace) -> None:
+    names = ("deck", "trunk", "priority", "max_calls", "cps", "disabled")
+    changes: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if not changes:
+        raise CliError("nothing to change: give --deck, --trunk, --priority, ... ")
+    done = await _store(s).update(args.name, changes, at=_instant(args.now, "--now"),
+                                  actor=args.by)  # fmt: skip
+    print_json(done.as_dict())
+
+
+async def cmd_disable(s: Services, args: argparse.Namespace) -> None:
+    done = await _store(s).update(args.name, {"disabled": True},
+                                  at=_instant(args.now, "--now"), actor=args.by)  # fmt: skip
+    print_json(done.as_dict())
+
+
+async def cmd_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    print_json([c.as_dict() for c in await list_carriers(s.pool)])
+
+
+async def cmd_show(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    found = await get_carrier(s.pool, args.name)
+    print_json({**found.as_dict(), "history": await carrier_history(s.pool, args.name)})
+
+
+async def cmd_sync(s: Services, args: argparse.Namespace) -> None:
+    print_json({"mirrored": await _store(s).mirror()})
+
+
+async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
+    """The carriers a call of the account to the number would try, as the authorization
+    computes them from what Redis holds."""
+    account = await s.accounts.get(args.account)
+    if not account.deck:
+        raise CliError(f"account {account.id!r} has no deck: nothing is sold")
+    if args.seconds < 1:
+        raise CliError("--seconds: must be at least 1")
+    number = normalise(args.to, account.country)
+    keys = s.settings.keyspace
+    decks = DeckCache(s.redis, keys, 0.0)
+    at = _instant(args.at, "--at")
+    sell = await decks.current(account.deck, at)
+    if sell is None:
+        raise CliError(f"deck {account.deck!r} is not published: run `tollgate deck import`")
+    try:
+        plan = await routes_for(
+            s.redis, keys, decks, account.id, sell, number.digits, at, args.seconds
+        )
+    except NoUsableRoute as exc:
+        print_json({**exc.plan.as_dict(), "refused": exc.code})
+        return
+    print_json(plan.as_dict())
+
+
+def _month(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from billing.errors import BillingError
+    from billing.period import Period
+
+    try:
+        ZoneInfo(args.tz)
+        return Period.parse(args.period).bounds(args.tz)
+    except (BillingError, ZoneInfoNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+async def cmd_reconcile(s: Services, args: argparse.Namespace) -> None:
+    from cdr.carrier_reconcile import (
+        CarrierFileError,
+        carrier_reconcile,
+        columns,
+        read_calls,
+    )
+    from rating.money import MoneyError, parse_micro
+
+    start, end = _month(args)
+    assert s.pool is not None
+    await get_carrier(s.pool, args.name)
+    try:
+        tolerance = parse_micro(args.tolerance_cost)
+        theirs = read_calls(args.csv, columns(args.columns), args.country, args.tz)
+    except (CarrierFileError, MoneyError) as exc:
+        raise CliError(str(exc)) from None
+    async with s.pool.acquire() as conn:
+        found = await carrier_reconcile(
+            conn, args.name, theirs, start, end, window_s=args.window_s,
+            tolerance_s=args.tolerance_s, tolerance_cost=tolerance,
+        )  # fmt: skip
+    print_json({"period": args.period, **found})
+
+
+async def cmd_report_margin(s: Services, args: argparse.Namespace) -> None:
+    from cdr.margin import margin_report
+
+    start, end = _month(args)
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        print_json({"period": args.period, **await margin_report(conn, start, end)})
+
+
+async def cmd_report_carriers(s: Services, args: argparse.Namespace) -> None:
+    from cdr.carrier_quality import carrier_quality
+
+    start, end = _month(args)
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        print_json({"period": args.period, "carriers": await carrier_quality(conn, start, end)})
+
+
+async def cmd_rule_set(s: Services, args: argparse.Namespace) -> None:
+    rule = RouteRule(args.account or "", args.prefix or "", tuple(args.pin), tuple(args.exclude),
+                     args.allow_loss)  # fmt: skip
+    done = await _store(s).set_rule(rule, at=_instant(args.now, "--now"), actor=args.by)
+    print_json(done.as_dict() if done else {**rule.checked().as_dict(), "removed": True})
+
+
+async def cmd_rule_list(s: Services, args: argparse.Namespace) -> None:
+    assert s.pool is not None
+    print_json([r.as_dict() for r in await list_rules(s.pool)])
