@@ -122,6 +122,8 @@ def start_tollgate(
         "TOLLGATE_METRICS_PORT": str(metrics_port),
         # A load generator is an autodialer by every rule: detection has its own benchmark.
         "TOLLGATE_ABUSE": "0",
+        # as deployed (docker-compose): serve gets the CPU before the rest of the host
+        "TOLLGATE_NICE": os.environ.get("TOLLGATE_NICE", "-10"),
         **(extra or {}),
     }
     proc = subprocess.Popen(
