@@ -266,7 +266,7 @@ class Ledger:
             return Grant(Decision.DENY, Reason.UNKNOWN_ACCOUNT, 0, req.call_id)
         for attempt in range(2):
             keys, argv, number = await self.authorize_command(req, refresh=attempt > 0)
-            res = await self._authorize_script(keys, argv)
+            res = await self._script("authorize", keys, argv)
             status = _s(res[0])
             if status == "NONE":  # the replay of a call finished without authorization
                 raise LedgerError(
@@ -289,8 +289,10 @@ class Ledger:
             self.decks.invalidate()
         raise LedgerError("STALE", f"account {req.account!r} settings kept changing")
 
-    async def _authorize_script(self, keys: list[str], argv: list[str]) -> Any:
-        script = self._scripts["authorize"]
+    async def _script(self, name: str, keys: list[str], argv: list[str]) -> Any:
+        """A script of the calls' path (authorize, finish) over the pipelined connection
+        when there is one: redis-py's per-command Python cost about doubles serve's CPU."""
+        script = self._scripts[name]
         if self.pipe is not None:
             try:
                 return await self.pipe.evalsha(script.sha, script.script, keys, argv)
@@ -515,9 +517,10 @@ class Ledger:
             fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at, switch)
         day = outcome.ended_at.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
         used = _carriers_used(call, outcome)
-        res = await self._scripts["finish"](
-            keys=self.keys.call_keys(account, call_id, switch),
-            args=[
+        res = await self._script(
+            "finish",
+            self.keys.call_keys(account, call_id, switch),
+            [
                 call_id,
                 account,
                 "1" if outcome.answered else "0",
@@ -608,7 +611,11 @@ class Ledger:
     # -- inspection and housekeeping ----------------------------------------------------------
 
     async def call(self, account: str, call_id: str, *, switch: str = "") -> dict[str, str]:
-        raw = await self.redis.hgetall(self.keys.call(account, call_id, self.switch_of(switch)))
+        key = self.keys.call(account, call_id, self.switch_of(switch))
+        if self.pipe is not None:  # a standalone Redis (RESP2): field, value, field, ...
+            flat = await self.pipe.execute("HGETALL", key)
+            return {_s(k): _s(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        raw = await self.redis.hgetall(key)
         return {_s(k): _s(v) for k, v in raw.items()}
 
     async def open_calls(self, account: str) -> dict[str, int]:

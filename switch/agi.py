@@ -214,14 +214,21 @@ class AgiChannel:
         self._lock = asyncio.Lock()  # concurrent commands would read each other's replies
         self._hung_up = False
         self._eof = False
+        self._done = False  # the last command was sent: the write side is shut
 
     @property
     def hung_up(self) -> bool:
         """True once Asterisk reported a hangup, the connection ended, or `hangup()` ran."""
         return self._hung_up
 
-    async def command(self, line: str) -> AgiResponse:
+    async def command(self, line: str, *, last: bool = False) -> AgiResponse:
         """Send one raw command and return its 200 reply.
+
+        `last`: no command follows. The write side is shut right after the line, so Asterisk
+        reads the command and the end of the session together and its dialplan goes on as
+        soon as it has run it, not once this process has woken up for the reply and closed
+        (under CPU contention each wake-up is a wait in the run queue, on the caller's
+        post-dial delay). The reply is still read and checked.
 
         Raises AgiProtocolError on 510/511/520 replies, AgiHangup on EOF or on a 511 once the
         channel is known to be hung up, ValueError for a line that could smuggle a second command.
@@ -234,21 +241,27 @@ class AgiChannel:
         async with self._lock:
             if self._eof:
                 raise AgiHangup(line, "connection already closed")
+            if self._done:
+                raise AgiProtocolError("a command after the last one", line=line)
             try:
                 self._writer.write(encoded + b"\n")
+                if last and self._writer.can_write_eof():
+                    self._done = True
+                    self._writer.write_eof()  # sent once the line is out
                 await self._writer.drain()
-            except ConnectionError as exc:
+            except (ConnectionError, OSError) as exc:
                 self._mark_gone()
                 raise AgiHangup(line, "connection lost") from exc
             return await self._read_reply(line)
 
-    async def set_variable(self, name: str, value: str) -> None:
-        """SET VARIABLE with `value` sanitised: it often carries caller-controlled text."""
+    async def set_variable(self, name: str, value: str, *, last: bool = False) -> None:
+        """SET VARIABLE with `value` sanitised: it often carries caller-controlled text.
+        `last`: the session's last command (see `command`)."""
         _check_variable_name(name)
         command = f'SET VARIABLE {name} "{quote_value(value)}"'
         if self._hung_up:
             raise AgiHangup(command, "channel already hung up")
-        reply = await self.command(command)
+        reply = await self.command(command, last=last)
         if reply.result != "1":
             raise AgiProtocolError("SET VARIABLE was not accepted", line=f"result={reply.result}")
 

@@ -264,7 +264,7 @@ class FastAgiAdapter:
             return Grant(Decision.DENY, Reason.SERVICE_UNAVAILABLE, 0, call_id)
 
     async def _tell(self, chan: AgiChannel, grant: Grant) -> None:
-        await chan.set_variable("TOLLGATE_GRANT", self.grant_value(grant))
+        await chan.set_variable("TOLLGATE_GRANT", self.grant_value(grant), last=True)
 
     def grant_value(self, grant: Grant) -> str:
         """TOLLGATE_GRANT: the whole answer in one variable (one AGI round trip)."""
@@ -365,7 +365,9 @@ class FastAgiAdapter:
                 grant = await self._decide_incoming(req, account, call_id, did)
         self._report("incoming", account, call_id, grant, started)
         with contextlib.suppress(AgiHangup, AgiProtocolError):
-            await chan.set_variable("TOLLGATE_GRANT", incoming_grant_value(grant, account))
+            await chan.set_variable(
+                "TOLLGATE_GRANT", incoming_grant_value(grant, account), last=True
+            )
 
     async def _route(self, did: str) -> str:
         if not _DIGITS.match(did):

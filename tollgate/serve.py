@@ -26,6 +26,7 @@ from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
 from core.env import SettingsError
+from core.priority import PrioritySettings, apply_priority
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
 from rating.ledger import Ledger
@@ -97,6 +98,10 @@ async def _no_hook(account: str) -> None:
 
 
 async def serve(settings: Settings) -> None:
+    # first, before the metrics server's thread starts: threads inherit the nice value
+    nice = apply_priority(PrioritySettings.from_env())
+    if nice is not None:
+        log.info("running at nice %d", nice)
     metrics = Metrics()
     port = int(os.environ.get("TOLLGATE_METRICS_PORT", "9464"))
     if port:

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
@@ -17,7 +18,7 @@ from redis.exceptions import ResponseError
 
 from core.redis_pipe import CommandPipe, PipeConnectionError, Unusable
 from rating.accounts import Account
-from rating.ledger import CallRequest, Decision, Ledger
+from rating.ledger import CallRequest, Decision, Ledger, Outcome
 from runtime.services import Services
 from tests.conftest import TEST_REDIS, AccountFactory
 from tests.e2e.rig import free_tcp_port
@@ -189,3 +190,31 @@ async def test_a_cluster_redirection_hands_the_ledger_back_to_redis_py(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_finish_through_the_pipe_settles_once(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    """The outcome log settles over the pipelined connection: the same script, the same
+    exactly-once answer to a replayed outcome."""
+    account: Account = await make_account(balance=10**9)
+    pipe = CommandPipe.from_url(TEST_REDIS)
+    assert pipe is not None
+    ledger = Ledger(
+        svc.redis, svc.settings.keyspace, svc.ledger.decks, svc.settings.ledger, pipe=pipe
+    )
+    try:
+        call_id = "1764628800.7"
+        grant = await ledger.authorize(CallRequest(account.id, call_id, "601234567"))
+        assert grant.decision is Decision.ALLOW
+        assert (await ledger.call(account.id, call_id))["state"] == "open"
+        ended = datetime(2025, 12, 1, 12, 0, 30, tzinfo=UTC)
+        outcome = Outcome(True, 30, ended, "ANSWER", "16", ended - timedelta(seconds=30))
+        first = await ledger.finish(account.id, call_id, outcome)
+        again = await ledger.finish(account.id, call_id, outcome)
+        assert first.cost > 0 and first.status != "DUPLICATE"
+        assert again.status == "DUPLICATE" and again.cost == first.cost
+        assert (await ledger.call(account.id, call_id))["state"] == "finished"
+        assert await ledger.open_calls(account.id) == {}
+    finally:
+        await pipe.close()

@@ -942,3 +942,48 @@ async def test_close_with_connections_in_flight() -> None:
 
     with pytest.raises(OSError):
         await FakeAsterisk.connect(server.port)
+
+
+async def test_last_command_ends_the_session_before_its_reply(start_server: StartServer) -> None:
+    """`last=True`: Asterisk sees the end of the session together with the command (its
+    dialplan goes on as soon as it ran it), and the reply is still read and checked."""
+    outcome: list[str] = []
+
+    async def authorize(request: AgiRequest, channel: AgiChannel) -> None:
+        await channel.set_variable("TOLLGATE_GRANT", "ALLOW,OK", last=True)
+        outcome.append("accepted")
+        with pytest.raises(AgiProtocolError):
+            await channel.command("GET VARIABLE X")
+        outcome.append("no command after the last")
+        done.set()
+
+    done = asyncio.Event()
+    running = await start_server({"authorize": authorize}, budget_s=30.0)
+    client = await running.client()
+    await client.send_header()
+    assert await client.read_command() == 'SET VARIABLE TOLLGATE_GRANT "ALLOW,OK"'
+    assert await client.read_command() is None  # EOF before any reply was sent
+    await client.reply("200 result=1")
+    async with asyncio.timeout(5):
+        await done.wait()
+    assert outcome == ["accepted", "no command after the last"]
+
+
+async def test_last_command_still_sees_a_dead_channel(start_server: StartServer) -> None:
+    raised: list[AgiHangup] = []
+
+    async def authorize(request: AgiRequest, channel: AgiChannel) -> None:
+        try:
+            await channel.set_variable("TOLLGATE_GRANT", "ALLOW,OK", last=True)
+        except AgiHangup as exc:
+            raised.append(exc)
+            raise
+
+    running = await start_server({"authorize": authorize}, budget_s=30.0)
+    client = await running.client()
+    await client.send_header()
+    assert await client.read_command() == 'SET VARIABLE TOLLGATE_GRANT "ALLOW,OK"'
+    assert await client.read_command() is None
+    await client.reply("HANGUP", "511 Command Not Permitted on a dead channel or intercept routine")
+    await running.events.wait_for("hangup", "authorize", within=SLACK_S)
+    assert len(raised) == 1
