@@ -49,8 +49,21 @@ async def test_carrier_cli_history_and_redis_copy(
 ) -> None:
     await make_account(id="alice")
     await _decks(svc)
-    made = await cli(svc, capsys, "carrier", "create", "cheap", "--deck", "b-cheap",
-                     "--trunk", "trunk-cheap", "--max-calls", "2", "--now", T0.isoformat())
+    made = await cli(
+        svc,
+        capsys,
+        "carrier",
+        "create",
+        "cheap",
+        "--deck",
+        "b-cheap",
+        "--trunk",
+        "trunk-cheap",
+        "--max-calls",
+        "2",
+        "--now",
+        T0.isoformat(),
+    )
     assert (made["endpoint"], made["max_calls"], made["priority"]) == ("trunk-cheap", 2, 100)
     await cli(svc, capsys, "carrier", "create", "mid", "--deck", "b-mid", "--priority", "5")
     assert [c["name"] for c in await cli(svc, capsys, "carrier", "list")] == ["cheap", "mid"]
@@ -168,15 +181,24 @@ async def test_cli_errors_are_one_line_with_stable_exit_codes(
 async def test_margin_report_per_carrier_destination_and_account(
     svc: Services, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.integration.test_panel_api import cdr, store_cdrs
+    from tests.panel import cdr, store_cdrs
 
     assert svc.pool is not None
     at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
     calls = [
         cdr("alice", 1, at, carrier="up", routes="down,up", cost=190_000, buy_cost=80_000),
         cdr("alice", 2, at, carrier="up", routes="up", cost=190_000, buy_cost=250_000),
-        cdr("bob", 3, at, carrier="down", routes="down", cost=90_000, buy_cost=20_000,
-            prefix="4822", rate_name="Poland Warsaw"),
+        cdr(
+            "bob",
+            3,
+            at,
+            carrier="down",
+            routes="down",
+            cost=90_000,
+            buy_cost=20_000,
+            prefix="4822",
+            rate_name="Poland Warsaw",
+        ),
         cdr("bob", 4, at, cost=90_000),  # the single trunk: no buy side, not counted
         cdr("bob", 5, datetime(2026, 12, 1, 9, 0, tzinfo=UTC), carrier="up", buy_cost=1),
     ]
@@ -196,7 +218,7 @@ async def test_margin_report_per_carrier_destination_and_account(
 
 
 async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.integration.test_panel_api import cdr, store_cdrs
+    from tests.panel import cdr, store_cdrs
 
     assert svc.pool is not None
     at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
@@ -220,7 +242,7 @@ async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixtu
 async def test_carrier_reconciliation_against_its_cdr_file(
     svc: Services, retail: Deck, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
-    from tests.integration.test_panel_api import cdr, store_cdrs
+    from tests.panel import cdr, store_cdrs
 
     assert svc.pool is not None
     await CarrierStore(svc.pool, svc.redis, svc.settings.keyspace).create(

@@ -9,7 +9,7 @@ from rating.carrier_store import mirrored_carriers
 from runtime.services import Services
 from runtime.settings import Settings
 from tests.conftest import AccountFactory
-from tests.integration.test_panel_api import bearer, panel_client, token
+from tests.panel import bearer, panel_client, token
 
 
 async def test_operator_keeps_carriers_and_customers_cannot_see_them(
@@ -60,7 +60,7 @@ async def test_operator_keeps_carriers_and_customers_cannot_see_them(
 async def test_operator_reads_the_margin_report(svc: Services, settings: Settings) -> None:
     from datetime import UTC, datetime
 
-    from tests.integration.test_panel_api import cdr, store_cdrs
+    from tests.panel import cdr, store_cdrs
 
     assert svc.pool is not None
     at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
