@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,13 +30,19 @@ ROOT = Path(__file__).resolve().parents[2]
 CALLS = 60
 
 
-def metric(port: int, sample: str) -> float | None:
-    """A sample of the process exporting on `port`; None when nothing answers there."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return None
+def metric(port: int, sample: str, wait_s: float = 15) -> float | None:
+    """A sample of the process exporting on `port`; None when nothing answers there within
+    `wait_s` (a loaded machine may be slow to answer one scrape)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
     found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
 
@@ -127,10 +134,19 @@ async def authorize(port: int, account: str, call_id: str) -> str:
         writer.close()
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
 def ports() -> Iterator[tuple[int, int]]:
     metrics = free_tcp_port()
-    while free_tcp_port() == metrics + 1:  # the worker's port must be free as well
+    while not _bindable(metrics + 1):  # the worker exports on the next port
         metrics = free_tcp_port()
     yield free_tcp_port(), metrics
 
