@@ -26,8 +26,15 @@ from billing.labels import CALLS, line_text
 from billing.negative import after_now, keep_marks, marks_of, since_of_many
 from billing.period import Period, add_months
 from billing.postpaid import allocate, invoice_source, is_overdue, today_of
-from billing.prepaid import CLOSED, FOREIGN, act_on_balance, restore_foreign, topup_source
-from billing.proforma import due_periods, proforma_source, subscription_line
+from billing.prepaid import (
+    CLOSED,
+    FOREIGN,
+    act_on_balance,
+    restore_foreign,
+    topup_line,
+    topup_source,
+)
+from billing.proforma import due_periods, proforma_draft
 from billing.report import RunReport
 from billing.rounding import rounding_reference
 from billing.settings import BillingSettings
@@ -143,8 +150,7 @@ class Batch:
         out = []
         for e in entries:
             a = by_id[e.account]
-            pl, en = line_text("topup", ref=e.reference or e.seq)
-            line = Line(pl, e.amount, text_en=en)
+            line = topup_line(e)
             sale = today_of(e.created_at, self.settings)
             draft = Draft(
                 Kind.TOPUP_INVOICE, a.id, topup_source(a.id, e.seq), a.currency, sale, (line,)
@@ -162,18 +168,7 @@ class Batch:
             day = self.now.astimezone(ZoneInfo(a.timezone)).date()
             current = Period(day.year, day.month)
             for period in due_periods(sub, day, self.settings):
-                activation = period == current
-                draft = Draft(
-                    Kind.PROFORMA,
-                    a.id,
-                    proforma_source(a.id, sub.name, period),
-                    a.currency,
-                    max(period.first_day, sub.started_on),
-                    (subscription_line(sub, period),),
-                    period=str(period),
-                    payment_method="transfer",
-                    due_date=None if activation else period.first_day,
-                )
+                draft = proforma_draft(a, sub, period, activation=period == current)
                 out.append((a.id, draft))
         return out
 

@@ -54,12 +54,12 @@ async def invoice_topup(
         topup_source(account.id, entry.seq),
         account.currency,
         today_of(entry.created_at, settings),
-        (_topup_line(entry),),
+        (topup_line(entry),),
     )
     return await issue(conn, draft, settings, now)
 
 
-def _topup_line(entry: LedgerEntry) -> Line:
+def topup_line(entry: LedgerEntry) -> Line:
     pl, en = line_text("topup", ref=entry.reference or entry.seq)
     return Line(pl, entry.amount, text_en=en)
 

@@ -67,23 +67,31 @@ async def issue_proformas(
     for sub in await subscriptions_of(conn, account.id):
         for period in due_periods(sub, day, settings):
             activation = period == current
-            draft = Draft(
-                Kind.PROFORMA,
-                account.id,
-                proforma_source(account.id, sub.name, period),
-                account.currency,
-                max(period.first_day, sub.started_on),
-                (subscription_line(sub, period),),
-                period=str(period),
-                payment_method="transfer",
-                due_date=None if activation else period.first_day,
-            )
+            draft = proforma_draft(account, sub, period, activation=activation)
             doc, created = await issue(conn, draft, settings, now)
             if created:
                 issued.append(doc)
                 if activation and day > activation_deadline(sub):
                     log.warning("pro-forma %s issued after its deadline", doc.number)
     return issued
+
+
+def proforma_draft(
+    account: Account, sub: Subscription, period: Period, *, activation: bool
+) -> Draft:
+    """The pro-forma asking for `period` of `sub` (the activation's is due at once, a later
+    period's when it starts); the per-account path and the batched bill run issue the same."""
+    return Draft(
+        Kind.PROFORMA,
+        account.id,
+        proforma_source(account.id, sub.name, period),
+        account.currency,
+        max(period.first_day, sub.started_on),
+        (subscription_line(sub, period),),
+        period=str(period),
+        payment_method="transfer",
+        due_date=None if activation else period.first_day,
+    )
 
 
 def subscription_line(sub: Subscription, period: Period) -> Line:
