@@ -94,10 +94,13 @@ class RateStream:
                 report = start + PROGRESS_EVERY
             for cells in batch:
                 line += 1
-                if len(cells) != 3 or not cells[0]:
+                try:
+                    raw, cell, key = cells
+                except ValueError:
+                    raw = ""
+                if not raw:
                     _odd_row(cells, self.file, line)  # raises, unless the line is blank
                     continue
-                raw = cells[0]
                 if raw != last_raw:  # a run's rows repeat the same cell: checked once
                     found = raw.strip().lstrip("+")
                     if not (found.isdigit() and found.isascii() and len(found) <= 15):
@@ -109,21 +112,20 @@ class RateStream:
                             if found < prefix:
                                 self.grouped = False
                         prefix, first, texts, tiers = found, line, [], []
-                key = cells[2]
-                tail = tails.get(key)
-                if tail is None:
+                try:
+                    tier, tail_text = tails[key]
+                except KeyError:
                     if len(tails) >= TAILS_KEPT:
                         tails.clear()
-                    tail = tails[key] = self._tail(key, line)
-                tier = tail[0]
+                    tier, tail_text = tails[key] = self._tail(key, line)
                 if tier in tiers:  # a few rows, the same tuple objects: no hashing
                     first_at = _line_of(texts[tiers.index(tier)])
                     raise duplicate(self.file, line, prefix, *tier, first_at)
                 tiers.append(tier)
-                if cells[1] != last_name:
-                    last_name = cells[1]
-                    name = encode_basestring(last_name.strip())
-                texts.append(f"[{line},{name}{tail[1]}")
+                if cell != last_name:
+                    last_name = cell
+                    name = encode_basestring(cell.strip())
+                texts.append(f"[{line},{name}{tail_text}")
         if texts:
             yield self._run(prefix, first, texts, tiers)
         if self.rows == 0:

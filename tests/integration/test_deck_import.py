@@ -81,6 +81,11 @@ BY_BAND = (  # sorted by band: every prefix comes in two runs, each alone incomp
         HEADER + "".join(f"48{n:03d},PL,0,0.{n:03d},60,60,0,*\n" for n in range(200)),
         BY_BAND,
         BY_BAND.replace("PL 3", '"PL, 3"'),  # quoted: read by csv
+        # names JSON escapes (backslash, quote, tab), non-ASCII: COPY's text format reads
+        # a backslash as an escape of its own; plain (split at commas) and quoted (csv)
+        HEADER + "".join(f"48{n:03d},P\\L {n} \\t ż,0,0.{n:03d},60,60,0,*\n" for n in range(9)),
+        HEADER + "".join(f'48{n},"P\\L ""{n}""\t\\tż",0,0.{n},60,60,0,*\n' for n in range(9)),
+        BY_BAND.replace("PL 3", '"PL \\ 3 ""x""\tż \\\\n"'),
     ],
 )
 async def test_what_is_stored_and_served_is_the_deck_read_whole(
