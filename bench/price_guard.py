@@ -5,8 +5,8 @@ and without it, alternately, in the same run (each import rolled back, so every 
 compares with the same version 1). Prints the median of each, the ratio, the check's own
 time, the increases it found, and the load average: the machine may be shared.
 
-Works in a throwaway database, removed afterwards (PostgreSQL only: Redis is not part of
-what the check costs).
+Works in a throwaway database and Redis key prefix (`bench/harness.py`), removed afterwards
+(Redis is not part of what the check costs: it is not used).
 
     .venv/bin/python bench/price_guard.py [--rows 200000] [--rounds 3]
 """
@@ -17,24 +17,24 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import scratch
 from billing.price_changes import earliest_effective, guard
 from billing.settings import BillingSettings
 from core.pg import Conn
 from rating.deck import parse_head, read_manifest
 from rating.deck_import import import_stream
 
-PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
 MANIFEST = """name = "big"
 currency = "PLN"
 rates = "rates.csv"
@@ -69,12 +69,6 @@ def write_deck(folder: Path, rows: int, changed: bool) -> Path:
             n += 2
     (folder / "deck.toml").write_text(MANIFEST)
     return folder / "deck.toml"
-
-
-def with_database(dsn: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 async def store(conn: asyncpg.Connection, path: Path, **kw: Any) -> Any:
@@ -121,24 +115,16 @@ async def main() -> None:
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
-    dsn = with_database(PG_DSN, name)
-    admin = await asyncpg.connect(PG_DSN)
-    await admin.execute(f'create database "{name}"')
     with_check: list[float] = []
     without: list[float] = []
     check_s: list[float] = []
     loads = [os.getloadavg()[0]]
-    try:
-        env = {**os.environ, "TOLLGATE_PG_DSN": dsn}
-        cli = [sys.executable, "-c", "from tollgate.cli import main; main()", "db", "upgrade"]
-        await asyncio.to_thread(
-            subprocess.run, cli, check=True, env=env, stdout=subprocess.DEVNULL
-        )
+    async with scratch("guard") as run:
+        run.tollgate("db", "upgrade")
         with tempfile.TemporaryDirectory() as tmp:
             v1 = write_deck(Path(tmp) / "v1", args.rows, changed=False)
             v2 = write_deck(Path(tmp) / "v2", args.rows, changed=True)
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(run.dsn)
             try:
                 await store(conn, v1)
                 for _ in range(args.rounds):
@@ -149,9 +135,6 @@ async def main() -> None:
                     loads.append(os.getloadavg()[0])
             finally:
                 await conn.close()
-    finally:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
     plain, checked = statistics.median(without), statistics.median(with_check)
     print(f"import of v2 without the check : {plain:8.2f} s  (median of {args.rounds})")
     print(f"import of v2 with the check    : {checked:8.2f} s")

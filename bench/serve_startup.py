@@ -4,7 +4,7 @@ first call's deck load takes (the compiled form, and the earlier form for compar
 Start-up should not grow with the deck's size: the ratio is the large deck's time to listen
 over the empty one's, measured in the same run.
 
-Works in a throwaway database and a throwaway Redis key prefix, removed afterwards.
+Works in a throwaway database and Redis key prefix (`bench/harness.py`), removed afterwards.
 
     .venv/bin/python bench/serve_startup.py [--rows 200000] [--repeat 3]
 """
@@ -20,15 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg
 from redis.asyncio import Redis
 
-from bench.deck_import import PG_DSN, REDIS_URL, tollgate, with_database, write_deck
+from bench.deck_import import write_deck
+from bench.harness import scratch
 from rating.deck import deck_from_json
 from rating.deck_store import fetch_from_redis
 from rating.keys import Keyspace
@@ -87,46 +86,31 @@ async def main() -> None:
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"benchserve{uuid.uuid4().hex[:8]}"
-    dsn = with_database(PG_DSN, name)
-    keys = Keyspace(prefix, 16)
-    env = {
-        **os.environ,
-        "TOLLGATE_PG_DSN": dsn,
-        "TOLLGATE_REDIS_URL": REDIS_URL,
-        "TOLLGATE_REDIS_PREFIX": prefix,
-        "TOLLGATE_AGI_HOST": "127.0.0.1",
-        "TOLLGATE_AGI_PORT": "0",
-        "TOLLGATE_METRICS_PORT": "0",
-        "TOLLGATE_CDR_WRITER": "0",
-        "TOLLGATE_ABUSE": "0",
-        # no Asterisk writes it: the tail finds no file yet, serve runs
-        "TOLLGATE_OUTCOME_LOG": os.path.join(tempfile.mkdtemp(), "tollgate-outcomes.csv"),
-    }
-    admin = await asyncpg.connect(PG_DSN)
-    await admin.execute(f'create database "{name}"')
-    redis = Redis.from_url(REDIS_URL)
     empty: list[float] = []
     stored: list[float] = []
     lost: list[float] = []
-    try:
+    async with scratch("serve") as run:
+        keys = Keyspace(run.prefix, 16)
+        env = {
+            **run.env,
+            "TOLLGATE_AGI_HOST": "127.0.0.1",
+            "TOLLGATE_AGI_PORT": "0",
+            "TOLLGATE_METRICS_PORT": "0",
+            "TOLLGATE_CDR_WRITER": "0",
+            "TOLLGATE_ABUSE": "0",
+        }
         with tempfile.TemporaryDirectory() as tmp:
-            tollgate(env, "db", "upgrade")
+            # no Asterisk writes it: the tail finds no file yet, serve runs
+            env["TOLLGATE_OUTCOME_LOG"] = os.path.join(tmp, "tollgate-outcomes.csv")
+            run.tollgate("db", "upgrade")
             for _ in range(args.repeat):
                 empty.append(time_to_listen(env))
-            tollgate(env, "deck", "import", str(write_deck(Path(tmp), args.rows)))
+            run.tollgate("deck", "import", str(write_deck(Path(tmp), args.rows)))
             for _ in range(args.repeat):
                 stored.append(time_to_listen(env))
-                await redis.delete(keys.deck_current("big"), keys.deck_version("big", 1))
+                await run.redis.delete(keys.deck_current("big"), keys.deck_version("big", 1))
                 lost.append(time_to_listen(env))
-            compiled, earlier = await first_load(redis, keys, "big")
-    finally:
-        async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
-            await redis.delete(key)
-        await redis.aclose()
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
+            compiled, earlier = await first_load(run.redis, keys, "big")
     e, s, lo = (statistics.median(x) for x in (empty, stored, lost))
     print(f"serve listens, no deck stored         : {e:8.2f} s  (median of {args.repeat})")
     print(f"serve listens, {args.rows} rows, in Redis : {s:8.2f} s")

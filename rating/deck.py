@@ -9,6 +9,7 @@ import json
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -399,6 +400,7 @@ def _rows(
     rows: list[RateRow] = []
     seen: dict[tuple[str, str, int], int] = {}
     total = text.count("\n") if progress is not None else 0
+    tail_of = itemgetter(*[index[c] for c in TAIL_COLUMNS])
     for cells in reader:
         line = reader.line_num
         if progress is not None and not line % PROGRESS_EVERY:
@@ -407,7 +409,9 @@ def _rows(
             continue
         if len(cells) != width:
             raise DeckError(file, f"expected {width} fields, got {len(cells)}", line)
-        row = _row({c: cells[i].strip() for c, i in index.items()}, file, line, bands)
+        prefix = parse_prefix(cells[index["prefix"]].strip(), file, line)
+        tail = parse_tail(tail_of(cells), file, line, bands)
+        row = RateRow(line, prefix, cells[index["name"]].strip(), *tail)
         key = (row.prefix, row.band, row.from_s)
         if key in seen:
             raise duplicate(file, line, row.prefix, row.band, row.from_s, seen[key])
@@ -439,33 +443,36 @@ def parse_prefix(text: str, file: str, line: int) -> str:
 # A row's cells after its prefix and name, checked: connect_fee, rate, rate_unit_s,
 # increment_s, from_s (whole micro-units and seconds) and band.
 Tail = tuple[int, int, int, int, int, str]
+TAIL_COLUMNS = COLUMNS[2:]
 
 
-def parse_tail(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> Tail:
-    band = cell["band"] or ANY_BAND
+def parse_tail(cells: Sequence[str], file: str, line: int, bands: dict[str, Band]) -> Tail:
+    """A row's cells after its prefix and name, in `TAIL_COLUMNS` order as the file has
+    them: the one place a row's cells are checked (the whole-file reader checks each row's,
+    the stream each distinct group of them once)."""
+    if len(cells) != len(TAIL_COLUMNS):
+        raise DeckError(file, f"expected {len(COLUMNS)} fields, got {len(cells) + 2}", line)
+    fee_text, rate_text, unit_text, increment_text, from_text, band_text = (
+        c.strip() for c in cells
+    )
+    band = band_text or ANY_BAND
     if band != ANY_BAND and band not in bands:
         raise DeckError(file, f"unknown band {band!r} (not in the manifest's [bands])", line)
     try:
-        connect_fee = parse_micro(cell["connect_fee"] or "0")
+        connect_fee = parse_micro(fee_text or "0")
     except MoneyError as exc:
         raise DeckError(file, f"connect_fee: {exc}", line) from None
     try:
-        rate = parse_micro(cell["rate"])
+        rate = parse_micro(rate_text)
     except MoneyError as exc:
         raise DeckError(file, f"rate: {exc}", line) from None
-    unit = _int(cell, "rate_unit_s", file, line, minimum=1)
-    increment = _int(cell, "increment_s", file, line, minimum=1)
-    from_s = _int(cell, "from_s", file, line, minimum=0)
+    unit = _int(unit_text, "rate_unit_s", file, line, minimum=1)
+    increment = _int(increment_text, "increment_s", file, line, minimum=1)
+    from_s = _int(from_text, "from_s", file, line, minimum=0)
     return connect_fee, rate, unit, increment, from_s, band
 
 
-def _row(cell: dict[str, str], file: str, line: int, bands: dict[str, Band]) -> RateRow:
-    prefix = parse_prefix(cell["prefix"], file, line)
-    return RateRow(line, prefix, cell["name"], *parse_tail(cell, file, line, bands))
-
-
-def _int(cell: dict[str, str], column: str, file: str, line: int, *, minimum: int) -> int:
-    text = cell[column]
+def _int(text: str, column: str, file: str, line: int, *, minimum: int) -> int:
     try:
         return parse_whole(text, low=minimum, high=86_400)
     except MoneyError as exc:

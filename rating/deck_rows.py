@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Protocol
 from rating.deck import (
     COLUMNS,
     PROGRESS_EVERY,
+    TAIL_COLUMNS,
     DeckError,
     DeckHead,
     PrefixCheck,
@@ -141,12 +142,7 @@ class RateStream:
         """A tail checked once: its (band, from_s) and its compiled text after the name.
         `key` is the tail's cells, or their text as the line has it (no quotes)."""
         cells = key.split(",") if isinstance(key, str) else key
-        if len(cells) != len(COLUMNS) - 2:
-            raise DeckError(
-                self.file, f"expected {len(COLUMNS)} fields, got {len(cells) + 2}", line
-            )
-        cell = {c: v.strip() for c, v in zip(COLUMNS[2:], cells, strict=True)}
-        tail: Tail = parse_tail(cell, self.file, line, self.head.bands)
+        tail: Tail = parse_tail(cells, self.file, line, self.head.bands)
         fee, rate, unit, increment, from_s, band = tail
         text = f",{fee},{rate},{unit},{increment},{from_s},{encode_basestring(band)}]"
         return (band, from_s), text
@@ -239,7 +235,7 @@ def _csv_batches(
             index = {c: i for i, c in enumerate(header)}
         width = len(header or ())
         name_of = itemgetter(index["prefix"], index["name"])
-        tail_of = itemgetter(*[index[c] for c in COLUMNS[2:]])
+        tail_of = itemgetter(*[index[c] for c in TAIL_COLUMNS])
         for cells in reader:
             line = done + reader.line_num
             if len(cells) != width:
