@@ -33,6 +33,10 @@ class DeckError(ValueError):
         self.line = line
         self.why = why
 
+    def __reduce__(self) -> tuple[type[DeckError], tuple[str, str, int | None]]:
+        # pickled whole: the deck reader process sends its error to the importing one
+        return (DeckError, (self.file, self.why, self.line))
+
 
 @dataclass(frozen=True, slots=True)
 class RateRow:

@@ -53,6 +53,15 @@ class Draft:
         self._size += len(text)
         return self._size >= PIECE_CHARS
 
+    def add_joined(self, text: str) -> bool:
+        """Prefixes' pieces as `add` writes them, already joined by commas ("" adds
+        nothing); True when a piece is ready to `flush`."""
+        if text:
+            self._parts.append(self._sep + text)
+            self._sep = ","
+            self._size += len(text)
+        return self._size >= PIECE_CHARS
+
     async def add_text(self, text: str) -> None:
         """Pieces already written and joined (by PostgreSQL)."""
         self._parts.append(self._sep + text)

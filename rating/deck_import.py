@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from core.pg import Conn
 from rating.deck import DeckError, DeckHead, PrefixCheck, Progress, deck_hash
 from rating.deck_draft import Draft, epoch_ms
+from rating.deck_reader import Block, ReaderProcess, inline_blocks
 from rating.deck_rows import RateStream, Run, merged_problem
 from rating.keys import Keyspace
 
@@ -71,6 +72,7 @@ async def import_stream(
     keys: Keyspace | None = None,
     effective_at: datetime | None = None,
     guard: ImportGuard | None = None,
+    reader_process: bool = False,
 ) -> Imported:
     """Store a deck read from `rates` (its CSV) as a new current version, in one
     transaction; the same content as the current version creates nothing. The version
@@ -78,9 +80,12 @@ async def import_stream(
     `guard` may refuse it before it becomes the head. Given Redis,
     the compiled form is written there as the runs go by and published after the commit
     (unless prefixes came in several runs: then `published` is False, and the version is
-    published from what PostgreSQL stored)."""
+    published from what PostgreSQL stored). `reader_process`: the CSV is read and
+    compiled in a forked second process (`deck_reader`) while this one feeds PostgreSQL
+    and Redis (the command line's import; not a server's)."""
     digest = deck_hash(manifest)
     draft: Draft | None = None
+    reader: ReaderProcess | None = None
     try:
         async with conn.transaction():
             current = await lock_head(conn, head.name)
@@ -92,10 +97,14 @@ async def import_stream(
             if redis is not None and keys is not None:
                 draft = await Draft(redis, keys, head.name, version).start()
             with _collector_off():
-                await conn.copy_to_table(
-                    "deck_prefixes", source=_copy_text(stream, draft), columns=COLUMNS
-                )
-            sha256 = digest.hexdigest()
+                if reader_process:
+                    reader = ReaderProcess(stream, draft is not None)
+                    runs: AsyncIterator[Block] = aiter(reader)
+                else:
+                    runs = inline_blocks(stream, draft is not None)
+                sent = _sent(runs, draft)
+                await conn.copy_to_table("deck_prefixes", source=sent, columns=COLUMNS)
+            sha256 = reader.outcome.sha256 if reader and reader.outcome else digest.hexdigest()
             if current is not None and current["sha256"] == sha256:
                 raise _Unchanged(_imported(current, head.name, created=False))
             prefixes = await _settle(conn, deck_id, stream, PrefixCheck(rates_file, head.bands))
@@ -111,31 +120,20 @@ async def import_stream(
     except _Unchanged as unchanged:
         return unchanged.same
     finally:
+        if reader is not None:
+            reader.close()  # after an error elsewhere: the reader may still be running
         if draft is not None:
             with suppress(RedisError, OSError):  # the error that got here says more
                 await draft.discard()  # nothing once published: the key was renamed
     return Imported(head.name, version, True, stream.rows, prefixes)
 
 
-async def _copy_text(stream: RateStream, draft: Draft | None) -> AsyncIterator[bytes]:
-    """The runs in COPY's text format, a block of runs at a time (an async step per run
-    cost more than the run itself), each also added to the draft when there is one. A
-    compiled text has no tab or line break (JSON escapes them); its backslashes are
-    doubled, as COPY's text format wants."""
-    lines: list[str] = []
-    for deck_id, prefix, first, rows in stream:
-        lines.append(f"{deck_id}\t{prefix}\t{first}\t{rows.replace(_BACKSLASH, _TWO)}\n")
-        if draft is not None and draft.add(prefix, rows):
+async def _sent(source: AsyncIterator[Block], draft: Draft | None) -> AsyncIterator[bytes]:
+    """The blocks' COPY text, their compiled pieces added to the draft on the way."""
+    async for copy, pieces in source:
+        if draft is not None and draft.add_joined(pieces):
             await draft.flush()
-        if len(lines) >= BLOCK_RUNS:
-            yield "".join(lines).encode()
-            lines = []
-    if lines:
-        yield "".join(lines).encode()
-
-
-_BACKSLASH, _TWO = "\\", "\\\\"
-BLOCK_RUNS = 4096  # runs sent to COPY at a time
+        yield copy
 
 
 @contextmanager

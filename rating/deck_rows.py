@@ -39,9 +39,11 @@ Tiers = dict[tuple[str, int], int]
 
 
 class Hasher(Protocol):
-    """What the deck's hash needs: `update(bytes)` (a hashlib object)."""
+    """What the deck's hash needs: `update(bytes)`, `hexdigest()` (a hashlib object)."""
 
     def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
 # A run as stored: (deck id, prefix, line of its first row, compiled rows), the compiled

@@ -191,7 +191,7 @@ async def cmd_deck_import(s: Services, args: argparse.Namespace) -> None:
             done = await import_stream(
                 conn, head, manifest, rates, rates_file=str(rates_path), source=str(args.path),
                 lines=digest.lines, progress=bar, redis=s.redis, keys=keys,
-                effective_at=effective_at, guard=guard,
+                effective_at=effective_at, guard=guard, reader_process=True,
             )  # fmt: skip
     async with s.pool.acquire() as conn:
         if not done.published:

@@ -8,12 +8,16 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rating import deck_reader
 from rating.deck import DeckError, load_deck, parse_head, read_manifest
 from rating.deck_import import Imported, import_stream
+from rating.deck_reader import Block, ReaderGone
 from rating.deck_store import fetch_from_redis, load_deck_version, publish_stored
 from runtime.services import Services
 from tests.conftest import settings_env
@@ -34,9 +38,12 @@ def write(tmp: Path, csv: str) -> Path:
     return tmp / "deck.toml"
 
 
-async def stream_in(svc: Services, path: Path, *, direct: bool = False) -> Imported:
+async def stream_in(
+    svc: Services, path: Path, *, direct: bool = False, reader: bool = False
+) -> Imported:
     """Import, and publish from PostgreSQL; `direct`: as `tollgate deck import` does, Redis
-    gets the compiled form during the import (from PostgreSQL if prefixes were merged)."""
+    gets the compiled form during the import (from PostgreSQL if prefixes were merged);
+    `reader`: as it does too, the CSV is read in a second process."""
     manifest, rates = read_manifest(path)
     keys = svc.settings.keyspace
     assert svc.pool is not None
@@ -50,6 +57,7 @@ async def stream_in(svc: Services, path: Path, *, direct: bool = False) -> Impor
             source="test",
             redis=svc.redis if direct else None,
             keys=keys if direct else None,
+            reader_process=reader,
         )
         if not done.published:
             await publish_stored(conn, svc.redis, keys, done.name, done.version)
@@ -74,7 +82,7 @@ BY_BAND = (  # sorted by band: every prefix comes in two runs, each alone incomp
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize(("direct", "reader"), [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize(
     "csv",
     [
@@ -89,11 +97,11 @@ BY_BAND = (  # sorted by band: every prefix comes in two runs, each alone incomp
     ],
 )
 async def test_what_is_stored_and_served_is_the_deck_read_whole(
-    svc: Services, tmp_path: Path, csv: str, direct: bool
+    svc: Services, tmp_path: Path, csv: str, direct: bool, reader: bool
 ) -> None:
     path = write(tmp_path, csv)
     whole = load_deck(path)
-    done = await stream_in(svc, path, direct=direct)
+    done = await stream_in(svc, path, direct=direct, reader=reader)
     assert done.published == (direct and "night" not in csv)  # merged: from PostgreSQL
     assert (done.created, done.rows, done.prefixes) == (True, len(whole.rows), len(whole.prefixes))
     assert svc.pool is not None
@@ -106,7 +114,7 @@ async def test_what_is_stored_and_served_is_the_deck_read_whole(
         assert deck.manifest() == whole.manifest()
         for number in ("48312345", "4899", "491234"):
             assert deck.lookup(number) == whole.lookup(number)
-    again = await stream_in(svc, path, direct=direct)
+    again = await stream_in(svc, path, direct=direct, reader=reader)
     assert (again.version, again.created, again.published) == (done.version, False, False)
     assert await stored_counts(svc) == (1, len(whole.prefixes), 1)
 
@@ -123,21 +131,23 @@ async def test_what_is_stored_and_served_is_the_deck_read_whole(
         (BY_BAND.replace("489,PL 9,0,0.095,60,30,0,night\n", ""), 30, "from_s 0"),
     ],
 )
+@pytest.mark.parametrize("reader", [False, True])
 async def test_runs_of_one_prefix_are_checked_together(
-    svc: Services, tmp_path: Path, csv: str, line: int, words: str
+    svc: Services, tmp_path: Path, csv: str, line: int, words: str, reader: bool
 ) -> None:
     path = write(tmp_path, csv)
     with pytest.raises(DeckError) as whole:
         load_deck(path)
     with pytest.raises(DeckError) as streamed:
-        await stream_in(svc, path)
+        await stream_in(svc, path, reader=reader)
     assert (streamed.value.line, streamed.value.why) == (whole.value.line, whole.value.why)
     assert words in streamed.value.why
     assert await stored_counts(svc) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("reader", [False, True])
 async def test_a_bad_row_at_line_900000_leaves_nothing_behind(
-    svc: Services, tmp_path: Path
+    svc: Services, tmp_path: Path, reader: bool
 ) -> None:
     good = write(tmp_path, HEADER + "48,PL,0,0.1,60,60,0,*\n")
     first = await stream_in(svc, good)
@@ -147,7 +157,7 @@ async def test_a_bad_row_at_line_900000_leaves_nothing_behind(
             f.write(f"{100_000 + n},Dest,0,0.1,60,60,0,*\n")
         f.write("4,Dest,0,0.1,sixty,60,0,*\n")
     with pytest.raises(DeckError) as err:
-        await stream_in(svc, good, direct=True)
+        await stream_in(svc, good, direct=True, reader=reader)
     assert err.value.line == 900_000 and "rate_unit_s" in err.value.why
     assert await stored_counts(svc) == (1, 1, 1)  # the first version alone
     assert svc.pool is not None
@@ -161,6 +171,26 @@ async def test_a_bad_row_at_line_900000_leaves_nothing_behind(
     )
     assert sorted(left) == sorted(k.encode() for k in first_only)
     assert await svc.redis.hkeys(keys.deck_schedule("stream")) == [b"1"]  # v2 never told
+
+
+async def test_a_reader_process_that_dies_leaves_nothing_behind(
+    svc: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, HEADER + "".join(f"4{n},X,0,0.1,60,60,0,*\n" for n in range(99)))
+
+    blocks = deck_reader.blocks
+
+    def dies(stream: Any, drafted: bool) -> Iterator[Block]:
+        yield next(blocks(stream, drafted))
+        os._exit(9)  # killed after sending a block: no answer, no error
+
+    monkeypatch.setattr(deck_reader, "blocks", dies)  # the child is forked: it has it too
+    with pytest.raises(ReaderGone) as gone:
+        await stream_in(svc, path, direct=True, reader=True)
+    assert gone.value.exitcode == 9
+    assert await stored_counts(svc) == (0, 0, 0)
+    pattern = svc.settings.keyspace.deck_current("stream")[:-7] + "*"
+    assert [k async for k in svc.redis.scan_iter(match=pattern)] == []  # no draft left
 
 
 def test_the_progress_bar_shows_on_a_terminal_only(tmp_path: Path, svc: Services) -> None:
