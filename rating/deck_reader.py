@@ -43,14 +43,20 @@ def blocks(stream: RateStream, drafted: bool) -> Iterator[Block]:
     lines: list[str] = []
     pieces: list[str] = []
     for deck_id, prefix, first, rows in stream:
-        lines.append(f"{deck_id}\t{prefix}\t{first}\t{rows.replace(_BACKSLASH, _TWO)}\n")
+        lines.append(f"{deck_id}\t{prefix}\t{first}\t{rows}\n")
         if drafted:
             pieces.append(f'"{prefix}":{encode_basestring(rows)}')
         if len(lines) >= BLOCK_RUNS:
-            yield "".join(lines).encode(), ",".join(pieces)
+            yield _copy_text(lines), ",".join(pieces)
             lines, pieces = [], []
     if lines:
-        yield "".join(lines).encode(), ",".join(pieces)
+        yield _copy_text(lines), ",".join(pieces)
+
+
+def _copy_text(lines: list[str]) -> bytes:
+    # only the compiled texts can hold a backslash (ids, prefixes, lines are digits):
+    # doubled once for the whole block
+    return "".join(lines).replace(_BACKSLASH, _TWO).encode()
 
 
 async def inline_blocks(stream: RateStream, drafted: bool) -> AsyncIterator[Block]:
