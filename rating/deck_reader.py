@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
@@ -133,6 +134,8 @@ class ReaderProcess:
 def _read(stream: RateStream, drafted: bool, send: Connection) -> None:
     """In the child: every block, then the outcome, or the error that stopped it."""
     gc.disable()  # as in the importing process: the rows make no cycles
+    # Ctrl-C reaches the whole process group: the importer decides, and kills the reader
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for block in blocks(stream, drafted):
             send.send(("block", block))
