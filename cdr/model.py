@@ -281,10 +281,13 @@ def _plan(keys: tuple[Any, ...]) -> _Pick | None:
     return pick
 
 
-def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
-    """The row of source values in `_SOURCES` order (texts without NUL, `length` characters
-    in all), or None when any check fails: the caller then lets `Cdr.from_stream` name the
-    field."""
+def _started_ms(values: list[str], length: int) -> int | None:
+    """The checks of both fast paths (`_converted`, `_checked_text`), on source values in
+    `_SOURCES` order (texts without NUL, `length` characters in all): the call's start in
+    epoch milliseconds, or None when any check fails (the caller then lets
+    `Cdr.from_stream` name the field). Fields are checked by kind, from one table each:
+    `_INT_FIELDS` (digits within a limit), `_TIME_FIELDS` (epoch milliseconds within
+    EARLIEST..LATEST), `_FLAG_FIELDS` (empty, 0 or 1)."""
     if (
         (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
         or not CALL_ID.match(values[_CALL_ID_FIELD])
@@ -299,30 +302,47 @@ def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
         return None
     for i, limit in _INT_FIELDS:
         v = values[i]
-        if v:
-            n = int(v)
-            if n > limit:
-                return None
-            values[i] = n
-        else:
-            values[i] = 0
+        if len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
+            return None
     for i in _TIME_FIELDS:
         v = values[i]
-        if v:
-            ms = int(v)
-            if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
-                return None
-            values[i] = EPOCH + ms * _MS
-        else:
-            values[i] = None
-    for i in _FLAG_FIELDS:
-        v = values[i]
-        if v not in ("", "0", "1"):
+        if v and not EARLIEST_MS <= int(v) < LATEST_MS:  # EARLIEST <= time < LATEST
             return None
-        values[i] = v == "1"
-    started_at = values[_AUTHORIZED] or values[_ENDED] - timedelta(seconds=values[_BILLSEC])
-    if started_at < EARLIEST:
+    for i in _FLAG_FIELDS:
+        if values[i] not in _FLAG_TEXTS:
+            return None
+    authorized = values[_AUTHORIZED]
+    billsec = values[_BILLSEC]
+    started = (
+        int(authorized)
+        if authorized
+        else int(values[_ENDED]) - (int(billsec) * 1000 if billsec else 0)
+    )
+    return started if started >= EARLIEST_MS else None
+
+
+_FLAG_TEXTS = frozenset({"", "0", "1"})
+
+
+def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
+    """The row of Python values (`Cdr.row()`) of source values in `_SOURCES` order, or None
+    when `_started_ms`'s checks fail."""
+    started = _started_ms(values, length)
+    if started is None:
         return None
+    for i, _ in _INT_FIELDS:
+        v = values[i]
+        values[i] = int(v) if v else 0
+    for i in _TIME_FIELDS:
+        v = values[i]
+        values[i] = EPOCH + int(v) * _MS if v else None
+    for i in _FLAG_FIELDS:
+        values[i] = values[i] == "1"
+    return _completed(values, EPOCH + started * _MS, stream_id)
+
+
+def _completed(values: list[Any], started_at: Any, stream_id: str) -> Row:
+    """Both fast paths' last step: the direction, and the columns not read from the stream."""
     # what the ledger did not mark inbound (also records older than the field) is outbound
     values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
     values.insert(STARTED_AT, started_at)
@@ -352,7 +372,7 @@ def flat_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
     if len(values) * 2 != len(flat):
         return None  # a NUL inside a value
     values.append("")  # what a missing field reads
-    return _checked_text(list(pick(values)), stream_id, text)
+    return _checked_text(list(pick(values)), stream_id, len(text))
 
 
 _JOINED_PLANS: dict[tuple[int, bytes], _Pick] = {}
@@ -370,47 +390,22 @@ def _joined_plan(names: tuple[int, bytes], flat: Sequence[Any]) -> _Pick | None:
     return pick
 
 
-def _checked_text(values: list[Any], stream_id: str, text: str) -> Row | None:
-    """`_converted`'s checks, on source values in `_SOURCES` order; the values stay text."""
-    if (
-        (len(text) > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
-        or not CALL_ID.match(values[_CALL_ID_FIELD])
-        or not values[_ACCOUNT_FIELD]
-        or values[_STATE_FIELD] not in STATES
-        or not values[_ENDED]
-    ):
+def _checked_text(values: list[Any], stream_id: str, length: int) -> Row | None:
+    """`_converted` keeping the values text: numbers as digits, times in epoch
+    microseconds (None when absent), flags 1 or 0, as `text_row` writes them."""
+    started = _started_ms(values, length)
+    if started is None:
         return None
-    digits = "".join(_NUMBERS(values))
-    if digits and not (digits.isascii() and digits.isdigit()):
-        return None
-    for i, limit in _INT_FIELDS:
-        v = values[i]
-        if not v:
+    for i, _ in _INT_FIELDS:
+        if not values[i]:
             values[i] = "0"
-        elif len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
-            return None
-    authorized = values[_AUTHORIZED]
-    started = int(authorized) if authorized else int(values[_ENDED]) - int(values[_BILLSEC]) * 1000
-    if started < EARLIEST_MS:
-        return None
     for i in _TIME_FIELDS:
         v = values[i]
-        if not v:
-            values[i] = None
-        elif EARLIEST_MS <= int(v) < LATEST_MS:
-            values[i] = v + "000"  # microseconds, as text_row writes times
-        else:
-            return None
+        values[i] = v + "000" if v else None
     for i in _FLAG_FIELDS:
-        v = values[i]
-        if v != "1":
-            if v and v != "0":
-                return None
+        if values[i] != "1":
             values[i] = "0"
-    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
-    values.insert(STARTED_AT, f"{started}000")
-    values.insert(STREAM_ID_AT, stream_id)
-    return tuple(values)
+    return _completed(values, f"{started}000", stream_id)
 
 
 def text_row(row: Row) -> Row:
