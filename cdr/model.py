@@ -204,7 +204,6 @@ _DIRECTION = _FIELD_AT["direction"]
 _NUMBERS: Callable[[list[Any]], tuple[str, ...]] = itemgetter(
     *(i for i, _ in _INT_FIELDS), *_TIME_FIELDS
 )
-_MS = timedelta(milliseconds=1)
 _US = timedelta(microseconds=1)
 
 
@@ -281,73 +280,28 @@ def _plan(keys: tuple[Any, ...]) -> _Pick | None:
     return pick
 
 
-def _started_ms(values: list[str], length: int) -> int | None:
-    """The checks of both fast paths (`_converted`, `_checked_text`), on source values in
-    `_SOURCES` order (texts without NUL, `length` characters in all): the call's start in
-    epoch milliseconds, or None when any check fails (the caller then lets
-    `Cdr.from_stream` name the field). Fields are checked by kind, from one table each:
-    `_INT_FIELDS` (digits within a limit), `_TIME_FIELDS` (epoch milliseconds within
-    EARLIEST..LATEST), `_FLAG_FIELDS` (empty, 0 or 1)."""
-    if (
-        (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
-        or not CALL_ID.match(values[_CALL_ID_FIELD])
-        or not values[_ACCOUNT_FIELD]
-        or values[_STATE_FIELD] not in STATES
-        or not values[_ENDED]
-    ):
-        return None
-    # every number and time is ASCII digits or empty: checked for all of them at once
-    digits = "".join(_NUMBERS(values))
-    if digits and not (digits.isascii() and digits.isdigit()):
-        return None
-    for i, limit in _INT_FIELDS:
-        v = values[i]
-        if len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
-            return None
-    for i in _TIME_FIELDS:
-        v = values[i]
-        if v and not EARLIEST_MS <= int(v) < LATEST_MS:  # EARLIEST <= time < LATEST
-            return None
-    for i in _FLAG_FIELDS:
-        if values[i] not in _FLAG_TEXTS:
-            return None
-    authorized = values[_AUTHORIZED]
-    billsec = values[_BILLSEC]
-    started = (
-        int(authorized)
-        if authorized
-        else int(values[_ENDED]) - (int(billsec) * 1000 if billsec else 0)
-    )
-    return started if started >= EARLIEST_MS else None
-
-
-_FLAG_TEXTS = frozenset({"", "0", "1"})
-
-
 def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
     """The row of Python values (`Cdr.row()`) of source values in `_SOURCES` order, or None
-    when `_started_ms`'s checks fail."""
-    started = _started_ms(values, length)
-    if started is None:
+    when a check fails: `_checked_text`'s checks (one set of them for both fast paths),
+    then its text converted (the careful path's speed matters less)."""
+    row = _checked_text(values, stream_id, length)
+    if row is None:
         return None
-    for i, _ in _INT_FIELDS:
-        v = values[i]
-        values[i] = int(v) if v else 0
-    for i in _TIME_FIELDS:
-        v = values[i]
-        values[i] = EPOCH + int(v) * _MS if v else None
-    for i in _FLAG_FIELDS:
-        values[i] = values[i] == "1"
-    return _completed(values, EPOCH + started * _MS, stream_id)
+    typed: list[Any] = list(row)
+    for i in _ROW_INTS:
+        typed[i] = int(typed[i])
+    for i in _ROW_TIMES:
+        v = typed[i]
+        if v is not None:
+            typed[i] = EPOCH + int(v) * _US
+    for i in _ROW_FLAGS:
+        typed[i] = typed[i] == "1"
+    return tuple(typed)
 
 
-def _completed(values: list[Any], started_at: Any, stream_id: str) -> Row:
-    """Both fast paths' last step: the direction, and the columns not read from the stream."""
-    # what the ledger did not mark inbound (also records older than the field) is outbound
-    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
-    values.insert(STARTED_AT, started_at)
-    values.insert(STREAM_ID_AT, stream_id)
-    return tuple(values)
+_ROW_INTS = tuple(COLUMNS.index(c) for c in _INTEGERS)
+_ROW_TIMES = tuple(COLUMNS.index(c) for c in (*_TIMES, "started_at"))
+_ROW_FLAGS = tuple(COLUMNS.index(c) for c in _FLAGS)
 
 
 # -- text rows: what the CDR writer copies ------------------------------------------------------
@@ -391,21 +345,54 @@ def _joined_plan(names: tuple[int, bytes], flat: Sequence[Any]) -> _Pick | None:
 
 
 def _checked_text(values: list[Any], stream_id: str, length: int) -> Row | None:
-    """`_converted` keeping the values text: numbers as digits, times in epoch
-    microseconds (None when absent), flags 1 or 0, as `text_row` writes them."""
-    started = _started_ms(values, length)
-    if started is None:
+    """The checks of both fast paths, on source values in `_SOURCES` order (texts without
+    NUL, `length` characters in all), by kind from one table each: `_INT_FIELDS` (digits
+    within a limit), `_TIME_FIELDS` (epoch milliseconds within EARLIEST..LATEST),
+    `_FLAG_FIELDS` (empty, 0 or 1). The row stays text, as `text_row` writes it: numbers
+    as digits, times in epoch microseconds (None when absent), flags 1 or 0. None when a
+    check fails: the caller then lets `Cdr.from_stream` name the field. Each field is
+    checked and converted in one pass: this is the CDR writer's hot path."""
+    if (
+        (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
+        or not CALL_ID.match(values[_CALL_ID_FIELD])
+        or not values[_ACCOUNT_FIELD]
+        or values[_STATE_FIELD] not in STATES
+        or not values[_ENDED]
+    ):
         return None
-    for i, _ in _INT_FIELDS:
-        if not values[i]:
+    # every number and time is ASCII digits or empty: checked for all of them at once
+    digits = "".join(_NUMBERS(values))
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
+    for i, limit in _INT_FIELDS:
+        v = values[i]
+        if not v:
             values[i] = "0"
+        elif len(v) > 9 and int(v) > limit:  # 9 digits fit any of the limits
+            return None
+    authorized = values[_AUTHORIZED]
+    started = int(authorized) if authorized else int(values[_ENDED]) - int(values[_BILLSEC]) * 1000
+    if started < EARLIEST_MS:
+        return None
     for i in _TIME_FIELDS:
         v = values[i]
-        values[i] = v + "000" if v else None
+        if not v:
+            values[i] = None
+        elif EARLIEST_MS <= int(v) < LATEST_MS:
+            values[i] = v + "000"  # microseconds, as text_row writes times
+        else:
+            return None
     for i in _FLAG_FIELDS:
-        if values[i] != "1":
+        v = values[i]
+        if v != "1":
+            if v and v != "0":
+                return None
             values[i] = "0"
-    return _completed(values, f"{started}000", stream_id)
+    # what the ledger did not mark inbound (also records older than the field) is outbound
+    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
+    values.insert(STARTED_AT, f"{started}000")
+    values.insert(STREAM_ID_AT, stream_id)
+    return tuple(values)
 
 
 def text_row(row: Row) -> Row:
