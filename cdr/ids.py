@@ -10,7 +10,8 @@ general path, which aligns on the first row (`align`). `cdr_ids` is a view of th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from core.pg import Conn
@@ -26,11 +27,44 @@ def claim_month(started_at: datetime) -> date:
     return date(at.year, at.month, 1)
 
 
-Claim = tuple[str, str, str, datetime, date]
+Call = tuple[str, str, str]  # switch, account, call id
+_US = timedelta(microseconds=1)
+_EDGE_US = EDGE // _US
+_DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def claim(switch: str, account: str, call_id: str, started_at: datetime) -> Claim:
-    return (switch, account, call_id, started_at, claim_month(started_at))
+def edge_calls(calls: Iterable[tuple[Call, int]]) -> dict[date, list[Call]]:
+    """The calls (with their start in epoch microseconds) lying within `EDGE` of their
+    month's first or last instant, by the neighbouring month where a twin may sit: only
+    those can have one (integers and a binary search per call: the writer's hot path)."""
+    out: dict[date, list[Call]] = {}
+    calls = list(calls)
+    if not calls:
+        return out
+    starts = [us for _, us in calls]
+    latest = max(starts)
+    # month starts from the one before the earliest call's to the one after the latest's
+    bounds = [_month(_month(min(starts)) - 1)]
+    while bounds[-1] <= latest:
+        bounds.append(_month(bounds[-1] + 32 * _DAY_US))
+    firsts = [(_EPOCH + b * _US).date() for b in bounds]
+    for call, us in calls:
+        i = bisect_right(bounds, us)  # bounds[i - 1] <= us < bounds[i], i >= 2
+        if us - bounds[i - 1] < _EDGE_US:
+            month = firsts[i - 2]
+        elif bounds[i] - us <= _EDGE_US:
+            month = firsts[i]
+        else:
+            continue
+        out.setdefault(month, []).append(call)
+    return out
+
+
+def _month(us: int) -> int:
+    """The start of the UTC month holding `us`, both in epoch microseconds."""
+    at = _EPOCH + us * _US
+    return (datetime(at.year, at.month, 1, tzinfo=UTC) - _EPOCH) // _US
 
 
 def align(stage: str) -> str:
@@ -41,19 +75,6 @@ def align(stage: str) -> str:
     )
 
 
-def _neighbour(started_at: datetime) -> date | None:
-    """The month a twin of a claim starting at `started_at` may sit in, if any."""
-    at = started_at.astimezone(UTC)
-    first = datetime(at.year, at.month, 1, tzinfo=UTC)
-    if at - first < EDGE:
-        before = first - timedelta(days=1)
-        return date(before.year, before.month, 1)
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    if nxt - at <= EDGE:
-        return nxt.date()
-    return None
-
-
 # One partition searched: the bounds are parameters, so PostgreSQL prunes the others.
 TWINS = (
     "select 1 from cdrs c join unnest($1::text[], $2::text[], $3::text[])"
@@ -62,22 +83,17 @@ TWINS = (
 )
 
 
-async def twins_elsewhere(conn: Conn, claims: Sequence[Claim]) -> bool:
-    """Whether a call of `claims` (rows as `claim` makes them) near a month's edge was
-    stored in the neighbouring month: one index probe per such call, in that month's
-    partition alone (one query per neighbouring month, rarely more than one)."""
-    by_month: dict[date, list[Claim]] = {}
-    for c in claims:
-        month = _neighbour(c[3])
-        if month is not None:
-            by_month.setdefault(month, []).append(c)
-    for month, edge in sorted(by_month.items()):
+async def twins_elsewhere(conn: Conn, by_month: dict[date, list[Call]]) -> bool:
+    """Whether a call of `by_month` (`edge_calls`) was stored in that neighbouring month:
+    one index probe per call, in that month's partition alone (one query per month, rarely
+    more than one)."""
+    for month, calls in sorted(by_month.items()):
         first = datetime(month.year, month.month, 1, tzinfo=UTC)
         found = await conn.fetchval(
             TWINS,
-            [c[0] for c in edge],
-            [c[1] for c in edge],
-            [c[2] for c in edge],
+            [c[0] for c in calls],
+            [c[1] for c in calls],
+            [c[2] for c in calls],
             first,
             (first + timedelta(days=32)).replace(day=1),
         )

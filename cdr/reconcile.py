@@ -280,8 +280,7 @@ async def _by_ids(conn: Conn, ids: Sequence[str], switch: str | None) -> list[Cd
         return []
     # each partition's unique index on the call leads with the call id (cdr/ids.py)
     rows = await conn.fetch(
-        "select * from cdrs"
-        " where call_id = any($1::text[]) and ($2::text is null or switch = $2)",
+        "select * from cdrs where call_id = any($1::text[]) and ($2::text is null or switch = $2)",
         list(ids),
         switch,
     )

@@ -18,21 +18,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from cdr.ids import Claim, align, claim, twins_elsewhere
+from cdr.ids import align, edge_calls, twins_elsewhere
 from cdr.model import (
-    ACCOUNT_AT,
-    CALL_ID_AT,
     COLUMNS,
     FINAL_STATES,
     STARTED_AT,
-    SWITCH_AT,
     Cdr,
     Row,
+    row_identity,
     text_row,
 )
 from core.pg import Conn
@@ -173,7 +171,8 @@ async def _insert_new(conn: Conn, rows: Sequence[Row]) -> bool:
     try:
         async with conn.transaction():  # a savepoint in write_rows' transaction
             await conn.execute(INSERT_NEW)
-            if await twins_elsewhere(conn, _edge_claims(rows)):
+            calls = ((row_identity(r), int(r[STARTED_AT])) for r in rows)
+            if await twins_elsewhere(conn, edge_calls(calls)):
                 raise _ClaimedElsewhere
     except (asyncpg.UniqueViolationError, _ClaimedElsewhere):
         return False
@@ -182,17 +181,6 @@ async def _insert_new(conn: Conn, rows: Sequence[Row]) -> bool:
 
 class _ClaimedElsewhere(Exception):
     """Undoes the fast path's savepoint: a call of the batch has a claim in another month."""
-
-
-def _edge_claims(rows: Sequence[Row]) -> list[Claim]:
-    """The claims of text rows (start in epoch microseconds) that lie near a month's edge:
-    only those can have a twin in the neighbouring month (cdr/ids.py)."""
-    out: list[Claim] = []
-    for r in rows:
-        started = datetime.fromtimestamp(int(str(r[STARTED_AT])) // 1_000_000, UTC)
-        if started.day <= 3 or started.day >= 27:  # a superset of ids.EDGE around the edge
-            out.append(claim(str(r[SWITCH_AT]), str(r[ACCOUNT_AT]), str(r[CALL_ID_AT]), started))
-    return out
 
 
 async def _merge(conn: Conn) -> int:
