@@ -39,6 +39,9 @@ STAGE = "cdr_stage"
 _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
 _COLS = ", ".join(COLUMNS)
 _KEY = ("switch", "account", "call_id")  # a call's identity (cdr/ids.py)
+# Rows are stored in this order so that concurrent writers lock alike; any fixed order does,
+# and bytewise comparison sorts several times faster than the database's collation.
+_KEY_ORDER = ", ".join(f'{c} collate "C"' for c in _KEY)
 _SET = ", ".join(f"{c} = s.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
 
 TEXT = "cdr_text"  # the rows as the writer sends them: text, in COLUMNS order
@@ -79,7 +82,7 @@ _TYPED = ", ".join(_typed(c) for c in COLUMNS)
 # New calls only (the fast path): a call stored before in the same month fails it with a
 # unique violation. In key order, so that concurrent writers lock alike.
 INSERT_NEW = (
-    f"insert into cdrs ({_COLS}) select {_TYPED} from {TEXT} order by switch, account, call_id"
+    f"insert into cdrs ({_COLS}) select {_TYPED} from {TEXT} order by {_KEY_ORDER}"
 )
 TO_STAGE = f"insert into {STAGE} ({_COLS}) select {_TYPED} from {TEXT}"
 # The first started_at stored for a call (switch, account, call id) is the only one it may
@@ -87,7 +90,7 @@ TO_STAGE = f"insert into {STAGE} ({_COLS}) select {_TYPED} from {TEXT}"
 ALIGN = align(STAGE)
 INSERT_MISSING = (
     f"insert into cdrs ({_COLS}) select {_COLS} from {STAGE}"
-    " order by switch, account, call_id on conflict do nothing"
+    f" order by {_KEY_ORDER} on conflict do nothing"
 )
 # Only a final record replaces a non-final one (finished after expired); final ones stay.
 REPLACE = (
