@@ -11,32 +11,19 @@ import asyncio
 import getpass
 import json
 import signal
-from datetime import UTC, datetime
 
 from abuse import findings, overrides, warnings
 from abuse.findings import FindingNotFound, FindingStateError, Status
 from abuse.params import BadParams
 from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
-from core.cliout import CliError, bad_input, print_json
+from core.cliout import bad_input, now_of, print_json
 from notify.settings import NotifySettings
 from runtime.services import Services
 
 
 def _who(args: argparse.Namespace) -> str:
     return str(args.by or getpass.getuser())
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)  # the edge reads the clock; everything below takes it
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"--now: not an ISO 8601 date-time: {text!r}") from None
-    if at.tzinfo is None:
-        raise CliError(f"--now: give a zone (e.g. {text}+01:00 or Z)")
-    return at.astimezone(UTC)
 
 
 async def cmd_list(s: Services, args: argparse.Namespace) -> None:
@@ -63,7 +50,7 @@ async def cmd_show(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_closure(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    now = _now(args.now)
+    now = now_of(args.now)
     with bad_input(FindingNotFound, FindingStateError):
         f = await warnings.decide_closure(
             s.pool, s.accounts, args.id, args.decision == "accept", _who(args), args.reason, now
@@ -73,7 +60,7 @@ async def cmd_closure(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_deadlines(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
-    done = await warnings.enforce(s.pool, s.accounts, NotifySettings.from_env(), _now(args.now))
+    done = await warnings.enforce(s.pool, s.accounts, NotifySettings.from_env(), now_of(args.now))
     print_json({"suspended": [{"finding": f.id, "account": f.account} for f in done]})
 
 

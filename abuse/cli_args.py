@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from core.cliout import whole_number
+from core.cliout import NOW_HELP, whole_number
 from core.lazy import Lazy
 
 # abuse.findings.Status and abuse.detectors.DETECTORS (tests/unit/test_cli_startup.py checks)
 STATUSES = ("open", "acknowledged", "lifted", "closed")
 CLOSURES = ("proposed", "accepted", "rejected")
-NOW_HELP = "act as of this ISO 8601 instant, with a zone (default: now)"
 RULES = ("autodialing", "broadcasting", "forwarding", "premium", "revenue_share", "wangiri")
 
 

@@ -14,35 +14,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import sys
 import time
-import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
 from bench.cdr_ingest import fill_streams
-from core import db
+from bench.harness import REDIS_URL, scratch
 from rating.accounts import Account
 from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
 from runtime.services import services
 from runtime.settings import Settings
 
-REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
 ACCOUNTS = 500
 Destination = tuple[str, Callable[[random.Random], str], int]  # class, number, micro/min
 DESTINATIONS: tuple[Destination, ...] = (
@@ -174,33 +168,21 @@ async def bare_loop(redis: Redis, keys: Keyspace, batch: int, total: int) -> flo
     return total / elapsed
 
 
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--cdrs", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=500)
     args = p.parse_args()
 
-    keys = Keyspace(f"benchabuse{uuid.uuid4().hex[:8]}", 16)
-    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        redis_url=REDIS_URL,
-        pg_dsn=with_database(PG_DSN, name),
-        keyspace=keys,
-        ledger=LedgerSettings(switch_host="bench"),
-    )
-    admin = await asyncpg.connect(PG_DSN)
-    await admin.execute(f'create database "{name}"')
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        conn = await asyncpg.connect(settings.pg_dsn)
-        try:
-            await db.upgrade(conn)
-        finally:
-            await conn.close()
+    async with scratch("abuse") as run:
+        await run.migrate()
+        redis, keys = run.redis, Keyspace(run.prefix, 16)
+        settings = Settings(
+            redis_url=REDIS_URL,
+            pg_dsn=run.dsn,
+            keyspace=keys,
+            ledger=LedgerSettings(switch_host="bench"),
+        )
         async with services(settings) as s:
             for account in ["dialer", "premium", "irsf"] + [f"acct-{i}" for i in range(ACCOUNTS)]:
                 await s.accounts.create(Account(account, allow_high_risk=account == "irsf"))
@@ -229,12 +211,6 @@ async def main() -> None:
             found = await s.pool.fetch(
                 "select rule, subject, severity, account from abuse_findings order by id"
             )
-    finally:
-        async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
-            await redis.delete(key)
-        await redis.aclose()
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
     print(f"abuse detectors, all rules  : {ours:10.0f} CDRs/s  (batch {args.batch})")
     print(f"bare XREADGROUP + XACK loop : {limit:10.0f} CDRs/s  (the limit of reading the streams)")
     print(f"ratio                       : {ours / limit:10.2f}  ({args.cdrs} CDRs)")

@@ -20,24 +20,20 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 from redis.asyncio import Redis
 
+from bench.harness import scratch
 from cdr.model import COLUMNS, Cdr
 from cdr.writer import CdrWriter, WriterSettings
-from core import db
 from rating.keys import Keyspace
 
-REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DESTINATIONS = [
     ("0601234567", "+48601234567", "mobile", "4860", "Poland mobile", 190_000),
@@ -107,10 +103,6 @@ async def fill_streams(redis: Redis, keys: Keyspace, entries: list[dict[str, str
         await pipe.execute()
 
 
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
 def backend_cpu(pid: int) -> float | None:
     """CPU seconds of a PostgreSQL backend, when it runs on this host (else None)."""
     try:
@@ -172,8 +164,10 @@ async def rounds(
     out: list[tuple[float, float]] = []
     limit_conn = await asyncpg.connect(dsn)
     try:
+        # the indexes of a partition of cdrs: the parent's, and the call's claim (0090)
         await limit_conn.execute(
-            "create table cdrs_limit (like cdrs including defaults including indexes)"
+            "create table cdrs_limit (like cdrs including defaults including indexes);"
+            " create unique index on cdrs_limit (call_id, switch, account)"
         )
         async with CdrWriter(
             redis, keys, dsn, WriterSettings(consumer="bench", batch_size=args.batch)
@@ -212,33 +206,18 @@ async def main() -> None:
     rng = random.Random(7)
     now = datetime.now(UTC)
     entries = [fake_cdr(n, rng, now) for n in range(args.cdrs)]
-    keys = Keyspace(f"benchcdr{uuid.uuid4().hex[:8]}", 16)
-    name = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
-    dsn = with_database(PG_DSN, name)
-    redis = Redis.from_url(REDIS_URL)
-    admin = await asyncpg.connect(PG_DSN)
-    await admin.execute(f'create database "{name}"')
-    try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await db.upgrade(conn)
-        finally:
-            await conn.close()
+    async with scratch("cdr") as run:
+        await run.migrate()
+        keys = Keyspace(run.prefix, 16)
         cpu = (Cpu(), Cpu())
-        results = await rounds(redis, keys, dsn, args, entries, cpu)
-        check = await asyncpg.connect(dsn)
+        results = await rounds(run.redis, keys, run.dsn, args, entries, cpu)
+        check = await asyncpg.connect(run.dsn)
         try:
             stored = await check.fetchval("select count(*) from cdrs")
         finally:
             await check.close()
         if stored != args.cdrs:
             raise SystemExit(f"writer stored {stored} rows, expected {args.cdrs}")
-    finally:
-        async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5000):
-            await redis.delete(key)
-        await redis.aclose()
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
     ours = statistics.median(r[0] for r in results)
     limit = statistics.median(r[1] for r in results)
     ratios = sorted(r[0] / r[1] for r in results)

@@ -28,11 +28,6 @@ from rating.accounts import Account
 ACCOUNT = "bench-export"
 
 # One statement makes the rows inside PostgreSQL: no client round trips, no Python objects.
-FILL_IDS = """
-insert into cdr_ids (switch, call_id, account, started_at, month)
-select 'bench', 'exp-' || g, $1, t, date_trunc('month', t at time zone 'UTC')::date
-from (select g, $2::timestamptz + g * interval '1 second' as t from generate_series(1, $3) g) s
-"""
 FILL_CDRS = """
 insert into cdrs (call_id, started_at, account, state, decision, reason, granted_s, reserved,
     raw, e164, number_class, caller, switch, prefix, rate_name, deck, deck_version, currency,
@@ -68,7 +63,6 @@ async def main() -> None:
                 at += timedelta(days=1)
             await ensure_months(conn, months)
             t0 = time.perf_counter()
-            await conn.execute(FILL_IDS, ACCOUNT, start, args.rows)
             await conn.execute(FILL_CDRS, ACCOUNT, start, args.rows)
             await conn.execute("analyze cdrs")
             print(f"made {args.rows} CDRs in {time.perf_counter() - t0:.1f} s")

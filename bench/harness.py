@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from redis.asyncio import Redis
 
+from core import db
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_DSN = os.environ.get("TOLLGATE_PG_DSN", "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate")
@@ -44,6 +46,14 @@ class Scratch:
             stdout=subprocess.DEVNULL,
         )
         return time.perf_counter() - started
+
+    async def migrate(self) -> None:
+        """The schema, applied in this process (for benches that time no command)."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await db.upgrade(conn)
+        finally:
+            await conn.close()
 
 
 @asynccontextmanager

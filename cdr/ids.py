@@ -1,27 +1,24 @@
-"""Claims in `cdr_ids`: the statements the CDR writer uses to keep one row per call.
+"""A call's claim: the statements the CDR writer uses to keep one row per call.
 
-cdr_ids is partitioned by the claim's UTC month (`month`, the first day), like cdrs, so
-retention drops a month of both. Its primary key (switch, account, call_id, month) makes a
-second claim of a call in the same month fail the writer's COPY, as before. A second claim
-in another month is not caught by the key; two starts of one call differ by at most the
-call's length plus the reservation's expiry (hours), so only a claim within `EDGE` of its
-month's first or last instant can have a twin, in the neighbouring month: `twins_elsewhere`
-looks there, and the writer then takes its general path, which aligns on the first claim."""
+A call (switch, account, call_id) is claimed by its row in cdrs: each monthly partition has
+a unique index on the call (migration 0090), so a second row of a call in the same month
+fails the writer's insert. A second row in another month is not caught by the index; two
+starts of one call differ by at most the call's length plus the reservation's expiry
+(hours), so only a row within `EDGE` of its month's first or last instant can have a twin,
+in the neighbouring month: `twins_elsewhere` looks there, and the writer then takes its
+general path, which aligns on the first row (`align`). `cdr_ids` is a view of the claims."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from core.pg import Conn
 
 EDGE = timedelta(days=2)  # longer than any call plus its reservation's expiry
 
-# The writer's COPY of new claims: these columns, rows from `claim`.
-CLAIM_COLUMNS = ["switch", "account", "call_id", "started_at", "month"]
-
-_STAGE_MONTH = "(date_trunc('month', s.started_at at time zone 'UTC'))::date"
-_SAME_CALL = "i.switch = s.switch and i.account = s.account and i.call_id = s.call_id"
+_SAME_CALL = "c.call_id = s.call_id and c.switch = s.switch and c.account = s.account"
 
 
 def claim_month(started_at: datetime) -> date:
@@ -30,64 +27,76 @@ def claim_month(started_at: datetime) -> date:
     return date(at.year, at.month, 1)
 
 
-Claim = tuple[str, str, str, datetime, date]
+Call = tuple[str, str, str]  # switch, account, call id
+_US = timedelta(microseconds=1)
+_EDGE_US = EDGE // _US
+_DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def claim(switch: str, account: str, call_id: str, started_at: datetime) -> Claim:
-    return (switch, account, call_id, started_at, claim_month(started_at))
+def edge_calls(calls: Iterable[tuple[Call, int]]) -> dict[date, list[Call]]:
+    """The calls (with their start in epoch microseconds) lying within `EDGE` of their
+    month's first or last instant, by the neighbouring month where a twin may sit: only
+    those can have one (integers and a binary search per call: the writer's hot path)."""
+    out: dict[date, list[Call]] = {}
+    calls = list(calls)
+    if not calls:
+        return out
+    starts = [us for _, us in calls]
+    latest = max(starts)
+    # month starts from the one before the earliest call's to the one after the latest's
+    bounds = [_month(_month(min(starts)) - 1)]
+    while bounds[-1] <= latest:
+        bounds.append(_month(bounds[-1] + 32 * _DAY_US))
+    firsts = [(_EPOCH + b * _US).date() for b in bounds]
+    for call, us in calls:
+        i = bisect_right(bounds, us)  # bounds[i - 1] <= us < bounds[i], i >= 2
+        if us - bounds[i - 1] < _EDGE_US:
+            month = firsts[i - 2]
+        elif bounds[i] - us <= _EDGE_US:
+            month = firsts[i]
+        else:
+            continue
+        out.setdefault(month, []).append(call)
+    return out
 
 
-def claim_ids(stage: str) -> str:
-    """The general path's claim of the calls in `stage` that no month has claimed yet (a
-    call claimed in any month keeps that claim: ALIGN then moves the row to it)."""
-    return (
-        f"insert into cdr_ids (switch, account, call_id, started_at, month)"
-        f" select s.switch, s.account, s.call_id, s.started_at, {_STAGE_MONTH} from {stage} s"
-        f" where not exists (select 1 from cdr_ids i where {_SAME_CALL})"
-        " order by s.switch, s.account, s.call_id"
-        " on conflict (switch, account, call_id, month) do nothing"
-    )
+def _month(us: int) -> int:
+    """The start of the UTC month holding `us`, both in epoch microseconds."""
+    at = _EPOCH + us * _US
+    return (datetime(at.year, at.month, 1, tzinfo=UTC) - _EPOCH) // _US
 
 
 def align(stage: str) -> str:
-    """Calls seen before take the start of their claim, whatever its month."""
+    """Calls stored before take the start of their row, whatever its month."""
     return (
-        f"update {stage} s set started_at = i.started_at from cdr_ids i"
-        f" where {_SAME_CALL} and i.started_at <> s.started_at"
+        f"update {stage} s set started_at = c.started_at from cdrs c"
+        f" where {_SAME_CALL} and c.started_at <> s.started_at"
     )
 
 
-def _neighbour(started_at: datetime) -> date | None:
-    """The month a twin of a claim starting at `started_at` may sit in, if any."""
-    at = started_at.astimezone(UTC)
-    first = datetime(at.year, at.month, 1, tzinfo=UTC)
-    if at - first < EDGE:
-        before = first - timedelta(days=1)
-        return date(before.year, before.month, 1)
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    if nxt - at <= EDGE:
-        return nxt.date()
-    return None
-
-
+# One partition searched: the bounds are parameters, so PostgreSQL prunes the others.
 TWINS = (
-    "select 1 from cdr_ids i join unnest($1::text[], $2::text[], $3::text[], $4::date[])"
-    " as s(switch, account, call_id, month)"
-    f" on {_SAME_CALL} and i.month = s.month limit 1"
+    "select 1 from cdrs c join unnest($1::text[], $2::text[], $3::text[])"
+    f" as s(switch, account, call_id) on {_SAME_CALL}"
+    " where c.started_at >= $4 and c.started_at < $5 limit 1"
 )
 
 
-async def twins_elsewhere(conn: Conn, claims: Sequence[Claim]) -> bool:
-    """Whether a call of `claims` (rows as `claim` makes them) near a month's edge was
-    claimed in the neighbouring month: one index probe in one partition per such call."""
-    edge = [(c, m) for c in claims if (m := _neighbour(c[3])) is not None]
-    if not edge:
-        return False
-    found = await conn.fetchval(
-        TWINS,
-        [c[0] for c, _ in edge],
-        [c[1] for c, _ in edge],
-        [c[2] for c, _ in edge],
-        [m for _, m in edge],
-    )
-    return found is not None
+async def twins_elsewhere(conn: Conn, by_month: dict[date, list[Call]]) -> bool:
+    """Whether a call of `by_month` (`edge_calls`) was stored in that neighbouring month:
+    one index probe per call, in that month's partition alone (one query per month, rarely
+    more than one)."""
+    for month, calls in sorted(by_month.items()):
+        first = datetime(month.year, month.month, 1, tzinfo=UTC)
+        found = await conn.fetchval(
+            TWINS,
+            [c[0] for c in calls],
+            [c[1] for c in calls],
+            [c[2] for c in calls],
+            first,
+            (first + timedelta(days=32)).replace(day=1),
+        )
+        if found is not None:
+            return True
+    return False

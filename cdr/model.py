@@ -204,7 +204,6 @@ _DIRECTION = _FIELD_AT["direction"]
 _NUMBERS: Callable[[list[Any]], tuple[str, ...]] = itemgetter(
     *(i for i, _ in _INT_FIELDS), *_TIME_FIELDS
 )
-_MS = timedelta(milliseconds=1)
 _US = timedelta(microseconds=1)
 
 
@@ -282,52 +281,27 @@ def _plan(keys: tuple[Any, ...]) -> _Pick | None:
 
 
 def _converted(values: list[Any], stream_id: str, length: int) -> Row | None:
-    """The row of source values in `_SOURCES` order (texts without NUL, `length` characters
-    in all), or None when any check fails: the caller then lets `Cdr.from_stream` name the
-    field."""
-    if (
-        (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
-        or not CALL_ID.match(values[_CALL_ID_FIELD])
-        or not values[_ACCOUNT_FIELD]
-        or values[_STATE_FIELD] not in STATES
-        or not values[_ENDED]
-    ):
+    """The row of Python values (`Cdr.row()`) of source values in `_SOURCES` order, or None
+    when a check fails: `_checked_text`'s checks (one set of them for both fast paths),
+    then its text converted (the careful path's speed matters less)."""
+    row = _checked_text(values, stream_id, length)
+    if row is None:
         return None
-    # every number and time is ASCII digits or empty: checked for all of them at once
-    digits = "".join(_NUMBERS(values))
-    if digits and not (digits.isascii() and digits.isdigit()):
-        return None
-    for i, limit in _INT_FIELDS:
-        v = values[i]
-        if v:
-            n = int(v)
-            if n > limit:
-                return None
-            values[i] = n
-        else:
-            values[i] = 0
-    for i in _TIME_FIELDS:
-        v = values[i]
-        if v:
-            ms = int(v)
-            if not EARLIEST_MS <= ms < LATEST_MS:  # EARLIEST <= time < LATEST, in integers
-                return None
-            values[i] = EPOCH + ms * _MS
-        else:
-            values[i] = None
-    for i in _FLAG_FIELDS:
-        v = values[i]
-        if v not in ("", "0", "1"):
-            return None
-        values[i] = v == "1"
-    started_at = values[_AUTHORIZED] or values[_ENDED] - timedelta(seconds=values[_BILLSEC])
-    if started_at < EARLIEST:
-        return None
-    # what the ledger did not mark inbound (also records older than the field) is outbound
-    values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
-    values.insert(STARTED_AT, started_at)
-    values.insert(STREAM_ID_AT, stream_id)
-    return tuple(values)
+    typed: list[Any] = list(row)
+    for i in _ROW_INTS:
+        typed[i] = int(typed[i])
+    for i in _ROW_TIMES:
+        v = typed[i]
+        if v is not None:
+            typed[i] = EPOCH + int(v) * _US
+    for i in _ROW_FLAGS:
+        typed[i] = typed[i] == "1"
+    return tuple(typed)
+
+
+_ROW_INTS = tuple(COLUMNS.index(c) for c in _INTEGERS)
+_ROW_TIMES = tuple(COLUMNS.index(c) for c in (*_TIMES, "started_at"))
+_ROW_FLAGS = tuple(COLUMNS.index(c) for c in _FLAGS)
 
 
 # -- text rows: what the CDR writer copies ------------------------------------------------------
@@ -352,7 +326,7 @@ def flat_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
     if len(values) * 2 != len(flat):
         return None  # a NUL inside a value
     values.append("")  # what a missing field reads
-    return _checked_text(list(pick(values)), stream_id, text)
+    return _checked_text(list(pick(values)), stream_id, len(text))
 
 
 _JOINED_PLANS: dict[tuple[int, bytes], _Pick] = {}
@@ -370,16 +344,23 @@ def _joined_plan(names: tuple[int, bytes], flat: Sequence[Any]) -> _Pick | None:
     return pick
 
 
-def _checked_text(values: list[Any], stream_id: str, text: str) -> Row | None:
-    """`_converted`'s checks, on source values in `_SOURCES` order; the values stay text."""
+def _checked_text(values: list[Any], stream_id: str, length: int) -> Row | None:
+    """The checks of both fast paths, on source values in `_SOURCES` order (texts without
+    NUL, `length` characters in all), by kind from one table each: `_INT_FIELDS` (digits
+    within a limit), `_TIME_FIELDS` (epoch milliseconds within EARLIEST..LATEST),
+    `_FLAG_FIELDS` (empty, 0 or 1). The row stays text, as `text_row` writes it: numbers
+    as digits, times in epoch microseconds (None when absent), flags 1 or 0. None when a
+    check fails: the caller then lets `Cdr.from_stream` name the field. Each field is
+    checked and converted in one pass: this is the CDR writer's hot path."""
     if (
-        (len(text) > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
+        (length > MAX_TEXT and max(map(len, values)) > MAX_TEXT)
         or not CALL_ID.match(values[_CALL_ID_FIELD])
         or not values[_ACCOUNT_FIELD]
         or values[_STATE_FIELD] not in STATES
         or not values[_ENDED]
     ):
         return None
+    # every number and time is ASCII digits or empty: checked for all of them at once
     digits = "".join(_NUMBERS(values))
     if digits and not (digits.isascii() and digits.isdigit()):
         return None
@@ -407,6 +388,7 @@ def _checked_text(values: list[Any], stream_id: str, text: str) -> Row | None:
             if v and v != "0":
                 return None
             values[i] = "0"
+    # what the ledger did not mark inbound (also records older than the field) is outbound
     values[_DIRECTION] = "in" if values[_DIRECTION] == "in" else "out"
     values.insert(STARTED_AT, f"{started}000")
     values.insert(STREAM_ID_AT, stream_id)

@@ -1,10 +1,10 @@
-"""Monthly partitions of `cdrs` and of the calls' claims `cdr_ids` (UTC months): made ahead
-of need, dropped past the retention (the scheduler's daily job, or on request).
+"""Monthly partitions of `cdrs` (UTC months): made ahead of need, dropped past the retention
+(the scheduler's daily job, or on request).
 
-A month's partitions are named cdrs_YYYY_MM and cdr_ids_YYYY_MM and created together by the
-SQL function cdr_ensure_month, which serialises creators, so several writers and a
-maintenance job may call it at once. Retention drops both tables of a month: no row is
-deleted one by one."""
+A month's partition is named cdrs_YYYY_MM and created with its unique index on the call
+(the calls' claims, cdr/ids.py) by the SQL function cdr_ensure_month, which serialises
+creators, so several writers and a maintenance job may call it at once. Retention drops a
+month's table, claims included: no row is deleted one by one."""
 
 from __future__ import annotations
 
@@ -56,11 +56,6 @@ def partition_name(month: datetime) -> str:
     return f"cdrs_{month.year:04d}_{month.month:02d}"
 
 
-def ids_partition_name(month: datetime) -> str:
-    """The partition of cdr_ids holding the claims of calls started in `month`."""
-    return f"cdr_ids_{month.year:04d}_{month.month:02d}"
-
-
 def months_ahead(now: datetime) -> set[datetime]:
     """The months that must exist before any CDR needs them."""
     first = month_of(now)
@@ -99,8 +94,8 @@ async def ensure_months(conn: Conn, months: Iterable[datetime]) -> list[str]:
 async def drop_expired(
     conn: Conn, retention_months: int = DEFAULT_RETENTION_MONTHS, now: datetime | None = None
 ) -> list[str]:
-    """Drop the months (partitions of cdrs and cdr_ids) that ended before the retention
-    cutoff, and old rejects. Returns the CDR partitions dropped."""
+    """Drop the months (partitions of cdrs) that ended before the retention cutoff, and old
+    rejects. Returns the partitions dropped."""
     cutoff = retention_cutoff(now or datetime.now(UTC), retention_months)
     dropped = []
     async with conn.transaction():
@@ -108,7 +103,6 @@ async def drop_expired(
         for month in sorted(await existing_months(conn)):
             if add_months(month, 1) <= cutoff:
                 await conn.execute(f'drop table "{partition_name(month)}"')
-                await conn.execute(f'drop table if exists "{ids_partition_name(month)}"')
                 dropped.append(partition_name(month))
         await conn.execute("delete from cdr_rejects where rejected_at < $1", cutoff)
     return dropped

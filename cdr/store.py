@@ -4,34 +4,33 @@ The rows come as text (`cdr.model.flat_text_row`, `text_row`) and go by one COPY
 per-connection temporary table of text columns; PostgreSQL converts them (numbers, epoch
 microseconds to times) on the way into `cdrs`, so the writer builds no Python value per
 field. When every call of a batch is new, which is what a live writer mostly sees, the
-calls are claimed in `cdr_ids` and their rows stored in `cdrs` by two INSERT ... SELECT in
-a savepoint: a claim that exists already fails the first, undoing the savepoint alone.
-Then (a replay, a late finish after the sweeper's expiry, a call another writer stored)
-the batch takes the general path: the rows go into a typed staging table, each call is
-aligned on the partition it was first stored in, then one INSERT ... SELECT ... ON
-CONFLICT into `cdrs`. Replaying a batch that was already committed changes nothing, which
-is what lets the writer acknowledge stream entries only after the commit."""
+rows go into `cdrs` by one INSERT ... SELECT in a savepoint: a call stored before in the
+same month fails it (each partition's unique index on the call is its claim, cdr/ids.py),
+undoing the savepoint alone. Then (a replay, a late finish after the sweeper's expiry, a
+call another writer stored) the batch takes the general path: the rows go into a typed
+staging table, each call is aligned on the partition it was first stored in, the new
+calls are inserted and a final record replaces a non-final one. Replaying a batch that
+was already committed changes nothing, which is what lets the writer acknowledge stream
+entries only after the commit."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from cdr.ids import Claim, align, claim, claim_ids, twins_elsewhere
+from cdr.ids import align, edge_calls, twins_elsewhere
 from cdr.model import (
-    ACCOUNT_AT,
-    CALL_ID_AT,
     COLUMNS,
     FINAL_STATES,
     STARTED_AT,
-    SWITCH_AT,
     Cdr,
     Row,
+    row_identity,
     text_row,
 )
 from core.pg import Conn
@@ -39,8 +38,11 @@ from core.pg import Conn
 STAGE = "cdr_stage"
 _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
 _COLS = ", ".join(COLUMNS)
-_KEY = ("switch", "account", "call_id")  # a call's identity (the same in cdr_ids)
-_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
+_KEY = ("switch", "account", "call_id")  # a call's identity (cdr/ids.py)
+# Rows are stored in this order so that concurrent writers lock alike; any fixed order does,
+# and bytewise comparison sorts several times faster than the database's collation.
+_KEY_ORDER = ", ".join(f'{c} collate "C"' for c in _KEY)
+_SET = ", ".join(f"{c} = s.{c}" for c in COLUMNS if c not in (*_KEY, "started_at"))
 
 TEXT = "cdr_text"  # the rows as the writer sends them: text, in COLUMNS order
 CREATE_STAGE = (
@@ -77,29 +79,24 @@ def _typed(column: str) -> str:
 
 
 _TYPED = ", ".join(_typed(c) for c in COLUMNS)
-_STARTED = _typed("started_at")
-# New calls only (the fast path): a call claimed before fails the first with a unique
-# violation. In key order, so that concurrent writers lock alike.
-CLAIM_NEW = (
-    f"insert into cdr_ids (switch, account, call_id, started_at, month)"
-    f" select switch, account, call_id, {_STARTED},"
-    f" (date_trunc('month', ({_STARTED}) at time zone 'UTC'))::date"
-    f" from {TEXT} order by switch, account, call_id"
+# New calls only (the fast path): a call stored before in the same month fails it with a
+# unique violation. In key order, so that concurrent writers lock alike.
+INSERT_NEW = (
+    f"insert into cdrs ({_COLS}) select {_TYPED} from {TEXT} order by {_KEY_ORDER}"
 )
-INSERT_NEW = f"insert into cdrs ({', '.join(COLUMNS)}) select {_TYPED} from {TEXT}"
-TO_STAGE = f"insert into {STAGE} ({', '.join(COLUMNS)}) select {_TYPED} from {TEXT}"
-# The first started_at seen for a call (switch, account, call id) is the only one it may ever
-# have; rows in key order so that concurrent writers lock alike (cdr/ids.py: the claims'
-# layout, partitioned by month).
-CLAIM_IDS = claim_ids(STAGE)
+TO_STAGE = f"insert into {STAGE} ({_COLS}) select {_TYPED} from {TEXT}"
+# The first started_at stored for a call (switch, account, call id) is the only one it may
+# ever have (cdr/ids.py); rows in key order so that concurrent writers lock alike.
 ALIGN = align(STAGE)
+INSERT_MISSING = (
+    f"insert into cdrs ({_COLS}) select {_COLS} from {STAGE}"
+    f" order by {_KEY_ORDER} on conflict do nothing"
+)
 # Only a final record replaces a non-final one (finished after expired); final ones stay.
-UPSERT = (
-    f"insert into cdrs as c ({_COLS}) select {_COLS} from {STAGE}"
-    " order by switch, account, call_id"
-    " on conflict (switch, account, call_id, started_at)"
-    f" do update set {_SET}, written_at = now()"
-    f" where c.state not in ({_FINAL}) and excluded.state in ({_FINAL})"
+REPLACE = (
+    f"update cdrs c set {_SET}, written_at = now() from {STAGE} s"
+    " where c.call_id = s.call_id and c.switch = s.switch and c.account = s.account"
+    f" and c.started_at = s.started_at and c.state not in ({_FINAL}) and s.state in ({_FINAL})"
 )
 INSERT_REJECT = (
     "insert into cdr_rejects (stream, stream_id, call_id, fields, error)"
@@ -176,8 +173,9 @@ async def _insert_new(conn: Conn, rows: Sequence[Row]) -> bool:
     (a unique violation, or a claim in the neighbouring month, undoes the savepoint alone)."""
     try:
         async with conn.transaction():  # a savepoint in write_rows' transaction
-            await conn.execute(f"{CLAIM_NEW}; {INSERT_NEW}")  # one round trip
-            if await twins_elsewhere(conn, _edge_claims(rows)):
+            await conn.execute(INSERT_NEW)
+            calls = ((row_identity(r), int(r[STARTED_AT])) for r in rows)
+            if await twins_elsewhere(conn, edge_calls(calls)):
                 raise _ClaimedElsewhere
     except (asyncpg.UniqueViolationError, _ClaimedElsewhere):
         return False
@@ -188,21 +186,13 @@ class _ClaimedElsewhere(Exception):
     """Undoes the fast path's savepoint: a call of the batch has a claim in another month."""
 
 
-def _edge_claims(rows: Sequence[Row]) -> list[Claim]:
-    """The claims of text rows (start in epoch microseconds) that lie near a month's edge:
-    only those can have a twin in the neighbouring month (cdr/ids.py)."""
-    out: list[Claim] = []
-    for r in rows:
-        started = datetime.fromtimestamp(int(str(r[STARTED_AT])) // 1_000_000, UTC)
-        if started.day <= 3 or started.day >= 27:  # a superset of ids.EDGE around the edge
-            out.append(claim(str(r[SWITCH_AT]), str(r[ACCOUNT_AT]), str(r[CALL_ID_AT]), started))
-    return out
-
-
 async def _merge(conn: Conn) -> int:
-    """The general path: some calls of the batch were stored (or claimed) before."""
-    await conn.execute(f"{TO_STAGE}; {CLAIM_IDS}; {ALIGN}")  # one round trip
-    return int((await conn.execute(UPSERT)).split()[-1])
+    """The general path: some calls of the batch were stored before. The insert comes
+    first: a call another writer stores meanwhile is then waited for, and replaced by the
+    update if ours is final and theirs not."""
+    await conn.execute(f"{TO_STAGE}; {ALIGN}")  # one round trip
+    inserted = int((await conn.execute(INSERT_MISSING)).split()[-1])
+    return inserted + int((await conn.execute(REPLACE)).split()[-1])
 
 
 def _as_fields(cdr: Cdr) -> dict[str, str]:

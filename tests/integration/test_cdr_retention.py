@@ -1,6 +1,7 @@
-"""The calls' claims (cdr_ids) partitioned by month with the CDRs: one row per call whatever
-start a replay names, in the same month or across a month's edge, and retention that drops a
-month of claims with its CDRs (no row deleted one by one)."""
+"""A call's claim is its row in the month's partition of cdrs (a unique index per partition;
+cdr_ids is the view of them): one row per call whatever start a replay names, in the same
+month or across a month's edge, and retention that drops a month of claims with its CDRs
+(no row deleted one by one)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from cdr.ids import claim_month
-from cdr.partitions import drop_expired, ids_partition_name, partition_name
+from cdr.partitions import drop_expired, partition_name
 from runtime.services import Services
 from tests.conftest import AccountFactory
 from tests.integration.test_billing import cdr, store_cdrs
@@ -19,7 +20,7 @@ async def _rows(svc: Services, call_id: str) -> list[asyncpg.Record]:
     assert svc.pool is not None
     return await svc.pool.fetch(
         "select c.started_at, c.cost, c.tableoid::regclass::text as part,"
-        " i.tableoid::regclass::text as claim_part from cdrs c"
+        " 'cdrs_' || to_char(i.month, 'YYYY_MM') as claim_part from cdrs c"
         " join cdr_ids i using (switch, account, call_id) where c.call_id = $1",
         call_id,
     )
@@ -36,7 +37,7 @@ async def test_a_replay_with_another_start_in_the_same_month_stays_one_row(
     await store_cdrs(svc.settings.pg_dsn, [again])
     [row] = await _rows(svc, first.call_id)
     assert (row["started_at"], row["cost"]) == (first.started_at, again.cost)
-    assert row["claim_part"] == "cdr_ids_2026_11" and row["part"] == "cdrs_2026_11"
+    assert row["claim_part"] == "cdrs_2026_11" and row["part"] == "cdrs_2026_11"
 
 
 async def test_a_replay_across_a_month_edge_keeps_the_first_claims_month(
@@ -58,10 +59,7 @@ async def test_a_replay_across_a_month_edge_keeps_the_first_claims_month(
         [row] = await _rows(svc, first.call_id)
         month = datetime(first_start.year, first_start.month, 1, tzinfo=UTC)
         assert (row["started_at"], row["cost"]) == (first_start, again.cost)
-        assert (row["part"], row["claim_part"]) == (
-            partition_name(month),
-            ids_partition_name(month),
-        )
+        assert (row["part"], row["claim_part"]) == (partition_name(month), partition_name(month))
 
 
 async def test_retention_drops_a_month_of_claims_with_its_cdrs(
@@ -80,9 +78,9 @@ async def test_retention_drops_a_month_of_claims_with_its_cdrs(
             r["relname"]
             for r in await conn.fetch(
                 "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid"
-                " where i.inhparent = 'cdr_ids'::regclass"
+                " where i.inhparent = 'cdrs'::regclass"
             )
         }
-    assert "cdr_ids_2002_03" not in parts and "cdr_ids_2026_11" in parts
+    assert "cdrs_2002_03" not in parts and "cdrs_2026_11" in parts
     assert await _rows(svc, old.call_id) == []
     assert len(await _rows(svc, kept.call_id)) == 1
