@@ -30,7 +30,7 @@ const CONSOLE_WORDS = {
     "c.yes": "yes", "c.none": "Nothing here.",
     "c.importfile": "Accounts CSV", "c.import": "Import accounts",
     "c.imported.n": "{rows} rows: {created} accounts created, {unchanged} existed (unchanged).",
-    "c.importbad": "Line {line}, {field}: {message}", "c.importbad.file": "Line {line}: {message}",
+    "c.importbad": "Line {line}: {message}",
     "c.importmore": "{total} errors in all; nothing was imported.",
     "c.customers": "Customers", "c.csearch": "Name, NIP, e-mail, account or number",
     "c.csearch.help": "Part of any of them; at most 50 customers are shown.",
@@ -61,7 +61,7 @@ const CONSOLE_WORDS = {
     "c.yes": "tak", "c.none": "Brak.",
     "c.importfile": "Plik kont CSV", "c.import": "Importuj konta",
     "c.imported.n": "Wierszy {rows}: utworzono kont {created}, istniało (bez zmian) {unchanged}.",
-    "c.importbad": "Wiersz {line}, {field}: {message}", "c.importbad.file": "Wiersz {line}: {message}",
+    "c.importbad": "Wiersz {line}: {message}",
     "c.importmore": "Błędów razem: {total}; nic nie zaimportowano.",
     "c.customers": "Klienci", "c.csearch": "Nazwa, NIP, e-mail, konto lub numer",
     "c.csearch.help": "Fragment dowolnego z nich; pokazujemy najwyżej 50 klientów.",
@@ -169,7 +169,8 @@ async function importAccounts() {
     done = await api("/api/v1/account-imports", { method: "POST", body: form });
   } catch (err) {
     const d = err.details || {};
-    const lines = (d.errors || []).map((e) => t(e.field ? "c.importbad" : "c.importbad.file", e));
+    // each message names the column at fault; a fault of the file as a whole has no line
+    const lines = (d.errors || []).map((e) => (e.line === null ? e.message : t("c.importbad", e)));
     if (d.total !== undefined) lines.push(t("c.importmore", d));
     for (const text of lines.length ? lines : [err.message]) {
       const li = document.createElement("li");
