@@ -175,9 +175,10 @@ class AbuseDetector:
     async def _drain(self, stream: CdrStream) -> int:
         size = self.settings.batch_size
         await stream.ensure_group()
-        await stream.claim_idle(self.settings.claim_idle_ms, size)
+        if stream.claim_due(self.settings.claim_idle_ms):
+            await stream.claim_idle(self.settings.claim_idle_ms, size)
         done, after = 0, "0"
-        while batch := await stream.read_pending(size, after):
+        while stream.may_have_pending and (batch := await stream.read_pending(size, after)):
             await self._process(stream, batch)
             done, after = done + len(batch), batch[-1].id
         while batch := await stream.read_new(size):

@@ -8,6 +8,7 @@ idle long enough. Acknowledged entries are then trimmed away."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,28 @@ class CdrStream:
         self._group_ready = False
         self._untrimmed = False
         self._trimmed_at = 0.0
+        self.active_at = time.monotonic()  # when new entries were last read (idle polling)
+        # entries delivered to this consumer and maybe not acknowledged: read as pending
+        # first. False once a read of the pending list found it empty: an idle reader of
+        # 256 streams then skips 256 reads a round.
+        self.may_have_pending = True
+        self._claimed_at = -math.inf
+
+    def claim_due(self, min_idle_ms: int) -> bool:
+        """Whether to look for entries dead consumers left (XAUTOCLAIM) this round: at most
+        every half `min_idle_ms`, since nothing younger can be claimed. An idle reader of
+        256 streams otherwise sends 256 claims a round that find nothing."""
+        now = time.monotonic()
+        if now - self._claimed_at < min_idle_ms / 2000:
+            return False
+        self._claimed_at = now
+        return True
+
+    def note_read(self, entries: Sequence[Any]) -> None:
+        """New entries were delivered to this consumer (they are pending until acked)."""
+        if entries:
+            self.active_at = time.monotonic()
+            self.may_have_pending = True
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) if missing, reading from the very beginning."""
@@ -125,6 +148,7 @@ class CdrStream:
                 )
             )
             claimed += len(entries)
+            self.may_have_pending |= bool(entries)
             cursor = _text(cursor_raw)
             if cursor == "0-0":
                 return claimed
@@ -132,10 +156,15 @@ class CdrStream:
     async def read_pending(self, count: int, after: str = "0") -> list[Entry]:
         """This consumer's entries delivered but not acknowledged (after a crash or a failed
         batch), oldest first, from just after the entry id `after`."""
-        return await self._read(after, count, None)
+        entries = await self._read(after, count, None)
+        if after == "0" and not entries:
+            self.may_have_pending = False
+        return entries
 
     async def read_new(self, count: int) -> list[Entry]:
-        return await self._read(">", count, None)
+        entries = await self._read(">", count, None)
+        self.note_read(entries)
+        return entries
 
     async def ack(self, ids: Sequence[str]) -> None:
         if ids:
@@ -226,10 +255,14 @@ async def read_new_many(
         lambda p, s: p.xreadgroup(s.group, s.consumer, {s.key: ">"}, count=count),
         streams[0].reader if streams else None,
     )
-    return [
+    out = [
         r if isinstance(r, ResponseError) else _by_stream(r).get(s.key, [])
         for s, r in zip(streams, replies, strict=True)
     ]
+    for s, got in zip(streams, out, strict=True):
+        if not isinstance(got, ResponseError):
+            s.note_read(got)
+    return out
 
 
 async def claim_idle_many(
@@ -247,6 +280,7 @@ async def claim_idle_many(
             continue
         cursor_raw, entries, *_ = reply
         claimed, cursor = len(entries), _text(cursor_raw)
+        s.may_have_pending |= bool(entries)
         if cursor != "0-0":
             try:
                 claimed += await s.claim_idle(min_idle_ms, count, cursor)
@@ -268,10 +302,14 @@ async def read_pending_many(
         lambda p, s: p.xreadgroup(s.group, s.consumer, {s.key: "0"}, count=count),
         streams[0].reader,
     )
-    return [
+    out = [
         r if isinstance(r, ResponseError) else _by_stream(r).get(s.key, [])
         for s, r in zip(streams, replies, strict=True)
     ]
+    for s, pending in zip(streams, out, strict=True):
+        if not pending:  # an error is not "empty": a stream in trouble is read again
+            s.may_have_pending = False
+    return out
 
 
 async def xinfo_groups_many(streams: Sequence[CdrStream]) -> list[Any]:
@@ -318,20 +356,38 @@ async def wait_for_new(
         count=count,
         block=block_ms,
     )
-    return sum(len(entries) for entries in _by_stream(res).values())
+    got = _by_stream(res)
+    for s in streams:  # delivered to this consumer: the next round reads them as pending
+        s.note_read(got.get(s.key, []))
+    return sum(len(entries) for entries in got.values())
 
 
-CLUSTER_POLL_MS = 50  # how long an idle cluster reader sleeps between polls
+CLUSTER_POLL_MS = 50  # how long a cluster reader sleeps between polls while calls flow
+CLUSTER_IDLE_POLL_MS = 1000  # ... and at most, once the streams have long been quiet
+IDLE_SHARE = 0.1  # the pause grows with the quiet: a tenth of it, between the two
+
+
+def poll_pause_s(streams: Sequence[CdrStream]) -> float:
+    """How long to sleep before the next poll: 50 ms while entries keep coming; after a
+    quiet stretch a tenth of it, up to 1 s (reached after 10 s without a CDR). The first
+    CDR after a long quiet waits up to that pause; the next ones are read at once (a poll
+    that finds entries resets the pause)."""
+    quiet = time.monotonic() - max(s.active_at for s in streams)
+    return min(max(CLUSTER_POLL_MS / 1000, quiet * IDLE_SHARE), CLUSTER_IDLE_POLL_MS / 1000)
 
 
 async def _poll_per_stream(
     redis: Redis, streams: Sequence[CdrStream], count: int, block_ms: int
 ) -> int:
     """Non-blocking XREADGROUP on every stream, pipelined (the cluster client sends one
-    batch per node), repeated until something arrives or `block_ms` passed. Blocking reads
-    would hold a connection per stream; polling costs one round trip per node."""
+    batch per node), repeated until something arrives or `block_ms` passed, more slowly
+    the longer the streams have been quiet (poll_pause_s). Blocking reads would hold a
+    connection per stream; polling costs one round trip per node."""
     deadline = asyncio.get_running_loop().time() + block_ms / 1000
     while True:
+        # the caller has just read every stream and found nothing: pause before polling
+        remaining = deadline - asyncio.get_running_loop().time()
+        await asyncio.sleep(max(0.0, min(poll_pause_s(streams), remaining)))
         for s in streams:
             await s.ensure_group()
         async with redis.pipeline(transaction=False) as pipe:
@@ -343,16 +399,14 @@ async def _poll_per_stream(
                 s._group_ready = False  # recreated at the next poll
             elif isinstance(reply, Exception):
                 raise reply
-        got = sum(
-            len(entries)
-            for reply in replies
-            if not isinstance(reply, Exception)
-            for entries in _by_stream(reply).values()
-        )
-        remaining = deadline - asyncio.get_running_loop().time()
-        if got or remaining <= 0:
+        got = 0
+        for s, reply in zip(streams, replies, strict=True):
+            if not isinstance(reply, Exception):
+                entries = _by_stream(reply).get(s.key, [])
+                s.note_read(entries)
+                got += len(entries)
+        if got or asyncio.get_running_loop().time() >= deadline:
             return got
-        await asyncio.sleep(min(CLUSTER_POLL_MS / 1000, remaining))
 
 
 def _by_stream(res: Any) -> dict[str, list[Entry]]:

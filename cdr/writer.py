@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -65,6 +68,7 @@ FUTURE_SLACK = timedelta(days=1)  # a CDR starting later than this from now is b
 _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 TRIM_EVERY_S = 1.0  # a busy writer trims a stream at most this often, and when a round ends
+IDLE_METRICS_S = 5.0  # an idle writer refreshes its backlog gauges this often
 ACKS_AT_ONCE = 16  # streams acknowledged side by side (one Redis connection each)
 # asyncpg reports values it cannot encode as ValueError subclasses: also the rows' fault
 ROW_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, ValueError)
@@ -176,6 +180,7 @@ class CdrWriter:
         ]
         self._conn: asyncpg.Connection[Any] | None = None
         self._months: set[datetime] = set()  # partitions known to exist
+        self._metrics_at = -math.inf  # when the backlog gauges were last refreshed
 
     async def __aenter__(self) -> CdrWriter:
         return self
@@ -292,7 +297,11 @@ class CdrWriter:
             raise
         finally:
             self.metrics.skipped.set(len(skipped))
-            await self.refresh_metrics()
+            # an idle round has nothing new to show: 256 XINFO a second cost a cluster more
+            # than the calls; after work or trouble the gauges are refreshed at once
+            idle = not seen and not skipped and sys.exc_info()[0] is None
+            if not idle or time.monotonic() - self._metrics_at >= IDLE_METRICS_S:
+                await self.refresh_metrics()
         return DrainResult(seen, written, skipped)
 
     async def _batches(
@@ -309,12 +318,14 @@ class CdrWriter:
                 skip(stream, exc)
         # one round trip for each step over all streams, however many there are
         live = [s for s in self.streams if s.key not in skipped]
-        claims = await claim_idle_many(live, self.settings.claim_idle_ms, size)
-        for stream, claimed in zip(live, claims, strict=True):
+        due = [s for s in live if s.claim_due(self.settings.claim_idle_ms)]
+        claims = await claim_idle_many(due, self.settings.claim_idle_ms, size)
+        for stream, claimed in zip(due, claims, strict=True):
             if isinstance(claimed, ResponseError):
                 skip(stream, claimed)
         live = [s for s in live if s.key not in skipped]
-        for stream, entries in zip(live, await read_pending_many(live, size), strict=True):
+        owed = [s for s in live if s.may_have_pending]
+        for stream, entries in zip(owed, await read_pending_many(owed, size), strict=True):
             try:
                 if isinstance(entries, ResponseError):
                     raise entries
@@ -464,6 +475,7 @@ class CdrWriter:
 
     async def refresh_metrics(self) -> None:
         """Backlog and age of the oldest unacknowledged entry, per stream."""
+        self._metrics_at = time.monotonic()
         try:
             seconds, micros = await self.redis.time()
             now_ms = int(seconds) * 1000 + int(micros) // 1000

@@ -62,6 +62,37 @@ class CommandTableOnce(AsyncCommandsParser):
         if not self.commands:
             await super().initialize()
 
+    async def get_keys(self, *args: Any) -> tuple[str, ...] | None:
+        # XREADGROUP's keys move (they follow STREAMS): redis-py asks a server (COMMAND
+        # GETKEYS, a round trip per read) where a look at the words is enough. An idle
+        # CDR reader polls hundreds of streams a second: that doubled its commands.
+        if keys := stream_read_keys(args):
+            return keys
+        return await super().get_keys(*args)
+
+
+def stream_read_keys(args: tuple[Any, ...]) -> tuple[str, ...] | None:
+    """The keys of an XREADGROUP or XREAD (the first half of what follows STREAMS), or None
+    for another command (or a malformed one: the server's answer then says what is wrong)."""
+    if not args:
+        return None
+    name = _word(args[0]).upper()
+    # XREADGROUP GROUP g c ...: a group or consumer may be called STREAMS
+    start = {"XREADGROUP": 4, "XREAD": 1}.get(name)
+    if start is None:
+        return None
+    for at in range(start, len(args)):
+        if _word(args[at]).upper() == "STREAMS":
+            rest = args[at + 1 :]
+            if not rest or len(rest) % 2:
+                return None
+            return tuple(rest[: len(rest) // 2])
+    return None
+
+
+def _word(arg: Any) -> str:
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
 
 def is_cluster(redis: Any) -> bool:
     return isinstance(redis, RedisCluster)

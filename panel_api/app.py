@@ -15,6 +15,7 @@ from billing.gateway import GatewaySettings
 from billing.pdf import PdfSettings
 from billing.settings import BillingSettings
 from panel_api import (
+    account_import,
     audit,
     calls,
     carriers,
@@ -67,6 +68,7 @@ APIS = (
     documents.api,
     operator.api,
     decks.api,
+    account_import.api,
     findings.api,
     calls.api,
     customer_records.api,

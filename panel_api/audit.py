@@ -35,6 +35,8 @@ log = logging.getLogger("tollgate.panel.audit")
 api = Api("operator")
 UNAUDITED = frozenset({"/api/v1/me", "/api/v1/audit"})  # nothing of a customer's in these
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# what a handler adds to its request's entry (an upload's file and outcome)
+AUDIT_NOTE = web.RequestKey("audit_note", dict[str, Any])
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -151,6 +153,8 @@ async def _detail(request: web.Request) -> dict[str, Any]:
             detail["body"] = json.loads(await request.read() or b"{}")
         except ValueError:
             detail["body"] = None
+    if note := request.get(AUDIT_NOTE):
+        detail["note"] = note
     return detail
 
 

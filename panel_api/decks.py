@@ -9,17 +9,15 @@ import io
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
-from pydantic_core import PydanticCustomError
+from aiohttp import web
 
 from billing import price_changes
 from billing.settings import BillingSettings
 from panel_api import outputs
 from panel_api.context import PANEL, POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply, check_body
-from panel_api.errors import BadRequest, PayloadTooLarge
-from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string, text
+from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string
+from panel_api.uploads import read_upload
 from rating.deck import DeckError, parse_head
 from rating.deck_import import import_stream
 from rating.deck_store import list_decks, publish_stored
@@ -54,73 +52,17 @@ class DeckUpload(Input):
 TEXT_FIELDS = tuple(name for name in DeckUpload.model_fields if name != "rates")
 
 
-def _bad(name: str, why: str) -> BadRequest:
-    return BadRequest(f"{name}: {why}", {"field": name, "why": why}, code="INVALID_FIELD")
-
-
 async def _read_form(request: web.Request) -> tuple[dict[str, str], bytes, str]:
-    if request.content_type != "multipart/form-data":
-        raise BadRequest(
-            "send multipart/form-data: the manifest's fields and a 'rates' file",
-            {"content_type": request.content_type},
-            code="UNSUPPORTED_MEDIA",
-        )
-    try:
-        fields, rates, rates_name = await _parts(
-            await request.multipart(), request.app[PANEL].max_upload_bytes
-        )
-    except (ValueError, HttpProcessingError) as exc:  # a malformed multipart body
-        raise BadRequest(
-            f"not a readable multipart/form-data body: {exc}", code="INVALID_MULTIPART"
-        ) from None
-    if b"\x00" in rates:  # PostgreSQL text cannot hold it; say so before the parser does
-        raise DeckError(rates_name, "contains a NUL byte")
-    return fields, rates, rates_name
-
-
-async def _parts(reader: MultipartReader, limit: int) -> tuple[dict[str, str], bytes, str]:
-    fields: dict[str, str] = {}
-    rates: bytes | None = None
-    rates_name = "rates.csv"
-    size = 0
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise _bad("form", "nested multipart is not accepted")
-        chunks: list[bytes] = []
-        # multipart bodies are not held to client_max_size by aiohttp: count them here
-        while chunk := await part.read_chunk():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"the upload is larger than {limit} bytes", {"limit_bytes": limit}
-                )
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        if part.name == "rates":
-            rates = data
-            rates_name = _text(part.name, part.filename or rates_name)
-        elif part.name in TEXT_FIELDS:
-            if not _utf8(data):
-                raise _bad(part.name, "not UTF-8 text")
-            fields[part.name] = _text(part.name, data.decode())
-    if rates is None:
-        raise _bad("rates", "the rates CSV file is required")
-    return fields, rates, rates_name
-
-
-def _utf8(raw: bytes) -> bool:
-    try:
-        raw.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _text(name: str, value: str) -> str:
-    try:
-        return text(value)
-    except PydanticCustomError as exc:
-        raise _bad(name, exc.message()) from None
+    form = await read_upload(
+        request,
+        request.app[PANEL].max_upload_bytes,
+        file="rates",
+        filename="rates.csv",
+        fields=TEXT_FIELDS,
+    )
+    if b"\x00" in form.data:  # PostgreSQL text cannot hold it; say so before the parser does
+        raise DeckError(form.filename, "contains a NUL byte")
+    return form.fields, form.data, form.filename
 
 
 @api.post(

@@ -24,6 +24,7 @@ from customers.sip import SipError, SipLoginNotFound
 from numbering.model import NumberConflict, NumberError, NumberNotFound
 from panel_api.logins import LoginError
 from panel_api.tokens import TokenError, TokenNotFound
+from rating.account_import import ImportErrors
 from rating.account_store import ReferenceConflict
 from rating.accounts import AccountError, AccountNotFound
 from rating.carriers import CarrierConflict, CarrierError, CarrierNotFound
@@ -204,6 +205,9 @@ def translate(exc: BaseException) -> ApiError | None:
         )
     if isinstance(exc, MoneyError):
         return BadRequest(str(exc), {"why": exc.why}, code="INVALID_AMOUNT")
+    if isinstance(exc, ImportErrors):
+        details = {"errors": [e.as_dict() for e in exc.errors], "total": exc.total}
+        return Unprocessable(str(exc), details, code=exc.code)
     if isinstance(exc, DeckError):
         return Unprocessable(
             str(exc), {"file": exc.file, "line": exc.line, "why": exc.why}, code="DECK_INVALID"

@@ -204,6 +204,13 @@ class DeckResult(Output):
     increases: int | None = None
 
 
+class Import(Output):
+    rows: Count
+    created: Count
+    unchanged: Count  # ids that existed: left as they are
+    mirrored: Count  # accounts whose settings were written to Redis by this upload
+
+
 class DeckVersion(Output):
     name: str
     version: int

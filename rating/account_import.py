@@ -49,14 +49,39 @@ REDIS_BATCH = 2000  # accounts per pipeline
 STAGE = "account_import_stage"
 
 
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """One fault of the file: where (line 1 is the header; None: the file as a whole), the
+    column at fault when there is one, and the message as the CLI prints it."""
+
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
 class ImportErrors(ValueError):
     """The file has errors; nothing was written."""
 
-    def __init__(self, errors: list[str], total: int) -> None:
+    code = "IMPORT_INVALID"
+
+    def __init__(self, errors: list[LineError], total: int) -> None:
         more = f" (and {total - len(errors)} more)" if total > len(errors) else ""
-        super().__init__(f"{total} error(s), nothing imported{more}: " + "; ".join(errors))
+        text = "; ".join(map(str, errors))
+        super().__init__(f"{total} error(s), nothing imported{more}: {text}")
         self.errors = errors
         self.total = total
+
+
+def _failed(errors: list[LineError]) -> ImportErrors:
+    return ImportErrors(errors[:MAX_ERRORS], len(errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +89,7 @@ class Imported:
     created: int
     existing: int
     mirrored: int  # accounts whose settings were written to Redis by this run
+    new: tuple[str, ...] = ()  # the ids created, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,30 +113,45 @@ class Row:
 def read_accounts(path: Path) -> list[Row]:
     """Every account of the file, validated; raises ImportErrors naming file:line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportErrors([f"{path}: {exc}"], 1) from None
-    return parse_accounts(text, str(path))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _failed([LineError(str(path), None, None, str(exc))]) from None
+    return parse_accounts(decode(raw, str(path)), str(path))
+
+
+def decode(raw: bytes, name: str) -> str:
+    """The file's text: UTF-8 (a spreadsheet's byte-order mark dropped), no NUL byte
+    (PostgreSQL text cannot hold one: refused here, naming the line, not by COPY)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _failed([LineError(name, line, None, f"not UTF-8 text ({exc.reason})")]) from None
+    if (at := text.find("\x00")) >= 0:
+        line = text.count("\n", 0, at) + 1
+        raise _failed([LineError(name, line, None, "contains a NUL byte")])
+    return text
 
 
 def parse_accounts(text: str, name: str) -> list[Row]:
     rows = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(rows, [])]
-    errors = [f"{name}:1: unknown column {h!r}" for h in header if h not in COLUMNS]
+    errors = [LineError(name, 1, h, f"unknown column {h!r}") for h in header if h not in COLUMNS]
     if "id" not in header:
-        errors.append(f"{name}:1: the header must name an 'id' column")
+        errors.append(LineError(name, 1, "id", "the header must name an 'id' column"))
     if errors:
-        raise ImportErrors(errors, len(errors))
+        raise _failed(errors)
     at = header.index("id")
     out: list[Row] = []
     seen: dict[str, int] = {}
-    problems: list[str] = []
+    problems: list[LineError] = []
     for row in rows:
         line = rows.line_num  # csv's count: quoted newlines do not shift it
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
-            problems.append(f"{name}:{line}: {len(row)} fields, the header has {len(header)}")
+            why = f"{len(row)} fields, the header has {len(header)}"
+            problems.append(LineError(name, line, None, why))
             continue
         cells = [c.strip() for c in row]
         account_id = cells[at]
@@ -120,15 +161,16 @@ def parse_accounts(text: str, name: str) -> list[Row]:
                 Account(account_id).validated()  # raises, naming the id
             plan = _plan(settings)
         except AccountError as exc:
-            problems.append(f"{name}:{line}: {exc}")
+            problems.append(LineError(name, line, exc.field, str(exc)))
             continue
         if account_id in seen:
-            problems.append(f"{name}:{line}: id {account_id!r} repeats line {seen[account_id]}")
+            why = f"id {account_id!r} repeats line {seen[account_id]}"
+            problems.append(LineError(name, line, "id", why))
             continue
         seen[account_id] = line
         out.append(Row(line, account_id, plan))
     if problems:
-        raise ImportErrors(problems[:MAX_ERRORS], len(problems))
+        raise _failed(problems)
     return out
 
 
@@ -192,20 +234,21 @@ async def check_decks(conn: Conn, rows: list[Row], name: str) -> None:
         " on d.name = h.name and d.version = h.current_version"
     )
     currency = {d["name"]: d["currency"] for d in decks}
-    problems = []
+    problems: list[LineError] = []
     for row in rows:
         a = row.plan.account
         if a.deck is None:
             continue
         if a.deck not in currency:
-            problems.append(f"{name}:{row.line}: deck: unknown deck {a.deck!r}")
+            problems.append(LineError(name, row.line, "deck", f"deck: unknown deck {a.deck!r}"))
         elif currency[a.deck] != a.currency:
-            problems.append(
-                f"{name}:{row.line}: currency: {a.currency} differs from the currency"
+            why = (
+                f"currency: {a.currency} differs from the currency"
                 f" of deck {a.deck!r} ({currency[a.deck]})"
             )
+            problems.append(LineError(name, row.line, "currency", why))
     if problems:
-        raise ImportErrors(problems[:MAX_ERRORS], len(problems))
+        raise _failed(problems)
 
 
 async def store_accounts(conn: Conn, rows: list[Row], at: datetime) -> set[str]:
@@ -295,9 +338,16 @@ def _from_row(row: asyncpg.Record) -> Account:
 async def import_accounts(
     pool: asyncpg.Pool, redis: Redis, keys: Keyspace, path: Path, at: datetime
 ) -> Imported:
-    rows = read_accounts(path)
+    return await import_rows(pool, redis, keys, read_accounts(path), str(path), at)
+
+
+async def import_rows(
+    pool: asyncpg.Pool, redis: Redis, keys: Keyspace, rows: list[Row], name: str, at: datetime
+) -> Imported:
+    """Store validated rows (`name` is the file's name in errors): what the CLI and the
+    panel's upload share."""
     async with pool.acquire() as conn:
-        await check_decks(conn, rows, str(path))
+        await check_decks(conn, rows, name)
         new = await store_accounts(conn, rows, at)
         mirrored = await mirror_missing(redis, keys, conn, rows, new)
-    return Imported(len(new), len(rows) - len(new), mirrored)
+    return Imported(len(new), len(rows) - len(new), mirrored, tuple(sorted(new)))

@@ -25,6 +25,9 @@ from rating.keys import Keyspace
 log = logging.getLogger(__name__)
 
 
+UNREADABLE_PAUSE_S = 1.0  # after a failed read of a deck's pointer, the known version holds
+
+
 @dataclass(slots=True)
 class _Head:
     version: int | None  # the `current` pointer
@@ -65,7 +68,10 @@ class DeckCache:
                 if head is None or head.version is None:
                     raise
                 log.warning("deck %s: current version unreadable, keeping %s", name, head.version)
-                head = _Head(head.version, now, head.schedule)
+                # and not read again for a while, whatever refresh_s: each failed read makes
+                # the cluster client read the cluster's map and reconnect every node
+                retry_at = now + UNREADABLE_PAUSE_S - self._refresh_s
+                head = _Head(head.version, retry_at, head.schedule)
             self._heads[name] = head
         at_ms = epoch_ms(datetime.now(UTC) if at is None else at)
         version = head.at(at_ms)
@@ -74,14 +80,14 @@ class DeckCache:
         return await self.version(name, version)
 
     async def _read(self, name: str, now: float) -> _Head:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._keys.deck_current(name))
-            pipe.hgetall(self._keys.deck_schedule(name))
-            raw, schedule = await pipe.execute()
+        # Two commands, not a pipeline: on a cluster, a pipeline that meets a dead master
+        # closes every connection of the client and sleeps 0.25 s, at each of its retries
+        # (redis-py 8.1 ClusterPipeline). Read on every call's path, that stalled calls of
+        # accounts on the healthy masters for the whole failover (6.7-8.2 s).
+        raw = await self._redis.get(self._keys.deck_current(name))
+        schedule = await self._redis.hgetall(self._keys.deck_schedule(name))
         entries = sorted(((int(v), int(ms)) for v, ms in schedule.items()), reverse=True)
-        return _Head(
-            int(raw) if raw is not None else None, now, [(ms, v) for v, ms in entries]
-        )
+        return _Head(int(raw) if raw is not None else None, now, [(ms, v) for v, ms in entries])
 
     async def version(self, name: str, version: int) -> Deck | None:
         deck = self._decks.get((name, version))

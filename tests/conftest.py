@@ -253,3 +253,12 @@ async def panel(settings: Settings) -> AsyncIterator[PanelFactory]:
             return await stack.enter_async_context(panel_client(settings, **fields))
 
         yield start
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[Any, int]]:
+    """A real SMTP server on a loopback port for the test: (tests.smtp.Sink, port)."""
+    from tests.smtp import running_sink
+
+    with running_sink() as started:
+        yield started

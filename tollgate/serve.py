@@ -31,7 +31,7 @@ from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
 from rating.ledger import Ledger
 from runtime.recovery import catch_up, repair_forever
-from runtime.services import services
+from runtime.services import open_redis, services
 from runtime.settings import Settings
 from switch.agi import AgiSettings, FastAgiServer
 from switch.ami import AmiSettings
@@ -218,10 +218,14 @@ async def serve(settings: Settings) -> None:
                 control.slice_s,
             )
         stop = asyncio.Event()
+        # On a cluster the CDR writer and the detector get a client of their own: their
+        # pipelines, when a master dies, make redis-py close every connection of the client
+        # and sleep (at each retry), and the calls must not wait behind that.
+        background = open_redis(settings) if settings.redis_mode == "cluster" else s.redis
         writer = None
         if os.environ.get("TOLLGATE_CDR_WRITER", "1") != "0":  # or run `tollgate cdr-writer`
             writer = CdrWriter(
-                s.redis,
+                background,
                 settings.keyspace,
                 settings.pg_dsn,
                 WriterSettings.from_env(),
@@ -231,7 +235,7 @@ async def serve(settings: Settings) -> None:
         detector = None
         if os.environ.get("TOLLGATE_ABUSE", "1") != "0":  # or run `tollgate abuse run`
             detector = AbuseDetector(
-                s,
+                replace(s, redis=background),
                 AbuseSettings.from_env(),
                 registry=metrics.registry,
                 on_suspend=controller.hangup_account if controller is not None else _no_hook,
@@ -258,6 +262,8 @@ async def serve(settings: Settings) -> None:
                 await writer.close()
             if detector is not None:
                 await detector.close()
+            if background is not s.redis:
+                await background.aclose()
             await server.close()
             if ari is not None:
                 await ari.close()

@@ -1,5 +1,5 @@
 // The operator console: sign in (support reads, admin changes), accounts (search, detail,
-// top-up, suspend/resume, limits), live calls with hang-up, abuse findings (evidence,
+// top-up, suspend/resume, limits, bulk import from a CSV file), live calls with hang-up, abuse findings (evidence,
 // acknowledge/lift/close), rate decks (upload, errors by file and line, versions) and the
 // audit log. Plain JavaScript; every value goes into the page as text, never as HTML.
 "use strict";
@@ -28,6 +28,10 @@ const CONSOLE_WORDS = {
     "c.deckbad": "{file}, line {line}: {why}", "c.uploaded": "Deck {name} version {version} stored.",
     "c.customer": "This is a customer sign-in: use the customer portal.",
     "c.yes": "yes", "c.none": "Nothing here.",
+    "c.importfile": "Accounts CSV", "c.import": "Import accounts",
+    "c.imported.n": "{rows} rows: {created} accounts created, {unchanged} existed (unchanged).",
+    "c.importbad": "Line {line}: {message}",
+    "c.importmore": "{total} errors in all; nothing was imported.",
     "c.customers": "Customers", "c.csearch": "Name, NIP, e-mail, account or number",
     "c.csearch.help": "Part of any of them; at most 50 customers are shown.",
     "c.cid": "Record", "c.name": "Name", "c.nip": "NIP", "c.email": "E-mail",
@@ -55,6 +59,10 @@ const CONSOLE_WORDS = {
     "c.uploaded": "Cennik {name} w wersji {version} zapisany.",
     "c.customer": "To logowanie klienta: użyj portalu klienta.",
     "c.yes": "tak", "c.none": "Brak.",
+    "c.importfile": "Plik kont CSV", "c.import": "Importuj konta",
+    "c.imported.n": "Wierszy {rows}: utworzono kont {created}, istniało (bez zmian) {unchanged}.",
+    "c.importbad": "Wiersz {line}: {message}",
+    "c.importmore": "Błędów razem: {total}; nic nie zaimportowano.",
     "c.customers": "Klienci", "c.csearch": "Nazwa, NIP, e-mail, konto lub numer",
     "c.csearch.help": "Fragment dowolnego z nich; pokazujemy najwyżej 50 klientów.",
     "c.cid": "Kartoteka", "c.name": "Nazwa", "c.nip": "NIP", "c.email": "E-mail",
@@ -147,6 +155,32 @@ async function loadAccounts() {
     cell(row, a.deck || "");
     button(row, t("c.open"), () => openAccount(a.id)).dataset.account = a.id;
   }
+}
+
+// bulk onboarding: the whole file is checked; any error lists its lines and nothing is stored
+async function importAccounts() {
+  $("import-result").textContent = "";
+  $("import-errors").replaceChildren();
+  const file = $("import-file").files[0];
+  const form = new FormData();
+  if (file) form.append("accounts", file, file.name);
+  let done;
+  try {
+    done = await api("/api/v1/account-imports", { method: "POST", body: form });
+  } catch (err) {
+    const d = err.details || {};
+    // each message names the column at fault; a fault of the file as a whole has no line
+    const lines = (d.errors || []).map((e) => (e.line === null ? e.message : t("c.importbad", e)));
+    if (d.total !== undefined) lines.push(t("c.importmore", d));
+    for (const text of lines.length ? lines : [err.message]) {
+      const li = document.createElement("li");
+      li.textContent = text;
+      $("import-errors").appendChild(li);
+    }
+    return;
+  }
+  $("import-result").textContent = t("c.imported.n", done);
+  await loadAccounts();
 }
 
 async function loadCustomers() {
@@ -415,6 +449,7 @@ document.addEventListener("DOMContentLoaded", () => {
     b.addEventListener("click", guard(() => show(b.dataset.tab)));
   }
   $("search-form").addEventListener("submit", guard(loadAccounts));
+  $("import-form").addEventListener("submit", guard(importAccounts));
   $("customer-search-form").addEventListener("submit", guard(loadCustomers));
   $("topup-form").addEventListener("submit", guard(topup));
   $("suspend").addEventListener("click", guard(() => setStatus("suspend")));

@@ -4,8 +4,9 @@ slots (deck publish, the per-stream wait, abuse windows in a pipeline) work on i
 from __future__ import annotations
 
 import asyncio
+import time
 
-from cdr.stream import CdrStream, wait_for_new
+from cdr.stream import CLUSTER_POLL_MS, CdrStream, poll_pause_s, wait_for_new
 from core.redis_cluster import is_cluster, slot_of
 from rating.deck import Deck
 from runtime.services import Services
@@ -45,6 +46,41 @@ async def test_wait_for_new_sees_a_stream_on_any_master(svc: Services) -> None:
     await svc.redis.xadd(last.key, {"k": "v"})
     assert await waiter == 1
     assert len(await last.read_pending(10)) == 1  # delivered to this consumer, not lost
+
+
+def _calls(cluster: Cluster, command: str) -> int:
+    """How many times the cluster's nodes ran `command` (INFO commandstats)."""
+    total = 0
+    for node in cluster.nodes:
+        for line in node.cli("info", "commandstats").splitlines():
+            if line.startswith(f"cmdstat_{command}:"):
+                total += int(line.split("calls=")[1].split(",")[0])
+    return total
+
+
+async def test_quiet_streams_are_polled_slowly_and_without_key_lookups(
+    svc: Services, redis_cluster: Cluster
+) -> None:
+    keys = svc.settings.keyspace
+    streams = [CdrStream(svc.redis, keys.cdr_stream(t), "g", "c") for t in keys.tags()]
+    for s in streams:
+        await s.ensure_group()
+        s.active_at -= 60  # nothing read for a minute
+    lookups, reads = _calls(redis_cluster, "command|getkeys"), _calls(redis_cluster, "xreadgroup")
+    assert await wait_for_new(svc.redis, streams, 10, 1500) == 0
+    polls = (_calls(redis_cluster, "xreadgroup") - reads) / len(streams)
+    assert polls <= 2, polls  # a pause of 1 s, not a poll every 50 ms (30 in 1.5 s)
+    assert _calls(redis_cluster, "command|getkeys") == lookups  # keys found client-side
+
+    # a CDR arriving after the quiet is still seen within the longest pause, and from then
+    # on the streams are polled quickly again
+    waiter = asyncio.create_task(wait_for_new(svc.redis, streams, 10, 5000))
+    await asyncio.sleep(0.1)
+    sent = time.monotonic()
+    await svc.redis.xadd(streams[0].key, {"k": "v"})
+    assert await waiter == 1
+    assert time.monotonic() - sent < 1.5
+    assert poll_pause_s(streams) == CLUSTER_POLL_MS / 1000
 
 
 async def test_accounts_on_every_master_work(

@@ -28,13 +28,13 @@ from runtime.settings import Settings
 from tests.cluster.rig import Cluster, on_cluster, running_cluster, wait_until
 from tests.conftest import AccountFactory
 
-# Opt-in (TOLLGATE_TEST_FAILOVER=1, also bench/cluster_failover.py): on a shared 2-core machine
-# the kill-a-master run timed out or met a stall over its limits in most runs of the merged
-# suite; redis-py's cluster client resets every node's connections at a topology change, and
-# until that stall is fixed this test would only make the suite flaky.
+# In the suite since the rig runs its nodes with cluster-require-full-coverage no (as the
+# README tells production to): with the default, the failed master stopped every master's
+# slots for a moment, and redis-py answered CLUSTERDOWN by closing every connection, which
+# reached healthy masters' calls as errors. TOLLGATE_TEST_FAILOVER=0 leaves it out (~35 s).
 pytestmark = pytest.mark.skipif(
-    not os.environ.get("TOLLGATE_TEST_FAILOVER"),
-    reason="master failover under load: opt-in with TOLLGATE_TEST_FAILOVER=1",
+    os.environ.get("TOLLGATE_TEST_FAILOVER") == "0",
+    reason="master failover under load: left out with TOLLGATE_TEST_FAILOVER=0",
 )
 
 PLN = 1_000_000

@@ -568,6 +568,28 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         error = await page.until("document.getElementById('deck-error').textContent")
         assert error.startswith("rates.csv, line 3:"), error
 
+        # bulk import: a bad file lists its lines and stores nothing; a good one creates
+        await page.click('[data-tab="accounts"]')
+        upload = (
+            "(() => {{ const dt = new DataTransfer(); dt.items.add(new File([{body!r}],"
+            " 'onboard.csv', {{type: 'text/csv'}}));"
+            " document.getElementById('import-file').files = dt.files; }})()"
+        )
+        await page.js(upload.format(body="id,kind,credit_limit\nbulk-a,prepaid,\nbulk-b,x,\n"))
+        await page.click("#import")
+        await page.until("document.querySelectorAll('#import-errors li').length")
+        assert (await texts(page, "#import-errors li"))[0].startswith("Line 3: kind: one of")
+        assert not await page.js("!!document.querySelector('[data-account=\"bulk-a\"]')")
+        await page.js(upload.format(body="id,kind\nbulk-a,prepaid\nbulk-b,postpaid\n"))
+        await page.click("#import")
+        await page.until("!!document.querySelector('[data-account=\"bulk-b\"]')")
+        assert await page.js("document.getElementById('import-result').textContent") == (
+            "2 rows: 2 accounts created, 0 existed (unchanged)."
+        )
+        assert await page.js("document.querySelectorAll('#import-errors li').length") == 0
+        assert await overflow(page) <= 0
+        await shoot(page, f"console-import-{screen}")
+
         # support: the same pages, no forms that change anything; the API refuses anyway
         await page.click("#sign-out")
         await page.until("!document.getElementById('signin').hidden")
@@ -581,6 +603,7 @@ async def test_operator_console_top_up_suspend_and_the_audit_log(
         await page.click(f'[data-account="{a.id}"]')
         await page.until("document.getElementById('d-balance').textContent.includes('26.50')")
         assert not await visible(page, "#topup-form")
+        assert not await visible(page, "#import-form")
         assert not await visible(page, "#status-form")
         refused = await page.js(
             f"fetch('/api/v1/accounts/{a.id}/resume', {{method: 'POST', headers:"

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,6 +35,7 @@ from core.cliout import CliError
 from customers.model import Customer, CustomerKind
 from customers.store import CustomerStore
 from panel_api.tokens import Role
+from rating.accounts import Account
 from runtime.services import Services
 from tests.conftest import AccountFactory, PanelFactory
 from tests.ksef_standin import Standin
@@ -66,6 +67,31 @@ def seller_env(monkeypatch: pytest.MonkeyPatch) -> BillingSettings:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("TOLLGATE_SELLER_BANK", "Bank Przykładowy S.A.")
     return BillingSettings.from_env()
+
+
+class Issued(NamedTuple):
+    account: Account
+    number: str  # the invoice's number
+
+
+class IssueFactory(Protocol):
+    async def __call__(
+        self, settings: BillingSettings, *, customer: dict[str, Any] | None = None
+    ) -> Issued: ...
+
+
+@pytest.fixture
+def issued(svc: Services, make_account: AccountFactory) -> IssueFactory:
+    """`await issued(settings, customer={...})`: a new account (with a customer record when
+    `customer` is given, its fields overriding the defaults) and its `issue_mixed` invoice."""
+
+    async def make(settings: BillingSettings, *, customer: dict[str, Any] | None = None) -> Issued:
+        acct = await make_account(at=local("2026-11-01T10:00"))
+        if customer is not None:
+            await customer_for(svc, acct.id, **customer)
+        return Issued(acct, await issue_mixed(svc, acct.id, settings))
+
+    return make
 
 
 def local(text: str) -> datetime:
@@ -103,10 +129,9 @@ async def issue_mixed(svc: Services, account: str, settings: BillingSettings) ->
 
 
 async def test_an_invoice_keeps_rates_per_line_totals_per_rate_and_the_seller(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    number = await issue_mixed(svc, acct.id, seller_env)
+    number = (await issued(seller_env)).number
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         doc = await by_number(conn, number)
@@ -125,10 +150,9 @@ async def test_an_invoice_keeps_rates_per_line_totals_per_rate_and_the_seller(
 
 
 async def test_bill_pdf_prints_numbers_tax_ids_totals_and_polish_letters(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    number = await issue_mixed(svc, acct.id, seller_env)
+    number = (await issued(seller_env)).number
     out = tmp_path / "faktura.pdf"
     await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
     assert out.read_bytes().startswith(b"%PDF-")
@@ -152,7 +176,7 @@ async def test_bill_pdf_prints_numbers_tax_ids_totals_and_polish_letters(
 
 async def test_pdf_of_a_missing_document_or_without_a_seller_is_a_clear_error(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -161,8 +185,7 @@ async def test_pdf_of_a_missing_document_or_without_a_seller_is_a_clear_error(
         await billing_cmds.cmd_pdf(
             svc, argparse.Namespace(number="INV/2026/12/000009", output=str(tmp_path / "x"))
         )
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    number = await issue_mixed(svc, acct.id, BillingSettings())
+    number = (await issued(BillingSettings())).number
     with pytest.raises(CliError, match="TOLLGATE_SELLER_NAME: no seller configured"):
         await billing_cmds.cmd_pdf(
             svc, argparse.Namespace(number=number, output=str(tmp_path / "x.pdf"))
@@ -199,10 +222,9 @@ async def test_a_proforma_has_its_own_series_and_is_not_an_invoice_owed(
 
 
 async def test_a_credit_note_names_the_invoice_it_corrects_and_why(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    number = await issue_mixed(svc, acct.id, seller_env)
+    acct, number = await issued(seller_env)
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         inv = await by_number(conn, number)
@@ -241,10 +263,9 @@ FA = {"fa": "http://crd.gov.pl/wzor/2025/06/25/13775/"}
 
 
 async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    number = await issue_mixed(svc, acct.id, seller_env)
+    number = (await issued(seller_env)).number
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         p = replace(await printable(conn, number, seller_env), buyer=BUSINESS)
@@ -293,10 +314,9 @@ async def test_fa3_xml_of_an_invoice_passes_the_official_schema(
 
 
 async def test_fa3_xml_of_a_credit_note_and_what_cannot_go_to_ksef(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    number = await issue_mixed(svc, acct.id, seller_env)
+    acct, number = await issued(seller_env)
     assert svc.pool is not None
     async with svc.pool.acquire() as conn:
         inv = await by_number(conn, number)
@@ -355,11 +375,9 @@ async def customer_for(svc: Services, account: str, **fields: object) -> None:
 
 
 async def test_the_buyer_comes_from_the_customer_record_and_is_kept_as_issued(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, acct.id)
-    number = await issue_mixed(svc, acct.id, seller_env)
+    acct, number = await issued(seller_env, customer={})
     assert svc.pool is not None
     # the customer moves after the invoice: the invoice keeps the address it was issued to
     await svc.pool.execute(
@@ -381,13 +399,10 @@ async def test_the_buyer_comes_from_the_customer_record_and_is_kept_as_issued(
 
 
 async def test_a_consumer_gets_an_invoice_without_nip_and_no_ksef_xml(
-    svc: Services, make_account: AccountFactory, seller_env: BillingSettings, tmp_path: Path
+    svc: Services, issued: IssueFactory, seller_env: BillingSettings, tmp_path: Path
 ) -> None:
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(
-        svc, acct.id, legal_name="Zofia Żółć", kind=CustomerKind.CONSUMER, tax_id=None
-    )
-    number = await issue_mixed(svc, acct.id, seller_env)
+    consumer = {"legal_name": "Zofia Żółć", "kind": CustomerKind.CONSUMER, "tax_id": None}
+    number = (await issued(seller_env, customer=consumer)).number
     out = tmp_path / "b2c.pdf"
     await billing_cmds.cmd_pdf(svc, argparse.Namespace(number=number, output=str(out)))
     text = pdf_text(out)
@@ -407,15 +422,13 @@ async def ksef(svc: Services) -> AsyncIterator[tuple[Standin, str]]:
 
 async def test_a_b2b_invoice_is_sent_to_ksef_once_and_keeps_its_number(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     seller_env: BillingSettings,
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     standin, url = ksef
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, acct.id)
-    number = await issue_mixed(svc, acct.id, seller_env)
+    acct, number = await issued(seller_env, customer={})
     monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
     monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "ksef-token-123")
     monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
@@ -459,15 +472,13 @@ async def test_a_b2b_invoice_is_sent_to_ksef_once_and_keeps_its_number(
 
 async def test_a_wrong_ksef_token_is_a_clear_error_and_nothing_is_recorded(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     seller_env: BillingSettings,
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     standin, url = ksef
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, acct.id)
-    number = await issue_mixed(svc, acct.id, seller_env)
+    number = (await issued(seller_env, customer={})).number
     monkeypatch.setenv("TOLLGATE_KSEF_URL", url)
     monkeypatch.setenv("TOLLGATE_KSEF_TOKEN", "stolen")
     monkeypatch.setenv("TOLLGATE_KSEF_NIP", "5260001246")
@@ -540,7 +551,7 @@ async def test_line_texts_units_and_payment_are_polish_with_english_only_when_as
 
 async def test_the_ksef_upo_is_fetched_kept_and_shown(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     seller_env: BillingSettings,
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
@@ -552,9 +563,7 @@ async def test_the_ksef_upo_is_fetched_kept_and_shown(
     and `bill show` shows the KSeF number and the UPO's state."""
     standin, url = ksef
     standin.upo_after = 100  # not produced while the send waits for it
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, acct.id)
-    number = await issue_mixed(svc, acct.id, seller_env)
+    acct, number = await issued(seller_env, customer={})
     for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
         monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
     monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
@@ -598,16 +607,14 @@ async def test_the_ksef_upo_is_fetched_kept_and_shown(
 
 async def test_a_upo_of_another_document_or_before_acceptance_is_refused(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     seller_env: BillingSettings,
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     standin, url = ksef
     standin.upo_hash = "bm90IHRoaXMgZG9jdW1lbnQ="  # a receipt for other bytes
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, acct.id)
-    number = await issue_mixed(svc, acct.id, seller_env)
+    number = (await issued(seller_env, customer={})).number
     for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
         monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
     monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
@@ -627,7 +634,7 @@ async def test_a_upo_of_another_document_or_before_acceptance_is_refused(
 
 async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     seller_env: BillingSettings,
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
@@ -636,12 +643,8 @@ async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
     standin.upo_after = 100
     numbers = []
     for _ in range(2):
-        acct = await make_account(at=local("2026-11-01T10:00"))
-        await customer_for(svc, acct.id)
-        numbers.append(await issue_mixed(svc, acct.id, seller_env))
-    consumer = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, consumer.id, kind=CustomerKind.CONSUMER, tax_id=None)
-    await issue_mixed(svc, consumer.id, seller_env)
+        numbers.append((await issued(seller_env, customer={})).number)
+    await issued(seller_env, customer={"kind": CustomerKind.CONSUMER, "tax_id": None})
     for key, value in (("URL", url), ("TOKEN", "ksef-token-123"), ("NIP", "5260001246")):
         monkeypatch.setenv(f"TOLLGATE_KSEF_{key}", value)
     monkeypatch.setenv("TOLLGATE_KSEF_POLL_S", "0")
@@ -671,15 +674,13 @@ async def test_ksef_pending_sends_what_ksef_lacks_then_fetches_the_upos(
 
 async def test_the_scheduler_sends_to_ksef_once_configured(
     svc: Services,
-    make_account: AccountFactory,
+    issued: IssueFactory,
     seller_env: BillingSettings,
     ksef: tuple[Standin, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     standin, url = ksef
-    acct = await make_account(at=local("2026-11-01T10:00"))
-    await customer_for(svc, acct.id)
-    number = await issue_mixed(svc, acct.id, seller_env)
+    number = (await issued(seller_env, customer={})).number
     now = local("2026-12-01T03:00")
     monkeypatch.delenv("TOLLGATE_KSEF_URL", raising=False)
     assert await job_ksef(svc, SchedulerSettings(), now) == "KSeF not configured"

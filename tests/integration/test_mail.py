@@ -4,18 +4,13 @@ metric, and finally a failed mark, never a lost or doubled message. Instants are
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 
 from billing.documents import Draft, Kind, Line, issue
@@ -28,6 +23,7 @@ from notify.sender import deliver_due
 from runtime.services import Services
 from tests.conftest import AccountFactory
 from tests.integration.test_documents import customer_for, pdf_text
+from tests.smtp import Sink, free_port
 from tests.unit.test_invoice_parts import SELLER
 
 PLN = 1_000_000
@@ -35,37 +31,6 @@ PLN = 1_000_000
 
 def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Warsaw")).astimezone(UTC)
-
-
-class Sink:
-    """aiosmtpd handler keeping what it was sent."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield sink, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -8,12 +8,10 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 
 from notify.mail_metrics import MailMetrics
@@ -25,8 +23,8 @@ from panel_api.tokens import TokenStore
 from runtime.services import Services
 from tests.conftest import AccountFactory, PanelFactory
 from tests.integration.test_documents import customer_for
-from tests.integration.test_mail import Sink, free_port
 from tests.panel import bearer
+from tests.smtp import Sink
 from tollgate.cli import build_parser
 
 pytestmark = pytest.mark.panel_db
@@ -36,18 +34,6 @@ NEW = "a much better passphrase"
 URL = "https://panel.operator.example"
 T0 = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # any instant: time is an argument
 LINK = re.compile(r"https://panel\.operator\.example/#reset=([A-Za-z0-9_-]{43})")
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield sink, port
-    finally:
-        controller.stop()
 
 
 async def mailed(svc: Services, port: int, sink: Sink, now: datetime) -> list[tuple[str, str]]:
