@@ -73,7 +73,9 @@ async def cmd_ack(s: Services, args: argparse.Namespace) -> None:
 async def cmd_lift(s: Services, args: argparse.Namespace) -> None:
     assert s.pool is not None
     with bad_input(FindingNotFound, FindingStateError, BadParams):
-        f, resumed = await findings.lift(s.pool, s.accounts, args.id, _who(args), args.reason)
+        f, resumed = await findings.lift(
+            s.pool, s.accounts, args.id, _who(args), args.reason, args.false_alarm
+        )
     print_json({**f.as_dict(), "account_resumed": resumed})
 
 

@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         x.add_argument("id", type=whole_number)
         x.add_argument("--reason", default="")
         x.add_argument("--by", help="who (default: the login name)")
+        if name == "lift":
+            x.add_argument(
+                "--false-alarm",
+                action="store_true",
+                help="it was not abuse: no earlier episode for the repeat rule",
+            )
         x.set_defaults(run=fn)
 
     ov = sub.add_parser("override", help="an account's thresholds for a rule")

@@ -75,6 +75,7 @@ class Finding:
     warning_id: int | None = None  # the warned finding this one continues
     closure: str | None = None  # proposed | accepted | rejected
     closure_at: datetime | None = None
+    false_alarm: bool = False  # lifted as a false alarm: no episode for the repeat rule
 
     @property
     def active(self) -> bool:
@@ -104,6 +105,7 @@ class Finding:
             "warning_id": self.warning_id,
             "closure": self.closure,
             "closure_at": _iso(self.closure_at),
+            "false_alarm": self.false_alarm,
         }
 
 
@@ -143,6 +145,7 @@ def from_row(row: asyncpg.Record) -> Finding:
         warning_id=row["warning_id"],
         closure=row["closure"],
         closure_at=row["closure_at"],
+        false_alarm=row["false_alarm"],
     )
 
 
@@ -367,11 +370,20 @@ async def close(pool: asyncpg.Pool, finding_id: int, who: str, why: str = "") ->
 
 
 async def lift(
-    pool: asyncpg.Pool, accounts: AccountStore, finding_id: int, who: str, why: str = ""
+    pool: asyncpg.Pool,
+    accounts: AccountStore,
+    finding_id: int,
+    who: str,
+    why: str = "",
+    false_alarm: bool = False,
 ) -> tuple[Finding, bool]:
     """Lift a finding; resume its account if it held it suspended and no other finding does.
-    Returns the finding and whether the account was resumed."""
-    before, finding = await _change(pool, finding_id, Status.LIFTED, ACTIVE, who, why)
+    `false_alarm`: the behaviour was not abuse, so the finding is no earlier episode for the
+    repeat rule (abuse/warnings.py). Returns the finding and whether the account was
+    resumed."""
+    before, finding = await _change(
+        pool, finding_id, Status.LIFTED, ACTIVE, who, why, false_alarm=false_alarm
+    )
     if not before.suspended:
         return finding, False
     async with pool.acquire() as conn:
@@ -398,6 +410,7 @@ async def _change(
     allowed_from: Sequence[Status],
     who: str,
     why: str,
+    false_alarm: bool = False,
 ) -> tuple[Finding, Finding]:
     """The finding before and after the change."""
     verb = {"acknowledged": "acknowledge", "lifted": "lift", "closed": "close"}[to.value]
@@ -413,15 +426,20 @@ async def _change(
         row = await conn.fetchrow(
             "update abuse_findings set status = $2, status_by = $3, status_reason = $4,"
             " status_at = now(), updated_at = now(),"
-            " suspended = case when $2 = 'lifted' then false else suspended end"
+            " suspended = case when $2 = 'lifted' then false else suspended end,"
+            " false_alarm = $5"
             " where id = $1 returning *",
             finding_id,
             to.value,
             who,
             why,
+            false_alarm,
         )
         assert row is not None
-        await add_event(conn, finding_id, to.value, who, why, {"suspended": current.suspended})
+        detail: dict[str, Any] = {"suspended": current.suspended}
+        if false_alarm:
+            detail["false_alarm"] = True
+        await add_event(conn, finding_id, to.value, who, why, detail)
         return current, from_row(row)
 
 

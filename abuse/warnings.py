@@ -11,7 +11,7 @@ will be closed if the abuse repeats" — proposed to an operator, never automati
 - A new finding that calls for at least a warning, on an account whose earlier warned or
   suspended finding is over (its deadline passed, or lifted or closed) within the repeat
   window, proposes closing the account; an operator accepts (the account is closed) or
-  rejects it."""
+  rejects it. A finding lifted as a false alarm is no earlier episode."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ async def propose_closure_on_repeat(
         await conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"abuse:{f.account}")
         prior = await conn.fetchval(
             "select id from abuse_findings where account = $1 and id <> $2"
-            " and warning_id is null and action in ('warn', 'suspend')"
+            " and warning_id is null and action in ('warn', 'suspend') and not false_alarm"
             " and coalesce(warned_at, last_seen_at, created_at) >= $3"
             " and ((deadline_at is not null and deadline_at <= $4)"
             "      or status in ('lifted', 'closed'))"

@@ -264,8 +264,43 @@ async def cmd_outage_compensate(s: Services, args: argparse.Namespace) -> None:
     with bad_input(BillingError):
         now = now_of(args.now)
         async with s.pool.acquire() as conn:
-            done = await outages.compensate(s.accounts, conn, args.id, now)
+            rule = BillingSettings.from_env().outage_rule
+            done = await outages.compensate(s.accounts, conn, args.id, now, rule)
     print_json({"outage": args.id, "compensations": [c.as_dict() for c in done]})
+
+
+async def cmd_outage_rule(s: Services, args: argparse.Namespace) -> None:
+    """An account's own compensation rule; `default` removes it (TOLLGATE_OUTAGE_RULE)."""
+    import getpass
+
+    from billing import outage_rules
+
+    assert s.pool is not None
+    with bad_input(BillingError):
+        now = now_of(args.now)
+        async with s.pool.acquire() as conn:
+            if args.rule == "default":
+                removed = await outage_rules.clear_rule(conn, args.account)
+                print_json({"account": args.account, "rule": "default", "removed": removed})
+                return
+            got = await outage_rules.set_rule(
+                conn, args.account, args.rule, args.by or getpass.getuser(), now
+            )
+    print_json(got.as_dict())
+
+
+async def cmd_outage_rules(s: Services, args: argparse.Namespace) -> None:
+    from billing import outage_rules
+
+    assert s.pool is not None
+    async with s.pool.acquire() as conn:
+        got = await outage_rules.list_rules(conn)
+    print_json(
+        {
+            "default": BillingSettings.from_env().outage_rule,
+            "accounts": [r.as_dict() for r in got],
+        }
+    )
 
 
 async def cmd_outage_list(s: Services, args: argparse.Namespace) -> None:

@@ -120,6 +120,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ocp.add_argument("--now", help=NOW_HELP)
     ocp.set_defaults(run=Lazy("billing.cli:cmd_outage_compensate"))
     osub.add_parser("list").set_defaults(run=Lazy("billing.cli:cmd_outage_list"))
+    oru = osub.add_parser("rule", help="an account's compensation rule (its own or the default)")
+    oru.add_argument("account")
+    oru.add_argument(
+        "rule",
+        choices=("use_per_day", "month_per_12h", "default"),
+        help="use_per_day: terms §9.7; month_per_12h: the other provider's §10c;"
+        " default: follow TOLLGATE_OUTAGE_RULE",
+    )
+    oru.add_argument("--by", help="who sets it (default: the login name)")
+    oru.add_argument("--now", help=NOW_HELP)
+    oru.set_defaults(run=Lazy("billing.cli:cmd_outage_rule"))
+    osub.add_parser("rules", help="the default and the accounts' own rules").set_defaults(
+        run=Lazy("billing.cli:cmd_outage_rules")
+    )
 
     tg = subparsers.add_parser("trial", help="trial accounts: a credit and an end date")
     tsub = tg.add_subparsers(dest="trial", required=True)

@@ -8,7 +8,11 @@ months before the day the outage began, in the account's calendar, or since the 
 was opened when that is less than three months (then averaged over the time it had). An
 account that used nothing (free services, §9.8) gets nothing. The credit is a ledger
 adjustment referenced `outage/ID`, so compensating again books nothing; the notice is sent
-by the notification worker (notify/outages.py)."""
+by the notification worker (notify/outages.py).
+
+An account may follow the other provider's rule instead (§10c there: a month of its
+subscription per started 12 hours beyond the first day; billing/outage_rules.py): the
+account's own rule, else TOLLGATE_OUTAGE_RULE."""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from billing import outage_rules
 from billing.errors import BillingError
+from billing.outage_rules import MONTH_PER_12H, USE_PER_DAY
 from billing.period import add_months
 from core.pg import Conn
 from rating.account_store import AccountStore
@@ -58,11 +64,15 @@ class Compensation:
     window_to: datetime
     amount: int
     booked: bool  # this call booked it (False: it was booked before)
+    rule: str = USE_PER_DAY
+    months: int = 0  # month_per_12h: the months the subscription is extended by
 
     def as_dict(self) -> dict[str, object]:
         return {
             "account": self.account,
+            "rule": self.rule,
             "days": self.days,
+            "months": self.months,
             "use_total": self.use_total,
             "window_from": self.window_from.isoformat(),
             "window_to": self.window_to.isoformat(),
@@ -164,55 +174,98 @@ async def _use(conn: Conn, account: str, start: datetime, end: datetime) -> int:
     return int(calls) + int(fees)
 
 
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    amount: int
+    use_total: int  # use_per_day: the use in the window; month_per_12h: the monthly fees
+    window_from: datetime
+    window_to: datetime
+    months: int
+
+
+async def _by_use(conn: Conn, row: asyncpg.Record, outage: Outage, days: int) -> _Owed:
+    """§9.7: 1/30 of the average monthly use before the outage's day, per started day."""
+    zone = ZoneInfo(row["timezone"])
+    local = outage.started_at.astimezone(zone)
+    window_to = datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+    three = add_months(window_to, -3, row["timezone"])
+    full = row["created_at"] <= three
+    window_from = three if full else row["created_at"]
+    use = await _use(conn, row["id"], window_from, window_to)
+    window_s = int((window_to - window_from).total_seconds())
+    return _Owed(amount_of(use, days, window_s, full), use, window_from, window_to, 0)
+
+
+async def _by_months(conn: Conn, row: asyncpg.Record, outage: Outage) -> _Owed:
+    """The other provider's §10c: the monthly fees in force on the outage's day, per month."""
+    local = outage.started_at.astimezone(ZoneInfo(row["timezone"]))
+    months = outage_rules.months_of(outage.started_at, outage.ended_at)
+    fees = await outage_rules.monthly_fees(conn, row["id"], local.date())
+    day = datetime(local.year, local.month, local.day, tzinfo=local.tzinfo).astimezone(UTC)
+    return _Owed(fees * months, fees, day, day, months)
+
+
 async def compensate(
-    store: AccountStore, conn: Conn, outage_id: int, now: datetime
+    store: AccountStore,
+    conn: Conn,
+    outage_id: int,
+    now: datetime,
+    default_rule: str = USE_PER_DAY,
 ) -> list[Compensation]:
-    """Credit every affected account its compensation (once); what each was given."""
+    """Credit every affected account its compensation (once), by its rule (its own, else
+    `default_rule`); what each was given."""
+    outage_rules.check_rule(default_rule, "TOLLGATE_OUTAGE_RULE")
     outage = await get(conn, outage_id)
     days = days_of(outage.started_at, outage.ended_at)
     rows = await conn.fetch(
-        "select id, timezone, created_at from accounts where status <> 'closed'"
-        " and created_at < $1 and ($2::text[] is null or id = any($2::text[])) order by id",
+        "select a.id, a.timezone, a.created_at, coalesce(r.rule, $3) as rule from accounts a"
+        " left join outage_rules r on r.account = a.id where a.status <> 'closed'"
+        " and a.created_at < $1 and ($2::text[] is null or a.id = any($2::text[]))"
+        " order by a.id",
         outage.started_at,
         list(outage.accounts) if outage.accounts is not None else None,
+        default_rule,
     )
     done: list[Compensation] = []
     for row in rows if days else []:
-        zone = ZoneInfo(row["timezone"])
-        local = outage.started_at.astimezone(zone)
-        day = datetime(local.year, local.month, local.day, tzinfo=zone)
-        window_to = day.astimezone(UTC)
-        three = add_months(window_to, -3, row["timezone"])
-        full = row["created_at"] <= three
-        window_from = three if full else row["created_at"]
-        use = await _use(conn, row["id"], window_from, window_to)
-        window_s = int((window_to - window_from).total_seconds())
-        amount = amount_of(use, days, window_s, full)
-        if amount <= 0:
+        rule = row["rule"]
+        if rule == MONTH_PER_12H:
+            owed = await _by_months(conn, row, outage)
+            note = f"rekompensata za przerwę w usługach ({owed.months} mies. abonamentu), §10c"
+        else:
+            owed = await _by_use(conn, row, outage, days)
+            note = f"rekompensata za przerwę w usługach ({days} d), §9.7"
+        if owed.amount <= 0:
             continue
         entry, created = await store.add_entry(
-            row["id"],
-            "adjustment",
-            amount,
-            reference=f"outage/{outage.id}",
-            note=f"rekompensata za przerwę w usługach ({days} d), §9.7",
-            at=now,
+            row["id"], "adjustment", owed.amount, reference=f"outage/{outage.id}", note=note, at=now
         )
         await conn.execute(
             "insert into outage_compensations (outage_id, account, days, use_total,"
-            " window_from, window_to, amount, booked_at)"
-            " values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
+            " window_from, window_to, amount, booked_at, rule, months)"
+            " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict do nothing",
             outage.id,
             row["id"],
             days,
-            use,
-            window_from,
-            window_to,
+            owed.use_total,
+            owed.window_from,
+            owed.window_to,
             entry.amount,
             now,
+            rule,
+            owed.months,
         )
         done.append(
-            Compensation(row["id"], days, use, window_from, window_to, entry.amount, created)
+            Compensation(
+                row["id"],
+                days,
+                owed.use_total,
+                owed.window_from,
+                owed.window_to,
+                entry.amount,
+                created,
+                rule,
+                owed.months,
+            )
         )
     return done
-

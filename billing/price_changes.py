@@ -53,6 +53,10 @@ class Force:
 
     by: str
     reason: str
+    # where it was decided, for the audit log: the CLI, or the panel's request and token
+    method: str = "CLI"
+    path: str = "deck import"
+    token_id: str = ""
 
 
 def earliest_effective(noticed_at: datetime, settings: BillingSettings) -> datetime:
@@ -191,7 +195,7 @@ def guard(settings: BillingSettings, now: datetime, force: Force | None = None) 
         await conn.execute(
             "insert into operator_audit (at, actor, token_id, read_only, action, method,"
             " path, status, subject, detail)"
-            " values ($1, $2, '', false, 'deck price increase forced', 'CLI', 'deck import',"
+            " values ($1, $2, $5, false, 'deck price increase forced', $6, $7,"
             " 0, $3, $4::jsonb)",
             now,
             force.by,
@@ -204,6 +208,9 @@ def guard(settings: BillingSettings, now: datetime, force: Force | None = None) 
                     "reason": force.reason,
                 }
             ),
+            force.token_id,
+            force.method,
+            force.path,
         )
 
     return check

@@ -41,6 +41,9 @@ class BillingSettings:
     # terms §7.1: a price increase takes effect no earlier than the start of the billing
     # period after this many whole periods following the notice
     price_notice_periods: int = 1
+    # outage compensation by default (an account may have its own): "use_per_day" (terms
+    # §9.7) or "month_per_12h" (the other provider's §10c); billing/outage_rules.py
+    outage_rule: str = "use_per_day"
 
     def __post_init__(self) -> None:
         if not 0 <= self.vat_rate_bp <= 10_000:
@@ -51,6 +54,10 @@ class BillingSettings:
             raise SettingsError("TOLLGATE_BILLING_TIMEZONE", f"unknown {self.timezone!r}") from None
         if self.price_notice_periods < 0:
             raise SettingsError("TOLLGATE_BILLING_PRICE_NOTICE_PERIODS", "must be >= 0")
+        if self.outage_rule not in ("use_per_day", "month_per_12h"):
+            raise SettingsError(
+                "TOLLGATE_OUTAGE_RULE", f"use_per_day or month_per_12h, not {self.outage_rule!r}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BillingSettings:
@@ -71,6 +78,7 @@ class BillingSettings:
             numbering=NumberingSettings.from_env(env),
             notify=NotifySettings.from_env(env),
             price_notice_periods=_whole(env, "TOLLGATE_BILLING_PRICE_NOTICE_PERIODS", 1),
+            outage_rule=env.get("TOLLGATE_OUTAGE_RULE", "").strip() or base.outage_rule,
         )
 
     @property

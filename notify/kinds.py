@@ -31,6 +31,8 @@ ABUSE_WARNING = Kind("abuse_warning", optional=False)  # terms §5.1: a call to 
 ABUSE_SUSPENDED = Kind("abuse_suspended", optional=False)
 ABUSE_RESUMED = Kind("abuse_resumed", optional=False)
 OUTAGE_COMPENSATION = Kind("outage_compensation", optional=False)  # terms §9.7
+# the other provider's terms §10c: a month of subscription per started 12 h past a day
+OUTAGE_COMPENSATION_MONTHS = Kind("outage_compensation_months", optional=False)
 TRIAL_ENDING = Kind("trial_ending", optional=False)
 TRIAL_BLOCKED = Kind("trial_blocked", optional=False)
 TRIAL_CLOSING = Kind("trial_closing", optional=False)
@@ -49,6 +51,7 @@ KINDS: dict[str, Kind] = {
         ABUSE_SUSPENDED,
         ABUSE_RESUMED,
         OUTAGE_COMPENSATION,
+        OUTAGE_COMPENSATION_MONTHS,
         TRIAL_ENDING,
         TRIAL_BLOCKED,
         TRIAL_CLOSING,

@@ -153,6 +153,22 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "outage (terms §9.7).",
         ),
     },
+    "outage_compensation_months": {
+        "pl": (
+            "Rekompensata za przerwę w świadczeniu usług",
+            "Z powodu przerwy w świadczeniu usług od {start} do {end} okres abonamentowy "
+            "konta {account} przedłużamy o {months} mies.: zapisaliśmy na koncie {amount}, "
+            "równowartość abonamentu za ten czas. Za każde rozpoczęte 12 godzin przerwy "
+            "ponad okres jednego dnia przysługuje miesiąc abonamentu (§10 lit. c regulaminu).",
+        ),
+        "en": (
+            "Compensation for a service outage",
+            "For the outage from {start} to {end} we extend the subscription of account "
+            "{account} by {months} month(s): we credited it with {amount}, the subscription "
+            "for that time. Each started 12 hours of outage beyond the first day is worth a "
+            "month of subscription (terms §10(c)).",
+        ),
+    },
     "trial_ending": {
         "pl": (
             "Okres próbny konta {account} kończy się {ends}",

@@ -14,6 +14,7 @@ from aiohttp import web
 from billing import price_changes
 from billing.settings import BillingSettings
 from panel_api import outputs
+from panel_api.auth import principal
 from panel_api.context import PANEL, POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply, check_body
 from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string
@@ -38,15 +39,20 @@ class DeckUpload(Input):
     rounding: Annotated[str | None, string(enum=[r.value for r in Rounding])] = None
     bands: Annotated[Any, BANDS] = None
     # from when the version prices calls (default: now); a price increase needs a billing
-    # period's notice (terms §7.1), else 422 PRICE_NOTICE_TOO_SHORT (forcing is the CLI's)
+    # period's notice (terms §7.1), else 422 PRICE_NOTICE_TOO_SHORT unless `force` with a
+    # `reason` (recorded on the version and in the operators' audit log)
     effective_at: Annotated[datetime | None, MOMENT] = None
+    force: bool = False
+    reason: Annotated[str | None, string(500)] = None
     rates: Annotated[
         bytes,
         Checked(bytes, {"type": "string", "format": "binary", "description": "The rates CSV"}),
     ]
 
     def manifest(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"rates", "effective_at"}, exclude_none=True)
+        return self.model_dump(
+            exclude={"rates", "effective_at", "force", "reason"}, exclude_none=True
+        )
 
 
 TEXT_FIELDS = tuple(name for name in DeckUpload.model_fields if name != "rates")
@@ -84,7 +90,7 @@ async def upload_deck(request: web.Request) -> web.Response:
     head = parse_head(manifest, MANIFEST)
     redis, keys = request.app[REDIS], request.app[SETTINGS].keyspace
     now = datetime.now(UTC)  # the notice is given now (the edge reads the clock)
-    guard = price_changes.guard(BillingSettings.from_env(), now)
+    guard = price_changes.guard(BillingSettings.from_env(), now, _force(request, form))
     async with request.app[POOL].acquire() as conn:
         done = await import_stream(
             conn, head, manifest, io.BytesIO(rates), rates_file=rates_name,
@@ -97,6 +103,20 @@ async def upload_deck(request: web.Request) -> web.Response:
     body = {**done.as_dict(), "effective_at": timing["effective_at"]}
     return web.json_response(
         {**body, "increases": timing["increases"]}, status=201 if done.created else 200
+    )
+
+
+def _force(request: web.Request, form: DeckUpload) -> price_changes.Force | None:
+    """An early increase forced by this operator, with the reason it needs (as the CLI's
+    `--force --reason`); None when not forced."""
+    if not form.force:
+        return None
+    reason = (form.reason or "").strip()
+    if not reason:
+        raise _bad("reason", "force needs a reason (it is written to the audit log)")
+    token = principal(request)
+    return price_changes.Force(
+        token.actor, reason, request.method, request.path, token_id=token.id
     )
 
 

@@ -19,7 +19,8 @@ from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import POOL, SERVICES
 from panel_api.endpoint import Access, Api
-from panel_api.inputs import QUERY_TEXT, Checked, Input, StatusChange, choice, whole
+from panel_api.errors import BadRequest
+from panel_api.inputs import QUERY_TEXT, Checked, FindingChange, Input, choice, whole
 from panel_api.tokens import Token
 
 api = Api("operator")
@@ -113,7 +114,8 @@ async def get_finding(request: web.Request, path: FindingPath) -> web.Response:
     actions={
         "acknowledge": "Acknowledge: someone is looking into it",
         "lift": "Lift: a false alarm or dealt with; resumes the account if this finding alone"
-        " held it suspended",
+        " held it suspended; `false_alarm`: it was not abuse, so it is no earlier episode for"
+        " the repeat rule",
         "close": "Close: done with it (a suspension stays)",
         "accept-closure": "Accept the account closure proposed on a repeat: the account is"
         " closed",
@@ -122,16 +124,21 @@ async def get_finding(request: web.Request, path: FindingPath) -> web.Response:
     op_id="finding",
 )
 async def change_finding(
-    request: web.Request, path: FindingPath, body: StatusChange
+    request: web.Request, path: FindingPath, body: FindingChange
 ) -> web.Response:
     who = _who(principal(request))
     why = body.reason or ""
     pool, finding_id = request.app[POOL], path.finding
     action = request.match_info["action"]
+    if body.false_alarm and action != "lift":
+        raise BadRequest(
+            "false_alarm: only a lift can call a finding a false alarm",
+            {"field": "false_alarm", "why": "only with lift"},
+        )
     out: dict[str, Any]
     if action == "lift":
         finding, resumed = await findings.lift(
-            pool, request.app[SERVICES].accounts, finding_id, who, why
+            pool, request.app[SERVICES].accounts, finding_id, who, why, body.false_alarm
         )
         out = {**finding.as_dict(), "account_resumed": resumed}
     elif action in ("accept-closure", "reject-closure"):

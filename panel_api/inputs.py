@@ -248,3 +248,10 @@ class StatusChange(Input):
     """The body of a change of status (an account's, a finding's): why, for the record."""
 
     reason: Annotated[str | None, TEXT] = None
+
+
+class FindingChange(StatusChange):
+    """A finding's change of status; `false_alarm` (lift only): it was not abuse, so the
+    finding is no earlier episode for the repeat rule."""
+
+    false_alarm: bool = False

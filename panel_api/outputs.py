@@ -335,6 +335,7 @@ class Finding(Output):
     warning_id: int | None = None
     closure: Literal["proposed", "accepted", "rejected"] | None = None
     closure_at: datetime | None = None
+    false_alarm: bool = False
     account_resumed: bool | None = None
     timeline: list[FindingEvent] | None = None
 

@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from rating.deck import COMPILED_FORMAT
+from rating.deck_schedule import KEEP_MS, Pruned, merged, prune
 from rating.keys import Keyspace
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -20,6 +21,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def epoch_ms(at: datetime) -> int:
     """An instant in whole epoch milliseconds, exactly (no float rounding at the switch)."""
     return (at - _EPOCH) // timedelta(milliseconds=1)
+
+
+def write_schedule(pipe: Any, keys: Keyspace, name: str, pruned: Pruned) -> None:
+    """In the publication's MULTI: the pruned schedule replaces the stored one, and the
+    dropped versions' compiled forms expire (calls may still settle with them meanwhile)."""
+    key = keys.deck_schedule(name)
+    pipe.delete(key)
+    pipe.hset(key, mapping={str(v): ms for v, ms in pruned.keep.items()})
+    for version in pruned.drop:
+        pipe.pexpire(keys.deck_version(name, version), KEEP_MS)
 
 
 PIECE_CHARS = 1 << 20  # characters appended to Redis at a time
@@ -88,21 +99,23 @@ class Draft:
         self._parts.append("}," + json.dumps(tail, separators=(",", ":"))[1:])
         await self.flush()
 
-    async def publish(self, schedule: dict[int, int]) -> None:
+    async def publish(self, schedule: dict[int, int], now: datetime | None = None) -> None:
         """Put the finished version in place, tell the versions' effective instants (epoch
         ms, by version) and make it current, in one MULTI: a process reading the schedule
-        never sees a version whose compiled form is not there yet."""
+        never sees a version whose compiled form is not there yet. The schedule is pruned
+        as of `now` (default: the wall clock; rating/deck_schedule.py)."""
         version_key = self.keys.deck_version(self.name, self.version)
+        pruned = None
+        if schedule:
+            at = epoch_ms(now or datetime.now(UTC))
+            pruned = prune(await merged(self.redis, self.keys, self.name, schedule), at)
         async with self.redis.pipeline(transaction=True) as pipe:
             # as a raw command: redis-py's cluster pipeline refuses `rename` by name (its
             # keys could be on two slots), though both keys here share the deck's hash tag
             pipe.execute_command("RENAME", self.building, version_key)
             pipe.persist(version_key)
-            if schedule:
-                pipe.hset(
-                    self.keys.deck_schedule(self.name),
-                    mapping={str(v): ms for v, ms in schedule.items()},
-                )
+            if pruned is not None:
+                write_schedule(pipe, self.keys, self.name, pruned)
             pipe.set(self.keys.deck_current(self.name), self.version)
             await pipe.execute()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,7 +20,7 @@ from rating.deck import (
     deck_from_json,
     deck_to_json,
 )
-from rating.deck_draft import Draft
+from rating.deck_draft import Draft, epoch_ms, write_schedule
 from rating.deck_import import (
     ImportGuard,
     lock_head,
@@ -29,6 +29,7 @@ from rating.deck_import import (
     seal_version,
     write_prefixes,
 )
+from rating.deck_schedule import merged, prune
 from rating.keys import Keyspace
 from rating.money import Rounding
 
@@ -252,11 +253,13 @@ PIECES = (
 async def _publish_compiled(
     redis: Redis, keys: Keyspace, name: str, version: int, compiled: str, instants: dict[int, int]
 ) -> None:
-    """The version's compiled form, the effective instants (epoch ms) and `current`, in one
-    MULTI (as `Draft.publish`)."""
+    """The version's compiled form, the effective instants (epoch ms, the schedule pruned as
+    of now) and `current`, in one MULTI (as `Draft.publish`)."""
+    now_ms = epoch_ms(datetime.now(UTC))
+    pruned = prune(await merged(redis, keys, name, instants), now_ms)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.deck_version(name, version), compiled)
-        pipe.hset(keys.deck_schedule(name), mapping={str(v): ms for v, ms in instants.items()})
+        write_schedule(pipe, keys, name, pruned)
         pipe.set(keys.deck_current(name), version)
         await pipe.execute()
 

@@ -13,7 +13,10 @@ And at every tick:
 - abuse_deadlines: suspend the accounts whose abuse warning's deadline passed with the
   behaviour going on (terms §5.1; abuse/warnings.py);
 - trials: each trial's due step (paid: resumed; ended: blocked; later: closed;
-  billing/trials.py).
+  billing/trials.py);
+- cut_calls (after those two): the running outbound calls of suspended or closed accounts
+  are hung up through this switch's ARI (TOLLGATE_ARI_URL; switch/cutoff.py), so a
+  suspension decided off the call path does not leave calls running to their grant's end.
 Listed in a tick's outcome only when they did something.
 
 Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -41,11 +44,21 @@ from billing.settings import BillingSettings
 from cdr.partitions import DEFAULT_RETENTION_MONTHS, drop_expired, ensure_months, months_ahead
 from core.env import EnvReader, SettingsError
 from runtime.services import Services
+from switch.ari import AriClient, AriSettings
 
 log = logging.getLogger("tollgate.scheduler")
 LOCK_ID = 0x7011_5C4E  # pg advisory lock: one scheduler tick at a time, across replicas
-JOBS = ("bill_run", "cdr_partitions", "complaints", "ksef", "abuse_deadlines", "trials")
-EVERY_TICK = frozenset({"abuse_deadlines", "trials"})  # not once a day: deadlines are instants
+JOBS = (
+    "bill_run",
+    "cdr_partitions",
+    "complaints",
+    "ksef",
+    "abuse_deadlines",
+    "trials",
+    "cut_calls",
+)
+# not once a day: deadlines are instants, and a suspended account's calls are cut at once
+EVERY_TICK = frozenset({"abuse_deadlines", "trials", "cut_calls"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class SchedulerSettings:
     interval_s: float = 60.0
     at_hour: int = 3  # local hour (billing zone) from which the day's jobs are due
     retention_months: int = DEFAULT_RETENTION_MONTHS
+    ari: AriSettings = field(default_factory=AriSettings)  # cut_calls: this switch's ARI
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
@@ -70,6 +84,7 @@ class SchedulerSettings:
             retention_months=EnvReader("TOLLGATE_CDR_", env).get(
                 "RETENTION_MONTHS", int, base.retention_months
             ),
+            ari=AriSettings.from_env(env),
         )
 
 
@@ -176,6 +191,28 @@ async def job_trials(s: Services, settings: SchedulerSettings, now: datetime) ->
     return "; ".join(f"{step}: {', '.join(a)}" for step, a in done.items() if a)
 
 
+async def job_cut_calls(s: Services, settings: SchedulerSettings, now: datetime) -> str:
+    """Hang up the running outbound calls of suspended or closed accounts; "" when none. A
+    call ARI could not hang up fails the job (retried at the next tick, and visible)."""
+    from switch.cutoff import cut, to_cut
+
+    calls = await to_cut(s.ledger)
+    if not calls:
+        return ""
+    names = ", ".join(sorted(f"{r.get('account')}/{r.get('call_id')}" for r in calls))
+    if not settings.ari.enabled:
+        log.warning("calls of inactive accounts run to their grant's end (no ARI): %s", names)
+        return f"not cut, TOLLGATE_ARI_URL is not set: {names}"
+    client = AriClient(settings.ari)
+    try:
+        done = await cut(s.ledger, client, calls)
+    finally:
+        await client.close()
+    if done.failed:
+        raise RuntimeError(done.summary())
+    return done.summary()
+
+
 JOB_FUNCTIONS: dict[str, Job] = {
     "bill_run": job_bill_run,
     "cdr_partitions": job_cdr_partitions,
@@ -183,6 +220,7 @@ JOB_FUNCTIONS: dict[str, Job] = {
     "ksef": job_ksef,  # after bill_run: sends what that run issued
     "abuse_deadlines": job_abuse_deadlines,
     "trials": job_trials,
+    "cut_calls": job_cut_calls,  # after the jobs that suspend: their accounts' calls end now
 }
 
 

@@ -278,6 +278,65 @@ async def test_critical_suspends_at_once_and_a_repeat_proposes_closure(
     await customer_sees(svc, b.id, rep_b, steps, a.id)
 
 
+async def test_a_false_alarm_is_no_earlier_episode_for_the_repeat_rule(
+    svc: Services,
+    retail: Deck,
+    make_account: AccountFactory,
+    abuse_detector: Make,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Lifted as a false alarm (CLI --false-alarm, panel false_alarm): abuse of the same
+    account within the window is a first offence again (the lift without it: the test
+    above proposes closure)."""
+    assert svc.pool is not None
+    d = abuse_detector()
+    a, b = await make_account(balance=10 * PLN), await make_account(balance=10 * PLN)
+    t0 = day_start(3) + timedelta(hours=9)
+    for acct in (a, b):
+        await publish(svc, dialler_minute(acct.id, ms(t0)))
+    await d.drain_once()
+    first_a = await finding_of(svc, a.id, "autodialing")
+    first_b = await finding_of(svc, b.id, "autodialing")
+    assert first_a.suspended and first_b.suspended
+
+    parser = argparse.ArgumentParser(prog="tollgate")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["abuse", "lift", str(first_a.id), "--false-alarm", "--by", "eve"])
+    capsys.readouterr()
+    await args.run(svc, args)
+    lifted = json.loads(capsys.readouterr().out)
+    assert (lifted["status"], lifted["false_alarm"], lifted["account_resumed"]) == (
+        "lifted",
+        True,
+        True,
+    )
+
+    from panel_api.tokens import Role
+    from tests.panel import bearer, panel_client, token
+
+    op = bearer(await token(svc, Role.OPERATOR))
+    async with panel_client(svc.settings) as client:
+        base = f"/api/v1/findings/{first_b.id}"
+        wrong = await client.post(f"{base}/acknowledge", json={"false_alarm": True}, headers=op)
+        assert wrong.status == 400, await wrong.text()
+        done = await client.post(
+            f"{base}/lift", json={"reason": "test calls", "false_alarm": True}, headers=op
+        )
+        assert done.status == 200, await done.text()
+        assert (await done.json())["false_alarm"] is True
+        seen = await client.get(base, headers=op)
+        (lift_event,) = [e for e in (await seen.json())["timeline"] if e["event"] == "lifted"]
+        assert lift_event["detail"]["false_alarm"] is True
+    for acct in (a, b):
+        assert await status_everywhere(svc, acct.id) == ("active", "active")
+        await publish(svc, robocalls(acct.id, ms(t0 + timedelta(days=1)), CALLER))
+    await d.drain_once()
+    assert metric(d, "tollgate_abuse_closures_proposed_total") == 0
+    for acct in (a, b):
+        again = await finding_of(svc, acct.id, "broadcasting")
+        assert (again.action, again.closure) == (Action.WARN, None)  # a first offence again
+
+
 async def test_closure_decisions_refuse_findings_without_a_proposal(
     svc: Services, make_account: AccountFactory, abuse_detector: Make
 ) -> None:

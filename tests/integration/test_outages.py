@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from billing import cli_args as billing_cli
-from billing import outages
+from billing import outage_rules, outages
 from billing.errors import BillingError
+from billing.fees import subscribe
+from billing.settings import BillingSettings
+from core.env import SettingsError
 from notify import contacts
 from notify.notices import list_notices
 from notify.outages import scan
@@ -136,3 +139,115 @@ async def test_only_the_listed_accounts_and_bad_input_named(
     assert [c["account"] for c in out["compensations"]] == [a.id]
     assert out["compensations"][0]["amount"] == 9 * PLN * 3 // 90
     assert [o["id"] for o in await run("outage", "list")] == [rec["id"]]
+
+
+def test_months_per_started_12_hours_beyond_the_first_day() -> None:
+    """The other provider's §10c (and §10f's cap of a year's subscription), at the edges."""
+    t = datetime(2026, 11, 10, tzinfo=UTC)
+    h = timedelta(hours=1)
+    s = timedelta(seconds=1)
+    assert outage_rules.months_of(t, t + 24 * h) == 0  # not over 24 hours
+    assert outage_rules.months_of(t, t + 24 * h + s) == 1
+    assert outage_rules.months_of(t, t + 36 * h) == 1  # one started 12 h
+    assert outage_rules.months_of(t, t + 36 * h + s) == 2
+    assert outage_rules.months_of(t, t + 48 * h) == 2
+    assert outage_rules.months_of(t, t + (24 + 12 * 12) * h) == 12
+    assert outage_rules.months_of(t, t + (24 + 12 * 12) * h + s) == 12  # §10f
+    assert outage_rules.months_of(t, t + timedelta(days=400)) == 12
+
+
+async def test_an_account_under_the_other_providers_rule_gets_months_of_its_fees(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    assert svc.pool is not None
+    opened = datetime(2026, 6, 1, tzinfo=UTC)
+    monthly = await make_account(at=opened)
+    usage = await make_account(at=opened)
+    nofee = await make_account(at=opened)
+    start = datetime(2026, 11, 10, 0, 30, tzinfo=WARSAW)  # 9 November 23:30 UTC
+    end = start + timedelta(hours=36, seconds=1)  # 2 months; 2 started days
+    three = (monthly, usage, nofee)
+    early = start - timedelta(days=3)
+    await store_cdrs(svc.pool, [cdr(a.id, i, early, cost=9 * PLN) for i, a in enumerate(three)])
+    async with svc.pool.acquire() as conn:
+        # fees in force on the outage's day in the account's calendar (10 November)
+        await subscribe(conn, monthly.id, "line", 20 * PLN, date(2026, 1, 1))
+        await subscribe(conn, monthly.id, "number", 5 * PLN, date(2026, 11, 10))
+        await subscribe(conn, monthly.id, "later", 7 * PLN, date(2026, 11, 11))
+        await subscribe(conn, usage.id, "line", 20 * PLN, date(2026, 1, 1))
+        for a in (monthly, nofee):
+            await outage_rules.set_rule(conn, a.id, "month_per_12h", "eve", NOW)
+        await contacts.put(conn, contacts.Contact(monthly.id, language="en", email="m@ex.pl"), NOW)
+        outage = await outages.record(conn, start, end, None, "core router", "eve", NOW)
+        before = (await svc.accounts.live(monthly.id)).balance
+        done = await outages.compensate(svc.accounts, conn, outage.id, NOW, "use_per_day")
+        stored = await conn.fetchrow(
+            "select rule, months, use_total from outage_compensations where account = $1",
+            monthly.id,
+        )
+    got = {c.account: (c.rule, c.months, c.amount) for c in done}
+    assert got == {
+        monthly.id: ("month_per_12h", 2, 2 * 25 * PLN),  # line and number, two months
+        usage.id: ("use_per_day", 0, 9 * PLN * 2 // 90),  # the default: §9.7, 2 days
+    }  # nofee: no subscription, nothing to extend
+    assert (await svc.accounts.live(monthly.id)).balance == before + 50 * PLN
+    assert stored is not None and tuple(stored) == ("month_per_12h", 2, 25 * PLN)
+
+    assert await scan(svc.pool, NotifySettings(), NOW) == 2
+    assert await scan(svc.pool, NotifySettings(), NOW) == 0
+    async with svc.pool.acquire() as conn:
+        (n,) = await list_notices(conn, monthly.id)
+    assert n.kind == "outage_compensation_months"
+    assert "by 2 month(s)" in n.body and "50.00 PLN" in n.body
+
+
+async def test_the_default_rule_and_an_accounts_own_from_the_command_line(
+    svc: Services,
+    make_account: AccountFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert svc.pool is not None
+    opened = datetime(2026, 6, 1, tzinfo=UTC)
+    a, b = await make_account(at=opened), await make_account(at=opened)
+    async with svc.pool.acquire() as conn:
+        for x in (a, b):
+            await subscribe(conn, x.id, "line", 10 * PLN, date(2026, 1, 1))
+    day = START - timedelta(days=5)
+    await store_cdrs(svc.pool, [cdr(x.id, i, day, cost=9 * PLN) for i, x in enumerate((a, b))])
+    parser = argparse.ArgumentParser(prog="tollgate")
+    billing_cli.register(parser.add_subparsers(dest="command", required=True))
+
+    async def run(*argv: str) -> Any:
+        args = parser.parse_args(list(argv))
+        capsys.readouterr()
+        await args.run(svc, args)
+        return json.loads(capsys.readouterr().out)
+
+    monkeypatch.setenv("TOLLGATE_OUTAGE_RULE", "month_per_12h")
+    got = await run("outage", "rule", a.id, "use_per_day", "--by", "eve", "--now", NOW.isoformat())
+    assert (got["account"], got["rule"], got["set_by"]) == (a.id, "use_per_day", "eve")
+    rules = await run("outage", "rules")
+    assert rules["default"] == "month_per_12h"
+    assert [r["account"] for r in rules["accounts"]] == [a.id]
+    rec = await run(
+        "outage", "record", "--start", "2026-11-10T10:00", "--end", "2026-11-12T12:00",
+        "--reason", "core router", "--by", "eve", "--now", NOW.isoformat(),
+    )  # fmt: skip
+    out = await run("outage", "compensate", str(rec["id"]), "--now", NOW.isoformat())
+    by = {c["account"]: (c["rule"], c["amount"]) for c in out["compensations"]}
+    # 50 hours: 3 started days (§9.7) for a, 3 started 12 h past the first day for b
+    assert by == {a.id: ("use_per_day", 9 * PLN * 3 // 90), b.id: ("month_per_12h", 30 * PLN)}
+    cleared = await run("outage", "rule", a.id, "default")
+    assert cleared == {"account": a.id, "rule": "default", "removed": True}
+    assert (await run("outage", "rules"))["accounts"] == []
+
+    async with svc.pool.acquire() as conn:
+        with pytest.raises(BillingError) as err:
+            await outage_rules.set_rule(conn, "nobody", "month_per_12h", "eve", NOW)
+        assert err.value.field == "account"
+        with pytest.raises(BillingError) as err:
+            await outages.compensate(svc.accounts, conn, rec["id"], NOW, "weekly")
+        assert err.value.field == "TOLLGATE_OUTAGE_RULE"
+    with pytest.raises(SettingsError):
+        BillingSettings.from_env({"TOLLGATE_OUTAGE_RULE": "weekly"})

@@ -358,3 +358,65 @@ async def test_the_panel_upload_takes_an_effective_instant_and_refuses_an_early_
         b"2": str(epoch_ms(earliest)).encode(),
     }
     assert imported_at.microsecond % 1000 == 0  # kept to the millisecond
+
+
+async def test_the_panel_forces_an_early_increase_with_a_reason_audited(
+    svc: Services, panel: PanelFactory
+) -> None:
+    """As the CLI's `--force --reason`: refused without a reason, then stored with the
+    early instant, recorded on the version and in the audit log with the operator's token."""
+    from panel_api.tokens import Role
+    from tests.panel import bearer, deck_form, token
+
+    assert svc.pool is not None
+    op = bearer(await token(svc, Role.OPERATOR))
+    rates = (RETAIL.parent / "rates.csv").read_bytes()
+    dearer = rates.replace(b"4860,Poland mobile,0,0.1900,", b"4860,Poland mobile,0,0.2500,")
+    bands = json.dumps(
+        {
+            "day": ["mon-fri 08:00-18:00"],
+            "offpeak": ["mon-fri 00:00-08:00", "mon-fri 18:00-24:00", "sat-sun 00:00-24:00"],
+        }
+    )
+    client = await panel()
+    r = await client.post("/api/v1/decks", data=deck_form(rates, bands=bands), headers=op)
+    assert r.status == 201, await r.text()
+    soon = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    early = {"effective_at": soon.isoformat(), "bands": bands}
+
+    r = await client.post("/api/v1/decks", data=deck_form(dearer, **early), headers=op)
+    assert r.status == 422 and (await r.json())["error"]["code"] == "PRICE_NOTICE_TOO_SHORT"
+    for reason in ({}, {"reason": "  "}):
+        form = deck_form(dearer, force="true", **early, **reason)
+        r = await client.post("/api/v1/decks", data=form, headers=op)
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"]["details"]["field"] == "reason"
+    assert await svc.pool.fetchval("select count(*) from decks where name = 'panel-retail'") == 1
+
+    form = deck_form(dearer, force="true", reason="regulator's new fee", **early)
+    r = await client.post("/api/v1/decks", data=form, headers=op)
+    assert r.status == 201, await r.text()
+    body = await r.json()
+    assert (body["version"], body["increases"]) == (2, 1)
+    assert datetime.fromisoformat(body["effective_at"]) == soon
+    change = await svc.pool.fetchrow(
+        "select * from deck_price_changes where deck = 'panel-retail' and version = 2"
+    )
+    assert change is not None
+    assert (change["forced"], change["forced_by"], change["reason"]) == (
+        True,
+        f"test-{Role.OPERATOR}",
+        "regulator's new fee",
+    )
+    audit = await svc.pool.fetchrow(
+        "select * from operator_audit where action = 'deck price increase forced'"
+    )
+    assert audit is not None
+    assert (audit["actor"], audit["method"], audit["path"], audit["subject"]) == (
+        f"test-{Role.OPERATOR}",
+        "POST",
+        "/api/v1/decks",
+        "deck panel-retail v2",
+    )
+    assert audit["token_id"]
+    assert json.loads(audit["detail"])["reason"] == "regulator's new fee"
