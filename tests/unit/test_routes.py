@@ -229,3 +229,68 @@ def test_route_grants_are_shared_by_calls_that_price_alike() -> None:
     assert grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys[:1], lossy)[1] == ("cheap",)
     assert grants.spec("b", SELL, "48601234567", FRIDAY_11, 60, buys[:1], lossy)[1] == ()
     assert grants.spec("a", SELL, "3312345", FRIDAY_11, 60, buys, []) == ("", ())  # NO_RATE
+
+
+# -- the margin between 1 s and the grant (tier boundaries) ----------------------------------
+
+# Sells 2.00/min for the first 30 s, 0.01/min to 300 s, 5.00/min after; the carrier buys at
+# 1.00/min flat. At 1 s (0.0334 vs 0.0167) and at an hour (276 vs 60) the sale is above the
+# cost, but a call of 300 s sells for 1.045 and costs 5.00.
+TIERED = deck("tiered", "48,Poland,0,2.0000,60,1,0,*\n48,Poland,0,0.0100,60,1,30,*\n"
+                        "48,Poland,0,5.0000,60,1,300,*\n")  # fmt: skip
+FLAT = deck("flat", "48,Poland,0,1.0000,60,1,0,*\n")
+
+
+def test_a_tiered_sale_that_dips_below_cost_between_1s_and_the_grant_is_refused() -> None:
+    from rating.routes import worst_margin
+
+    offered = [(carrier("flat", FLAT), FLAT)]
+    for t in (1, 3600):  # the two points checked before: both profitable
+        assert (rate_call(TIERED, "48221234567", FRIDAY_11, t).cost
+                >= rate_call(FLAT, "48221234567", FRIDAY_11, t).cost)  # fmt: skip
+    assert worst_margin(TIERED, FLAT, "48221234567", FRIDAY_11, 3600) == (
+        1_045_000 - 5_000_000, 300,
+    )  # fmt: skip
+    with pytest.raises(NoUsableRoute) as refused:
+        plan_routes("48221234567", TIERED, offered, FRIDAY_11, 3600)
+    assert refused.value.code == NO_PROFITABLE_ROUTE
+    # a grant that ends before the dip is profitable throughout
+    assert [r.carrier for r in plan_routes("48221234567", TIERED, offered, FRIDAY_11, 29)
+            .routes] == ["flat"]  # fmt: skip
+
+
+# Per-second tiers whose per-second price is a whole number of micro-units: the cost is
+# exactly linear between tier starts (no increment or rounding ripple), so comparing every
+# second is the truth the check points must agree with.
+per_second = st.integers(0, 400).map(lambda n: f"{n * 60 // 10000}.{n * 60 % 10000:04d}")
+
+
+@st.composite
+def tiered(draw: st.DrawFn, name: str) -> Deck:
+    starts = sorted(draw(st.sets(st.integers(1, 400), max_size=4)))
+    fee = draw(st.sampled_from(["0", "0.0100", "0.0500"]))
+    rows = [f"48,Poland,{fee},{draw(per_second)},60,1,0,*\n"]
+    rows += [f"48,Poland,{fee},{draw(per_second)},60,1,{s},*\n" for s in starts]
+    return deck(name, "".join(rows))
+
+
+@settings(max_examples=120, deadline=None)
+@given(sell=tiered("s"), buy=tiered("b"), seconds=st.integers(1, 450))
+def test_the_check_points_find_every_loss_a_second_by_second_scan_finds(
+    sell: Deck, buy: Deck, seconds: int
+) -> None:
+    from rating.routes import worst_margin
+
+    def cost(d: Deck, t: int) -> int:
+        return rate_call(d, "48221234567", FRIDAY_11, t).cost
+
+    scanned = min(cost(sell, t) - cost(buy, t) for t in range(1, seconds + 1))
+    worst = worst_margin(sell, buy, "48221234567", FRIDAY_11, seconds)
+    assert worst is not None and worst[0] == scanned
+    assert cost(sell, worst[1]) - cost(buy, worst[1]) == scanned
+    offered = [(Carrier("b", "b"), buy)]
+    try:
+        kept = bool(plan_routes("48221234567", sell, offered, FRIDAY_11, seconds).routes)
+    except NoUsableRoute:
+        kept = False
+    assert kept == (scanned >= 0)
