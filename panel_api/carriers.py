@@ -40,6 +40,9 @@ class CarrierFields(Input):
     max_calls: Annotated[int | None, COUNT] = None
     cps: Annotated[int | None, COUNT] = None
     disabled: Annotated[bool | None, FLAG] = None
+    csv_columns: Annotated[str | None, string(400)] = Field(
+        None, description="its CDR file's columns: number=C,start=C,seconds=C,cost=C"
+    )
 
     def changes(self) -> dict[str, Any]:
         return {n: v for n in CarrierFields.model_fields if (v := getattr(self, n)) is not None}

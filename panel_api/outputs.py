@@ -455,6 +455,7 @@ class Carrier(Output):
     max_calls: int
     cps: int
     disabled: bool
+    csv_columns: str
     created_at: datetime | None
     updated_at: datetime | None
 

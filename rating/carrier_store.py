@@ -26,9 +26,10 @@ from rating.fx_store import list_fx
 from rating.keys import Keyspace
 from rating.route_rules import RouteRule, rules_from_json, rules_to_json
 
-_COLUMNS = ("name", "deck", "trunk", "priority", "max_calls", "cps", "disabled", "created_at",
-            "updated_at")  # fmt: skip
-CHANGEABLE = frozenset({"deck", "trunk", "priority", "max_calls", "cps", "disabled"})
+_COLUMNS = ("name", "deck", "trunk", "priority", "max_calls", "cps", "disabled", "csv_columns",
+            "created_at", "updated_at")  # fmt: skip
+CHANGEABLE = frozenset({"deck", "trunk", "priority", "max_calls", "cps", "disabled",
+                        "csv_columns"})  # fmt: skip
 
 
 def _carrier(row: asyncpg.Record) -> Carrier:
@@ -115,7 +116,8 @@ class CarrierStore:
             after = replace(before, **changes, updated_at=at).checked()
             if after.deck != before.deck:
                 await _check_deck(conn, after.deck)
-            changed = {k: v for k, v in changes.items() if getattr(before, k) != v}
+            changed = {k: getattr(after, k) for k in changes
+                       if getattr(before, k) != getattr(after, k)}  # fmt: skip
             if not changed:
                 return before
             sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(changed))

@@ -42,14 +42,15 @@ def _store(s: Services) -> CarrierStore:
 
 async def cmd_create(s: Services, args: argparse.Namespace) -> None:
     carrier = Carrier(
-        args.name, args.deck, args.trunk, args.priority, args.max_calls, args.cps
+        args.name, args.deck, args.trunk, args.priority, args.max_calls, args.cps,
+        csv_columns=args.csv_columns,
     )
     made = await _store(s).create(carrier, at=_instant(args.now, "--now"), actor=args.by)
     print_json(made.as_dict())
 
 
 async def cmd_update(s: Services, args: argparse.Namespace) -> None:
-    names = ("deck", "trunk", "priority", "max_calls", "cps", "disabled")
+    names = ("deck", "trunk", "priority", "max_calls", "cps", "disabled", "csv_columns")
     changes: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if not changes:
         raise CliError("nothing to change: give --deck, --trunk, --priority, ... ")
@@ -128,10 +129,10 @@ async def cmd_reconcile(s: Services, args: argparse.Namespace) -> None:
 
     start, end = _month(args)
     assert s.pool is not None
-    await get_carrier(s.pool, args.name)
+    stored = (await get_carrier(s.pool, args.name)).csv_columns
     try:
         tolerance = parse_micro(args.tolerance_cost)
-        theirs = read_calls(args.csv, columns(args.columns), args.country, args.tz)
+        theirs = read_calls(args.csv, columns(args.columns, stored), args.country, args.tz)
     except (CarrierFileError, MoneyError) as exc:
         raise CliError(str(exc)) from None
     async with s.pool.acquire() as conn:
