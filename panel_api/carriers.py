@@ -18,7 +18,19 @@ from panel_api.auth import principal
 from panel_api.context import POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api
 from panel_api.errors import BadRequest
-from panel_api.inputs import COUNT, FLAG, PERIOD_PATTERN, Checked, Input, refuse, string, text
+from panel_api.inputs import (
+    ACCOUNT_PATTERN,
+    COUNT,
+    FLAG,
+    MOMENT,
+    PERIOD_PATTERN,
+    Checked,
+    Input,
+    refuse,
+    string,
+    text,
+    whole,
+)
 from rating.carrier_store import CarrierStore, carrier_history, get_carrier, list_carriers
 from rating.carriers import TRUNK, Carrier
 from rating.codes import DECK_NAME
@@ -153,3 +165,53 @@ async def margin(request: web.Request, query: MarginQuery) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         found = await margin_report(conn, start, end)
     return web.json_response({"period": str(query.period), **found})
+
+
+@api.get(
+    "/api/v1/reports/carriers",
+    "Carriers' quality over a month: attempts, answered, ASR, ACD and failure codes",
+    access=OPERATOR,
+    ok=outputs.CarrierQualityReport,
+)
+async def quality(request: web.Request, query: MarginQuery) -> web.Response:
+    from cdr.carrier_quality import carrier_quality
+
+    start, end = query.period.bounds(query.tz or "Europe/Warsaw")
+    async with request.app[POOL].acquire() as conn:
+        found = await carrier_quality(conn, start, end)
+    return web.json_response({"period": str(query.period), "from": start.isoformat(),
+                              "to": end.isoformat(), "carriers": found})  # fmt: skip
+
+
+class RoutesQuery(Input):
+    account: Annotated[str, string(64, pattern=ACCOUNT_PATTERN).required()]
+    to: Annotated[str, string(40).required()] = Field(
+        description="The number as dialled ('+' and separators allowed)"
+    )
+    at: Annotated[datetime | None, MOMENT] = Field(
+        None, description="The call's start (default: now)"
+    )
+    seconds: Annotated[int | None, whole(1, 86_400)] = Field(
+        None, description="Duration priced and checked (default 60)"
+    )
+
+
+@api.get(
+    "/api/v1/routes",
+    "The carriers a call would try, cheapest first, as the authorization computes them",
+    access=OPERATOR,
+    ok=outputs.RoutePlan,
+)
+async def routes(request: web.Request, query: RoutesQuery) -> web.Response:
+    from rating.route_preview import RoutePreviewError, preview
+
+    settings = request.app[SETTINGS]
+    try:
+        plan = await preview(
+            request.app[POOL], request.app[REDIS], settings.keyspace, query.account, query.to,
+            query.at or datetime.now(UTC), query.seconds or 60,
+        )  # fmt: skip
+    except RoutePreviewError as exc:
+        raise BadRequest(str(exc), {"field": exc.field, "why": exc.why},
+                         code="INVALID_FIELD") from None  # fmt: skip
+    return web.json_response(plan)

@@ -16,11 +16,7 @@ from rating.carrier_store import (
     list_rules,
 )
 from rating.carriers import Carrier, CarrierError
-from rating.deck_cache import DeckCache
-from rating.numbers import normalise
-from rating.route_lookup import routes_for
 from rating.route_rules import RouteRule
-from rating.routes import NoUsableRoute
 from runtime.services import Services
 
 
@@ -82,27 +78,18 @@ async def cmd_sync(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
     """The carriers a call of the account to the number would try, as the authorization
-    computes them from what Redis holds."""
-    account = await s.accounts.get(args.account)
-    if not account.deck:
-        raise CliError(f"account {account.id!r} has no deck: nothing is sold")
-    if args.seconds < 1:
-        raise CliError("--seconds: must be at least 1")
-    number = normalise(args.to, account.country)
-    keys = s.settings.keyspace
-    decks = DeckCache(s.redis, keys, 0.0)
+    computes them from what Redis holds (`refused`: why none would)."""
+    from rating.route_preview import RoutePreviewError, preview
+
+    assert s.pool is not None
+    await s.accounts.get(args.account)  # an unknown account: the usual exit-2 error
     at = _instant(args.at, "--at")
-    sell = await decks.current(account.deck, at)
-    if sell is None:
-        raise CliError(f"deck {account.deck!r} is not published: run `tollgate deck import`")
     try:
-        plan = await routes_for(
-            s.redis, keys, decks, account.id, sell, number.digits, at, args.seconds
-        )
-    except NoUsableRoute as exc:
-        print_json({**exc.plan.as_dict(), "refused": exc.code})
-        return
-    print_json(plan.as_dict())
+        plan = await preview(s.pool, s.redis, s.settings.keyspace, args.account, args.to, at,
+                             args.seconds, no_rate_refused=False)  # fmt: skip
+    except RoutePreviewError as exc:
+        raise CliError(str(exc)) from None
+    print_json(plan)
 
 
 def _month(args: argparse.Namespace) -> tuple[datetime, datetime]:
