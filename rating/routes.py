@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from rating.carriers import Carrier
 from rating.deck import Deck
 from rating.fx import NO_FX, FxTable
-from rating.money import format_micro
+from rating.money import format_micro, round_micro
 from rating.tariff import NoRate, RatedCall, rate_call
 
 NO_PROFITABLE_ROUTE = "NO_PROFITABLE_ROUTE"  # every carrier with a rate costs more than the sale
@@ -155,11 +156,13 @@ NO_RULES = RouteRules()
 
 def price(deck: Deck, digits: str, at: datetime, seconds: int) -> Price:
     """The deck's price of an answered call of `seconds` (and of 1 s) starting at `at`."""
-    full = rate_call(deck, digits, at, seconds, answered=True)
-    short = rate_call(deck, digits, at, SHORTEST_S, answered=True)
-    return Price(
-        deck.name, full.prefix, full.name, deck.currency, deck.decimals, full.cost, short.cost
-    )
+    return price_of(deck, rate_call(deck, digits, at, seconds, answered=True))
+
+
+def price_of(deck: Deck, full: RatedCall) -> Price:
+    short = cost_within(full, deck, SHORTEST_S)
+    return Price(deck.name, full.prefix, full.name, deck.currency, deck.decimals, full.cost,
+                 short)  # fmt: skip
 
 
 def converted(buy: Price, currency: str, fx: FxTable, at: datetime) -> Price | None:
@@ -188,6 +191,20 @@ def check_points(*rated: RatedCall) -> list[int]:
     return sorted(points)
 
 
+def cost_within(full: RatedCall, deck: Deck, seconds: int) -> int:
+    """What an answered call of `seconds` (at most the rated call's) costs, from the rated
+    longer call: rating goes increment by increment from the answer, so the shorter call is
+    billed the increments of `full` that start before `seconds` (the same as rate_call for
+    it, without rating again), rounded once with the deck's method."""
+    exact = Fraction(full.connect_fee)
+    for seg in full.segments:
+        if seg.start_s >= seconds:
+            break
+        count = min(seg.count, -(-(seconds - seg.start_s) // seg.increment_s))
+        exact += Fraction(count * seg.increment_s * seg.row.rate, seg.row.rate_unit_s)
+    return round_micro(exact, deck.decimals, deck.rounding)
+
+
 def worst_margin(
     sell: Deck, buy: Deck, digits: str, at: datetime, seconds: int, fx: FxTable = NO_FX
 ) -> tuple[int, int] | None:
@@ -196,11 +213,17 @@ def worst_margin(
     when either deck has no rate for the number."""
     full_sell = rate_call(sell, digits, at, seconds, answered=True)
     full_buy = rate_call(buy, digits, at, seconds, answered=True)
+    return worst_of(sell, full_sell, buy, full_buy, at, fx)
+
+
+def worst_of(
+    sell: Deck, full_sell: RatedCall, buy: Deck, full_buy: RatedCall, at: datetime, fx: FxTable
+) -> tuple[int, int] | None:
+    """worst_margin from the two decks' ratings of the same (granted) duration."""
     worst: tuple[int, int] | None = None
     for t in check_points(full_sell, full_buy):
-        sold = full_sell.cost if t == seconds else rate_call(sell, digits, at, t).cost
-        bought = full_buy.cost if t == seconds else rate_call(buy, digits, at, t).cost
-        cost = fx.convert(bought, buy.currency, sell.currency, at)
+        sold = cost_within(full_sell, sell, t)
+        cost = fx.convert(cost_within(full_buy, buy, t), buy.currency, sell.currency, at)
         if cost is None:
             return None
         if worst is None or sold - cost < worst[0]:
@@ -223,23 +246,23 @@ def plan_routes(
     call. No carriers at all is the single-trunk setup: an empty list, no margin check."""
     if seconds < SHORTEST_S:
         raise ValueError("seconds must be >= 1")
-    sold = price(sell, digits, at, seconds)
+    full_sell = rate_call(sell, digits, at, seconds, answered=True)
+    sold = price_of(sell, full_sell)
     routes: list[Route] = []
     skipped: list[Skipped] = []
     unprofitable = False
     for carrier, deck in carriers:
         why = _unusable(carrier, deck, sell, rules, fx, at)
         buy: Price | None = None
+        full_buy: RatedCall | None = None
         if why is None and deck is not None:
             try:
-                buy = converted(price(deck, digits, at, seconds), sell.currency, fx, at)
+                full_buy = rate_call(deck, digits, at, seconds, answered=True)
+                buy = converted(price_of(deck, full_buy), sell.currency, fx, at)
             except NoRate:
                 why = Skip.NO_RATE
-        if (
-            buy is not None
-            and deck is not None
-            and not rules.allow_loss
-            and not _profitable(sell, deck, digits, at, seconds, fx)
+        if buy is not None and deck is not None and full_buy is not None and not (
+            rules.allow_loss or _profitable(sell, full_sell, deck, full_buy, at, fx)
         ):
             why, unprofitable = Skip.UNPROFITABLE, True
         if why is not None or buy is None:
@@ -273,7 +296,7 @@ def _unusable(
 
 
 def _profitable(
-    sell: Deck, buy: Deck, digits: str, at: datetime, seconds: int, fx: FxTable
+    sell: Deck, full_sell: RatedCall, buy: Deck, full_buy: RatedCall, at: datetime, fx: FxTable
 ) -> bool:
-    worst = worst_margin(sell, buy, digits, at, seconds, fx)
+    worst = worst_of(sell, full_sell, buy, full_buy, at, fx)
     return worst is not None and worst[0] >= 0

@@ -279,12 +279,17 @@ def tiered(draw: st.DrawFn, name: str) -> Deck:
 def test_the_check_points_find_every_loss_a_second_by_second_scan_finds(
     sell: Deck, buy: Deck, seconds: int
 ) -> None:
-    from rating.routes import worst_margin
+    from rating.routes import cost_within, worst_margin
 
     def cost(d: Deck, t: int) -> int:
         return rate_call(d, "48221234567", FRIDAY_11, t).cost
 
     scanned = min(cost(sell, t) - cost(buy, t) for t in range(1, seconds + 1))
+    # a shorter call's cost read from the longer call's rating is what rating it gives
+    full = rate_call(buy, "48221234567", FRIDAY_11, seconds)
+    assert [cost_within(full, buy, t) for t in range(1, seconds + 1)] == [
+        cost(buy, t) for t in range(1, seconds + 1)
+    ]
     worst = worst_margin(sell, buy, "48221234567", FRIDAY_11, seconds)
     assert worst is not None and worst[0] == scanned
     assert cost(sell, worst[1]) - cost(buy, worst[1]) == scanned
@@ -294,3 +299,25 @@ def test_the_check_points_find_every_loss_a_second_by_second_scan_finds(
     except NoUsableRoute:
         kept = False
     assert kept == (scanned >= 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    offset=st.integers(0, 7 * 24 * 3600),
+    seconds=st.integers(1, 4 * 3600),
+    inc=st.sampled_from([1, 6, 30, 60]),
+    data=st.data(),
+)
+def test_a_shorter_calls_cost_read_from_a_longer_rating_is_its_own_rating(
+    offset: int, seconds: int, inc: int, data: st.DataObject
+) -> None:
+    """Across band changes (day/offpeak at 18:00 and 08:00), tiers and any increment."""
+    from rating.routes import cost_within
+
+    banded = deck("bt", f"48,Poland,0.0100,0.1000,60,{inc},0,day\n"
+                        f"48,Poland,0.0100,0.0330,60,{inc},0,offpeak\n"
+                        "48,Poland,0.0100,0.0700,60,1,90,day\n", bands=BANDS)  # fmt: skip
+    at = FRIDAY_11 + timedelta(seconds=offset)
+    full = rate_call(banded, "48221234567", at, seconds)
+    t = data.draw(st.integers(1, seconds))
+    assert cost_within(full, banded, t) == rate_call(banded, "48221234567", at, t).cost
