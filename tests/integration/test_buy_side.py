@@ -133,3 +133,37 @@ async def test_buy_rerate_uses_the_version_in_force_at_each_start_and_is_idempot
         await cli(svc, capsys, "cdr", "rerate", "--carrier", "nobody", "--period", "2026-11")
     with pytest.raises(CliError, match="--account and --deck"):
         await cli(svc, capsys, "cdr", "rerate", "--period", "2026-11", "--account", "bob")
+
+
+async def test_a_call_through_a_carrier_in_euro_is_routed_and_its_buy_cost_converted(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from dataclasses import replace
+
+    from cdr.model import Cdr
+    from rating.fx import FxRate
+    from rating.fx_store import set_fx
+    from rating.ledger import CallRequest, Outcome, Reason
+
+    assert svc.pool is not None
+    a = await make_account(balance=50_000_000)
+    await install_deck(svc, buy("b-eur", "48,Poland,0,0.0050,60,1,0,*\n", currency="EUR"))
+    store = CarrierStore(svc.pool, svc.redis, svc.settings.keyspace)
+    now = datetime.now(UTC)
+    await store.create(Carrier("eu", "b-eur", trunk="trunk-eu"), at=now, actor="test")
+    async with svc.pool.acquire() as conn:
+        await set_fx(conn, FxRate("EUR", "PLN", "4.3125", now - timedelta(days=1)), at=now,
+                     actor="test")  # fmt: skip
+    await store.mirror()
+    grant = await svc.ledger.authorize(CallRequest(a.id, "e1", "221234567"))
+    assert (grant.reason, grant.routes) == (Reason.OK, ("trunk-eu",))
+    out = Outcome(answered=True, billsec=60, ended_at=datetime.now(UTC), disposition="ANSWER",
+                  hangup_cause="16")  # fmt: skip
+    await svc.ledger.finish(a.id, "e1", replace(out, endpoint="trunk-eu"))
+    [(_, entries)] = await svc.redis.xread(
+        {svc.settings.keyspace.cdr_stream(svc.settings.keyspace.tag(a.id)): "0"}
+    )
+    cdr = Cdr.from_stream({k.decode(): v.decode() for k, v in entries[-1][1].items()})
+    # 60 s at 0.005 EUR/min = 0.0050 EUR = 0.0215625 PLN, rounded up
+    assert (cdr.carrier, cdr.buy_deck, cdr.currency, cdr.buy_cost) == ("eu", "b-eur", "PLN",
+                                                                      21_563)  # fmt: skip
