@@ -9,14 +9,13 @@ the instant (rating.fx: exact, rounded up to the micro-unit); without a rate the
 skipped (CURRENCY_MISMATCH).
 
 A carrier is profitable when its buy cost is not above the sell price for every answered
-call up to the granted duration. Each side's cost only changes slope where a tier or a
-band begins (the segments of the rating), so the check looks at the shortest answered call
-(1 s: connect fees and first increments weigh most there), the granted duration, and on
-either side of every segment start of either deck within the grant: the call that ends
-there, and the one that runs one second into the new tier (its first increment charged)."""
+call up to the granted duration: the shortest (1 s: connect fees and first increments weigh
+most there), the granted one, and every length in between where a tiered deck or the two
+decks' increments could cross (see `check_points`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,15 +179,32 @@ def converted(buy: Price, currency: str, fx: FxTable, at: datetime) -> Price | N
                  buy.currency, buy.cost, exact.rate if exact else rate)  # fmt: skip
 
 
-def check_points(*rated: RatedCall) -> list[int]:
-    """The call lengths where a margin can be smallest (see the module's note): 1 s, the
-    longest, and each side of every segment start of the given ratings (ascending)."""
-    longest = max(r.seconds for r in rated)
+def check_points(sell: RatedCall, buy: RatedCall) -> list[int]:
+    """The call lengths where sell - buy can be smallest, ascending (both rated for the same
+    duration). The difference only falls when a buy increment starts and only rises when a
+    sell increment starts, so its minimum is at the end of a sell increment (or at the
+    grant): 1 s, the grant, each side of every tier or band start, and, wherever both decks
+    keep one row, the first and last `p` sell increment ends (p = buy increment / gcd of
+    the two increments): past p the buy side's rounding to its increments repeats, so each
+    residue's margins are linear and smallest at an end. Exact before each call's single
+    rounding (which can move a margin by one step of a deck's decimals)."""
+    longest = sell.seconds
     points = {SHORTEST_S, longest}
-    for r in rated:
+    for r in (sell, buy):
         for seg in r.segments:
             points.update(p for p in (seg.start_s, seg.start_s + 1) if SHORTEST_S < p < longest)
-    return sorted(points)
+    for s in sell.segments:
+        for b in buy.segments:
+            lo, hi = max(s.start_s, b.start_s), min(s.end_s, b.end_s, longest)
+            if lo >= hi:
+                continue
+            first = (lo - s.start_s) // s.increment_s + 1  # the first increment ending past lo
+            last = (hi - s.start_s) // s.increment_s  # the last one ending by hi
+            period = b.increment_s // math.gcd(s.increment_s, b.increment_s)
+            ends = {*range(first, min(first + period, last + 1)),
+                    *range(max(last - period + 1, first), last + 1)}  # fmt: skip
+            points.update(s.start_s + m * s.increment_s for m in ends)
+    return sorted(p for p in points if SHORTEST_S <= p <= longest)
 
 
 def cost_within(full: RatedCall, deck: Deck, seconds: int) -> int:
