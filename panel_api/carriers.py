@@ -215,3 +215,44 @@ async def routes(request: web.Request, query: RoutesQuery) -> web.Response:
         raise BadRequest(str(exc), {"field": exc.field, "why": exc.why},
                          code="INVALID_FIELD") from None  # fmt: skip
     return web.json_response(plan)
+
+
+class FxCreate(Input):
+    base: Annotated[str, string(3, pattern="^[A-Z]{3}$").required()]
+    quote: Annotated[str, string(3, pattern="^[A-Z]{3}$").required()]
+    rate: Annotated[str, string(24, pattern=r"^[0-9]+([.,][0-9]+)?$").required()] = Field(
+        description="1 base = rate quote, an exact decimal (at most 12 decimals)"
+    )
+    effective_at: Annotated[datetime, MOMENT.required()]
+
+
+@api.get("/api/v1/fx", "Exchange rates for buy decks in other currencies", access=OPERATOR,
+         ok=outputs.FxRates)  # fmt: skip
+async def fx_rates(request: web.Request) -> web.Response:
+    from rating.fx_store import list_fx
+
+    found = await list_fx(request.app[POOL])
+    return web.json_response({"items": [r.as_dict() for r in found]})
+
+
+@api.post(
+    "/api/v1/fx",
+    "Set an exchange rate from an instant on (the same instant again replaces it)",
+    access=OPERATOR,
+    ok=outputs.FxRate,
+)
+async def set_fx_rate(request: web.Request, body: FxCreate) -> web.Response:
+    from rating.fx import FxError, FxRate
+    from rating.fx_store import set_fx
+
+    try:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            done, previous = await set_fx(
+                conn, FxRate(body.base, body.quote, body.rate, body.effective_at),
+                at=datetime.now(UTC), actor=_who(request),
+            )  # fmt: skip
+    except FxError as exc:
+        raise BadRequest(str(exc), {"field": exc.field, "why": exc.why},
+                         code="INVALID_FIELD") from None  # fmt: skip
+    await _store(request).mirror()
+    return web.json_response({**done.as_dict(), "replaced": previous}, status=201)

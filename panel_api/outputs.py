@@ -498,6 +498,18 @@ class MarginReport(Output):
     accounts: list[MarginLine]
 
 
+class FxRate(Output):
+    base: str
+    quote: str
+    rate: str
+    effective_at: datetime
+    replaced: str | None = None
+
+
+class FxRates(Output):
+    items: list[FxRate]
+
+
 class CarrierQuality(Output):
     carrier: str
     attempts: int

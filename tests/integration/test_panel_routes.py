@@ -89,5 +89,38 @@ async def test_carrier_quality_report(svc: Services, settings: Settings) -> None
 
 def test_the_document_declares_the_console_endpoints() -> None:
     paths = document()["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/fx"])
     assert "get" in paths["/api/v1/routes"]
     assert "get" in paths["/api/v1/reports/carriers"]
+
+
+async def test_operators_set_exchange_rates_and_routing_uses_them(
+    svc: Services, settings: Settings, make_account: AccountFactory
+) -> None:
+    from rating.carrier_store import mirrored_fx
+
+    assert svc.pool is not None
+    a = await make_account()
+    op = bearer(await token(svc, Role.OPERATOR))
+    mine = bearer(await token(svc, Role.CUSTOMER, a.id))
+    body = {"base": "EUR", "quote": "PLN", "rate": "4.312500",
+            "effective_at": "2026-12-01T00:00:00+01:00"}  # fmt: skip
+    async with panel_client(settings) as client:
+        r = await client.post("/api/v1/fx", json=body, headers=op)
+        assert r.status == 201, await r.text()
+        assert ((await r.json())["rate"], (await r.json())["replaced"]) == ("4.3125", None)
+        again = await client.post("/api/v1/fx", json={**body, "rate": "4.4"}, headers=op)
+        assert (await again.json())["replaced"] == "4.3125"
+        for bad, field in (({"quote": "EUR"}, "quote"), ({"rate": "0"}, "rate"),
+                           ({"rate": "-1"}, "rate")):  # fmt: skip
+            refused = await client.post("/api/v1/fx", json={**body, **bad}, headers=op)
+            assert refused.status == 400, bad
+            assert field in await refused.text()
+        listed = await client.get("/api/v1/fx", headers=op)
+        assert [x["rate"] for x in (await listed.json())["items"]] == ["4.4"]
+        assert (await client.post("/api/v1/fx", json=body, headers=mine)).status == 403
+    table = await mirrored_fx(svc.redis, svc.settings.keyspace)
+    assert table.convert(1_000_000, "EUR", "PLN", datetime(2026, 12, 1, tzinfo=UTC)) == 4_400_000
+    events = await svc.pool.fetch("select actor, previous from fx_rate_events order by id")
+    assert [tuple(e) for e in events] == [("panel:test-operator", None),
+                                          ("panel:test-operator", "4.3125")]  # fmt: skip
