@@ -343,8 +343,13 @@ async def cmd_trial_advance(s: Services, args: argparse.Namespace) -> None:
 
 
 async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
+    if args.buy or args.carrier:
+        await _rerate_buy(s, args)
+        return
     settings = BillingSettings.from_env()
     with bad_input(BillingError, MoneyError):
+        if not (args.account and args.deck):
+            raise BillingError("--account", "the sell side needs --account and --deck")
         period = Period.parse(args.period)
         name, _, version = args.deck.partition(":")
         if version and not version.isdigit():
@@ -360,3 +365,28 @@ async def cmd_rerate(s: Services, args: argparse.Namespace) -> None:
             settings=settings,
         )
     print_json(result.as_dict())
+
+
+async def _rerate_buy(s: Services, args: argparse.Namespace) -> None:
+    """`cdr rerate --buy`: the buy side of routed calls (cdr.buy_rerate)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from cdr.buy_rerate import BuyRerateError, buy_rerate
+
+    assert s.pool is not None
+    with bad_input(BillingError, BuyRerateError):
+        try:
+            ZoneInfo(args.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BillingError("--tz", f"unknown time zone {args.tz!r}") from None
+        start, end = Period.parse(args.period).bounds(args.tz)
+        name, _, version = (args.deck or "").partition(":")
+        if version and not version.isdigit():
+            raise BillingError("--deck", f"NAME or NAME:VERSION, got {args.deck!r}")
+        async with s.pool.acquire() as conn:
+            result = await buy_rerate(
+                conn, start, end, carrier=args.carrier or "", deck=name,
+                version=int(version) if version else None, account=args.account or "",
+                apply=args.apply, now=now_of(args.now), actor=args.by,
+            )  # fmt: skip
+    print_json({"period": args.period, **result.as_dict()})

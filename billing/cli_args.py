@@ -148,14 +148,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ta.set_defaults(run=Lazy("billing.cli:cmd_trial_advance"))
 
     rr = cdr_group(subparsers).add_parser("rerate", help="re-rate a period's calls with a deck")
-    rr.add_argument("--account", required=True)
-    rr.add_argument("--period", required=True, help="YYYY-MM in the account's time zone")
+    rr.add_argument("--account", help="the account (required for the sell side)")
+    rr.add_argument("--period", required=True,
+                    help="YYYY-MM in the account's time zone (buy side: in --tz)")  # fmt: skip
     rr.add_argument(
         "--deck",
-        required=True,
-        help="NAME (each call with the version in force at its start) or NAME:VERSION",
+        help="NAME (each call with the version in force at its start) or NAME:VERSION;"
+        " required for the sell side; buy side: default each call's own buy deck",
     )
-    rr.add_argument("--apply", action="store_true", help="book the difference (once)")
+    rr.add_argument("--buy", action="store_true",
+                    help="re-rate what routed calls cost the operator (carriers' decks)")
+    rr.add_argument("--carrier", help="buy side: only this carrier's calls (implies --buy)")
+    rr.add_argument("--tz", default="Europe/Warsaw", help="buy side: zone of the month")
+    rr.add_argument("--by", default="operator", help="buy side: who re-rates (recorded)")
+    rr.add_argument("--apply", action="store_true",
+                    help="book the difference (once); buy side: update the CDRs")  # fmt: skip
     rr.add_argument("--now", help=NOW_HELP)
     rr.set_defaults(run=Lazy("billing.cli:cmd_rerate"))
 

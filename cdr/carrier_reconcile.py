@@ -17,10 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.pg import Conn
+from rating.carriers import CSV_FIELDS, CarrierError, csv_columns
 from rating.money import MoneyError, format_micro, parse_micro
 from rating.numbers import InvalidNumber, normalise
 
-FIELDS = ("number", "start", "seconds", "cost")
+FIELDS = CSV_FIELDS
 
 
 class CarrierFileError(ValueError):
@@ -32,16 +33,14 @@ class CarrierFileError(ValueError):
         self.why = why
 
 
-def columns(spec: str) -> dict[str, str]:
-    """'number=Called,start=Date,seconds=Dur,cost=Amount' -> our field -> their column
-    (fields not given keep their own name; cost may be left out)."""
-    out = {f: f for f in FIELDS}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        field, eq, column = part.partition("=")
-        if not eq or field not in FIELDS or not column:
-            raise CarrierFileError("--columns", f"{part!r}: FIELD=COLUMN, FIELD one of {FIELDS}")
-        out[field] = column
-    return out
+def columns(spec: str, stored: str = "") -> dict[str, str]:
+    """'number=Called,start=Date,seconds=Dur,cost=Amount' -> our field -> their column: the
+    flag's fields over the carrier's stored mapping over our own names (cost may be left
+    out of the file)."""
+    try:
+        return {**{f: f for f in FIELDS}, **csv_columns(stored), **csv_columns(spec, "--columns")}
+    except CarrierError as exc:
+        raise CarrierFileError(exc.field, exc.why) from None
 
 
 @dataclass(frozen=True, slots=True)

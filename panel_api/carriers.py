@@ -18,7 +18,19 @@ from panel_api.auth import principal
 from panel_api.context import POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api
 from panel_api.errors import BadRequest
-from panel_api.inputs import COUNT, FLAG, PERIOD_PATTERN, Checked, Input, refuse, string, text
+from panel_api.inputs import (
+    ACCOUNT_PATTERN,
+    COUNT,
+    FLAG,
+    MOMENT,
+    PERIOD_PATTERN,
+    Checked,
+    Input,
+    refuse,
+    string,
+    text,
+    whole,
+)
 from rating.carrier_store import CarrierStore, carrier_history, get_carrier, list_carriers
 from rating.carriers import TRUNK, Carrier
 from rating.codes import DECK_NAME
@@ -40,6 +52,9 @@ class CarrierFields(Input):
     max_calls: Annotated[int | None, COUNT] = None
     cps: Annotated[int | None, COUNT] = None
     disabled: Annotated[bool | None, FLAG] = None
+    csv_columns: Annotated[str | None, string(400)] = Field(
+        None, description="its CDR file's columns: number=C,start=C,seconds=C,cost=C"
+    )
 
     def changes(self) -> dict[str, Any]:
         return {n: v for n in CarrierFields.model_fields if (v := getattr(self, n)) is not None}
@@ -150,3 +165,94 @@ async def margin(request: web.Request, query: MarginQuery) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         found = await margin_report(conn, start, end)
     return web.json_response({"period": str(query.period), **found})
+
+
+@api.get(
+    "/api/v1/reports/carriers",
+    "Carriers' quality over a month: attempts, answered, ASR, ACD and failure codes",
+    access=OPERATOR,
+    ok=outputs.CarrierQualityReport,
+)
+async def quality(request: web.Request, query: MarginQuery) -> web.Response:
+    from cdr.carrier_quality import carrier_quality
+
+    start, end = query.period.bounds(query.tz or "Europe/Warsaw")
+    async with request.app[POOL].acquire() as conn:
+        found = await carrier_quality(conn, start, end)
+    return web.json_response({"period": str(query.period), "from": start.isoformat(),
+                              "to": end.isoformat(), "carriers": found})  # fmt: skip
+
+
+class RoutesQuery(Input):
+    account: Annotated[str, string(64, pattern=ACCOUNT_PATTERN).required()]
+    to: Annotated[str, string(40).required()] = Field(
+        description="The number as dialled ('+' and separators allowed)"
+    )
+    at: Annotated[datetime | None, MOMENT] = Field(
+        None, description="The call's start (default: now)"
+    )
+    seconds: Annotated[int | None, whole(1, 86_400)] = Field(
+        None, description="Duration priced and checked (default 60)"
+    )
+
+
+@api.get(
+    "/api/v1/routes",
+    "The carriers a call would try, cheapest first, as the authorization computes them",
+    access=OPERATOR,
+    ok=outputs.RoutePlan,
+)
+async def routes(request: web.Request, query: RoutesQuery) -> web.Response:
+    from rating.route_preview import RoutePreviewError, preview
+
+    settings = request.app[SETTINGS]
+    try:
+        plan = await preview(
+            request.app[POOL], request.app[REDIS], settings.keyspace, query.account, query.to,
+            query.at or datetime.now(UTC), query.seconds or 60,
+        )  # fmt: skip
+    except RoutePreviewError as exc:
+        raise BadRequest(str(exc), {"field": exc.field, "why": exc.why},
+                         code="INVALID_FIELD") from None  # fmt: skip
+    return web.json_response(plan)
+
+
+class FxCreate(Input):
+    base: Annotated[str, string(3, pattern="^[A-Z]{3}$").required()]
+    quote: Annotated[str, string(3, pattern="^[A-Z]{3}$").required()]
+    rate: Annotated[str, string(24, pattern=r"^[0-9]+([.,][0-9]+)?$").required()] = Field(
+        description="1 base = rate quote, an exact decimal (at most 12 decimals)"
+    )
+    effective_at: Annotated[datetime, MOMENT.required()]
+
+
+@api.get("/api/v1/fx", "Exchange rates for buy decks in other currencies", access=OPERATOR,
+         ok=outputs.FxRates)  # fmt: skip
+async def fx_rates(request: web.Request) -> web.Response:
+    from rating.fx_store import list_fx
+
+    found = await list_fx(request.app[POOL])
+    return web.json_response({"items": [r.as_dict() for r in found]})
+
+
+@api.post(
+    "/api/v1/fx",
+    "Set an exchange rate from an instant on (the same instant again replaces it)",
+    access=OPERATOR,
+    ok=outputs.FxRate,
+)
+async def set_fx_rate(request: web.Request, body: FxCreate) -> web.Response:
+    from rating.fx import FxError, FxRate
+    from rating.fx_store import set_fx
+
+    try:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            done, previous = await set_fx(
+                conn, FxRate(body.base, body.quote, body.rate, body.effective_at),
+                at=datetime.now(UTC), actor=_who(request),
+            )  # fmt: skip
+    except FxError as exc:
+        raise BadRequest(str(exc), {"field": exc.field, "why": exc.why},
+                         code="INVALID_FIELD") from None  # fmt: skip
+    await _store(request).mirror()
+    return web.json_response({**done.as_dict(), "replaced": previous}, status=201)

@@ -463,6 +463,7 @@ class Carrier(Output):
     max_calls: int
     cps: int
     disabled: bool
+    csv_columns: str
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -503,6 +504,78 @@ class MarginReport(Output):
     carriers: list[MarginLine]
     destinations: list[MarginLine]
     accounts: list[MarginLine]
+
+
+class FxRate(Output):
+    base: str
+    quote: str
+    rate: str
+    effective_at: datetime
+    replaced: str | None = None
+
+
+class FxRates(Output):
+    items: list[FxRate]
+
+
+class CarrierQuality(Output):
+    carrier: str
+    attempts: int
+    answered: int
+    asr_percent: float | None
+    acd_s: float | None
+    failure_codes: dict[str, int]
+
+
+class CarrierQualityReport(Output):
+    period: str
+    from_: Annotated[datetime, Field(alias="from")]
+    to: datetime
+    carriers: list[CarrierQuality]
+
+
+class PlanPrice(Output):
+    deck: str
+    prefix: str
+    name: str
+    currency: str
+    cost: str  # in the deck's decimals
+    cost_micro: int
+    deck_currency: str | None = None
+    deck_cost: str | None = None
+    fx_rate: str | None = None
+
+
+class PlannedRoute(Output):
+    carrier: str
+    endpoint: str
+    priority: int
+    cost: str  # in the deck's decimals
+    cost_micro: int
+    margin_micro: int
+    deck: str
+    prefix: str
+    deck_currency: str | None = None
+    deck_cost: str | None = None
+    fx_rate: str | None = None
+
+
+class SkippedCarrier(Output):
+    carrier: str
+    why: str
+
+
+class RoutePlan(Output):
+    number: str
+    at: datetime
+    seconds: int
+    sell: PlanPrice | None
+    routes: list[PlannedRoute]
+    skipped: list[SkippedCarrier]
+    loss_allowed: bool
+    refused: str | None = Field(
+        None, description="NO_ROUTE, NO_PROFITABLE_ROUTE or NO_RATE when no carrier would be tried"
+    )
 
 
 class AccountNumbers(Output):

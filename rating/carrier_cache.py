@@ -9,8 +9,9 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from rating.carrier_store import mirrored_carriers, mirrored_rules
+from rating.carrier_store import mirrored_carriers, mirrored_fx, mirrored_rules
 from rating.carriers import Carrier
+from rating.fx import NO_FX, FxTable
 from rating.keys import Keyspace
 from rating.route_rules import RouteRule
 
@@ -24,6 +25,7 @@ class CarrierCache:
         self._refresh_s = refresh_s
         self._carriers: list[Carrier] | None = None
         self._rules: list[RouteRule] = []
+        self._fx: FxTable = NO_FX
         self._checked = -float("inf")
 
     async def current(self) -> tuple[list[Carrier], list[RouteRule]]:
@@ -40,9 +42,15 @@ class CarrierCache:
                 else:
                     self._carriers = found or []
                     self._rules = await mirrored_rules(self._redis, self._keys)
+                    self._fx = await mirrored_fx(self._redis, self._keys)
             except (RedisError, OSError):
                 if self._carriers is None:  # never read: fail closed, the caller refuses
                     raise
                 log.warning("carriers unreadable in Redis: keeping the copy read before")
             self._checked = now
         return self._carriers or [], self._rules
+
+    @property
+    def fx(self) -> FxTable:
+        """The exchange rates read with the carriers by the last `current()`."""
+        return self._fx

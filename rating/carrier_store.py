@@ -21,12 +21,15 @@ from rating.carriers import (
     carriers_from_json,
     carriers_to_json,
 )
+from rating.fx import FxTable, fx_from_json, fx_to_json
+from rating.fx_store import list_fx
 from rating.keys import Keyspace
 from rating.route_rules import RouteRule, rules_from_json, rules_to_json
 
-_COLUMNS = ("name", "deck", "trunk", "priority", "max_calls", "cps", "disabled", "created_at",
-            "updated_at")  # fmt: skip
-CHANGEABLE = frozenset({"deck", "trunk", "priority", "max_calls", "cps", "disabled"})
+_COLUMNS = ("name", "deck", "trunk", "priority", "max_calls", "cps", "disabled", "csv_columns",
+            "created_at", "updated_at")  # fmt: skip
+CHANGEABLE = frozenset({"deck", "trunk", "priority", "max_calls", "cps", "disabled",
+                        "csv_columns"})  # fmt: skip
 
 
 def _carrier(row: asyncpg.Record) -> Carrier:
@@ -64,6 +67,12 @@ async def list_rules(conn: Conn | asyncpg.Pool) -> list[RouteRule]:
 async def mirrored_rules(redis: Redis, keys: Keyspace) -> list[RouteRule]:
     raw = await redis.get(keys.route_rules())
     return [] if raw is None else rules_from_json(raw)
+
+
+async def mirrored_fx(redis: Redis, keys: Keyspace) -> FxTable:
+    """The exchange rates Redis holds (none: an empty table, other currencies skipped)."""
+    raw = await redis.get(keys.fx_rates())
+    return FxTable() if raw is None else fx_from_json(raw)
 
 
 async def mirrored_carriers(redis: Redis, keys: Keyspace) -> list[Carrier] | None:
@@ -107,7 +116,8 @@ class CarrierStore:
             after = replace(before, **changes, updated_at=at).checked()
             if after.deck != before.deck:
                 await _check_deck(conn, after.deck)
-            changed = {k: v for k, v in changes.items() if getattr(before, k) != v}
+            changed = {k: getattr(after, k) for k in changes
+                       if getattr(before, k) != getattr(after, k)}  # fmt: skip
             if not changed:
                 return before
             sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(changed))
@@ -148,13 +158,15 @@ class CarrierStore:
         return None if empty else rule
 
     async def mirror(self) -> int:
-        """Write every carrier and routing rule to Redis (one MULTI: both documents share
-        the carriers' tag); returns how many carriers."""
+        """Write every carrier, routing rule and exchange rate to Redis (one MULTI: the
+        documents share the carriers' tag); returns how many carriers."""
         found = await list_carriers(self.pool)
         rules = await list_rules(self.pool)
+        rates = await list_fx(self.pool)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.carriers(), carriers_to_json(found))
             pipe.set(self.keys.route_rules(), rules_to_json(rules))
+            pipe.set(self.keys.fx_rates(), fx_to_json(rates))
             await pipe.execute()
         return len(found)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,22 @@ TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 MAX_PRIORITY = 1_000_000
 MAX_CAPACITY = 1_000_000
 DEFAULT_PRIORITY = 100
+# The fields of a carrier's CDR file (carrier reconciliation) and the column naming each.
+CSV_FIELDS = ("number", "start", "seconds", "cost")
+
+
+def csv_columns(spec: str, option: str = "csv_columns") -> dict[str, str]:
+    """'number=Called,start=Date' -> {'number': 'Called', 'start': 'Date'} (only the fields
+    given); CarrierError naming `option` when a part is not FIELD=COLUMN."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        field, eq, column = part.partition("=")
+        field, column = field.strip(), column.strip()
+        if not eq or field not in CSV_FIELDS or not column or field in out:
+            raise CarrierError(option, f"{part!r}: FIELD=COLUMN once each, FIELD one of "
+                               f"{', '.join(CSV_FIELDS)}")  # fmt: skip
+        out[field] = column
+    return out
 
 
 class CarrierError(ValueError):
@@ -52,6 +68,7 @@ class Carrier:
     max_calls: int = 0  # concurrent calls; 0 = unlimited
     cps: int = 0  # new calls per second; 0 = unlimited
     disabled: bool = False
+    csv_columns: str = ""  # its CDR file's column names (reconciliation); "" = ours
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -74,7 +91,9 @@ class Carrier:
         ):
             if not 0 <= value <= high:
                 raise CarrierError(name, f"must be between 0 and {high}")
-        return self
+        mapping = csv_columns(self.csv_columns)
+        canonical = ",".join(f"{k}={mapping[k]}" for k in CSV_FIELDS if k in mapping)
+        return self if canonical == self.csv_columns else replace(self, csv_columns=canonical)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -85,7 +104,10 @@ class Carrier:
         return out
 
 
-MIRRORED = tuple(f.name for f in fields(Carrier) if f.name not in ("created_at", "updated_at"))
+# what the authorization reads (the CDR file's columns are not its business, and an older
+# process reading the copy during an upgrade knows only these)
+MIRRORED = tuple(f.name for f in fields(Carrier)
+                 if f.name not in ("created_at", "updated_at", "csv_columns"))  # fmt: skip
 
 
 def carriers_to_json(carriers: list[Carrier]) -> str:

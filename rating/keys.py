@@ -108,6 +108,10 @@ class Keyspace:
         """A carrier's calls-per-second clock (GCRA theoretical arrival time, microseconds)."""
         return f"{self.prefix}:{{carrier:{name}}}:tat"
 
+    def fx_rates(self) -> str:
+        """Exchange rates (newest of each pair), one JSON document with the carriers' tag."""
+        return f"{self.prefix}:{{carriers}}:fx"
+
     def route_rules(self) -> str:
         """Operators' routing rules (pin, exclude, allow a loss), one JSON document."""
         return f"{self.prefix}:{{carriers}}:rules"

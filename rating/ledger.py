@@ -400,7 +400,9 @@ class Ledger:
         if not carriers:
             return "", []
         buys = [(c, await self.decks.current(c.deck, now)) for c in carriers]
-        spec, names = self._route_grants.spec(account, sell, digits, now, cap, buys, rules)
+        spec, names = self._route_grants.spec(
+            account, sell, digits, now, cap, buys, rules, self.carriers.fx
+        )
         if not self.settings.carrier_capacity:
             return spec, []
         keys = self.keys
@@ -563,7 +565,11 @@ class Ledger:
             cost = rate_call(deck, call["e164"].lstrip("+"), answered_at, outcome.billsec).cost
         except NoRate:
             return deck.name, str(deck.version), "0"
-        return deck.name, str(deck.version), str(cost)
+        sold_in = call.get("currency") or deck.currency
+        # the margin is sell - buy: a buy deck in another currency is converted at the answer
+        # (rounded up; no rate any more: 0, as for no rate, and `cdr rerate --buy` fixes it)
+        converted = self.carriers.fx.convert(cost, deck.currency, sold_in, answered_at)
+        return deck.name, str(deck.version), str(converted or 0)
 
     async def _unauthorized(
         self, meta: _Meta, outcome: Outcome, answered_at: datetime, switch: str

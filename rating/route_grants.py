@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from rating.carriers import Carrier
 from rating.deck import Deck
+from rating.fx import NO_FX, FxTable
 from rating.route_rules import RouteRule, combine
 from rating.routes import NoUsableRoute, RouteRules, plan_routes
 from rating.tariff import NoRate
@@ -31,6 +32,7 @@ class RouteGrants:
         cap: int,
         buys: Sequence[tuple[Carrier, Deck | None]],
         rules: Sequence[RouteRule],
+        fx: FxTable = NO_FX,
     ) -> tuple[str, tuple[str, ...]]:
         """('' | '!CODE' | 'carrier:endpoint:max_calls:cps;...', carriers in try order)."""
         second = int(now.timestamp())
@@ -38,12 +40,12 @@ class RouteGrants:
             self._specs.clear()
             self._second = second
         applied = combine(rules, account, digits)
-        key = (sell.name, sell.version, _prefix(sell, digits), cap, applied,
+        key = (sell.name, sell.version, _prefix(sell, digits), cap, applied, fx.ident,
                *((c, d.version, _prefix(d, digits)) if d else (c,) for c, d in buys))  # fmt: skip
         found = self._specs.get(key)
         if found is None:
             start = datetime.fromtimestamp(second, UTC)
-            found = self._specs[key] = _spec(sell, digits, start, cap, buys, applied)
+            found = self._specs[key] = _spec(sell, digits, start, cap, buys, applied, fx)
         return found
 
 
@@ -59,9 +61,10 @@ def _spec(
     cap: int,
     buys: Sequence[tuple[Carrier, Deck | None]],
     rules: RouteRules,
+    fx: FxTable,
 ) -> tuple[str, tuple[str, ...]]:
     try:
-        plan = plan_routes(digits, sell, buys, start, cap, rules)
+        plan = plan_routes(digits, sell, buys, start, cap, rules, fx)
     except NoUsableRoute as exc:
         return f"!{exc.code}", ()
     except NoRate:

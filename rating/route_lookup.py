@@ -7,7 +7,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from rating.carrier_store import mirrored_carriers, mirrored_rules
+from rating.carrier_store import mirrored_carriers, mirrored_fx, mirrored_rules
 from rating.carriers import Carrier
 from rating.deck import Deck
 from rating.deck_cache import DeckCache
@@ -36,4 +36,5 @@ async def routes_for(
 ) -> RoutePlan:
     """The plan for the account's call to `digits`, with the operator's rules for it."""
     rules = combine(await mirrored_rules(redis, keys), account, digits)
-    return plan_routes(digits, sell, await buy_decks(redis, keys, decks, at), at, seconds, rules)
+    buys = await buy_decks(redis, keys, decks, at)
+    return plan_routes(digits, sell, buys, at, seconds, rules, await mirrored_fx(redis, keys))

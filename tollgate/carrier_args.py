@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cr.add_argument("--priority", type=whole_number, default=100, help="lower first (100)")
     cr.add_argument("--max-calls", type=whole_number, default=0, help="0 = unlimited")
     cr.add_argument("--cps", type=whole_number, default=0, help="0 = unlimited")
+    cr.add_argument("--csv-columns", default="", metavar="SPEC",
+                    help="its CDR file's columns: number=C,start=C,seconds=C,cost=C")  # fmt: skip
 
     up = sub.add_parser("update", help="change a carrier's deck, trunk, priority, capacity")
     up.add_argument("name")
@@ -40,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--max-calls", type=whole_number)
     up.add_argument("--cps", type=whole_number)
     up.add_argument("--disabled", type=_bool, metavar="yes|no")
+    up.add_argument("--csv-columns", metavar="SPEC",
+                    help="its CDR file's columns (reconcile); '' = our names")  # fmt: skip
 
     ds = sub.add_parser("disable", help="stop routing calls to a carrier")
     ds.add_argument("name")
@@ -61,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rc.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
     rc.add_argument("--tz", default="Europe/Warsaw", help="zone of the month and of naive times")
     rc.add_argument("--columns", default="",
-                    help="their column names: number=C,start=C,seconds=C,cost=C")  # fmt: skip
+                    help="their column names: number=C,start=C,seconds=C,cost=C (over the"
+                    " carrier's stored --csv-columns, field by field)")  # fmt: skip
     rc.add_argument("--country", default="PL", help="home country of national numbers")
     rc.add_argument("--window-s", type=whole_number, default=10, help="start times match within")
     rc.add_argument("--tolerance-s", type=whole_number, default=1, help="billed seconds")

@@ -16,11 +16,7 @@ from rating.carrier_store import (
     list_rules,
 )
 from rating.carriers import Carrier, CarrierError
-from rating.deck_cache import DeckCache
-from rating.numbers import normalise
-from rating.route_lookup import routes_for
 from rating.route_rules import RouteRule
-from rating.routes import NoUsableRoute
 from runtime.services import Services
 
 
@@ -42,14 +38,15 @@ def _store(s: Services) -> CarrierStore:
 
 async def cmd_create(s: Services, args: argparse.Namespace) -> None:
     carrier = Carrier(
-        args.name, args.deck, args.trunk, args.priority, args.max_calls, args.cps
+        args.name, args.deck, args.trunk, args.priority, args.max_calls, args.cps,
+        csv_columns=args.csv_columns,
     )
     made = await _store(s).create(carrier, at=_instant(args.now, "--now"), actor=args.by)
     print_json(made.as_dict())
 
 
 async def cmd_update(s: Services, args: argparse.Namespace) -> None:
-    names = ("deck", "trunk", "priority", "max_calls", "cps", "disabled")
+    names = ("deck", "trunk", "priority", "max_calls", "cps", "disabled", "csv_columns")
     changes: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if not changes:
         raise CliError("nothing to change: give --deck, --trunk, --priority, ... ")
@@ -81,27 +78,18 @@ async def cmd_sync(s: Services, args: argparse.Namespace) -> None:
 
 async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
     """The carriers a call of the account to the number would try, as the authorization
-    computes them from what Redis holds."""
-    account = await s.accounts.get(args.account)
-    if not account.deck:
-        raise CliError(f"account {account.id!r} has no deck: nothing is sold")
-    if args.seconds < 1:
-        raise CliError("--seconds: must be at least 1")
-    number = normalise(args.to, account.country)
-    keys = s.settings.keyspace
-    decks = DeckCache(s.redis, keys, 0.0)
+    computes them from what Redis holds (`refused`: why none would)."""
+    from rating.route_preview import RoutePreviewError, preview
+
+    assert s.pool is not None
+    await s.accounts.get(args.account)  # an unknown account: the usual exit-2 error
     at = _instant(args.at, "--at")
-    sell = await decks.current(account.deck, at)
-    if sell is None:
-        raise CliError(f"deck {account.deck!r} is not published: run `tollgate deck import`")
     try:
-        plan = await routes_for(
-            s.redis, keys, decks, account.id, sell, number.digits, at, args.seconds
-        )
-    except NoUsableRoute as exc:
-        print_json({**exc.plan.as_dict(), "refused": exc.code})
-        return
-    print_json(plan.as_dict())
+        plan = await preview(s.pool, s.redis, s.settings.keyspace, args.account, args.to, at,
+                             args.seconds, no_rate_refused=False)  # fmt: skip
+    except RoutePreviewError as exc:
+        raise CliError(str(exc)) from None
+    print_json(plan)
 
 
 def _month(args: argparse.Namespace) -> tuple[datetime, datetime]:
@@ -128,10 +116,10 @@ async def cmd_reconcile(s: Services, args: argparse.Namespace) -> None:
 
     start, end = _month(args)
     assert s.pool is not None
-    await get_carrier(s.pool, args.name)
+    stored = (await get_carrier(s.pool, args.name)).csv_columns
     try:
         tolerance = parse_micro(args.tolerance_cost)
-        theirs = read_calls(args.csv, columns(args.columns), args.country, args.tz)
+        theirs = read_calls(args.csv, columns(args.columns, stored), args.country, args.tz)
     except (CarrierFileError, MoneyError) as exc:
         raise CliError(str(exc)) from None
     async with s.pool.acquire() as conn:

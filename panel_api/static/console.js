@@ -1,7 +1,8 @@
 // The operator console: sign in (support reads, admin changes), accounts (search, detail,
-// top-up, suspend/resume, limits, bulk import from a CSV file), live calls with hang-up, abuse findings (evidence,
-// acknowledge/lift/close), rate decks (upload, errors by file and line, versions) and the
-// audit log. Plain JavaScript; every value goes into the page as text, never as HTML.
+// top-up, suspend/resume, limits, bulk import from a CSV file), live calls with hang-up, abuse
+// findings (evidence, acknowledge/lift/close), rate decks (upload, errors by file and line,
+// versions), carriers (list, routes preview, quality and margin of a month) and the audit log.
+// Plain JavaScript; every value goes into the page as text, never as HTML.
 "use strict";
 
 const KEY = "tollgate.console";
@@ -38,6 +39,15 @@ const CONSOLE_WORDS = {
     "c.phone": "Phone", "c.address": "Address", "c.verification": "Verification",
     "c.customer.title": "Customer", "c.v.pending": "Pending", "c.v.verified": "Verified",
     "c.v.rejected": "Rejected", "c.callerid": "Caller ID",
+    "c.carriers": "Carriers", "c.carrier": "Carrier", "c.trunk": "Trunk",
+    "c.priority": "Priority", "c.routes": "Routes preview", "c.at": "Call start",
+    "c.at.help": "Your browser's time; empty: now.", "c.seconds": "Seconds",
+    "c.preview": "Show routes", "c.buy": "Buy", "c.margin": "Margin", "c.fx": "Exchange rate",
+    "c.skipped": "Not tried", "c.why": "Why", "c.report": "Quality and margin of a month",
+    "c.period": "Month (YYYY-MM)", "c.attempts": "Attempts", "c.failures": "Failure codes",
+    "c.sell": "Sell", "c.disabled": "disabled", "c.active": "active",
+    "c.plan": "{number}: sold for {sell} {currency} over {seconds} s.",
+    "c.refused": "{number}: refused, {code}.",
   },
   pl: {
     "c.console": "konsola operatora", "c.accounts": "Konta", "c.live": "Trwające połączenia",
@@ -69,6 +79,15 @@ const CONSOLE_WORDS = {
     "c.phone": "Telefon", "c.address": "Adres", "c.verification": "Weryfikacja",
     "c.customer.title": "Klient", "c.v.pending": "Oczekuje", "c.v.verified": "Zweryfikowany",
     "c.v.rejected": "Odrzucony", "c.callerid": "Prezentowany numer",
+    "c.carriers": "Przewoźnicy", "c.carrier": "Przewoźnik", "c.trunk": "Trunk",
+    "c.priority": "Priorytet", "c.routes": "Podgląd tras", "c.at": "Początek połączenia",
+    "c.at.help": "Czas przeglądarki; puste: teraz.", "c.seconds": "Sekundy",
+    "c.preview": "Pokaż trasy", "c.buy": "Zakup", "c.margin": "Marża", "c.fx": "Kurs",
+    "c.skipped": "Pominięci", "c.why": "Powód", "c.report": "Jakość i marża w miesiącu",
+    "c.period": "Miesiąc (RRRR-MM)", "c.attempts": "Próby", "c.failures": "Kody błędów",
+    "c.sell": "Sprzedaż", "c.disabled": "wyłączony", "c.active": "aktywny",
+    "c.plan": "{number}: sprzedaż {sell} {currency} za {seconds} s.",
+    "c.refused": "{number}: odmowa, {code}.",
   },
 };
 
@@ -131,6 +150,7 @@ const LOADERS = {
   live: () => loadLive(),
   findings: () => loadFindings(),
   decks: () => loadDecks(),
+  carriers: () => loadCarriers(),
   audit: () => loadAudit(),
 };
 
@@ -396,6 +416,84 @@ async function uploadDeck() {
   await loadDecks();
 }
 
+async function loadCarriers() {
+  const found = (await api("/api/v1/carriers")).items;
+  clear("carriers");
+  for (const c of found) {
+    const row = rowIn("carriers");
+    cell(row, c.name);
+    cell(row, c.deck);
+    cell(row, c.endpoint);
+    cell(row, String(c.priority), "num");
+    cell(row, c.max_calls ? String(c.max_calls) : "∞", "num");
+    cell(row, t(c.disabled ? "c.disabled" : "c.active"));
+  }
+}
+
+// integer micro-units as an exact decimal string (never through a float division)
+function microText(micro) {
+  const sign = micro < 0 ? "-" : "";
+  const digits = String(Math.abs(micro)).padStart(7, "0");
+  return `${sign}${digits.slice(0, -6)}.${digits.slice(-6, -2)}${digits.slice(-2).replace(/0+$/, "")}`;
+}
+
+// the routes a call would try, as the authorization computes them (GET /api/v1/routes)
+async function previewRoutes() {
+  const q = new URLSearchParams({
+    account: $("r-account").value.trim(), to: $("r-to").value.trim(),
+  });
+  const local = $("r-at").value;
+  if (local) q.set("at", new Date(local).toISOString());  // the browser's zone, sent in UTC
+  const seconds = $("r-seconds").value.trim();
+  if (seconds) q.set("seconds", seconds);
+  clear("routes");
+  clear("routes-skipped");
+  $("r-summary").textContent = "";
+  const plan = await api(`/api/v1/routes?${q}`);
+  $("r-summary").textContent = plan.refused
+    ? t("c.refused", { number: plan.number, code: plan.refused })
+    : t("c.plan", { number: plan.number, sell: plan.sell.cost, currency: plan.sell.currency,
+      seconds: plan.seconds });
+  plan.routes.forEach((r, i) => {
+    const row = rowIn("routes");
+    cell(row, String(i + 1), "num");
+    cell(row, r.carrier);
+    cell(row, r.endpoint);
+    cell(row, r.cost, "num");
+    cell(row, microText(r.margin_micro), "num");
+    cell(row, r.fx_rate ? `${r.deck_cost} ${r.deck_currency} × ${r.fx_rate}` : "");
+  });
+  for (const s of plan.skipped) {
+    const row = rowIn("routes-skipped");
+    cell(row, s.carrier);
+    cell(row, s.why);
+  }
+}
+
+// a month's carrier quality (attempts, ASR, ACD, failure codes) beside its margin
+async function loadCarrierReport() {
+  const period = encodeURIComponent($("rp-period").value.trim());
+  const [quality, margin] = await Promise.all([
+    api(`/api/v1/reports/carriers?period=${period}`),
+    api(`/api/v1/reports/margin?period=${period}`),
+  ]);
+  const money = {};
+  for (const m of margin.carriers) money[m.carrier] = m;  // one currency per carrier, usually
+  clear("carrier-report");
+  for (const q of quality.carriers) {
+    const m = money[q.carrier] || {};
+    const row = rowIn("carrier-report");
+    cell(row, q.carrier);
+    cell(row, String(q.attempts), "num");
+    cell(row, q.asr_percent === null ? "" : `${q.asr_percent}%`, "num");
+    cell(row, q.acd_s === null ? "" : `${q.acd_s} s`, "num");
+    cell(row, Object.entries(q.failure_codes).map(([c, n]) => `${c}×${n}`).join(", "));
+    cell(row, m.sell || "", "num");
+    cell(row, m.buy || "", "num");
+    cell(row, m.margin || "", "num");
+  }
+}
+
 async function loadAudit() {
   const items = (await api("/api/v1/audit?limit=200")).items;
   clear("audit");
@@ -462,6 +560,8 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("deck-form").addEventListener("submit", guard(uploadDeck));
   $("refresh-audit").addEventListener("click", guard(loadAudit));
+  $("routes-form").addEventListener("submit", guard(previewRoutes));
+  $("report-form").addEventListener("submit", guard(loadCarrierReport));
   const saved = sessionStorage.getItem(KEY);
   if (saved) guard(() => signIn({ token: saved }))();
 });

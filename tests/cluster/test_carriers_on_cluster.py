@@ -1,11 +1,15 @@
 """Routes in the authorization on the 6-node Redis Cluster: margin refusals, the CDR's
 carrier fields and the single-trunk case as on one Redis (tests/integration/
-test_carrier_grants.py); carriers' max calls are not counted on a cluster (their counters
-would be in another slot than the account's script), documented in the README."""
+test_carrier_grants.py), exchange rates written in the carriers' slot (test_buy_side.py);
+carriers' max calls are not counted on a cluster (their counters would be in another slot
+than the account's script), documented in the README."""
 
 from rating.ledger import CallRequest, Reason
 from runtime.services import Services
 from tests.conftest import AccountFactory
+from tests.integration.test_buy_side import (
+    test_a_call_through_a_carrier_in_euro_is_routed_and_its_buy_cost_converted,
+)
 from tests.integration.test_carrier_grants import (
     PLN,
     WARSAW,
@@ -17,6 +21,7 @@ from tests.integration.test_carrier_grants import (
 )
 
 __all__ = [
+    "test_a_call_through_a_carrier_in_euro_is_routed_and_its_buy_cost_converted",
     "test_a_lost_carriers_copy_never_opens_the_single_trunk",
     "test_margin_refusal_is_a_recorded_decision_with_its_sip_code",
     "test_the_finish_records_the_carrier_used_and_failed_attempts",

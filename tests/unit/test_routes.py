@@ -183,9 +183,11 @@ def test_order_money_and_refusal_properties(
     assert sorted([r.carrier for r in plan.routes] + [s.carrier for s in plan.skipped]) == sorted(
         buys
     )
-    # without the loss flag, exactly the carriers not dearer than the sale at both ends stay
+    # without the loss flag, only carriers not dearer than the sale at both ends can stay
+    # (in between too: the scan property below checks that part exactly)
     profitable = {n for n, (full, one, _) in buys.items() if full <= sell and one <= short}
-    assert {r.carrier for r in plan.routes} == (set(buys) if loss else profitable)
+    routed = {r.carrier for r in plan.routes}
+    assert routed == set(buys) if loss else routed <= profitable
 
 
 def test_rules_combine_excludes_loss_and_the_most_specific_pin() -> None:
@@ -229,3 +231,107 @@ def test_route_grants_are_shared_by_calls_that_price_alike() -> None:
     assert grants.spec("a", SELL, "48601234567", FRIDAY_11, 60, buys[:1], lossy)[1] == ("cheap",)
     assert grants.spec("b", SELL, "48601234567", FRIDAY_11, 60, buys[:1], lossy)[1] == ()
     assert grants.spec("a", SELL, "3312345", FRIDAY_11, 60, buys, []) == ("", ())  # NO_RATE
+
+
+# -- the margin between 1 s and the grant (tier boundaries) ----------------------------------
+
+# Sells 2.00/min for the first 30 s, 0.01/min to 300 s, 5.00/min after; the carrier buys at
+# 1.00/min flat. At 1 s (0.0334 vs 0.0167) and at an hour (276 vs 60) the sale is above the
+# cost, but a call of 300 s sells for 1.045 and costs 5.00.
+TIERED = deck("tiered", "48,Poland,0,2.0000,60,1,0,*\n48,Poland,0,0.0100,60,1,30,*\n"
+                        "48,Poland,0,5.0000,60,1,300,*\n")  # fmt: skip
+FLAT = deck("flat", "48,Poland,0,1.0000,60,1,0,*\n")
+
+
+def test_a_tiered_sale_that_dips_below_cost_between_1s_and_the_grant_is_refused() -> None:
+    from rating.routes import worst_margin
+
+    offered = [(carrier("flat", FLAT), FLAT)]
+    for t in (1, 3600):  # the two points checked before: both profitable
+        assert (rate_call(TIERED, "48221234567", FRIDAY_11, t).cost
+                >= rate_call(FLAT, "48221234567", FRIDAY_11, t).cost)  # fmt: skip
+    assert worst_margin(TIERED, FLAT, "48221234567", FRIDAY_11, 3600) == (
+        1_045_000 - 5_000_000, 300,
+    )  # fmt: skip
+    with pytest.raises(NoUsableRoute) as refused:
+        plan_routes("48221234567", TIERED, offered, FRIDAY_11, 3600)
+    assert refused.value.code == NO_PROFITABLE_ROUTE
+    # a grant that ends before the dip is profitable throughout
+    assert [r.carrier for r in plan_routes("48221234567", TIERED, offered, FRIDAY_11, 29)
+            .routes] == ["flat"]  # fmt: skip
+
+
+def test_a_sale_by_the_minute_below_a_per_second_cost_inside_the_first_minute() -> None:
+    """60/60 at 0.12 against a per-second carrier at 0.13/min: a 90 s grant sells for 0.24
+    and costs 0.195, 1 s sells for 0.12, but a call of exactly 60 s loses 0.01."""
+    from rating.routes import worst_margin
+
+    dear = deck("dear", "48,Poland,0,0.1300,60,1,0,*\n")
+    assert worst_margin(SELL, dear, "48221234567", FRIDAY_11, 90) == (120_000 - 130_000, 60)
+    with pytest.raises(NoUsableRoute):
+        plan_routes("48221234567", SELL, [(carrier("dear", dear), dear)], FRIDAY_11, 90)
+
+
+# Tiers with any increment whose per-second price is a whole number of 100 micro-units: no
+# rounding ripple (each call's cost is exact at 4 decimals), so comparing every second is
+# the truth the check points must agree with, increments included.
+per_second = st.integers(0, 400).map(lambda n: f"{n * 60 // 10000}.{n * 60 % 10000:04d}")
+
+
+@st.composite
+def tiered(draw: st.DrawFn, name: str) -> Deck:
+    starts = sorted(draw(st.sets(st.integers(1, 400), max_size=4)))
+    fee = draw(st.sampled_from(["0", "0.0100", "0.0500"]))
+    inc = st.sampled_from([1, 1, 6, 30, 60])
+    rows = [f"48,Poland,{fee},{draw(per_second)},60,{draw(inc)},0,*\n"]
+    rows += [f"48,Poland,{fee},{draw(per_second)},60,{draw(inc)},{s},*\n" for s in starts]
+    return deck(name, "".join(rows))
+
+
+@settings(max_examples=300, deadline=None)
+@given(sell=tiered("s"), buy=tiered("b"), seconds=st.integers(1, 450))
+def test_the_check_points_find_every_loss_a_second_by_second_scan_finds(
+    sell: Deck, buy: Deck, seconds: int
+) -> None:
+    from rating.routes import cost_within, worst_margin
+
+    def cost(d: Deck, t: int) -> int:
+        return rate_call(d, "48221234567", FRIDAY_11, t).cost
+
+    scanned = min(cost(sell, t) - cost(buy, t) for t in range(1, seconds + 1))
+    # a shorter call's cost read from the longer call's rating is what rating it gives
+    full = rate_call(buy, "48221234567", FRIDAY_11, seconds)
+    assert [cost_within(full, buy, t) for t in range(1, seconds + 1)] == [
+        cost(buy, t) for t in range(1, seconds + 1)
+    ]
+    worst = worst_margin(sell, buy, "48221234567", FRIDAY_11, seconds)
+    assert worst is not None and worst[0] == scanned
+    assert cost(sell, worst[1]) - cost(buy, worst[1]) == scanned
+    offered = [(Carrier("b", "b"), buy)]
+    try:
+        kept = bool(plan_routes("48221234567", sell, offered, FRIDAY_11, seconds).routes)
+    except NoUsableRoute:
+        kept = False
+    assert kept == (scanned >= 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    offset=st.integers(0, 7 * 24 * 3600),
+    seconds=st.integers(1, 4 * 3600),
+    inc=st.sampled_from([1, 6, 30, 60]),
+    data=st.data(),
+)
+def test_a_shorter_calls_cost_read_from_a_longer_rating_is_its_own_rating(
+    offset: int, seconds: int, inc: int, data: st.DataObject
+) -> None:
+    """Across band changes (day/offpeak at 18:00 and 08:00), tiers and any increment."""
+    from rating.routes import cost_within
+
+    banded = deck("bt", f"48,Poland,0.0100,0.1000,60,{inc},0,day\n"
+                        f"48,Poland,0.0100,0.0330,60,{inc},0,offpeak\n"
+                        "48,Poland,0.0100,0.0700,60,1,90,day\n", bands=BANDS)  # fmt: skip
+    at = FRIDAY_11 + timedelta(seconds=offset)
+    full = rate_call(banded, "48221234567", at, seconds)
+    t = data.draw(st.integers(1, seconds))
+    assert cost_within(full, banded, t) == rate_call(banded, "48221234567", at, t).cost
