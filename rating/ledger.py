@@ -241,6 +241,7 @@ class Ledger:
                 "apply_entry",
                 "mirror",
                 "upgrade_call",
+                "failover",
             )
         }
 
