@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rating.ledger import CALL_ID, Ledger, LedgerError
 from rating.keys import expiry_member
+from rating.ledger import CALL_ID, Ledger, LedgerError
 
 # Failovers whose read of the held carrier went stale (another move came between): retried.
 _TRIES = 3

@@ -59,7 +59,7 @@ def failed_attempts(raw: str) -> str:
 def last_attempt(raw: str, ended_ms: int, talk_ms: int | None) -> str:
     """`start ms:pdd ms` of the last attempt from `DIALEDTIME_MS:RINGTIME_MS:PROGRESSTIME_MS`
     read in the hangup handler (Dial returned at the hangup: it started `dialled` earlier)."""
-    parts = (raw.split(":") + ["", "", ""])[:3]
+    parts = ([*raw.split(":"), "", "", ""])[:3]
     took, ringing, progress = (_ms(p) for p in parts)
     start = ended_ms - took if took is not None else None
     return timing(start, pdd_ms(took, ringing, progress, talk_ms))

@@ -58,7 +58,7 @@ def parse_line(line: str) -> Report:
             "MALFORMED_OUTCOME",
             f"{len(parts)} fields, expected {FIELDS}, {ROUTED_FIELDS} or {TIMED_FIELDS}",
         )
-    endpoint, attempts, times = (parts[FIELDS:] + ["", "", ""])[:3]
+    endpoint, attempts, times = ([*parts[FIELDS:], "", "", ""])[:3]
     if not _ENDPOINT.match(endpoint):
         raise OutcomeLineError("BAD_ENDPOINT", f"endpoint {endpoint[:64]!r} is not a name")
     if not _ATTEMPTS.match(attempts):
