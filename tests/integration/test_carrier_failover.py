@@ -88,3 +88,29 @@ async def test_parallel_failovers_never_exceed_the_next_carriers_max_calls(
     assert positions == [0] * 5 + [2] * 3
     assert [m.status for m in moves].count("MOVED") == 3
     assert (await _open(svc, "cheap"), await _open(svc, "mid")) == (0, 3)
+
+
+async def test_the_cdr_keeps_each_attempts_times_and_the_carrier_actually_used(
+    svc: Services, make_account: AccountFactory
+) -> None:
+    from dataclasses import replace
+
+    from cdr.model import Cdr
+
+    a = await make_account(balance=50 * PLN)
+    await _carriers(svc)
+    await svc.ledger.authorize(CallRequest(a.id, "t1", WARSAW))
+    await svc.ledger.touch(a.id, "t1", control="ari")
+    assert (await fail_over(svc.ledger, a.id, "t1", 1)).carrier == "mid"
+    # a Stasis call's outcome line names no endpoint before the controller set one: the
+    # carrier is the one the call moved its place to
+    done = replace(_out(), attempts="trunk-a:503:1000:120;", timing="1500:800")
+    await svc.ledger.finish(a.id, "t1", done)
+    [(_, entries)] = await svc.redis.xread(
+        {svc.settings.keyspace.cdr_stream(svc.settings.keyspace.tag(a.id)): "0"}
+    )
+    cdr = Cdr.from_stream({k.decode(): v.decode() for k, v in entries[-1][1].items()})
+    assert (cdr.carrier, cdr.attempts, cdr.carrier_timing) == (
+        "mid", "cheap:503:1000:120;", "1500:800",
+    )  # fmt: skip
+    assert cdr.buy_deck == "b-mid"
