@@ -1,12 +1,12 @@
-"""Attempt times and post-dial delay (PDD) from what Asterisk measures.
+"""Attempt times and post-dial delay (PDD) from what the dialplan and Asterisk measure.
 
-The dialplan does no arithmetic: each failed attempt comes as
-`endpoint:code:hangup ms:DIALEDTIME_MS:RINGTIME_MS:PROGRESSTIME_MS` and the last attempt's
-measures as `DIALEDTIME_MS:RINGTIME_MS:PROGRESSTIME_MS` (epoch ms for the hangup, the rest
-milliseconds since the carrier's INVITE; empty when Asterisk saw no such event). tollgate
-keeps, in the ledger and the CDR, `carrier:code:start ms:pdd ms;` per failed attempt and
-`start ms:pdd ms` for the attempt of the carrier used: start = when the INVITE went out
-(epoch ms), PDD = INVITE to the first ringing or progress, or to the answer when the
+The dialplan does no arithmetic: it notes when it sends each INVITE (epoch ms, in the MSet
+that picks the endpoint) and keeps Dial's RINGTIME_MS and PROGRESSTIME_MS (ms from the
+INVITE to the first ringing / progress; empty when there was none). Each failed attempt
+comes as `endpoint:code:start ms:ringing ms:progress ms` and the last attempt's as
+`start ms:ringing ms:progress ms`. tollgate keeps, in the ledger and the CDR,
+`carrier:code:start ms:pdd ms;` per failed attempt and `start ms:pdd ms` for the attempt on
+the carrier used: PDD = INVITE to the first ringing or progress, or to the answer when the
 carrier answered without ringing. Older lines (`endpoint:code;`) keep their two fields."""
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ def _ms(text: str) -> int | None:
     return int(text) if _MS.match(text) else None
 
 
-def pdd_ms(dialed: int | None, ringing: int | None, progress: int | None,
-           talk: int | None = None) -> int | None:  # fmt: skip
-    """INVITE to the first sign of life: ringing or progress, else the answer (Dial's time
-    less the talk time)."""
+def pdd_ms(ringing: int | None, progress: int | None, to_answer: int | None = None) -> int | None:
+    """INVITE to the first sign of life: ringing or progress, else the answer."""
     early = [t for t in (ringing, progress) if t is not None]
     if early:
         return min(early)
-    if dialed is not None and talk is not None and talk <= dialed:
-        return dialed - talk
-    return None
+    return to_answer if to_answer is not None and to_answer >= 0 else None
 
 
 def timing(start: int | None, pdd: int | None) -> str:
@@ -40,16 +36,14 @@ def timing(start: int | None, pdd: int | None) -> str:
 
 
 def failed_attempts(raw: str) -> str:
-    """The dialplan's failed attempts with start and PDD in place of Asterisk's measures;
-    entries already in that form (or older two-field ones) are kept as they are."""
+    """The dialplan's failed attempts with the PDD in place of Dial's measures; entries
+    already in that form (or older two-field ones) are kept as they are."""
     out = []
     for entry in filter(None, raw.split(";")):
         parts = entry.split(":")
-        if len(parts) == 6:
-            endpoint, code, hangup, dialed, ringing, progress = parts
-            end, took = _ms(hangup), _ms(dialed)
-            start = end - took if end is not None and took is not None else None
-            times = timing(start, pdd_ms(took, _ms(ringing), _ms(progress)))
+        if len(parts) == 5:
+            endpoint, code, start, ringing, progress = parts
+            times = timing(_ms(start), pdd_ms(_ms(ringing), _ms(progress)))
             out.append(f"{endpoint}:{code}:{times}" if times else f"{endpoint}:{code}")
         else:
             out.append(entry)
@@ -57,12 +51,13 @@ def failed_attempts(raw: str) -> str:
 
 
 def last_attempt(raw: str, ended_ms: int, talk_ms: int | None) -> str:
-    """`start ms:pdd ms` of the last attempt from `DIALEDTIME_MS:RINGTIME_MS:PROGRESSTIME_MS`
-    read in the hangup handler (Dial returned at the hangup: it started `dialled` earlier)."""
-    parts = ([*raw.split(":"), "", "", ""])[:3]
-    took, ringing, progress = (_ms(p) for p in parts)
-    start = ended_ms - took if took is not None else None
-    return timing(start, pdd_ms(took, ringing, progress, talk_ms))
+    """`start ms:pdd ms` of the last attempt from `start ms:ringing ms:progress ms` read in
+    the hangup handler; answered without ringing, the PDD is the time to the answer (the
+    call's end less its talk time, from the INVITE)."""
+    parts = [*raw.split(":"), "", "", ""][:3]
+    start, ringing, progress = (_ms(p) for p in parts)
+    to_answer = ended_ms - talk_ms - start if start is not None and talk_ms is not None else None
+    return timing(start, pdd_ms(ringing, progress, to_answer))
 
 
 def pdd_of(times: str) -> int | None:

@@ -1,13 +1,13 @@
 """One line of Asterisk's outcome log: what the hangup handler put in CDR(tollgate_outcome).
 
     call id|account|status|answered ms|cause|dialled|emergency|end epoch
-        [|endpoint|attempts[|dialled ms:ringing ms:progress ms]]
+        [|endpoint|attempts[|start ms:ringing ms:progress ms]]
 
 The next two come from dialplans that route over carriers: the endpoint the call went out
 through last and every failed attempt as `endpoint:sip code;` (empty for the single trunk),
-since attempt times `endpoint:code:hangup ms:dialled ms:ringing ms:progress ms;` (or, set by
-the session controller, `endpoint:code:start ms:pdd ms;`); the last field is Dial's measures
-of the last attempt (switch.attempt_times turns them into start times and PDD).
+since attempt times `endpoint:code:start ms:ringing ms:progress ms;` (or, set by the
+session controller, `endpoint:code:start ms:pdd ms;`); the last field is the same three of
+the last attempt (switch.attempt_times turns them into start times and PDD).
 
 cdr_custom appends one line per CDR (configs/asterisk/cdr_custom.conf); CDRs of legs that
 ran no tollgate hangup handler give empty lines, which carry nothing."""
@@ -26,7 +26,7 @@ ROUTED_FIELDS = 10
 TIMED_FIELDS = 11
 _ENDPOINT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")
 _ATTEMPTS = re.compile(
-    r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}:[0-9]{0,3}((:[0-9]{0,13}){2}|(:[0-9]{0,13}){4})?;){0,16}$"
+    r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}:[0-9]{0,3}((:[0-9]{0,13}){2,3})?;){0,16}$"
 )
 _TIMES = re.compile(r"^([0-9]{0,13}(:[0-9]{0,13}){2})?$")
 _DIALLED = re.compile(r"^\+?[0-9]{1,20}$")

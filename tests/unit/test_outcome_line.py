@@ -60,19 +60,19 @@ def test_a_routed_call_names_its_carrier_and_failed_attempts() -> None:
 
 
 def test_attempt_times_and_post_dial_delay_come_from_asterisks_measures() -> None:
-    # trunk-a: INVITE at 1000.000 s, 503 after 120 ms, no ringing; trunk-b: dialled 9 s before
-    # the hangup at 1010.000 s, ringing after 300 ms, answered, 6 s of talk
+    # trunk-a: INVITE at 1000.000 s, 503 with no ringing; trunk-b: INVITE at 1001.000 s,
+    # ringing after 300 ms, answered, 6 s of talk until the hangup at 1010.000 s
     line = ("c-4|acct-a|ANSWER|6000|16|+48221234567|0|1010.0|trunk-b"
-            "|trunk-a:503:1000120:120::;|9000:300:")  # fmt: skip
+            "|trunk-a:503:1000000::;|1001000:300:")  # fmt: skip
     o = parse_line(line).outcome
     assert o.attempts == "trunk-a:503:1000000:;"
     assert o.timing == "1001000:300"
-    # answered without ringing: the PDD is the time to the answer (Dial's time less talk)
-    quiet = parse_line("c-5|acct-a|ANSWER|6000|16|+486|0|1010.0|trunk-b||6450::").outcome
+    # answered without ringing: the PDD is the time to the answer (end less talk less start)
+    quiet = parse_line("c-5|acct-a|ANSWER|6000|16|+486|0|1010.0|trunk-b||1003550::").outcome
     assert quiet.timing == "1003550:450"
     # progress (183) before ringing counts as the first sign of life
     early = parse_line(
-        "c-6|acct-a|BUSY|0|17|+486|0|1010.0|trunk-b|trunk-b:486:1010000:900:700:200;|"
+        "c-6|acct-a|BUSY|0|17|+486|0|1010.0|trunk-b|trunk-b:486:1009100:700:200;|"
     ).outcome
     assert early.attempts == "trunk-b:486:1009100:200;" and early.timing == ""
 
