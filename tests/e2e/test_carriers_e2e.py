@@ -59,6 +59,11 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     assert match is not None, (row["attempts"], lines)
     start, pdd = (int(x) for x in row["carrier_timing"].split(":"))
     assert int(match[1]) <= start and 0 <= pdd < 5000, (row["carrier_timing"], lines)
+    # the dialplan's failover step moved the call's place from "down" to "up" (position 2)
+    call = await e2e.svc.ledger.call("e2e-a", cdr["call_id"])
+    assert call.get("failover:1") == "2:up:carrier", call
+    keys = e2e.svc.settings.keyspace
+    assert [await e2e.svc.redis.zcard(keys.carrier_open(c)) for c in ("down", "up")] == [0, 0]
     # bought from "up" at 0.03/min, per second: 500 micro-units a second
     assert row["billsec"] >= 1
     assert (row["buy_deck"], row["buy_cost"]) == ("buy-up", 500 * row["billsec"])
