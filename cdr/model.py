@@ -73,10 +73,11 @@ class Cdr:
     direction: str = "out"  # "in": a carrier's call to the account's number
     routes: str = ""  # the carriers the grant offered, in try order ("" = the single trunk)
     carrier: str = ""  # the carrier the call went out through last
-    attempts: str = ""  # every carrier tried: `carrier:sip code;`
+    attempts: str = ""  # every failed attempt: `carrier:sip code[:start ms:pdd ms];`
     buy_deck: str = ""  # the carrier's deck the buy cost was rated with
     buy_deck_version: int = 0
     buy_cost: int = 0  # micro-units; the margin is cost - buy_cost
+    carrier_timing: str = ""  # `start ms:pdd ms` of the attempt on `carrier`
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -164,6 +165,7 @@ class Cdr:
             buy_deck=f.text("buy_deck"),
             buy_deck_version=f.integer("buy_deck_version", INT32),
             buy_cost=f.integer("buy_cost", INT64),
+            carrier_timing=f.text("carrier_timing"),
             stream_id=stream_id,
         )
 

@@ -166,7 +166,8 @@ class Outcome:
     answered_at: datetime | None = None
     dialled: str = ""  # for calls the ledger never authorized (emergency bypass)
     endpoint: str = ""  # the carrier endpoint the call went out through last (routed calls)
-    attempts: str = ""  # the carriers' endpoints tried, `endpoint:sip code;` each
+    attempts: str = ""  # failed attempts, `endpoint:sip code[:start ms:pdd ms];` each
+    timing: str = ""  # `start ms:pdd ms` of the attempt on `endpoint` (switch.attempt_times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,7 @@ class Ledger:
                 "apply_entry",
                 "mirror",
                 "upgrade_call",
+                "failover",
             )
         }
 
@@ -538,6 +540,7 @@ class Ledger:
                 call_ref(switch, call_id),
                 *used,
                 *await self._buy(used[0], call, outcome, answered_at),
+                outcome.timing if used[0] else "",
             ],
         )
         status = _s(res[0])
@@ -780,6 +783,10 @@ def _carriers_used(call: dict[str, str], outcome: Outcome) -> tuple[str, str]:
         endpoint, _, code = attempt.partition(":")
         tried.append(f"{names.get(endpoint, endpoint)}:{code};")
     used = names.get(outcome.endpoint, outcome.endpoint) if outcome.endpoint else ""
+    if not used and call.get("control") == "ari" and call.get("routes"):
+        # a Stasis call's outcome line names the carrier only after a failover (the
+        # controller sets it then): before, it is the one the call holds a place on
+        used = call.get("carrier", "")
     return used, "".join(tried)
 
 

@@ -11,6 +11,7 @@ Dialplan contract (configs/asterisk/extensions.conf):
   outcomes   -> the hangup handler puts every outcome into CDR(tollgate_outcome); cdr_custom
                 appends it to the outcome log (switch.outcome_log tails it); no second AGI
                 session per call
+  failover   -> only when a carrier failed with a failover code: switch.agi_failover
   finish     -> (older dialplans) args: call id, DIALSTATUS, answered ms, HANGUPCAUSE, dialled
                 number, emergency, hangup time (epoch.ms); sets TOLLGATE_FINISHED=1 once settled
 """
@@ -39,6 +40,7 @@ from rating.ledger import (
 )
 from rating.numbers import InvalidNumber, normalise
 from switch.agi import AgiChannel, AgiHangup, AgiProtocolError, AgiRequest, Handler
+from switch.agi_failover import failover_handler
 
 log = logging.getLogger("tollgate.switch.fastagi")
 
@@ -200,6 +202,7 @@ class FastAgiAdapter:
             "finish": self.finish,
             "inbound": self.inbound,
             "incoming": self.incoming,
+            "failover": failover_handler(self.ledger),
         }
 
     async def authorize(self, req: AgiRequest, chan: AgiChannel) -> None:

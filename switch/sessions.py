@@ -23,8 +23,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from rating.ledger import Decision, Grant, Ledger, Outcome, Reason
+from rating.failover import fail_over
+from rating.ledger import Decision, Grant, Ledger, LedgerError, Outcome, Reason
 from switch.ari import AriClient, AriError, Connected
+from switch.attempt_times import timing
+from switch.carrier_legs import DEFAULT_CODES, failover_codes, routes_arg, sip_code
 from switch.outcome_log import OutcomeLog, OutcomeLogError
 
 log = logging.getLogger("tollgate.switch.sessions")
@@ -44,6 +47,8 @@ class ControlSettings:
     trunk: str = "carrier"
     watch_interval_s: float = 1.0  # suspension checks of accounts with running calls
     heartbeat_s: float = 5.0
+    # a carrier failing with one of these SIP codes: the call moves on to the grant's next
+    failover: frozenset[int] = failover_codes({"TOLLGATE_FAILOVER_CODES": DEFAULT_CODES})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
@@ -53,6 +58,7 @@ class ControlSettings:
             renew_before_s=int(env.get("TOLLGATE_RENEW_BEFORE_S", "30")),
             ring_timeout_s=int(env.get("TOLLGATE_RING_SECONDS", "30")),
             trunk=env.get("TOLLGATE_TRUNK", "carrier"),
+            failover=failover_codes(env),
         )
 
     @property
@@ -71,6 +77,21 @@ class Session:
     answered_at: float | None = None  # epoch seconds
     ended: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    caller: str = ""
+    routes: tuple[str, ...] = ()  # the grant's carrier endpoints in try order; () = one trunk
+    position: int = 1  # 1-based: the route the carrier leg goes out through
+    attempts: str = ""  # failed attempts, `endpoint:sip code:start ms:pdd ms;`
+    leg_started: float = 0.0  # epoch seconds of the carrier leg's INVITE (originate)
+    leg_ringing: float | None = None  # its first ringing
+
+    def endpoint(self, trunk: str) -> str:
+        return self.routes[self.position - 1] if self.routes else trunk
+
+    def leg_timing(self, until: float | None) -> str:
+        """`start ms:pdd ms` of the current leg; PDD to ringing, else to `until` (answer)."""
+        sign = self.leg_ringing if self.leg_ringing is not None else until
+        pdd = None if sign is None else max(0, round((sign - self.leg_started) * 1000))
+        return timing(round(self.leg_started * 1000), pdd)
 
     @property
     def bridge_id(self) -> str:
@@ -90,6 +111,7 @@ class SessionController:
         *,
         on_event: Callable[[str], None] | None = None,
         on_renewal: Callable[[Grant, float], None] | None = None,
+        on_settled: Callable[[Outcome], None] | None = None,
         outcomes: OutcomeLog | None = None,
         finish_backoff_max_s: float = 30.0,
     ) -> None:
@@ -98,6 +120,8 @@ class SessionController:
         self.settings = settings
         self.on_event = on_event or (lambda kind: None)
         self.on_renewal = on_renewal or (lambda grant, seconds: None)
+        # a routed call settled here first (carrier quality: attempts, PDD per trunk)
+        self.on_settled = on_settled or (lambda outcome: None)
         self.outcomes = outcomes
         self.finish_backoff_max_s = finish_backoff_max_s
         self.sessions: dict[str, Session] = {}
@@ -135,8 +159,19 @@ class SessionController:
         channel = event.get("channel") or {}
         if kind == "StasisStart":
             await self._stasis_start(channel, [str(a) for a in event.get("args", [])])
+        elif kind == "ChannelStateChange":
+            s = self._by_chan.get(str(channel.get("id", "")))
+            ringing = channel.get("state") == "Ringing"
+            if s is not None and ringing and channel.get("id") == s.b_chan:
+                s.leg_ringing = s.leg_ringing or time.time()
         elif kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
             s = self._by_chan.get(str(channel.get("id", "")))
+            if s is not None and channel.get("id") == s.b_chan and s.answered_at is None:
+                # a carrier leg that never answered: its destruction says why (and may move
+                # the call to the next carrier); the hangup request before it says nothing
+                if kind == "ChannelDestroyed":
+                    await self._leg_failed(s, event)
+                return
             if s is not None:
                 cause = int(event.get("cause", channel.get("cause", 16)) or 16)
                 await self.end(
@@ -168,26 +203,74 @@ class SessionController:
             number,
             max_ms // 1000,
             b_chan=f"{call_id}-b",
+            caller=str((channel.get("caller") or {}).get("number", "")),
+            routes=routes_arg(args[3]) if len(args) > 3 else (),
         )
         self._register(s)
         self.on_event("session_started")
         await self.ledger.touch(s.account, call_id, control="ari", a_chan=chan_id, b_chan=s.b_chan)
         try:
             await self.ari.ring(chan_id)
-            caller = (channel.get("caller") or {}).get("number", "")
+        except AriError as exc:
+            log.warning("call %s: could not ring the phone: %s", call_id, exc)
+            await self.end(s, "originate failed", 34)
+            return
+        await self._dial(s)
+
+    async def _dial(self, s: Session) -> None:
+        """The carrier leg through the session's current route (or the single trunk)."""
+        s.leg_started, s.leg_ringing = time.time(), None
+        try:
             await self.ari.originate(
-                f"PJSIP/{number}@{self.settings.trunk}",
+                f"PJSIP/{s.number}@{s.endpoint(self.settings.trunk)}",
                 channel_id=s.b_chan,
-                app_args=f"b,{call_id}",
-                caller_id=str(caller),
-                originator=chan_id,
+                app_args=f"b,{s.call_id}",
+                caller_id=s.caller,
+                originator=s.a_chan,
                 timeout_s=self.settings.ring_timeout_s,
             )
         except AriError as exc:
-            log.warning("call %s: carrier leg failed: %s", call_id, exc)
+            log.warning("call %s: carrier leg failed: %s", s.call_id, exc)
             await self.end(s, "originate failed", 34)
             return
-        s.task = self._spawn(self._ring_guard(s), call_id)
+        s.task = self._spawn(self._ring_guard(s), s.call_id)
+
+    async def _leg_failed(self, s: Session, event: dict[str, Any]) -> None:
+        """The carrier leg ended unanswered: record the attempt; on a failover code move the
+        call's place to the next carrier with room (one ledger step, only here) and dial it
+        within the same call (the phone keeps ringing: it hears one call)."""
+        code = sip_code(event)
+        cause = int(event.get("cause", 0) or 0) or 16
+        endpoint = s.endpoint(self.settings.trunk)
+        s.attempts += f"{endpoint}:{code or ''}:{s.leg_timing(None)};"
+        if s.task is not None:
+            s.task.cancel()  # the ring guard of this leg
+        if not s.routes or code not in self.settings.failover:
+            await self.end(s, f"carrier {endpoint} failed ({code or cause})", cause)
+            return
+        try:
+            move = await fail_over(self.ledger, s.account, s.call_id, s.position)
+            position = move.position
+        except (LedgerError, RedisError, OSError, ConnectionError) as exc:
+            # the grant allowed these routes: its next one, the place stays where it was
+            log.warning("call %s: failover not recorded (%s): the grant's next route", s.call_id,
+                        exc)  # fmt: skip
+            position = s.position + 1 if s.position < len(s.routes) else 0
+        if position <= 0 or position > len(s.routes) or s.ended:
+            await self.end(s, f"carrier {endpoint} failed ({code}), no carrier left", cause)
+            return
+        self.on_event("failover")
+        self._by_chan.pop(s.b_chan, None)
+        s.position, s.b_chan = position, f"{s.call_id}-b{position}"
+        self._by_chan[s.b_chan] = s
+        with contextlib.suppress(*_TRANSIENT):
+            await self.ledger.touch(s.account, s.call_id, b_chan=s.b_chan)
+            # the outcome log's line (if it settles first) names the same carrier and attempts
+            await self.ari.set_var(s.a_chan, "TOLLGATE_ENDPOINT", s.endpoint(""))
+            await self.ari.set_var(s.a_chan, "TOLLGATE_ATTEMPTS", s.attempts)
+        log.info("call %s: %s failed (%s), trying %s", s.call_id, endpoint, code,
+                 s.endpoint(""))  # fmt: skip
+        await self._dial(s)
 
     def _spawn(self, work: Coroutine[Any, Any, None], call_id: str) -> asyncio.Task[None]:
         """A per-call task whose failure is logged and counted, never silently dropped."""
@@ -339,6 +422,10 @@ class SessionController:
             disposition="ANSWER" if answered else _CAUSE_STATUS.get(cause, "NOANSWER"),
             hangup_cause=str(cause),
             answered_at=datetime.fromtimestamp(s.answered_at, UTC) if s.answered_at else None,
+            # as the dialplan reports a routed call: the carrier used last, failed attempts
+            endpoint=s.endpoint("") if s.routes and s.leg_started else "",
+            attempts=s.attempts,
+            timing=s.leg_timing(s.answered_at) if s.routes and s.leg_started else "",
         )
         try:
             settled = await self.ledger.finish(s.account, s.call_id, outcome)
@@ -351,6 +438,8 @@ class SessionController:
                 )
             return
         self.on_event("session_ended")
+        if settled.status == "FINISHED" and outcome.endpoint:
+            self.on_settled(outcome)
         log.info(
             "call %s of %s ended (%s): %.1f s, cost %d (%s)",
             s.call_id,

@@ -103,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     mg.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
     mg.add_argument("--tz", default="Europe/Warsaw", help="zone of the month (Europe/Warsaw)")
     mg.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_report_margin"))
-    cq = rp.add_parser("carriers", help="carriers' quality: attempts, ASR, ACD, failure codes")
+    cq = rp.add_parser("carriers", help="carriers' quality: attempts, ASR, ACD, failure codes, PDD")
     cq.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
     cq.add_argument("--tz", default="Europe/Warsaw", help="zone of the month (Europe/Warsaw)")
     cq.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_report_carriers"))

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rating.ledger import Decision, Grant, Outcome, Reason
 from rating.repair import Drift, Repair
+from switch.attempt_times import attempt_pdds, pdd_of
 from switch.fastagi import Decided
 from switch.outcome_log import LogScan
 from switch.parking import Scan
@@ -141,6 +142,15 @@ class Metrics:
             ["trunk", "code"],
             registry=self.registry,
         )
+        # Post-dial delay (INVITE to first ringing/progress, or to the answer), per trunk:
+        # every attempt on its own trunk, the failed ones and the one the call used.
+        self.carrier_pdd = Histogram(
+            "tollgate_carrier_pdd_seconds",
+            "Post-dial delay of attempts on a carrier trunk (INVITE to ringing or answer).",
+            ["trunk"],
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0),
+            registry=self.registry,
+        )
         self.task_restarts = Counter(
             "tollgate_task_restarts_total",
             "Background tasks of tollgate serve that died and were restarted.",
@@ -188,15 +198,20 @@ class Metrics:
 
     def carrier_outcome(self, outcome: Outcome) -> None:
         """A settled call routed over carriers: its failed attempts and the trunk it used."""
-        for attempt in filter(None, outcome.attempts.split(";")):
-            trunk, _, code = attempt.partition(":")
+        for trunk, code, pdd in attempt_pdds(outcome.attempts):
             self.carrier_attempts.labels(trunk).inc()
             self.carrier_failures.labels(trunk, code or "none").inc()
+            if pdd is not None:
+                self.carrier_pdd.labels(trunk).observe(pdd / 1000)
         if outcome.endpoint:
             self.carrier_attempts.labels(outcome.endpoint).inc()
             if outcome.answered:
                 self.carrier_answered.labels(outcome.endpoint).inc()
                 self.carrier_billsec.labels(outcome.endpoint).inc(outcome.billsec)
+                # an unanswered last attempt is among the failed ones (its PDD counted there)
+                pdd = pdd_of(outcome.timing)
+                if pdd is not None:
+                    self.carrier_pdd.labels(outcome.endpoint).observe(pdd / 1000)
 
     def repaired(self, r: Repair) -> None:
         self.ledger_repairs.labels(r.drift.value).inc()

@@ -158,6 +158,7 @@ async def serve(settings: Settings) -> None:
                 control,
                 on_event=metrics.session_event,
                 on_renewal=metrics.renewal,
+                on_settled=metrics.carrier_outcome,
                 outcomes=outcomes,
             )
             if ari is not None

@@ -13,6 +13,8 @@ local ref = ARGV[22]
 local carrier_used, attempts = ARGV[23] or '', ARGV[24] or ''
 -- and its price of the call: buy deck, version, exact cost (micro-units)
 local buy_deck, buy_version, buy_cost = ARGV[25] or '', ARGV[26] or '0', ARGV[27] or '0'
+-- and the start time and post-dial delay of the attempt on the carrier used (start ms:pdd ms)
+local timing = ARGV[28] or ''
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
@@ -73,7 +75,8 @@ redis.call('HSET', C, 'state', 'finished', 'answered', answered and 1 or 0, 'bil
   'evidence', 'outcome')
 if carrier_used ~= '' or attempts ~= '' then
   redis.call('HSET', C, 'carrier_used', carrier_used, 'attempts', attempts,
-    'buy_deck', buy_deck, 'buy_deck_version', buy_version, 'buy_cost', buy_cost)
+    'buy_deck', buy_deck, 'buy_deck_version', buy_version, 'buy_cost', buy_cost,
+    'carrier_timing', timing)
 end
 emit_cdr(S, C)
 redis.call('EXPIRE', C, record_ttl)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from rating.accounts import AccountStatus
 from tests.conftest import TEST_REDIS
 from tests.e2e.conftest import E2E, ROOT, TollgateProcess
 from tests.e2e.proxy import CuttableProxy
-from tests.e2e.rig import CallResult, RigConfig
+from tests.e2e.rig import CallResult, RigConfig, SippCarrier
 from tests.e2e.test_fastagi import outcome_lines
 
 MOBILE = "601234567"  # 0.19 PLN/min, per second: 3_166.67 micro-units a second
@@ -341,3 +342,46 @@ async def test_burst_to_international_networks_is_stopped_by_spend_velocity(ari:
     assert failed >= 1  # later calls of the burst were refused or cut
     spent = 200_000_000 - (await ari.svc.accounts.live("e2e-b")).balance
     assert 0 < spent < 10 * 10_490_000  # far less than the burst would have cost
+
+
+async def test_a_carrier_failing_with_503_moves_the_stasis_call_to_the_next(ari: E2E) -> None:
+    """Least-cost routing under session control: the cheaper carrier answers 503, the
+    controller moves the call's place to the next carrier and dials it within the same call
+    (the phone hears one call); the CDR records both attempts with their times."""
+    from tests.e2e.test_carriers_e2e import _carrier
+
+    await ari.account("phone-d", balance=20_000_000)
+    await _carrier(ari, "down", "carrier-b", "4822,Warsaw,0,0.0100,60,1,0,*\n")
+    await _carrier(ari, "up", "carrier", "48,Poland,0,0.0300,60,1,0,*\n")
+    keys = ari.svc.settings.keyspace
+    with SippCarrier(ari.config.carrier_port, ip="127.0.0.11", scenario="uas_503.xml") as down:
+        call = asyncio.ensure_future(ari.call("221234567", "phone-d", hangup_after_ms=3000))
+        await wait_answered(ari, "e2e-d")
+        # the place moved with the call: none left on the carrier that failed
+        held = [await ari.svc.redis.zcard(keys.carrier_open(c)) for c in ("down", "up")]
+        result = await call
+        refused = down.numbers()
+    assert result.status == 200 and result.answered
+    assert held == [0, 1]
+    assert refused == ["+48221234567"]  # tried first, answered 503
+    assert ari.new_carrier_calls() == ["+48221234567"]  # then the next one, which answered
+    [cdr] = await ari.cdrs("phone-d", 1)
+    assert (cdr["decision"], cdr["disposition"]) == ("ALLOW", "ANSWER")
+    assert ari.svc.pool is not None
+    row = await ari.svc.pool.fetchrow(
+        "select routes, carrier, attempts, carrier_timing, buy_deck from cdrs"
+        " where call_id = $1",
+        cdr["call_id"],
+    )
+    assert row is not None
+    assert (row["routes"], row["carrier"], row["buy_deck"]) == ("down,up", "up", "buy-up")
+    # down:503:<start ms>:<pdd ms, empty: it never rang>; then up's start and PDD
+    match = re.fullmatch(r"down:503:(\d{13}):(\d*);", row["attempts"])
+    assert match is not None, row["attempts"]
+    start, pdd = (int(x) for x in row["carrier_timing"].split(":"))
+    assert int(match[1]) <= start and 0 <= pdd < 5000
+    assert [await ari.svc.redis.zcard(keys.carrier_open(c)) for c in ("down", "up")] == [0, 0]
+    failovers = 'tollgate_session_events_total{kind="failover"}'
+    assert await asyncio.to_thread(ari.metric, failovers) >= 1
+    pdds = 'tollgate_carrier_pdd_seconds_count{trunk="carrier"}'
+    assert await asyncio.to_thread(ari.metric, pdds) >= 1

@@ -6,6 +6,7 @@ serves is refused with 403 and reaches no carrier."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 
 from rating.carrier_store import CarrierStore
@@ -45,12 +46,24 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     # the CDR names the carriers offered, the one used and each failed attempt's SIP code
     assert e2e.svc.pool is not None
     row = await e2e.svc.pool.fetchrow(
-        "select routes, carrier, attempts, buy_deck, buy_cost, billsec from cdrs"
-        " where call_id = $1",
+        "select routes, carrier, attempts, carrier_timing, buy_deck, buy_cost, billsec"
+        " from cdrs where call_id = $1",
         cdr["call_id"],
     )
     assert row is not None
-    assert (row["routes"], row["carrier"], row["attempts"]) == ("down,up", "up", "down:503;")
+    assert (row["routes"], row["carrier"]) == ("down,up", "up")
+    # each attempt's SIP code, start (epoch ms) and post-dial delay (empty: "down" never
+    # rang), and the same two of the attempt on "up" (which rang before it answered)
+    lines = e2e.rig.outcome_lines()
+    match = re.fullmatch(r"down:503:(\d{13}):(\d*);", row["attempts"])
+    assert match is not None, (row["attempts"], lines)
+    start, pdd = (int(x) for x in row["carrier_timing"].split(":"))
+    assert int(match[1]) <= start and 0 <= pdd < 5000, (row["carrier_timing"], lines)
+    # the dialplan's failover step moved the call's place from "down" to "up" (position 2)
+    call = await e2e.svc.ledger.call("e2e-a", cdr["call_id"])
+    assert call.get("failover:1") == "2:up:carrier", call
+    keys = e2e.svc.settings.keyspace
+    assert [await e2e.svc.redis.zcard(keys.carrier_open(c)) for c in ("down", "up")] == [0, 0]
     # bought from "up" at 0.03/min, per second: 500 micro-units a second
     assert row["billsec"] >= 1
     assert (row["buy_deck"], row["buy_cost"]) == ("buy-up", 500 * row["billsec"])
@@ -59,6 +72,8 @@ async def test_a_503_moves_the_call_to_the_next_carrier(e2e: E2E) -> None:
     answered = 'tollgate_carrier_answered_total{trunk="carrier"}'
     assert await asyncio.to_thread(e2e.metric, failures) >= 1
     assert await asyncio.to_thread(e2e.metric, answered) >= 1
+    pdds = 'tollgate_carrier_pdd_seconds_count{trunk="carrier"}'
+    assert await asyncio.to_thread(e2e.metric, pdds) >= 1
 
 
 async def test_a_destination_only_a_dearer_carrier_serves_is_refused(e2e: E2E) -> None:

@@ -223,9 +223,12 @@ async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixtu
     assert svc.pool is not None
     at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
     await store_cdrs(svc.pool, [
-        cdr("alice", 1, at, routes="down,up", carrier="up", attempts="down:503;"),
-        cdr("alice", 2, at, routes="up", carrier="up", billsec=30),
-        cdr("bob", 3, at, routes="down", carrier="down"),
+        # attempt times (start ms:pdd ms): the failed attempt's and the used one's
+        cdr("alice", 1, at, routes="down,up", carrier="up", attempts="down:503:1000:150;",
+            carrier_timing="1200:900"),
+        cdr("alice", 2, at, routes="up", carrier="up", billsec=30, carrier_timing="5000:2100"),
+        cdr("bob", 3, at, routes="down", carrier="down", carrier_timing="7000:"),  # no ringing
+        # from before attempt times: no PDD
         cdr("bob", 4, at, routes="down,up", carrier="up", attempts="down:503;", answered=False,
             billsec=0, disposition="NOANSWER"),
         cdr("bob", 5, at),  # the single trunk: not a carrier's
@@ -233,9 +236,11 @@ async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixtu
     report = await cli(svc, capsys, "report", "carriers", "--period", "2026-11")
     assert report["carriers"] == [
         {"carrier": "down", "attempts": 3, "answered": 1, "asr_percent": 33.3, "acd_s": 60.0,
-         "failure_codes": {"503": 2}},
+         "failure_codes": {"503": 2}, "pdd_attempts": 1, "pdd_avg_ms": 150, "pdd_p50_ms": 150,
+         "pdd_p95_ms": 150},
         {"carrier": "up", "attempts": 3, "answered": 2, "asr_percent": 66.7, "acd_s": 45.0,
-         "failure_codes": {}},
+         "failure_codes": {}, "pdd_attempts": 2, "pdd_avg_ms": 1500, "pdd_p50_ms": 900,
+         "pdd_p95_ms": 2100},
     ]  # fmt: skip
 
 

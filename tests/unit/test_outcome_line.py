@@ -57,3 +57,29 @@ def test_a_routed_call_names_its_carrier_and_failed_attempts() -> None:
     assert (o.endpoint, o.attempts, o.billsec) == ("trunk-b", "trunk-a:503;", 2)
     single = parse_line("c-4|acct-a|ANSWER|2000|16|+48221234567|0|1.0||").outcome
     assert (single.endpoint, single.attempts) == ("", "")
+
+
+def test_attempt_times_and_post_dial_delay_come_from_asterisks_measures() -> None:
+    # trunk-a: INVITE at 1000.000 s, 503 with no ringing; trunk-b: INVITE at 1001.000 s,
+    # ringing after 300 ms, answered, 6 s of talk until the hangup at 1010.000 s
+    line = ("c-4|acct-a|ANSWER|6000|16|+48221234567|0|1010.0|trunk-b"
+            "|trunk-a:503:1000000::;|1001000:300:")  # fmt: skip
+    o = parse_line(line).outcome
+    assert o.attempts == "trunk-a:503:1000000:;"
+    assert o.timing == "1001000:300"
+    # answered without ringing: the PDD is the time to the answer (end less talk less start)
+    quiet = parse_line("c-5|acct-a|ANSWER|6000|16|+486|0|1010.0|trunk-b||1003550::").outcome
+    assert quiet.timing == "1003550:450"
+    # progress (183) before ringing counts as the first sign of life
+    early = parse_line(
+        "c-6|acct-a|BUSY|0|17|+486|0|1010.0|trunk-b|trunk-b:486:1009100:700:200;|"
+    ).outcome
+    assert early.attempts == "trunk-b:486:1009100:200;" and early.timing == ""
+
+
+def test_older_and_controller_attempts_are_kept_as_they_are() -> None:
+    line = "c-7|acct-a|ANSWER|1000|16|+486|0|1.0|up|down:503;mid:502:900:40;|"
+    assert parse_line(line).outcome.attempts == "down:503;mid:502:900:40;"
+    with pytest.raises(OutcomeLineError) as bad:
+        parse_line("c-8|acct-a|ANSWER|1000|16|+486|0|1.0|up||9000:x:")
+    assert bad.value.code == "BAD_TIMES"
