@@ -18,7 +18,7 @@ from panel_api.auth import principal
 from panel_api.context import PANEL, POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply, check_body
 from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string
-from panel_api.uploads import read_upload
+from panel_api.uploads import bad_field, read_upload
 from rating.deck import DeckError, parse_head
 from rating.deck_import import import_stream
 from rating.deck_store import list_decks, publish_stored
@@ -113,7 +113,7 @@ def _force(request: web.Request, form: DeckUpload) -> price_changes.Force | None
         return None
     reason = (form.reason or "").strip()
     if not reason:
-        raise _bad("reason", "force needs a reason (it is written to the audit log)")
+        raise bad_field("reason", "force needs a reason (it is written to the audit log)")
     token = principal(request)
     return price_changes.Force(
         token.actor, reason, request.method, request.path, token_id=token.id
