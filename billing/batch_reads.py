@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from billing.documents import Kind
+from billing.documents import Document, Kind
 from billing.fees import Subscription
 from billing.period import Period
+from billing.postpaid import ROUNDING_REF
 from core.pg import Conn
 from rating.account_store import LedgerEntry
 from rating.accounts import Account
@@ -68,6 +69,15 @@ where e.kind in ('fee', 'adjustment') and (
         and coalesce(e.reference, '') not like 'rerate/%'
         and coalesce(e.reference, '') not like 'rounding/%'))
 order by e.account, e.seq
+"""
+# Documents whose rounding entry (rounding.rounding_reference) is not booked: only those are
+# read whole, so a repeat run reads no postpaid invoice again.
+UNROUNDED = """
+select d.* from billing_documents d
+where d.source = any($1::text[]) and d.exact is not null and d.exact <> d.gross
+  and not exists (select 1 from ledger_entries e
+                  where e.account = d.account and e.reference = $2 || d.source)
+order by d.id
 """
 
 
@@ -202,3 +212,11 @@ async def lifecycle_taken(conn: Conn, accounts: Sequence[str]) -> dict[str, dict
     for r in rows:
         out.setdefault(r["account"], {})[r["kind"]] = r["last"]
     return out
+
+
+async def unrounded(conn: Conn, sources: Sequence[str]) -> list[Document]:
+    """The documents of `sources` with a rounding not booked yet."""
+    if not sources:
+        return []
+    rows = await conn.fetch(UNROUNDED, list(sources), ROUNDING_REF)
+    return [Document.from_row(r) for r in rows]
