@@ -295,4 +295,3 @@ class Batch:
 
 def _by_prefix(line: reads.CallLine) -> str:
     return line.prefix
-
