@@ -120,12 +120,11 @@ class Batch:
         self.report.documents += [issued[d.source][0] for d in ordered if issued[d.source][1]]
         # roundings: a new top-up invoice's; a postpaid invoice's, new or not (after a crash
         # between the document and its entry, booked now: the entry is keyed)
-        invoices = [invoice_source(a.id, self.period) for a in postpaid]
-        have = await _invoices(self.conn, invoices)
         rounded: list[Document] = [
             doc for doc, created in issued.values() if created and doc.kind is Kind.TOPUP_INVOICE
         ]
-        rounded += [have[s] for s in invoices if s in have]
+        invoices = [invoice_source(a.id, self.period) for a in postpaid]
+        rounded += await reads.unrounded(self.conn, invoices)
         booked = await book_entries(
             self.store,
             self.conn,
@@ -296,12 +295,3 @@ class Batch:
 
 def _by_prefix(line: reads.CallLine) -> str:
     return line.prefix
-
-
-async def _invoices(conn: Conn, sources: list[str]) -> dict[str, Document]:
-    if not sources:
-        return {}
-    rows = await conn.fetch(
-        "select * from billing_documents where source = any($1::text[])", sources
-    )
-    return {r["source"]: Document.from_row(r) for r in rows}

@@ -10,7 +10,8 @@ follow the order of the drafts."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from billing.buyer import party_of
@@ -81,10 +82,26 @@ async def issue_many(
                 )
                 records.append((*values, now))
             await conn.copy_records_to_table("billing_documents", records=records, columns=_COLUMNS)
-            out.update(
-                {d.source: (d, True) for d in await _by_sources(conn, [d.source for d in new])}
-            )
+            out.update({d.source: (d, True) for d in await _as_issued(conn, records)})
     return {s: out[s] for s in sources}
+
+
+async def _as_issued(conn: Conn, records: list[tuple[Any, ...]]) -> list[Document]:
+    """The documents just copied, from the values written and the ids PostgreSQL gave them
+    (what reading the rows back gives, without reading and decoding every row again)."""
+    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in records]
+    found = await conn.fetch(
+        "select source, id from billing_documents where source = any($1::text[])",
+        [r["source"] for r in rows],
+    )
+    ids = {f["source"]: f["id"] for f in found}
+    return [
+        # PostgreSQL hands instants back in UTC
+        Document.from_row(
+            {**r, "id": ids[r["source"]], "issued_at": r["issued_at"].astimezone(UTC)}
+        )
+        for r in rows
+    ]
 
 
 async def _by_sources(conn: Conn, sources: list[str]) -> list[Document]:

@@ -7,6 +7,7 @@ an issued document, so a correction is a new document, a credit note pointing at
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -140,7 +141,7 @@ class Document:
         return 0 if self.exact is None else self.exact - self.gross
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Document:
+    def from_row(cls, row: asyncpg.Record | Mapping[str, Any]) -> Document:
         return cls(
             id=row["id"],
             number=row["number"],

@@ -126,7 +126,8 @@ async def since_of_many(
 
 async def marks_of(conn: Conn, accounts: Sequence[str]) -> dict[str, datetime]:
     rows = await conn.fetch(
-        "select account, since from billing_negative_marks where account = any($1::text[])",
+        "select account, since from unnest($1::text[]) as a(account)"
+        " join billing_negative_marks using (account)",
         list(accounts),
     )
     return {r["account"]: r["since"] for r in rows}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rating.money import Rounding, round_micro
+from rating.money import Rounding, quantum, round_micro
 
 BASIS = 10_000  # rates are in basis points: 23% = 2300
 
@@ -30,9 +30,15 @@ class VatSplit:
 
 
 def to_minor(micro: int, decimals: int = 2) -> int:
-    """`micro` rounded half away from zero to the currency's minor unit (a grosz)."""
-    whole = round_micro(Fraction(abs(micro)), decimals, Rounding.HALF_UP)
-    return whole if micro >= 0 else -whole
+    """`micro` rounded half away from zero to the currency's minor unit (a grosz).
+
+    What `round_micro(Fraction(abs(micro)), decimals, HALF_UP)` gives, in integers: a
+    whole number of micro-units needs no fraction, and a bill run calls this for every line
+    of every document it issues."""
+    q = quantum(decimals)
+    whole, rest = divmod(abs(micro), q)
+    rounded = (whole + (1 if 2 * rest >= q else 0)) * q
+    return rounded if micro >= 0 else -rounded
 
 
 def split_gross(gross: int, rate_bp: int, decimals: int = 2) -> VatSplit:

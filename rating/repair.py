@@ -32,12 +32,12 @@ class Repair:
         return {"account": self.account, "drift": self.drift.value, "entries": self.entries}
 
 
-_MONEY = ("balance", "ledger_seq")
+DRIFT_MONEY = ("balance", "ledger_seq")  # the first fields `drift_in` reads, in order
 
 
 def drift_fields(account: Account) -> list[str]:
     """The hash fields `drift_in` compares, in its order."""
-    return [*_MONEY, *account.redis_fields()]
+    return [*DRIFT_MONEY, *account.redis_fields()]
 
 
 async def drift_of(store: AccountStore, account: Account, pg_seq: int) -> Drift | None:
@@ -48,16 +48,19 @@ async def drift_of(store: AccountStore, account: Account, pg_seq: int) -> Drift 
     return drift_in(values, account, pg_seq)
 
 
-def drift_in(values: list[Any], account: Account, pg_seq: int) -> Drift | None:
-    """`drift_of` from the values of `drift_fields` as Redis returned them."""
-    wanted = account.redis_fields()
-    names = list(wanted)
+def drift_in(
+    values: list[Any], account: Account, pg_seq: int, wanted: dict[str, str] | None = None
+) -> Drift | None:
+    """`drift_of` from the values of `drift_fields` as Redis returned them (`wanted`: the
+    account's `redis_fields`, when the caller already has them: a bill run reads thousands)."""
+    if wanted is None:
+        wanted = account.redis_fields()
     if values[0] is None:
         return Drift.REBUILT
     if int(values[1] or 0) != pg_seq:
         return Drift.ENTRIES
     have = [v.decode() if isinstance(v, bytes) else v for v in values[2:]]
-    if have != [wanted[n] for n in names]:
+    if have != list(wanted.values()):
         return Drift.SETTINGS
     return None
 
