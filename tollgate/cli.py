@@ -24,6 +24,7 @@ from numbering.cli_args import register as register_numbers
 from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
 from tollgate.carrier_args import register as register_carriers
+from tollgate.plan_args import register as register_plans
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -50,6 +51,8 @@ BAD_INPUT_ERRORS = (
     ("billing.price_changes", "PriceNoticeTooShort"),
     ("rating.carriers", "CarrierError"),
     ("rating.carriers", "CarrierNotFound"),
+    ("rating.plans", "PlanError"),
+    ("rating.plans", "PlanNotFound"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -221,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_notify(sub)
     register_complaints(sub)
     register_carriers(sub)
+    register_plans(sub)
 
     sc = sub.add_parser(
         "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"

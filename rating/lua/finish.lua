@@ -13,6 +13,9 @@ local ref = ARGV[22]
 local carrier_used, attempts = ARGV[23] or '', ARGV[24] or ''
 -- and its price of the call: buy deck, version, exact cost (micro-units)
 local buy_deck, buy_version, buy_cost = ARGV[25] or '', ARGV[26] or '0', ARGV[27] or '0'
+-- a call granted from a bundle: the seconds it takes from it (the billable seconds, capped at
+-- what it reserved there) and the deck's price of those seconds, which the balance does not pay
+local bundle_s, bundle_price = tonumber(ARGV[28] or '0'), tonumber(ARGV[29] or '0')
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
@@ -38,6 +41,22 @@ local call = hash(C)
 local cost = rated
 if not answered then cost = 0 end
 if call.emergency == '1' then cost = 0 end
+-- The bundle: an open call releases its reservation there; the seconds used are consumed
+-- (a call the sweeper settled had consumed its whole reservation: corrected here).
+local bkey = call.bundle or ''
+if bkey ~= '' then
+  local bres = num(call.bundle_res)
+  local used = 0
+  if answered and call.emergency ~= '1' then used = math.min(bundle_s, bres) end
+  if used > 0 then cost = math.max(0, cost - bundle_price) end
+  if redis.call('EXISTS', A) == 1 then
+    if state == 'open' then redis.call('HINCRBY', A, 'br:' .. bkey, istr(-bres)) end
+    local delta = used - num(call.bundle_seconds)
+    if delta ~= 0 then redis.call('HINCRBY', A, 'bu:' .. bkey, istr(delta)) end
+  end
+  redis.call('HSET', C, 'bundle_seconds', istr(used))
+end
+
 local held = 0
 if state == 'open' then
   held = num(call.reserved)
