@@ -53,8 +53,10 @@ async def _store_allowances(conn: Conn, plan: Plan) -> None:
     await conn.executemany(
         "insert into plan_allowances (plan, idx, label, seconds, classes, prefixes)"
         " values ($1, $2, $3, $4, $5, $6)",
-        [(plan.name, i, a.label, a.seconds, list(a.classes), list(a.prefixes))
-         for i, a in enumerate(plan.allowances)],  # fmt: skip
+        [
+            (plan.name, i, a.label, a.seconds, list(a.classes), list(a.prefixes))
+            for i, a in enumerate(plan.allowances)
+        ],
     )
 
 

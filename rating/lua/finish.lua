@@ -67,7 +67,10 @@ end
 local estimate = 0
 if state == 'expired' then
   estimate = num(call.cost)
-  if num(call.reserved) > 0 and cost > num(call.reserved) then cost = num(call.reserved) end
+  -- (a call granted from a bundle alone reserved no money and may owe none beyond it)
+  if (num(call.reserved) > 0 or bkey ~= '') and cost > num(call.reserved) then
+    cost = num(call.reserved)
+  end
 end
 
 if redis.call('EXISTS', A) == 1 then
