@@ -368,7 +368,7 @@ def test_bundle_invariants_hold_under_random_interleavings(settings: Settings) -
     BundleMachine.svc = svc
     BundleMachine.deck = deck
     try:
-        settings_for_machine(BundleMachine, examples=20, steps=20)()
+        settings_for_machine(BundleMachine, examples=60, steps=30)()
     finally:
         loop.run_until_complete(drop_prefix(svc.redis, settings.keyspace.prefix))
         loop.run_until_complete(cm.__aexit__(None, None, None))
