@@ -25,8 +25,8 @@ from redis.exceptions import RedisError
 
 from billing.batch import ACCOUNT_ERRORS, Batch
 from billing.fees import charge_fees
-from billing.plan_fees import charge_plan_fees
 from billing.period import Period
+from billing.plan_fees import charge_plan_fees
 from billing.postpaid import issue_period_invoice, refresh_overdue
 from billing.prepaid import invoice_topups, lifecycle
 from billing.proforma import issue_proformas

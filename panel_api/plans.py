@@ -101,7 +101,7 @@ def _shown(plan: Plan) -> dict[str, Any]:
 
 @api.get("/api/v1/plans", "Every plan", access=OPERATOR, ok=outputs.Plans)
 async def plans(request: web.Request) -> web.Response:
-    return web.json_response({"items": [_shown(p) for p in await _store(request).list()]})
+    return web.json_response({"items": [_shown(p) for p in await _store(request).all()]})
 
 
 @api.post(

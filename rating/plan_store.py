@@ -100,7 +100,7 @@ class PlanStore:
         async with self.pool.acquire() as conn:
             return await _plan(conn, name)
 
-    async def list(self) -> list[Plan]:
+    async def all(self) -> list[Plan]:
         async with self.pool.acquire() as conn:
             names = await conn.fetch("select name from plans order by name")
             return [await _plan(conn, r["name"]) for r in names]

@@ -48,7 +48,7 @@ async def cmd_disable(s: Services, args: argparse.Namespace) -> None:
 
 
 async def cmd_list(s: Services, args: argparse.Namespace) -> None:
-    print_json([p.as_dict() for p in await _store(s).list()])
+    print_json([p.as_dict() for p in await _store(s).all()])
 
 
 async def cmd_show(s: Services, args: argparse.Namespace) -> None:

@@ -254,3 +254,39 @@ async def test_a_lost_account_gets_its_bundles_and_usage_back(
     await repair_all(svc.accounts)
     assert await usage(svc, a.id, MID_JAN) == [(300, 80, 0)]
     assert (await grant(svc, a.id, "601234567", MID_JAN)).max_seconds == 220
+
+
+async def test_plan_fees_in_advance_pro_rata_once_with_a_notice(
+    svc: Services, retail: Deck, make_account: AccountFactory
+) -> None:
+    from billing.period import Period
+    from billing.run import bill_run
+    from billing.settings import BillingSettings
+    from notify.notices import list_notices
+    from notify.plan_fees import scan
+    from notify.settings import NotifySettings
+
+    assert svc.pool is not None
+    opened = datetime.fromisoformat("2026-11-02T10:00:00+01:00")
+    a = await make_account(balance=100 * PLN, at=opened)
+    start = datetime.fromisoformat("2026-11-16T09:00:00+01:00")  # 15 of November's 30 days
+    await on_plan(svc, a.id, start=start, fee=30 * PLN)
+    run_at = datetime.fromisoformat("2026-12-01T03:00:00+01:00")
+    report = await bill_run(svc.accounts, Period(2026, 11), BillingSettings(), run_at)
+    fees = sorted((e.reference or "", e.amount, e.note) for e in report.fees)
+    assignment = (await PlanStore(svc.accounts).assignments(a.id))[0].id
+    assert [(r, amount) for r, amount, _ in fees] == [
+        (f"plan/2026-11/{assignment}", -15 * PLN),
+        (f"plan/2026-12/{assignment}", -30 * PLN),
+    ]
+    assert fees[0][2].endswith("(15/30 days)")
+    again = await bill_run(svc.accounts, Period(2026, 11), BillingSettings(), run_at)
+    assert again.fees == []
+    assert (await svc.accounts.live(a.id)).balance == 55 * PLN
+    settings = NotifySettings()
+    assert await scan(svc.pool, settings, run_at) == 2
+    assert await scan(svc.pool, settings, run_at) == 0
+    async with svc.pool.acquire() as conn:
+        notices = await list_notices(conn, a.id)
+    assert {n.kind for n in notices} == {"plan_fee"}
+    assert any("30,00 PLN" in n.body and "2026-12" in n.body for n in notices)
