@@ -57,7 +57,8 @@ def test_the_bundles_field_has_a_first_month_only_for_a_start_after_the_first() 
         "7.0|300|mobile|48|1798758000000||2027-01|;7.1|60|||1798758000000||2027-01|"
     )
     entries = encode([(mid, plan)], WARSAW).split(";")
-    start, end = (str(int(t.timestamp() * 1000)) for t in (mid.start_at, mid.end_at or mid.start_at))
+    ends = (mid.start_at, mid.end_at or mid.start_at)
+    start, end = (str(int(t.timestamp() * 1000)) for t in ends)
     assert entries[0] == f"8.0|300|mobile|48|{start}|{end}|2027-04|150"
     assert entries[1].endswith("|2027-04|30")
 
