@@ -48,7 +48,17 @@ if bkey ~= '' then
   local bres = num(call.bundle_res)
   local used = 0
   if answered and call.emergency ~= '1' then used = math.min(bundle_s, bres) end
-  if used > 0 then cost = math.max(0, cost - bundle_price) end
+  if used > 0 and state == 'expired' and num(call.bundle_seconds) == 0 then
+    -- The sweeper released this call's bundle seconds (never seen answered) and other calls
+    -- may hold them now: take only what is left. The rest is not charged either: as for
+    -- money, what runs beyond what was held is not the customer's to pay.
+    local acct_b = redis.call('HMGET', A, 'bundles', 'bu:' .. bkey, 'br:' .. bkey)
+    used = math.min(used, math.max(0, bundle_allowance(acct_b[1], bkey) - num(acct_b[2])
+      - num(acct_b[3])))
+  end
+  if answered and call.emergency ~= '1' and bundle_s > 0 then
+    cost = math.max(0, cost - bundle_price)
+  end
   if redis.call('EXISTS', A) == 1 then
     if state == 'open' then redis.call('HINCRBY', A, 'br:' .. bkey, istr(-bres)) end
     local delta = used - num(call.bundle_seconds)

@@ -133,3 +133,18 @@ local function bundle_for(acct, class, digits, period, at_ms)
   end
   return nil, 0
 end
+
+-- The allowance in seconds of bundle usage key `id:period` per the account's `bundles`
+-- field (0 when the account no longer has that bundle).
+local function bundle_allowance(bundles, key)
+  local id, period = string.match(key, '^(.*):([^:]*)$')
+  for entry in string.gmatch(bundles or '', '[^;]+') do
+    local eid, secs, first, first_secs = string.match(entry,
+      '^([^|]*)|(%d+)|[^|]*|[^|]*|%d+|%d*|([^|]*)|(%d*)$')
+    if eid == id then
+      if period == first and first_secs ~= '' then return tonumber(first_secs) end
+      return tonumber(secs)
+    end
+  end
+  return 0
+end
