@@ -269,13 +269,15 @@ class BundleMachine(RuleBasedStateMachine):
         assert s.cost == expected
         estimate = int(record.get("cost") or 0) if record.get("state") == "expired" else 0
         taken = int(record.get("bundle_seconds") or 0)
+        if record.get("state") == "expired" and estimate == 0:
+            # released by the sweeper: the money it released may be spent by other calls by
+            # now (as before bundles)
+            self.late += s.cost
         if key and record.get("state") == "expired" and taken == 0:
-            # released by the sweeper: only what other calls left of the bundle is taken,
-            # and the money it released may be spent by others (as before bundles)
+            # and only what they left of the bundle is taken
             held = sum(self.bundle_open[c] for c, (_, _, k) in self.open.items()
                        if k == key and c not in self.expired)  # fmt: skip
             b = min(b, max(0, self.allowance - self.used.get(key, 0) - held))
-            self.late += s.cost
         if key:  # an expired call's late finish replaces the sweeper's estimate
             self.used[key] = self.used.get(key, 0) + b - taken
         self.finished[cid] = s.cost
