@@ -25,6 +25,7 @@ from billing.fees import fee_reference
 from billing.labels import CALLS, line_text
 from billing.negative import after_now, keep_marks, marks_of, since_of_many
 from billing.period import Period, add_months
+from billing.plan_fees import plan_fee_drafts
 from billing.postpaid import allocate, invoice_source, is_overdue, today_of
 from billing.prepaid import (
     CLOSED,
@@ -97,6 +98,9 @@ class Batch:
             )
             for s in subs
         ]
+        # plans' fees after the subscriptions', account by account as the per-account path
+        plans = await plan_fee_drafts(self.conn, due, self.period, self.now)
+        drafts = sorted([*drafts, *plans], key=lambda d: d.account)
         booked = await book_entries(self.store, self.conn, drafts, self.now)
         self.report.fees += booked.entries
         self._booked(booked)

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from billing.batch import ACCOUNT_ERRORS, Batch
 from billing.fees import charge_fees
 from billing.period import Period
+from billing.plan_fees import charge_plan_fees
 from billing.postpaid import issue_period_invoice, refresh_overdue
 from billing.prepaid import invoice_topups, lifecycle
 from billing.proforma import issue_proformas
@@ -153,6 +154,7 @@ async def bill_account(
         report.fees += [
             e for e, created in await charge_fees(store, conn, account, period, now) if created
         ]
+        report.fees += await charge_plan_fees(store, conn, account.id, period, now)
     if account.kind is AccountKind.PREPAID:
         for doc in await invoice_topups(conn, account, settings, now):
             report.documents.append(doc)

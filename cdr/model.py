@@ -78,6 +78,8 @@ class Cdr:
     buy_deck_version: int = 0
     buy_cost: int = 0  # micro-units; the margin is cost - buy_cost
     carrier_timing: str = ""  # `start ms:pdd ms` of the attempt on `carrier`
+    bundle: str = ""  # the plan's bundle the call drew on: `assignment.allowance:YYYY-MM`
+    bundle_seconds: int = 0  # seconds taken from it (cost is then the overage only)
     stream_id: str = ""
     written_at: datetime | None = None  # set by PostgreSQL
 
@@ -166,6 +168,8 @@ class Cdr:
             buy_deck_version=f.integer("buy_deck_version", INT32),
             buy_cost=f.integer("buy_cost", INT64),
             carrier_timing=f.text("carrier_timing"),
+            bundle=f.text("bundle"),
+            bundle_seconds=f.integer("bundle_seconds", INT32),
             stream_id=stream_id,
         )
 
@@ -193,6 +197,7 @@ _INTEGERS = {
     "cost": INT64,
     "buy_deck_version": INT32,
     "buy_cost": INT64,
+    "bundle_seconds": INT32,
 }
 _TIMES = {"ended_at", "authorized_at", "answered_at"}
 _FLAGS = {"answered", "emergency", "unauthorized"}

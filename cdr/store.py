@@ -62,6 +62,7 @@ _TYPES = {
     "cost": "bigint",
     "buy_deck_version": "integer",
     "buy_cost": "bigint",
+    "bundle_seconds": "integer",
 }
 _TIMES = {"started_at", "authorized_at", "answered_at", "ended_at"}
 _FLAGS = {"answered", "emergency", "unauthorized"}

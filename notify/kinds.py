@@ -37,6 +37,7 @@ TRIAL_ENDING = Kind("trial_ending", optional=False)
 TRIAL_BLOCKED = Kind("trial_blocked", optional=False)
 TRIAL_CLOSING = Kind("trial_closing", optional=False)
 PRICE_CHANGE = Kind("price_change", optional=False)  # terms §7.1
+PLAN_FEE = Kind("plan_fee", optional=False)  # terms §7.2: a plan's fee charged in advance
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -56,6 +57,7 @@ KINDS: dict[str, Kind] = {
         TRIAL_BLOCKED,
         TRIAL_CLOSING,
         PRICE_CHANGE,
+        PLAN_FEE,
     )
 }
 

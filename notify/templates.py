@@ -169,6 +169,18 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "month of subscription (terms §10(c)).",
         ),
     },
+    "plan_fee": {
+        "pl": (
+            "Opłata za plan {plan} za {period}",
+            "Na koncie {account} pobraliśmy z góry opłatę {amount} za plan {plan} za okres "
+            "{period} ({note}; §7.2 regulaminu).",
+        ),
+        "en": (
+            "The fee of plan {plan} for {period}",
+            "We charged account {account} the fee of {amount} for plan {plan} for {period} in "
+            "advance ({note}; terms §7.2).",
+        ),
+    },
     "trial_ending": {
         "pl": (
             "Okres próbny konta {account} kończy się {ends}",

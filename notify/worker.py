@@ -15,6 +15,7 @@ from notify.delivery import deliver_due
 from notify.metrics import NotifyMetrics
 from notify.notices import enqueue
 from notify.outages import scan as outage_notices
+from notify.plan_fees import scan as plan_fee_notices
 from notify.price_changes import scan as price_change_notices
 from notify.settings import NotifySettings
 from notify.thresholds import kind_for, observe
@@ -75,6 +76,7 @@ async def tick(
         + await trial_notices(s.pool, settings, now, settings.trial_notice_days)
         + await resumed_notices(s.pool, settings, now)
         + await price_change_notices(s.pool, settings, now)
+        + await plan_fee_notices(s.pool, settings, now)
     )
     delivered = await deliver_due(s.pool, settings, now, session)
     if metrics is not None:

@@ -31,6 +31,7 @@ from rating.carriers import CarrierConflict, CarrierError, CarrierNotFound
 from rating.deck import DeckError
 from rating.deck_store import DeckNotFound
 from rating.money import MoneyError, format_micro
+from rating.plans import PlanConflict, PlanError, PlanNotFound
 from runtime.services import ServiceUnavailable
 
 log = logging.getLogger("tollgate.panel")
@@ -250,6 +251,12 @@ def translate(exc: BaseException) -> ApiError | None:
         return not_found("customer", exc.customer)
     if isinstance(exc, CarrierNotFound):
         return not_found("carrier", exc.name)
+    if isinstance(exc, PlanNotFound):
+        return not_found("plan", exc.name)
+    if isinstance(exc, PlanConflict):
+        return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
+    if isinstance(exc, PlanError):
+        return BadRequest(str(exc), {"field": exc.field, "why": exc.why}, code="INVALID_FIELD")
     if isinstance(exc, CarrierConflict):
         return Conflict(str(exc), {"field": exc.field, "why": exc.why}, code=exc.code)
     if isinstance(exc, CarrierError):

@@ -483,6 +483,67 @@ class CarrierWithHistory(Carrier):
     history: list[CarrierEvent]
 
 
+class PlanAllowance(Output):
+    seconds: int
+    classes: list[str]
+    prefixes: list[str]
+    label: str
+
+
+class Plan(Output):
+    name: str
+    period: str
+    fee: Money
+    currency: str
+    allowances: list[PlanAllowance]
+    disabled: bool
+    disabled_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class Plans(Output):
+    items: list[Plan]
+
+
+class PlanEvent(Output):
+    account: str | None
+    event: str
+    actor: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class PlanWithHistory(Plan):
+    history: list[PlanEvent]
+
+
+class PlanAssignment(Output):
+    id: int
+    account: str
+    plan: str
+    start_at: datetime
+    end_at: datetime | None
+
+
+class BundleUsage(Output):
+    plan: str
+    assignment: int
+    allowance: int
+    label: str
+    period: str
+    seconds: int
+    consumed: int
+    reserved: int
+    left: int
+
+
+class AccountPlan(Output):
+    account: str
+    plans: list[PlanAssignment]
+    bundles: list[BundleUsage]
+
+
 class MarginLine(Output):
     carrier: str | None = None
     prefix: str | None = None

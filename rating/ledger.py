@@ -383,6 +383,8 @@ class Ledger:
             "1" if free else "0",
             routes,
             str(self.settings.max_call_s + self.settings.ttl_extra_s),
+            day[:7],  # the plan's period: the month in the account's zone
+            _ms(now),
         ]
         return (
             self.keys.call_keys(req.account, req.call_id, self.switch_of(req.switch))
@@ -507,6 +509,7 @@ class Ledger:
         outcome = _monotonic(call, _trust_seen_answer(call, outcome))
         answered_at = outcome.answered_at or (outcome.ended_at - timedelta(seconds=outcome.billsec))
         rated = billable = 0
+        bundle = ("0", "0")  # seconds taken from a bundle and the deck's price of them
         fallback = ["", "", "invalid", "", switch, "", "", "", "0", ""]
         if call.get("state") in ("finished", "denied"):
             pass  # the script answers DUPLICATE without moving money
@@ -517,6 +520,7 @@ class Ledger:
             if deck is not None and call.get("prefix") and outcome.answered:
                 r = rate_call(deck, call["e164"].lstrip("+"), answered_at, outcome.billsec)
                 rated, billable = r.cost, r.billable_seconds
+                bundle = _bundle_part(deck, call, answered_at, billable)
         else:
             fallback, rated, billable = await self._unauthorized(meta, outcome, answered_at, switch)
         day = outcome.ended_at.astimezone(ZoneInfo(meta.timezone)).date().isoformat()
@@ -541,6 +545,7 @@ class Ledger:
                 *used,
                 *await self._buy(used[0], call, outcome, answered_at),
                 outcome.timing if used[0] else "",
+                *bundle,
             ],
         )
         status = _s(res[0])
@@ -738,6 +743,20 @@ class Ledger:
                 released += res > 0
                 estimated += res == 2
         return Swept(released, estimated)
+
+
+def _bundle_part(
+    deck: Deck, call: dict[str, str], answered_at: datetime, billable: int
+) -> tuple[str, str]:
+    """(seconds, price) of a call's part its bundle pays: its billable seconds (rounded up to
+    the deck's increments) up to those it reserved in the bundle, priced by the deck as a call
+    of that length (so a bundle's last seconds are never billed twice)."""
+    reserved = int(call.get("bundle_res") or 0)
+    if not call.get("bundle") or reserved <= 0 or billable <= 0:
+        return "0", "0"
+    seconds = min(reserved, billable)
+    price = rate_call(deck, call["e164"].lstrip("+"), answered_at, seconds).cost
+    return str(seconds), str(price)
 
 
 def _trust_seen_answer(call: dict[str, str], outcome: Outcome) -> Outcome:

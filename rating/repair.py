@@ -14,6 +14,7 @@ from typing import Any
 
 from rating.account_store import AccountStore
 from rating.accounts import Account
+from rating.plan_store import PlanStore
 
 
 class Drift(StrEnum):
@@ -78,6 +79,10 @@ async def repair_account(store: AccountStore, account: Account, pg_seq: int) -> 
         await store.ledger.script("restore_spent")(
             keys=[store.ledger.keys.account(account.id)], args=[int(spent)]
         )
+        # its plan's bundles and what its calls took from them, as for the money
+        plans = PlanStore(store)
+        await plans.mirror(account.id)
+        await plans.restore_usage(account.id)
     return Repair(account.id, drift, applied)
 
 
@@ -94,4 +99,6 @@ async def repair_all(store: AccountStore) -> list[Repair]:
         fixed = await repair_account(store, account, seqs.get(account.id, 0))
         if fixed is not None:
             out.append(fixed)
+    # plans are mirrored apart from the settings: rewritten for every account that has one
+    await PlanStore(store).mirror_all()
     return out

@@ -25,6 +25,7 @@ from panel_api.cli_args import register as register_panel
 from switch.doctor_args import register as register_asterisk
 from tollgate.carrier_args import register as register_carriers
 from tollgate.fx_args import register as register_fx
+from tollgate.plan_args import register as register_plans
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -52,6 +53,8 @@ BAD_INPUT_ERRORS = (
     ("rating.carriers", "CarrierError"),
     ("rating.carriers", "CarrierNotFound"),
     ("rating.fx", "FxError"),
+    ("rating.plans", "PlanError"),
+    ("rating.plans", "PlanNotFound"),
 )
 ACCOUNT_KINDS = ("prepaid", "postpaid")  # rating.accounts.AccountKind
 
@@ -224,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_complaints(sub)
     register_carriers(sub)
     register_fx(sub)
+    register_plans(sub)
 
     sc = sub.add_parser(
         "scheduler", help="run the daily jobs (bill run, CDR partitions and retention)"

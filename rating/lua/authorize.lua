@@ -10,6 +10,8 @@
 --       the call: refused), else `carrier:endpoint:max_calls:cps` joined by ';' in try
 --       order; KEYS[7..] are then each carrier's open-call zset and CPS clock, in turn,
 --       when capacity is counted here.
+--       period at_ms: the call's month in the account's zone (YYYY-MM) and its start (epoch
+--       ms), which pick the plan's bundle and its usage (rating/bundles.py).
 local A, O, C, X, S, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, account, raw, e164, class = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local caller, switch, prefix, rate_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -153,7 +155,25 @@ if daily_cap > 0 then
   local left = daily_cap - spent - num(acct.reserved)
   if left < budget then budget = left end
 end
-local secs, cost = afford(curve, budget, math.min(cap, curve.cap))
+local limit = math.min(cap, curve.cap)
+local secs, cost
+-- A plan's bundle pays first: its seconds left are reserved for this call (so parallel
+-- calls cannot overrun it), the rest of the grant is overage bought from the balance at
+-- the deck's rates (what a longer call costs beyond the price of the bundle's part).
+local bkey, bfree = nil, 0
+if acct.bundles then bkey, bfree = bundle_for(acct, class, digits, ARGV[29], tonumber(ARGV[30])) end
+if bkey then
+  if bfree >= limit then
+    secs, cost, bfree = limit, 0, limit
+  else
+    local covered = price(curve, bfree)
+    secs, cost = 0, 0
+    if budget >= 0 then secs, cost = afford(curve, budget + covered, limit) end
+    if secs > bfree then cost = cost - covered else secs, cost = bfree, 0 end
+  end
+else
+  secs, cost = afford(curve, budget, limit)
+end
 if secs <= 0 then
   if budget < avail and afford(curve, avail, math.min(cap, curve.cap)) > 0 then
     return deny('RATE_LIMITED', 'daily_spend_cap')
@@ -209,6 +229,10 @@ redis.call('HINCRBY', A, 'reserved', istr(cost))
 redis.call('HSET', O, ref, istr(cost))
 record('ALLOW', 'OK', secs, cost, 'open', '')
 redis.call('HSET', C, 'cli', cli)
+if bkey then
+  redis.call('HINCRBY', A, 'br:' .. bkey, istr(bfree))
+  redis.call('HSET', C, 'bundle', bkey, 'bundle_res', istr(bfree), 'bundle_seconds', 0)
+end
 local tried = table.concat(endpoints, '|')
 if held ~= nil then
   redis.call('HSET', C, 'routes', table.concat(names, ','), 'endpoints', tried,

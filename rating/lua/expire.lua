@@ -28,6 +28,16 @@ if redis.call('EXISTS', A) == 1 then
     redis.call('HINCRBY', A, 'spent', istr(cost))
   end
 end
+-- Its bundle: released if never seen answered, else consumed up to its reservation (as the
+-- estimate charges the money reservation); a late finish corrects both.
+if (call.bundle or '') ~= '' and redis.call('EXISTS', A) == 1 then
+  local bres = num(call.bundle_res)
+  redis.call('HINCRBY', A, 'br:' .. call.bundle, istr(-bres))
+  if result == 2 and bres > 0 then
+    redis.call('HINCRBY', A, 'bu:' .. call.bundle, istr(bres))
+    redis.call('HSET', C, 'bundle_seconds', istr(bres))
+  end
+end
 redis.call('HDEL', O, ref)
 if I then redis.call('HDEL', I, ref) end
 local ended_at = now_ms

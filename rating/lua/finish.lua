@@ -15,6 +15,9 @@ local carrier_used, attempts = ARGV[23] or '', ARGV[24] or ''
 local buy_deck, buy_version, buy_cost = ARGV[25] or '', ARGV[26] or '0', ARGV[27] or '0'
 -- and the start time and post-dial delay of the attempt on the carrier used (start ms:pdd ms)
 local timing = ARGV[28] or ''
+-- a call granted from a bundle: the seconds it takes from it (the billable seconds, capped at
+-- what it reserved there) and the deck's price of those seconds, which the balance does not pay
+local bundle_s, bundle_price = tonumber(ARGV[29] or '0'), tonumber(ARGV[30] or '0')
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
@@ -40,6 +43,32 @@ local call = hash(C)
 local cost = rated
 if not answered then cost = 0 end
 if call.emergency == '1' then cost = 0 end
+-- The bundle: an open call releases its reservation there; the seconds used are consumed
+-- (a call the sweeper settled had consumed its whole reservation: corrected here).
+local bkey = call.bundle or ''
+if bkey ~= '' then
+  local bres = num(call.bundle_res)
+  local used = 0
+  if answered and call.emergency ~= '1' then used = math.min(bundle_s, bres) end
+  if used > 0 and state == 'expired' and num(call.bundle_seconds) == 0 then
+    -- The sweeper released this call's bundle seconds (never seen answered) and other calls
+    -- may hold them now: take only what is left. The rest is not charged either: as for
+    -- money, what runs beyond what was held is not the customer's to pay.
+    local acct_b = redis.call('HMGET', A, 'bundles', 'bu:' .. bkey, 'br:' .. bkey)
+    used = math.min(used, math.max(0, bundle_allowance(acct_b[1], bkey) - num(acct_b[2])
+      - num(acct_b[3])))
+  end
+  if answered and call.emergency ~= '1' and bundle_s > 0 then
+    cost = math.max(0, cost - bundle_price)
+  end
+  if redis.call('EXISTS', A) == 1 then
+    if state == 'open' then redis.call('HINCRBY', A, 'br:' .. bkey, istr(-bres)) end
+    local delta = used - num(call.bundle_seconds)
+    if delta ~= 0 then redis.call('HINCRBY', A, 'bu:' .. bkey, istr(delta)) end
+  end
+  redis.call('HSET', C, 'bundle_seconds', istr(used))
+end
+
 local held = 0
 if state == 'open' then
   held = num(call.reserved)
@@ -50,7 +79,10 @@ end
 local estimate = 0
 if state == 'expired' then
   estimate = num(call.cost)
-  if num(call.reserved) > 0 and cost > num(call.reserved) then cost = num(call.reserved) end
+  -- (a call granted from a bundle alone reserved no money and may owe none beyond it)
+  if (num(call.reserved) > 0 or bkey ~= '') and cost > num(call.reserved) then
+    cost = num(call.reserved)
+  end
 end
 
 if redis.call('EXISTS', A) == 1 then

@@ -93,3 +93,58 @@ local function emit_cdr(stream, callkey)
   local flat = redis.call('HGETALL', callkey)
   return redis.call('XADD', stream, '*', unpack(flat))
 end
+
+-- The rounded cost of a call of `secs` seconds on curve `c` (the seconds rounded up to the
+-- curve's increments, as the deck bills them); 0 for 0 seconds.
+local function price(c, secs)
+  if secs <= 0 then return 0 end
+  local n = c.connect
+  for _, st in ipairs(c.steps) do
+    local start, inc, count, per = st[1], st[2], st[3], st[4]
+    if secs <= start then break end
+    local used = math.min(count, math.ceil((secs - start) / inc))
+    n = n + used * per
+    if used < count then break end
+  end
+  return round_micro(n, c.den, c.q, c.method)
+end
+
+-- The first of the account's bundles (field `bundles`, see rating/bundles.py) that covers a
+-- call of `class` to `digits` starting at `at_ms` and has seconds left in `period`: its usage
+-- field suffix (`id:period`) and the seconds left; nil, 0 when none.
+local function bundle_for(acct, class, digits, period, at_ms)
+  for entry in string.gmatch(acct.bundles, '[^;]+') do
+    local id, secs, classes, prefixes, from, to, first, first_secs = string.match(entry,
+      '^([^|]*)|(%d+)|([^|]*)|([^|]*)|(%d+)|(%d*)|([^|]*)|(%d*)$')
+    if id and at_ms >= tonumber(from) and (to == '' or at_ms < tonumber(to))
+       and (classes == '' or string.find(',' .. classes .. ',', ',' .. class .. ',', 1, true)) then
+      local covered = prefixes == ''
+      for p in string.gmatch(prefixes, '[^,]+') do
+        if string.sub(digits, 1, #p) == p then covered = true; break end
+      end
+      if covered then
+        local allowance = tonumber(secs)
+        if period == first and first_secs ~= '' then allowance = tonumber(first_secs) end
+        local key = id .. ':' .. period
+        local left = allowance - num(acct['bu:' .. key]) - num(acct['br:' .. key])
+        if left > 0 then return key, left end
+      end
+    end
+  end
+  return nil, 0
+end
+
+-- The allowance in seconds of bundle usage key `id:period` per the account's `bundles`
+-- field (0 when the account no longer has that bundle).
+local function bundle_allowance(bundles, key)
+  local id, period = string.match(key, '^(.*):([^:]*)$')
+  for entry in string.gmatch(bundles or '', '[^;]+') do
+    local eid, secs, first, first_secs = string.match(entry,
+      '^([^|]*)|(%d+)|[^|]*|[^|]*|%d+|%d*|([^|]*)|(%d*)$')
+    if eid == id then
+      if period == first and first_secs ~= '' then return tonumber(first_secs) end
+      return tonumber(secs)
+    end
+  end
+  return 0
+end

@@ -26,7 +26,11 @@ if daily_cap > 0 then
   local left = daily_cap - spent - num(acct.reserved) + held
   if left < avail then avail = left end
 end
-local secs, cost = afford(curve, avail, math.min(target, curve.cap))
+-- A call drawing on a bundle buys only what lies beyond the bundle's seconds it reserved.
+local covered = 0
+if (call.bundle or '') ~= '' then covered = price(curve, num(call.bundle_res)) end
+local secs, cost = afford(curve, avail + covered, math.min(target, curve.cap))
+cost = math.max(0, cost - covered)
 if secs <= granted then return {'DENY', 'INSUFFICIENT_CREDIT', granted, held} end
 redis.call('HINCRBY', A, 'reserved', istr(cost - held))
 redis.call('HSET', O, ref, istr(cost))

@@ -4,6 +4,8 @@ across batches and shards, and the negative-balance mark is only a hint."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,6 +16,8 @@ from billing.report import RunReport
 from billing.run import bill_account, bill_run
 from billing.settings import BillingSettings
 from rating.accounts import AccountKind
+from rating.plan_store import PlanStore
+from rating.plans import Allowance, Plan, PlanConflict
 from runtime.services import Services
 from tests.conftest import AccountFactory
 from tests.integration.test_billing import cdr, local, store_cdrs
@@ -45,6 +49,18 @@ async def population(svc: Services, make_account: AccountFactory, tag: str) -> l
     await svc.accounts.add_entry(
         biz.id, "adjustment", -1_234_567, note="port-in", at=local("2026-10-10T10:00")
     )
+    # plans: fees in advance for prepaid (pro-rata from a start mid-month), in arrears after
+    plans = PlanStore(svc.accounts)
+    bundle = (Allowance(18_000, ("mobile",), ("48",)),)
+    for plan, fee in (("mini", 19_990_000), ("max", 49_000_000)):
+        with contextlib.suppress(PlanConflict):  # the populations share the catalogue
+            await plans.create(Plan(plan, fee, "PLN", bundle), at=OPENED, actor="t")
+    for account, plan, start in (
+        (goes_negative.id, "mini", local("2026-09-01T00:00")),
+        (odd.id, "max", local("2026-10-16T15:00")),
+        (biz.id, "mini", local("2026-10-01T00:00")),
+    ):
+        await plans.assign(account, plan, start, at=OPENED, actor="t")
     day = local("2026-10-12T12:00")
     calls = [
         cdr(biz.id, day + timedelta(hours=i), s, call_id=f"c-{tag}-{i}")
@@ -63,7 +79,10 @@ async def outcome(svc: Services, account: str, tag: str) -> dict[str, Any]:
     assert svc.pool is not None
 
     def plain(text: str | None) -> str | None:
-        return None if text is None else text.replace(f"-{tag}", "-X")
+        if text is None:
+            return None
+        # a plan's fee names its assignment, whose id differs between the populations
+        return re.sub(r"^plan/([0-9-]+)/[0-9]+$", r"plan/\1/N", text.replace(f"-{tag}", "-X"))
 
     docs = await svc.pool.fetch(
         "select kind, lines, net, vat, gross, exact, sale_date, issue_date, due_date, period,"
@@ -131,6 +150,16 @@ async def test_a_batch_bills_as_each_account_billed_alone(
     odd = await outcome(svc, "odd-b", "b")
     assert [d["kind"] for d in odd["documents"]] == ["topup_invoice", "topup_invoice"]
     assert (await outcome(svc, "idle-b", "b"))["documents"] == []
+    fees = {(e[3], e[2]) for e in odd["entries"] if (e[3] or "").startswith("plan/")}
+    # October from the 16th: 16 of 31 days (rounded down), November in full, in advance
+    assert fees == {("plan/2026-10/N", -(49_000_000 * 16 // 31)), ("plan/2026-11/N", -49_000_000)}
+    neg = (await outcome(svc, "neg-b", "b"))["entries"]
+    assert [e[3] for e in neg if (e[3] or "").startswith("plan/")] == [
+        "plan/2026-10/N", "plan/2026-11/N"
+    ]
+    assert [(e[3], e[2]) for e in got["entries"] if (e[3] or "").startswith("plan/")] == [
+        ("plan/2026-10/N", -19_990_000)  # postpaid: October's, with October's invoice
+    ]
     # and nothing is left to do
     again = await bill_run(svc.accounts, PERIOD, SETTINGS, INSTANTS[-1], batch=2)
     assert not again.changed and again.repaired == []
