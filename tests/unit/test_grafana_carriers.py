@@ -1,5 +1,5 @@
 """The dashboard shows every carrier metric tollgate exports (attempts, answered, billed
-seconds, failures), per trunk, in its Carriers row."""
+seconds, failures, post-dial delay), per trunk, in its Carriers row."""
 
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ def test_every_carrier_metric_is_on_the_dashboard_per_trunk() -> None:
     registry = CollectorRegistry()
     Metrics(registry)
     names = {m.name for m in registry.collect()}
-    carrier = {n + "_total" for n in names if n.startswith("tollgate_carrier")}
-    assert len(carrier) == 4
+    types = {m.name: m.type for m in registry.collect()}
+    carrier = {
+        n + ("_bucket" if types[n] == "histogram" else "_total")
+        for n in names
+        if n.startswith("tollgate_carrier")
+    }
+    assert len(carrier) == 5
     panels = json.loads(BOARD.read_text())["panels"]
     row = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Carriers")
     after = panels[row + 1:]
