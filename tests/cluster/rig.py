@@ -114,10 +114,28 @@ class Cluster:
             check=True,
         )
         wait_until(
-            lambda: self.healthy() and self.replicas_attached(replicas * size // (replicas + 1)),
-            what="cluster state ok and every replica attached",
+            lambda: self.healthy()
+            and self.replicas_attached(replicas * size // (replicas + 1))
+            and self.replicas_synced(),
+            what="cluster state ok and every replica attached and synced",
+            timeout_s=60.0,
         )
         return self
+
+    def replicas_synced(self) -> bool:
+        """Every replica has finished its first sync with its master. A replica that never
+        synced counts its data as infinitely old and refuses to take over (Redis'
+        replica validity check), so a master killed before that never fails over; on a
+        loaded machine the first sync can take longer than the cluster's own start."""
+        for node in self.nodes:
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            info = node.cli("info", "replication")
+            if "role:slave" in info and (
+                "master_link_status:up" not in info or "master_sync_in_progress:0" not in info
+            ):
+                return False
+        return True
 
     def replicas_attached(self, count: int) -> bool:
         """Every node sees `count` replicas (the create command attaches them after it

@@ -40,6 +40,7 @@ pytestmark = pytest.mark.skipif(
 PLN = 1_000_000
 WORKERS_PER_ACCOUNT = 2
 ACCOUNTS_PER_MASTER = 3
+SETTLE_WITHIN_S = 90.0  # a finish retried longer than this means the failover never happened
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,8 @@ async def _caller(svc: Services, account: str, tally: Tally, stop: asyncio.Event
             continue
         tally.allowed.add((account, cid))
         outcome = Outcome(True, 7, datetime.now(UTC), "ANSWER", "16")
-        while True:
+        give_up = time.monotonic() + SETTLE_WITHIN_S
+        while time.monotonic() < give_up:
             try:
                 await svc.ledger.finish(account, cid, outcome)
                 break
@@ -98,6 +100,8 @@ async def _caller(svc: Services, account: str, tally: Tally, stop: asyncio.Event
                 tally.error(account)
                 tally.kinds[f"finish {type(exc).__name__}: {exc}"[:150]] += 1
                 await asyncio.sleep(0.05)
+        else:  # the cluster never came back: the exactly-once check below names the call
+            return
         tally.settled.add((account, cid))
         tally.calls.append((account, started, time.monotonic() - started))
 
@@ -125,8 +129,13 @@ async def test_kill_a_master_under_load(
         for account in doomed | healthy
         for _ in range(WORKERS_PER_ACCOUNT)
     ]
-    while {a for a, _ in tally.settled} != doomed | healthy:  # noqa: ASYNC110 (callers under way)
+    warm_until = time.monotonic() + 60
+    while {a for a, _ in tally.settled} != doomed | healthy:
+        assert time.monotonic() < warm_until, f"calls before the kill did not settle: {tally.kinds}"
         await asyncio.sleep(0.1)
+    # the victim's replica holds what the master acknowledged so far (else it could not
+    # take over, and money acknowledged before the kill would be lost with the master)
+    wait_until(own_cluster.replicas_synced, what="replicas synced before the kill")
     await asyncio.sleep(1.0)
     before_kill = len(tally.settled)
     killed_at = time.monotonic()
