@@ -52,9 +52,15 @@ def _cuttable(record: dict[str, str]) -> bool:
     )
 
 
-async def to_cut(ledger: Ledger) -> list[dict[str, str]]:
-    """The open outbound, non-emergency calls whose account is suspended or closed."""
-    calls = [r for r in await ledger.open_sessions() if _cuttable(r)]
+async def to_cut(
+    ledger: Ledger, records: list[dict[str, str]] | None = None
+) -> list[dict[str, str]]:
+    """The open outbound, non-emergency calls whose account is suspended or closed, among
+    `records` (the ledger's open calls, read here when not given). One pipelined status read
+    of their accounts, none when no outbound call runs."""
+    if records is None:
+        records = await ledger.open_sessions()
+    calls = [r for r in records if _cuttable(r)]
     if not calls:
         return []
     statuses = await ledger.account_statuses(sorted({r.get("account", "") for r in calls}))

@@ -55,8 +55,8 @@ async def test_only_outbound_non_emergency_calls_of_inactive_accounts_are_cut(
     assert {r["call_id"] for r in found} == cut_ids
     assert emergency not in {r["call_id"] for r in found}
 
-    said = await job_cut_calls(svc, SchedulerSettings(), now)  # no ARI: named, not cut
-    assert said.startswith("not cut, TOLLGATE_ARI_URL is not set: ")
+    said = await job_cut_calls(svc, SchedulerSettings(), now)  # no ARI: named, left to serve
+    assert said.startswith("left to tollgate serve (no TOLLGATE_ARI_URL here): ")
     assert all(f"/{c}" in said for c in cut_ids) and emergency not in said
 
     unreachable = AriSettings(url=f"http://127.0.0.1:{closed_port()}", password="x")
