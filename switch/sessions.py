@@ -372,7 +372,8 @@ class SessionController:
         """Suspensions reach running calls within a second or so."""
         while True:
             await asyncio.sleep(self.settings.watch_interval_s)
-            accounts = {s.account for s in self.sessions.values() if not s.ended and not s.emergency}
+            held = self.sessions.values()
+            accounts = {s.account for s in held if not s.ended and not s.emergency}
             if not accounts:
                 continue
             try:

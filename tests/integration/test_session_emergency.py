@@ -61,7 +61,13 @@ async def test_the_suspension_watch_ends_the_account_s_calls_but_not_its_emergen
     normal_id = await authorized(svc, a.id, "+48601234567")
     sos_id = await authorized(svc, a.id, "112")
     ari = unreachable_ari()
-    controller = SessionController(ari, svc.ledger, ControlSettings(watch_interval_s=0.05))
+    cut = asyncio.Event()
+    controller = SessionController(
+        ari,
+        svc.ledger,
+        ControlSettings(watch_interval_s=0.05),
+        on_event=lambda kind: cut.set() if kind == "hangup_suspended" else None,
+    )
     normal = Session(normal_id, a.id, "chan-n", "+48601234567", 300, b_chan="chan-nb")
     sos = Session(sos_id, a.id, "chan-e", "112", 0, b_chan="chan-eb", emergency=True)
     for s in (normal, sos):
@@ -70,10 +76,8 @@ async def test_the_suspension_watch_ends_the_account_s_calls_but_not_its_emergen
     await svc.accounts.set_status(a.id, AccountStatus.SUSPENDED, "test")
     watch = asyncio.create_task(controller._watch_accounts())
     try:
-        deadline = time.monotonic() + 5
-        while not normal.ended and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)  # a few more rounds of the watch
+        await asyncio.wait_for(cut.wait(), 5)
+        await asyncio.sleep(0.3)  # that call's end, and a few more rounds of the watch
     finally:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
