@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
 
@@ -57,9 +57,11 @@ async def sweep_forever(
     metrics: Metrics,
     outcomes: OutcomeLog | None = None,
     ari: AriClient | None = None,
+    held: Mapping[str, object] | None = None,
 ) -> None:
     """Release orphaned reservations; sample open calls and reserved credit for metrics;
-    with ARI, hang up the running calls of accounts no longer active.
+    with ARI, hang up the running calls of accounts no longer active (but those in `held`,
+    the session controller's, whose own watch ends them within a second).
 
     With an outcome log, only calls whose deadline passed before its last clean read to the
     end: until then their outcome may still be waiting in it, and expiring them would
@@ -83,7 +85,8 @@ async def sweep_forever(
             records = await ledger.open_sessions()
             metrics.ledger_sample(records)
             if ari is not None:
-                await cut_inactive(ledger, ari, records, metrics)
+                others = [r for r in records if r.get("call_id", "") not in (held or {})]
+                await cut_inactive(ledger, ari, others, metrics)
         except (RedisError, OSError, ConnectionError) as exc:
             log.error("sweeper: Redis unreachable: %s", exc)
         await asyncio.sleep(interval_s)
@@ -226,7 +229,12 @@ async def serve(settings: Settings) -> None:
             supervise(
                 "sweeper",
                 lambda: sweep_forever(
-                    s.ledger, settings.sweep_interval_s, metrics, outcomes, ari
+                    s.ledger,
+                    settings.sweep_interval_s,
+                    metrics,
+                    outcomes,
+                    ari,
+                    controller.sessions if controller is not None else None,
                 ),
                 metrics,
             )
