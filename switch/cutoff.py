@@ -3,13 +3,15 @@
 A suspension through the call path reaches running calls at once (the ARI session watch,
 the abuse runner's hook), but one decided elsewhere — the scheduler's warning deadlines, a
 trial's end, an operator's status change — only stops new calls: a running call would go on
-to the end of its grant. The scheduler's `cut_calls` job (every tick, right after the jobs
-that suspend) finds the open outbound calls of suspended or closed accounts in the ledger and
-hangs their channels up through Asterisk's ARI, which works for any channel (FastAGI or
-Stasis); the hangup handler then reports the outcome and the call is settled and billed as
-any other. Emergency calls and inbound calls are never cut (a suspension blocks outgoing
-calls only). Only this switch's calls (TOLLGATE_SWITCH_HOST) are reachable through its ARI;
-another switch's are counted and left to that switch's scheduler."""
+to the end of its grant. Whoever holds this switch's ARI finds the open outbound calls of
+suspended or closed accounts in the ledger and hangs their channels up, which works for any
+channel (FastAGI or Stasis); the hangup handler then reports the outcome and the call is
+settled and billed as any other. That is `tollgate serve`'s sweeper (every sweep, reusing
+the open calls it already read; the one place with ARI in docker-compose.yml) and, where
+the scheduler has ARI too, its `cut_calls` job. Emergency calls and inbound calls are never
+cut (a suspension blocks outgoing calls only). Only this switch's calls
+(TOLLGATE_SWITCH_HOST) are reachable through its ARI; another switch's are counted and left
+to that switch's tollgate."""
 
 from __future__ import annotations
 
@@ -52,9 +54,15 @@ def _cuttable(record: dict[str, str]) -> bool:
     )
 
 
-async def to_cut(ledger: Ledger) -> list[dict[str, str]]:
-    """The open outbound, non-emergency calls whose account is suspended or closed."""
-    calls = [r for r in await ledger.open_sessions() if _cuttable(r)]
+async def to_cut(
+    ledger: Ledger, records: list[dict[str, str]] | None = None
+) -> list[dict[str, str]]:
+    """The open outbound, non-emergency calls whose account is suspended or closed, among
+    `records` (the ledger's open calls, read here when not given). One pipelined status read
+    of their accounts, none when no outbound call runs."""
+    if records is None:
+        records = await ledger.open_sessions()
+    calls = [r for r in records if _cuttable(r)]
     if not calls:
         return []
     statuses = await ledger.account_statuses(sorted({r.get("account", "") for r in calls}))

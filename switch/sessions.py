@@ -83,6 +83,9 @@ class Session:
     attempts: str = ""  # failed attempts, `endpoint:sip code:start ms:pdd ms;`
     leg_started: float = 0.0  # epoch seconds of the carrier leg's INVITE (originate)
     leg_ringing: float | None = None  # its first ringing
+    # never cut for the account's status (DESIGN: emergency calls always go through). The
+    # dialplan and the grant keep emergency calls out of Stasis; this holds if one came in.
+    emergency: bool = False
 
     def endpoint(self, trunk: str) -> str:
         return self.routes[self.position - 1] if self.routes else trunk
@@ -369,7 +372,8 @@ class SessionController:
         """Suspensions reach running calls within a second or so."""
         while True:
             await asyncio.sleep(self.settings.watch_interval_s)
-            accounts = {s.account for s in self.sessions.values() if not s.ended}
+            held = self.sessions.values()
+            accounts = {s.account for s in held if not s.ended and not s.emergency}
             if not accounts:
                 continue
             try:
@@ -378,6 +382,8 @@ class SessionController:
                 log.warning("suspension watch: %s", exc)
                 continue
             for s in list(self.sessions.values()):
+                if s.emergency:
+                    continue
                 if statuses.get(s.account, "active") != "active" and not s.ended:
                     log.warning(
                         "account %s is %s: hanging up %s", s.account, statuses[s.account], s.call_id
@@ -513,10 +519,13 @@ class SessionController:
             record.get("e164", ""),
             int(record.get("granted") or 0),
             b_chan=record.get("b_chan", ""),
+            emergency=record.get("emergency") == "1",
         )
         if record.get("answered_at"):
             s.answered_at = int(record["answered_at"]) / 1000
         self._register(s)
+        if s.emergency:
+            return  # tracked to be settled when it ends; no paid time, so no deadline
         if s.answered_at is not None:
             await self._set_deadline(s)
             s.task = self._spawn(self._control(s), s.call_id)
@@ -547,7 +556,7 @@ class SessionController:
 
     async def hangup_account(self, account: str) -> None:
         """An account was suspended (e.g. by an abuse finding): its calls end now."""
-        for s in [s for s in self.sessions.values() if s.account == account]:
+        for s in [s for s in self.sessions.values() if s.account == account and not s.emergency]:
             self.on_event("hangup_suspended")
             await self.end(s, "account suspended", 16)
 

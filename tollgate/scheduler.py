@@ -17,6 +17,8 @@ And at every tick:
 - cut_calls (after those two): the running outbound calls of suspended or closed accounts
   are hung up through this switch's ARI (TOLLGATE_ARI_URL; switch/cutoff.py), so a
   suspension decided off the call path does not leave calls running to their grant's end.
+  Without ARI here (docker-compose.yml: only serve reaches Asterisk's loopback) the job
+  names them and leaves them to serve's sweeper, which cuts them within its interval.
 Listed in a tick's outcome only when they did something.
 
 Safe in several replicas at once: a tick runs only while holding a PostgreSQL advisory lock
@@ -201,8 +203,9 @@ async def job_cut_calls(s: Services, settings: SchedulerSettings, now: datetime)
         return ""
     names = ", ".join(sorted(f"{r.get('account')}/{r.get('call_id')}" for r in calls))
     if not settings.ari.enabled:
-        log.warning("calls of inactive accounts run to their grant's end (no ARI): %s", names)
-        return f"not cut, TOLLGATE_ARI_URL is not set: {names}"
+        # serve holds the switch's ARI and its sweeper cuts these (tollgate/serve.py)
+        log.info("calls of inactive accounts left to tollgate serve (no ARI here): %s", names)
+        return f"left to tollgate serve (no TOLLGATE_ARI_URL here): {names}"
     client = AriClient(settings.ari)
     try:
         done = await cut(s.ledger, client, calls)

@@ -5,7 +5,11 @@ tail of Asterisk's outcome log (TOLLGATE_OUTCOME_LOG; with TOLLGATE_AMI_HOST it 
 outcomes an older dialplan parked in AstDB), the
 CDR writer (unless TOLLGATE_CDR_WRITER=0), abuse detection (unless TOLLGATE_ABUSE=0), the
 reservation sweeper and a Prometheus endpoint. At start it brings Redis up to date from
-PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost)."""
+PostgreSQL (decks, account settings, pending top-ups, accounts Redis lost).
+
+With ARI the sweeper also hangs up the running outbound calls of suspended or closed
+accounts (emergency calls never), whoever suspended them: serve is the process that holds
+this switch's ARI (in docker-compose.yml only it shares Asterisk's loopback)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
 
@@ -36,6 +40,7 @@ from runtime.settings import Settings
 from switch.agi import AgiSettings, FastAgiServer
 from switch.ami import AmiSettings
 from switch.ari import AriClient, AriSettings
+from switch.cutoff import cut, to_cut
 from switch.fastagi import FastAgiAdapter
 from switch.outcome_log import ENV_PATH, OutcomeLog, OutcomeLogSettings
 from switch.parking import ParkingLot
@@ -47,9 +52,16 @@ log = logging.getLogger("tollgate.serve")
 
 
 async def sweep_forever(
-    ledger: Ledger, interval_s: float, metrics: Metrics, outcomes: OutcomeLog | None = None
+    ledger: Ledger,
+    interval_s: float,
+    metrics: Metrics,
+    outcomes: OutcomeLog | None = None,
+    ari: AriClient | None = None,
+    held: Mapping[str, object] | None = None,
 ) -> None:
-    """Release orphaned reservations; sample open calls and reserved credit for metrics.
+    """Release orphaned reservations; sample open calls and reserved credit for metrics;
+    with ARI, hang up the running calls of accounts no longer active (but those in `held`,
+    the session controller's, whose own watch ends them within a second).
 
     With an outcome log, only calls whose deadline passed before its last clean read to the
     end: until then their outcome may still be waiting in it, and expiring them would
@@ -70,10 +82,32 @@ async def sweep_forever(
                     swept.released,
                     swept.estimated,
                 )
-            metrics.ledger_sample(await ledger.open_sessions())
+            records = await ledger.open_sessions()
+            metrics.ledger_sample(records)
+            if ari is not None:
+                others = [r for r in records if r.get("call_id", "") not in (held or {})]
+                await cut_inactive(ledger, ari, others, metrics)
         except (RedisError, OSError, ConnectionError) as exc:
             log.error("sweeper: Redis unreachable: %s", exc)
         await asyncio.sleep(interval_s)
+
+
+async def cut_inactive(
+    ledger: Ledger, ari: AriClient, records: list[dict[str, str]], metrics: Metrics
+) -> None:
+    """A suspension decided off the call path (scheduler, operator, panel) reaches running
+    calls here: the sweep already read the open calls, so this costs one pipelined status
+    read of their accounts per sweep, and ARI requests only for calls to cut. Emergency and
+    inbound calls are never cut (switch/cutoff.py); a call ARI refused is tried again at the
+    next sweep."""
+    calls = await to_cut(ledger, records)
+    if not calls:
+        return
+    done = await cut(ledger, ari, calls)
+    for _ in done.hung_up:
+        metrics.session_event("hangup_suspended")
+    if done.failed:
+        log.error("sweeper: calls of inactive accounts not cut: %s", ", ".join(done.failed))
 
 
 async def supervise(
@@ -194,7 +228,14 @@ async def serve(settings: Settings) -> None:
         sweeper = asyncio.create_task(
             supervise(
                 "sweeper",
-                lambda: sweep_forever(s.ledger, settings.sweep_interval_s, metrics, outcomes),
+                lambda: sweep_forever(
+                    s.ledger,
+                    settings.sweep_interval_s,
+                    metrics,
+                    outcomes,
+                    ari,
+                    controller.sessions if controller is not None else None,
+                ),
                 metrics,
             )
         )

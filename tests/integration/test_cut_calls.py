@@ -5,6 +5,9 @@ hang-up itself, on the Asterisk rig: tests/e2e/test_suspension_cut.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -14,10 +17,12 @@ import pytest
 from rating.accounts import AccountStatus
 from rating.ledger import CallRequest
 from runtime.services import Services
-from switch.ari import AriSettings
+from switch.ari import AriClient, AriSettings
 from switch.cutoff import to_cut
 from tests.conftest import AccountFactory
+from tollgate.metrics import Metrics
 from tollgate.scheduler import SchedulerSettings, job_cut_calls
+from tollgate.serve import sweep_forever
 
 PLN = 1_000_000
 
@@ -55,10 +60,39 @@ async def test_only_outbound_non_emergency_calls_of_inactive_accounts_are_cut(
     assert {r["call_id"] for r in found} == cut_ids
     assert emergency not in {r["call_id"] for r in found}
 
-    said = await job_cut_calls(svc, SchedulerSettings(), now)  # no ARI: named, not cut
-    assert said.startswith("not cut, TOLLGATE_ARI_URL is not set: ")
+    said = await job_cut_calls(svc, SchedulerSettings(), now)  # no ARI: named, left to serve
+    assert said.startswith("left to tollgate serve (no TOLLGATE_ARI_URL here): ")
     assert all(f"/{c}" in said for c in cut_ids) and emergency not in said
 
     unreachable = AriSettings(url=f"http://127.0.0.1:{closed_port()}", password="x")
     with pytest.raises(RuntimeError, match="failed: "):
         await job_cut_calls(svc, SchedulerSettings(ari=unreachable), now)
+
+
+async def test_serve_s_sweeper_cuts_through_ari_but_not_the_session_controller_s_calls(
+    svc: Services, make_account: AccountFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweeper tries the suspended account's call through ARI (unreachable here: logged
+    as not cut, retried next sweep); a call the session controller holds is left to its own
+    watch; an emergency call is never tried."""
+    a = await make_account(balance=1000 * PLN)
+    fastagi = await call(svc, a.id, "+48601234567")
+    stasis = await call(svc, a.id, "+48601234567")
+    emergency = await call(svc, a.id, "112")
+    await svc.accounts.set_status(a.id, AccountStatus.SUSPENDED, "test")
+    ari = AriClient(AriSettings(url=f"http://127.0.0.1:{closed_port()}", request_timeout_s=0.5))
+    sweeper = asyncio.create_task(
+        sweep_forever(svc.ledger, 0.1, Metrics(), None, ari, {stasis: object()})
+    )
+    try:
+        with caplog.at_level(logging.ERROR, logger="tollgate.serve"):
+            await asyncio.sleep(1.0)
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await ari.close()
+    failed = [r.getMessage() for r in caplog.records if "not cut" in r.getMessage()]
+    assert failed, "the sweeper never tried to cut the suspended account's call"
+    assert all(f"{a.id}/{fastagi}" in m for m in failed)
+    assert not any(stasis in m or emergency in m for m in failed)
