@@ -18,6 +18,8 @@ local timing = ARGV[28] or ''
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
+  -- rewritten unchanged: a replay's WAIT (rating/durable.py) then covers the first run too
+  redis.call('HSET', C, 'state', state)
   return {'DUPLICATE', state, num(redis.call('HGET', C, 'cost'))}
 end
 
