@@ -28,7 +28,7 @@ PLN = 1_000_000
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, ledger=replace(settings.ledger, wait_replicas=0, wait_timeout_ms=300))
+    return replace(settings, ledger=replace(settings.ledger, wait_replicas=1, wait_timeout_ms=300))
 
 
 def replica_of(cluster: Cluster, master: Node) -> Node:
