@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 from core.pg import Conn
 from core.redis_cluster import PipelinedScript
 from rating.account_store import AccountStore, LedgerEntry
-from rating.ledger import LedgerError
 
 REDIS_BATCH = 2000  # entries per pipeline
 
@@ -114,7 +113,7 @@ async def apply_in_redis(store: AccountStore, entries: Sequence[LedgerEntry]) ->
             for keys, args in calls:
                 try:
                     results.append(await store.ledger.money("apply_entry", keys, list(args)))
-                except (RedisError, LedgerError) as exc:
+                except RedisError as exc:
                     results.append(exc)
         for e, res in zip(batch, results, strict=True):
             if isinstance(res, Exception):

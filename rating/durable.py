@@ -8,7 +8,7 @@ both leave in one write: EVALSHA then WAIT, in one pipeline, one round trip.
 
 When fewer replicas than asked acknowledged within the timeout the script has run on the
 master all the same (WAIT does not undo anything): the operation is reported as not done
-(`NOT_DURABLE`) and the caller retries it. Every money script is idempotent on its call id
+(NotDurable, a RedisError: callers retry it as they retry an unreachable Redis). Every money script is idempotent on its call id
 or entry number, so the retry moves nothing twice; its replay answer (DUPLICATE) writes an
 unchanged field so that its own WAIT covers the first run's write too (replicas apply the
 stream in order)."""
@@ -21,15 +21,26 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 # Scripts that move money (balance, spent, the CDR of a settled call): with waiting on, they
 # are reported done only once the replicas asked for hold them.
 MONEY_SCRIPTS = frozenset({"finish", "expire", "apply_entry", "restore_spent"})
 
 
-class NotDurable(RuntimeError):
-    """Fewer replicas than required acknowledged a money write within the timeout."""
+class NotDurable(RedisError):
+    """Fewer replicas than required acknowledged a money write within the timeout.
+
+    A RedisError: every caller already treats those as "Redis trouble, retry later, fail
+    closed meanwhile" (the parking lot, the outcome log, the sweeper), which is what this
+    is; a LedgerError would mean "never settles" to them."""
 
     code = "NOT_DURABLE"
 

@@ -24,7 +24,7 @@ from core.redis_pipe import CommandPipe, Unusable
 from rating.carrier_cache import CarrierCache
 from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
-from rating.durable import MONEY_SCRIPTS, Durability, NotDurable, eval_and_wait
+from rating.durable import MONEY_SCRIPTS, Durability, eval_and_wait
 from rating.keys import Keyspace, call_ref, expiry_member, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
 from rating.route_grants import RouteGrants
@@ -323,7 +323,8 @@ class Ledger:
     async def money(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run a money script (finish, expire, apply_entry, restore_spent): with
         `wait_replicas`, it returns only once that many replicas hold what it wrote, else
-        raises LedgerError NOT_DURABLE (the write stays on the master; retry: idempotent)."""
+        raises rating.durable.NotDurable, a RedisError (the write stays on the master and
+        reaches the replica later unless the master dies first; a retry is idempotent)."""
         if name not in MONEY_SCRIPTS:
             raise LedgerError("NOT_MONEY", f"script {name!r} does not move money")
         if not self.durability.on:
@@ -332,16 +333,13 @@ class Ledger:
 
     async def _durable(self, name: str, keys: list[str], args: list[Any]) -> Any:
         script = self._scripts[name]
-        try:
-            if self.money_pipe is not None:
-                try:
-                    return await self._durable_piped(name, script, keys, args)
-                except Unusable as exc:
-                    log.warning("money scripts go through redis-py from now on: %s", exc)
-                    self.money_pipe = None
-            return await eval_and_wait(self.redis, script, name, keys, args, self.durability)
-        except NotDurable as exc:
-            raise LedgerError(NotDurable.code, str(exc)) from None
+        if self.money_pipe is not None:
+            try:
+                return await self._durable_piped(name, script, keys, args)
+            except Unusable as exc:
+                log.warning("money scripts go through redis-py from now on: %s", exc)
+                self.money_pipe = None
+        return await eval_and_wait(self.redis, script, name, keys, args, self.durability)
 
     async def _durable_piped(
         self, name: str, script: AsyncScript, keys: list[str], args: list[Any]
@@ -362,7 +360,7 @@ class Ledger:
                 raise acked
             self.durability.check(name, acked)
             return result
-        raise LedgerError("NOSCRIPT", f"Redis keeps forgetting the {name} script")
+        raise ResponseError(f"NOSCRIPT: Redis keeps forgetting the {name} script")
 
     async def authorize_command(
         self, req: CallRequest, *, refresh: bool = False

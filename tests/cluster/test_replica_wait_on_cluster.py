@@ -17,7 +17,8 @@ from redis.crc import key_slot
 from billing.bulk_entries import apply_in_redis
 from rating.account_store import LedgerEntry
 from rating.deck import Deck
-from rating.ledger import CallRequest, LedgerError, Outcome
+from rating.durable import NotDurable
+from rating.ledger import CallRequest, Outcome
 from runtime.services import Services
 from runtime.settings import Settings
 from tests.cluster.rig import Cluster, Node
@@ -28,7 +29,7 @@ PLN = 1_000_000
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, ledger=replace(settings.ledger, wait_replicas=1, wait_timeout_ms=300))
+    return replace(settings, ledger=replace(settings.ledger, wait_replicas=1, wait_timeout_ms=1000))
 
 
 def replica_of(cluster: Cluster, master: Node) -> Node:
@@ -63,9 +64,9 @@ async def test_finish_waits_for_the_slots_replica(
     cid = f"c-{uuid.uuid4().hex[:12]}"
     assert (await svc.ledger.authorize(CallRequest(a.id, cid, "0601234567"))).allowed
     outcome = Outcome(True, 60, datetime.now(UTC), "ANSWER", "16")
-    with frozen(replica_for(svc, redis_cluster, a.id)), pytest.raises(LedgerError) as failed:
+    with frozen(replica_for(svc, redis_cluster, a.id)), pytest.raises(NotDurable) as failed:
         await svc.ledger.finish(a.id, cid, outcome)
-    assert failed.value.code == "NOT_DURABLE"
+    assert failed.value.acked == 0
     again = await svc.ledger.finish(a.id, cid, outcome)
     assert (again.status, again.cost) == ("DUPLICATE", 190_000)
     assert (await svc.accounts.live(a.id)).balance == PLN - 190_000
