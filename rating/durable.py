@@ -8,10 +8,10 @@ both leave in one write: EVALSHA then WAIT, in one pipeline, one round trip.
 
 When fewer replicas than asked acknowledged within the timeout the script has run on the
 master all the same (WAIT does not undo anything): the operation is reported as not done
-(NotDurable, a RedisError: callers retry it as they retry an unreachable Redis). Every money script is idempotent on its call id
-or entry number, so the retry moves nothing twice; its replay answer (DUPLICATE) writes an
-unchanged field so that its own WAIT covers the first run's write too (replicas apply the
-stream in order)."""
+(NotDurable, a RedisError: callers retry it as they retry an unreachable Redis). Every
+money script is idempotent on its call id or entry number, so the retry moves nothing
+twice; its replay answer (DUPLICATE) writes an unchanged field so that its own WAIT covers
+the first run's write too (replicas apply the stream in order)."""
 
 from __future__ import annotations
 

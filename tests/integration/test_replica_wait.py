@@ -48,6 +48,7 @@ def redis_server(port: int, workdir: Path, *extra: str) -> subprocess.Popen[byte
 @dataclass
 class Pair:
     master_port: int
+    replica_port: int
     replica: subprocess.Popen[bytes]
 
     @property
@@ -82,7 +83,7 @@ def pair() -> Iterator[Pair]:
                     break
                 assert time.monotonic() < deadline, "the replica never synced"
                 time.sleep(0.1)
-            yield Pair(mport, replica)
+            yield Pair(mport, rport, replica)
         finally:
             for proc in (replica, master):
                 os.kill(proc.pid, signal.SIGCONT)
@@ -100,13 +101,7 @@ def settings(migrated: str, pair: Pair) -> Settings:
 
 @pytest.fixture
 async def replica(pair: Pair) -> AsyncIterator[Redis]:
-    info = subprocess.run(
-        ["redis-cli", "-p", str(pair.master_port), "info", "replication"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    port = int(next(x for x in info.splitlines() if x.startswith("slave0:")).split("port=")[1]
-               .split(",")[0])  # fmt: skip
-    client = Redis(port=port)
+    client = Redis(port=pair.replica_port)
     yield client
     await client.aclose()
 
