@@ -91,12 +91,13 @@ def pair() -> Iterator[Pair]:
                 proc.wait(10)
 
 
-@pytest.fixture
-def settings(migrated: str, pair: Pair) -> Settings:
-    """The test services on the pair's master, money waiting for its one replica."""
+@pytest.fixture(params=[True, False], ids=["pipelined", "redis-py"])
+def settings(migrated: str, pair: Pair, request: pytest.FixtureRequest) -> Settings:
+    """The test services on the pair's master, money waiting for its one replica, over the
+    pipelined connection (a second one for money) or redis-py's pipelines."""
     base = settings_on(migrated, "tgw")
     ledger = replace(base.ledger, wait_replicas=1, wait_timeout_ms=TIMEOUT_MS)
-    return replace(base, redis_url=pair.master_url, ledger=ledger)
+    return replace(base, redis_url=pair.master_url, ledger=ledger, redis_pipeline=request.param)
 
 
 @pytest.fixture
@@ -113,6 +114,7 @@ def ended(billsec: int) -> Outcome:
 async def test_finish_is_done_once_the_replica_holds_it(
     svc: Services, retail: Deck, make_account: AccountFactory, replica: Redis
 ) -> None:
+    assert (svc.ledger.money_pipe is not None) == svc.settings.redis_pipeline
     a = await make_account(balance=PLN)
     cid = f"c-{uuid.uuid4().hex[:12]}"
     assert (await svc.ledger.authorize(CallRequest(a.id, cid, "0601234567"))).allowed
