@@ -25,6 +25,8 @@ from rating.durable import NotDurable
 from rating.ledger import CallRequest, Outcome
 from runtime.services import Services
 from runtime.settings import Settings
+from switch.ami import AmiSettings
+from switch.parking import ParkingLot
 from tests.conftest import AccountFactory, settings_on
 
 PLN = 1_000_000
@@ -199,3 +201,18 @@ async def test_without_the_setting_nothing_waits(
     assert (await svc.ledger.authorize(CallRequest(a.id, cid, "0601234567"))).allowed
     with pair.replica_frozen():
         assert (await svc.ledger.finish(a.id, cid, ended(60))).status == "FINISHED"
+
+
+async def test_a_parked_outcome_unacknowledged_is_kept_for_retry(
+    svc: Services, retail: Deck, make_account: AccountFactory, pair: Pair
+) -> None:
+    """NOT_DURABLE is Redis trouble to the switch's collectors: retried, never set aside."""
+    lot = ParkingLot(AmiSettings(), svc.ledger)
+    a = await make_account(balance=PLN)
+    cid = f"c-{uuid.uuid4().hex[:12]}"
+    assert (await svc.ledger.authorize(CallRequest(a.id, cid, "0601234567"))).allowed
+    parked = f"{a.id}|ANSWER|60000|16|0601234567||{int(time.time())}"
+    with pair.replica_frozen():
+        assert await lot._settle(cid, parked) == "retry"
+    assert await lot._settle(cid, parked) == "settled"
+    assert (await svc.accounts.live(a.id)).balance == PLN - 190_000
