@@ -216,3 +216,14 @@ async def test_a_parked_outcome_unacknowledged_is_kept_for_retry(
         assert await lot._settle(cid, parked) == "retry"
     assert await lot._settle(cid, parked) == "settled"
     assert (await svc.accounts.live(a.id)).balance == PLN - 190_000
+
+
+async def test_a_master_that_forgot_the_script_gets_it_again(
+    svc: Services, retail: Deck, make_account: AccountFactory, replica: Redis
+) -> None:
+    a = await make_account(balance=PLN)
+    cid = f"c-{uuid.uuid4().hex[:12]}"
+    assert (await svc.ledger.authorize(CallRequest(a.id, cid, "0601234567"))).allowed
+    await svc.redis.script_flush()  # as after a restart or a failover to a fresh node
+    assert (await svc.ledger.finish(a.id, cid, ended(60))).status == "FINISHED"
+    assert await replica.hget(svc.ledger.keys.call(a.id, cid, "test"), "state") == b"finished"
