@@ -94,18 +94,25 @@ async def apply_in_redis(store: AccountStore, entries: Sequence[LedgerEntry]) ->
     text = one.script if isinstance(one.script, str) else bytes(one.script).decode()
     script = PipelinedScript(store.ledger.redis, "apply_entry", text)
     failed: dict[str, str] = {}
+    durability = store.ledger.durability
     for start in range(0, len(entries), REDIS_BATCH):
         batch = entries[start : start + REDIS_BATCH]
         calls: list[tuple[list[str], list[int | str]]] = [
             ([store.ledger.keys.account(e.account)], [e.seq, e.amount, e.kind]) for e in batch
         ]
         try:
-            results = await script.run(calls)
+            results, acks = await script.run(calls, durability.wait_args() if durability.on else ())
+            if any(int(acked) < durability.replicas for acked in acks):
+                # applied on the master, not yet on enough replicas: not reported done (a
+                # later sync applies nothing twice: entries go by sequence number)
+                for e in batch:
+                    failed[e.account] = f"NOT_DURABLE: fewer than {durability.replicas} replica(s)"
+                continue
         except RedisError:  # one account's key refused it: apply one by one, to know which
             results = []
             for keys, args in calls:
                 try:
-                    results.append(await one(keys=keys, args=args))
+                    results.append(await store.ledger.money("apply_entry", keys, list(args)))
                 except RedisError as exc:
                     results.append(exc)
         for e, res in zip(batch, results, strict=True):

@@ -147,25 +147,40 @@ class PipelinedScript:
         self.script = redis.register_script(script)
         self.function = ClusterFunction(name, script) if is_cluster(redis) else None
 
-    async def run(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def run(
+        self, calls: list[tuple[list[str], list[Any]]], wait: tuple[Any, ...] = ()
+    ) -> tuple[list[Any], list[Any]]:
+        """The calls' replies, and the replies of `wait` (a WAIT command) sent after them on
+        each connection they used (one per node), so that it covers their writes."""
         if self.function is None:
             pipe = self.redis.pipeline(transaction=False)
             for keys, args in calls:
                 await self.script(keys=keys, args=args, client=pipe)
-            return list(await pipe.execute())
+            if wait:
+                pipe.execute_command(*wait)
+            replies = list(await pipe.execute())
+            return replies[: len(calls)], replies[len(calls) :]
         try:
-            return await self._fcall(self.function, calls)
+            return await self._fcall(self.function, calls, wait)
         except ResponseError as exc:
             if not is_missing_function(exc):
                 raise
         await self.function.load(self.redis, again=True)
-        return await self._fcall(self.function, calls)
+        return await self._fcall(self.function, calls, wait)
 
     async def _fcall(
-        self, function: ClusterFunction, calls: list[tuple[list[str], list[Any]]]
-    ) -> list[Any]:
+        self,
+        function: ClusterFunction,
+        calls: list[tuple[list[str], list[Any]]],
+        wait: tuple[Any, ...],
+    ) -> tuple[list[Any], list[Any]]:
         await function.load(self.redis)
         pipe = self.redis.pipeline(transaction=False)
         for keys, args in calls:
             function.queue(pipe, keys, args)
-        return list(await pipe.execute())
+        cluster = cast(RedisCluster, self.redis)
+        nodes = {n.name: n for n in (cluster.get_node_from_key(k[0]) for k, _ in calls) if n}
+        for node in nodes.values() if wait else ():
+            pipe.execute_command(*wait, target_nodes=node)
+        replies = list(await pipe.execute())
+        return replies[: len(calls)], replies[len(calls) :]

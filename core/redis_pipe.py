@@ -157,7 +157,35 @@ class CommandPipe:
         await self.execute("SCRIPT", "LOAD", source)
         return await self.execute(*command)
 
+    async def batch(self, *commands: Sequence[Arg | memoryview]) -> list[Any]:
+        """Send `commands` back to back in one write on one connection (nothing of this
+        pipe can come between them) and return their replies in order; an error reply is
+        returned as a ResponseError, not raised. WAIT needs this: it counts the replicas
+        holding what its own connection wrote."""
+        proto = self._proto if self._proto is not None and self._proto.transport else None
+        if proto is None:
+            proto = await self._connect()
+        waiters = [self._queue(proto, _pack(tuple(c))) for c in commands]
+        replies = await asyncio.gather(*waiters)
+        return [ResponseError(str(r)) if isinstance(r, hiredis.ReplyError) else r for r in replies]
+
+    def sibling(self) -> CommandPipe:
+        """Another pipe to the same Redis, on a connection of its own."""
+        return CommandPipe(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            db=self.db,
+            connect_timeout_s=self.connect_timeout_s,
+            reply_timeout_s=self.reply_timeout_s,
+        )
+
     async def _send(self, proto: _Protocol, packed: bytes) -> Any:
+        return await self._queue(proto, packed)
+
+    def _queue(self, proto: _Protocol, packed: bytes) -> asyncio.Future[Any]:
+        """Queue one command for this loop iteration's write; its reply's future."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
         proto.waiters.append(waiter)
@@ -167,7 +195,7 @@ class CommandPipe:
         proto.out.append(packed)
         if proto.watchdog is None:
             proto.watchdog = loop.call_later(self.reply_timeout_s, self._watch, proto)
-        return await waiter
+        return waiter
 
     def _watch(self, proto: _Protocol) -> None:
         """Drop a connection whose oldest command got no reply within `reply_timeout_s`.

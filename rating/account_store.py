@@ -300,9 +300,7 @@ class AccountStore:
         )
         applied = 0
         for r in rows:
-            res = await self.ledger.script("apply_entry")(
-                keys=[key], args=[r["seq"], r["amount"], r["kind"]]
-            )
+            res = await self.ledger.money("apply_entry", [key], [r["seq"], r["amount"], r["kind"]])
             status = res[0].decode() if isinstance(res[0], bytes) else str(res[0])
             if status == "GAP":
                 raise RuntimeError(f"ledger of {account_id} out of sequence at {r['seq']}")

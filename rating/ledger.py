@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from core.redis_pipe import CommandPipe, Unusable
 from rating.carrier_cache import CarrierCache
 from rating.deck import Deck, PrefixRates
 from rating.deck_cache import DeckCache
+from rating.durable import MONEY_SCRIPTS, Durability, eval_and_wait
 from rating.keys import Keyspace, call_ref, expiry_member, parse_member
 from rating.numbers import InvalidNumber, Number, NumberClass, normalise
 from rating.route_grants import RouteGrants
@@ -92,6 +94,14 @@ class LedgerSettings:
     # carrier's own hash slot, so on Redis Cluster (where a script keeps to one slot) they
     # are not counted (runtime.services turns this off in cluster mode).
     carrier_capacity: bool = True
+    # Money scripts (rating.durable.MONEY_SCRIPTS) count as done only once this many
+    # replicas acknowledged them (WAIT), within wait_timeout_ms; 0: no waiting.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 100
+
+    @property
+    def durability(self) -> Durability:
+        return Durability(self.wait_replicas, self.wait_timeout_ms)
 
     @property
     def ttl_extra_s(self) -> int:
@@ -212,6 +222,7 @@ class Ledger:
         settings: LedgerSettings,
         *,
         pipe: CommandPipe | None = None,
+        money_pipe: CommandPipe | None = None,
         carriers: CarrierCache | None = None,
     ) -> None:
         self.redis = redis
@@ -220,6 +231,10 @@ class Ledger:
         # Authorizations (the switch's hot path) go pipelined over `pipe` when given; every
         # other command through redis-py.
         self.pipe = pipe
+        # Money scripts waiting for replicas go over a connection of their own when given:
+        # WAIT holds its connection, and authorizations must not queue behind it.
+        self.money_pipe = money_pipe
+        self.durability = settings.durability
         self.keys = keys
         self.decks = decks
         self.settings = settings
@@ -294,6 +309,8 @@ class Ledger:
     async def _script(self, name: str, keys: list[str], argv: list[str]) -> Any:
         """A script of the calls' path (authorize, finish) over the pipelined connection
         when there is one: redis-py's per-command Python cost about doubles serve's CPU."""
+        if name in MONEY_SCRIPTS and self.durability.on:
+            return await self._durable(name, keys, argv)
         script = self._scripts[name]
         if self.pipe is not None:
             try:
@@ -302,6 +319,48 @@ class Ledger:
                 log.warning("authorizations go through redis-py from now on: %s", exc)
                 self.pipe = None
         return await script(keys=keys, args=argv)
+
+    async def money(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a money script (finish, expire, apply_entry, restore_spent): with
+        `wait_replicas`, it returns only once that many replicas hold what it wrote, else
+        raises rating.durable.NotDurable, a RedisError (the write stays on the master and
+        reaches the replica later unless the master dies first; a retry is idempotent)."""
+        if name not in MONEY_SCRIPTS:
+            raise LedgerError("NOT_MONEY", f"script {name!r} does not move money")
+        if not self.durability.on:
+            return await self._scripts[name](keys=keys, args=args)
+        return await self._durable(name, keys, args)
+
+    async def _durable(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        script = self._scripts[name]
+        if self.money_pipe is not None:
+            try:
+                return await self._durable_piped(name, script, keys, args)
+            except Unusable as exc:
+                log.warning("money scripts go through redis-py from now on: %s", exc)
+                self.money_pipe = None
+        return await eval_and_wait(self.redis, script, name, keys, args, self.durability)
+
+    async def _durable_piped(
+        self, name: str, script: AsyncScript, keys: list[str], args: list[Any]
+    ) -> Any:
+        """The script then WAIT in one write on the money pipe's connection."""
+        assert self.money_pipe is not None
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        for _ in range(2):
+            result, acked = await self.money_pipe.batch(command, self.durability.wait_args())
+            if isinstance(result, ResponseError) and str(result).startswith("NOSCRIPT"):
+                await self.money_pipe.execute("SCRIPT", "LOAD", script.script)
+                continue
+            if isinstance(result, ResponseError):
+                if str(result).startswith(("MOVED ", "ASK ", "CLUSTERDOWN", "CROSSSLOT")):
+                    raise Unusable(f"Redis answered {result}: a cluster needs its own client")
+                raise result
+            if isinstance(acked, ResponseError):
+                raise acked
+            self.durability.check(name, acked)
+            return result
+        raise ResponseError(f"NOSCRIPT: Redis keeps forgetting the {name} script")
 
     async def authorize_command(
         self, req: CallRequest, *, refresh: bool = False
@@ -735,9 +794,10 @@ class Ledger:
             for member in members:
                 account, switch, call_id = parse_member(_s(member))
                 res = int(
-                    await self._scripts["expire"](
-                        keys=self.keys.call_keys(account, call_id, switch),
-                        args=[call_id, account, call_ref(switch, call_id)],
+                    await self.money(
+                        "expire",
+                        self.keys.call_keys(account, call_id, switch),
+                        [call_id, account, call_ref(switch, call_id)],
                     )
                 )
                 released += res > 0

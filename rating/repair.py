@@ -76,8 +76,8 @@ async def repair_account(store: AccountStore, account: Account, pg_seq: int) -> 
         spent = await store.pool.fetchval(
             "select coalesce(sum(cost), 0) from cdrs where account = $1", account.id
         )
-        await store.ledger.script("restore_spent")(
-            keys=[store.ledger.keys.account(account.id)], args=[int(spent)]
+        await store.ledger.money(
+            "restore_spent", [store.ledger.keys.account(account.id)], [int(spent)]
         )
         # its plan's bundles and what its calls took from them, as for the money
         plans = PlanStore(store)

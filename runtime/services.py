@@ -108,12 +108,19 @@ async def services(settings: Settings, *, pg: bool = True) -> AsyncIterator[Serv
         # The pipe speaks to one node; a cluster routes per slot, so it gets redis-py's client.
         plain = settings.redis_pipeline and settings.redis_mode == "standalone"
         pipe = CommandPipe.from_url(settings.redis_url) if plain else None
+        money_pipe = pipe.sibling() if pipe is not None and settings.ledger.wait_replicas else None
         carriers = CarrierCache(redis, settings.keyspace, settings.deck_refresh_s)
         ledger_settings = settings.ledger
         if settings.redis_mode == "cluster":  # a script keeps to one slot: see LedgerSettings
             ledger_settings = replace(ledger_settings, carrier_capacity=False)
         ledger = Ledger(
-            redis, settings.keyspace, decks, ledger_settings, pipe=pipe, carriers=carriers
+            redis,
+            settings.keyspace,
+            decks,
+            ledger_settings,
+            pipe=pipe,
+            money_pipe=money_pipe,
+            carriers=carriers,
         )
         pool = await open_pool(settings) if pg else None
         try:
@@ -121,7 +128,8 @@ async def services(settings: Settings, *, pg: bool = True) -> AsyncIterator[Serv
         finally:
             if pool is not None:
                 await pool.close()
-            if pipe is not None:
-                await pipe.close()
+            for opened in (pipe, money_pipe):
+                if opened is not None:
+                    await opened.close()
     finally:
         await redis.aclose()

@@ -40,6 +40,12 @@ class Settings:
                 raise ValueError("must be > 0")
             return value
 
+        def non_negative(raw: str) -> int:
+            value = int(raw)
+            if value < 0:
+                raise ValueError("must be >= 0")
+            return value
+
         def prefixes(raw: str) -> tuple[str, ...]:
             out = tuple(p.strip().lstrip("+") for p in raw.split(",") if p.strip())
             if not all(p.isdigit() for p in out):
@@ -76,6 +82,8 @@ class Settings:
                 refuse_unverified=get("REFUSE_UNVERIFIED", yes_no, base.refuse_unverified),
                 inbound_deck=get("INBOUND_DECK", str, base.inbound_deck),
                 switch_host=get("SWITCH_HOST", str, socket.gethostname()),
+                wait_replicas=get("REDIS_WAIT_REPLICAS", non_negative, base.wait_replicas),
+                wait_timeout_ms=get("REDIS_WAIT_TIMEOUT_MS", positive, base.wait_timeout_ms),
             ),
             deck_refresh_s=get("DECK_REFRESH_S", float, 1.0),
             sweep_interval_s=get("SWEEP_INTERVAL_S", float, 5.0),

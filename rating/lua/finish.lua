@@ -21,6 +21,8 @@ local bundle_s, bundle_price = tonumber(ARGV[29] or '0'), tonumber(ARGV[30] or '
 
 local state = redis.call('HGET', C, 'state')
 if state == 'finished' or state == 'denied' then
+  -- rewritten unchanged: a replay's WAIT (rating/durable.py) then covers the first run too
+  redis.call('HSET', C, 'state', state)
   return {'DUPLICATE', state, num(redis.call('HGET', C, 'cost'))}
 end
 
