@@ -2,8 +2,9 @@
 the call went out through last), answered calls, ASR (answered / attempts), ACD (billsec /
 answered), the SIP codes of failed attempts and post-dial delay (PDD: INVITE to the first
 ringing or progress, or to the answer) over the attempts whose times were recorded (failed
-ones from `attempts`, answered ones from `carrier_timing`; rows from before attempt times
-have none and are left out of it)."""
+ones from `attempts`, the one on the carrier used from `carrier_timing`; rows from before
+attempt times have none and are left out of it). Each attempt counts once: an unanswered
+attempt on the carrier used is often the last failed one already (`final_listed`)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ from core.pg import Conn
 
 QUALITY = """
 with routed as (
-  select carrier, answered, billsec, attempts, carrier_timing from cdrs
+  select carrier, answered, billsec, attempts, carrier_timing,
+         -- the attempt on the carrier used is the last failed one already when it did not
+         -- answer (not when the caller gave up while it rang): switch.attempt_times
+         coalesce(not answered and carrier <> '' and split_part(
+           substring(attempts from '([^;]*);$'), ':', 1) = carrier, false) as listed
+  from cdrs
   where started_at >= $1 and started_at < $2 and state = 'finished' and routes <> ''
 ), pdds as (
   select split_part(a, ':', 1) as carrier, nullif(split_part(a, ':', 4), '') as pdd
   from routed, regexp_split_to_table(attempts, ';') as a where a <> ''
   union all
-  -- an unanswered last attempt is among the failed ones already
   select carrier, nullif(split_part(carrier_timing, ':', 2), '') from routed
-  where carrier <> '' and answered
+  where carrier <> '' and not listed
 ), delay as (
   select carrier, count(*) as measured, round(avg(pdd::bigint)) as pdd_avg,
          percentile_disc(0.5) within group (order by pdd::bigint) as pdd_p50,
@@ -33,7 +38,8 @@ with routed as (
   select split_part(a, ':', 1) as carrier, split_part(a, ':', 2) as code
   from routed, regexp_split_to_table(attempts, ';') as a where a <> ''
 ), final as (
-  select carrier, count(*) as calls, count(*) filter (where answered) as answered,
+  select carrier, count(*) filter (where not listed) as calls,
+         count(*) filter (where answered) as answered,
          coalesce(sum(billsec) filter (where answered), 0) as billsec
   from routed where carrier <> '' group by carrier
 ), lost as (

@@ -69,8 +69,8 @@ async def write(conn: Conn, entry: Entry, at: datetime) -> None:
         entry.method,
         entry.path,
         entry.status,
-        entry.account,
-        entry.subject,
+        _storable(entry.account),  # taken from the query too: it may carry a NUL
+        _storable(entry.subject),
         _json(entry.before),
         _json(entry.after),
         json.dumps(_storable(entry.detail)),
@@ -151,7 +151,7 @@ async def _detail(request: web.Request) -> dict[str, Any]:
     if request.method not in READS and request.content_type == "application/json":
         try:  # the endpoint has read (and checked) it already: this is aiohttp's copy
             detail["body"] = json.loads(await request.read() or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
             detail["body"] = None
     if note := request.get(AUDIT_NOTE):
         detail["note"] = note

@@ -220,7 +220,7 @@ async def create_export(request: web.Request, account: str, query: CsvQuery) -> 
     "Download through a one-time link (the link is the credential)",
     access=Access.PUBLIC,
     replies=(CSV,),
-    errors=(404, 429, 503),
+    errors=(400, 404, 429, 503),  # 400: a link longer than the panel reads
 )
 async def export(request: web.Request, path: TicketPath) -> web.StreamResponse:
     ticket = path.ticket

@@ -219,8 +219,8 @@ def _decimals(value: Any) -> int:
 
 
 TEXT = string()
-# a query parameter's text: short enough that any of it, percent-encoded, fits the request
-# line aiohttp reads (8190 bytes)
+# a query parameter's text: short enough that every one of an operation's, percent-encoded
+# (12 bytes for a 4-byte character), fits the panel's request line (server.MAX_LINE_BYTES)
 QUERY_TEXT = string(400)
 COUNT = Checked(_count, {"type": "integer", "minimum": 0, "maximum": MAX_INT})
 FLAG = Checked(_flag, {"type": "boolean"})

@@ -74,3 +74,15 @@ def attempt_pdds(attempts: str) -> list[tuple[str, str, int | None]]:
         code = parts[1] if len(parts) > 1 else ""
         out.append((parts[0], code, _ms(parts[3]) if len(parts) == 4 else None))
     return out
+
+
+def final_listed(attempts: str, carrier: str, answered: bool) -> bool:
+    """Whether the attempt on the carrier used last is already among the failed `attempts`:
+    it is when that carrier failed or did not answer (the dialplan and the session
+    controller record it as the last entry), not when it answered or the caller gave up
+    while it rang (Dial returns no more, the leg is torn down unrecorded). Counting the
+    carrier used as one more attempt must skip it then, else it counts twice."""
+    if answered or not carrier:
+        return False
+    entries = [e for e in attempts.split(";") if e]
+    return bool(entries) and entries[-1].split(":", 1)[0] == carrier

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rating.ledger import Decision, Grant, Outcome, Reason
 from rating.repair import Drift, Repair
-from switch.attempt_times import attempt_pdds, pdd_of
+from switch.attempt_times import attempt_pdds, final_listed, pdd_of
 from switch.fastagi import Decided
 from switch.outcome_log import LogScan
 from switch.parking import Scan
@@ -197,21 +197,24 @@ class Metrics:
                 self.authorizations.labels(switch, decision.value, reason.value)
 
     def carrier_outcome(self, outcome: Outcome) -> None:
-        """A settled call routed over carriers: its failed attempts and the trunk it used."""
+        """A settled call routed over carriers: its failed attempts and the trunk it used,
+        each attempt counted once (an unanswered last one is often among the failed)."""
         for trunk, code, pdd in attempt_pdds(outcome.attempts):
             self.carrier_attempts.labels(trunk).inc()
             self.carrier_failures.labels(trunk, code or "none").inc()
             if pdd is not None:
                 self.carrier_pdd.labels(trunk).observe(pdd / 1000)
-        if outcome.endpoint:
-            self.carrier_attempts.labels(outcome.endpoint).inc()
-            if outcome.answered:
-                self.carrier_answered.labels(outcome.endpoint).inc()
-                self.carrier_billsec.labels(outcome.endpoint).inc(outcome.billsec)
-                # an unanswered last attempt is among the failed ones (its PDD counted there)
-                pdd = pdd_of(outcome.timing)
-                if pdd is not None:
-                    self.carrier_pdd.labels(outcome.endpoint).observe(pdd / 1000)
+        if not outcome.endpoint:
+            return
+        if outcome.answered:
+            self.carrier_answered.labels(outcome.endpoint).inc()
+            self.carrier_billsec.labels(outcome.endpoint).inc(outcome.billsec)
+        if final_listed(outcome.attempts, outcome.endpoint, outcome.answered):
+            return
+        self.carrier_attempts.labels(outcome.endpoint).inc()
+        pdd = pdd_of(outcome.timing)
+        if pdd is not None:
+            self.carrier_pdd.labels(outcome.endpoint).observe(pdd / 1000)
 
     def repaired(self, r: Repair) -> None:
         self.ledger_repairs.labels(r.drift.value).inc()

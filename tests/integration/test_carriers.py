@@ -244,6 +244,41 @@ async def test_carrier_quality_report(svc: Services, capsys: pytest.CaptureFixtu
     ]  # fmt: skip
 
 
+async def test_an_unanswered_last_attempt_counts_once(
+    svc: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dialplan records a carrier that failed or did not answer among the failed
+    attempts and names it as the carrier used too: one attempt, once in ASR and PDD."""
+    from tests.panel import cdr, store_cdrs
+
+    assert svc.pool is not None
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    lost = {"answered": False, "billsec": 0, "answered_at": None}
+    await store_cdrs(svc.pool, [
+        # both carriers failed: "up", the last, is in attempts and is the carrier used
+        cdr("alice", 1, at, routes="down,up", carrier="up", disposition="CONGESTION",
+            attempts="down:503:1000:150;up:503:1200:300;", carrier_timing="1200:300", **lost),
+        # the only carrier did not answer (480 from it)
+        cdr("alice", 2, at, routes="up", carrier="up", disposition="NOANSWER",
+            attempts="up:480:5000:800;", carrier_timing="5000:800", **lost),
+        # the caller gave up while "up" rang: that attempt is recorded nowhere else
+        cdr("bob", 3, at, routes="up", carrier="up", disposition="CANCEL",
+            carrier_timing="9000:400", **lost),
+        # answered on "up" after "down" failed
+        cdr("bob", 4, at, routes="down,up", carrier="up", attempts="down:503:1000:150;",
+            carrier_timing="2000:200"),
+    ])  # fmt: skip
+    report = await cli(svc, capsys, "report", "carriers", "--period", "2026-11")
+    assert report["carriers"] == [
+        {"carrier": "down", "attempts": 2, "answered": 0, "asr_percent": 0.0, "acd_s": None,
+         "failure_codes": {"503": 2}, "pdd_attempts": 2, "pdd_avg_ms": 150, "pdd_p50_ms": 150,
+         "pdd_p95_ms": 150},
+        {"carrier": "up", "attempts": 4, "answered": 1, "asr_percent": 25.0, "acd_s": 60.0,
+         "failure_codes": {"480": 1, "503": 1}, "pdd_attempts": 4, "pdd_avg_ms": 425,
+         "pdd_p50_ms": 300, "pdd_p95_ms": 800},
+    ]  # fmt: skip
+
+
 async def test_carrier_reconciliation_against_its_cdr_file(
     svc: Services, retail: Deck, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
