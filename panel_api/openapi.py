@@ -81,12 +81,14 @@ def _models(declared: Iterable[Endpoint]) -> list[tuple[type[BaseModel], JsonSch
 def _parameters(model: type[Input] | None, where: str) -> list[dict[str, Any]]:
     if model is None:
         return []
-    props = model.model_json_schema(schema_generator=Schemas, ref_template=REF)["properties"]
+    whole = model.model_json_schema(schema_generator=Schemas, ref_template=REF)
+    needed = set(whole.get("required", ()))  # declared without a default: the handler needs it
     out = []
-    for name, schema in props.items():
+    for name, schema in whole["properties"].items():
         schema = dict(schema)
         description = schema.pop("description", None)
-        param = {"name": name, "in": where, "required": where == "path", "schema": schema}
+        required = where == "path" or name in needed
+        param = {"name": name, "in": where, "required": required, "schema": schema}
         if description:
             param["description"] = description
         out.append(param)

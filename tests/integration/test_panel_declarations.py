@@ -40,6 +40,20 @@ def _url(path: str, account: str) -> str:
     return path.replace("{account}", account).replace("{call_id}", "c-1")
 
 
+def _others(op: dict[str, Any], name: str, account: str) -> dict[str, str]:
+    """Valid values of the operation's other required query parameters, so that the one
+    under test is the only thing wrong with the request."""
+    samples = {"account": account, "to": "+48221234567", "period": "2026-11"}
+    needed = [
+        p["name"]
+        for p in op.get("parameters", [])
+        if p["in"] == "query" and p.get("required") and p["name"] != name
+    ]
+    missing = [n for n in needed if n not in samples]
+    assert not missing, f"add a valid sample for required parameter(s) {missing}"
+    return {n: samples[n] for n in needed}
+
+
 async def _refused(response: Any, name: str, code: str, where: str = "parameter") -> None:
     assert response.status == 400, (name, await response.text())
     error = (await response.json())["error"]
@@ -51,17 +65,18 @@ async def test_every_documented_integer_parameter_is_parsed_plainly_within_its_b
 ) -> None:
     a = await make_account()
     op = bearer(await token(svc, Role.OPERATOR))
-    cases = [(m, p, q) for m, p, o in _operations() for q in _query(o, "integer")]
+    cases = [(m, p, o, q) for m, p, o in _operations() for q in _query(o, "integer")]
     assert len(cases) >= 4  # entries, limit (x2), findings' limit
-    client = await panel()
-    for method, path, param in cases:
+    client = await panel(burst=100_000)  # many requests; the rate limit is tested elsewhere
+    for method, path, operation, param in cases:
         name, schema = param["name"], param["schema"]
-        url = _url(path, a.id)
+        url, others = _url(path, a.id), _others(operation, param["name"], a.id)
         for bad in (*NOT_PLAIN, str(schema["maximum"] + 1), str(schema["minimum"] - 1)):
-            r = await client.request(method, url, params={name: bad}, headers=op)
+            r = await client.request(method, url, params={**others, name: bad}, headers=op)
             await _refused(r, name, "INVALID_PARAMETER")
-        r = await client.request(method, url, params={name: str(schema["maximum"])}, headers=op)
-        assert r.status == 200, (path, name)
+        good = {**others, name: str(schema["maximum"])}
+        r = await client.request(method, url, params=good, headers=op)
+        assert r.status == 200, (path, name, await r.text())
 
 
 async def test_every_documented_text_parameter_is_held_to_its_bound(
@@ -70,17 +85,20 @@ async def test_every_documented_text_parameter_is_held_to_its_bound(
     a = await make_account()
     op = bearer(await token(svc, Role.OPERATOR))
     cases = [
-        (m, p, q)
+        (m, p, o, q)
         for m, p, o in _operations()
         for q in _query(o, "string")
         if "maxLength" in q["schema"]
     ]
-    assert {q["name"] for _, _, q in cases} >= {"account", "cursor"}
-    client = await panel()
-    for method, path, param in cases:
+    assert {q["name"] for _, _, _, q in cases} >= {"account", "cursor"}
+    client = await panel(burst=100_000)  # many requests; the rate limit is tested elsewhere
+    for method, path, operation, param in cases:
         name, bound = param["name"], param["schema"]["maxLength"]
+        others = _others(operation, name, a.id)
         for bad in ("x" * (bound + 1), "a\x00b"):
-            r = await client.request(method, _url(path, a.id), params={name: bad}, headers=op)
+            r = await client.request(
+                method, _url(path, a.id), params={**others, name: bad}, headers=op
+            )
             await _refused(r, name, "INVALID_PARAMETER")
 
 
@@ -103,7 +121,7 @@ async def test_every_documented_money_field_goes_through_the_plain_parser(
         if prop.get("pattern", "").endswith(r"(\.[0-9]{1,6})?$")  # a decimal string
     ]
     assert {f for _, f in fields} == {"credit_limit", "daily_cap", "amount"}
-    client = await panel()
+    client = await panel(burst=100_000)  # many requests; the rate limit is tested elsewhere
     for target, name in fields:
         method, url, base = targets[target]
         for bad in ("1e3", "1_000", "\u0661", "1e999999", "12.3456789"):
@@ -120,7 +138,7 @@ async def test_access_is_decided_before_the_input_is_looked_at(
     endpoint answers a customer 403 before reading the body."""
     a, b = await make_account(), await make_account()
     customer = bearer(await token(svc, Role.CUSTOMER, a.id))
-    client = await panel()
+    client = await panel(burst=100_000)  # many requests; the rate limit is tested elsewhere
     r = await client.get(
         f"/api/v1/accounts/{b.id}/balance", params={"entries": "1e2"}, headers=customer
     )
