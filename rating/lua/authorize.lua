@@ -190,18 +190,7 @@ for entry in string.gmatch(routes, '[^;]+') do
   i = i + 1
   local name, endpoint, limit, cps = string.match(entry, '^([^:]+):([^:]+):(%d+):(%d+)$')
   local key, clock = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
-  limit, cps = tonumber(limit), tonumber(cps)
-  local full, tat = false, nil
-  if key and limit > 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
-    full = redis.call('ZCARD', key) >= limit
-  end
-  if not full and clock and cps > 0 then
-    -- GCRA as the account's cps: `cps` calls a second, bursts of `cps`
-    local interval = 1000000 / cps
-    tat = math.max(num(redis.call('GET', clock)), now) + interval
-    full = tat - now > cps * interval
-  end
+  local full, tat = carrier_full(key, clock, tonumber(limit), tonumber(cps), now, now_ms)
   if not full then
     if held == nil then held = {name, key, clock, tat} end
     names[#names + 1] = name

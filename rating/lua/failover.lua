@@ -44,17 +44,7 @@ for entry in string.gmatch(candidates, '[^;]+') do
   i = i + 1
   local pos, name, endpoint, limit, cps = string.match(entry, '^(%d+):([^:]+):([^:]+):(%d+):(%d+)$')
   local key, clock = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  limit, cps = tonumber(limit), tonumber(cps)
-  local full, tat = false, nil
-  if key and limit > 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
-    full = redis.call('ZCARD', key) >= limit
-  end
-  if not full and clock and cps > 0 then
-    local interval = 1000000 / cps
-    tat = math.max(num(redis.call('GET', clock)), now) + interval
-    full = tat - now > cps * interval
-  end
+  local full, tat = carrier_full(key, clock, tonumber(limit), tonumber(cps), now, now_ms)
   if not full then
     chosen = {tonumber(pos), name, endpoint, key, clock, tat}
     break

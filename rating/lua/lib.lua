@@ -148,3 +148,20 @@ local function bundle_allowance(bundles, key)
   end
   return 0
 end
+
+-- Is a carrier full for one more call? Its open calls (a zset scored by expiry) against
+-- `limit`, then its calls per second by GCRA (`cps` a second, bursts of `cps`); 0 = no limit.
+-- Returns full and, when counted by cps, the theoretical arrival time to store if taken.
+local function carrier_full(key, clock, limit, cps, now, now_ms)
+  local full, tat = false, nil
+  if key and limit > 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+    full = redis.call('ZCARD', key) >= limit
+  end
+  if not full and clock and cps > 0 then
+    local interval = 1000000 / cps
+    tat = math.max(num(redis.call('GET', clock)), now) + interval
+    full = tat - now > cps * interval
+  end
+  return full, tat
+end
