@@ -10,14 +10,14 @@ import asyncio
 import gc
 import multiprocessing
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from multiprocessing.connection import Connection
 from typing import Any
 
 from rating.deck import DeckError
-from rating.deck_rows import RateStream
+from rating.deck_rows import RateStream, Run
 
 BLOCK_RUNS = 4096  # runs sent at a time (an async step per run cost more than the run)
 _BACKSLASH, _TWO = "\\", "\\\\"
@@ -38,12 +38,21 @@ class ReaderGone(RuntimeError):
 
 
 def blocks(stream: RateStream, drafted: bool) -> Iterator[Block]:
-    """The stream's runs, a block at a time. A compiled text has no tab or line break
-    (JSON escapes them); its backslashes are doubled, as COPY's text format wants. A draft
-    piece is `"<prefix>":"<rows as a JSON string>"` (a prefix is digits: no escaping)."""
+    """The stream read into blocks: parts in the common form compiled a column at a time
+    (`deck_fast`, C speed), any other part row by row. Imported here, not above: pyarrow
+    takes a while to load and only the import needs it."""
+    from rating.deck_fast import fast_blocks
+
+    yield from fast_blocks(stream, drafted)
+
+
+def run_blocks(runs: Iterable[Run], drafted: bool) -> Iterator[Block]:
+    """Runs, a block at a time. A compiled text has no tab or line break (JSON escapes
+    them); its backslashes are doubled, as COPY's text format wants. A draft piece is
+    `"<prefix>":"<rows as a JSON string>"` (a prefix is digits: no escaping)."""
     lines: list[str] = []
     pieces: list[str] = []
-    for deck_id, prefix, first, rows in stream:
+    for deck_id, prefix, first, rows in runs:
         lines.append(f"{deck_id}\t{prefix}\t{first}\t{rows}\n")
         if drafted:
             pieces.append(f'"{prefix}":{encode_basestring(rows)}')

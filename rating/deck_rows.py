@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any, BinaryIO, Protocol
@@ -80,20 +80,36 @@ class RateStream:
         self.runs = 0
         self.grouped = True
         self.problem: DeckError | None = None
-        self._check = PrefixCheck(file, head.bands)
-        self._good: set[tuple[tuple[str, int], ...]] = set()  # run shapes that passed
+        self.check = PrefixCheck(file, head.bands)
+        self.shapes_passed: set[tuple[tuple[str, int], ...]] = set()  # run shapes that passed
+        self._tails: dict[str | tuple[str, ...], tuple[tuple[str, int], str]] = {}
+        self.last_prefix = ""  # of the last run given out: `grouped` compares with it
 
     def __iter__(self) -> Iterator[Run]:
-        tails: dict[str | tuple[str, ...], tuple[tuple[str, int], str]] = {}
-        prefix, last_raw, first = "", None, 0
+        chunks = decoded_chunks(self.source, self.digest, self.file)
+        yield from self.runs_of(row_batches(chunks, self.file))
+        self.finish()
+
+    def finish(self) -> None:
+        """Once every run was given out: a deck without rows is an error; progress ends."""
+        if self.rows == 0:
+            raise DeckError(self.file, "no rates")
+        if self.progress is not None:
+            self.progress(self.rows, self.rows)
+
+    def runs_of(self, batches: Iterable[Batch]) -> Iterator[Run]:
+        """The runs of these batches, the last one given out when they end: batches that
+        end where a run ends can be read a part at a time (the fast reader's fallback)."""
+        tails = self._tails
+        prefix, last_raw, first = self.last_prefix, None, 0
         last_name, name = None, ""
         texts: list[str] = []
         tiers: list[tuple[str, int]] = []  # the run's (band, from_s), one per row
         report = 0
-        for start, batch in _batches(_texts(self.source, self.digest, self.file), self.file):
+        for start, batch in batches:
             line = start - 1
             if start >= report:
-                self._report(start)
+                self.report(start)
                 report = start + PROGRESS_EVERY
             for cells in batch:
                 line += 1
@@ -109,11 +125,11 @@ class RateStream:
                     if not (found.isdigit() and found.isascii() and len(found) <= 15):
                         parse_prefix(raw.strip(), self.file, line)  # raises, naming the cell
                     last_raw = raw
-                    if found != prefix:
+                    if found != prefix or not texts:
                         if texts:
                             yield self._run(prefix, first, texts, tiers)
-                            if found < prefix:
-                                self.grouped = False
+                        if found < prefix or (found == prefix and not texts):
+                            self.grouped = False  # the prefix came before (a run split)
                         prefix, first, texts, tiers = found, line, [], []
                 try:
                     tier, tail_text = tails[key]
@@ -131,12 +147,9 @@ class RateStream:
                 texts.append(f"[{line},{name}{tail_text}")
         if texts:
             yield self._run(prefix, first, texts, tiers)
-        if self.rows == 0:
-            raise DeckError(self.file, "no rates")
-        if self.progress is not None:
-            self.progress(self.rows, self.rows)
+        self.last_prefix = prefix
 
-    def _report(self, line: int) -> None:
+    def report(self, line: int) -> None:
         if self.progress is not None:
             self.progress(line, max(line, self.lines))
 
@@ -153,11 +166,11 @@ class RateStream:
         self.rows += len(texts)
         self.runs += 1
         shape = tuple(tiers)
-        if shape not in self._good and self.problem is None:
+        if shape not in self.shapes_passed and self.problem is None:
             lines = {tier: _line_of(text) for tier, text in zip(tiers, texts, strict=True)}
-            self.problem = self._check.problem(prefix, lines)
-            if self.problem is None and len(self._good) < 4096:
-                self._good.add(shape)
+            self.problem = self.check.problem(prefix, lines)
+            if self.problem is None and len(self.shapes_passed) < 4096:
+                self.shapes_passed.add(shape)
         return (self.deck_id, prefix, first, "[" + ",".join(texts) + "]")
 
 
@@ -190,39 +203,39 @@ def merged_problem(
 Batch = tuple[int, list[list[Any]]]
 
 
-def _batches(texts: Iterator[str], file: str) -> Iterator[Batch]:
+def row_batches(texts: Iterator[str], file: str) -> Iterator[Batch]:
     """The rows after the header. A file in the columns' own order is split at commas a
     chunk at a time, as long as a chunk has no quote and no lone '\r' (what only csv reads
     right); from the first chunk that has one, csv reads the rest."""
     text = next(texts, "")
     end = text.find("\n")
-    if _plain(text) and end >= 0:
+    if is_plain(text) and end >= 0:
         header = text[:end].split(",")
         if [h.strip() for h in header] == list(COLUMNS):
-            yield (2, [line.split(",", 2) for line in _split(text[end + 1 :])])
+            yield (2, [line.split(",", 2) for line in split_lines(text[end + 1 :])])
             done = text.count("\n")
             for text in texts:
-                if not _plain(text):
-                    yield from _csv_batches(itertools.chain([text], texts), file, done, COLUMNS)
+                if not is_plain(text):
+                    yield from csv_batches(itertools.chain([text], texts), file, done, COLUMNS)
                     return
-                yield (done + 1, [line.split(",", 2) for line in _split(text)])
+                yield (done + 1, [line.split(",", 2) for line in split_lines(text)])
                 done += text.count("\n")
             return
-    yield from _csv_batches(itertools.chain([text], texts), file, 0, None)
+    yield from csv_batches(itertools.chain([text], texts), file, 0, None)
 
 
-def _plain(text: str) -> bool:
+def is_plain(text: str) -> bool:
     return '"' not in text and text.count("\r") == text.count("\r\n")
 
 
-def _split(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     lines = text.split("\n")
     if lines[-1] == "":  # the text ends with a line break
         lines.pop()
     return lines
 
 
-def _csv_batches(
+def csv_batches(
     texts: Iterator[str], file: str, done: int, header: Sequence[str] | None
 ) -> Iterator[Batch]:
     """Rows read by csv, one batch each; `done` lines were read before, the header among
@@ -262,15 +275,18 @@ def _odd_row(cells: list[Any], file: str, line: int) -> None:
     parse_prefix(cells[0].strip(), file, line)  # no prefix: raises, naming the cell
 
 
-def _texts(source: BinaryIO, digest: Hasher, file: str) -> Iterator[str]:
-    """The file decoded a chunk at a time, each chunk hashed as it is read. A chunk is
-    decoded up to its last line break, so a character or a '\r\n' is never cut in two."""
+def decoded_chunks(
+    source: BinaryIO, digest: Hasher, file: str, size: int | None = None
+) -> Iterator[str]:
+    """The file decoded a chunk (of `size` bytes, default CHUNK) at a time, each chunk
+    hashed as it is read. A chunk is decoded up to its last line break, so a character or
+    a '\r\n' is never cut in two."""
     rest = b""
     offset = 0  # bytes before `rest`
     newlines = 0  # line breaks before `rest`
     first = True
     while True:
-        chunk = source.read(CHUNK)
+        chunk = source.read(size or CHUNK)
         if chunk:
             digest.update(chunk)
             data = rest + chunk

@@ -126,20 +126,20 @@ def test_prefixes_in_several_runs_are_told_apart(tmp_path: Path) -> None:
     its problems wait for the merge: a run alone may lack what the other run has."""
     csv = HEADER + "48,PL,0,0.1,60,60,0,day\n49,DE,0,1,60,60,0,*\n48,PL,0,0.05,60,60,0,night\n"
     reader = same_as_whole_file(write(tmp_path, csv))
-    assert merged_problem(reader._check, "49", merged(stream(write(tmp_path, csv))[1])["49"]) == (
+    assert merged_problem(reader.check, "49", merged(stream(write(tmp_path, csv))[1])["49"]) == (
         None,
         None,
     )
     assert not reader.grouped and reader.runs == 3
     assert reader.problem is not None  # 48's first run alone does not cover the week
     by_prefix = merged(stream(write(tmp_path, csv))[1])
-    assert merged_problem(reader._check, "48", by_prefix["48"]) == (None, None)
+    assert merged_problem(reader.check, "48", by_prefix["48"]) == (None, None)
 
 
 def test_a_duplicate_across_runs_is_found_when_they_are_merged(tmp_path: Path) -> None:
     csv = HEADER + "48,PL,0,0.1,60,60,0,*\n49,DE,0,1,60,60,0,*\n48,PL,0,0.2,60,60,0,*\n"
     reader, runs, _ = stream(write(tmp_path, csv))
-    dup, problem = merged_problem(reader._check, "48", merged(runs)["48"])
+    dup, problem = merged_problem(reader.check, "48", merged(runs)["48"])
     assert problem is None
     assert dup is not None and dup.line == 4 and "first at line 2" in dup.why
     with pytest.raises(DeckError) as whole:
