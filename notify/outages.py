@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from notify import contacts
+from notify.money_notice import money_data
 from notify.notices import enqueue
 from notify.settings import NotifySettings
 
@@ -40,16 +41,16 @@ async def scan(pool: asyncpg.Pool, settings: NotifySettings, now: datetime) -> i
     created = 0
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(_PENDING, settings.batch):
-            data = {
-                "account": row["account"],
-                "currency": row["currency"],
-                "outage": row["outage_id"],
-                "days": row["days"],
-                "months": row["months"],
-                "amount_micro": row["amount"],
-                "start": _local(row["started_at"], row["timezone"]),
-                "end": f"{_local(row['ended_at'], row['timezone'])} {row['timezone']}",
-            }
+            data = money_data(
+                row["account"],
+                row["currency"],
+                row["amount"],
+                outage=row["outage_id"],
+                days=row["days"],
+                months=row["months"],
+                start=_local(row["started_at"], row["timezone"]),
+                end=f"{_local(row['ended_at'], row['timezone'])} {row['timezone']}",
+            )
             contact = await contacts.get(conn, row["account"])
             key = str(row["outage_id"])
             kind = KIND_OF_RULE[row["rule"]]

@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from notify import contacts
+from notify.money_notice import money_data
 from notify.notices import enqueue
 from notify.settings import NotifySettings
 
@@ -28,14 +29,15 @@ async def scan(pool: asyncpg.Pool, settings: NotifySettings, now: datetime) -> i
     created = 0
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(_PENDING, settings.batch):
-            data = {
-                "account": row["account"],
-                "currency": row["currency"],
-                "plan": row["plan"],
-                "period": row["reference"].split("/")[1],
-                "amount_micro": -row["amount"],
-                "note": row["note"],
-            }
+            # the fee is booked as a debit: the notice states the amount charged
+            data = money_data(
+                row["account"],
+                row["currency"],
+                -row["amount"],
+                plan=row["plan"],
+                period=row["reference"].split("/")[1],
+                note=row["note"],
+            )
             contact = await contacts.get(conn, row["account"])
             created += len(
                 await enqueue(conn, settings, contact, "plan_fee", data, row["reference"], now)

@@ -18,10 +18,10 @@ from aiohttp import web
 
 from panel_api import outputs
 from panel_api.audit import AUDIT_NOTE
-from panel_api.context import PANEL, POOL, REDIS, SETTINGS
+from panel_api.context import POOL, REDIS, SETTINGS
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.inputs import Checked, Input
-from panel_api.uploads import read_upload
+from panel_api.uploads import read_form
 from rating.account_import import decode, import_rows, parse_accounts
 
 api = Api("operator")
@@ -50,9 +50,7 @@ class AccountsUpload(Input):
     body_media="multipart/form-data",
 )
 async def import_accounts(request: web.Request) -> web.Response:
-    upload = await read_upload(
-        request, request.app[PANEL].max_upload_bytes, file="accounts", filename="accounts.csv"
-    )
+    _, upload = await read_form(request, AccountsUpload, file="accounts", filename="accounts.csv")
     note: dict[str, Any] = {
         "file": upload.filename,
         "bytes": len(upload.data),

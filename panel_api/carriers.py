@@ -12,10 +12,13 @@ from aiohttp import web
 from pydantic import Field
 
 from billing.period import Period
+from billing.report_period import report_bounds
+from billing.settings import BillingSettings
 from cdr.margin import margin_report
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import POOL, REDIS, SETTINGS
+from panel_api.documents import BILLING
 from panel_api.endpoint import Access, Api
 from panel_api.errors import BadRequest
 from panel_api.inputs import (
@@ -83,8 +86,11 @@ class MarginQuery(Input):
         Period, Checked(_period, {"type": "string", "pattern": PERIOD_PATTERN}).required()
     ]
     tz: Annotated[str | None, Checked(_zone, {"type": "string"})] = Field(
-        None, description="Zone of the month (default Europe/Warsaw)"
+        None, description="Zone of the month (default: the billing zone)"
     )
+
+    def bounds(self, billing: BillingSettings) -> tuple[datetime, datetime]:
+        return report_bounds(self.period, self.tz, billing)
 
 
 def _store(request: web.Request) -> CarrierStore:
@@ -161,7 +167,7 @@ async def update_carrier(
     ok=outputs.MarginReport,
 )
 async def margin(request: web.Request, query: MarginQuery) -> web.Response:
-    start, end = query.period.bounds(query.tz or "Europe/Warsaw")
+    start, end = query.bounds(request.app[BILLING])
     async with request.app[POOL].acquire() as conn:
         found = await margin_report(conn, start, end)
     return web.json_response({"period": str(query.period), **found})
@@ -176,7 +182,7 @@ async def margin(request: web.Request, query: MarginQuery) -> web.Response:
 async def quality(request: web.Request, query: MarginQuery) -> web.Response:
     from cdr.carrier_quality import carrier_quality
 
-    start, end = query.period.bounds(query.tz or "Europe/Warsaw")
+    start, end = query.bounds(request.app[BILLING])
     async with request.app[POOL].acquire() as conn:
         found = await carrier_quality(conn, start, end)
     return web.json_response({"period": str(query.period), "from": start.isoformat(),

@@ -15,10 +15,10 @@ from billing import price_changes
 from billing.settings import BillingSettings
 from panel_api import outputs
 from panel_api.auth import principal
-from panel_api.context import PANEL, POOL, REDIS, SETTINGS
-from panel_api.endpoint import Access, Api, Reply, check_body
+from panel_api.context import POOL, REDIS, SETTINGS
+from panel_api.endpoint import Access, Api, Reply
 from panel_api.inputs import BANDS, DECIMALS, MOMENT, Checked, Input, string
-from panel_api.uploads import bad_field, read_upload
+from panel_api.uploads import bad_field, read_form
 from rating.deck import DeckError, parse_head
 from rating.deck_import import import_stream
 from rating.deck_store import list_decks, publish_stored
@@ -55,22 +55,6 @@ class DeckUpload(Input):
         )
 
 
-TEXT_FIELDS = tuple(name for name in DeckUpload.model_fields if name != "rates")
-
-
-async def _read_form(request: web.Request) -> tuple[dict[str, str], bytes, str]:
-    form = await read_upload(
-        request,
-        request.app[PANEL].max_upload_bytes,
-        file="rates",
-        filename="rates.csv",
-        fields=TEXT_FIELDS,
-    )
-    if b"\x00" in form.data:  # PostgreSQL text cannot hold it; say so before the parser does
-        raise DeckError(form.filename, "contains a NUL byte")
-    return form.fields, form.data, form.filename
-
-
 @api.post(
     "/api/v1/decks",
     "Upload a rate deck (validated whole; nothing is stored when invalid)",
@@ -84,8 +68,10 @@ async def _read_form(request: web.Request) -> tuple[dict[str, str], bytes, str]:
     body_media="multipart/form-data",
 )
 async def upload_deck(request: web.Request) -> web.Response:
-    fields, rates, rates_name = await _read_form(request)
-    form = check_body(DeckUpload, {**fields, "rates": rates})
+    form, upload = await read_form(request, DeckUpload, file="rates", filename="rates.csv")
+    rates, rates_name = upload.data, upload.filename
+    if b"\x00" in rates:  # PostgreSQL text cannot hold it; say so before the parser does
+        raise DeckError(rates_name, "contains a NUL byte")
     manifest = form.manifest()
     head = parse_head(manifest, MANIFEST)
     redis, keys = request.app[REDIS], request.app[SETTINGS].keyspace

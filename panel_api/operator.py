@@ -15,6 +15,7 @@ from numbering.store import NumberStore
 from panel_api import outputs
 from panel_api.auth import principal
 from panel_api.context import SERVICES
+from panel_api.documents import BILLING
 from panel_api.endpoint import Access, Api, Reply
 from panel_api.errors import BadRequest, Conflict
 from panel_api.inputs import (
@@ -124,7 +125,8 @@ async def create_account(request: web.Request, body: AccountCreate) -> web.Respo
         kind=AccountKind(body.kind or "prepaid"),
         currency=body.currency or "PLN",
         country=(body.country or "PL").upper(),
-        timezone=body.timezone or "Europe/Warsaw",
+        # the operator's books' zone unless the account has its own
+        timezone=body.timezone or request.app[BILLING].timezone,
         **body.changes(),
     )
     created = await store.create(account)

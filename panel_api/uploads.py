@@ -4,13 +4,18 @@ as the bytes arrive, so a body over the limit is refused (413) before it is held
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic_core import PydanticCustomError
 
+from panel_api.context import PANEL
+from panel_api.endpoint import check_body
 from panel_api.errors import BadRequest, PayloadTooLarge
-from panel_api.inputs import text
+from panel_api.inputs import Input, text
+
+Form = TypeVar("Form", bound=Input)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,19 @@ class Upload:
 
 def bad_field(name: str, why: str) -> BadRequest:
     return BadRequest(f"{name}: {why}", {"field": name, "why": why}, code="INVALID_FIELD")
+
+
+async def read_form(
+    request: web.Request, model: type[Form], *, file: str, filename: str
+) -> tuple[Form, Upload]:
+    """An endpoint's upload form: the file part `file` and `model`'s other fields as text,
+    read under the panel's upload limit (413 beyond it), then checked as `model` (400 naming
+    the field)."""
+    fields = tuple(name for name in model.model_fields if name != file)
+    upload = await read_upload(
+        request, request.app[PANEL].max_upload_bytes, file=file, filename=filename, fields=fields
+    )
+    return check_body(model, {**upload.fields, file: upload.data}), upload
 
 
 async def read_upload(

@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -31,6 +31,9 @@ from rating.keys import Keyspace
 from rating.ledger import LedgerSettings
 from runtime.services import Services, services
 from runtime.settings import Settings
+
+if TYPE_CHECKING:  # the panel app is imported only by the tests that start one
+    from tests.panel import OperatorPanel
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DSN = os.environ.get(
@@ -253,6 +256,17 @@ async def panel(settings: Settings) -> AsyncIterator[PanelFactory]:
             return await stack.enter_async_context(panel_client(settings, **fields))
 
         yield start
+
+
+@pytest.fixture
+async def operator_panel(panel: PanelFactory, svc: Services) -> OperatorPanel:
+    """A panel started with an operator's token (`.client`, `.op` headers); a customer's
+    headers by `await .customer(account)`."""
+    from panel_api.tokens import Role
+    from tests.panel import OperatorPanel, bearer, token
+
+    op = bearer(await token(svc, Role.OPERATOR))
+    return OperatorPanel(await panel(), op, svc)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,19 @@ async def token(svc: Services, role: Role, account: str | None = None) -> str:
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+@dataclass(frozen=True)
+class OperatorPanel:
+    """A started panel and an operator's headers (conftest's `operator_panel`), with a
+    customer's headers on demand: what the operator pages' tests start from."""
+
+    client: TestClient[aiohttp.web.Request, aiohttp.web.Application]
+    op: dict[str, str]
+    svc: Services
+
+    async def customer(self, account: str) -> dict[str, str]:
+        return bearer(await token(self.svc, Role.CUSTOMER, account))
 
 
 def cdr(account: str, n: int, started_at: datetime, **fields: Any) -> Cdr:

@@ -101,11 +101,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "margin", help="sell - buy of routed calls: per carrier, destination, account"
     )
     mg.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
-    mg.add_argument("--tz", default="Europe/Warsaw", help="zone of the month (Europe/Warsaw)")
+    mg.add_argument("--tz", help="zone of the month (default: TOLLGATE_BILLING_TIMEZONE)")
     mg.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_report_margin"))
     cq = rp.add_parser("carriers", help="carriers' quality: attempts, ASR, ACD, failure codes, PDD")
     cq.add_argument("--period", required=True, help="YYYY-MM (a month in --tz)")
-    cq.add_argument("--tz", default="Europe/Warsaw", help="zone of the month (Europe/Warsaw)")
+    cq.add_argument("--tz", help="zone of the month (default: TOLLGATE_BILLING_TIMEZONE)")
     cq.set_defaults(run=Lazy("tollgate.carrier_cmd:cmd_report_carriers"))
 
     r = subparsers.add_parser(

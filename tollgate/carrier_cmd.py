@@ -93,14 +93,17 @@ async def cmd_routes(s: Services, args: argparse.Namespace) -> None:
 
 
 def _month(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    """The month of `--period` in `--tz`; without `--tz`, in the billing zone (the panel's
+    reports use the same helper, so both give the same answer)."""
+    from zoneinfo import ZoneInfoNotFoundError
 
     from billing.errors import BillingError
     from billing.period import Period
+    from billing.report_period import report_bounds
+    from billing.settings import BillingSettings
 
     try:
-        ZoneInfo(args.tz)
-        return Period.parse(args.period).bounds(args.tz)
+        return report_bounds(Period.parse(args.period), args.tz, BillingSettings.from_env())
     except (BillingError, ZoneInfoNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
 

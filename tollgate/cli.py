@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--kind", choices=list(ACCOUNT_KINDS), default="prepaid")
     ac.add_argument("--currency", default="PLN")
     ac.add_argument("--country", default="PL")
-    ac.add_argument("--timezone", default="Europe/Warsaw")
+    ac.add_argument("--timezone", help="the account's zone (default: TOLLGATE_BILLING_TIMEZONE)")
     ac.add_argument("--deck")
     ac.add_argument("--credit-limit")
     ac.add_argument("--max-calls", type=whole_number, default=10)

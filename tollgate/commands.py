@@ -231,12 +231,14 @@ def _account_view(account: Account, live: dict[str, int] | None) -> dict[str, An
 
 
 async def cmd_account_create(s: Services, args: argparse.Namespace) -> None:
+    from billing.settings import BillingSettings
+
     account = Account(
         id=args.id,
         kind=AccountKind(args.kind),
         currency=args.currency,
         country=args.country.upper(),
-        timezone=args.timezone,
+        timezone=args.timezone or BillingSettings.from_env().timezone,
         deck=args.deck,
         credit_limit=_money(args.credit_limit, "--credit-limit"),
         max_calls=args.max_calls,

@@ -290,3 +290,8 @@ async def test_plan_fees_in_advance_pro_rata_once_with_a_notice(
         notices = await list_notices(conn, a.id)
     assert {n.kind for n in notices} == {"plan_fee"}
     assert any("30,00 PLN" in n.body and "2026-12" in n.body for n in notices)
+    december = next(n.data for n in notices if n.data["period"] == "2026-12")
+    assert (december["account"], december["currency"], december["amount_micro"]) == (
+        a.id, "PLN", 30 * PLN,
+    )  # fmt: skip
+    assert december["plan"].startswith("p-")

@@ -99,6 +99,9 @@ async def test_each_affected_account_is_credited_once_with_a_notice(
     assert n.kind == "outage_compensation" and n.subject.startswith("Rekompensata")
     assert "od 2026-11-10 10:00 do 2026-11-12 12:00 Europe/Warsaw (dni: 3)" in n.body
     assert "rekompensatę 1,50 PLN" in n.body
+    assert (n.data["account"], n.data["currency"], n.data["amount_micro"], n.data["days"]) == (
+        old.id, "PLN", 1_500_000, 3,
+    )  # fmt: skip
 
 
 async def test_only_the_listed_accounts_and_bad_input_named(

@@ -490,6 +490,38 @@ async def test_deck_upload_stores_a_valid_deck_and_names_file_and_line_of_an_inv
     assert [d["version"] for d in (await r.json())["items"]] == [1]
 
 
+async def test_deck_upload_refusals_name_the_file_the_field_or_the_limit(
+    svc: Services, panel: PanelFactory
+) -> None:
+    """What the upload reader shared with the accounts import answers for a deck; nothing
+    is stored."""
+    op = bearer(await token(svc, Role.OPERATOR))
+    rates = (RETAIL.parent / "rates.csv").read_bytes()
+    client = await panel(max_upload_bytes=len(rates) + 2048)
+    r = await client.post("/api/v1/decks", data=deck_form(rates[:40] + b"\x00" + rates[40:]),
+                          headers=op)  # fmt: skip
+    assert r.status == 422, await r.text()
+    assert (await r.json())["error"] == {
+        "code": "DECK_INVALID",
+        "message": "rates.csv: contains a NUL byte",
+        "details": {"file": "rates.csv", "line": None, "why": "contains a NUL byte"},
+    }
+    r = await client.post("/api/v1/decks", data=deck_form(rates, decimals="x"), headers=op)
+    assert r.status == 400, await r.text()
+    error = (await r.json())["error"]
+    assert (error["code"], error["details"]["field"]) == ("INVALID_FIELD", "decimals")
+    r = await client.post("/api/v1/decks", data=deck_form(rates + b"#" * 4096), headers=op)
+    assert r.status == 413, await r.text()
+    assert (await r.json())["error"]["details"] == {"limit_bytes": len(rates) + 2048}
+    form = aiohttp.FormData({"name": "no-rates"})
+    form.add_field("other", b"x", filename="x.csv")
+    r = await client.post("/api/v1/decks", data=form, headers=op)
+    assert r.status == 400 and (await r.json())["error"]["details"]["field"] == "rates"
+    assert svc.pool is not None
+    async with svc.pool.acquire() as conn:
+        assert await list_decks(conn) == []
+
+
 async def test_running_calls_are_listed_and_hangup_needs_ari(
     svc: Services, panel: PanelFactory, make_account: AccountFactory, retail: Deck
 ) -> None:
