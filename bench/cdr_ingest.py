@@ -21,7 +21,6 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -96,24 +95,11 @@ def fake_cdr(n: int, rng: random.Random, now: datetime) -> dict[str, str]:
     return fields
 
 
-# The ledger's own way of writing a call record to its stream (rating/lua/lib.lua emit_cdr),
-# so that the entries carry what the ledger adds to the fields.
-EMIT = (
-    (resources.files("rating") / "lua" / "lib.lua").read_text()
-    + "\nreturn emit_cdr(KEYS[1], KEYS[2])"
-)
-
-
 async def fill_streams(redis: Redis, keys: Keyspace, entries: list[dict[str, str]]) -> None:
-    sha = await redis.script_load(EMIT)
     for start in range(0, len(entries), 2000):
         pipe = redis.pipeline(transaction=False)
         for fields in entries[start : start + 2000]:
-            tag = keys.tag(fields["account"])
-            call = f"{keys.cdr_stream(tag)}:bench-call"  # same slot as the stream
-            pipe.hset(call, mapping=fields)  # type: ignore[arg-type]
-            pipe.evalsha(sha, 2, keys.cdr_stream(tag), call)
-            pipe.delete(call)
+            pipe.xadd(keys.cdr_stream(keys.tag(fields["account"])), fields)  # type: ignore[arg-type]
         await pipe.execute()
 
 

@@ -313,33 +313,6 @@ _ROW_FLAGS = tuple(COLUMNS.index(c) for c in _FLAGS)
 
 # -- text rows: what the CDR writer copies ------------------------------------------------------
 
-LEDGER_TEXT = b"text_row"  # the entry's first field when the ledger wrote the row as text
-_LEDGER_CELLS = len(COLUMNS) - 1  # all but stream_id, which the entry's id gives
-_AUTHORIZED_AT, _ANSWERED_AT = (COLUMNS.index(c) for c in ("authorized_at", "answered_at"))
-_NULL_TEXT = "\\N"  # COPY's NULL, for the two times a CDR may lack
-
-
-def ledger_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
-    """The text row (`flat_text_row`'s) the ledger wrote with the entry, when it did
-    (rating/lua/lib.lua `cdr_text`: the same checks, a line of COPY text without escapes),
-    taken whole instead of field by field. None for an entry without it (older ones, or
-    one failing the ledger's checks): the caller converts its fields."""
-    if not flat or flat[0] != LEDGER_TEXT:
-        return None
-    try:
-        # only the row is read: the fields it does not store are not checked (UTF-8)
-        cells: list[Any] = flat[1].decode().split("\t")
-    except (UnicodeDecodeError, AttributeError):
-        return None
-    if len(cells) != _LEDGER_CELLS:
-        return None  # a ledger of another version: its columns are not these
-    if cells[_AUTHORIZED_AT] == _NULL_TEXT:
-        cells[_AUTHORIZED_AT] = None
-    if cells[_ANSWERED_AT] == _NULL_TEXT:
-        cells[_ANSWERED_AT] = None
-    cells.append(stream_id)
-    return tuple(cells)
-
 
 def flat_text_row(flat: Sequence[Any], stream_id: str) -> Row | None:
     """`text_row(flat_row(flat, stream_id))` without building a Python value per field:

@@ -34,7 +34,6 @@ from cdr.model import (
     BadCdr,
     Row,
     flat_text_row,
-    ledger_text_row,
     row_identity,
     row_is_final,
     stream_row,
@@ -370,7 +369,7 @@ class CdrWriter:
             for e in entries:
                 if not e.flat:
                     continue  # deleted from the stream while pending: nothing left to store
-                row = ledger_text_row(e.flat, e.id) or flat_text_row(e.flat, e.id)
+                row = flat_text_row(e.flat, e.id)
                 if row is None:  # the careful path, which names what is wrong
                     try:
                         row = text_row(stream_row(e.fields(), e.id))

@@ -88,83 +88,9 @@ local function afford(c, avail, limit)
   return best_s, round_micro(best_n, c.den, c.q, c.method)
 end
 
--- The CDR as one line of COPY text in the columns of cdr.model.COLUMNS (without the last,
--- stream_id, which the writer appends), checked as cdr.model._checked_text checks an entry:
--- the CDR writer then takes it whole instead of converting field by field. nil when any
--- check fails or a value would need COPY escapes: the writer then reads the fields (and
--- names what is wrong). Kinds: t text, i/I integer within int32/int64, m epoch ms, f flag;
--- started_at (s) and direction (d) are derived. tests/integration/test_cdr_text_field.py
--- compares this with the writer's own conversion.
-local CDR_TEXT_COLUMNS = {
-  {'call_id', 't'}, {'', 's'}, {'account', 't'}, {'state', 't'}, {'ended_at', 'm'},
-  {'decision', 't'}, {'reason', 't'}, {'detail', 't'}, {'granted', 'i'}, {'reserved', 'I'},
-  {'raw', 't'}, {'e164', 't'}, {'class', 't'}, {'caller', 't'}, {'switch', 't'},
-  {'prefix', 't'}, {'rate_name', 't'}, {'deck', 't'}, {'deck_version', 'i'},
-  {'currency', 't'}, {'authorized_at', 'm'}, {'answered_at', 'm'}, {'billsec', 'i'},
-  {'answered', 'f'}, {'rated_cost', 'I'}, {'cost', 'I'}, {'disposition', 't'},
-  {'hangup_cause', 't'}, {'emergency', 'f'}, {'unauthorized', 'f'}, {'prior_state', 't'},
-  {'rdnis', 't'}, {'direction', 'd'}, {'routes', 't'}, {'carrier_used', 't'},
-  {'attempts', 't'}, {'buy_deck', 't'}, {'buy_deck_version', 'i'}, {'buy_cost', 'I'},
-  {'carrier_timing', 't'}, {'bundle', 't'}, {'bundle_seconds', 'i'},
-}
-local CDR_STATES = {finished = true, denied = true, expired = true}
-local EARLIEST_MS, LATEST_MS = 946684800000, 7258118400000  -- 2000-01-01, 2200-01-01 UTC
-
-local function cdr_time(v)
-  if #v > 13 or not v:find('^%d+$') then return nil end
-  local at = tonumber(v)
-  if at < EARLIEST_MS or at >= LATEST_MS then return nil end
-  return v .. '000'
-end
-
-local function cdr_text(call)
-  local id, ended = call.call_id or '', call.ended_at or ''
-  if #id > 128 or not id:find('^%w[%w%._:@%-]*$') or (call.account or '') == ''
-    or not CDR_STATES[call.state or ''] or ended == '' then
-    return nil
-  end
-  local started
-  if (call.authorized_at or '') ~= '' then
-    started = tonumber(call.authorized_at)
-  else
-    local billsec = call.billsec or ''
-    if billsec ~= '' and not billsec:find('^%d+$') then return nil end
-    started = (tonumber(ended) or 0) - (tonumber(billsec) or 0) * 1000
-  end
-  if not started or started < EARLIEST_MS then return nil end
-  local out = {}
-  for n, col in ipairs(CDR_TEXT_COLUMNS) do
-    local kind, v = col[2], call[col[1]] or ''
-    if kind == 't' then
-      if #v > 1024 or v:find('[%z\\\t\n\r]') then return nil end
-    elseif kind == 'i' or kind == 'I' then
-      if v == '' then v = '0'
-      elseif not v:find('^%d+$') or #v > (kind == 'i' and 9 or 18) then return nil end
-    elseif kind == 'm' then
-      if v == '' then v = '\\N' else v = cdr_time(v); if not v then return nil end end
-    elseif kind == 'f' then
-      if v == '' then v = '0' elseif v ~= '0' and v ~= '1' then return nil end
-    elseif kind == 's' then
-      v = istr(started) .. '000'
-    else  -- direction: what the ledger did not mark inbound is outbound (a text still)
-      if #v > 1024 or v:find('%z') then return nil end
-      if v ~= 'in' then v = 'out' end
-    end
-    out[n] = v
-  end
-  return table.concat(out, '\t')
-end
-
--- Append the call record to the CDR stream (same script as the state change): its fields,
--- and first, when it passes the checks, the same as one line of COPY text (cdr_text).
+-- Append the call record to the CDR stream (same script as the state change).
 local function emit_cdr(stream, callkey)
   local flat = redis.call('HGETALL', callkey)
-  local call = {}
-  for i = 1, #flat, 2 do call[flat[i]] = flat[i + 1] end
-  local text = cdr_text(call)
-  if text then
-    return redis.call('XADD', stream, '*', 'text_row', text, unpack(flat))
-  end
   return redis.call('XADD', stream, '*', unpack(flat))
 end
 
