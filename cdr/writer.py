@@ -52,6 +52,7 @@ from cdr.store import DATA_ERRORS, BatchResult, Reject, prepare, write_rows
 from cdr.stream import (
     CdrStream,
     Entry,
+    ack_many,
     claim_idle_many,
     read_new_many,
     read_pending_many,
@@ -69,7 +70,6 @@ _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 TRIM_EVERY_S = 1.0  # a busy writer trims a stream at most this often, and when a round ends
 IDLE_METRICS_S = 5.0  # an idle writer refreshes its backlog gauges this often
-ACKS_AT_ONCE = 16  # streams acknowledged side by side (one Redis connection each)
 # asyncpg reports values it cannot encode as ValueError subclasses: also the rows' fault
 ROW_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, ValueError)
 PG_ERRORS: tuple[type[Exception], ...] = (
@@ -142,6 +142,7 @@ class _Batch:
 
     entries: list[tuple[CdrStream, list[Entry]]]  # acknowledged once the batch is stored
     rows: list[Row]  # at most one per call (switch, account, call id)
+    starts: list[int]  # each row's started_at, epoch microseconds
     rejects: list[Reject]
     # where each row came from (stream key, entry), for a row PostgreSQL refuses
     origins: dict[tuple[str, str, str], tuple[str, Entry]]
@@ -360,6 +361,7 @@ class CdrWriter:
         oldest = _us(retention_cutoff(now, self.settings.retention_months))
         latest = _us(now + FUTURE_SLACK)
         best: dict[tuple[str, str, str], Row] = {}
+        starts: dict[tuple[str, str, str], int] = {}
         origins: dict[tuple[str, str, str], tuple[str, Entry]] = {}
         rejects: list[Reject] = []
         for stream, entries in read:
@@ -386,25 +388,17 @@ class CdrWriter:
                 # a non-final one (Cdr.supersedes)
                 if kept is None or (row_is_final(row) and not row_is_final(kept)):
                     best[identity] = row
+                    starts[identity] = started_us
                     origins[identity] = (key, e)
-        return _Batch(read, list(best.values()), rejects, origins)
+        return _Batch(read, list(best.values()), list(starts.values()), rejects, origins)
 
     async def _commit(self, batch: _Batch, skip: Callable[[CdrStream, ResponseError], None]) -> int:
         """Store, then (only then) acknowledge, every stream's entries at once."""
         result = await self._store(batch)
-        # a few streams at a time: each acknowledgement in flight holds a Redis connection
-        for at in range(0, len(batch.entries), ACKS_AT_ONCE):
-            some = batch.entries[at : at + ACKS_AT_ONCE]
-            acks = await asyncio.gather(
-                *(stream.ack([e.id for e in entries]) for stream, entries in some),
-                return_exceptions=True,
-            )
-            for (stream, _), outcome in zip(some, acks, strict=True):
-                if isinstance(outcome, ResponseError):
-                    skip(stream, outcome)  # stored: stays pending, stored again harmlessly
-            for outcome in acks:
-                if isinstance(outcome, BaseException) and not isinstance(outcome, ResponseError):
-                    raise outcome
+        acks = [(stream, [e.id for e in entries]) for stream, entries in batch.entries]
+        for (stream, _), outcome in zip(acks, await ack_many(acks), strict=True):
+            if outcome is not None:
+                skip(stream, outcome)  # stored: stays pending, stored again harmlessly
         self.metrics.written.inc(result.written)
         self.metrics.rejects.inc(result.rejected)
         if result.rejected:
@@ -416,7 +410,7 @@ class CdrWriter:
         rows, rejects = batch.rows, batch.rejects
         try:
             conn = await self._connection()
-            days = {int(r[STARTED_AT]) // _DAY_US for r in rows}
+            days = {us // _DAY_US for us in batch.starts}
             needed = months_of(EPOCH + timedelta(days=d) for d in days)
             needed |= months_ahead(datetime.now(UTC))
             missing = needed - self._months
@@ -424,7 +418,7 @@ class CdrWriter:
                 await ensure_months(conn, missing)
                 self._months |= missing
             try:
-                return await write_rows(conn, "", rows, rejects)
+                return await write_rows(conn, "", rows, rejects, batch.starts)
             except ROW_ERRORS as exc:
                 log.warning("PostgreSQL refused a CDR batch (%s): storing it row by row", exc)
                 return await self._store_singly(conn, batch)

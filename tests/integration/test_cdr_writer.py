@@ -32,7 +32,6 @@ from cdr.partitions import (
     partition_name,
 )
 from cdr.queries import cdr_by_id, cdrs_for
-from cdr.stream import CdrStream
 from cdr.writer import CdrStoreUnavailable, CdrWriter, WriterSettings
 from rating.deck import Deck
 from rating.keys import expiry_member
@@ -499,13 +498,13 @@ async def test_killed_mid_batch_then_restarted_writes_exactly_once(
 ) -> None:
     a = await make_account(balance=10 * PLN)
     cids = {await call(svc, a.id, n) for n in (5, 6, 7, 8, 9)}
-    real_copy = asyncpg.Connection.copy_records_to_table
+    real_copy = asyncpg.Connection.copy_to_table
 
     async def copy_then_die(self: asyncpg.Connection[Any], *args: Any, **kw: Any) -> str:
         await real_copy(self, *args, **kw)
         raise Killed
 
-    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", copy_then_die)
+    monkeypatch.setattr(asyncpg.Connection, "copy_to_table", copy_then_die)
     # small batches: the next one is being read while the first is stored
     w = writer(svc, consumer="dies", batch_size=2)
     with pytest.raises(Killed):
@@ -526,11 +525,11 @@ async def test_a_dead_writers_entries_are_claimed_by_another(
     a = await make_account(balance=10 * PLN)
     cids = {await call(svc, a.id, n) for n in (5, 6)}
 
-    async def die(self: CdrStream, ids: Any) -> None:
+    async def die(acks: Any) -> None:
         raise Killed
 
     # killed after the commit, before the acknowledgement
-    monkeypatch.setattr(CdrStream, "ack", die)
+    monkeypatch.setattr(cdr.writer, "ack_many", die)
     with pytest.raises(Killed):
         await writer(svc, consumer="dead").drain_once()
     monkeypatch.undo()
