@@ -47,6 +47,7 @@ ADMIN_DSN = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate"
 BENCH_DB = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
 BENCH_DSN = f"postgresql://tollgate:tollgate@127.0.0.1:5432/{BENCH_DB}"
 NUMBER = "601234567"
+LES = ("0.002", "0.005", "0.01", "0.025")
 
 
 @dataclass
@@ -151,16 +152,21 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
-def answered_within(port: int, le: str) -> str:
-    """Share of serve's authorizations answered within `le` seconds (its histogram)."""
+def share_within(port: int, name: str, le: str, label: str = "") -> str:
+    """Share of a histogram's observations within `le` seconds; `label` (e.g.
+    'switch="fastagi"') picks one series."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         lines = resp.read().decode().splitlines()
-    name = "tollgate_authorize_duration_seconds"
-    fast = [x for x in lines if x.startswith(f"{name}_bucket{{") and f'le="{le}"' in x]
-    total = [x for x in lines if x.startswith(f"{name}_count{{") and 'switch="fastagi"' in x]
+    fast = [x for x in lines if x.startswith(f"{name}_bucket") and f'le="{le}"' in x and label in x]
+    total = [x for x in lines if x.startswith(f"{name}_count") and label in x]
     if not fast or not total or not float(total[0].split()[-1]):
         return "n/a"
     return f"{float(fast[0].split()[-1]) / float(total[0].split()[-1]):.3f}"
+
+
+def answered_within(port: int, le: str) -> str:
+    """Share of serve's authorizations answered within `le` seconds (its histogram)."""
+    return share_within(port, "tollgate_authorize_duration_seconds", le, 'switch="fastagi"')
 
 
 def settled(port: int, placed: int, wait_s: float = 30) -> int:
@@ -280,7 +286,10 @@ def place(
 
 def report(rate: int, calls: int, hold_ms: int, gated: Run, direct: Run) -> None:
     nice = os.environ.get("TOLLGATE_NICE", "-10")
-    print(f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice}")
+    print(
+        f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice};"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
     for run in (gated, direct):
         print(
             f"{run.name:>9}: {run.cps:6.1f} calls/s sustained, {run.ok} ok, {run.failed} failed,"
@@ -375,6 +384,13 @@ def main() -> None:
                 f"authorizations answered by serve within 5 ms / 25 ms: {within[0]} / {within[1]}"
                 " (serve process only; workers export their own)"
             )
+            # accept to grant sent, and the loop's stalls (a 20 ms timer's lateness)
+            answer = "tollgate_agi_answer_seconds"
+            sent = [share_within(metrics_port, answer, le, 'script="authorize"') for le in LES]
+            lag = [share_within(metrics_port, "tollgate_loop_lag_seconds", le) for le in LES]
+            print(f"authorize accept->grant sent within 2/5/10/25 ms: {' / '.join(sent)}")
+            print(f"loop lag within 2/5/10/25 ms: {' / '.join(lag)}")
+            print(f"load average at the end: {os.getloadavg()}")
     finally:
         rig.stop()
         for proc in (tollgate, writer):
