@@ -125,6 +125,7 @@ def start_tollgate(
         "TOLLGATE_ABUSE": "0",
         # as deployed (docker-compose): serve gets the CPU before the rest of the host
         "TOLLGATE_NICE": os.environ.get("TOLLGATE_NICE", "-10"),
+        "TOLLGATE_SCHED_SLICE_US": os.environ.get("TOLLGATE_SCHED_SLICE_US", "300"),
         **(extra or {}),
     }
     proc = subprocess.Popen(
@@ -286,6 +287,7 @@ def place(
 
 def report(rate: int, calls: int, hold_ms: int, gated: Run, direct: Run) -> None:
     nice = os.environ.get("TOLLGATE_NICE", "-10")
+    nice += f", slice {os.environ.get('TOLLGATE_SCHED_SLICE_US', '300')} us"
     print(
         f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice};"
         f" load average {os.getloadavg()[0]:.1f}"
