@@ -55,7 +55,9 @@ class Metrics:
         )
         self.loop_lag = Histogram(
             "tollgate_loop_lag_seconds",
-            "How much later than due the event loop woke a periodic timer (its stalls).",
+            "How much later than due the event loop woke a periodic timer (its stalls), by"
+            " cause: waiting for a CPU, or running other work.",
+            ["cause"],
             registry=self.registry,
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
@@ -277,6 +279,9 @@ class Metrics:
             self.authorize_seconds.labels("fastagi").observe(d.seconds)
         else:
             self.finishes.labels("fastagi", d.decision).inc()
+
+    def loop_late(self, seconds: float, cause: str) -> None:
+        self.loop_lag.labels(cause).observe(seconds)
 
     def agi_answered(self, script: str, seconds: float) -> None:
         shown = script if script in ("authorize", "incoming", "finish", "failover") else "other"

@@ -264,7 +264,7 @@ async def serve(settings: Settings) -> None:
         )
         lag = LoopLagSettings.from_env()
         lagging = (
-            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_lag.observe))
+            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_late))
             if lag.interval_s
             else None
         )

@@ -198,7 +198,7 @@ async def serve_worker(settings: Settings, index: int, parent: int) -> None:
         watcher = asyncio.create_task(_watch_parent(parent, stop))
         lag = LoopLagSettings.from_env()
         lagging = (
-            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_lag.observe))
+            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_late))
             if lag.interval_s
             else None
         )

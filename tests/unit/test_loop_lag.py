@@ -9,15 +9,21 @@ import time
 import pytest
 
 from core.env import SettingsError
-from core.loop_lag import LoopLagSettings, watch_lag
+from core.loop_lag import LoopLagSettings, cause, watch_lag
 
 
 async def test_a_held_loop_is_observed_as_lag() -> None:
     seen: list[float] = []
-    task = asyncio.create_task(watch_lag(0.01, seen.append))
+    causes: list[str] = []
+
+    def observe(late: float, why: str) -> None:
+        seen.append(late)
+        causes.append(why)
+
+    task = asyncio.create_task(watch_lag(0.01, observe))
     await asyncio.sleep(0.05)
-    held_until = time.monotonic() + 0.3
-    while time.monotonic() < held_until:  # holds the loop, as a long burst of work would
+    held_until = time.thread_time() + 0.3
+    while time.thread_time() < held_until:  # holds the loop, as a long burst of work would
         pass
     await asyncio.sleep(0.05)
     task.cancel()
@@ -25,6 +31,15 @@ async def test_a_held_loop_is_observed_as_lag() -> None:
         await task
     assert seen and min(seen) >= 0
     assert max(seen) >= 0.25
+    assert set(causes) <= {"running", "waiting", "unknown"}
+
+
+def test_lateness_is_put_down_to_the_loops_work_or_to_waiting_for_a_cpu() -> None:
+    # 20 ms timer, 10 ms late: it ran 28 ms (8 ms beyond the interval) -> its own work
+    assert cause(0.010, 0.028, 0.020) == "running"
+    # it ran 2 ms: the 10 ms went waiting in the run queue
+    assert cause(0.010, 0.002, 0.020) == "waiting"
+    assert cause(0.010, None, 0.020) == "unknown"
 
 
 def test_settings_read_milliseconds_zero_turns_it_off() -> None:
