@@ -306,7 +306,7 @@ def place(
 
 def report(rate: int, calls: int, hold_ms: int, gated: Run, direct: Run) -> None:
     nice = os.environ.get("TOLLGATE_NICE", "-10")
-    nice += f", slice {os.environ.get("TOLLGATE_SCHED_SLICE_US", "0")} us"
+    nice += f", slice {os.environ.get('TOLLGATE_SCHED_SLICE_US', '0')} us"
     print(
         f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice};"
         f" load average {os.getloadavg()[0]:.1f}"
