@@ -103,4 +103,10 @@ def apply_slice(settings: SliceSettings) -> int | None:
     except OSError as exc:
         log.warning("%s=%d not applied: %s", ENV_SLICE, settings.slice_us, exc)
         return None
-    return current_slice_us()
+    got = current_slice_us()
+    if not got:
+        log.warning(
+            "%s=%d: this kernel keeps no slice per task (6.12+)", ENV_SLICE, settings.slice_us
+        )
+        return None
+    return got
