@@ -126,7 +126,6 @@ def start_tollgate(
         "TOLLGATE_ABUSE": "0",
         # as deployed (docker-compose): serve gets the CPU before the rest of the host
         "TOLLGATE_NICE": os.environ.get("TOLLGATE_NICE", "-10"),
-        "TOLLGATE_SCHED_SLICE_US": os.environ.get("TOLLGATE_SCHED_SLICE_US", "0"),
         **(extra or {}),
     }
     proc = subprocess.Popen(
@@ -306,7 +305,6 @@ def place(
 
 def report(rate: int, calls: int, hold_ms: int, gated: Run, direct: Run) -> None:
     nice = os.environ.get("TOLLGATE_NICE", "-10")
-    nice += f", slice {os.environ.get('TOLLGATE_SCHED_SLICE_US', '0')} us"
     print(
         f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice};"
         f" load average {os.getloadavg()[0]:.1f}"

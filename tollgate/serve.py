@@ -32,7 +32,6 @@ from cdr.writer import CdrWriter, WriterSettings
 from core.env import SettingsError
 from core.loop_lag import LoopLagSettings, watch_lag
 from core.priority import PrioritySettings, apply_priority
-from core.sched_slice import SliceSettings, apply_slice
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
 from rating.ledger import Ledger
@@ -138,9 +137,6 @@ async def serve(settings: Settings) -> None:
     nice = apply_priority(PrioritySettings.from_env())
     if nice is not None:
         log.info("running at nice %d", nice)
-    slice_us = apply_slice(SliceSettings.from_env())  # after the nice value: it keeps it
-    if slice_us is not None:
-        log.info("running with a CPU time slice of %d us", slice_us)
     metrics = Metrics()
     port = int(os.environ.get("TOLLGATE_METRICS_PORT", "9464"))
     if port:

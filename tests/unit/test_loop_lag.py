@@ -34,12 +34,12 @@ async def test_a_held_loop_is_observed_as_lag() -> None:
     assert set(causes) <= {"running", "waiting", "unknown"}
 
 
-def test_lateness_is_put_down_to_the_loops_work_or_to_waiting_for_a_cpu() -> None:
-    # 20 ms timer, 10 ms late: it ran 28 ms (8 ms beyond the interval) -> its own work
-    assert cause(0.010, 0.028, 0.020) == "running"
-    # it ran 2 ms: the 10 ms went waiting in the run queue
-    assert cause(0.010, 0.002, 0.020) == "waiting"
-    assert cause(0.010, None, 0.020) == "unknown"
+def test_lateness_is_put_down_to_waiting_for_a_cpu_or_to_the_loops_work() -> None:
+    # 10 ms late, 8 ms of it in the run queue: a busy host
+    assert cause(0.010, 0.008) == "waiting"
+    # 1 ms in the run queue: the loop was running something else when the timer was due
+    assert cause(0.010, 0.001) == "running"
+    assert cause(0.010, None) == "unknown"
 
 
 def test_settings_read_milliseconds_zero_turns_it_off() -> None:
