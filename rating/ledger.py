@@ -721,8 +721,9 @@ class Ledger:
                 pipe.zrange(self.keys.expiry(tag), 0, -1)
             per_tag = await pipe.execute()
         for members in per_tag:
-            # in slices, each followed by a yield: the replies of hundreds of calls parsed
-            # in one go would hold serve's loop (and the authorizations on it) for tens of ms
+            # in slices, each followed by a yield: serve's sweeper reads every open call
+            # every few seconds (27-40 ms for 500 calls on a loaded host), and parsing all
+            # the replies in one go would hold the authorizations on its loop behind it
             for i in range(0, len(members), _SESSIONS_SLICE):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for member in members[i : i + _SESSIONS_SLICE]:
