@@ -61,7 +61,7 @@ class OutcomeLogSettings:
     batch_bytes: int = 1 << 20  # read at most this much per step
     # Lines settled at once. Small on purpose: settlements share serve's event loop and
     # Redis pipe with authorizations, which wait behind the group in flight. Measured
-    # in-process (50 lines, load 14): an authorization during the burst waited p50 73-1,293
+    # in-process (50 lines, load 14): an authorization during the burst waited p50 72-1,293
     # ms with 64 at once (about the whole burst), 11-484 ms with 8; 2 was no better.
     concurrency: int = 8
     rotate_grace_s: float = 2.0
