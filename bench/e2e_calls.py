@@ -47,6 +47,8 @@ ADMIN_DSN = "postgresql://tollgate:tollgate@127.0.0.1:5432/tollgate"
 BENCH_DB = f"tollgate_bench_{uuid.uuid4().hex[:8]}"
 BENCH_DSN = f"postgresql://tollgate:tollgate@127.0.0.1:5432/{BENCH_DB}"
 NUMBER = "601234567"
+LES = ("0.002", "0.005", "0.01", "0.025")
+LAG = "tollgate_loop_lag_seconds"
 
 
 @dataclass
@@ -151,16 +153,39 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
-def answered_within(port: int, le: str) -> str:
-    """Share of serve's authorizations answered within `le` seconds (its histogram)."""
+def share_within(port: int, name: str, le: str, label: str = "") -> str:
+    """Share of a histogram's observations within `le` seconds; `label` (e.g.
+    'switch="fastagi"') picks one series."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         lines = resp.read().decode().splitlines()
-    name = "tollgate_authorize_duration_seconds"
-    fast = [x for x in lines if x.startswith(f"{name}_bucket{{") and f'le="{le}"' in x]
-    total = [x for x in lines if x.startswith(f"{name}_count{{") and 'switch="fastagi"' in x]
+    fast = [x for x in lines if x.startswith(f"{name}_bucket") and f'le="{le}"' in x and label in x]
+    total = [x for x in lines if x.startswith(f"{name}_count") and label in x]
     if not fast or not total or not float(total[0].split()[-1]):
         return "n/a"
     return f"{float(fast[0].split()[-1]) / float(total[0].split()[-1]):.3f}"
+
+
+def lag_counts(port: int) -> str:
+    """Loop wake-ups counted per cause of their lateness, and how many were 5 ms late."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    shown = []
+    for why in ("running", "waiting", "unknown"):
+        total = [x for x in lines if x.startswith(f"{LAG}_count") and f'"{why}"' in x]
+        fast = [
+            x
+            for x in lines
+            if x.startswith(f"{LAG}_bucket") and f'"{why}"' in x and 'le="0.005"' in x
+        ]
+        if total:
+            n, ok = float(total[0].split()[-1]), float(fast[0].split()[-1]) if fast else 0.0
+            shown.append(f"{why} {n:.0f} ({n - ok:.0f} over 5 ms)")
+    return ", ".join(shown) or "n/a"
+
+
+def answered_within(port: int, le: str) -> str:
+    """Share of serve's authorizations answered within `le` seconds (its histogram)."""
+    return share_within(port, "tollgate_authorize_duration_seconds", le, 'switch="fastagi"')
 
 
 def settled(port: int, placed: int, wait_s: float = 30) -> int:
@@ -280,7 +305,10 @@ def place(
 
 def report(rate: int, calls: int, hold_ms: int, gated: Run, direct: Run) -> None:
     nice = os.environ.get("TOLLGATE_NICE", "-10")
-    print(f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice}")
+    print(
+        f"offered: {rate} calls/s, {calls} calls, {hold_ms} ms talk each; serve at nice {nice};"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
     for run in (gated, direct):
         print(
             f"{run.name:>9}: {run.cps:6.1f} calls/s sustained, {run.ok} ok, {run.failed} failed,"
@@ -375,6 +403,16 @@ def main() -> None:
                 f"authorizations answered by serve within 5 ms / 25 ms: {within[0]} / {within[1]}"
                 " (serve process only; workers export their own)"
             )
+            # accept to grant sent, and the loop's stalls (a 20 ms timer's lateness)
+            answer = "tollgate_agi_answer_seconds"
+            sent = [share_within(metrics_port, answer, le, 'script="authorize"') for le in LES]
+            print(f"authorize accept->grant sent within 2/5/10/25 ms: {' / '.join(sent)}")
+            for why in ("running", "waiting"):
+                label = f'cause="{why}"'
+                lag = [share_within(metrics_port, LAG, le, label) for le in LES]
+                print(f"loop wake-ups late by 2/5/10/25 ms or less ({why}): {' / '.join(lag)}")
+            print(f"loop wake-ups by cause: {lag_counts(metrics_port)}")
+            print(f"load average at the end: {os.getloadavg()}")
     finally:
         rig.stop()
         for proc in (tollgate, writer):

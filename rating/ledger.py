@@ -6,6 +6,7 @@ account's rules and moves money, so every decision sees a consistent ledger."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -35,6 +36,8 @@ log = logging.getLogger("tollgate.rating.ledger")
 CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # A switch name (a host): no "/" nor "|", which separate it in keys and members.
 SWITCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# open_sessions reads call records this many at a time (one round trip each)
+_SESSIONS_SLICE = 64
 
 
 class Decision(StrEnum):
@@ -718,16 +721,19 @@ class Ledger:
                 pipe.zrange(self.keys.expiry(tag), 0, -1)
             per_tag = await pipe.execute()
         for members in per_tag:
-            if not members:
-                continue
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for member in members:
-                    pipe.hgetall(self.keys.call(*_account_call_switch(member)))
-                records = await pipe.execute()
-            for raw in records:
-                record = {_s(k): _s(v) for k, v in raw.items()}
-                if record.get("state") == "open":
-                    out.append(record)
+            # in slices, each followed by a yield: serve's sweeper reads every open call
+            # every few seconds (27-40 ms for 500 calls on a loaded host), and parsing all
+            # the replies in one go would hold the authorizations on its loop behind it
+            for i in range(0, len(members), _SESSIONS_SLICE):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for member in members[i : i + _SESSIONS_SLICE]:
+                        pipe.hgetall(self.keys.call(*_account_call_switch(member)))
+                    records = await pipe.execute()
+                for raw in records:
+                    record = {_s(k): _s(v) for k, v in raw.items()}
+                    if record.get("state") == "open":
+                        out.append(record)
+                await asyncio.sleep(0)
         return out
 
     async def running(

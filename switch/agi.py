@@ -215,6 +215,8 @@ class AgiChannel:
         self._hung_up = False
         self._eof = False
         self._done = False  # the last command was sent: the write side is shut
+        # time.monotonic() when the last command was handed to the socket (None: not yet)
+        self.answered_at: float | None = None
 
     @property
     def hung_up(self) -> bool:
@@ -245,6 +247,8 @@ class AgiChannel:
                 raise AgiProtocolError("a command after the last one", line=line)
             try:
                 self._writer.write(encoded + b"\n")
+                if last:
+                    self.answered_at = time.monotonic()
                 if last and self._writer.can_write_eof():
                     self._done = True
                     self._writer.write_eof()  # sent once the line is out
@@ -436,6 +440,7 @@ def _peer_address(writer: asyncio.StreamWriter) -> str:
 
 Handler = Callable[[AgiRequest, AgiChannel], Awaitable[None]]
 EventHook = Callable[[str, str], None]
+AnswerHook = Callable[[str, float], None]
 
 
 class FastAgiServer:
@@ -446,6 +451,9 @@ class FastAgiServer:
     "rejected_peer" (not on the allow-list), "rejected_peer_limit" (its address holds
     `max_per_peer` connections already).
     `script` is "" when it is not known yet.
+    `on_answered(script, seconds)`: from the connection's accept to its last command handed
+    to the socket (the switch's wait on this process, less the network), per session that
+    sent one.
     """
 
     def __init__(
@@ -454,10 +462,12 @@ class FastAgiServer:
         settings: AgiSettings,
         *,
         on_event: EventHook | None = None,
+        on_answered: AnswerHook | None = None,
     ) -> None:
         self._handlers = dict(handlers)
         self._settings = settings
         self._on_event = on_event
+        self._on_answered = on_answered
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
@@ -503,6 +513,7 @@ class FastAgiServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted = time.monotonic()
         task = asyncio.current_task()
         assert task is not None  # start_server runs each connection in its own task
         # asyncio keeps no reference to connection tasks on 3.11: hold them to cancel them.
@@ -526,7 +537,7 @@ class FastAgiServer:
             self._active += 1
             self._per_peer[peer] = held + 1
             try:
-                await self._serve_request(reader, writer)
+                await self._serve_request(reader, writer, accepted)
             finally:
                 self._active -= 1
                 left = self._per_peer[peer] - 1
@@ -539,7 +550,7 @@ class FastAgiServer:
             await _close_writer(writer)
 
     async def _serve_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accepted: float
     ) -> None:
         peer = writer.get_extra_info("peername")
         try:
@@ -583,6 +594,8 @@ class FastAgiServer:
         except Exception:
             logger.exception("FastAGI handler %r failed", script)
             self._emit("error", script)
+        if channel.answered_at is not None and self._on_answered is not None:
+            self._on_answered(script, channel.answered_at - accepted)
 
     def _listed(self, peer: str) -> bool | None:
         """True: on the allow-list; False: refused by it; None: there is no allow-list."""

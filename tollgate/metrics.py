@@ -44,6 +44,23 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
         )
+        # Accept to the last command sent: what the switch waits for, including the loop's
+        # wait before the handler ran (the handler's own time is the histogram above).
+        self.agi_answer_seconds = Histogram(
+            "tollgate_agi_answer_seconds",
+            "Time from accepting a FastAGI connection to sending its last command.",
+            ["script"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+        )
+        self.loop_lag = Histogram(
+            "tollgate_loop_lag_seconds",
+            "How much later than due the event loop woke a periodic timer (its stalls), by"
+            " cause: waiting for a CPU, or running other work.",
+            ["cause"],
+            registry=self.registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
         self.ledger_repairs = Counter(
             "tollgate_ledger_repairs_total",
             "Accounts Redis was behind PostgreSQL on, repaired (settings, entries, rebuilt).",
@@ -262,6 +279,13 @@ class Metrics:
             self.authorize_seconds.labels("fastagi").observe(d.seconds)
         else:
             self.finishes.labels("fastagi", d.decision).inc()
+
+    def loop_late(self, seconds: float, cause: str) -> None:
+        self.loop_lag.labels(cause).observe(seconds)
+
+    def agi_answered(self, script: str, seconds: float) -> None:
+        shown = script if script in ("authorize", "incoming", "finish", "failover") else "other"
+        self.agi_answer_seconds.labels(shown).observe(seconds)
 
     def agi_event(self, kind: str, script: str) -> None:
         if kind != "request":

@@ -30,6 +30,7 @@ from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
 from core.env import SettingsError
+from core.loop_lag import LoopLagSettings, watch_lag
 from core.priority import PrioritySettings, apply_priority
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
@@ -209,7 +210,12 @@ async def serve(settings: Settings) -> None:
         workers = WorkerSettings.from_env()
         if workers.extra:
             agi_settings = replace(agi_settings, reuse_port=True)
-        server = FastAgiServer(adapter.handlers(), agi_settings, on_event=metrics.agi_event)
+        server = FastAgiServer(
+            adapter.handlers(),
+            agi_settings,
+            on_event=metrics.agi_event,
+            on_answered=metrics.agi_answered,
+        )
         # What start-up loaded (decks, caches) lives as long as the process: out of the
         # collector's way, so full collections do not stall authorizations behind them.
         gc.collect()
@@ -252,6 +258,12 @@ async def serve(settings: Settings) -> None:
                 metrics,
             )
         )
+        lag = LoopLagSettings.from_env()
+        lagging = (
+            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_late))
+            if lag.interval_s
+            else None
+        )
         if controller is not None:
             log.info(
                 "ARI session control on %s (app %s, slices of %d s)",
@@ -290,7 +302,7 @@ async def serve(settings: Settings) -> None:
             await stop.wait()
         finally:
             await pool.close()
-            for task in (sweeper, repairer, sessions, collecting):
+            for task in (sweeper, repairer, sessions, collecting, lagging):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

@@ -155,6 +155,7 @@ async def serve_worker(settings: Settings, index: int, parent: int) -> None:
     """One worker: FastAGI on the shared port, its metrics, nothing else."""
     from prometheus_client import start_http_server
 
+    from core.loop_lag import LoopLagSettings, watch_lag
     from switch.agi import AgiSettings, FastAgiServer
     from switch.ari import AriSettings
     from switch.fastagi import FastAgiAdapter
@@ -183,7 +184,9 @@ async def serve_worker(settings: Settings, index: int, parent: int) -> None:
     agi = replace(AgiSettings.from_env(), reuse_port=True)
     async with services(settings, pg=False) as s:
         adapter = FastAgiAdapter(s.ledger, slice_s=slice_s, on_decided=metrics.decided)
-        server = FastAgiServer(adapter.handlers(), agi, on_event=metrics.agi_event)
+        server = FastAgiServer(
+            adapter.handlers(), agi, on_event=metrics.agi_event, on_answered=metrics.agi_answered
+        )
         gc.collect()
         gc.freeze()
         await server.start()
@@ -193,11 +196,19 @@ async def serve_worker(settings: Settings, index: int, parent: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         watcher = asyncio.create_task(_watch_parent(parent, stop))
+        lag = LoopLagSettings.from_env()
+        lagging = (
+            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_late))
+            if lag.interval_s
+            else None
+        )
         try:
             await stop.wait()
         finally:
-            watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, lagging):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             await server.close()
             log.info("FastAGI worker %d stopped", index)

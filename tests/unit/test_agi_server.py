@@ -987,3 +987,38 @@ async def test_last_command_still_sees_a_dead_channel(start_server: StartServer)
     await client.reply("HANGUP", "511 Command Not Permitted on a dead channel or intercept routine")
     await running.events.wait_for("hangup", "authorize", within=SLACK_S)
     assert len(raised) == 1
+
+
+async def test_answer_time_counts_from_accept_to_the_last_command() -> None:
+    """`on_answered` gets, per session that sent its last command, the time since the
+    connection was accepted: a header that comes late is in it; a session without a last
+    command (unknown script, a handler sending none) reports nothing."""
+    answered: list[tuple[str, float]] = []
+
+    async def authorize(request: AgiRequest, channel: AgiChannel) -> None:
+        await channel.set_variable("TOLLGATE_GRANT", "ALLOW,OK", last=True)
+
+    async def quiet(request: AgiRequest, channel: AgiChannel) -> None:
+        await channel.set_variable("X", "1")
+
+    server = FastAgiServer(
+        {"authorize": authorize, "quiet": quiet},
+        AgiSettings(port=0),
+        on_answered=lambda script, s: answered.append((script, s)),
+    )
+    await server.start()
+    try:
+        for script in ("nosuch", "quiet"):
+            client = await FakeAsterisk.connect(server.port)
+            await client.send_header(script)
+            await client.answer_all()
+            await client.close()
+        client = await FakeAsterisk.connect(server.port)
+        await asyncio.sleep(0.2)  # the header comes 0.2 s after the connection
+        await client.send_header()
+        await client.answer_all()
+        await client.close()
+    finally:
+        await server.close()
+    assert [script for script, _ in answered] == ["authorize"]
+    assert answered[0][1] >= 0.2
