@@ -85,10 +85,18 @@ async def bill_run(
         async with store.pool.acquire() as conn:
             await conn.execute("select set_config($1, 'on', false)", RUN_FLAG)
             try:
+                # pages whose accounts are mostly left alone are billed together: a batch's
+                # statements cost the same for ten accounts as for a thousand
+                held = _Page([], [], {})
                 while (got := await ahead).briefs:
                     ahead = asyncio.create_task(read(got.briefs[-1].id))
                     _left_alone(got, report)
-                    await _bill_page(store, conn, got, report, settings, digest)
+                    held = held.joined(got)
+                    if len(held.todo) >= batch:
+                        await _bill_page(store, conn, held, report, settings, digest)
+                        held = _Page([], [], {})
+                if held.todo:
+                    await _bill_page(store, conn, held, report, settings, digest)
             finally:
                 await conn.execute("select set_config($1, '', false)", RUN_FLAG)
     finally:
@@ -101,6 +109,15 @@ class _Page:
     briefs: list[Brief]  # the page, in id order
     todo: list[tuple[Account, int]]  # the accounts to bill, in id order
     balances: dict[str, int]  # those of `todo` in step with PostgreSQL: their Redis balance
+
+    def joined(self, later: _Page) -> _Page:
+        """`later` added to the accounts to bill (of its page, only those are kept)."""
+        todo = {a.id for a, _ in later.todo}
+        return _Page(
+            [*self.briefs, *(b for b in later.briefs if b.id in todo)],
+            [*self.todo, *later.todo],
+            {**self.balances, **later.balances},
+        )
 
 
 def _left_alone(page: _Page, report: RunReport) -> None:
@@ -158,7 +175,8 @@ async def _bill_page(
     try:
         await Batch(store, conn, fast, settings, report, balances, waiting).run()
     except ACCOUNT_ERRORS as exc:
-        log.warning("bill run: batch of %s.. failed (%s); account by account", fast[0].id, exc)
+        first = page.todo[0][0].id
+        log.warning("bill run: batch of %s.. failed (%s); account by account", first, exc)
         waiting.pending.update(a.id for a in fast)
         for account in fast:
             if account.id not in report.failed:
