@@ -13,7 +13,11 @@ whatever its size. An account that drifted from PostgreSQL is repaired and bille
 (`bill_account`, the same steps one account at a time), and so is every account of a batch
 whose set operation failed: a failure stays with its account, the run bills every other
 account and reports the failures, which the CLI turns into a non-zero exit. Several runs may
-work side by side, each on its `shard` of the accounts (by a hash of the id)."""
+work side by side, each on its `shard` of the accounts (by a hash of the id).
+
+A repeat leaves alone the accounts the last complete run left with nothing to do and that
+nothing changed for since (marks.py): for those it reads one brief row and two Redis fields;
+pages where few accounts are left to bill are gathered into one batch."""
 
 from __future__ import annotations
 
@@ -137,7 +141,7 @@ def _left_alone(page: _Page, report: RunReport) -> None:
 async def _still_quiet(store: AccountStore, page: list[Brief]) -> set[str]:
     """The accounts of `page` marked clean that can stay so: their ledger in Redis as
     PostgreSQL has it and, if prepaid, their balance not below zero (calls, which no mark
-    watches, reach billing only through it). Two fields each, one pipeline."""
+    watches, reach billing only through it). Two fields each, one read per page (quiet.py)."""
     clean = [b for b in page if b.mark is not None and b.mark.clean]
     if not clean:
         return set()
