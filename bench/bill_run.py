@@ -8,7 +8,7 @@ same run:
   PostgreSQL with no client, no Redis and no logic.
 
 Prints accounts/s of the run, both limits and their ratios, and the time of a repeat run
-with nothing to do.
+with nothing to do (how many accounts it left alone, and its time over the first run's).
 
 The data: a fifth of the accounts postpaid, the rest prepaid with a top-up each (an invoice
 per top-up); every account has a monthly subscription (a fee) and `--calls` calls in the
