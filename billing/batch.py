@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -23,6 +23,7 @@ from billing.bulk_issue import issue_many
 from billing.documents import Document, Draft, Kind, Line
 from billing.fees import fee_reference
 from billing.labels import CALLS, line_text
+from billing.marks import Waiting
 from billing.negative import after_now, keep_marks, marks_of, since_of_many
 from billing.period import Period, add_months
 from billing.plan_fees import plan_fee_drafts
@@ -60,9 +61,12 @@ class Batch:
         settings: BillingSettings,
         report: RunReport,
         balances: dict[str, int],
+        waiting: Waiting | None = None,
     ) -> None:
         # the Redis balances read with the batch; entries this run books are added to them
         self.balances = dict(balances)
+        # what is left to do once the batch is billed (marks.py: what a repeat may skip)
+        self.waiting = waiting or Waiting(report.now)
         self.store, self.conn, self.settings, self.report = store, conn, settings, report
         self.period: Period = report.period
         self.now: datetime = report.now
@@ -78,8 +82,16 @@ class Batch:
         self.report.failed[account] = why
 
     async def run(self) -> None:
-        over = {a.id for a in self.accounts if self.now >= self.period.bounds(a.timezone)[1]}
-        self.report.not_over += [a.id for a in self.accounts if a.id not in over]
+        over = set()
+        for a in self.accounts:
+            end = self.period.bounds(a.timezone)[1]
+            if self.now >= end:
+                over.add(a.id)
+            else:
+                self.report.not_over.append(a.id)
+                self.waiting.at(a.id, end)
+            if self.settings.proformas and a.kind is AccountKind.PREPAID:
+                self.waiting.next_midnight(a.id, a.timezone)
         await self.fees(over)
         await self.documents(over)
         await self.lifecycle()
@@ -192,6 +204,8 @@ class Batch:
                 "fee" if e.kind == "fee" else "adjustment", what=e.note or e.reference or e.seq
             )
             lines[e.account].append(Line(pl, -e.amount, text_en=en))
+        # nothing to invoice yet: a late CDR of the period may still give it an invoice
+        self.waiting.pending.update(a.id for a in todo if not lines[a.id])
         return [
             (
                 a.id,
@@ -225,6 +239,7 @@ class Batch:
         after = await after_now(self.conn, ids, self.now)
         at_now = {a: self.balances[a] - after.get(a, 0) for a in ids}
         negative = {a: b for a, b in at_now.items() if b < 0}
+        self.waiting.pending.update([*negative, *after])  # a stretch, or money still to come
         cleared = [a for a in accounts if at_now[a.id] >= 0]
         blocked = await reads.open_foreign_blocks(self.conn, [a.id for a in cleared])
         for a in cleared:
@@ -286,6 +301,9 @@ class Batch:
         for a in accounts:
             owed = allocate(docs.get(a.id, []), paid.get(a.id, 0))
             overdue = any(is_overdue(d.due_date, o - p, today, days) for d, o, p in owed)
+            for d, o, p in owed:  # an unpaid invoice turns overdue on a day with no change
+                if o > p and d.due_date is not None:
+                    self.waiting.at(a.id, _midnight(d.due_date + timedelta(days), self.settings))
             if overdue == a.invoice_overdue:
                 continue
             event = "invoice_overdue" if overdue else "invoice_overdue_cleared"
@@ -295,6 +313,10 @@ class Batch:
                 self.fail(a.id, f"{type(exc).__name__}: {exc}")
                 continue
             (self.report.overdue_set if overdue else self.report.overdue_cleared).append(a.id)
+
+
+def _midnight(day: date, settings: BillingSettings) -> datetime:
+    return datetime.combine(day, time(), ZoneInfo(settings.timezone))
 
 
 def _by_prefix(line: reads.CallLine) -> str:

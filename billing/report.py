@@ -26,6 +26,7 @@ class RunReport:
     not_over: list[str] = field(default_factory=list)  # the period still runs in their zone
     repaired: list[Repair] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # account -> what went wrong
+    skipped: int = 0  # accounts a clean mark let the run leave alone (billing/marks.py)
 
     @property
     def changed(self) -> bool:

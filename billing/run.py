@@ -13,23 +13,39 @@ whatever its size. An account that drifted from PostgreSQL is repaired and bille
 (`bill_account`, the same steps one account at a time), and so is every account of a batch
 whose set operation failed: a failure stays with its account, the run bills every other
 account and reports the failures, which the CLI turns into a non-zero exit. Several runs may
-work side by side, each on its `shard` of the accounts (by a hash of the id)."""
+work side by side, each on its `shard` of the accounts (by a hash of the id).
+
+A repeat leaves alone the accounts the last complete run left with nothing to do and that
+nothing changed for since (marks.py): for those it reads one brief row and two Redis fields;
+pages where few accounts are left to bill are gathered into one batch."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from redis.exceptions import RedisError
 
 from billing.batch import ACCOUNT_ERRORS, Batch
 from billing.fees import charge_fees
+from billing.marks import (
+    RUN_FLAG,
+    Brief,
+    Waiting,
+    accounts_of,
+    page_with_marks,
+    settings_digest,
+    time_dues,
+    write_marks,
+)
 from billing.period import Period
 from billing.plan_fees import charge_plan_fees
 from billing.postpaid import issue_period_invoice, refresh_overdue
 from billing.prepaid import invoice_topups, lifecycle
 from billing.proforma import issue_proformas
+from billing.quiet import money_of
 from billing.report import RunReport
 from billing.rounding import book_rounding
 from billing.settings import BillingSettings
@@ -56,46 +72,126 @@ async def bill_run(
 ) -> RunReport:
     """Bill every account (of `shard`: (index, count)) for `period` as of `now`."""
     report = RunReport(period, now)
-    Page = tuple[list[tuple[Account, int]], dict[str, int]]
+    digest = settings_digest(settings)
 
-    async def read(after: str) -> Page:
+    async def read(after: str) -> _Page:
         """A page of accounts with its drift read: the next one is read while a batch is
         billed (its Redis and PostgreSQL waits overlap the batch's)."""
-        page = await store.page(after, batch, shard)
-        return page, (await _in_step(store, page, report) if page else {})
+        briefs = await page_with_marks(store.pool, after, batch, shard, period, digest, now)
+        if not briefs:
+            return _Page(briefs, [], {})
+        quiet = await _still_quiet(store, briefs)
+        todo = await accounts_of(store.pool, [b.id for b in briefs if b.id not in quiet])
+        return _Page(briefs, todo, await _in_step(store, todo, report) if todo else {})
 
-    ahead: asyncio.Task[Page] = asyncio.create_task(read(""))
+    ahead: asyncio.Task[_Page] = asyncio.create_task(read(""))
     try:
         async with store.pool.acquire() as conn:
-            while (got := await ahead)[0]:
-                page, balances = got
-                last = page[-1][0].id
-                ahead = asyncio.create_task(read(last))
-                await _bill_page(store, conn, page, balances, report, settings)
+            await conn.execute("select set_config($1, 'on', false)", RUN_FLAG)
+            try:
+                # pages whose accounts are mostly left alone are billed together: a batch's
+                # statements cost the same for ten accounts as for a thousand
+                held = _Page([], [], {})
+                while (got := await ahead).briefs:
+                    ahead = asyncio.create_task(read(got.briefs[-1].id))
+                    _left_alone(got, report)
+                    held = held.joined(got)
+                    if len(held.todo) >= batch:
+                        await _bill_page(store, conn, held, report, settings, digest)
+                        held = _Page([], [], {})
+                if held.todo:
+                    await _bill_page(store, conn, held, report, settings, digest)
+            finally:
+                await conn.execute("select set_config($1, '', false)", RUN_FLAG)
     finally:
         ahead.cancel()
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    briefs: list[Brief]  # the page, in id order
+    todo: list[tuple[Account, int]]  # the accounts to bill, in id order
+    balances: dict[str, int]  # those of `todo` in step with PostgreSQL: their Redis balance
+
+    def joined(self, later: _Page) -> _Page:
+        """`later` added to the accounts to bill (of its page, only those are kept)."""
+        todo = {a.id for a, _ in later.todo}
+        return _Page(
+            [*self.briefs, *(b for b in later.briefs if b.id in todo)],
+            [*self.todo, *later.todo],
+            {**self.balances, **later.balances},
+        )
+
+
+def _left_alone(page: _Page, report: RunReport) -> None:
+    """The accounts a clean mark lets the run skip: only counted (and reported as the batch
+    would where their period still runs)."""
+    todo = {a.id for a, _ in page.todo}
+    ends: dict[str, datetime] = {}
+    for b in page.briefs:
+        if b.id not in todo:
+            report.skipped += 1
+            if b.timezone not in ends:
+                ends[b.timezone] = report.period.bounds(b.timezone)[1]
+            if report.now < ends[b.timezone]:
+                report.not_over.append(b.id)
+
+
+async def _still_quiet(store: AccountStore, page: list[Brief]) -> set[str]:
+    """The accounts of `page` marked clean that can stay so: their ledger in Redis as
+    PostgreSQL has it and, if prepaid, their balance not below zero (calls, which no mark
+    watches, reach billing only through it). Two fields each, one read per page (quiet.py)."""
+    clean = [b for b in page if b.mark is not None and b.mark.clean]
+    if not clean:
+        return set()
+    try:
+        keys = store.ledger.keys
+        values = await money_of(store.ledger.redis, [keys.account(b.id) for b in clean])
+    except RedisError as exc:  # the full read finds which account Redis refuses
+        log.warning("bill run: quick ledger read failed (%s); reading in full", exc)
+        return set()
+    quiet = set()
+    for b, v in zip(clean, values, strict=True):
+        if isinstance(v, Exception) or v[0] is None or int(v[1] or 0) != b.seq:
+            continue  # the full read sees it again (and reports or repairs it)
+        if b.kind is AccountKind.PREPAID and int(v[0]) < 0:
+            continue
+        quiet.add(b.id)
+    return quiet
+
+
 async def _bill_page(
     store: AccountStore,
     conn: Conn,
-    page: list[tuple[Account, int]],
-    balances: dict[str, int],
+    page: _Page,
     report: RunReport,
     settings: BillingSettings,
+    digest: str,
 ) -> None:
-    fast = [a for a, _ in page if a.id in balances]
-    alone = [a for a, _ in page if a.id not in report.failed and a.id not in balances]
+    balances = page.balances
+    fast = [a for a, _ in page.todo if a.id in balances]
+    alone = [a for a, _ in page.todo if a.id not in report.failed and a.id not in balances]
+    waiting = Waiting(report.now)
+    waiting.pending.update(a.id for a in alone)  # billed one by one: not marked clean
     for account in alone:  # repaired (or beyond repair): one by one
         await _isolated(store, conn, account, report, settings, repair=True)
     try:
-        await Batch(store, conn, fast, settings, report, balances).run()
+        await Batch(store, conn, fast, settings, report, balances, waiting).run()
     except ACCOUNT_ERRORS as exc:
-        log.warning("bill run: batch of %s.. failed (%s); account by account", page[0][0].id, exc)
+        first = page.todo[0][0].id
+        log.warning("bill run: batch of %s.. failed (%s); account by account", first, exc)
+        waiting.pending.update(a.id for a in fast)
         for account in fast:
             if account.id not in report.failed:
                 await _isolated(store, conn, account, report, settings)
+    ids = [a.id for a, _ in page.todo]
+    waiting.pending.update(a for a in ids if a in report.failed)
+    zones = {a.id: a.timezone for a, _ in page.todo}
+    await time_dues(conn, [a for a in ids if a not in waiting.pending], report.period, zones,
+                    waiting)  # fmt: skip
+    marks = {b.id: b.mark for b in page.briefs}
+    await write_marks(conn, {a: marks.get(a) for a in ids}, waiting, report.period, digest)
 
 
 async def _in_step(

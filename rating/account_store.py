@@ -106,6 +106,9 @@ def _account(row: asyncpg.Record | None) -> Account:
     return Account(**data)
 
 
+account_from_row = _account  # for readers that select accounts with more (billing marks)
+
+
 class AccountStore:
     def __init__(self, pool: asyncpg.Pool, ledger: Ledger) -> None:
         self.pool = pool
