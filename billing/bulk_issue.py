@@ -10,12 +10,11 @@ follow the order of the drafts."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from billing.buyer import party_of
-from billing.documents import PREFIX, Document, Draft, row_values
+from billing.documents import PREFIX, Document, Draft, Issuing
 from billing.numbering import Number, series_of
 from billing.settings import BillingSettings
 from core.pg import Conn
@@ -70,38 +69,31 @@ async def issue_many(
                 count = sum(1 for d in new if PREFIX[d.kind] == prefix)
                 taken = await take_numbers(conn, series_of(prefix, issue_date), count)
                 numbers[prefix] = iter(taken)
-            records = []
-            for d in new:
-                buyer = customers.get(d.account)
-                values = row_values(
+            issuing = [
+                Issuing.of(
                     d,
                     next(numbers[PREFIX[d.kind]]),
-                    None if buyer is None else party_of(buyer),
+                    None if (buyer := customers.get(d.account)) is None else party_of(buyer),
                     settings,
                     now,
                 )
-                records.append((*values, now))
+                for d in new
+            ]
+            records = [(*i.values(), now) for i in issuing]
             await conn.copy_records_to_table("billing_documents", records=records, columns=_COLUMNS)
-            out.update({d.source: (d, True) for d in await _as_issued(conn, records)})
+            out.update({d.source: (d, True) for d in await _as_issued(conn, issuing)})
     return {s: out[s] for s in sources}
 
 
-async def _as_issued(conn: Conn, records: list[tuple[Any, ...]]) -> list[Document]:
+async def _as_issued(conn: Conn, issuing: list[Issuing]) -> list[Document]:
     """The documents just copied, from the values written and the ids PostgreSQL gave them
     (what reading the rows back gives, without reading and decoding every row again)."""
-    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in records]
     found = await conn.fetch(
         "select source, id from billing_documents where source = any($1::text[])",
-        [r["source"] for r in rows],
+        [i.draft.source for i in issuing],
     )
     ids = {f["source"]: f["id"] for f in found}
-    return [
-        # PostgreSQL hands instants back in UTC
-        Document.from_row(
-            {**r, "id": ids[r["source"]], "issued_at": r["issued_at"].astimezone(UTC)}
-        )
-        for r in rows
-    ]
+    return [i.document(ids[i.draft.source]) for i in issuing]
 
 
 async def _by_sources(conn: Conn, sources: list[str]) -> list[Document]:
