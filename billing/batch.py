@@ -78,7 +78,8 @@ class Batch:
         self.report.failed[account] = why
 
     async def run(self) -> None:
-        over = {a.id for a in self.accounts if self.now >= self.period.bounds(a.timezone)[1]}
+        ends = {z: self.period.bounds(z)[1] for z in {a.timezone for a in self.accounts}}
+        over = {a.id for a in self.accounts if self.now >= ends[a.timezone]}
         self.report.not_over += [a.id for a in self.accounts if a.id not in over]
         await self.fees(over)
         await self.documents(over)
