@@ -22,6 +22,9 @@ from core.redis_cluster import PipelinedScript, is_cluster
 from rating.account_store import AccountStore, LedgerEntry
 
 REDIS_BATCH = 2000  # entries per pipeline
+# entries per script call: Redis runs nothing else while a script runs (the switch's
+# authorizations wait), so a call stays at a few milliseconds
+SCRIPT_ENTRIES = 200
 
 
 # One statement (one round trip, atomic): the drafts' accounts locked in id order, drafts
@@ -149,11 +152,14 @@ async def apply_in_redis(store: AccountStore, entries: Sequence[LedgerEntry]) ->
 def _by_slot(
     entries: Sequence[LedgerEntry], tag: Callable[[str], str] | None
 ) -> list[list[LedgerEntry]]:
-    """The entries in one group (one Redis), or per hash tag (a cluster runs a script's keys
-    only within one slot); an account's entries keep their order."""
-    if tag is None:
-        return [list(entries)]
+    """The entries in script calls of at most SCRIPT_ENTRIES, per hash tag on a cluster (it
+    runs a script's keys only within one slot); an account's entries keep their order (a
+    call's are applied before the next call's)."""
     groups: dict[str, list[LedgerEntry]] = {}
     for e in entries:
-        groups.setdefault(tag(e.account), []).append(e)
-    return list(groups.values())
+        groups.setdefault("" if tag is None else tag(e.account), []).append(e)
+    return [
+        group[start : start + SCRIPT_ENTRIES]
+        for group in groups.values()
+        for start in range(0, len(group), SCRIPT_ENTRIES)
+    ]

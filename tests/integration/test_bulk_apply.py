@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from billing import bulk_entries
 from billing.bulk_entries import apply_in_redis
 from rating.account_store import LedgerEntry
 from runtime.services import Services
@@ -23,9 +26,12 @@ def _entry(account: str, seq: int, amount: int) -> LedgerEntry:
     return LedgerEntry(account, seq, "adjustment", amount, f"r-{seq}", "", NOW)
 
 
+@pytest.mark.parametrize("per_call", [1, 2, bulk_entries.SCRIPT_ENTRIES])
 async def test_a_batch_applies_each_entry_once_in_sequence(
-    svc: Services, make_account: AccountFactory
+    svc: Services, make_account: AccountFactory, monkeypatch: pytest.MonkeyPatch, per_call: int
 ) -> None:
+    # an account's entries split over script calls (of one pipeline) or in one
+    monkeypatch.setattr(bulk_entries, "SCRIPT_ENTRIES", per_call)
     a = await make_account(balance=PLN)
     b = await make_account(balance=PLN)
     gap = await make_account(balance=PLN)
