@@ -42,7 +42,7 @@ __all__ = ["BATCH", "RunReport", "bill_account", "bill_run"]
 
 log = logging.getLogger("tollgate.billing")
 
-BATCH = 5000  # accounts per batch: the fewer batches, the fewer round trips
+BATCH = 1000  # accounts per batch
 
 
 async def bill_run(
