@@ -1,9 +1,9 @@
 """Ledger entries for many accounts at once (a bill run's fees and roundings).
 
-What `AccountStore.add_entry` does for one entry, for a batch in one
-statement (BOOK): the accounts' rows locked in id order (as add_entry locks one), entries
-whose reference is already booked left out (a repeat books nothing), sequence numbers taken
-on from each account's last, the INSERT and the UPDATE; then the entries are applied in Redis
+What `AccountStore.add_entry` does for one entry, for a batch in a constant number of
+statements: the accounts' rows locked in id order (as add_entry locks one), entries whose
+reference is already booked left out (a repeat books nothing), sequence numbers taken on
+from each account's last, one INSERT and one UPDATE; then the entries are applied in Redis
 by one script call per batch (per hash slot on a cluster; apply_entries: each entry exactly
 once and in sequence). An account whose entries Redis refuses is reported, not raised:
 PostgreSQL holds them and the next run's repair applies them."""
@@ -27,39 +27,6 @@ REDIS_BATCH = 2000  # entries per pipeline
 SCRIPT_ENTRIES = 200
 
 
-# One statement (one round trip, atomic): the drafts' accounts locked in id order, drafts
-# whose reference is booked (or repeated) left out, sequence numbers taken on from each
-# account's last in the drafts' order, the entries inserted and the accounts' last number
-# moved. An entry booked meanwhile by another run is refused by the unique reference.
-BOOK = """
-with d as (
-    select * from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
-        with ordinality as d(account, kind, amount, reference, note, ord)
-), locked as (
-    select a.id, a.ledger_seq from accounts a
-    where a.id in (select account from d) order by a.id for update
-), fresh as (
-    select distinct on (d.account, d.reference) d.*, l.ledger_seq as last
-    from d join locked l on l.id = d.account
-    where not exists (
-        select 1 from ledger_entries e where e.account = d.account and e.reference = d.reference
-    )
-    order by d.account, d.reference, d.ord
-), numbered as (
-    select f.*, f.last + row_number() over (partition by f.account order by f.ord) as seq
-    from fresh f
-), added as (
-    insert into ledger_entries (account, seq, kind, amount, reference, note, created_at)
-    select account, seq, kind, amount, reference, note, $6 from numbered
-), moved as (
-    update accounts a set ledger_seq = m.seq
-    from (select account, max(seq) as seq from numbered group by account) m
-    where a.id = m.account
-)
-select ord, seq from numbered
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class EntryDraft:
     account: str
@@ -81,21 +48,46 @@ async def book_entries(
     """Book `drafts` at `now` (idempotent on each account's reference)."""
     if not drafts:
         return Booked([], {})
-    rows = await conn.fetch(
-        BOOK,
-        [d.account for d in drafts],
-        [d.kind for d in drafts],
-        [d.amount for d in drafts],
-        [d.reference for d in drafts],
-        [d.note for d in drafts],
-        now,
-    )
-    seqs = {int(r["ord"]): int(r["seq"]) for r in rows}
-    new = [
-        LedgerEntry(d.account, seqs[n], d.kind, d.amount, d.reference, d.note, now)
-        for n, d in enumerate(drafts, 1)
-        if n in seqs
-    ]
+    accounts = sorted({d.account for d in drafts})
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "select id, status, ledger_seq from accounts where id = any($1::text[])"
+            " order by id for update",
+            accounts,
+        )
+        seqs = {r["id"]: int(r["ledger_seq"]) for r in rows}
+        booked = await conn.fetch(
+            "select account, reference from ledger_entries e join unnest($1::text[], $2::text[])"
+            " as d(account, reference) using (account, reference)",
+            [d.account for d in drafts],
+            [d.reference for d in drafts],
+        )
+        done = {(r["account"], r["reference"]) for r in booked}
+        new: list[LedgerEntry] = []
+        for d in drafts:
+            if d.account not in seqs or (d.account, d.reference) in done:
+                continue
+            done.add((d.account, d.reference))
+            seqs[d.account] += 1
+            new.append(
+                LedgerEntry(d.account, seqs[d.account], d.kind, d.amount, d.reference, d.note, now)
+            )
+        if new:
+            await conn.copy_records_to_table(
+                "ledger_entries",
+                records=[
+                    (e.account, e.seq, e.kind, e.amount, e.reference, e.note, e.created_at)
+                    for e in new
+                ],
+                columns=["account", "seq", "kind", "amount", "reference", "note", "created_at"],
+            )
+            last = {e.account: e.seq for e in new}
+            await conn.execute(
+                "update accounts a set ledger_seq = v.seq"
+                " from unnest($1::text[], $2::bigint[]) as v(id, seq) where a.id = v.id",
+                list(last),
+                list(last.values()),
+            )
     return Booked(new, await apply_in_redis(store, new))
 
 
