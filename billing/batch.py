@@ -82,9 +82,10 @@ class Batch:
         self.report.failed[account] = why
 
     async def run(self) -> None:
+        ends = {z: self.period.bounds(z)[1] for z in {a.timezone for a in self.accounts}}
         over = set()
         for a in self.accounts:
-            end = self.period.bounds(a.timezone)[1]
+            end = ends[a.timezone]
             if self.now >= end:
                 over.add(a.id)
             else:

@@ -4,23 +4,27 @@ What `AccountStore.add_entry` does for one entry, for a batch in a constant numb
 statements: the accounts' rows locked in id order (as add_entry locks one), entries whose
 reference is already booked left out (a repeat books nothing), sequence numbers taken on
 from each account's last, one INSERT and one UPDATE; then the entries are applied in Redis
-in pipelines (the ledger's apply_entry script, exactly once and in sequence). An account
-whose entries Redis refuses is reported, not raised: PostgreSQL holds them and the next
-run's repair applies them."""
+by one script call per batch (per hash slot on a cluster; apply_entries: each entry exactly
+once and in sequence). An account whose entries Redis refuses is reported, not raised:
+PostgreSQL holds them and the next run's repair applies them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from core.pg import Conn
-from core.redis_cluster import PipelinedScript
+from core.redis_cluster import PipelinedScript, is_cluster
 from rating.account_store import AccountStore, LedgerEntry
 
 REDIS_BATCH = 2000  # entries per pipeline
+# entries per script call: Redis runs nothing else while a script runs (the switch's
+# authorizations wait), so a call stays at a few milliseconds
+SCRIPT_ENTRIES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,29 +94,41 @@ async def book_entries(
 async def apply_in_redis(store: AccountStore, entries: Sequence[LedgerEntry]) -> dict[str, str]:
     """Apply `entries` (in sequence per account) to the Redis balances; returns the accounts
     that failed and why."""
-    one = store.ledger.script("apply_entry")
+    one = store.ledger.script("apply_entries")
     text = one.script if isinstance(one.script, str) else bytes(one.script).decode()
-    script = PipelinedScript(store.ledger.redis, "apply_entry", text)
+    script = PipelinedScript(store.ledger.redis, "apply_entries", text)
     failed: dict[str, str] = {}
     durability = store.ledger.durability
+    keys = store.ledger.keys
     for start in range(0, len(entries), REDIS_BATCH):
         batch = entries[start : start + REDIS_BATCH]
+        groups = _by_slot(batch, keys.tag if is_cluster(store.ledger.redis) else None)
         calls: list[tuple[list[str], list[int | str]]] = [
-            ([store.ledger.keys.account(e.account)], [e.seq, e.amount, e.kind]) for e in batch
+            (
+                [keys.account(e.account) for e in group],
+                [x for e in group for x in (e.seq, e.amount)],
+            )
+            for group in groups
         ]
         try:
-            results, acks = await script.run(calls, durability.wait_args() if durability.on else ())
+            replies, acks = await script.run(calls, durability.wait_args() if durability.on else ())
             if any(int(acked) < durability.replicas for acked in acks):
                 # applied on the master, not yet on enough replicas: not reported done (a
                 # later sync applies nothing twice: entries go by sequence number)
                 for e in batch:
                     failed[e.account] = f"NOT_DURABLE: fewer than {durability.replicas} replica(s)"
                 continue
+            results: list[Any] = [r for group in replies for r in group]
+            batch = [e for group in groups for e in group]
         except RedisError:  # one account's key refused it: apply one by one, to know which
             results = []
-            for keys, args in calls:
+            for e in batch:
                 try:
-                    results.append(await store.ledger.money("apply_entry", keys, list(args)))
+                    results.append(
+                        await store.ledger.money(
+                            "apply_entry", [keys.account(e.account)], [e.seq, e.amount, e.kind]
+                        )
+                    )
                 except RedisError as exc:
                     results.append(exc)
         for e, res in zip(batch, results, strict=True):
@@ -123,3 +139,19 @@ async def apply_in_redis(store: AccountStore, entries: Sequence[LedgerEntry]) ->
             if status in ("GAP", "NO_ACCOUNT"):
                 failed[e.account] = f"RuntimeError: ledger of {e.account} {status} at {e.seq}"
     return failed
+
+
+def _by_slot(
+    entries: Sequence[LedgerEntry], tag: Callable[[str], str] | None
+) -> list[list[LedgerEntry]]:
+    """The entries in script calls of at most SCRIPT_ENTRIES, per hash tag on a cluster (it
+    runs a script's keys only within one slot); an account's entries keep their order (a
+    call's are applied before the next call's)."""
+    groups: dict[str, list[LedgerEntry]] = {}
+    for e in entries:
+        groups.setdefault("" if tag is None else tag(e.account), []).append(e)
+    return [
+        group[start : start + SCRIPT_ENTRIES]
+        for group in groups.values()
+        for start in range(0, len(group), SCRIPT_ENTRIES)
+    ]

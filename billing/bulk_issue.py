@@ -4,40 +4,46 @@ The same documents `documents.issue` makes one by one, in a constant number of s
 every source locked (the advisory lock `issue` takes, in hash order so two batches never wait
 on each other in a cycle), sources already issued returned as they are, the buyers read at
 once, each series' numbers taken as one block (the counter row stays locked until commit, so
-numbers stay gapless and a rollback gives them all back), one COPY of the rows. Numbers
+numbers stay gapless and a rollback gives them all back), one INSERT of the rows. Numbers
 follow the order of the drafts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from billing.buyer import party_of
-from billing.documents import PREFIX, Document, Draft, row_values
+from billing.documents import PREFIX, Document, Draft, Issuing
 from billing.numbering import Number, series_of
 from billing.settings import BillingSettings
 from core.pg import Conn
 from customers.store import customers_of_accounts
 
-_COLUMNS = [
-    "number", "series", "seq", "kind", "account", "source", "period", "corrects", "currency",
-    "vat_rate_bp", "net", "vat", "gross", "sale_date", "issue_date", "due_date", "issued_at",
-    "lines", "note", "exact", "vat_totals", "seller", "buyer", "payment_method", "created_at",
-]  # fmt: skip
+# the rows' columns and their types, written by one INSERT from arrays
+_COLUMNS = {
+    "number": "text", "series": "text", "seq": "integer", "kind": "text", "account": "text",
+    "source": "text", "period": "text", "corrects": "bigint", "currency": "text",
+    "vat_rate_bp": "integer", "net": "bigint", "vat": "bigint", "gross": "bigint",
+    "sale_date": "date", "issue_date": "date", "due_date": "date", "issued_at": "timestamptz",
+    "lines": "jsonb", "note": "text", "exact": "bigint", "vat_totals": "jsonb",
+    "seller": "jsonb", "buyer": "jsonb", "payment_method": "text", "created_at": "timestamptz",
+}  # fmt: skip
+INSERT_MANY = (
+    f"insert into billing_documents ({', '.join(_COLUMNS)}) select * from unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_COLUMNS.values(), 1))
+    + ") returning source, id"
+)
 
 
 async def take_numbers(conn: Conn, series: str, count: int) -> list[Number]:
     """The next `count` numbers of `series`; inside the transaction that issues them."""
-    await conn.execute(
-        "insert into document_series (series, last_seq) values ($1, 0)"
-        " on conflict (series) do nothing",
-        series,
-    )
+    # one statement: a new series starts at `count`, an existing one moves on by it (its
+    # row stays locked until commit: no other issuer takes a number in between)
     last = int(
         await conn.fetchval(
-            "update document_series set last_seq = last_seq + $2 where series = $1"
+            "insert into document_series as s (series, last_seq) values ($1, $2)"
+            " on conflict (series) do update set last_seq = s.last_seq + excluded.last_seq"
             " returning last_seq",
             series,
             count,
@@ -70,38 +76,21 @@ async def issue_many(
                 count = sum(1 for d in new if PREFIX[d.kind] == prefix)
                 taken = await take_numbers(conn, series_of(prefix, issue_date), count)
                 numbers[prefix] = iter(taken)
-            records = []
-            for d in new:
-                buyer = customers.get(d.account)
-                values = row_values(
+            issuing = [
+                Issuing.of(
                     d,
                     next(numbers[PREFIX[d.kind]]),
-                    None if buyer is None else party_of(buyer),
+                    None if (buyer := customers.get(d.account)) is None else party_of(buyer),
                     settings,
                     now,
                 )
-                records.append((*values, now))
-            await conn.copy_records_to_table("billing_documents", records=records, columns=_COLUMNS)
-            out.update({d.source: (d, True) for d in await _as_issued(conn, records)})
+                for d in new
+            ]
+            columns = zip(*[(*i.values(), now) for i in issuing], strict=True)
+            ids = {r["source"]: r["id"] for r in await conn.fetch(INSERT_MANY, *map(list, columns))}
+            # what reading the rows back gives, without reading and decoding them again
+            out.update({i.draft.source: (i.document(ids[i.draft.source]), True) for i in issuing})
     return {s: out[s] for s in sources}
-
-
-async def _as_issued(conn: Conn, records: list[tuple[Any, ...]]) -> list[Document]:
-    """The documents just copied, from the values written and the ids PostgreSQL gave them
-    (what reading the rows back gives, without reading and decoding every row again)."""
-    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in records]
-    found = await conn.fetch(
-        "select source, id from billing_documents where source = any($1::text[])",
-        [r["source"] for r in rows],
-    )
-    ids = {f["source"]: f["id"] for f in found}
-    return [
-        # PostgreSQL hands instants back in UTC
-        Document.from_row(
-            {**r, "id": ids[r["source"]], "issued_at": r["issued_at"].astimezone(UTC)}
-        )
-        for r in rows
-    ]
 
 
 async def _by_sources(conn: Conn, sources: list[str]) -> list[Document]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -245,44 +246,136 @@ def row_values(
 ) -> tuple[Any, ...]:
     """INSERT's arguments for `draft` issued at `now` with `number`: dates, the VAT split
     per rate, the parties as they are now."""
-    issue_date = now.astimezone(ZoneInfo(settings.timezone)).date()
-    due = draft.due_date or (
-        issue_date + timedelta(days=settings.due_days)
-        if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
-        else None
-    )
-    if due is not None:
-        due = next_business_day(due)  # a day off moves a payment deadline on (art. 115 KC)
-    default = code_of_bp(settings.vat_rate_bp)
-    lines = [line.as_dict(default) for line in draft.lines]
-    totals = totals_by_rate([(ln["vat"], ln["gross"]) for ln in lines], settings.vat_decimals)
-    seller = None if settings.seller is None else settings.seller.party
-    return (
-        str(number),
-        number.series,
-        number.seq,
-        draft.kind.value,
-        draft.account,
-        draft.source,
-        draft.period,
-        draft.corrects,
-        draft.currency,
-        settings.vat_rate_bp,
-        sum(t.net for t in totals),
-        sum(t.vat for t in totals),
-        draft.gross,
-        draft.sale_date,
-        issue_date,
-        due,
-        now,
-        json.dumps(lines),
-        draft.note,
-        draft.exact,
-        json.dumps([t.as_dict() for t in totals]),
-        None if seller is None else json.dumps(seller.as_dict()),
-        None if buyer is None else json.dumps(buyer.as_dict()),
-        draft.payment_method,
-    )
+    return Issuing.of(draft, number, buyer, settings, now).values()
+
+
+@dataclass(frozen=True, slots=True)
+class Issuing:
+    """A draft with what issuing adds (number, dates, lines as printed, VAT split per rate,
+    parties): the row written, and the document it is read back as."""
+
+    draft: Draft
+    number: Number
+    issue_date: date
+    due: date | None
+    lines: list[dict[str, Any]]
+    totals: tuple[RateTotal, ...]
+    seller: Party | None
+    buyer: Party | None
+    vat_rate_bp: int
+    now: datetime
+
+    @classmethod
+    def of(
+        cls,
+        draft: Draft,
+        number: Number,
+        buyer: Party | None,
+        settings: BillingSettings,
+        now: datetime,
+    ) -> Issuing:
+        issue_date = _local_date(now, settings.timezone)
+        due = draft.due_date or (
+            issue_date + timedelta(days=settings.due_days)
+            if draft.kind in (Kind.INVOICE, Kind.PROFORMA)
+            else None
+        )
+        default = code_of_bp(settings.vat_rate_bp)
+        lines = [line.as_dict(default) for line in draft.lines]
+        totals = totals_by_rate([(ln["vat"], ln["gross"]) for ln in lines], settings.vat_decimals)
+        return cls(
+            draft,
+            number,
+            issue_date,
+            # a day off moves a payment deadline on (art. 115 KC)
+            None if due is None else _next_business_day(due),
+            lines,
+            totals,
+            None if settings.seller is None else settings.seller.party,
+            buyer,
+            settings.vat_rate_bp,
+            now,
+        )
+
+    def values(self) -> tuple[Any, ...]:
+        d, totals = self.draft, self.totals
+        return (
+            str(self.number),
+            self.number.series,
+            self.number.seq,
+            d.kind.value,
+            d.account,
+            d.source,
+            d.period,
+            d.corrects,
+            d.currency,
+            self.vat_rate_bp,
+            sum(t.net for t in totals),
+            sum(t.vat for t in totals),
+            d.gross,
+            d.sale_date,
+            self.issue_date,
+            self.due,
+            self.now,
+            json.dumps(self.lines),
+            d.note,
+            d.exact,
+            json.dumps([t.as_dict() for t in totals]),
+            None if self.seller is None else _party_json(self.seller),
+            None if self.buyer is None else json.dumps(self.buyer.as_dict()),
+            d.payment_method,
+        )
+
+    def document(self, id: int) -> Document:
+        """What reading the row back gives (Document.from_row), without the round trip
+        through JSON."""
+        d, totals = self.draft, self.totals
+        return Document(
+            id=id,
+            number=str(self.number),
+            kind=d.kind,
+            account=d.account,
+            source=d.source,
+            period=d.period,
+            corrects=d.corrects,
+            currency=d.currency,
+            vat_rate_bp=self.vat_rate_bp,
+            net=sum(t.net for t in totals),
+            vat=sum(t.vat for t in totals),
+            gross=d.gross,
+            sale_date=d.sale_date,
+            issue_date=self.issue_date,
+            due_date=self.due,
+            issued_at=self.now.astimezone(UTC),  # PostgreSQL hands instants back in UTC
+            lines=tuple(dict(ln) for ln in self.lines),
+            note=d.note,
+            exact=d.exact,
+            vat_totals=totals,
+            seller=None if self.seller is None else _as_read(self.seller),
+            buyer=None if self.buyer is None else _as_read(self.buyer),
+            payment_method=d.payment_method,
+        )
+
+
+# Constant within a run (one instant, one seller, a few due dates): computed once each.
+@lru_cache(maxsize=64)
+def _local_date(now: datetime, zone: str) -> date:
+    return now.astimezone(ZoneInfo(zone)).date()
+
+
+@lru_cache(maxsize=256)
+def _next_business_day(day: date) -> date:
+    return next_business_day(day)
+
+
+@lru_cache(maxsize=16)
+def _party_json(party: Party) -> str:
+    return json.dumps(party.as_dict())
+
+
+def _as_read(party: Party) -> Party:
+    """A party as a document read back holds it (from_dict fills empty defaults)."""
+    return Party.from_dict(party.as_dict())
 
 
 async def by_source(conn: Conn, source: str) -> Document | None:

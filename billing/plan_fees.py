@@ -26,7 +26,8 @@ select p.id, p.account, p.plan, p.start_at, p.end_at, pl.fee, a.timezone, a.kind
 from account_plans p
 join plans pl on pl.name = p.plan
 join accounts a on a.id = p.account
-where p.account = any($1::text[]) and p.start_at <= $2 and (p.end_at is null or p.end_at > $3)
+join unnest($1::text[]) as w(id) on w.id = p.account
+where p.start_at <= $2 and (p.end_at is null or p.end_at > $3)
   and a.status <> 'closed' and pl.fee > 0
 order by p.account, p.start_at, p.id
 """
@@ -49,7 +50,10 @@ async def plan_fee_drafts(
     # a prefilter only: no zone's month starts more than a day before UTC's
     earliest = period.bounds("UTC")[0] - timedelta(days=1)
     rows = await conn.fetch(PLANS_IN_FORCE, list(accounts), now, earliest)
-    booked = {(r["account"], r["reference"]) for r in await conn.fetch(BOOKED, list(accounts))}
+    if not rows:  # most accounts have no plan: their entries are not read
+        return []
+    having = sorted({r["account"] for r in rows})
+    booked = {(r["account"], r["reference"]) for r in await conn.fetch(BOOKED, having)}
     out = []
     for r in rows:
         months = [period, period.shifted(1)] if r["kind"] == "prepaid" else [period]

@@ -14,9 +14,8 @@ between a document and the ledger amounts behind it is booked as a rounding entr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
-from rating.money import Rounding, quantum, round_micro
+from rating.money import quantum
 
 BASIS = 10_000  # rates are in basis points: 23% = 2300
 
@@ -44,8 +43,12 @@ def to_minor(micro: int, decimals: int = 2) -> int:
 def split_gross(gross: int, rate_bp: int, decimals: int = 2) -> VatSplit:
     if not 0 <= rate_bp <= BASIS:
         raise ValueError(f"VAT rate must be 0..10000 basis points, got {rate_bp}")
-    exact = Fraction(abs(gross) * rate_bp, BASIS + rate_bp)
-    vat = round_micro(exact, decimals, Rounding.HALF_UP) * (1 if gross >= 0 else -1)
+    # round_micro(Fraction(|gross| x rate, 100% + rate), HALF_UP) in integers: a bill run
+    # splits every document it issues
+    q = quantum(decimals)
+    divisor = (BASIS + rate_bp) * q
+    whole, rest = divmod(abs(gross) * rate_bp, divisor)
+    vat = (whole + (1 if 2 * rest >= divisor else 0)) * q * (1 if gross >= 0 else -1)
     return VatSplit(gross, gross - vat, vat, rate_bp)
 
 

@@ -258,6 +258,7 @@ class Ledger:
                 "answer",
                 "renew",
                 "apply_entry",
+                "apply_entries",
                 "mirror",
                 "upgrade_call",
                 "failover",

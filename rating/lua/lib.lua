@@ -165,3 +165,19 @@ local function carrier_full(key, clock, limit, cps, now, now_ms)
   end
   return full, tat
 end
+
+-- One ledger entry applied exactly once, in sequence (apply_entry, apply_entries).
+local function apply_one(A, seq, amount)
+  if redis.call('EXISTS', A) == 0 then return {'NO_ACCOUNT', 0, 0} end
+  local last = num(redis.call('HGET', A, 'ledger_seq'))
+  if seq <= last then
+    -- rewritten unchanged: a replay's WAIT (rating/durable.py) then covers the first run too
+    redis.call('HSET', A, 'ledger_seq', redis.call('HGET', A, 'ledger_seq'))
+    return {'DUPLICATE', last, num(redis.call('HGET', A, 'balance'))}
+  end
+  if seq ~= last + 1 then return {'GAP', last, num(redis.call('HGET', A, 'balance'))} end
+  local balance = redis.call('HINCRBY', A, 'balance', amount)
+  redis.call('HINCRBY', A, 'entries_total', amount)
+  redis.call('HSET', A, 'ledger_seq', seq)
+  return {'APPLIED', seq, balance}
+end
