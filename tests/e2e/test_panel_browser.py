@@ -124,11 +124,19 @@ class Cdp:
             )
 
     async def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element."""
+        """A real mouse click in the middle of the element, once it has stopped moving: a
+        page still filling in (a tab's rows arriving) shifts the layout, and a click at the
+        old place misses."""
         box = await self.js(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            f"(async () => {{ const e = document.querySelector({json.dumps(selector)});"
+            " const at = () => { e.scrollIntoView({block: 'center'});"
+            " const r = e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; };"
+            " const frame = () => new Promise(done => requestAnimationFrame(() => done()));"
+            " let last = at();"
+            " for (let i = 0; i < 50; i++) { await frame(); await frame(); const now = at();"
+            " if (now[0] === last[0] && now[1] === last[1]) return now; last = now; }"
+            " return last; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
             await self.send(
