@@ -82,10 +82,9 @@ class Batch:
         self.report.failed[account] = why
 
     async def run(self) -> None:
-        ends = {z: self.period.bounds(z)[1] for z in {a.timezone for a in self.accounts}}
         over = set()
         for a in self.accounts:
-            end = ends[a.timezone]
+            end = self.period.bounds(a.timezone)[1]
             if self.now >= end:
                 over.add(a.id)
             else:

@@ -23,6 +23,7 @@ def is_business_day(day: date) -> bool:
     return day.weekday() < 5 and day not in public_holidays(day.year)
 
 
+@lru_cache(maxsize=1024)  # a bill run moves the same few due dates for every document
 def next_business_day(day: date) -> date:
     """`day` itself when it is a business day, else the first business day after it."""
     while not is_business_day(day):

@@ -288,7 +288,7 @@ class Issuing:
             number,
             issue_date,
             # a day off moves a payment deadline on (art. 115 KC)
-            None if due is None else _next_business_day(due),
+            None if due is None else next_business_day(due),
             lines,
             totals,
             None if settings.seller is None else settings.seller.party,
@@ -357,15 +357,10 @@ class Issuing:
         )
 
 
-# Constant within a run (one instant, one seller, a few due dates): computed once each.
+# Constant within a run (one instant, one seller): computed once each.
 @lru_cache(maxsize=64)
 def _local_date(now: datetime, zone: str) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
-
-
-@lru_cache(maxsize=256)
-def _next_business_day(day: date) -> date:
-    return next_business_day(day)
 
 
 @lru_cache(maxsize=16)

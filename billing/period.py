@@ -6,6 +6,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from billing.errors import BillingError
@@ -48,11 +49,17 @@ class Period:
 
     def bounds(self, timezone: str) -> tuple[datetime, datetime]:
         """[start, end) as UTC instants: local midnight of the 1st to that of the next 1st."""
-        zone = ZoneInfo(timezone)
-        nxt = self.shifted(1)
-        start = datetime(self.year, self.month, 1, tzinfo=zone)
-        end = datetime(nxt.year, nxt.month, 1, tzinfo=zone)
-        return start.astimezone(UTC), end.astimezone(UTC)
+        return _bounds(self, timezone)
+
+
+# A bill run asks for every account's month; a few periods and zones make every answer.
+@lru_cache(maxsize=1024)
+def _bounds(period: Period, timezone: str) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(timezone)
+    nxt = period.shifted(1)
+    start = datetime(period.year, period.month, 1, tzinfo=zone)
+    end = datetime(nxt.year, nxt.month, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def add_months(at: datetime, months: int, timezone: str) -> datetime:

@@ -128,13 +128,10 @@ def _left_alone(page: _Page, report: RunReport) -> None:
     """The accounts a clean mark lets the run skip: only counted (and reported as the batch
     would where their period still runs)."""
     todo = {a.id for a, _ in page.todo}
-    ends: dict[str, datetime] = {}
     for b in page.briefs:
         if b.id not in todo:
             report.skipped += 1
-            if b.timezone not in ends:
-                ends[b.timezone] = report.period.bounds(b.timezone)[1]
-            if report.now < ends[b.timezone]:
+            if report.now < report.period.bounds(b.timezone)[1]:
                 report.not_over.append(b.id)
 
 
