@@ -62,3 +62,10 @@ async def watch_lag(interval_s: float, observe: Observe) -> None:
         after = _waited_s()
         waited = after - before if before is not None and after is not None else None
         observe(late, cause(late, waited))
+
+
+def start_watch(observe: Observe) -> asyncio.Task[None] | None:
+    """The watch as configured (`TOLLGATE_LOOP_LAG_INTERVAL_MS`), as a task to cancel at
+    shutdown; None when it is switched off."""
+    interval_s = LoopLagSettings.from_env().interval_s
+    return asyncio.create_task(watch_lag(interval_s, observe)) if interval_s else None

@@ -95,7 +95,7 @@ class LiveBalance:
 _COLUMNS = ACCOUNT_FIELDS
 
 
-def _account(row: asyncpg.Record | None) -> Account:
+def account_from_row(row: asyncpg.Record | None) -> Account:
     assert row is not None
     data = {c: row[c] for c in _COLUMNS}
     data["kind"] = AccountKind(data["kind"])
@@ -104,9 +104,6 @@ def _account(row: asyncpg.Record | None) -> Account:
     data["numbers"] = tuple(data["numbers"])
     data["sip_logins"] = tuple(data["sip_logins"])
     return Account(**data)
-
-
-account_from_row = _account  # for readers that select accounts with more (billing marks)
 
 
 class AccountStore:
@@ -137,7 +134,7 @@ class AccountStore:
         row = await self.pool.fetchrow("select * from accounts where id = $1", account_id)
         if row is None:
             raise AccountNotFound(account_id)
-        return _account(row)
+        return account_from_row(row)
 
     async def page(
         self, after: str, limit: int, shard: tuple[int, int] | None = None
@@ -153,10 +150,12 @@ class AccountStore:
             None if shard is None else shard[1],
             None if shard is None else shard[0],
         )
-        return [(_account(r), int(r["ledger_seq"])) for r in rows]
+        return [(account_from_row(r), int(r["ledger_seq"])) for r in rows]
 
     async def all(self) -> list[Account]:
-        return [_account(r) for r in await self.pool.fetch("select * from accounts order by id")]
+        return [
+            account_from_row(r) for r in await self.pool.fetch("select * from accounts order by id")
+        ]
 
     async def update(
         self,
@@ -177,7 +176,7 @@ class AccountStore:
             row = await conn.fetchrow("select * from accounts where id = $1 for update", account_id)
             if row is None:
                 raise AccountNotFound(account_id)
-            current = _account(row)
+            current = account_from_row(row)
             if current.status is AccountStatus.CLOSED and event != "closed":
                 raise AccountError("status", "account is closed")
             updated = current.with_changes(**changes)
@@ -194,7 +193,7 @@ class AccountStore:
             )
             if within is not None:
                 await within(conn, updated)
-                updated = _account(
+                updated = account_from_row(
                     await conn.fetchrow("select * from accounts where id = $1", account_id)
                 )
         await self.mirror(updated)

@@ -30,7 +30,7 @@ from abuse.runner import AbuseDetector
 from abuse.settings import AbuseSettings
 from cdr.writer import CdrWriter, WriterSettings
 from core.env import SettingsError
-from core.loop_lag import LoopLagSettings, watch_lag
+from core.loop_lag import start_watch
 from core.priority import PrioritySettings, apply_priority
 from numbering.settings import NumberingSettings
 from numbering.store import NumberStore
@@ -258,12 +258,7 @@ async def serve(settings: Settings) -> None:
                 metrics,
             )
         )
-        lag = LoopLagSettings.from_env()
-        lagging = (
-            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_late))
-            if lag.interval_s
-            else None
-        )
+        lagging = start_watch(metrics.loop_late)
         if controller is not None:
             log.info(
                 "ARI session control on %s (app %s, slices of %d s)",

@@ -155,7 +155,7 @@ async def serve_worker(settings: Settings, index: int, parent: int) -> None:
     """One worker: FastAGI on the shared port, its metrics, nothing else."""
     from prometheus_client import start_http_server
 
-    from core.loop_lag import LoopLagSettings, watch_lag
+    from core.loop_lag import start_watch
     from switch.agi import AgiSettings, FastAgiServer
     from switch.ari import AriSettings
     from switch.fastagi import FastAgiAdapter
@@ -196,12 +196,7 @@ async def serve_worker(settings: Settings, index: int, parent: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         watcher = asyncio.create_task(_watch_parent(parent, stop))
-        lag = LoopLagSettings.from_env()
-        lagging = (
-            asyncio.create_task(watch_lag(lag.interval_s, metrics.loop_late))
-            if lag.interval_s
-            else None
-        )
+        lagging = start_watch(metrics.loop_late)
         try:
             await stop.wait()
         finally:
